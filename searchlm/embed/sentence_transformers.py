@@ -1,0 +1,89 @@
+"""sentence-transformers encoder for indexing: bf16 autocast on CPUs with native bf16, CUDA when available."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+from searchlm.embed.base import Embedder, normalize, resolve_model
+from searchlm.errors import ModelError
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' asked for but torch sees no GPU (use --device cpu)")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 / AMX); elsewhere autocast would be slower."""
+    if os.environ.get("SEARCHLM_BF16", "").lower() in ("0", "false", "no"):
+        return False
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+class SentenceTransformerEmbedder(Embedder):
+    def __init__(self, model: str, device: str = "auto", batch_size: int = 32):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelError("sentence-transformers is not installed (pip install sentence-transformers)") from exc
+        self.model_id = model
+        self.path = resolve_model(model)
+        self.device = pick_device(device)
+        try:
+            self.model = SentenceTransformer(self.path, device=self.device)
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load embedding model '{model}' ({type(exc).__name__}: {str(exc).splitlines()[0][:200]});"
+                " pass a local sentence-transformers folder with --model"
+            ) from exc
+        self.dimension = embedding_dimension(self.model)
+        self.max_seq_length = int(self.model.max_seq_length or 512)
+        self.batch_size = batch_size
+        self.bf16 = self.device == "cpu" and cpu_has_bf16()
+
+    @property
+    def precision(self) -> str:
+        return "cuda-fp16" if self.device == "cuda" else ("cpu-bf16-autocast" if self.bf16 else "cpu-fp32")
+
+    def _autocast(self):
+        import torch
+
+        if self.device == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        if self.bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with torch.inference_mode(), self._autocast():
+            vecs = self.model.encode(
+                texts, batch_size=self.batch_size, convert_to_numpy=False, convert_to_tensor=True,
+                normalize_embeddings=False, show_progress_bar=False,
+            )
+        return normalize(vecs.float().cpu().numpy())
+
+
+def embedding_dimension(st_model) -> int:
+    getter = getattr(st_model, "get_embedding_dimension", None) or st_model.get_sentence_embedding_dimension
+    return int(getter())

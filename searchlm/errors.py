@@ -1,0 +1,50 @@
+"""The one exception tree of searchlm.
+
+    SearchlmError                 every error a user can cause or fix; the CLI prints it on one line, exit 1
+    ├── InputError                a path, value or option that cannot be used (missing folder, bad date, ...)
+    │   └── NothingToIndexError   a folder with no readable documents
+    ├── IndexNotFoundError        no index of that name in the index home
+    ├── IndexMismatchError        the index was built with another model or schema than the one asked for
+    ├── IndexBusyError            another process holds the index's write lock
+    ├── ModelError                a model that cannot be found or loaded (names the extra or path to fix it)
+    ├── ExtractionError           one file could not be read; the indexer skips it and lists it
+    └── ServerError               a `--server` URL that cannot be reached or answered with an error
+
+Messages say what failed, the value, and one fix.
+"""
+
+
+class SearchlmError(Exception):
+    """Base of all searchlm errors; `str(error)` is the one-line message shown to users."""
+
+
+class InputError(SearchlmError):
+    """A path, value or option that cannot be used."""
+
+
+class NothingToIndexError(InputError):
+    """The folder holds no file searchlm can read."""
+
+
+class IndexNotFoundError(SearchlmError):
+    """No index of that name exists in the index home."""
+
+
+class IndexMismatchError(SearchlmError):
+    """The index was built with a different model or schema."""
+
+
+class IndexBusyError(SearchlmError):
+    """Another process is writing to this index."""
+
+
+class ModelError(SearchlmError):
+    """A model could not be found or loaded."""
+
+
+class ExtractionError(SearchlmError):
+    """One file could not be read as text."""
+
+
+class ServerError(SearchlmError):
+    """A searchlm server could not be reached or returned an error."""

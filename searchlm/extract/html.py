@@ -1,0 +1,62 @@
+"""HTML to blocks: drops scripts, styles and navigation chrome; keeps headings and source line numbers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from searchlm.extract.decode import decode
+from searchlm.records import Block, ExtractedDocument
+
+_CHROME = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg", "template", "iframe", "button"]
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_BLOCKS = {"p", "li", "pre", "blockquote", "td", "th", "dd", "dt", "figcaption", "caption", "summary"}
+_SPACE = re.compile(r"[ \t\r\f\v]+")
+
+
+def extract_html(data: bytes, path: Path) -> ExtractedDocument:
+    from bs4 import BeautifulSoup, NavigableString
+
+    soup = BeautifulSoup(decode(data), "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup.find_all(_CHROME):
+        tag.decompose()
+    for tag in soup.select('[role="navigation"], [role="banner"], [role="contentinfo"], [aria-hidden="true"]'):
+        tag.decompose()
+    root = soup.find("main") or soup.find("article") or soup.body or soup
+    headings: list[tuple[int, str]] = []
+    blocks: list[Block] = []
+    wanted = _HEADINGS | _BLOCKS | {"div", "section"}
+    for el in root.find_all(wanted):
+        if el.name in _HEADINGS:
+            text = _clean(el.get_text(" ", strip=True))
+            if text:
+                level = int(el.name[1])
+                headings = [(lv, h) for lv, h in headings if lv < level] + [(level, text)]
+                title = title or text
+            continue
+        if el.name in ("div", "section"):
+            # Only text sitting directly in a container; its block children are visited on their own.
+            text = _clean(" ".join(str(c) for c in el.children if isinstance(c, NavigableString)))
+        else:
+            if el.find_parent(_BLOCKS):
+                continue  # a <p> inside an <li>: the outer block already holds its text
+            text = el.get_text("\n" if el.name == "pre" else " ", strip=el.name != "pre")
+            text = text if el.name == "pre" else _clean(text)
+        if text.strip():
+            line = getattr(el, "sourceline", None)
+            blocks.append(
+                Block(
+                    text=text,
+                    headings=tuple(h for _, h in headings),
+                    start_line=line,
+                    end_line=line + text.count("\n") if line else None,
+                )
+            )
+    if not title and headings:
+        title = headings[0][1]
+    return ExtractedDocument(title=title or path.stem, blocks=blocks, kind="html")
+
+
+def _clean(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()

@@ -1,0 +1,41 @@
+"""Index housekeeping: status and drop."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+
+from searchlm.errors import IndexNotFoundError
+from searchlm.lock import write_lock
+from searchlm.manifest import DB_FILE, Manifest
+from searchlm.settings import Settings
+from searchlm.store import Store
+
+
+def index_status(settings: Settings) -> dict:
+    manifest = Manifest.load(settings.index_dir)
+    store = Store(settings.index_dir / DB_FILE, readonly=True)
+    try:
+        docs, chunks = store.counts()
+        generation = store.generation
+    finally:
+        store.close()
+    info = asdict(manifest)
+    info.update(
+        documents=docs,
+        chunks=chunks,
+        path=str(settings.index_dir),
+        vectors_current=manifest.ann.get("generation") == generation,
+        size_mb=round(sum(f.stat().st_size for f in settings.index_dir.rglob("*") if f.is_file()) / 2**20, 1),
+    )
+    return info
+
+
+def drop_index(settings: Settings) -> None:
+    index_dir = settings.index_dir
+    if not (index_dir / "manifest.json").is_file() and not (index_dir / DB_FILE).is_file():
+        raise IndexNotFoundError(
+            f"index '{settings.name}' not found in {settings.home} (see `searchlm indexes` for the names)"
+        )
+    with write_lock(index_dir, settings.name):
+        shutil.rmtree(index_dir)

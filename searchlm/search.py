@@ -1,0 +1,250 @@
+"""Hybrid retrieval over one index: BM25 from SQLite FTS5, dense from FAISS, fused; optional rerank.
+
+The query path imports no torch: queries are encoded by the index's ONNX export (`embed.onnx`).
+A `Searcher` holds the loaded store, encoder and FAISS index, so a server keeps them warm.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from searchlm.errors import IndexMismatchError, IndexNotFoundError, InputError
+from searchlm.fusion import fuse_minmax, fuse_rrf
+from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest
+from searchlm.query import fts_query
+from searchlm.records import Hit
+from searchlm.settings import Settings
+from searchlm.store import Store
+
+MODES = ("hybrid", "dense", "keyword")
+FUSIONS = ("minmax", "rrf")
+DEFAULT_DENSE_WEIGHT = 0.5
+MAX_K = 1000
+
+
+@dataclass
+class SearchOptions:
+    k: int = 10
+    mode: str = "hybrid"
+    fusion: str = "minmax"
+    dense_weight: float = DEFAULT_DENSE_WEIGHT
+    depth: int = 100  # candidates taken from each retriever before fusion
+    path: str | None = None  # glob over the document's path relative to the indexed folder
+    types: tuple[str, ...] = ()
+    since: str | None = None  # YYYY-MM-DD: documents modified on or after
+    rerank: str | None = None
+    rerank_depth: int = 20
+    group_by_document: bool = False
+    explain: bool = False
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"mode '{self.mode}' is not one of {', '.join(MODES)} (use --mode hybrid)")
+        if self.fusion not in FUSIONS:
+            raise InputError(f"fusion '{self.fusion}' is not one of {', '.join(FUSIONS)} (use --fusion minmax)")
+        if not 1 <= self.k <= MAX_K:
+            raise InputError(f"k {self.k} is out of range (use a value from 1 to {MAX_K})")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise InputError(f"dense weight {self.dense_weight} is out of range (use a value from 0 to 1)")
+
+
+def list_indexes(home: Path) -> list[Manifest]:
+    if not home.is_dir():
+        return []
+    out = []
+    for child in sorted(home.iterdir()):
+        if (child / "manifest.json").is_file():
+            try:
+                out.append(Manifest.load(child))
+            except Exception:
+                continue
+    return out
+
+
+class Searcher:
+    """Search one index. Heavy parts (encoder, FAISS) load on first use and stay loaded."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.index_dir = settings.index_dir
+        if not (self.index_dir / "manifest.json").is_file():
+            names = [m.name for m in list_indexes(settings.home)]
+            hint = f"; indexes here: {', '.join(names)}" if names else ""
+            raise IndexNotFoundError(
+                f"index '{settings.name}' not found in {settings.home}{hint} "
+                f"(run `searchlm index DIR --name {settings.name}`)"
+            )
+        self.manifest = Manifest.load(self.index_dir)
+        if settings.model and settings.model != self.manifest.model:
+            raise IndexMismatchError(
+                f"index '{settings.name}' was built with model '{self.manifest.model}', not '{settings.model}' "
+                f"(search without --model, or rebuild: `searchlm drop {settings.name}` then "
+                f"`searchlm index {self.manifest.root} --name {settings.name} --model {settings.model}`)"
+            )
+        self.store = Store(self.index_dir / DB_FILE)
+        self._encoder = None
+        self._vectors = None
+        self._vectors_generation = None
+        self._rerankers: dict = {}
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- loading ------------------------------------------------------------------------------------------
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from searchlm.embed.onnx import OnnxEmbedder
+
+            self._encoder = OnnxEmbedder(self.index_dir / ENCODER_DIR)
+        return self._encoder
+
+    @property
+    def vectors(self):
+        """The FAISS index, rebuilt in memory from SQLite when the file is missing or older than the store
+        (an interrupted `index` run)."""
+        from searchlm.vectors import VectorIndex
+
+        generation = self.store.generation
+        if self._vectors is not None and self._vectors_generation == generation:
+            return self._vectors
+        ann = self.manifest.ann if self._vectors is None else {}
+        path = self.index_dir / FAISS_FILE
+        if ann.get("generation") == generation and path.is_file():
+            self._vectors = VectorIndex.load(path, ann.get("type", "flat"))
+        else:
+            from searchlm.vectors import choose_type
+
+            count = self.store.counts()[1]
+            self._vectors = VectorIndex.build(self.manifest.dimension, self.store.iter_vectors(), count, choose_type(count))
+        self._vectors_generation = generation
+        return self._vectors
+
+    def warm(self) -> None:
+        """Load encoder and FAISS now (a server calls this at start-up)."""
+        self.encoder.embed_query("warm up")
+        _ = self.vectors
+
+    # -- search -------------------------------------------------------------------------------------------
+    def search(self, query: str, options: SearchOptions | None = None, **kwargs) -> list[Hit]:
+        options = options or SearchOptions(**kwargs)
+        options.validate()
+        query = query.strip()
+        if not query:
+            raise InputError("the query is empty (type some words to search for)")
+        where, params = self._filter_clause(options)
+        allowed = self.store.filtered_chunk_ids(where, params) if where else None
+        if allowed is not None and len(allowed) == 0:
+            return []
+        depth = max(options.depth, options.k, options.rerank_depth if options.rerank else 0)
+        if options.group_by_document:
+            depth = max(depth, options.k * 5)
+
+        keyword: dict[int, float] = {}
+        dense: dict[int, float] = {}
+        if options.mode in ("hybrid", "keyword"):
+            keyword = dict(self.store.keyword_search(fts_query(query), depth, where, params))
+        if options.mode in ("hybrid", "dense"):
+            dense = self._dense(query, depth, allowed)
+
+        if options.mode == "keyword":
+            fused = keyword
+        elif options.mode == "dense":
+            fused = dense
+        elif options.fusion == "rrf":
+            fused = fuse_rrf(keyword, dense, options.dense_weight)
+        else:
+            fused = fuse_minmax(keyword, dense, options.dense_weight)
+
+        ranked = sorted(fused, key=fused.get, reverse=True)
+        if options.group_by_document:
+            ranked = self._best_per_document(ranked)
+        keep = ranked[: max(options.k, options.rerank_depth if options.rerank else 0)]
+        rows = self.store.chunks_by_id(keep)
+        hits = [self._hit(rows[i], fused[i]) for i in keep if i in rows]
+        if options.explain:
+            _explain(hits, keyword, dense, fused)
+        if options.rerank:
+            hits = self.rerank(query, hits, options.rerank, options.rerank_depth)
+        hits = hits[: options.k]
+        for rank, hit in enumerate(hits, start=1):
+            hit.rank = rank
+        return hits
+
+    def _dense(self, query: str, depth: int, allowed: np.ndarray | None) -> dict[int, float]:
+        vectors = self.vectors
+        if len(vectors) == 0:
+            return {}
+        q = self.encoder.embed_query(query)
+        scores, ids = vectors.search(q, depth, allowed)
+        return {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
+
+    def _best_per_document(self, ranked: list[int]) -> list[int]:
+        rows = self.store.chunks_by_id(ranked)
+        seen, out = set(), []
+        for i in ranked:
+            row = rows.get(i)
+            if row is not None and row.doc_id not in seen:
+                seen.add(row.doc_id)
+                out.append(i)
+        return out
+
+    def rerank(self, query: str, hits: list[Hit], name: str, depth: int) -> list[Hit]:
+        from searchlm.rerank import load_reranker, rerank_hits
+
+        if name not in self._rerankers:
+            self._rerankers[name] = load_reranker(name, self.settings)
+        return rerank_hits(self._rerankers[name], query, hits, depth, self.store)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _filter_clause(self, options: SearchOptions) -> tuple[str, list]:
+        clauses, params = [], []
+        if options.path:
+            # GLOB is case-sensitive and its * crosses folders, like a shell glob with **.
+            clauses.append("d.path GLOB ?")
+            params.append(options.path)
+        if options.types:
+            kinds = [t.strip().lower().lstrip(".") for t in options.types if t.strip()]
+            kinds = ["html" if k == "htm" else k for k in kinds]
+            clauses.append(f"d.kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        if options.since:
+            try:
+                when = datetime.fromisoformat(options.since)
+            except ValueError:
+                raise InputError(f"date '{options.since}' is not a date (use YYYY-MM-DD, e.g. --since 2024-01-31)") from None
+            clauses.append("d.mtime_ns >= ?")
+            params.append(int(when.timestamp() * 1e9))
+        return " AND ".join(clauses), params
+
+    def display_path(self, rel: str) -> str:
+        full = Path(self.manifest.root) / rel
+        try:
+            return os.path.relpath(full) if full.is_relative_to(Path.cwd()) else str(full)
+        except ValueError:
+            return str(full)
+
+    def _hit(self, row, score: float) -> Hit:
+        return Hit(
+            rank=0, score=round(float(score), 6), path=self.display_path(row.path), chunk_id=row.id, doc_id=row.doc_id,
+            title=row.title, heading=row.heading, start_line=row.start_line, end_line=row.end_line, page=row.page,
+            text=row.text,
+        )
+
+
+def _explain(hits: list[Hit], keyword: dict, dense: dict, fused: dict) -> None:
+    k_rank = {i: r for r, i in enumerate(sorted(keyword, key=keyword.get, reverse=True), start=1)}
+    d_rank = {i: r for r, i in enumerate(sorted(dense, key=dense.get, reverse=True), start=1)}
+    for hit in hits:
+        i = hit.chunk_id
+        hit.explain = {
+            "keyword_rank": k_rank.get(i), "keyword_score": round(keyword[i], 4) if i in keyword else None,
+            "dense_rank": d_rank.get(i), "dense_score": round(dense[i], 4) if i in dense else None,
+            "fused_score": round(fused.get(i, 0.0), 6),
+        }
+

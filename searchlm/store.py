@@ -1,0 +1,326 @@
+"""All SQL of searchlm: the SQLite store of documents, chunks, their vectors and the FTS5 keyword index.
+
+SQLite is the source of truth; the FAISS file is derived from the `vector` column and can be rebuilt at any
+time. Chunk ids (`INTEGER PRIMARY KEY AUTOINCREMENT`, never reused) are the FAISS ids. Every write bumps
+`meta.generation`, so a reader can tell whether the FAISS file is current.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from searchlm.records import Chunk
+
+SCHEMA_VERSION = 1
+
+
+def _m001_initial(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            n_chunks INTEGER NOT NULL DEFAULT 0,
+            indexed_at REAL NOT NULL
+        );
+        CREATE INDEX documents_content_hash ON documents(content_hash);
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            heading TEXT NOT NULL,
+            start_line INTEGER,
+            end_line INTEGER,
+            page INTEGER,
+            text TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            vector BLOB
+        );
+        CREATE INDEX chunks_doc ON chunks(doc_id);
+        CREATE INDEX chunks_hash ON chunks(hash);
+        CREATE TABLE rerank_cache (
+            model TEXT NOT NULL, query TEXT NOT NULL, chunk_hash TEXT NOT NULL, score REAL NOT NULL,
+            PRIMARY KEY (model, query, chunk_hash)
+        );
+        """
+    )
+    # sqlite-utils writes the external-content FTS5 table and the triggers that keep it in step with chunks.
+    _db(conn)["chunks"].enable_fts(
+        ["title", "heading", "text"], fts_version="FTS5", create_triggers=True,
+        tokenize="porter unicode61 remove_diacritics 2",
+    )
+
+
+def _db(conn: sqlite3.Connection):
+    import sqlite_utils  # write path only; the query path reads with plain sqlite3
+
+    return sqlite_utils.Database(conn, execute_plugins=False)
+
+
+MIGRATIONS = [_m001_initial]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+@dataclass
+class DocumentRow:
+    id: int
+    path: str
+    kind: str
+    title: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    n_chunks: int
+
+
+@dataclass
+class ChunkRow:
+    id: int
+    doc_id: int
+    path: str
+    kind: str
+    title: str
+    heading: str
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+    text: str
+    hash: str
+
+
+class Store:
+    """One index's SQLite file. Opening applies pending migrations."""
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        if readonly:
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        if not readonly:
+            self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- schema -------------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        version = int(self.get_meta("schema_version") or 0)
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.conn:
+                migration(self.conn)
+                self._set_meta("schema_version", str(number))
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.get_meta("schema_version") or 0)
+
+    def get_meta(self, key: str) -> str | None:
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    def _bump(self) -> None:
+        self._set_meta("generation", str(self.generation + 1))
+
+    # -- documents ----------------------------------------------------------------------------------------
+    def documents(self) -> dict[str, DocumentRow]:
+        rows = self.conn.execute(
+            "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks FROM documents"
+        ).fetchall()
+        return {r[1]: DocumentRow(*r) for r in rows}
+
+    def document(self, doc_id: int) -> DocumentRow | None:
+        row = self.conn.execute(
+            "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks FROM documents WHERE id = ?",
+            (doc_id,),
+        ).fetchone()
+        return DocumentRow(*row) if row else None
+
+    def document_by_path(self, path: str) -> DocumentRow | None:
+        row = self.conn.execute(
+            "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks FROM documents WHERE path = ?",
+            (path,),
+        ).fetchone()
+        return DocumentRow(*row) if row else None
+
+    def touch_document(self, doc_id: int, size: int, mtime_ns: int) -> None:
+        """Record a new size/mtime for a file whose content did not change (no generation bump)."""
+        with self.conn:
+            self.conn.execute("UPDATE documents SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, doc_id))
+
+    def rename_document(self, doc_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE documents SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", (new_path, size, mtime_ns, doc_id)
+            )
+            self._bump()
+
+    def put_document(
+        self,
+        path: str,
+        kind: str,
+        title: str,
+        size: int,
+        mtime_ns: int,
+        content_hash: str,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+    ) -> int:
+        """Replace a document and all its chunks in one transaction."""
+        db = _db(self.conn)
+        with db.atomic():
+            old = self.conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+            if old:
+                self.conn.execute("DELETE FROM chunks WHERE doc_id = ?", (old[0],))
+                self.conn.execute("DELETE FROM documents WHERE id = ?", (old[0],))
+            doc_id = db["documents"].insert(
+                {"path": path, "kind": kind, "title": title, "size": size, "mtime_ns": mtime_ns,
+                 "content_hash": content_hash, "n_chunks": len(chunks), "indexed_at": time.time()}
+            ).last_pk
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            db["chunks"].insert_all(
+                {"doc_id": doc_id, "ordinal": c.ordinal, "title": title, "heading": c.heading,
+                 "start_line": c.start_line, "end_line": c.end_line, "page": c.page, "text": c.text,
+                 "hash": c.hash, "vector": vectors[i].tobytes()}
+                for i, c in enumerate(chunks)
+            )
+            self._bump()
+        return doc_id
+
+    def delete_documents(self, paths: Iterable[str]) -> None:
+        with self.conn:
+            for path in paths:
+                row = self.conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+                if row:
+                    self.conn.execute("DELETE FROM chunks WHERE doc_id = ?", (row[0],))
+                    self.conn.execute("DELETE FROM documents WHERE id = ?", (row[0],))
+            self._bump()
+
+    def counts(self) -> tuple[int, int]:
+        docs = self.conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return docs, chunks
+
+    # -- chunks and vectors -------------------------------------------------------------------------------
+    def vectors_for_hashes(self, hashes: Iterable[str], dim: int) -> dict[str, np.ndarray]:
+        """Stored vectors for any chunk already embedded with one of these content hashes."""
+        found: dict[str, np.ndarray] = {}
+        hashes = list(set(hashes))
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for h, blob in self.conn.execute(
+                f"SELECT hash, vector FROM chunks WHERE hash IN ({marks}) AND vector IS NOT NULL", part
+            ):
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape[0] == dim:
+                    found[h] = vec
+        return found
+
+    def iter_vectors(self, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (ids, vectors) in id order, in batches, for (re)building the FAISS index."""
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                "SELECT id, vector FROM chunks WHERE id > ? AND vector IS NOT NULL ORDER BY id LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            yield ids, vecs
+            last = int(ids[-1])
+
+    def chunks_by_id(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+        ids = [int(i) for i in ids]
+        out: dict[int, ChunkRow] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for r in self.conn.execute(
+                "SELECT c.id, c.doc_id, d.path, d.kind, c.title, c.heading, c.start_line, c.end_line, c.page,"
+                f" c.text, c.hash FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                part,
+            ):
+                out[r[0]] = ChunkRow(*r)
+        return out
+
+    def chunks_of_document(self, doc_id: int) -> list[ChunkRow]:
+        rows = self.conn.execute(
+            "SELECT c.id, c.doc_id, d.path, d.kind, c.title, c.heading, c.start_line, c.end_line, c.page, c.text,"
+            " c.hash FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.ordinal",
+            (doc_id,),
+        ).fetchall()
+        return [ChunkRow(*r) for r in rows]
+
+    def filtered_chunk_ids(self, where: str, params: list) -> np.ndarray:
+        """Ids of chunks whose document matches a filter clause built by `search.filters`."""
+        rows = self.conn.execute(
+            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # -- keyword search -----------------------------------------------------------------------------------
+    def keyword_search(self, fts_query: str, limit: int, where: str = "", params: list | None = None):
+        """BM25 over title, heading and text. Returns [(chunk_id, score)] with higher = better."""
+        if not fts_query:
+            return []
+        sql = (
+            "SELECT f.rowid, -bm25(chunks_fts, 2.0, 1.0, 1.0) AS score FROM chunks_fts f"
+            + (" JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id" if where else "")
+            + " WHERE chunks_fts MATCH ?"
+            + (f" AND {where}" if where else "")
+            + " ORDER BY bm25(chunks_fts, 2.0, 1.0, 1.0) LIMIT ?"
+        )
+        return self.conn.execute(sql, [fts_query, *(params or []), limit]).fetchall()
+
+    # -- rerank cache -------------------------------------------------------------------------------------
+    def cached_scores(self, model: str, query: str, chunk_hashes: list[str]) -> dict[str, float]:
+        if not chunk_hashes:
+            return {}
+        marks = ",".join("?" * len(chunk_hashes))
+        try:
+            rows = self.conn.execute(
+                f"SELECT chunk_hash, score FROM rerank_cache WHERE model = ? AND query = ? AND chunk_hash IN ({marks})",
+                [model, query, *chunk_hashes],
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return {}
+        return dict(rows)
+
+    def cache_scores(self, model: str, query: str, scores: dict[str, float]) -> None:
+        try:
+            with self.conn:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO rerank_cache(model, query, chunk_hash, score) VALUES (?, ?, ?, ?)",
+                    [(model, query, h, float(s)) for h, s in scores.items()],
+                )
+        except sqlite3.OperationalError:
+            pass  # a read-only index still reranks, it just does not remember
