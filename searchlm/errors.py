@@ -4,6 +4,7 @@
     ├── InputError                a path, value or option that cannot be used (missing folder, bad date, ...)
     │   └── NothingToIndexError   a folder with no readable documents
     ├── IndexNotFoundError        no index of that name in the index home
+    ├── DocumentNotFoundError     no document (or chunk) of that id in the index
     ├── IndexMismatchError        the index was built with another model or schema than the one asked for
     ├── IndexBusyError            another process holds the index's write lock
     ├── ModelError                a model that cannot be found or loaded (names the extra or path to fix it)
@@ -28,6 +29,10 @@ class NothingToIndexError(InputError):
 
 class IndexNotFoundError(SearchlmError):
     """No index of that name exists in the index home."""
+
+
+class DocumentNotFoundError(SearchlmError):
+    """No document (or chunk of it) with that id in the index."""
 
 
 class IndexMismatchError(SearchlmError):
