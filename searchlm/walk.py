@@ -86,4 +86,5 @@ def _load_gitignore(folder: Path):
         lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    style = "gitignore" if "gitignore" in getattr(pathspec.util, "_registered_patterns", {}) else "gitwildmatch"
+    return pathspec.PathSpec.from_lines(style, lines)

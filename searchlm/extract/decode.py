@@ -31,10 +31,23 @@ def decode(data: bytes) -> str:
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
-    if best is not None and best.encoding:
-        return str(best)
-    # cp1252 is a superset of latin-1's printable range and decodes any byte sequence we still hold.
-    return data.decode("cp1252", errors="replace")
+    guess = (best.encoding if best is not None else "") or ""
+    # Detectors cannot tell Western single-byte code pages apart on short texts (latin-1 French comes back
+    # as cp1250 with "ń" for "ñ"). Western text is by far the common case, so any Latin-script guess is read
+    # as cp1252 (latin-1's printable superset); other scripts (cp1251 Cyrillic, Greek, ...) keep the guess.
+    if not guess or guess.replace("-", "_").lower() in _WESTERN:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+    return str(best)
+
+
+_WESTERN = {
+    "cp1250", "cp1252", "cp1254", "cp1257", "latin_1", "iso8859_1", "iso8859_2", "iso8859_3", "iso8859_4",
+    "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16", "mac_roman", "mac_latin2",
+    "mac_iceland", "mac_turkish", "cp850", "cp437", "cp858", "cp1140", "ascii",
+}
 
 
 def normalize_newlines(text: str) -> str:

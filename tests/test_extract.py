@@ -1,0 +1,120 @@
+"""Extraction: structure, line and page numbers, encodings, and files that must be refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from pdfgen import make_pdf
+from searchlm.errors import ExtractionError
+from searchlm.extract import extract
+
+
+def test_markdown_headings_and_lines(tmp_path):
+    p = tmp_path / "guide.md"
+    p.write_text(
+        "---\ntitle: Front Title\n---\n# Guide\n\nIntro line.\n\n## Install\n\nRun pip.\nTwo lines.\n\n"
+        "```\n# not a heading\n```\n\n### Deep\n\nDeep text.\n",
+        encoding="utf-8",
+    )
+    doc = extract(p)
+    assert doc.title == "Front Title"
+    by_text = {b.text: b for b in doc.blocks}
+    assert by_text["Intro line."].headings == ("Guide",)
+    assert by_text["Intro line."].start_line == 6
+    install = by_text["Run pip.\nTwo lines."]
+    assert install.headings == ("Guide", "Install")
+    assert (install.start_line, install.end_line) == (10, 11)
+    assert by_text["```\n# not a heading\n```"].headings == ("Guide", "Install")
+    assert by_text["Deep text."].headings == ("Guide", "Install", "Deep")
+
+
+def test_rst_sections_follow_adornment_order(tmp_path):
+    p = tmp_path / "a.rst"
+    p.write_text("=====\nTitle\n=====\n\nPara one.\n\nSection\n-------\n\nPara two.\n\n.. note:: skip\n", encoding="utf-8")
+    doc = extract(p)
+    assert doc.title == "Title"
+    texts = {b.text: b.headings for b in doc.blocks}
+    assert texts["Para one."] == ("Title",)
+    assert texts["Para two."] == ("Title", "Section")
+
+
+def test_html_drops_scripts_and_navigation(tmp_path):
+    p = tmp_path / "page.html"
+    p.write_text(
+        "<html><head><title>Bees</title><script>var tracking = 'SECRET';</script></head><body>"
+        "<nav><a href='/'>Home</a> <a href='/x'>Menu link</a></nav><header>Site banner</header>\n"
+        "<main><h1>Bees</h1>\n<p>Honey bees dance to share where flowers are.</p>\n"
+        "<h2>Hives</h2>\n<ul><li>A hive holds one queen.</li></ul></main><footer>Copyright</footer></body></html>",
+        encoding="utf-8",
+    )
+    doc = extract(p)
+    text = " ".join(b.text for b in doc.blocks)
+    assert doc.title == "Bees"
+    assert "dance" in text and "one queen" in text
+    for chrome in ("SECRET", "Menu link", "Site banner", "Copyright"):
+        assert chrome not in text
+    hive = next(b for b in doc.blocks if "queen" in b.text)
+    assert hive.headings == ("Bees", "Hives")
+    assert hive.start_line == 5
+
+
+def test_pdf_keeps_page_numbers(tmp_path):
+    p = tmp_path / "doc.pdf"
+    p.write_bytes(make_pdf([["Volcanoes erupt magma."], ["Glaciers carve valleys."]]))
+    doc = extract(p)
+    pages = {b.page: b.text for b in doc.blocks}
+    assert "Volcanoes" in pages[1] and "Glaciers" in pages[2]
+
+
+def test_docx_headings(tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Report", level=1)
+    d.add_paragraph("Opening words.")
+    d.add_heading("Findings", level=2)
+    d.add_paragraph("The finding is café crème.")
+    p = tmp_path / "r.docx"
+    d.save(p)
+    doc = extract(p)
+    assert doc.title == "Report"
+    finding = next(b for b in doc.blocks if "café" in b.text)
+    assert finding.headings == ("Report", "Findings")
+
+
+def test_latin1_and_utf8_bom(tmp_path):
+    p = tmp_path / "old.txt"
+    text = "Crème brûlée for señor Müller costs £5 at the café.\n\nSecond paragraph über alles."
+    p.write_bytes(text.encode("latin-1"))
+    doc = extract(p)
+    joined = " ".join(b.text for b in doc.blocks)
+    assert "Crème brûlée" in joined and "señor Müller" in joined and "£5" in joined
+    q = tmp_path / "bom.md"
+    q.write_bytes("\ufeff# Tête\n\nNaïve text 日本語.".encode("utf-8"))
+    doc = extract(q)
+    assert doc.title == "Tête"
+    assert "日本語" in doc.blocks[0].text
+
+
+def test_non_western_single_byte_encoding_keeps_its_script(tmp_path):
+    p = tmp_path / "ru.txt"
+    text = "Привет, мир! Это проверка кодировки для русского текста, который сохранён в cp1251."
+    p.write_bytes(text.encode("cp1251"))
+    assert extract(p).blocks[0].text == text
+
+
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("empty.txt", b"", "no text"),
+        ("blank.md", b"\n\n   \n", "no text"),
+        ("image.txt", bytes(range(256)) * 20, "binary"),
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj garbage", "PDF"),
+        ("broken.docx", b"PK\x03\x04 not a zip", "DOCX"),
+    ],
+)
+def test_unreadable_files_raise_extraction_error(tmp_path, name, data, reason):
+    p = tmp_path / name
+    p.write_bytes(data)
+    with pytest.raises(ExtractionError, match=reason):
+        extract(p)
