@@ -264,3 +264,31 @@ def _manifest_json(m) -> dict:
     from dataclasses import asdict
 
     return asdict(m)
+
+
+# -- serve ------------------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def serve(
+    name: Optional[str] = NameOpt,
+    home: Optional[Path] = HomeOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; keep 127.0.0.1 unless others must connect."),
+    port: int = typer.Option(8000, "--port", "-p", help="TCP port to listen on."),
+    generator: Optional[str] = typer.Option(None, "--generator", help="Answer model [env SEARCHLM_GENERATOR; default smollm2]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
+    lazy: bool = typer.Option(False, "--lazy", help="Load the answer model on the first question, not at start-up."),
+) -> None:
+    """Serve the JSON API and a web page to search and ask in a browser; models stay loaded."""
+    try:
+        import uvicorn
+
+        from searchlm.server.app import create_app
+    except ImportError as exc:
+        raise SearchlmError(f"`serve` needs {exc.name}, which is not installed (pip install 'searchlm[serve]')") from None
+
+    settings = _settings(name=name, home=home, generator=generator, device=device)
+    others = [] if host in ("127.0.0.1", "localhost", "::1") else ["*"] if host in ("0.0.0.0", "::") else [host]
+    web_app = create_app(settings, load_generator=not lazy, allowed_hosts=others)
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ (API docs: /docs). Ctrl+C stops.", err=True)
+    uvicorn.run(web_app, host=host, port=port, log_level="info")

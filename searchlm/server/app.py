@@ -1,0 +1,431 @@
+"""`create_app(settings)`: the FastAPI app behind `searchlm serve`.
+
+It calls the same library functions as the CLI (`Searcher.search`, `answer.ask`) and keeps their models warm:
+searchers (ONNX encoder + FAISS) load once per index and the generator once per process. It serves only what
+an index's SQLite store holds and the static page shipped in this package; no file on disk is ever read on a
+request's behalf. Errors come back as JSON `{"detail": message}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import re
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal, Optional
+
+from fastapi import FastAPI, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from searchlm import __version__
+from searchlm.errors import (
+    DocumentNotFoundError, IndexBusyError, IndexMismatchError, IndexNotFoundError, InputError, ModelError,
+    SearchlmError,
+)
+from searchlm.search import MODES, SearchOptions, Searcher, list_indexes
+from searchlm.server.documents import document_view
+from searchlm.settings import Settings
+
+log = logging.getLogger("searchlm.server")
+
+MAX_K = 100
+MAX_QUERY_CHARS = 1000
+MAX_BODY_BYTES = 16 * 1024
+MAX_ASK_K = 20
+STATIC = Path(__file__).parent / "static"
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_RERANKER = re.compile(r"^[a-z][a-z-]{0,31}$")  # a reranker kind only: models are chosen at start-up, not per request
+_STATUS = (
+    (DocumentNotFoundError, 404), (IndexNotFoundError, 404), (IndexMismatchError, 409), (IndexBusyError, 503),
+    (ModelError, 503), (InputError, 400), (SearchlmError, 400),
+)
+# The page and its assets only talk to this server: no inline script, nothing from elsewhere.
+_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def status_for(exc: SearchlmError) -> int:
+    return next(code for kind, code in _STATUS if isinstance(exc, kind))
+
+
+class _GuardedSearcher:
+    """A Searcher whose SQLite connection and models are used by one request thread at a time."""
+
+    def __init__(self, searcher: Searcher):
+        self._searcher = searcher
+        self.lock = threading.Lock()
+
+    def search(self, query, options=None, **kwargs):
+        with self.lock:
+            return self._searcher.search(query, options, **kwargs)
+
+    def warm(self) -> None:
+        with self.lock:
+            self._searcher.warm()
+
+    def __getattr__(self, name):
+        return getattr(self._searcher, name)
+
+
+class Engines:
+    """Everything a request needs, loaded once: one searcher per index (on first use) and the generator."""
+
+    def __init__(self, settings: Settings, load_generator: bool = True):
+        self.settings = settings
+        self.load_generator = load_generator
+        self._searchers: dict[str, _GuardedSearcher] = {}
+        self._lock = threading.Lock()
+        self._ask_lock = threading.Lock()  # one generation at a time: they would only slow each other down
+        self._generator = None
+        self.started = time.time()
+        self.searcher(settings.name)  # a missing default index fails here, before the server starts
+
+    def searcher(self, name: str | None = None) -> _GuardedSearcher:
+        name = name or self.settings.name
+        if not _NAME.match(name):
+            raise IndexNotFoundError(f"index name '{name[:80]}' is not valid (use a name from /api/indexes)")
+        with self._lock:
+            found = self._searchers.get(name)
+            if found is None:
+                found = _GuardedSearcher(Searcher(self.settings.with_(name=name)))
+                self._searchers[name] = found
+        return found
+
+    @property
+    def loaded(self) -> list[str]:
+        return sorted(self._searchers)
+
+    def generator(self):
+        if self._generator is None:
+            from searchlm.answer import get_generator
+
+            self._generator = get_generator(self.settings.generator, self.settings.device)
+        return self._generator
+
+    def warm(self) -> None:
+        started = time.perf_counter()
+        self.searcher().warm()
+        if self.load_generator:
+            try:
+                self.generator()
+            except ImportError:
+                log.warning("searchlm.answer is not available: /api/ask answers 503")
+        log.info("models warm in %.1f s", time.perf_counter() - started)
+
+    def ask(self, request: "AskRequest", on_token=None):
+        try:
+            from searchlm.answer import AskOptions, ask
+        except ImportError:
+            raise ModelError("answering is not available in this installation (install searchlm with `ask`)") from None
+        searcher = self.searcher(request.name)
+        given = {k: v for k, v in request.model_dump().items() if v is not None and k not in ("question", "name")}
+        known = {f.name for f in dataclasses.fields(AskOptions)}
+        options = AskOptions(**{k: v for k, v in given.items() if k in known})
+        with self._ask_lock:
+            return ask(searcher, request.question, options, on_token=on_token, generator=self.generator())
+
+    def ask_json(self, request: "AskRequest", on_token=None) -> dict:
+        """`Answer.to_json()` with each citation's and passage's `doc_id`, so a page can open the document."""
+        data = self.ask(request, on_token).to_json()
+        searcher = self.searcher(request.name)
+        items = [x for key in ("citations", "passages") for x in data.get(key) or [] if isinstance(x, dict)]
+        ids = {x["chunk_id"] for x in items if x.get("chunk_id") is not None}
+        with searcher.lock:
+            rows = searcher.store.chunks_by_id(ids)
+        for x in items:
+            if "doc_id" not in x and x.get("chunk_id") in rows:
+                x["doc_id"] = rows[x["chunk_id"]].doc_id
+        return data
+
+    def close(self) -> None:
+        with self._lock:
+            for s in self._searchers.values():
+                s.close()
+            self._searchers.clear()
+
+
+class AskRequest(BaseModel):
+    question: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question, in your own words.")
+    name: Optional[str] = Field(None, max_length=128, description="Index name (default: the server's index).")
+    k: Optional[int] = Field(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use.")
+    mode: Optional[Literal[MODES]] = Field(None, description="Retrieval mode for the passages.")  # type: ignore[valid-type]
+    max_new_tokens: Optional[int] = Field(None, ge=1, le=1024, description="Longest answer, in tokens.")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Refuse, as JSON, requests for another Host than the allowed ones (a web page that rebinds its name to
+    127.0.0.1 must not read the API) and bodies over `limit` bytes, announced or not."""
+
+    def __init__(self, app, hosts: list[str], limit: int = MAX_BODY_BYTES):
+        self.app = app
+        self.hosts = {h.lower() for h in hosts}
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        host = host[: host.find("]") + 1] if host.startswith("[") else host.split(":")[0]  # drop the port
+        if "*" not in self.hosts and host not in self.hosts:
+            return await _json(send, 400, f"host '{host[:80]}' is not served here (open http://127.0.0.1 instead)")
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._refuse(send)
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            body, more = b"", True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.limit:
+                    return await self._refuse(send)
+            replay = [{"type": "http.request", "body": body, "more_body": False}]
+
+            async def receive_again():
+                return replay.pop() if replay else await receive()
+
+            return await self.app(scope, receive_again, send)
+        return await self.app(scope, receive, send)
+
+    async def _refuse(self, send) -> None:
+        await _json(send, 413, f"request body over {self.limit} bytes (send a shorter question)")
+
+
+async def _json(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _sse(event: str, data) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
+
+
+class _Cancelled(Exception):
+    """Raised inside the generation thread when the client has gone away."""
+
+
+def create_app(
+    settings: Settings, *, load_generator: bool = True, allowed_hosts: list[str] | None = None
+) -> FastAPI:
+    """The searchlm web app for the index `settings.name` (others in `settings.home` load on first use).
+
+    `load_generator=False` defers loading the answer model to the first question (tests, search-only use).
+    `allowed_hosts` are Host headers accepted besides the loopback names (a guard against DNS rebinding).
+    """
+    engines = Engines(settings, load_generator=load_generator)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await asyncio.to_thread(engines.warm)
+        yield
+        engines.close()
+
+    docs_assets = _swagger_assets()
+    app = FastAPI(
+        title="searchlm", version=__version__, lifespan=lifespan, redoc_url=None,
+        docs_url=None if docs_assets else "/docs",
+        description="Local semantic search over a folder of documents: hybrid search, cited answers.",
+    )
+    app.state.engines = engines
+    app.add_middleware(Guard, hosts=LOCAL_HOSTS + list(allowed_hosts or []), limit=MAX_BODY_BYTES)
+
+    # -- errors -------------------------------------------------------------------------------------------
+    @app.exception_handler(SearchlmError)
+    async def _library_error(request: Request, exc: SearchlmError):
+        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "body", "path"))
+            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        log.exception("error on %s", request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+
+    # -- page and docs ------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": _PAGE_CSP,
+                                                            "Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if docs_assets:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        app.mount("/docs-assets", StaticFiles(directory=docs_assets), name="docs-assets")
+
+        @app.get("/docs", include_in_schema=False)
+        def docs():
+            return get_swagger_ui_html(
+                openapi_url=app.openapi_url, title="searchlm API",
+                swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+                swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            )
+
+    # -- API ----------------------------------------------------------------------------------------------
+    @app.get("/api/health", summary="Is the server up, and what is loaded")
+    def health():
+        return {
+            "status": "ok", "version": __version__, "index": settings.name, "loaded_indexes": engines.loaded,
+            "generator": {"name": settings.generator, "loaded": engines._generator is not None},
+            "uptime_seconds": round(time.time() - engines.started, 1),
+        }
+
+    @app.get("/api/indexes", summary="The indexes in the server's index home")
+    def indexes():
+        loaded = set(engines.loaded)
+        return {"default": settings.name, "indexes": [
+            {"name": m.name, "documents": m.documents, "chunks": m.chunks, "model": m.model,
+             "dimension": m.dimension, "root": m.root, "ann": m.ann.get("type"), "updated_at": m.updated_at,
+             "default": m.name == settings.name, "loaded": m.name in loaded}
+            for m in list_indexes(settings.home)
+        ]}
+
+    @app.get("/api/search", summary="Hybrid search: the same hits as `searchlm search --json`")
+    def search(
+        q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for."),
+        k: int = Query(10, ge=1, le=MAX_K, description="How many results."),
+        mode: Literal[MODES] = Query("hybrid", description="hybrid, dense or keyword."),  # type: ignore[valid-type]
+        name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
+        fusion: Literal["minmax", "rrf"] = Query("minmax", description="How hybrid fuses scores."),
+        dense_weight: float = Query(0.5, ge=0.0, le=1.0, description="Weight of dense scores in minmax fusion."),
+        path: Optional[str] = Query(None, max_length=500, description="Only documents whose path matches this glob."),
+        type: Optional[str] = Query(None, max_length=200, description="Only these file types, comma-separated."),
+        since: Optional[str] = Query(None, max_length=32, description="Only documents modified on or after YYYY-MM-DD."),
+        rerank: Optional[str] = Query(None, max_length=32, description="Reranker kind: cross-encoder or lm."),
+        rerank_depth: int = Query(20, ge=1, le=MAX_K, description="How many candidates the reranker scores."),
+        group_by_document: bool = Query(False, description="One hit per document."),
+        explain: bool = Query(False, description="Add keyword, dense and fused scores to each hit."),
+        snippets: bool = Query(False, description="Add a highlighted excerpt to each hit (for the web page)."),
+    ):
+        if rerank is not None and not _RERANKER.match(rerank):
+            raise InputError(f"rerank '{rerank}' names a model; the server takes a kind only (use rerank=cross-encoder)")
+        options = SearchOptions(
+            k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path,
+            types=tuple(type.split(",")) if type else (), since=since, rerank=rerank, rerank_depth=rerank_depth,
+            group_by_document=group_by_document, explain=explain,
+        )
+        hits = engines.searcher(name).search(q, options)
+        out = [h.to_json() for h in hits]
+        if snippets:
+            from searchlm.snippets import snippet_spans
+
+            for data, hit in zip(out, hits):
+                data["snippet"] = [[piece, match] for piece, match in snippet_spans(hit.text, q)]
+                data["location"] = hit.location()
+        return {"query": q, "hits": out}
+
+    @app.get("/api/documents/{doc_id}", summary="The stored text of one document, with one chunk marked")
+    def document(
+        doc_id: int = PathParam(..., description="A hit's doc_id."),
+        chunk: Optional[int] = Query(None, description="A hit's chunk_id: this part is marked."),
+        name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
+    ):
+        searcher = engines.searcher(name)
+        with searcher.lock:
+            return document_view(searcher, doc_id, chunk).to_json()
+
+    @app.post("/api/ask", summary="Answer a question from the index, with citations")
+    def ask(body: AskRequest):
+        _check_question(body.question)
+        return engines.ask_json(body)
+
+    @app.post("/api/ask/stream", summary="The answer as server-sent events: token…, then answer (or error)")
+    async def ask_stream(body: AskRequest):
+        return _stream(body)
+
+    @app.get("/api/ask/stream", summary="The same stream for EventSource clients")
+    async def ask_stream_get(
+        q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question."),
+        name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
+        k: Optional[int] = Query(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use."),
+    ):
+        return _stream(AskRequest(question=q, name=name, k=k))
+
+    def _stream(body: AskRequest) -> StreamingResponse:
+        _check_question(body.question)
+        engines.searcher(body.name)  # an unknown index is a 404 now, not an event later
+        return StreamingResponse(
+            _ask_events(engines, body), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return app
+
+
+def _check_question(question: str) -> None:
+    if not question.strip():
+        raise InputError("the question is empty (type a question to ask)")
+
+
+async def _ask_events(engines: Engines, body: AskRequest):
+    """Run `ask` in a worker thread; its tokens flow through a queue into `token` events, then one `answer`
+    event carries the whole Answer (citations included). A client that leaves stops the generation."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    gone = threading.Event()
+
+    def push(item) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def on_token(text: str) -> None:
+        if gone.is_set():
+            raise _Cancelled()
+        push(("token", {"text": text}))
+
+    def work() -> None:
+        try:
+            push(("answer", engines.ask_json(body, on_token)))
+        except _Cancelled:
+            pass
+        except SearchlmError as exc:
+            push(("error", {"detail": str(exc), "status": status_for(exc)}))
+        except Exception as exc:  # reported to the client as an event: the response has already started
+            log.exception("ask failed")
+            push(("error", {"detail": f"internal error ({type(exc).__name__}); see the server log", "status": 500}))
+        finally:
+            push(None)
+
+    worker = threading.Thread(target=work, name="searchlm-ask", daemon=True)
+    try:
+        yield _sse("start", {"question": body.question})
+        worker.start()
+        while (item := await queue.get()) is not None:
+            yield _sse(*item)
+    finally:
+        gone.set()
+
+
+def _swagger_assets() -> Path | None:
+    """Swagger UI's files from the `swagger-ui-bundle` package, so /docs works offline; None without it."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return None
+    path = Path(swagger_ui_bundle.swagger_ui_path)
+    return path if (path / "swagger-ui-bundle.js").is_file() else None

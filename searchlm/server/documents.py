@@ -1,0 +1,82 @@
+"""One stored document as the web page shows it: rebuilt from its chunks in SQLite, never read from disk.
+
+The store keeps chunk texts, not files, so a document view is the sequence of its chunks in order, with the
+overlap that the chunker repeats between windows of one long block cut off again. The server serves nothing
+but what an index holds: a deleted, moved or private file next to the indexed folder is never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from searchlm.errors import DocumentNotFoundError
+
+
+@dataclass
+class DocumentPart:
+    chunk_id: int
+    heading: str
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+    text: str
+    marked: bool = False
+
+
+@dataclass
+class DocumentView:
+    id: int
+    index: str
+    path: str
+    title: str
+    kind: str
+    parts: list[DocumentPart] = field(default_factory=list)
+    marked_chunk: int | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(p.text for p in self.parts)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["text"] = self.text
+        return data
+
+
+def document_view(searcher, doc_id: int, chunk_id: int | None = None) -> DocumentView:
+    """The stored text of document `doc_id` in `searcher`'s index, with chunk `chunk_id` marked when given."""
+    row = searcher.store.document(doc_id)
+    if row is None:
+        raise DocumentNotFoundError(
+            f"document {doc_id} not found in index '{searcher.settings.name}' (use an id from a search hit's doc_id)"
+        )
+    chunks = searcher.store.chunks_of_document(doc_id)
+    if chunk_id is not None and not any(c.id == chunk_id for c in chunks):
+        raise DocumentNotFoundError(
+            f"chunk {chunk_id} is not part of document {doc_id} in index '{searcher.settings.name}'"
+            " (use a hit's chunk_id together with its doc_id)"
+        )
+    parts: list[DocumentPart] = []
+    previous = ""
+    for c in chunks:
+        text = _drop_overlap(previous, c.text)
+        previous = c.text
+        parts.append(DocumentPart(c.id, c.heading, c.start_line, c.end_line, c.page, text, c.id == chunk_id))
+    return DocumentView(
+        id=row.id, index=searcher.settings.name, path=searcher.display_path(row.path), title=row.title,
+        kind=row.kind, parts=parts, marked_chunk=chunk_id,
+    )
+
+
+def _drop_overlap(previous: str, text: str, probe: int = 48) -> str:
+    """`text` without the words it repeats from the end of `previous` (the chunker's window overlap)."""
+    if not previous or len(text) < probe:
+        return text
+    at = previous.rfind(text[:probe])
+    while at > 0:
+        tail = previous[at:]
+        if text.startswith(tail):
+            rest = text[len(tail):].lstrip()
+            return rest if rest else text
+        at = previous.rfind(text[:probe], 0, at + probe - 1)
+    return text
