@@ -204,11 +204,16 @@ class _IndexRun:
             )
             self.manifest.save(self.index_dir)
         if not (self.index_dir / ENCODER_DIR / "encoder.onnx").is_file():
+            from searchlm.embed.base import resolve_model
+            from searchlm.embed.cache import install_encoder
             from searchlm.embed.onnx import export_onnx
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                export_onnx(self.embedder.model, self.model, self.index_dir / ENCODER_DIR)
+            def export(folder: Path) -> None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    export_onnx(self.embedder.model, self.model, folder)
+
+            install_encoder(export, self.model, resolve_model(self.model), self.index_dir / ENCODER_DIR)
 
     def _embed_and_store(self, pending: list[_Pending]) -> None:
         report = self.report

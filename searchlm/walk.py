@@ -1,4 +1,5 @@
-"""Find the files to index under a folder: supported types only, honouring .gitignore, no symlink loops."""
+"""Find the files to index under a folder: supported types only, honouring .gitignore and .searchlmignore,
+no symlink loops."""
 
 from __future__ import annotations
 
@@ -76,15 +77,20 @@ def walk(root: Path) -> list[FoundFile]:
     return found
 
 
+IGNORE_FILES = (".gitignore", ".searchlmignore")
+
+
 def _load_gitignore(folder: Path):
-    gi = folder / ".gitignore"
-    if not gi.is_file():
+    """Patterns from .gitignore and .searchlmignore (same syntax; the second hides files from searchlm only)."""
+    lines: list[str] = []
+    for name in IGNORE_FILES:
+        try:
+            lines += (folder / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+    if not lines:
         return None
     import pathspec
 
-    try:
-        lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
     style = "gitignore" if "gitignore" in getattr(pathspec.util, "_registered_patterns", {}) else "gitwildmatch"
     return pathspec.PathSpec.from_lines(style, lines)

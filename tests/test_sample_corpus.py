@@ -1,0 +1,37 @@
+"""The sample corpus works as the README promises: every question in QUERIES.md finds its document in the top 3."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import SAMPLE_CORPUS
+from searchlm.search import Searcher
+from searchlm.walk import walk
+
+
+def sample_queries() -> list[tuple[str, str]]:
+    rows = []
+    for line in (SAMPLE_CORPUS / "QUERIES.md").read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^\|\s*(.+?)\s*\|\s*`(.+?)`\s*\|\s*$", line)
+        if m:
+            rows.append((m.group(1), m.group(2)))
+    return rows
+
+
+def test_sample_corpus_has_the_promised_mix():
+    files = walk(SAMPLE_CORPUS)
+    kinds = {f.path.suffix for f in files}
+    assert len(files) >= 30
+    assert {".md", ".txt", ".rst", ".html", ".pdf", ".docx"} <= kinds
+    assert "QUERIES.md" not in {f.rel for f in files}  # hidden by sample_corpus/.searchlmignore
+    assert len(sample_queries()) >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question, expected", sample_queries())
+def test_each_sample_question_finds_its_document_in_top_3(sample_index, question, expected):
+    hits = Searcher(sample_index).search(question, k=3)
+    found = [h.path for h in hits]
+    assert any(p.endswith(expected) for p in found), f"{question!r}: expected {expected}, got {found}"
