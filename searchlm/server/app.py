@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -144,8 +145,10 @@ class Engines:
         with searcher.lock:
             rows = searcher.store.chunks_by_id(ids)
         for x in items:
-            if "doc_id" not in x and x.get("chunk_id") in rows:
-                x["doc_id"] = rows[x["chunk_id"]].doc_id
+            row = rows.get(x.get("chunk_id"))
+            if row is not None:
+                x.setdefault("doc_id", row.doc_id)
+                x.setdefault("rel_path", row.path)
         return data
 
     def close(self) -> None:
@@ -159,7 +162,7 @@ class AskRequest(BaseModel):
     question: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question, in your own words.")
     name: Optional[str] = Field(None, max_length=128, description="Index name (default: the server's index).")
     k: Optional[int] = Field(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use.")
-    mode: Optional[Literal[MODES]] = Field(None, description="Retrieval mode for the passages.")  # type: ignore[valid-type]
+    mode: Optional[Literal[MODES]] = Field(None, description="Retrieval mode for the passages.")  # type: ignore
     max_new_tokens: Optional[int] = Field(None, ge=1, le=1024, description="Longest answer, in tokens.")
 
 
@@ -316,28 +319,32 @@ def create_app(
         dense_weight: float = Query(0.5, ge=0.0, le=1.0, description="Weight of dense scores in minmax fusion."),
         path: Optional[str] = Query(None, max_length=500, description="Only documents whose path matches this glob."),
         type: Optional[str] = Query(None, max_length=200, description="Only these file types, comma-separated."),
-        since: Optional[str] = Query(None, max_length=32, description="Only documents modified on or after YYYY-MM-DD."),
+        since: Optional[str] = Query(None, max_length=32, description="Only documents modified since YYYY-MM-DD."),
         rerank: Optional[str] = Query(None, max_length=32, description="Reranker kind: cross-encoder or lm."),
         rerank_depth: int = Query(20, ge=1, le=MAX_K, description="How many candidates the reranker scores."),
         group_by_document: bool = Query(False, description="One hit per document."),
         explain: bool = Query(False, description="Add keyword, dense and fused scores to each hit."),
-        snippets: bool = Query(False, description="Add a highlighted excerpt to each hit (for the web page)."),
+        snippets: bool = Query(False, description="Add `snippet` (excerpt as [text, is_match] pieces) and `rel_path`."),
     ):
         if rerank is not None and not _RERANKER.match(rerank):
-            raise InputError(f"rerank '{rerank}' names a model; the server takes a kind only (use rerank=cross-encoder)")
+            raise InputError(
+                f"rerank '{rerank}' names a model; the server takes a kind only (use rerank=cross-encoder)"
+            )
         options = SearchOptions(
             k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path,
             types=tuple(type.split(",")) if type else (), since=since, rerank=rerank, rerank_depth=rerank_depth,
             group_by_document=group_by_document, explain=explain,
         )
-        hits = engines.searcher(name).search(q, options)
+        searcher = engines.searcher(name)
+        hits = searcher.search(q, options)
         out = [h.to_json() for h in hits]
         if snippets:
             from searchlm.snippets import snippet_spans
 
+            root = searcher.manifest.root
             for data, hit in zip(out, hits):
                 data["snippet"] = [[piece, match] for piece, match in snippet_spans(hit.text, q)]
-                data["location"] = hit.location()
+                data["rel_path"] = os.path.relpath(os.path.abspath(hit.path), root) if root else hit.path
         return {"query": q, "hits": out}
 
     @app.get("/api/documents/{doc_id}", summary="The stored text of one document, with one chunk marked")

@@ -28,6 +28,7 @@ class DocumentView:
     id: int
     index: str
     path: str
+    rel_path: str  # relative to the indexed folder
     title: str
     kind: str
     parts: list[DocumentPart] = field(default_factory=list)
@@ -63,8 +64,8 @@ def document_view(searcher, doc_id: int, chunk_id: int | None = None) -> Documen
         previous = c.text
         parts.append(DocumentPart(c.id, c.heading, c.start_line, c.end_line, c.page, text, c.id == chunk_id))
     return DocumentView(
-        id=row.id, index=searcher.settings.name, path=searcher.display_path(row.path), title=row.title,
-        kind=row.kind, parts=parts, marked_chunk=chunk_id,
+        id=row.id, index=searcher.settings.name, path=searcher.display_path(row.path), rel_path=row.path,
+        title=row.title, kind=row.kind, parts=parts, marked_chunk=chunk_id,
     )
 
 

@@ -31,10 +31,12 @@ async function getJSON(url, options) {
   return data;
 }
 
+// `path:line` (or `path#page=N`), with the path relative to the indexed folder when the server gave it.
 function hitLocation(hit) {
-  if (hit.page !== null && hit.page !== undefined) return `${hit.path}#page=${hit.page}`;
-  if (hit.start_line !== null && hit.start_line !== undefined) return `${hit.path}:${hit.start_line}`;
-  return hit.path;
+  const path = hit.rel_path || hit.path;
+  if (hit.page !== null && hit.page !== undefined) return `${path}#page=${hit.page}`;
+  if (hit.start_line !== null && hit.start_line !== undefined) return `${path}:${hit.start_line}`;
+  return path;
 }
 
 function setStatus(text, isError) {
@@ -104,7 +106,9 @@ function renderHit(hit) {
   item.dataset.doc = hit.doc_id;
   item.dataset.chunk = hit.chunk_id;
   const head = el("div", "hit-head");
-  head.append(el("span", "loc", hit.location || hitLocation(hit)));
+  const loc = el("span", "loc", hitLocation(hit));
+  loc.title = hit.path;
+  head.append(loc);
   head.append(el("span", "score", hit.score.toFixed(3)));
   item.append(head);
   const heading = hit.heading || hit.title;
@@ -156,7 +160,8 @@ function partLabel(part) {
 function renderDocument(doc) {
   state.lastDoc = doc;
   $("doc-title").textContent = doc.title || doc.path;
-  $("doc-path").textContent = `${doc.path} · ${doc.kind}`;
+  $("doc-path").textContent = `${doc.rel_path || doc.path} · ${doc.kind} · ${doc.parts.length} passages`;
+  $("doc-path").title = doc.path;
   const body = $("doc-body");
   body.textContent = "";
   let lastHeading = null;
