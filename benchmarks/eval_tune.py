@@ -1,0 +1,120 @@
+"""Fusion tuning on a BEIR dataset, offline: fetch each query's keyword and dense chunk scores once from the
+eval index, then score many fusion / document-aggregation variants without searching again.
+
+    python benchmarks/eval_tune.py /work/shared/datasets/scifact --split train --home /tmp/searchlm-eval
+
+Prints nDCG@10 / R@100 / MRR@10 per variant. The variants mirror what `Searcher.search` can do, so a winner here
+becomes a default there (and is then confirmed with `searchlm eval`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from searchlm.evaluate import doc_id_of, ensure_eval_index, load_beir, score_run  # noqa: E402
+from searchlm.query import fts_query  # noqa: E402
+from searchlm.settings import Settings  # noqa: E402
+
+
+def collect(dataset_dir: Path, split: str, home: Path, depth: int, limit: int | None):
+    from searchlm.search import Searcher
+
+    ds = load_beir(dataset_dir, split)
+    target = ensure_eval_index(ds, Settings(home=home))
+    s = Searcher(target)
+    rows = s.store.conn.execute("SELECT c.id, d.path, c.ordinal FROM chunks c JOIN documents d ON d.id=c.doc_id").fetchall()
+    chunk_doc = {cid: doc_id_of(p) for cid, p, _ in rows}
+    ordinal = {cid: o for cid, _, o in rows}
+    qids = sorted(ds.queries, key=lambda q: int(q) if q.isdigit() else q)[: limit or None]
+    t0 = time.perf_counter()
+    qvec = s.encoder.embed([ds.queries[q] for q in qids])
+    ids, vecs = zip(*s.store.iter_vectors())
+    ids, vecs = np.concatenate(ids), np.vstack(vecs)
+    data = {}
+    for n, q in enumerate(qids):
+        kw = dict(s.store.keyword_search(fts_query(ds.queries[q]), depth))
+        sims = vecs @ qvec[n]
+        top = np.argsort(-sims)[:depth]
+        dense = {int(ids[i]): float(sims[i]) for i in top}
+        data[q] = (kw, dense)
+    print(f"collected {len(qids)} queries in {time.perf_counter() - t0:.1f}s; {len(ids)} chunks", flush=True)
+    return ds, qids, data, chunk_doc, ordinal
+
+
+def minmax(d):
+    if not d:
+        return {}
+    lo, hi = min(d.values()), max(d.values())
+    return {k: (v - lo) / (hi - lo) if hi > lo else 1.0 for k, v in d.items()}
+
+
+def zscore(d):
+    if not d:
+        return {}
+    v = np.array(list(d.values()))
+    mu, sd = v.mean(), v.std() or 1.0
+    return {k: (x - mu) / sd for k, x in d.items()}
+
+
+def rrf(d, k=60):
+    return {c: 1.0 / (k + r) for r, c in enumerate(sorted(d, key=d.get, reverse=True), start=1)}
+
+
+def doc_max(d, chunk_doc):
+    out = {}
+    for c, v in d.items():
+        doc = chunk_doc[c]
+        if doc not in out or v > out[doc]:
+            out[doc] = v
+    return out
+
+
+def fuse(kw, dense, w, norm):
+    k, dn = norm(kw), norm(dense)
+    return {i: (1 - w) * k.get(i, min(k.values(), default=0) if norm is zscore else 0.0) + w * dn.get(i, min(dn.values(), default=0) if norm is zscore else 0.0) for i in k.keys() | dn.keys()}
+
+
+def evaluate_variant(ds, qids, ranked_docs):
+    run = {q: {d: float(len(r) - i) for i, d in enumerate(r[:100])} for q, r in ranked_docs.items()}
+    per = score_run({q: ds.qrels[q] for q in qids}, run)
+    m = lambda key: sum(v[key] for v in per.values()) / len(per)  # noqa: E731
+    return m("ndcg@10"), m("recall@100"), m("mrr@10")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset", type=Path)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--home", type=Path, default=Path("/tmp/searchlm-eval"))
+    ap.add_argument("--depth", type=int, default=500)
+    ap.add_argument("--limit", type=int)
+    a = ap.parse_args()
+    ds, qids, data, chunk_doc, _ = collect(a.dataset, a.split, a.home, a.depth, a.limit)
+
+    def report(label, fn):
+        ranked = {}
+        for q in qids:
+            scores = fn(*data[q])
+            ranked[q] = sorted(scores, key=scores.get, reverse=True)
+        n, r, m = evaluate_variant(ds, qids, ranked)
+        print(f"{label:<44} nDCG@10 {n:.4f}  R@100 {r:.4f}  MRR@10 {m:.4f}", flush=True)
+
+    report("keyword (doc max)", lambda kw, dn: doc_max(kw, chunk_doc))
+    report("dense (doc max)", lambda kw, dn: doc_max(dn, chunk_doc))
+    for w in (0.3, 0.4, 0.5, 0.6, 0.7):
+        report(f"chunk minmax w={w} -> doc max", lambda kw, dn, w=w: doc_max(fuse(kw, dn, w, minmax), chunk_doc))
+        report(f"doc-level minmax w={w}", lambda kw, dn, w=w: fuse(doc_max(kw, chunk_doc), doc_max(dn, chunk_doc), w, minmax))
+        report(f"doc-level zscore w={w}", lambda kw, dn, w=w: fuse(doc_max(kw, chunk_doc), doc_max(dn, chunk_doc), w, zscore))
+    report("chunk rrf -> doc max", lambda kw, dn: doc_max(fuse(kw, dn, 0.5, rrf), chunk_doc))
+    report("doc-level rrf", lambda kw, dn: fuse(doc_max(kw, chunk_doc), doc_max(dn, chunk_doc), 0.5, rrf))
+
+
+if __name__ == "__main__":
+    main()

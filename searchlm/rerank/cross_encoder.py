@@ -1,0 +1,60 @@
+"""`cross-encoder[:MODEL]`: a sentence-transformers CrossEncoder reads query and passage together.
+
+No cross-encoder ships offline with searchlm, so MODEL is usually a local folder (anything
+`CrossEncoder.save_pretrained` wrote); a hub name works where the model is cached or the hub is reachable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from searchlm.errors import ModelError
+from searchlm.rerank.base import Reranker
+
+DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
+BATCH = 16
+MAX_LENGTH = 512
+
+
+class CrossEncoderReranker(Reranker):
+    weight = 0.7
+
+    def __init__(self, model: str | None = None, device: str = "auto"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        try:
+            from sentence_transformers import CrossEncoder
+        except ImportError as exc:
+            raise ModelError("sentence-transformers is not installed (pip install sentence-transformers)") from exc
+        from searchlm.embed.sentence_transformers import cpu_has_bf16, pick_device
+
+        name = model or DEFAULT_CROSS_ENCODER
+        path = Path(name).expanduser()
+        source = str(path.resolve()) if path.exists() else name
+        self.device = pick_device(device)
+        try:
+            self.model = CrossEncoder(source, device=self.device, max_length=MAX_LENGTH)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"cannot load cross-encoder '{name}' ({reason}); no cross-encoder ships offline, so pass a local "
+                "sentence-transformers CrossEncoder folder: --rerank cross-encoder:PATH"
+            ) from exc
+        self.key = f"cross-encoder:{source}"
+        self.bf16 = self.device == "cpu" and cpu_has_bf16()
+
+    def score(self, query: str, passages: list[str]) -> list[float]:
+        import torch
+
+        if not passages:
+            return []
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            scores = self.model.predict(
+                [(query, p) for p in passages], batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True
+            )
+        return [float(s) for s in scores.reshape(len(passages), -1)[:, -1]]

