@@ -9,12 +9,9 @@ request's behalf. Errors come back as JSON `{"detail": message}`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import logging
 import os
 import re
-import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,135 +24,27 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from searchlm import __version__
-from searchlm.errors import (
-    DocumentNotFoundError, IndexBusyError, IndexMismatchError, IndexNotFoundError, InputError, ModelError,
-    SearchlmError,
-)
-from searchlm.search import MODES, SearchOptions, Searcher, list_indexes
+from searchlm.errors import InputError, SearchlmError
+from searchlm.search import MODES, SearchOptions, list_indexes
 from searchlm.server.documents import document_view
+from searchlm.server.engines import Engines, status_for
+from searchlm.server.guard import MAX_BODY_BYTES, Guard
+from searchlm.server.stream import ask_events
 from searchlm.settings import Settings
 
 log = logging.getLogger("searchlm.server")
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
-MAX_BODY_BYTES = 16 * 1024
 MAX_ASK_K = 20
 STATIC = Path(__file__).parent / "static"
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _RERANKER = re.compile(r"^[a-z][a-z-]{0,31}$")  # a reranker kind only: models are chosen at start-up, not per request
-_STATUS = (
-    (DocumentNotFoundError, 404), (IndexNotFoundError, 404), (IndexMismatchError, 409), (IndexBusyError, 503),
-    (ModelError, 503), (InputError, 400), (SearchlmError, 400),
-)
 # The page and its assets only talk to this server: no inline script, nothing from elsewhere.
 _PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-
-
-def status_for(exc: SearchlmError) -> int:
-    return next(code for kind, code in _STATUS if isinstance(exc, kind))
-
-
-class _GuardedSearcher:
-    """A Searcher whose SQLite connection and models are used by one request thread at a time."""
-
-    def __init__(self, searcher: Searcher):
-        self._searcher = searcher
-        self.lock = threading.Lock()
-
-    def search(self, query, options=None, **kwargs):
-        with self.lock:
-            return self._searcher.search(query, options, **kwargs)
-
-    def warm(self) -> None:
-        with self.lock:
-            self._searcher.warm()
-
-    def __getattr__(self, name):
-        return getattr(self._searcher, name)
-
-
-class Engines:
-    """Everything a request needs, loaded once: one searcher per index (on first use) and the generator."""
-
-    def __init__(self, settings: Settings, load_generator: bool = True):
-        self.settings = settings
-        self.load_generator = load_generator
-        self._searchers: dict[str, _GuardedSearcher] = {}
-        self._lock = threading.Lock()
-        self._ask_lock = threading.Lock()  # one generation at a time: they would only slow each other down
-        self._generator = None
-        self.started = time.time()
-        self.searcher(settings.name)  # a missing default index fails here, before the server starts
-
-    def searcher(self, name: str | None = None) -> _GuardedSearcher:
-        name = name or self.settings.name
-        if not _NAME.match(name):
-            raise IndexNotFoundError(f"index name '{name[:80]}' is not valid (use a name from /api/indexes)")
-        with self._lock:
-            found = self._searchers.get(name)
-            if found is None:
-                found = _GuardedSearcher(Searcher(self.settings.with_(name=name)))
-                self._searchers[name] = found
-        return found
-
-    @property
-    def loaded(self) -> list[str]:
-        return sorted(self._searchers)
-
-    def generator(self):
-        if self._generator is None:
-            from searchlm.answer import get_generator
-
-            self._generator = get_generator(self.settings.generator, self.settings.device)
-        return self._generator
-
-    def warm(self) -> None:
-        started = time.perf_counter()
-        self.searcher().warm()
-        if self.load_generator:
-            try:
-                self.generator()
-            except ImportError:
-                log.warning("searchlm.answer is not available: /api/ask answers 503")
-        log.info("models warm in %.1f s", time.perf_counter() - started)
-
-    def ask(self, request: "AskRequest", on_token=None):
-        try:
-            from searchlm.answer import AskOptions, ask
-        except ImportError:
-            raise ModelError("answering is not available in this installation (install searchlm with `ask`)") from None
-        searcher = self.searcher(request.name)
-        given = {k: v for k, v in request.model_dump().items() if v is not None and k not in ("question", "name")}
-        known = {f.name for f in dataclasses.fields(AskOptions)}
-        options = AskOptions(**{k: v for k, v in given.items() if k in known})
-        with self._ask_lock:
-            return ask(searcher, request.question, options, on_token=on_token, generator=self.generator())
-
-    def ask_json(self, request: "AskRequest", on_token=None) -> dict:
-        """`Answer.to_json()` with each citation's and passage's `doc_id`, so a page can open the document."""
-        data = self.ask(request, on_token).to_json()
-        searcher = self.searcher(request.name)
-        items = [x for key in ("citations", "passages") for x in data.get(key) or [] if isinstance(x, dict)]
-        ids = {x["chunk_id"] for x in items if x.get("chunk_id") is not None}
-        with searcher.lock:
-            rows = searcher.store.chunks_by_id(ids)
-        for x in items:
-            row = rows.get(x.get("chunk_id"))
-            if row is not None:
-                x.setdefault("doc_id", row.doc_id)
-                x.setdefault("rel_path", row.path)
-        return data
-
-    def close(self) -> None:
-        with self._lock:
-            for s in self._searchers.values():
-                s.close()
-            self._searchers.clear()
 
 
 class AskRequest(BaseModel):
@@ -164,67 +53,6 @@ class AskRequest(BaseModel):
     k: Optional[int] = Field(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use.")
     mode: Optional[Literal[MODES]] = Field(None, description="Retrieval mode for the passages.")  # type: ignore
     max_new_tokens: Optional[int] = Field(None, ge=1, le=1024, description="Longest answer, in tokens.")
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class Guard:
-    """Refuse, as JSON, requests for another Host than the allowed ones (a web page that rebinds its name to
-    127.0.0.1 must not read the API) and bodies over `limit` bytes, announced or not."""
-
-    def __init__(self, app, hosts: list[str], limit: int = MAX_BODY_BYTES):
-        self.app = app
-        self.hosts = {h.lower() for h in hosts}
-        self.limit = limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        host = headers.get(b"host", b"").decode("latin-1").lower()
-        host = host[: host.find("]") + 1] if host.startswith("[") else host.split(":")[0]  # drop the port
-        if "*" not in self.hosts and host not in self.hosts:
-            return await _json(send, 400, f"host '{host[:80]}' is not served here (open http://127.0.0.1 instead)")
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await self._refuse(send)
-        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
-            body, more = b"", True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                body += message.get("body", b"")
-                more = message.get("more_body", False)
-                if len(body) > self.limit:
-                    return await self._refuse(send)
-            replay = [{"type": "http.request", "body": body, "more_body": False}]
-
-            async def receive_again():
-                return replay.pop() if replay else await receive()
-
-            return await self.app(scope, receive_again, send)
-        return await self.app(scope, receive, send)
-
-    async def _refuse(self, send) -> None:
-        await _json(send, 413, f"request body over {self.limit} bytes (send a shorter question)")
-
-
-async def _json(send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _sse(event: str, data) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
-
-
-class _Cancelled(Exception):
-    """Raised inside the generation thread when the client has gone away."""
 
 
 def create_app(
@@ -378,7 +206,7 @@ def create_app(
         _check_question(body.question)
         engines.searcher(body.name)  # an unknown index is a 404 now, not an event later
         return StreamingResponse(
-            _ask_events(engines, body), media_type="text/event-stream",
+            ask_events(engines, body), media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -388,44 +216,6 @@ def create_app(
 def _check_question(question: str) -> None:
     if not question.strip():
         raise InputError("the question is empty (type a question to ask)")
-
-
-async def _ask_events(engines: Engines, body: AskRequest):
-    """Run `ask` in a worker thread; its tokens flow through a queue into `token` events, then one `answer`
-    event carries the whole Answer (citations included). A client that leaves stops the generation."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    gone = threading.Event()
-
-    def push(item) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    def on_token(text: str) -> None:
-        if gone.is_set():
-            raise _Cancelled()
-        push(("token", {"text": text}))
-
-    def work() -> None:
-        try:
-            push(("answer", engines.ask_json(body, on_token)))
-        except _Cancelled:
-            pass
-        except SearchlmError as exc:
-            push(("error", {"detail": str(exc), "status": status_for(exc)}))
-        except Exception as exc:  # reported to the client as an event: the response has already started
-            log.exception("ask failed")
-            push(("error", {"detail": f"internal error ({type(exc).__name__}); see the server log", "status": 500}))
-        finally:
-            push(None)
-
-    worker = threading.Thread(target=work, name="searchlm-ask", daemon=True)
-    try:
-        yield _sse("start", {"question": body.question})
-        worker.start()
-        while (item := await queue.get()) is not None:
-            yield _sse(*item)
-    finally:
-        gone.set()
 
 
 def _swagger_assets() -> Path | None:
