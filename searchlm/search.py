@@ -88,6 +88,7 @@ class Searcher:
             )
         self.store = Store(self.index_dir / DB_FILE)
         self._encoder = None
+        self._warm = False  # set by warm(): a long-lived process loads the encoder for speed per query
         self._vectors = None
         self._vectors_generation = None
         self._rerankers: dict = {}
@@ -101,7 +102,7 @@ class Searcher:
         if self._encoder is None:
             from searchlm.embed.onnx import OnnxEmbedder
 
-            self._encoder = OnnxEmbedder(self.index_dir / ENCODER_DIR)
+            self._encoder = OnnxEmbedder(self.index_dir / ENCODER_DIR, warm=self._warm)
         return self._encoder
 
     @property
@@ -113,22 +114,33 @@ class Searcher:
         generation = self.store.generation
         if self._vectors is not None and self._vectors_generation == generation:
             return self._vectors
-        ann = self.manifest.ann if self._vectors is None else {}
+        if self._vectors is not None:  # the index changed since we loaded it: its manifest may be newer too
+            try:
+                self.manifest = Manifest.load(self.index_dir)
+            except Exception:
+                pass
+        ann = self.manifest.ann
         path = self.index_dir / FAISS_FILE
         if ann.get("generation") == generation and path.is_file():
-            self._vectors = VectorIndex.load(path, ann.get("type", "flat"))
+            # A GPU copy only pays off in a long-lived process: CUDA start-up costs more than a cold search.
+            self._vectors = VectorIndex.load(path, ann.get("type", "flat"), use_gpu=self._warm)
         else:
             from searchlm.vectors import choose_type
 
             count = self.store.counts()[1]
             self._vectors = VectorIndex.build(self.manifest.dimension, self.store.iter_vectors(), count, choose_type(count))
+            if self._warm:
+                self._vectors.to_gpu()
         self._vectors_generation = generation
         return self._vectors
 
     def warm(self) -> None:
-        """Load encoder and FAISS now (a server calls this at start-up)."""
+        """Load encoder and FAISS now (a server calls this at start-up), tuned for many queries."""
+        if not self._warm:
+            self._warm = True
+            self._encoder = None  # a cold-tuned encoder loaded before warm() is reloaded warm
         self.encoder.embed_query("warm up")
-        _ = self.vectors
+        self.vectors.to_gpu()
 
     # -- search -------------------------------------------------------------------------------------------
     def search(self, query: str, options: SearchOptions | None = None, **kwargs) -> list[Hit]:

@@ -1,8 +1,10 @@
 """The FAISS index, derived from the vectors stored in SQLite.
 
-Type by size: exact `IndexFlatIP` below `HNSW_THRESHOLD` vectors, HNSW above it; both wrapped in
-`IndexIDMap2` so FAISS ids are chunk ids. Flat files are memory-mapped on load (no copy), and searches move to
-the GPU when faiss reports one.
+Type by size: exact `IndexFlatIP` below `HNSW_THRESHOLD` vectors, HNSW above it (recall@10 >= 0.98 against
+exact search, tested); both wrapped in `IndexIDMap2` so FAISS ids are chunk ids, and the type is recorded in the
+manifest. Flat files are memory-mapped on load (no copy: a cold search touches only the pages it reads). When
+faiss reports a GPU, unfiltered searches of a flat index run on a GPU copy; filtered ones (an `IDSelector`, which
+GPU indexes do not take) and all edits stay on the CPU index.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ class VectorIndex:
     """add / remove / search / save / load over one FAISS index of normalized vectors."""
 
     def __init__(self, index, kind: str):
-        self.index = index
+        self.index = index  # always on the CPU
         self.kind = kind
+        self._gpu = None  # a GPU copy for unfiltered searches, see to_gpu()
+        self._mapped = False  # loaded with IO_FLAG_MMAP_IFC: read-only until _own() copies it
 
     @classmethod
     def empty(cls, dimension: int, kind: str = "flat") -> "VectorIndex":
@@ -55,7 +59,9 @@ class VectorIndex:
         return int(self.index.ntotal)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._own()
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+        self._gpu = None
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids (flat only; HNSW cannot delete, so callers rebuild it from SQLite)."""
@@ -63,7 +69,17 @@ class VectorIndex:
 
         if self.kind != "flat":
             raise NotImplementedError("HNSW indexes are rebuilt from SQLite instead of edited")
+        self._own()
+        self._gpu = None
         return int(self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))))
+
+    def _own(self) -> None:
+        """A memory-mapped index is read-only: copy it into memory before the first edit."""
+        if self._mapped:
+            import faiss
+
+            self.index = faiss.deserialize_index(faiss.serialize_index(self.index))
+            self._mapped = False
 
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None):
         """Top-k (scores, ids) per query; `allowed_ids` restricts the search before the cut (filters)."""
@@ -78,6 +94,8 @@ class VectorIndex:
                 params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
             else:
                 params = faiss.SearchParameters(sel=selector)
+        elif self._gpu is not None:
+            return self._gpu.search(queries, k)
         elif self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
         scores, ids = self.index.search(queries, k, params=params)
@@ -86,12 +104,9 @@ class VectorIndex:
     def save(self, path: Path) -> None:
         import faiss
 
-        index = self.index
-        if hasattr(faiss, "index_gpu_to_cpu") and type(index).__name__.startswith("Gpu"):
-            index = faiss.index_gpu_to_cpu(index)
         tmp = temp_path_for(path)
         try:
-            faiss.write_index(index, str(tmp))
+            faiss.write_index(self.index, str(tmp))
             os.replace(tmp, path)
         finally:
             if tmp.exists():
@@ -99,19 +114,33 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, kind: str = "flat", use_gpu: bool = True) -> "VectorIndex":
+        """Read a FAISS file; flat ones are memory-mapped rather than copied."""
         import faiss
 
-        flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" and hasattr(faiss, "IO_FLAG_MMAP_IFC") else 0
-        index = faiss.read_index(str(path), flags)
+        mmap = kind == "flat" and hasattr(faiss, "IO_FLAG_MMAP_IFC")
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
         loaded = cls(index, kind)
-        if use_gpu and kind == "flat":
-            loaded._to_gpu()
+        loaded._mapped = mmap
+        if use_gpu:
+            loaded.to_gpu()
         return loaded
 
-    def _to_gpu(self) -> None:
+    def to_gpu(self) -> bool:
+        """Keep a GPU copy of a flat index for unfiltered searches, when faiss has GPU support and sees a GPU.
+
+        Untested here (no GPU on the build machine), hence guarded: any failure leaves the CPU index in use."""
         import faiss
 
-        if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0 or not hasattr(faiss, "StandardGpuResources"):
-            return
-        self._gpu_resources = faiss.StandardGpuResources()
-        self.index = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self.index)
+        if self._gpu is not None:
+            return True
+        if self.kind != "flat" or not hasattr(faiss, "StandardGpuResources"):
+            return False
+        try:
+            if faiss.get_num_gpus() < 1:
+                return False
+            self._gpu_resources = faiss.StandardGpuResources()
+            self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self.index)
+        except Exception:  # e.g. out of GPU memory, or a wrapper the GPU cloner does not know
+            self._gpu = None
+            return False
+        return True

@@ -1,13 +1,22 @@
 """A torch-free query encoder: the index's transformer exported to ONNX, run with ONNX Runtime + tokenizers.
 
-`export_onnx` (needs torch, run at index time) writes `encoder.onnx`, `tokenizer.json` and `onnx_encoder.json`
-(pooling, normalization, max length) into a folder. `OnnxEmbedder` loads that folder and reproduces
-sentence-transformers' pooling and normalization in numpy, so query vectors match the indexed ones.
+`export_onnx` (needs torch, run at index time) writes into a folder:
+
+- `encoder.onnx`: the portable export (opset 17), the encoder's source of truth;
+- `tokenizer.json` and `onnx_encoder.json` (pooling, normalization, max length);
+- `ort-<onnxruntime version>/`: the same graph after ONNX Runtime's extended optimizations (attention,
+  LayerNorm and GELU fusions), with its weights in a separate file. Loading that copy skips graph optimization
+  and memory-maps the weights instead of parsing 90 MB of protobuf, so a cold session starts in ~10 ms of CPU.
+  It is tied to the onnxruntime version that wrote it; another version rewrites it on first use.
+
+`OnnxEmbedder` loads that folder and reproduces sentence-transformers' pooling and normalization in numpy, so
+query vectors match the indexed ones (cosine ≥ 0.9999, tested).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -18,9 +27,14 @@ import numpy as np
 from searchlm.embed.base import Embedder, normalize
 from searchlm.errors import ModelError
 
+log = logging.getLogger(__name__)
+
 ONNX_FILE = "encoder.onnx"
 CONFIG_FILE = "onnx_encoder.json"
 TOKENIZER_FILE = "tokenizer.json"
+OPTIMIZED_PREFIX = "ort-"
+OPTIMIZED_MODEL = "model.onnx"
+OPTIMIZED_WEIGHTS = "model.weights"
 
 
 def export_onnx(st_model, model_id: str, folder: Path) -> None:
@@ -79,6 +93,11 @@ def export_onnx(st_model, model_id: str, folder: Path) -> None:
             "uses_token_type_ids": "token_type_ids" in sample,
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        try:
+            optimize_for_runtime(tmp)
+        except Exception as exc:  # the portable model still works; the first search retries
+            log.warning("could not write the optimized ONNX encoder (%s); searches will load the portable one", exc)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; an index folder is as readable as its other files
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -98,16 +117,62 @@ def _pooling_mode(st_model) -> str:
     return "mean_tokens"
 
 
-class OnnxEmbedder(Embedder):
-    """Query encoder with no torch import: ~0.1 s to load, a few ms a query."""
+def optimized_dir(folder: Path) -> Path:
+    """Where the optimized copy for the installed onnxruntime lives."""
+    import onnxruntime as ort
 
-    def __init__(self, folder: Path, threads: int | None = None):
+    return folder / f"{OPTIMIZED_PREFIX}{ort.__version__}"
+
+
+def optimize_for_runtime(folder: Path) -> Path:
+    """Write `folder/ort-<version>/`: the graph after extended optimizations, weights in a separate file.
+
+    Written into a temp folder and renamed, so a killed run leaves no half copy; older versions' copies are
+    removed. Takes about a second (one optimizing session)."""
+    import onnxruntime as ort
+
+    target = optimized_dir(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{OPTIMIZED_PREFIX}", dir=folder))
+    try:
+        options = ort.SessionOptions()
+        # EXTENDED, not ALL: ALL adds layout transforms tied to this CPU's instruction set.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(tmp / OPTIMIZED_MODEL)
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", OPTIMIZED_WEIGHTS)
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        options.log_severity_level = 3
+        ort.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        os.chmod(tmp, 0o755)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / OPTIMIZED_MODEL).is_file():  # else another process wrote it first: keep theirs
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in folder.glob(f"{OPTIMIZED_PREFIX}*"):
+        if old.is_dir() and old != target:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+class OnnxEmbedder(Embedder):
+    """Query encoder with no torch import.
+
+    `warm=False` (the default, for one-shot CLI processes) trades per-query speed for start-up: no weight
+    prepacking (saves ~40 ms of CPU at load, costs ~5 ms a query), one thread, no spinning threads.
+    `warm=True` is for long-lived processes (the server): prepacked weights and up to 4 threads."""
+
+    def __init__(self, folder: Path, threads: int | None = None, warm: bool = False):
         config_path = folder / CONFIG_FILE
         if not config_path.is_file():
             raise ModelError(f"no ONNX encoder in '{folder}' (run `searchlm index` again to export it)")
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        self.folder = folder
+        self.warm = warm
         self.config = json.loads(config_path.read_text())
         self.model_id = self.config["model_id"]
         self.dimension = int(self.config["dimension"])
@@ -115,11 +180,34 @@ class OnnxEmbedder(Embedder):
         self.tokenizer.enable_truncation(max_length=int(self.config["max_length"]))
         self.tokenizer.enable_padding()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        options.intra_op_num_threads = threads or (min(4, os.cpu_count() or 1) if warm else 1)
+        if not warm:
+            options.add_session_config_entry("session.disable_prepacking", "1")
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        model = self._optimized_model()
+        if model is not None:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        else:
+            model = folder / ONNX_FILE
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        self.model_path = model
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def _optimized_model(self) -> Path | None:
+        """The optimized copy for this onnxruntime, written now if missing and the folder is writable."""
+        path = optimized_dir(self.folder) / OPTIMIZED_MODEL
+        if path.is_file():
+            return path
+        if not (self.folder / ONNX_FILE).is_file():
+            raise ModelError(f"no ONNX encoder in '{self.folder}' (run `searchlm index` again to export it)")
+        if not os.access(self.folder, os.W_OK):
+            return None
+        try:
+            return optimize_for_runtime(self.folder) / OPTIMIZED_MODEL
+        except Exception:  # e.g. disk full, or a race with another process: the portable model still works
+            return None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
