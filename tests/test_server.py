@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -343,3 +344,110 @@ def test_serve_command_and_search_with_server_option(served):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# -- ask (the packaged SmolLM2) ---------------------------------------------------------------------------
+def _events(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ask_client(served):
+    pytest.importorskip("searchlm.answer")
+    from searchlm.server import create_app
+
+    settings, _ = served
+    app = create_app(settings, ask_defaults={"max_tokens": 24})  # short answers keep CPU tests quick
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+@pytest.mark.slow
+def test_ask_answers_with_citations_that_open_their_document(ask_client):
+    assert ask_client.get("/api/health").json()["generator"]["loaded"] is True  # loaded at start-up
+    response = ask_client.post("/api/ask", json={"question": "How do foragers tell other bees where flowers are?"})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["refused"] is False and data["answer"].strip() and data["model"] == "smollm2"
+    assert data["passages"] and data["passages"][0]["path"].endswith("bees.md")
+    for cite in data["citations"]:
+        passage = data["passages"][cite["n"] - 1]
+        assert cite["chunk_id"] == passage["chunk_id"] and cite["doc_id"] == passage["doc_id"]
+        doc = ask_client.get(f"/api/documents/{cite['doc_id']}", params={"chunk": cite["chunk_id"]}).json()
+        assert [p["chunk_id"] for p in doc["parts"] if p["marked"]] == [cite["chunk_id"]]
+
+
+@pytest.mark.slow
+def test_ask_stream_sends_tokens_then_the_whole_answer(ask_client):
+    response = ask_client.post("/api/ask/stream", json={"question": "What causes the tides in the oceans?", "k": 3})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = _events(response.text)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "start" and kinds[-1] == "answer" and "token" in kinds
+    assert set(kinds[1:-1]) == {"token"}
+    streamed = "".join(data["text"] for kind, data in events if kind == "token")
+    answer = events[-1][1]
+    assert answer["question"] == "What causes the tides in the oceans?" and streamed.strip()
+    assert len(answer["passages"]) <= 3 and all("doc_id" in c for c in answer["citations"])
+    # The GET variant (for EventSource) streams the same way.
+    again = ask_client.get("/api/ask/stream", params={"q": "What causes the tides in the oceans?", "k": 3})
+    assert [k for k, _ in _events(again.text)][-1] == "answer"
+
+
+@pytest.mark.slow
+def test_ask_refuses_out_of_corpus_questions_without_tokens(ask_client):
+    events = _events(ask_client.post("/api/ask/stream", json={"question": "Who won the 1966 World Cup final?"}).text)
+    assert [k for k, _ in events] == ["start", "answer"]
+    assert events[-1][1]["refused"] is True and events[-1][1]["citations"] == []
+
+
+def test_ask_errors_are_json_before_the_stream_starts(client):
+    pytest.importorskip("searchlm.answer")
+    response = client.post("/api/ask/stream", json={"question": "bees?", "name": "missing"})
+    assert response.status_code == 404 and "index 'missing' not found" in response.json()["detail"]
+    response = client.post("/api/ask/stream", json={"question": "   "})
+    assert response.status_code == 400 and "the question is empty" in response.json()["detail"]
+    response = client.post("/api/ask", json={"question": "bees?", "k": 21})
+    assert response.status_code == 422 and response.json()["detail"].startswith("k: ")
+
+
+@pytest.mark.slow
+def test_a_client_that_leaves_stops_the_generation(served):
+    """Closing the stream after the first token frees the generator long before a 400-token answer would."""
+    pytest.importorskip("searchlm.answer")
+    import httpx
+    import uvicorn
+
+    from searchlm.server import create_app
+
+    settings, _ = served
+    app = create_app(settings, ask_defaults={"max_tokens": 400})
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 300
+        while not server.started:
+            assert thread.is_alive() and time.time() < deadline
+            time.sleep(0.2)
+        question = {"question": "Explain in detail how a colony of honey bees is organised and how foragers work."}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as c:
+            with c.stream("POST", "/api/ask/stream", json=question) as response:
+                lines = response.iter_lines()
+                assert next(lines) == "event: start"
+                assert any(line == "event: token" for line in lines)  # the model is writing now
+            left = time.perf_counter()
+            lock = app.state.engines._ask_lock
+            assert lock.acquire(timeout=60), "generation went on after the client left"
+            freed = time.perf_counter() - left
+            lock.release()
+        assert app.state.engines.cancelled == 1, "the answer was generated to its end"
+        assert freed < 60
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -52,18 +52,24 @@ class AskRequest(BaseModel):
     name: Optional[str] = Field(None, max_length=128, description="Index name (default: the server's index).")
     k: Optional[int] = Field(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use.")
     mode: Optional[Literal[MODES]] = Field(None, description="Retrieval mode for the passages.")  # type: ignore
-    max_new_tokens: Optional[int] = Field(None, ge=1, le=1024, description="Longest answer, in tokens.")
+    max_tokens: Optional[int] = Field(None, ge=1, le=1024, description="Longest answer, in tokens.")
+    temperature: Optional[float] = Field(None, ge=0.0, le=2.0, description="0 is greedy (the default).")
 
 
 def create_app(
-    settings: Settings, *, load_generator: bool = True, allowed_hosts: list[str] | None = None
+    settings: Settings,
+    *,
+    load_generator: bool = True,
+    allowed_hosts: list[str] | None = None,
+    ask_defaults: dict | None = None,
 ) -> FastAPI:
     """The searchlm web app for the index `settings.name` (others in `settings.home` load on first use).
 
     `load_generator=False` defers loading the answer model to the first question (tests, search-only use).
     `allowed_hosts` are Host headers accepted besides the loopback names (a guard against DNS rebinding).
+    `ask_defaults` are `AskOptions` values for questions that do not set them (e.g. `{"max_tokens": 64}`).
     """
-    engines = Engines(settings, load_generator=load_generator)
+    engines = Engines(settings, load_generator=load_generator, ask_defaults=ask_defaults)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -55,13 +55,15 @@ class _GuardedSearcher:
 class Engines:
     """Everything a request needs, loaded once: one searcher per index (on first use) and the generator."""
 
-    def __init__(self, settings: Settings, load_generator: bool = True):
+    def __init__(self, settings: Settings, load_generator: bool = True, ask_defaults: dict | None = None):
         self.settings = settings
         self.load_generator = load_generator
+        self.ask_defaults = dict(ask_defaults or {})  # AskOptions values a request does not set
         self._searchers: dict[str, _GuardedSearcher] = {}
         self._lock = threading.Lock()
         self._ask_lock = threading.Lock()  # one generation at a time: they would only slow each other down
         self._generator = None
+        self.cancelled = 0  # streamed answers stopped because their client left
         self.started = time.time()
         self.searcher(settings.name)  # a missing default index fails here, before the server starts
 
@@ -101,12 +103,12 @@ class Engines:
         """Answer `request` (an `AskRequest`) with `answer.ask`; `on_token` gets the text as it is generated."""
         try:
             from searchlm.answer import AskOptions, ask
-        except ImportError:
-            raise ModelError("answering is not available in this installation (install searchlm with `ask`)") from None
+        except ImportError as exc:
+            raise ModelError(f"answering is not available here ({exc}); reinstall searchlm with its extras") from None
         searcher = self.searcher(request.name)
         given = {k: v for k, v in request.model_dump().items() if v is not None and k not in ("question", "name")}
         known = {f.name for f in dataclasses.fields(AskOptions)}
-        options = AskOptions(**{k: v for k, v in given.items() if k in known})
+        options = AskOptions(**{k: v for k, v in {**self.ask_defaults, **given}.items() if k in known})
         with self._ask_lock:
             return ask(searcher, request.question, options, on_token=on_token, generator=self.generator())
 

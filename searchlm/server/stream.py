@@ -40,7 +40,7 @@ async def ask_events(engines: Engines, body):
         try:
             push(("answer", engines.ask_json(body, on_token)))
         except _Cancelled:
-            pass
+            engines.cancelled += 1
         except SearchlmError as exc:
             push(("error", {"detail": str(exc), "status": status_for(exc)}))
         except Exception as exc:  # reported to the client as an event: the response has already started
