@@ -451,3 +451,18 @@ def test_a_client_that_leaves_stops_the_generation(served):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_a_generator_that_cannot_load_leaves_search_working(served, tmp_path):
+    pytest.importorskip("searchlm.answer")
+    from searchlm.server import create_app
+
+    settings, _ = served
+    broken = tmp_path / "not-a-model.gguf"
+    broken.write_bytes(b"GGUF but not really")
+    with TestClient(create_app(settings.with_(generator=str(broken))), base_url="http://127.0.0.1") as c:
+        health = c.get("/api/health").json()
+        assert health["generator"]["loaded"] is False and "not-a-model.gguf" in health["generator"]["error"]
+        assert c.get("/api/search", params={"q": "bees"}).status_code == 200
+        response = c.post("/api/ask", json={"question": "How do foragers tell other bees where flowers are?"})
+        assert response.status_code == 503 and "not-a-model.gguf" in response.json()["detail"]

@@ -129,7 +129,8 @@ def create_app(
     def health():
         return {
             "status": "ok", "version": __version__, "index": settings.name, "loaded_indexes": engines.loaded,
-            "generator": {"name": settings.generator, "loaded": engines._generator is not None},
+            "generator": {"name": settings.generator, "loaded": engines._generator is not None,
+                          "error": engines.generator_error},
             "uptime_seconds": round(time.time() - engines.started, 1),
         }
 

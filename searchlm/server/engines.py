@@ -64,6 +64,7 @@ class Engines:
         self._ask_lock = threading.Lock()  # one generation at a time: they would only slow each other down
         self._generator = None
         self.cancelled = 0  # streamed answers stopped because their client left
+        self.generator_error: str | None = None
         self.started = time.time()
         self.searcher(settings.name)  # a missing default index fails here, before the server starts
 
@@ -95,8 +96,9 @@ class Engines:
         if self.load_generator:
             try:
                 self.generator()
-            except ImportError:
-                log.warning("searchlm.answer is not available: /api/ask answers 503")
+            except (ImportError, SearchlmError) as exc:  # search still works; /api/ask reports the problem
+                self.generator_error = str(exc)
+                log.warning("answer model not loaded: %s", exc)
         log.info("models warm in %.1f s", time.perf_counter() - started)
 
     def ask(self, request, on_token=None):
