@@ -161,6 +161,8 @@ def search(
     as_json: bool = JsonOpt,
 ) -> None:
     """Search an index: hybrid dense + keyword retrieval, best passages first."""
+    # One query needs no BLAS thread pool, which numpy starts on import (one thread per core).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from searchlm.search import DEFAULT_DENSE_WEIGHT, SearchOptions
 
     settings = _settings(name=name, home=home, model=model, server=server)

@@ -123,7 +123,9 @@ class Searcher:
         path = self.index_dir / FAISS_FILE
         if ann.get("generation") == generation and path.is_file():
             # A GPU copy only pays off in a long-lived process: CUDA start-up costs more than a cold search.
-            self._vectors = VectorIndex.load(path, ann.get("type", "flat"), use_gpu=self._warm)
+            self._vectors = VectorIndex.load(
+                path, ann.get("type", "flat"), use_gpu=self._warm, threads=None if self._warm else 1
+            )
         else:
             from searchlm.vectors import choose_type
 
