@@ -1,5 +1,6 @@
 """The FAISS vector index: contract (add/remove/search/save/load) for both types, type by size recorded in the
-manifest, memory-mapped loading, filtered search, and HNSW recall against exact search on clustered vectors."""
+manifest, memory-mapped loading, filtered search, and HNSW recall against exact search on vectors shaped like real
+embeddings."""
 
 from __future__ import annotations
 
@@ -14,15 +15,27 @@ from searchlm.vectors import VectorIndex, choose_type
 DIM = 32
 
 
-def clustered(n: int, dim: int, clusters: int, seed: int, spread: float = 0.35) -> np.ndarray:
-    """Unit vectors around random centres, like sentence embeddings (topics), not uniform noise."""
+def embedding_like(n: int, dim: int, seed: int, n_queries: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors shaped like MiniLM chunk embeddings, not uniform noise: a shared mean direction, topics,
+    documents within topics and chunks within documents, with a power-law variance spectrum.
+
+    Calibrated on 4,381 real MiniLM SciFact chunk vectors and 200 SciFact queries (real / this, at 4k points):
+    PCs for 50/80/90 % variance 33,109,163 / 29,115,202; norm of the mean 0.35 / 0.32; mean pairwise cosine
+    0.12 / 0.10; nearest-neighbour cosine 0.84 / 0.85; query top-1 cosine 0.57 / 0.59, 10th 0.44 / 0.43."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(clusters, dim))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    # Cluster sizes vary, as topics do.
-    assign = rng.choice(clusters, size=n, p=rng.dirichlet(np.full(clusters, 2.0)))
-    x = centres[assign] + rng.normal(scale=spread / np.sqrt(dim), size=(n, dim))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    basis = np.linalg.qr(rng.normal(size=(dim, dim)))[0] * np.arange(1, dim + 1) ** -0.35
+
+    def draw(k: int, scale: float) -> np.ndarray:
+        return (rng.normal(size=(k, dim)) * scale) @ basis.T
+
+    mean = rng.normal(size=dim)
+    mean *= 2.0 / np.linalg.norm(mean)
+    topics = draw(max(50, n // 400), 1.0)
+    docs = topics[rng.integers(len(topics), size=n // 2 + 1)] + draw(n // 2 + 1, 0.9)
+    x = mean + docs[rng.integers(len(docs), size=n)] + draw(n, 0.6)
+    q = mean + docs[rng.integers(len(docs), size=n_queries)] + draw(n_queries, 1.7)
+    unit = lambda v: (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    return unit(x), unit(q)
 
 
 def exact_top(x: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
@@ -33,9 +46,8 @@ def exact_top(x: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> np.ndarr
 
 @pytest.fixture(scope="module")
 def data():
-    x = clustered(2000, DIM, 20, seed=1)
+    x, q = embedding_like(2000, DIM, seed=1, n_queries=20)
     ids = np.arange(1000, 3000, dtype=np.int64)  # chunk ids, not positions
-    q = clustered(20, DIM, 20, seed=2)
     return x, ids, q
 
 
@@ -154,17 +166,18 @@ def test_type_chosen_by_size_and_recorded_in_manifest(make_index, monkeypatch):
 
 
 @pytest.mark.slow
-def test_hnsw_recall_at_10_on_100k_clustered():
-    """HNSW with the shipped parameters keeps >= 98 % of the exact top 10 on 100k clustered vectors."""
+def test_hnsw_recall_at_10_on_100k_embedding_like_vectors():
+    """HNSW with the shipped parameters keeps >= 98 % of the exact top 10 on 100k vectors shaped like MiniLM's."""
     dim, n = 384, 100_000
-    x = clustered(n, dim, 200, seed=11, spread=0.9)
-    q = clustered(200, dim, 200, seed=12, spread=0.9)
+    x, q = embedding_like(n, dim, seed=7, n_queries=300)
     ids = np.arange(n, dtype=np.int64) + 1
+    exact = VectorIndex.build(dim, [(ids, x)], n, "flat")
+    scores, want = exact.search(q, 10)
+    # As hard as real queries: the 1st and 10th neighbours are close in score (real: 0.57 and 0.44 medians).
+    assert 0.5 < np.median(scores[:, 0]) < 0.7 and 0.35 < np.median(scores[:, 9]) < 0.55
     assert choose_type(n) == "hnsw"
     index = VectorIndex.build(dim, [(ids[i : i + 20_000], x[i : i + 20_000]) for i in range(0, n, 20_000)], n)
     assert index.kind == "hnsw"
-    exact = VectorIndex.build(dim, [(ids, x)], n, "flat")
-    _, want = exact.search(q, 10)
     _, got = index.search(q, 10)
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
     assert recall >= 0.98, recall
