@@ -150,6 +150,12 @@ def test_optimized_copy_is_written_on_first_use(sample_index, tmp_path, referenc
     vec = second.embed_query(QUERIES[1])
     assert float(vec @ reference_vectors[1]) >= 0.9999
 
+    # A damaged copy is not fatal: the portable model answers the same.
+    (current / "model.onnx").write_bytes(b"not a model")
+    fallback = OnnxEmbedder(folder)
+    assert fallback.model_path == folder / ONNX_FILE
+    assert float(fallback.embed_query(QUERIES[1]) @ reference_vectors[1]) >= 0.9999
+
 
 @pytest.mark.slow
 def test_searcher_warm_reloads_encoder_for_many_queries(sample_index):

@@ -185,14 +185,19 @@ class OnnxEmbedder(Embedder):
         if not warm:
             options.add_session_config_entry("session.disable_prepacking", "1")
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = None
         model = self._optimized_model()
         if model is not None:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        else:
+            try:
+                self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # a damaged copy: the portable model still works
+                log.warning("cannot load the optimized ONNX encoder %s (%s); using the portable one", model, exc)
+        if self.session is None:
             model = folder / ONNX_FILE
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self.model_path = model
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     def _optimized_model(self) -> Path | None:
