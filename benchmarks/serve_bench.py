@@ -1,6 +1,6 @@
 """Warm-server benchmark (issue #6): `searchlm serve` latency over loopback HTTP.
 
-    python benchmarks/serve_bench.py [--workdir /tmp/searchlm-serve-bench] [--requests 100] [--asks 3]
+    python benchmarks/serve_bench.py [--workdir /tmp/searchlm-serve-bench] [--requests 100] [--asks 4]
                                      [--big-workdir /tmp/searchlm-bench] [--skip-big] [--skip-ask]
 
 1. Indexes `sample_corpus/` once (real MiniLM) into WORKDIR/indexes/sample, and reuses the 50,000-chunk SciFact
@@ -12,7 +12,8 @@
    (sample_corpus/QUERIES.md; SciFact test queries). Reports median and p95 wall time per request as the client
    sees it, and the same queries through `Searcher.search` in this process (no HTTP) for comparison.
 3. Time to first streamed answer token: starts the server with the generator loaded at start-up, then for
-   `--asks` questions POSTs /api/ask/stream and times the first `token` event and the final `answer` event.
+   `--asks` questions POSTs /api/ask/stream (answers capped at `--max-tokens`) and times the first `token`
+   event and the final `answer` event. A refused question streams no token and is counted apart.
 
 Only loopback addresses are used. Prints a summary and writes it as JSON to WORKDIR/serve_bench.json.
 The machine's load average is printed too: timings on a shared CPU vary with what else runs.
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_corpus"
 ASK_QUESTIONS = [
     "How do honey bees keep warm during the winter?",
-    "Why do reefs turn white when the ocean gets too warm?",
+    "What does coral bleaching do to a reef?",
     "How much memory did the Apollo guidance computer have?",
     "What does BM25 do with a term repeated many times?",
     "How do I start a sourdough culture?",
@@ -48,7 +49,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/searchlm-serve-bench"))
     ap.add_argument("--big-workdir", type=Path, default=Path("/tmp/searchlm-bench"))
     ap.add_argument("--requests", type=int, default=100)
-    ap.add_argument("--asks", type=int, default=3)
+    ap.add_argument("--asks", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=64, help="Answer cap (first-token time does not depend on it).")
     ap.add_argument("--skip-big", action="store_true", help="Do not measure the 50k-chunk index.")
     ap.add_argument("--skip-ask", action="store_true", help="Do not measure time to first answer token.")
     args = ap.parse_args()
@@ -76,11 +78,14 @@ def main() -> None:
         print_search("50k-chunk index", results["big"])
 
     if not args.skip_ask:
-        results["ask"] = measure_ask(sample_home, "sample", ASK_QUESTIONS[: args.asks])
+        results["ask"] = measure_ask(sample_home, "sample", ASK_QUESTIONS[: args.asks], args.max_tokens)
         a = results["ask"]
-        print(f"\nask stream ({a['generator']}, {len(a['first_token_s'])} questions): first token median "
+        if not a["first_token_s"]:
+            raise SystemExit(f"every question was refused: {a['refused']}")
+        print(f"\nask stream ({a['generator']}, {len(a['first_token_s'])} answered questions): first token median "
               f"{statistics.median(a['first_token_s']):.2f} s (each: {fmt(a['first_token_s'])}); whole answer "
-              f"median {statistics.median(a['total_s']):.2f} s; {a['tokens_median']} token events")
+              f"median {statistics.median(a['total_s']):.2f} s; {a['tokens_median']} token events; "
+              f"refused without tokens: {len(a['refused'])}")
 
     results["load_average_end"] = loadavg()
     print(f"\nload average: start {results['load_average_start']}, end {results['load_average_end']} "
@@ -189,17 +194,17 @@ def measure_search(home: Path, name: str, queries: list[str], n: int) -> dict:
     }
 
 
-def measure_ask(home: Path, name: str, questions: list[str]) -> dict:
+def measure_ask(home: Path, name: str, questions: list[str], max_tokens: int) -> dict:
     import httpx
 
     server = Server(home, name, lazy=False)  # the generator loads before /api/health answers
-    first, total, tokens, model = [], [], [], None
+    first, total, tokens, refused, model = [], [], [], [], None
     try:
         with httpx.Client(base_url=server.url, timeout=600) as client:
             for question in questions:
                 t0 = time.perf_counter()
                 got_first, n = None, 0
-                with client.stream("POST", "/api/ask/stream", json={"question": question}) as response:
+                with client.stream("POST", "/api/ask/stream", json={"question": question, "max_tokens": max_tokens}) as response:
                     response.raise_for_status()
                     event = None
                     for line in response.iter_lines():
@@ -209,17 +214,21 @@ def measure_ask(home: Path, name: str, questions: list[str]) -> dict:
                             n += 1
                             got_first = got_first or time.perf_counter() - t0
                         elif line.startswith("data:") and event == "answer":
-                            model = json.loads(line[5:]).get("model")
+                            answer = json.loads(line[5:])
+                            model = answer.get("model") or model
+                            if answer.get("refused") and not n:
+                                refused.append(question)
                         elif line.startswith("data:") and event == "error":
                             raise SystemExit(f"ask failed: {line[5:]}")
-                total.append(time.perf_counter() - t0)
-                first.append(got_first if got_first is not None else total[-1])
-                tokens.append(n)
+                if got_first is not None:  # a refusal streams no token: it has no first-token time
+                    total.append(time.perf_counter() - t0)
+                    first.append(got_first)
+                    tokens.append(n)
     finally:
         server.close()
     return {"generator": model, "server_startup_s": round(server.startup_s, 2),
             "first_token_s": [round(x, 3) for x in first], "total_s": [round(x, 3) for x in total],
-            "tokens_median": statistics.median(tokens)}
+            "tokens_median": statistics.median(tokens) if tokens else 0, "refused": refused}
 
 
 # -- reporting --------------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def test_search_open_ask_and_follow_a_citation(live_server, tmp_path):
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
             outside: list[str] = []
-            page.on("request", lambda r: r.url.startswith(live_server) or outside.append(r.url))
+            page.on("request", lambda r: r.url.startswith((live_server, "data:")) or outside.append(r.url))
             page.goto(live_server + "/")
             expect(page.locator("#index")).to_have_value("garden")
 
@@ -123,6 +123,11 @@ def test_search_open_ask_and_follow_a_citation(live_server, tmp_path):
             citations.first.click()
             expect(page.locator("#doc-body .part.marked")).to_have_count(1)
             page.screenshot(path=str(tmp_path / "answer-with-citation.png"))
+
+            # The OpenAPI docs render from local files too.
+            page.goto(live_server + "/docs")
+            expect(page.locator(".swagger-ui .opblock-summary-path").first).to_be_visible(timeout=30_000)
+            assert page.locator("text=/api/search").count() >= 1
             assert errors == [] and outside == []
         finally:
             browser.close()
