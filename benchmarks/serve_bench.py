@@ -204,7 +204,8 @@ def measure_ask(home: Path, name: str, questions: list[str], max_tokens: int) ->
             for question in questions:
                 t0 = time.perf_counter()
                 got_first, n = None, 0
-                with client.stream("POST", "/api/ask/stream", json={"question": question, "max_tokens": max_tokens}) as response:
+                body = {"question": question, "max_tokens": max_tokens}
+                with client.stream("POST", "/api/ask/stream", json=body) as response:
                     response.raise_for_status()
                     event = None
                     for line in response.iter_lines():
