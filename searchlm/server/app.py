@@ -9,6 +9,7 @@ request's behalf. Errors come back as JSON `{"detail": message}`.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import re
@@ -45,6 +46,16 @@ _PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(..., description="One line: what failed, the value, and one fix.")
+
+
+_ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in (
+    (400, "A value that cannot be used"), (404, "Unknown index or document"), (413, "Request body too large"),
+    (422, "A parameter out of its bounds"), (503, "The answer model could not be loaded"),
+)}
 
 
 class AskRequest(BaseModel):
@@ -121,7 +132,7 @@ def create_app(
             return get_swagger_ui_html(
                 openapi_url=app.openapi_url, title="searchlm API",
                 swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
-                swagger_favicon_url="/docs-assets/favicon-32x32.png",
+                swagger_favicon_url="/docs-assets/favicon.png",
             )
 
     # -- API ----------------------------------------------------------------------------------------------
@@ -144,7 +155,7 @@ def create_app(
             for m in list_indexes(settings.home)
         ]}
 
-    @app.get("/api/search", summary="Hybrid search: the same hits as `searchlm search --json`")
+    @app.get("/api/search", responses=_ERRORS, summary="Hybrid search: the same hits as `searchlm search --json`")
     def search(
         q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for."),
         k: int = Query(10, ge=1, le=MAX_K, description="How many results."),
@@ -182,7 +193,7 @@ def create_app(
                 data["rel_path"] = os.path.relpath(os.path.abspath(hit.path), root) if root else hit.path
         return {"query": q, "hits": out}
 
-    @app.get("/api/documents/{doc_id}", summary="The stored text of one document, with one chunk marked")
+    @app.get("/api/documents/{doc_id}", responses=_ERRORS, summary="One document's stored text, one chunk marked")
     def document(
         doc_id: int = PathParam(..., description="A hit's doc_id."),
         chunk: Optional[int] = Query(None, description="A hit's chunk_id: this part is marked."),
@@ -192,16 +203,16 @@ def create_app(
         with searcher.lock:
             return document_view(searcher, doc_id, chunk).to_json()
 
-    @app.post("/api/ask", summary="Answer a question from the index, with citations")
+    @app.post("/api/ask", responses=_ERRORS, summary="Answer a question from the index, with citations")
     def ask(body: AskRequest):
         _check_question(body.question)
         return engines.ask_json(body)
 
-    @app.post("/api/ask/stream", summary="The answer as server-sent events: token…, then answer (or error)")
+    @app.post("/api/ask/stream", responses=_ERRORS, summary="Server-sent events: start, token…, answer (or error)")
     async def ask_stream(body: AskRequest):
         return _stream(body)
 
-    @app.get("/api/ask/stream", summary="The same stream for EventSource clients")
+    @app.get("/api/ask/stream", responses=_ERRORS, summary="The same stream for EventSource clients")
     async def ask_stream_get(
         q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question."),
         name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
@@ -226,10 +237,10 @@ def _check_question(question: str) -> None:
 
 
 def _swagger_assets() -> Path | None:
-    """Swagger UI's files from the `swagger-ui-bundle` package, so /docs works offline; None without it."""
-    try:
-        import swagger_ui_bundle
-    except ImportError:
+    """Swagger UI's files from the `fastapi-offline` package (the `serve` extra), so /docs works offline; None
+    without it (FastAPI's default page, which loads Swagger UI from a CDN)."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(swagger_ui_bundle.swagger_ui_path)
+    path = Path(list(spec.submodule_search_locations)[0]) / "static"
     return path if (path / "swagger-ui-bundle.js").is_file() else None
