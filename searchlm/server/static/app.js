@@ -227,6 +227,7 @@ async function runAsk(question) {
       }
       throw new Error(detail);
     }
+    let finished = false;
     for await (const [event, data] of readEvents(response)) {
       if (event === "token") {
         if (firstToken === null) {
@@ -236,10 +237,12 @@ async function runAsk(question) {
         text.append(data.text);
       } else if (event === "answer") {
         renderAnswer(data, firstToken);
+        finished = true;
       } else if (event === "error") {
         throw new Error(data.detail);
       }
     }
+    if (!finished) throw new Error("the answer stream ended early (is the server still running?)");
   } catch (err) {
     if (err.name !== "AbortError") {
       box.classList.add("failed");
