@@ -1,0 +1,14 @@
+"""Text generation for answers and summaries.
+
+- `base.Generator`: the contract, `generate(prompt, max_tokens, temperature, on_token) -> str`, plus token helpers
+  (`count_tokens`, `truncate`, `prompt_budget`) so callers can pack prompts into the model's context.
+- `registry.load_generator(name, device)`: "smollm2" (default, the packaged GGUF) or any Hugging Face causal LM.
+- `hf.TransformersGenerator`: the one backend, over `transformers`.
+
+Nothing here imports torch until a model is loaded.
+"""
+
+from searchlm.generate.base import Generator
+from searchlm.generate.registry import DEFAULT_GENERATOR, load_generator
+
+__all__ = ["DEFAULT_GENERATOR", "Generator", "load_generator"]

@@ -1,0 +1,197 @@
+"""`summarize`: a short summary of one indexed document, or of the top results of a query, citing its chunks.
+
+The chunks are numbered [1], [2], … in reading order (a document) or rank order (a query). Whatever fits the
+generator's context is summarized in one go; a longer document is cut into pieces that fit, each piece is
+summarized, and the piece summaries are summarized again (recursively, until one prompt holds them). Citations
+are checked as for answers: markers that name no chunk are dropped, and a sentence without one is traced to the
+chunk that holds its words, or left uncited.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from searchlm.answer import Citation, MAX_K, generator_name, get_generator
+from searchlm.errors import InputError
+from searchlm.generate.citations import MarkerFilter, check_citations
+from searchlm.records import Hit
+
+if TYPE_CHECKING:
+    from searchlm.generate.base import Generator
+    from searchlm.search import Searcher
+
+# Prompt tokens per piece, at most: a 135M model on two CPU cores reads ~150-300 prompt tokens a second, and it
+# loses the thread in long contexts anyway.
+PIECE_TOKENS = 768
+MIN_CHUNK_TOKENS = 32
+MAX_ROUNDS = 4  # pieces of pieces: a 100-page document still ends after a few rounds
+
+INSTRUCTION = "Summarize the text in three sentences."
+COMBINE = "Combine these partial summaries into one summary of three sentences."
+
+
+@dataclass
+class SummaryOptions:
+    k: int = 5  # passages for a query summary
+    generator: str | None = None
+    max_tokens: int = 160
+    temperature: float = 0.0
+    mode: str = "hybrid"
+
+
+@dataclass
+class Summary:
+    target: str  # the document's path, or the query
+    summary: str
+    citations: list[Citation]
+    passages: list[Hit]
+    model: str
+    seconds: float
+    pieces: int = 1
+
+    def to_json(self) -> dict:
+        return {
+            "target": self.target,
+            "summary": self.summary,
+            "citations": [asdict(c) for c in self.citations],
+            "passages": [h.to_json() for h in self.passages],
+            "model": self.model,
+            "seconds": round(self.seconds, 3),
+            "pieces": self.pieces,
+        }
+
+
+def summarize(
+    searcher: "Searcher",
+    path: str | None = None,
+    query: str | None = None,
+    options: SummaryOptions | None = None,
+    on_token: Callable[[str], None] | None = None,
+    generator: "Generator | None" = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """Summarize the indexed document at `path` (as given on the command line: relative to the current folder,
+    absolute, or relative to the indexed folder), or the top `options.k` results for `query`. `on_token`
+    streams the final summary; `on_progress(done, total)` reports the pieces of a long document."""
+    from searchlm.search import SearchOptions
+
+    options = options or SummaryOptions()
+    if (path is None) == (query is None):
+        raise InputError("give a document path or --query, not both or neither (e.g. `searchlm summarize notes.md`)")
+    if not 1 <= options.k <= MAX_K:
+        raise InputError(f"k {options.k} is out of range for summaries (use a value from 1 to {MAX_K})")
+    started = time.perf_counter()
+    if path is not None:
+        passages = document_passages(searcher, path)
+        target = passages[0].path
+    else:
+        if not query.strip():
+            raise InputError("the query is empty (type what the summary should be about)")
+        passages = searcher.search(query, SearchOptions(k=options.k, mode=options.mode))
+        target = query
+        if not passages:
+            raise InputError(f"no passages match '{query}' (try other words, or `searchlm search` to explore)")
+    if generator is None:
+        generator = get_generator(options.generator or getattr(searcher.settings, "generator", None),
+                                  getattr(searcher.settings, "device", "auto"))
+    text, pieces = _reduce(generator, passages, options, on_token, on_progress)
+    text, numbers = check_citations(text.strip(), [h.text for h in passages])
+    citations = [Citation.of(n, passages[n - 1]) for n in numbers]
+    return Summary(target, text, citations, passages, generator.name or generator_name(options.generator),
+                   time.perf_counter() - started, pieces)
+
+
+def document_passages(searcher: "Searcher", path: str) -> list[Hit]:
+    """The chunks of one indexed document, in reading order, as passages."""
+    root = Path(searcher.manifest.root)
+    given = Path(path).expanduser()
+    candidates = [given.as_posix()]
+    for full in (given if given.is_absolute() else Path.cwd() / given, root / given):
+        try:
+            candidates.append(Path(os.path.normpath(full)).relative_to(root).as_posix())
+        except ValueError:
+            pass
+    doc = next((d for d in map(searcher.store.document_by_path, dict.fromkeys(candidates)) if d is not None), None)
+    if doc is None:
+        raise InputError(
+            f"'{path}' is not a document of index '{searcher.settings.name}' (indexed folder: {root}; "
+            "give its path as `searchlm search` shows it)"
+        )
+    rows = searcher.store.chunks_of_document(doc.id)
+    if not rows:
+        raise InputError(f"'{path}' has no text in index '{searcher.settings.name}' (nothing to summarize)")
+    return [
+        Hit(rank=i, score=0.0, path=searcher.display_path(r.path), chunk_id=r.id, doc_id=r.doc_id, title=r.title,
+            heading=r.heading, start_line=r.start_line, end_line=r.end_line, page=r.page, text=r.text)
+        for i, r in enumerate(rows, start=1)
+    ]
+
+
+# -- map and reduce ---------------------------------------------------------------------------------------
+def _render(generator: "Generator", context: str, instruction: str) -> str:
+    if generator.chat:
+        return generator.render_chat([{"role": "user", "content": f"{context}\n\n{instruction}"}])
+    return f"{context}\n\nTL;DR:"  # GPT-2's own summary cue (Radford et al. 2019)
+
+
+def pack(generator: "Generator", blocks: list[str], max_tokens: int, instruction: str) -> list[str]:
+    """Group texts into contexts that each fit one prompt; a text too long for one is cut to fit."""
+    room = min(generator.prompt_budget(max_tokens) - generator.count_tokens(_render(generator, "", instruction)) - 4,
+               PIECE_TOKENS)
+    if room < MIN_CHUNK_TOKENS:
+        raise InputError(
+            f"generator '{generator.name}' has {generator.context_length} positions, too few for a summary of "
+            f"{max_tokens} tokens (use --max-tokens {max(16, generator.context_length // 4)})"
+        )
+    pieces: list[list[str]] = [[]]
+    used = 0
+    for block in blocks:
+        cost = generator.count_tokens(block) + 2
+        if cost > room:
+            block, cost = generator.truncate(block, room - 2), room
+        if pieces[-1] and used + cost > room:
+            pieces.append([])
+            used = 0
+        pieces[-1].append(block)
+        used += cost
+    return ["\n\n".join(p) for p in pieces]
+
+
+def _reduce(generator, passages: list[Hit], options, on_token, on_progress) -> tuple[str, int]:
+    """Summarize the numbered passages, in pieces and rounds when they do not fit one prompt.
+    Returns the summary and how many pieces the first round had."""
+    blocks = [f"[{n}] ({hit.heading or hit.title}) {hit.text}" if hit.heading or hit.title else f"[{n}] {hit.text}"
+              for n, hit in enumerate(passages, start=1)]
+    instruction = INSTRUCTION
+    first_round = 0
+    for _ in range(MAX_ROUNDS):
+        contexts = pack(generator, blocks, options.max_tokens, instruction)
+        first_round = first_round or len(contexts)
+        if len(contexts) == 1:
+            break
+        partial = []
+        for i, context in enumerate(contexts, start=1):
+            partial.append(_generate(generator, _render(generator, context, instruction), options, len(passages)))
+            if on_progress:
+                on_progress(i, len(contexts))
+        # The partial summaries keep the chunk markers they cite, so they go in unnumbered.
+        blocks = [text.strip() for text in partial if text.strip()] or blocks[:1]
+        instruction = COMBINE
+    context = "\n\n".join(pack(generator, blocks, options.max_tokens, instruction)[:1])
+    prompt = _render(generator, context, instruction)
+    return _generate(generator, prompt, options, len(passages), on_token), first_round
+
+
+def _generate(generator, prompt: str, options: SummaryOptions, count: int, on_token=None) -> str:
+    stop = () if generator.chat else ("\n\n",)
+    if on_token is None:
+        return generator.generate(prompt, options.max_tokens, options.temperature, stop=stop)
+    markers = MarkerFilter(count, on_token)
+    text = generator.generate(prompt, options.max_tokens, options.temperature, on_token=markers.feed, stop=stop)
+    markers.flush()
+    return text

@@ -1,0 +1,222 @@
+"""Generators: the Hugging Face backend on a tiny random GPT-2 (weights for the real one cannot be downloaded
+here), streaming and stop strings, prompt budgets, and the registry's names. The packaged SmolLM2 is the
+real-model check (slow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from searchlm.errors import ModelError
+from searchlm.records import Hit
+
+TEXTS = [
+    "The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
+    "Bees make honey in hives and the beekeeper harvests it in late summer.",
+    "The Sicilian Defence is a sharp chess opening for Black.",
+    "Coral reefs bleach when the water gets too warm for their algae.",
+    "Question: what is it? Answer: a passage, with numbers [1] and [2].",
+]
+
+
+def build_tiny_gpt2(folder: Path, n_positions: int = 1024) -> Path:
+    """A 2-layer random GPT-2 with a byte-level BPE tokenizer trained here, saved as a Hugging Face folder."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(TEXTS * 20, vocab_size=400, special_tokens=["<|endoftext|>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    tok.model_max_length = n_positions
+    tok.save_pretrained(folder)
+    config = GPT2Config(
+        vocab_size=len(tok), n_positions=n_positions, n_embd=64, n_layer=2, n_head=2,
+        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    from searchlm.generate import load_generator
+
+    folder = build_tiny_gpt2(tmp_path_factory.mktemp("gen") / "tiny-gpt2")
+    return load_generator(str(folder), "cpu")
+
+
+def hit(n: int, text: str, path: str = "doc.md") -> Hit:
+    return Hit(rank=n, score=1.0, path=path, chunk_id=n, doc_id=n, title="", heading=f"Part {n}", start_line=n,
+               end_line=n, page=None, text=text)
+
+
+def test_tiny_gpt2_is_a_plain_generator_with_1024_positions(gpt2):
+    assert gpt2.chat is False
+    assert gpt2.context_length == 1024
+    assert gpt2.prompt_budget(256) == 768
+    with pytest.raises(NotImplementedError):
+        gpt2.render_chat([{"role": "user", "content": "hi"}])
+
+
+def test_generation_streams_what_it_returns(gpt2):
+    pieces: list[str] = []
+    text = gpt2.generate("The Eiffel Tower was completed in", 12, 0.0, on_token=pieces.append)
+    assert text.strip()
+    assert "".join(pieces) == text
+    assert gpt2.count_tokens(text) <= 12 + 2  # re-encoding decoded text may merge or split a token at the edges
+    again = gpt2.generate("The Eiffel Tower was completed in", 12, 0.0)
+    assert again == text  # greedy is deterministic
+
+
+def test_sampling_runs(gpt2):
+    assert gpt2.generate("Bees make honey", 8, temperature=0.9)
+
+
+def test_answer_length_is_cut_to_the_window(gpt2):
+    prompt = " ".join(["honey bees"] * 2000)
+    assert gpt2.count_tokens(prompt) > 1024
+    text = gpt2.generate(prompt, 50, 0.0)  # over-long prompt: its end is kept, no position error
+    assert isinstance(text, str)
+    near_full = gpt2.truncate(prompt, 1020)
+    assert gpt2.count_tokens(near_full) <= 1020
+    text = gpt2.generate(near_full, 50, 0.0)
+    assert gpt2.count_tokens(text) <= 6
+
+
+def test_truncate_keeps_a_prefix_within_the_budget(gpt2):
+    text = " ".join(TEXTS)
+    cut = gpt2.truncate(text, 10)
+    assert text.startswith(cut)
+    assert 0 < gpt2.count_tokens(cut) <= 10
+    assert gpt2.truncate(text, 10_000) == text
+    assert gpt2.truncate(text, 0) == ""
+
+
+def test_stream_holds_back_a_stop_string_and_ends_before_it(gpt2):
+    from searchlm.generate.hf import _Stream
+
+    tok = gpt2.tokenizer
+    ids = tok("Paris is big\nQuestion: next", add_special_tokens=False)["input_ids"]
+    seen: list[str] = []
+    stream = _Stream(tok, seen.append, ("\nQuestion:",))
+    stream.put(_tensor([0]))  # the prompt comes first and is skipped
+    for i in ids:
+        stream.put(_tensor([i]))
+        assert "\n" not in "".join(seen)
+    stream.finish()
+    assert stream.stopped
+    assert "".join(seen) == stream.text == "Paris is big"
+
+
+def test_stream_passes_on_a_held_back_ending_that_was_no_stop(gpt2):
+    from searchlm.generate.hf import _Stream
+
+    tok = gpt2.tokenizer
+    seen: list[str] = []
+    stream = _Stream(tok, seen.append, ("\n\n",))
+    stream.put(_tensor([0]))
+    for i in tok("the end\n", add_special_tokens=False)["input_ids"]:
+        stream.put(_tensor([i]))
+    assert "".join(seen) == "the end"  # the newline waits: it might be the start of "\n\n"
+    stream.finish()
+    assert "".join(seen) == "the end\n"
+
+
+def test_an_exception_in_on_token_stops_generation(gpt2):
+    class Gone(Exception):
+        pass
+
+    def leave(_text: str) -> None:
+        raise Gone()
+
+    with pytest.raises(Gone):
+        gpt2.generate("Bees make honey", 20, on_token=leave)
+
+
+def _tensor(ids):
+    import torch
+
+    return torch.tensor([ids])
+
+
+# -- prompt budgets ---------------------------------------------------------------------------------------
+def test_whole_passage_prompt_fits_gpt2_window_answer_included(gpt2):
+    from searchlm.answer import build_prompt
+
+    long_text = " ".join(TEXTS * 60)  # several thousand tokens each
+    hits = [hit(n, f"{n} {long_text}") for n in range(1, 6)]
+    for max_tokens in (16, 256, 900):
+        prompt, shown = build_prompt(gpt2, "When was the Eiffel Tower completed?", hits, max_tokens)
+        assert gpt2.count_tokens(prompt) + max_tokens <= 1024
+        assert shown and shown == list(range(1, len(shown) + 1))
+        assert prompt.startswith("Context:\n[1] 1 The Eiffel")
+        assert prompt.rstrip().endswith("Question: When was the Eiffel Tower completed?\nAnswer:")
+
+
+def test_short_passages_all_go_in_and_long_question_is_cut(gpt2):
+    from searchlm.answer import build_prompt
+
+    hits = [hit(n, TEXTS[n - 1]) for n in range(1, 4)]
+    prompt, shown = build_prompt(gpt2, "Who harvests the honey?", hits, 64)
+    assert shown == [1, 2, 3]
+    assert all(f"[{n}] {TEXTS[n - 1]}" in prompt for n in shown)
+    question = "why " * 3000
+    prompt, shown = build_prompt(gpt2, question, hits, 64)
+    assert gpt2.count_tokens(prompt) + 64 <= 1024
+    assert shown  # the question was cut, not the passages dropped
+
+
+def test_focused_prompt_uses_best_sentences_in_reading_order(gpt2):
+    from searchlm.answer import FOCUS_TOKENS, Sentence, build_prompt
+
+    hits = [hit(1, "A. B."), hit(2, "C.")]
+    focus = [Sentence(2, 0, "Bees make honey in hives.", 0.9), Sentence(1, 1, "Honey is sweet.", 0.8),
+             Sentence(1, 0, "Hives hold bees.", 0.7)]
+    prompt, shown = build_prompt(gpt2, "What do bees make?", hits, 64, focus=focus)
+    assert shown == [1, 2]
+    assert "[1] Hives hold bees. Honey is sweet.\n[2] Bees make honey in hives." in prompt
+    monster = [Sentence(1, 0, "word " * 5000, 1.0)]
+    prompt, shown = build_prompt(gpt2, "What?", hits, 64, focus=monster)
+    assert shown == [1]
+    assert gpt2.count_tokens(prompt) <= gpt2.count_tokens(build_prompt(gpt2, "What?", hits, 64, focus=[])[0]) + FOCUS_TOKENS
+
+
+# -- registry ---------------------------------------------------------------------------------------------
+def test_registry_maps_default_to_packaged_gguf_and_paths_to_folders(tmp_path):
+    from searchlm.generate.registry import resolve_generator
+
+    folder, gguf, name = resolve_generator(None)
+    assert gguf == "SmolLM2-135M-Instruct.Q4_1.gguf" and (Path(folder) / gguf).is_file() and name == "smollm2"
+    assert resolve_generator("SmolLM2")[1] == gguf
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    assert resolve_generator(str(model)) == (str(tmp_path.resolve()), "m.gguf", str(model))
+    assert resolve_generator(str(tmp_path)) == (str(tmp_path.resolve()), None, str(tmp_path))
+    assert resolve_generator("distilgpt2") == ("distilgpt2", None, "distilgpt2")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ModelError, match="not a .gguf"):
+        resolve_generator(str(tmp_path / "notes.txt"))
+
+
+def test_unknown_model_is_a_model_error_that_names_it(monkeypatch):
+    from searchlm.generate import load_generator
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot load generator 'no-such-org/no-such-model'.*--generator"):
+        load_generator("no-such-org/no-such-model", "cpu")
+
+
+@pytest.mark.slow
+def test_packaged_smollm2_has_a_chat_template_and_answers():
+    from searchlm.answer import get_generator
+
+    gen = get_generator("smollm2", "cpu")
+    assert gen.chat and gen.name == "smollm2" and gen.context_length >= 2048
+    assert get_generator(None, "cpu") is gen  # cached per process
+    prompt = gen.render_chat([{"role": "user", "content": "What is the capital of France? One word."}])
+    assert "<|im_start|>assistant" in prompt
+    assert "Paris" in gen.generate(prompt, 12)

@@ -1,0 +1,127 @@
+"""`summarize`: one document (in pieces when it does not fit the model) or a query's results, with citations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from searchlm.answer import get_generator
+from searchlm.cli import app
+from searchlm.errors import InputError
+from searchlm.search import Searcher
+from searchlm.summarize import SummaryOptions, _render, pack, summarize
+from test_generate import build_tiny_gpt2
+
+SECTIONS = [
+    ("Planting", "Plant garlic cloves in autumn, pointed end up, five centimetres deep in loose soil."),
+    ("Watering", "Water garlic weekly in spring; stop two weeks before harvest so the bulbs cure well."),
+    ("Harvest", "Lift the bulbs when the lower leaves turn brown, usually in early summer."),
+    ("Storage", "Cure the bulbs in a dry, airy place for three weeks, then store them cool and dark."),
+]
+LONG = "# Growing garlic\n\n" + "\n\n".join(
+    f"## {title}\n\n" + " ".join([text] * 12) for title, text in SECTIONS
+)
+FILES = {
+    "garlic.md": LONG,
+    "notes/tea.md": "# Tea\n\nGreen tea leaves are steamed or pan-fired soon after picking to stop oxidation.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def small_gpt2(tmp_path_factory):
+    """A tiny GPT-2 with a 256-position window, so a long document has to be summarized in pieces."""
+    folder = build_tiny_gpt2(tmp_path_factory.mktemp("sum") / "tiny-gpt2-256", n_positions=256)
+    return get_generator(str(folder), "cpu")
+
+
+@pytest.fixture
+def indexed(make_index):
+    settings, _, corpus = make_index(FILES)
+    return settings, corpus
+
+
+def test_long_document_is_summarized_in_pieces_with_valid_citations(indexed, small_gpt2):
+    settings, corpus = indexed
+    searcher = Searcher(settings)
+    progress: list[tuple[int, int]] = []
+    streamed: list[str] = []
+    result = summarize(searcher, path=str(corpus / "garlic.md"), options=SummaryOptions(max_tokens=24),
+                       generator=small_gpt2, on_token=streamed.append, on_progress=lambda d, t: progress.append((d, t)))
+    assert result.target.endswith("garlic.md")
+    assert len(result.passages) >= 4  # every chunk of the document, in reading order
+    lines = [p.start_line for p in result.passages]
+    assert lines == sorted(lines)
+    assert result.pieces > 1 and progress[-1] == (result.pieces, result.pieces)
+    assert streamed  # the final (combining) summary streams
+    assert all(1 <= c.n <= len(result.passages) for c in result.citations)
+    assert all(result.passages[c.n - 1].chunk_id == c.chunk_id for c in result.citations)
+
+
+def test_document_path_may_be_given_three_ways(indexed, small_gpt2, monkeypatch):
+    settings, corpus = indexed
+    searcher = Searcher(settings)
+    options = SummaryOptions(max_tokens=8)
+    monkeypatch.chdir(corpus / "notes")
+    for path in ("tea.md", str(corpus / "notes" / "tea.md"), "notes/tea.md"):
+        result = summarize(searcher, path=path, options=options, generator=small_gpt2)
+        assert [p.path.endswith("tea.md") for p in result.passages] == [True]
+        assert result.pieces == 1
+
+
+def test_query_summary_reads_the_top_results(indexed, small_gpt2):
+    settings, _ = indexed
+    result = summarize(Searcher(settings), query="when to harvest garlic", options=SummaryOptions(k=2, max_tokens=8),
+                       generator=small_gpt2)
+    assert result.target == "when to harvest garlic"
+    assert len(result.passages) == 2 and result.passages[0].path.endswith("garlic.md")
+
+
+def test_pieces_fit_the_window_with_the_answer(small_gpt2):
+    blocks = [f"[{n}] " + "garlic bulbs cure in a dry place. " * 40 for n in range(1, 6)]
+    for max_tokens in (8, 64):
+        contexts = pack(small_gpt2, blocks, max_tokens, "Summarize.")
+        assert len(contexts) >= 5
+        for context in contexts:
+            prompt = _render(small_gpt2, context, "Summarize.")
+            assert small_gpt2.count_tokens(prompt) + max_tokens <= 256
+    with pytest.raises(InputError, match="too few for a summary"):
+        pack(small_gpt2, blocks, 250, "Summarize.")
+
+
+def test_bad_targets_are_input_errors(indexed, small_gpt2):
+    settings, corpus = indexed
+    searcher = Searcher(settings)
+    with pytest.raises(InputError, match="not a document of index"):
+        summarize(searcher, path="nowhere.md", generator=small_gpt2)
+    with pytest.raises(InputError, match="not both or neither"):
+        summarize(searcher, generator=small_gpt2)
+    with pytest.raises(InputError, match="not both or neither"):
+        summarize(searcher, path="garlic.md", query="garlic", generator=small_gpt2)
+
+
+def test_cli_summarize(indexed, small_gpt2):
+    settings, corpus = indexed
+    folder = small_gpt2.name
+    base = ["--home", str(settings.home), "--name", settings.name, "--generator", folder, "--max-tokens", "8"]
+    result = CliRunner().invoke(app, ["summarize", str(corpus / "notes" / "tea.md"), *base])
+    assert result.exit_code == 0, result.output
+    assert "Sources:" in result.output or "(no passage cited)" in result.output
+    result = CliRunner().invoke(app, ["summarize", "--query", "garlic storage", "-k", "2", "--json", *base])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"target", "summary", "citations", "passages", "model", "seconds", "pieces"}
+    assert data["target"] == "garlic storage" and len(data["passages"]) == 2
+    result = CliRunner().invoke(app, ["summarize", "missing.md", *base])
+    assert result.exit_code == 1 and "not a document of index" in result.output
+
+
+@pytest.mark.slow
+def test_smollm2_summarizes_a_document(indexed):
+    settings, corpus = indexed
+    result = summarize(Searcher(settings), path=str(corpus / "garlic.md"), options=SummaryOptions(max_tokens=80))
+    assert result.model == "smollm2" and result.pieces >= 1
+    assert "garlic" in result.summary.lower()
+    assert all(1 <= c.n <= len(result.passages) for c in result.citations)
