@@ -336,3 +336,110 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ (API docs: /docs). Ctrl+C stops.", err=True)
     uvicorn.run(web_app, host=host, port=port, log_level="info")
+
+
+# -- ask and summarize ------------------------------------------------------------------------------------
+GeneratorOpt = typer.Option(None, "--generator", "-g", help="Model: smollm2, a Hugging Face name, folder or .gguf [env SEARCHLM_GENERATOR; default smollm2].")
+
+
+@app.command()
+@handle_errors
+def ask(
+    question: str = typer.Argument(..., help="The question, in your own words."),
+    name: Optional[str] = NameOpt,
+    k: int = typer.Option(5, "-k", "--k", help="How many passages the answer may draw on."),
+    generator: Optional[str] = GeneratorOpt,
+    max_tokens: int = typer.Option(256, "--max-tokens", help="Longest answer, in tokens."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 is greedy (the default); higher samples."),
+    mode: str = typer.Option("hybrid", "--mode", help="Retrieval: hybrid, dense or keyword."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
+    home: Optional[Path] = HomeOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Answer a question from the index, citing the passages used, or say the documents do not cover it."""
+    from searchlm.answer import AskOptions, ask as ask_question
+    from searchlm.search import Searcher
+
+    settings = _settings(name=name, home=home, generator=generator, device=device)
+    options = AskOptions(k=k, generator=settings.generator, max_tokens=max_tokens, temperature=temperature, mode=mode)
+    streamed: list[str] = []
+
+    def show(text: str) -> None:
+        streamed.append(text)
+        typer.echo(text, nl=False)
+
+    answer = ask_question(Searcher(settings), question, options, on_token=None if as_json else show)
+    if as_json:
+        typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
+        return
+    if streamed:
+        typer.echo("")
+    if answer.refused:
+        typer.echo(answer.answer)
+        _print_sources("Nearest passages:", [(h.rank, h) for h in answer.passages])
+        return
+    if answer.extractive:
+        typer.echo(typer.style("(not traceable to the passages; quoting the best-matching sentence instead)", dim=True))
+        typer.echo(answer.answer)
+    elif _unmarked(answer.answer) != _unmarked("".join(streamed)):
+        typer.echo(typer.style("Checked: ", dim=True) + answer.answer)
+    _print_sources("Sources:", [(c.n, c) for c in answer.citations])
+
+
+@app.command()
+@handle_errors
+def summarize(
+    path: Optional[str] = typer.Argument(None, help="An indexed document (as `search` shows its path)."),
+    query: Optional[str] = typer.Option(None, "--query", "-q", help="Summarize the top results of this query instead."),
+    name: Optional[str] = NameOpt,
+    k: int = typer.Option(5, "-k", "--k", help="How many results a --query summary reads."),
+    generator: Optional[str] = GeneratorOpt,
+    max_tokens: int = typer.Option(160, "--max-tokens", help="Longest summary (and partial summary), in tokens."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
+    home: Optional[Path] = HomeOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Summarize one indexed document, or the top results of a query, citing the chunks used."""
+    from searchlm.search import Searcher
+    from searchlm.summarize import SummaryOptions, summarize as summarize_passages
+
+    settings = _settings(name=name, home=home, generator=generator, device=device)
+    options = SummaryOptions(k=k, generator=settings.generator, max_tokens=max_tokens)
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"summarized piece {done} of {total}", err=True)
+
+    streamed: list[str] = []
+
+    def show(text: str) -> None:
+        streamed.append(text)
+        typer.echo(text, nl=False)
+
+    result = summarize_passages(
+        Searcher(settings), path, query, options, on_token=None if as_json else show, on_progress=progress
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+        return
+    typer.echo("")
+    if _unmarked(result.summary) != _unmarked("".join(streamed)):
+        typer.echo(typer.style("Checked: ", dim=True) + result.summary)
+    _print_sources("Sources:", [(c.n, c) for c in result.citations])
+
+
+def _unmarked(text: str) -> str:
+    """Text without its [n] markers and spacing, to tell whether checking changed more than the markers."""
+    import re
+
+    return " ".join(re.sub(r"\[\d+\]", " ", text).split())
+
+
+def _print_sources(title: str, items) -> None:
+    """`[n] path:line (heading)` for each cited passage."""
+    if not items:
+        typer.echo(typer.style("(no passage cited)", dim=True))
+        return
+    typer.echo(typer.style(title, bold=True))
+    for n, item in items:
+        heading = f" ({item.heading})" if item.heading else ""
+        typer.echo(f"[{n}] {item.location()}{heading}")
