@@ -174,7 +174,9 @@ def search(
     if settings.server:
         from searchlm.client import remote_search
 
-        params = {"k": k, "mode": mode, "name": settings.name, "fusion": fusion, "path": path, "type": type_,
+        # The server's own index unless a name was asked for (flag or SEARCHLM_NAME).
+        asked_name = name or os.environ.get("SEARCHLM_NAME") or None
+        params = {"k": k, "mode": mode, "name": asked_name, "fusion": fusion, "path": path, "type": type_,
                   "since": since, "rerank": rerank, "explain": explain or None}
         hits = remote_search(settings.server, query, params)
     else:
