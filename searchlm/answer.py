@@ -31,15 +31,16 @@ if TYPE_CHECKING:
 REFUSAL = "The indexed documents do not cover this question."
 MAX_K = 20
 
-# Evidence = SENTENCE_WEIGHT × (best question–sentence cosine among the top EVIDENCE_HITS passages)
-#          + (1 − SENTENCE_WEIGHT) × (share of the question's content words found in one of those passages).
-# Calibrated on xquad_en with the default MiniLM index: 150 xquad questions (a seeded sample) against the 50
-# questions of benchmarks/out_of_corpus_calibration.jsonl (not the 50 used to report), weights and threshold
-# chosen on a grid to refuse most out-of-corpus questions while refusing at most ~6 % of answerable ones.
-# There: 6 % false refusals, 92 % correct refusals; on held-out xquad questions and the reported 50: 7–9 % and
-# 88–92 %. Passage-level cosine alone separated far worse (about 80 % correct at 10 % false refusals).
+# Evidence = SENTENCE_WEIGHT x (best question-sentence cosine among the top EVIDENCE_HITS passages)
+#          + (1 - SENTENCE_WEIGHT) x (share of the question's content words found in one of those passages).
+# How it was chosen: on the default MiniLM index of xquad_en, 150 xquad questions (seeded sample) against the 50
+# questions of benchmarks/out_of_corpus_calibration.jsonl (not the 50 the benchmark reports), a grid over the
+# weight and the threshold. Passage-level cosine alone could not do better than ~80 % correct refusals at ~10 %
+# false ones; the sentence-level mix above separates far better. At 0.51 the calibration set has 4.7 % false
+# and 86 % correct refusals (0.53: 6 % and 90 %); 0.51 keeps a margin on both targets (<= 10 %, >= 80 %) and
+# still answers paraphrased questions such as sample_corpus/QUERIES.md's, whose evidence is 0.52-0.60.
 SENTENCE_WEIGHT = 0.7
-EVIDENCE_THRESHOLD = 0.53
+EVIDENCE_THRESHOLD = 0.51
 EVIDENCE_HITS = 3
 MAX_EVIDENCE_SENTENCES = 48
 
@@ -196,7 +197,7 @@ def ask(
     timings["generate"] = time.perf_counter() - generated
 
     passages = [h.text for h in hits]
-    text, numbers = check_citations(_PREAMBLE.sub("", raw.strip()), passages)
+    text, numbers = check_citations(_tidy(raw), passages)
     extractive = not numbers or bool(_DECLINED.match(text)) or not grounded(text, question, passages)
     if extractive and ranked:
         # What the model added to the question is not in the passages (or it added nothing): quote the sentence
@@ -206,6 +207,17 @@ def ask(
     citations = [Citation.of(n, hits[n - 1]) for n in numbers]
     seconds = time.perf_counter() - started
     return Answer(question, text, citations, hits, False, model, seconds, evidence, timings, extractive and bool(ranked))
+
+
+def _tidy(raw: str) -> str:
+    """Drop a "The answer is:" preamble, and move a leading marker (the model copying a label) to the end."""
+    text = _PREAMBLE.sub("", raw.strip())
+    lead = re.match(r"^\[(\d+)\]\s*(\S.*)$", text, re.DOTALL)
+    if lead:
+        body = lead.group(2).rstrip()
+        end = len(body.rstrip(".!?"))
+        text = f"{body[:end]} [{lead.group(1)}]{body[end:]}"
+    return text
 
 
 def grounded(text: str, question: str, passages: list[str]) -> bool:

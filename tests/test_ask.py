@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from searchlm.answer import REFUSAL, AskOptions, Answer, ask, get_generator
+from searchlm.answer import EVIDENCE_THRESHOLD, REFUSAL, AskOptions, Answer, ask, get_generator
 from searchlm.cli import app
 from searchlm.errors import InputError
 from searchlm.generate.citations import MarkerFilter, check_citations, cited_numbers
@@ -89,7 +89,7 @@ def test_in_corpus_question_gets_a_cited_answer(index, tiny_gpt2_dir):
     answer = ask(searcher, IN_CORPUS, AskOptions(k=3, generator=str(tiny_gpt2_dir), max_tokens=16),
                  on_token=pieces.append)
     assert not answer.refused
-    assert answer.evidence is not None and answer.evidence >= 0.53
+    assert answer.evidence is not None and answer.evidence >= EVIDENCE_THRESHOLD
     assert answer.citations, answer.answer
     first = answer.citations[0]
     assert first.path.endswith("eiffel.md") and first.heading == "Eiffel Tower" and first.start_line
@@ -106,7 +106,7 @@ def test_out_of_corpus_question_is_refused_without_generating(index, tiny_gpt2_d
     generator = get_generator(str(tiny_gpt2_dir), "cpu")
     answer = ask(searcher, OUT_OF_CORPUS, AskOptions(k=3), on_token=pieces.append, generator=generator)
     assert answer.refused and answer.answer == REFUSAL
-    assert answer.evidence < 0.53
+    assert answer.evidence < EVIDENCE_THRESHOLD
     assert answer.citations == [] and answer.passages  # the nearest passages are shown
     assert pieces == [] and "generate" not in answer.timings
 

@@ -220,3 +220,19 @@ def test_packaged_smollm2_has_a_chat_template_and_answers():
     prompt = gen.render_chat([{"role": "user", "content": "What is the capital of France? One word."}])
     assert "<|im_start|>assistant" in prompt
     assert "Paris" in gen.generate(prompt, 12)
+
+
+@pytest.mark.slow
+def test_gguf_is_converted_once_and_then_loads_from_the_cache(tmp_path, monkeypatch):
+    from searchlm.generate import load_generator
+
+    monkeypatch.setenv("SEARCHLM_CACHE", str(tmp_path))
+    first = load_generator("smollm2", "cpu")
+    converted = list((tmp_path / "generators").glob("SmolLM2-135M-Instruct.Q4_1-*"))
+    assert len(converted) == 1 and (converted[0] / "model.safetensors").is_file()
+    assert not list((tmp_path / "generators").glob(".converting-*"))
+    again = load_generator("smollm2", "cpu")
+    assert again.chat and again.name == "smollm2"
+    prompt = first.render_chat([{"role": "user", "content": "Name a colour."}])
+    assert again.render_chat([{"role": "user", "content": "Name a colour."}]) == prompt
+    assert again.generate(prompt, 8) == first.generate(prompt, 8)

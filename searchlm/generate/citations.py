@@ -42,7 +42,8 @@ def _stem(word: str) -> str:
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+    """Sentences with their line breaks and runs of spaces made single spaces."""
+    return [" ".join(s.split()) for s in _SENTENCE.split(text.strip()) if s.strip()]
 
 
 def cited_numbers(text: str) -> list[int]:
