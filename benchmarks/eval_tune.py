@@ -23,7 +23,7 @@ from searchlm.query import fts_query  # noqa: E402
 from searchlm.settings import Settings  # noqa: E402
 
 
-def collect(dataset_dir: Path, split: str, home: Path, depth: int, limit: int | None):
+def collect(dataset_dir: Path, split: str, home: Path, depth: int, limit: int | None, bm25_weights=(2.0, 1.0, 1.0)):
     from searchlm.search import Searcher
 
     ds = load_beir(dataset_dir, split)
@@ -37,13 +37,44 @@ def collect(dataset_dir: Path, split: str, home: Path, depth: int, limit: int | 
     qvec = s.encoder.embed([ds.queries[q] for q in qids])
     ids, vecs = zip(*s.store.iter_vectors())
     ids, vecs = np.concatenate(ids), np.vstack(vecs)
+    # Per-document extras: the centroid of its chunk vectors and its first chunk.
+    docs = sorted(set(chunk_doc.values()))
+    row_of = {d: i for i, d in enumerate(docs)}
+    centroid = np.zeros((len(docs), vecs.shape[1]), dtype=np.float32)
+    first = np.zeros_like(centroid)
+    for cid, v in zip(ids, vecs):
+        centroid[row_of[chunk_doc[int(cid)]]] += v
+        if ordinal[int(cid)] == 0:
+            first[row_of[chunk_doc[int(cid)]]] = v
+    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-9)
+    wt, wh, wx = bm25_weights
+    sql = (f"SELECT rowid, -bm25(chunks_fts, {wt}, {wh}, {wx}) FROM chunks_fts WHERE chunks_fts MATCH ? "
+           f"ORDER BY bm25(chunks_fts, {wt}, {wh}, {wx}) LIMIT ?")
+    pos = {int(i): j for j, i in enumerate(ids)}
     data = {}
     for n, q in enumerate(qids):
-        kw = dict(s.store.keyword_search(fts_query(ds.queries[q]), depth))
+        fq = fts_query(ds.queries[q])
+        kw = dict(s.store.conn.execute(sql, (fq, depth)).fetchall()) if fq else {}
         sims = vecs @ qvec[n]
         top = np.argsort(-sims)[:depth]
         dense = {int(ids[i]): float(sims[i]) for i in top}
-        data[q] = (kw, dense)
+        extra = {"centroid": dict(zip(docs, (centroid @ qvec[n]).tolist())), "first": dict(zip(docs, (first @ qvec[n]).tolist()))}
+        # Exact scores for the other list's candidates: BM25 of dense-only chunks (0 when no term matches) and
+        # the dense similarity of keyword-only chunks.
+        only_dense = [c for c in dense if c not in kw]
+        kw_fill = dict(kw)
+        if fq and only_dense:
+            marks = ",".join("?" * len(only_dense))
+            kw_fill.update(dict(s.store.conn.execute(
+                f"SELECT rowid, -bm25(chunks_fts, {wt}, {wh}, {wx}) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({marks})",
+                (fq, *only_dense)).fetchall()))
+        for c in only_dense:
+            kw_fill.setdefault(c, 0.0)
+        dense_fill = dict(dense)
+        for c in kw:
+            dense_fill.setdefault(c, float(sims[pos[c]]))
+        extra["kw_fill"], extra["dense_fill"] = kw_fill, dense_fill
+        data[q] = (kw, dense, extra)
     print(f"collected {len(qids)} queries in {time.perf_counter() - t0:.1f}s; {len(ids)} chunks", flush=True)
     return ds, qids, data, chunk_doc, ordinal
 
@@ -95,19 +126,48 @@ def main():
     ap.add_argument("--home", type=Path, default=Path("/tmp/searchlm-eval"))
     ap.add_argument("--depth", type=int, default=500)
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--bm25-weights", default="2,1,1", help="FTS5 column weights: title, heading, text")
+    ap.add_argument("--only", default="", help="comma-separated variant groups: base,agg")
     a = ap.parse_args()
-    ds, qids, data, chunk_doc, _ = collect(a.dataset, a.split, a.home, a.depth, a.limit)
+    weights = tuple(float(x) for x in a.bm25_weights.split(","))
+    ds, qids, data, chunk_doc, _ = collect(a.dataset, a.split, a.home, a.depth, a.limit, weights)
+    groups = set(filter(None, a.only.split(","))) or {"base", "agg"}
 
     def report(label, fn):
         ranked = {}
         for q in qids:
-            scores = fn(*data[q])
+            wants_extra = "ex" in fn.__code__.co_varnames[: fn.__code__.co_argcount]
+            scores = fn(*data[q]) if wants_extra else fn(*data[q][:2])
             ranked[q] = sorted(scores, key=scores.get, reverse=True)
         n, r, m = evaluate_variant(ds, qids, ranked)
         print(f"{label:<44} nDCG@10 {n:.4f}  R@100 {r:.4f}  MRR@10 {m:.4f}", flush=True)
 
     report("keyword (doc max)", lambda kw, dn: doc_max(kw, chunk_doc))
     report("dense (doc max)", lambda kw, dn: doc_max(dn, chunk_doc))
+    if "fill" in groups:
+        for w in (0.3, 0.4, 0.5, 0.6):
+            for norm in (minmax, zscore):
+                report(f"fill chunk {norm.__name__} w={w} -> doc max",
+                       lambda kw, dn, ex, w=w, norm=norm: doc_max(fuse(ex["kw_fill"], ex["dense_fill"], w, norm), chunk_doc))
+                report(f"fill doc-level {norm.__name__} w={w}",
+                       lambda kw, dn, ex, w=w, norm=norm: fuse(doc_max(ex["kw_fill"], chunk_doc), doc_max(ex["dense_fill"], chunk_doc), w, norm))
+    if "agg" in groups:
+        report("dense centroid", lambda kw, dn, ex: ex["centroid"])
+        report("dense first chunk", lambda kw, dn, ex: ex["first"])
+
+        def dense_mix(dn, ex, a, extra_key):
+            dm = doc_max(dn, chunk_doc)
+            return {d: a * v + (1 - a) * ex[extra_key][d] for d, v in dm.items()}
+
+        for key in ("centroid", "first"):
+            for a_ in (0.5, 0.7):
+                report(f"dense max*{a_} + {key}", lambda kw, dn, ex, a_=a_, key=key: dense_mix(dn, ex, a_, key))
+                for w in (0.4, 0.5):
+                    for norm in (minmax, zscore):
+                        report(f"doc {norm.__name__} w={w} kw + dense(max*{a_}+{key})",
+                               lambda kw, dn, ex, a_=a_, key=key, w=w, norm=norm: fuse(doc_max(kw, chunk_doc), dense_mix(dn, ex, a_, key), w, norm))
+    if "base" not in groups:
+        return
     for w in (0.3, 0.4, 0.5, 0.6, 0.7):
         report(f"chunk minmax w={w} -> doc max", lambda kw, dn, w=w: doc_max(fuse(kw, dn, w, minmax), chunk_doc))
         report(f"doc-level minmax w={w}", lambda kw, dn, w=w: fuse(doc_max(kw, chunk_doc), doc_max(dn, chunk_doc), w, minmax))

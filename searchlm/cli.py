@@ -341,7 +341,10 @@ def serve(
 
 
 # -- ask and summarize ------------------------------------------------------------------------------------
-GeneratorOpt = typer.Option(None, "--generator", "-g", help="Model: smollm2, a Hugging Face name, folder or .gguf [env SEARCHLM_GENERATOR; default smollm2].")
+GeneratorOpt = typer.Option(
+    None, "--generator", "-g",
+    help="Answer model: smollm2, a Hugging Face name, a folder or a .gguf [env SEARCHLM_GENERATOR; default smollm2].",
+)
 
 
 @app.command()

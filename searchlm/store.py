@@ -301,6 +301,33 @@ class Store:
         )
         return self.conn.execute(sql, [fts_query, *(params or []), limit]).fetchall()
 
+    def keyword_scores(self, fts_query: str, ids: Iterable[int]) -> dict[int, float]:
+        """BM25 (as `keyword_search` scores it) of particular chunks; chunks matching no query term are absent."""
+        ids = [int(i) for i in ids]
+        if not fts_query or not ids:
+            return {}
+        out: dict[int, float] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(self.conn.execute(
+                "SELECT rowid, -bm25(chunks_fts, 2.0, 1.0, 1.0) FROM chunks_fts"
+                f" WHERE chunks_fts MATCH ? AND rowid IN ({marks})", [fts_query, *part],
+            ).fetchall())
+        return out
+
+    def vectors_by_id(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        ids = [int(i) for i in ids]
+        out: dict[int, np.ndarray] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for cid, blob in self.conn.execute(
+                f"SELECT id, vector FROM chunks WHERE id IN ({marks}) AND vector IS NOT NULL", part
+            ):
+                out[cid] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
     # -- rerank cache -------------------------------------------------------------------------------------
     def cached_scores(self, model: str, query: str, chunk_hashes: list[str]) -> dict[str, float]:
         if not chunk_hashes:

@@ -9,8 +9,7 @@ Made cheap enough for a CPU, where the cost is the transformer's pass over the p
 - the passage is cut to `passage_tokens` tokens, keeping its first line (title) and the run of sentences that
   shares most words with the query, rather than just its beginning;
 - the LM head (a vocabulary-sized matrix) runs only on the positions that predict query tokens;
-- candidates go through in length-sorted, right-padded batches, with bf16 autocast where the CPU computes bf16
-  natively;
+- candidates go through in length-sorted, right-padded batches, in bf16 where the CPU computes bf16 natively;
 - `rerank_hits` caches every score in the index, so a repeated query costs nothing.
 """
 
@@ -18,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import os
 import re
 from pathlib import Path
@@ -77,17 +77,16 @@ class LMReranker(Reranker):
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # the GGUF loader draws one per tensor
 
         from searchlm.embed.sentence_transformers import cpu_has_bf16, pick_device
 
         source, gguf = resolve_lm(model)
         extra = {"gguf_file": gguf} if gguf else {}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
+            # The GGUF loader draws a plain tqdm bar per tensor on stderr; keep it off the user's terminal.
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+                self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else type(exc).__name__
             raise ModelError(
@@ -95,13 +94,17 @@ class LMReranker(Reranker):
                 "or .gguf file (--rerank lm:PATH), or use the packaged default (--rerank lm)"
             ) from exc
         self.device = pick_device(device)
-        self.model.to(self.device).eval()
         self.bf16 = self.device == "cpu" and cpu_has_bf16()
+        # bf16 weights rather than autocast: autocast re-casts every weight on every call.
+        self.model.to(self.device, dtype=torch.bfloat16 if self.bf16 else None).eval()
         self.passage_tokens = passage_tokens
         self.batch_size = batch_size
         self.prompt = prompt
         self.body = self.model.base_model  # the transformer without its LM head
-        self.head = self.model.get_output_embeddings()
+        head = self.model.get_output_embeddings()
+        # The head in fp32: bf16 logits are too coarse for log-probabilities that differ by little.
+        self.head_weight = head.weight.detach().float()
+        self.head_bias = head.bias.detach().float() if getattr(head, "bias", None) is not None else None
         self.key = f"lm:{Path(source).name if gguf is None else gguf}:window{passage_tokens}:{_prompt_tag(prompt)}"
 
     def _autocast(self):
@@ -109,8 +112,6 @@ class LMReranker(Reranker):
 
         if self.device == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
-        if self.bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _encode(self, text: str) -> list[int]:
@@ -184,7 +185,9 @@ class LMReranker(Reranker):
                 starts = torch.tensor([len(rows[i]) - 1 for i in batch], device=self.device)
                 positions = starts[:, None] + torch.arange(len(q), device=self.device)[None, :]
                 picked = hidden.gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
-                logits = self.head(picked).float()
+                logits = picked.float() @ self.head_weight.T
+                if self.head_bias is not None:
+                    logits = logits + self.head_bias
                 logp = torch.log_softmax(logits, dim=-1).gather(2, target[None, :, None].expand(len(batch), -1, 1))
                 for r, i in enumerate(batch):
                     out[i] = float(logp[r].mean())
