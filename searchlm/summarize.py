@@ -1,15 +1,17 @@
 """`summarize`: a short summary of one indexed document, or of the top results of a query, citing its chunks.
 
-The chunks are numbered [1], [2], … in reading order (a document) or rank order (a query). Whatever fits the
-generator's context is summarized in one go; a longer document is cut into pieces that fit, each piece is
-summarized, and the piece summaries are summarized again (recursively, until one prompt holds them). Citations
-are checked as for answers: markers that name no chunk are dropped, and a sentence without one is traced to the
-chunk that holds its words, or left uncited.
+The passages are the document's chunks in reading order, or the query's hits in rank order; they are the
+[1], [2], … the citations refer to. Whatever fits one prompt (PIECE_TOKENS) is summarized in one go; a longer
+document is cut into pieces, each piece is summarized, and the piece summaries are summarized again (in rounds,
+until one prompt holds them). The final summary streams. Afterwards sentences that repeat an earlier one are
+dropped, and each sentence is cited to the chunk that holds most of its content words (at least half of them),
+or left uncited: the small model paraphrases and does not write markers itself.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,16 +20,20 @@ from typing import TYPE_CHECKING
 
 from searchlm.answer import Citation, MAX_K, generator_name, get_generator
 from searchlm.errors import InputError
-from searchlm.generate.citations import MarkerFilter, check_citations
+from searchlm.generate.citations import MarkerFilter, check_citations, sentences, words
 from searchlm.records import Hit
 
 if TYPE_CHECKING:
     from searchlm.generate.base import Generator
     from searchlm.search import Searcher
 
-# Prompt tokens per piece, at most: a 135M model on two CPU cores reads ~150-300 prompt tokens a second, and it
-# loses the thread in long contexts anyway.
+# Prompt tokens per piece, at most. The 135M default model writes a coherent summary of ~700 tokens; given the
+# top 5 results of a query at once (~1,400 tokens) it fell into repeating itself. More pieces cost more passes.
 PIECE_TOKENS = 768
+# A summary sentence paraphrases: it is cited to the chunk that holds most of its content words, if that is at
+# least this share of them (answers need 80 %).
+SUMMARY_TRACE_SHARE = 0.5
+_MARKERS = re.compile(r"\[\d+\]")
 MIN_CHUNK_TOKENS = 32
 MAX_ROUNDS = 4  # pieces of pieces: a 100-page document still ends after a few rounds
 
@@ -37,7 +43,7 @@ COMBINE = "Combine these partial summaries into one summary of three sentences."
 
 @dataclass
 class SummaryOptions:
-    k: int = 5  # passages for a query summary
+    k: int = 3  # passages for a query summary: three fit one piece
     generator: str | None = None
     max_tokens: int = 160
     temperature: float = 0.0
@@ -100,10 +106,21 @@ def summarize(
         generator = get_generator(options.generator or getattr(searcher.settings, "generator", None),
                                   getattr(searcher.settings, "device", "auto"))
     text, pieces = _reduce(generator, passages, options, on_token, on_progress)
-    text, numbers = check_citations(text.strip(), [h.text for h in passages])
+    text, numbers = check_citations(_dedupe(text), [h.text for h in passages], share=SUMMARY_TRACE_SHARE)
     citations = [Citation.of(n, passages[n - 1]) for n in numbers]
     return Summary(target, text, citations, passages, generator.name or generator_name(options.generator),
                    time.perf_counter() - started, pieces)
+
+
+def _dedupe(text: str) -> str:
+    """The text without sentences that repeat an earlier one word for word (a small model's greedy loop)."""
+    seen, kept = set(), []
+    for sentence in sentences(text):
+        key = " ".join(words(_MARKERS.sub(" ", sentence)))
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(sentence)
+    return " ".join(kept)
 
 
 def document_passages(searcher: "Searcher", path: str) -> list[Hit]:
@@ -165,8 +182,9 @@ def pack(generator: "Generator", blocks: list[str], max_tokens: int, instruction
 def _reduce(generator, passages: list[Hit], options, on_token, on_progress) -> tuple[str, int]:
     """Summarize the numbered passages, in pieces and rounds when they do not fit one prompt.
     Returns the summary and how many pieces the first round had."""
-    blocks = [f"[{n}] ({hit.heading or hit.title}) {hit.text}" if hit.heading or hit.title else f"[{n}] {hit.text}"
-              for n, hit in enumerate(passages, start=1)]
+    # No [n] labels in the prompt: given them, the small model writes "[1] …[2] …[3] …", one made-up sentence a
+    # label. Citations come from tracing each summary sentence to the chunk that holds most of its words.
+    blocks = [f"{hit.heading or hit.title}: {hit.text}" if hit.heading or hit.title else hit.text for hit in passages]
     instruction = INSTRUCTION
     first_round = 0
     for _ in range(MAX_ROUNDS):

@@ -179,3 +179,11 @@ def test_smollm2_answers_in_corpus_and_refuses_out_of_corpus(index):
     assert "1889" in answer.answer
     refused = ask(searcher, OUT_OF_CORPUS, AskOptions(max_tokens=32))
     assert refused.refused and refused.answer == REFUSAL and refused.citations == []
+
+
+def test_paraphrase_is_cited_to_the_passage_holding_most_of_its_words_at_a_lower_share():
+    passages = ["Garlic is planted in autumn.", "Harvest garlic bulbs when the lower leaves turn brown in summer."]
+    sentence = "Bulbs are lifted in summer once their leaves go brown."
+    assert check_citations(sentence, passages) == (sentence, [])  # answers: 80 % of the words, not met
+    text, numbers = check_citations(sentence, passages, share=0.5)
+    assert numbers == [2] and text.endswith("brown [2].")

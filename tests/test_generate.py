@@ -237,3 +237,28 @@ def test_gguf_is_converted_once_and_then_loads_from_the_cache(tmp_path, monkeypa
     prompt = first.render_chat([{"role": "user", "content": "Name a colour."}])
     assert again.render_chat([{"role": "user", "content": "Name a colour."}]) == prompt
     assert again.generate(prompt, 8) == first.generate(prompt, 8)
+
+
+def test_a_quote_cited_to_the_wrong_passage_is_repointed_to_its_source():
+    """Seen on the sample corpus: a sentence copied from passage 1 came out marked [2]."""
+    from searchlm.generate.citations import check_citations
+
+    winter = ("Honey bees do not hibernate. Bees on the inside generate heat by uncoupling their flight muscles "
+              "from their wings and shivering, keeping the core at 20 to 35 C.")
+    autumn = "After the harvest the beekeeper checks that each colony has enough stores, and feeds sugar syrup."
+    quote = ("Bees on the inside generate heat by uncoupling their flight muscles from their wings and shivering, "
+             "keeping the core at 20 to 35 C [2].")
+    text, cited = check_citations(quote, [winter, autumn])
+    assert cited == [1] and text.endswith("35 C [1].")
+    # A sentence its cited passage does support keeps its marker.
+    text, cited = check_citations("The beekeeper feeds sugar syrup after the harvest [2].", [winter, autumn])
+    assert cited == [2]
+
+
+def test_a_greedy_loop_is_cut_short():
+    from searchlm.generate.hf import LOOP_NGRAM, _looping
+
+    phrase = list(range(100, 100 + LOOP_NGRAM))
+    assert not _looping(list(range(60)))
+    assert not _looping([1, 2] + phrase * 2)
+    assert _looping([1, 2] + phrase * 4)

@@ -124,3 +124,10 @@ def test_smollm2_summarizes_a_document(indexed):
     assert result.model == "smollm2" and result.pieces >= 1
     assert "garlic" in result.summary.lower()
     assert all(1 <= c.n <= len(result.passages) for c in result.citations)
+
+
+def test_repeated_sentences_are_dropped():
+    from searchlm.summarize import _dedupe
+
+    text = "Bees make honey [1]. Bees make honey. Hives hold bees. Bees  make honey!"
+    assert _dedupe(text) == "Bees make honey [1]. Hives hold bees."

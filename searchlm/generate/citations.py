@@ -56,9 +56,12 @@ def cited_numbers(text: str) -> list[int]:
     return out
 
 
-def check_citations(text: str, passages: list[str]) -> tuple[str, list[int]]:
+def check_citations(text: str, passages: list[str], share: float | None = None) -> tuple[str, list[int]]:
     """Return the text with markers that point at no passage removed, uncited sentences traced where they can
-    be, and the passage numbers (1-based) in order of first citation."""
+    be, and the passage numbers (1-based) in order of first citation.
+
+    `share` (default TRACE_SHARE) is the part of a sentence's content words a passage must hold; with a lower
+    share, as for summaries that paraphrase, the passage holding the most of them is cited."""
     count = len(passages)
 
     def keep_valid(match: re.Match) -> str:
@@ -74,24 +77,46 @@ def check_citations(text: str, passages: list[str]) -> tuple[str, list[int]]:
     out = []
     for sentence in sentences(text) if text else []:
         if not _MARKER.search(sentence):
-            n = trace(sentence, passage_words)
+            n = trace(sentence, passage_words, share)
             if n is not None:
                 sentence = _append_marker(sentence, n)
+        else:
+            sentence = _repoint(sentence, passage_words, share)
         out.append(sentence)
     text = " ".join(out)
     return text, cited_numbers(text)
 
 
-def trace(sentence: str, passage_words: list[set[str]]) -> int | None:
-    """The 1-based number of the best-ranked passage that holds the sentence's content words, or None."""
+def trace(sentence: str, passage_words: list[set[str]], share: float | None = None) -> int | None:
+    """The 1-based number of the passage that holds the sentence's content words, or None: the best-ranked one
+    at the default share, the one that holds most of them at a lower share."""
     wanted = content_words(sentence) or [w for w in words(sentence)]
     if not wanted:
         return None
-    need = len(wanted) if len(wanted) <= 3 else TRACE_SHARE * len(wanted)
-    for n, have in enumerate(passage_words, start=1):
-        if sum(w in have for w in wanted) >= need:
-            return n
-    return None
+    strict = share is None or share >= TRACE_SHARE
+    need = len(wanted) if len(wanted) <= 3 else (TRACE_SHARE if share is None else share) * len(wanted)
+    held = [sum(w in have for w in wanted) for have in passage_words]
+    if strict:
+        return next((n for n, count in enumerate(held, start=1) if count >= need), None)
+    best = max(range(len(held)), key=lambda i: held[i], default=None)
+    return best + 1 if best is not None and held[best] >= need else None
+
+
+def _repoint(sentence: str, passage_words: list[set[str]], share: float | None) -> str:
+    """A cited sentence whose words none of its cited passages hold, but another passage does (a quote from
+    [1] marked [2]), gets the marker of the passage it came from."""
+    bare = _MARKER.sub("", sentence)
+    wanted = content_words(bare)
+    if len(wanted) < 4:
+        return sentence  # too short to judge where it came from
+    need = (TRACE_SHARE if share is None else share) * len(wanted)
+    cited = [int(x) for m in _MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1))]
+    if any(sum(w in passage_words[n - 1] for w in wanted) >= need for n in cited if 1 <= n <= len(passage_words)):
+        return sentence
+    source = trace(bare, passage_words, share)
+    if source is None:
+        return sentence
+    return _append_marker(re.sub(r"\s+([.,;:!?])", r"\1", " ".join(bare.split())), source)
 
 
 def _append_marker(sentence: str, n: int) -> str:

@@ -148,6 +148,9 @@ class _Stream:
         if self.stopped:
             return
         self.ids.extend(int(i) for i in value.reshape(-1).tolist())
+        if _looping(self.ids):  # greedy decoding of a small model caught in a loop: what follows is more of it
+            self.stopped = True
+            return
         decoded = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         if decoded.endswith("\ufffd"):  # half a character: wait for the rest
             return
@@ -187,6 +190,20 @@ class _Stream:
         if not self.stopped and self.pending:
             self._emit(self.text + self.pending)
             self.pending = ""
+
+
+LOOP_NGRAM = 6
+LOOP_REPEATS = 3
+
+
+def _looping(ids: list[int]) -> bool:
+    """True when the last LOOP_NGRAM tokens have already come LOOP_REPEATS times before in this answer."""
+    n = LOOP_NGRAM
+    if len(ids) < n * (LOOP_REPEATS + 1):
+        return False
+    tail = ids[-n:]
+    seen = sum(ids[i : i + n] == tail for i in range(len(ids) - n))
+    return seen >= LOOP_REPEATS
 
 
 def load_transformers(source: str, gguf_file: str | None, name: str, device: str = "auto") -> TransformersGenerator:
