@@ -397,7 +397,7 @@ def summarize(
     path: Optional[str] = typer.Argument(None, help="An indexed document (as `search` shows its path)."),
     query: Optional[str] = typer.Option(None, "--query", "-q", help="Summarize the top results of this query instead."),
     name: Optional[str] = NameOpt,
-    k: int = typer.Option(5, "-k", "--k", help="How many results a --query summary reads."),
+    k: int = typer.Option(3, "-k", "--k", help="How many results a --query summary reads."),
     generator: Optional[str] = GeneratorOpt,
     max_tokens: int = typer.Option(160, "--max-tokens", help="Longest summary (and partial summary), in tokens."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
