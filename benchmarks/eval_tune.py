@@ -23,7 +23,20 @@ from searchlm.query import fts_query  # noqa: E402
 from searchlm.settings import Settings  # noqa: E402
 
 
-def collect(dataset_dir: Path, split: str, home: Path, depth: int, limit: int | None, bm25_weights=(2.0, 1.0, 1.0)):
+def with_phrases(text: str) -> str:
+    """fts_query plus each pair of adjacent content words as a phrase (a sequential-dependence flavour)."""
+    import re
+
+    from searchlm.query import STOPWORDS
+
+    base = fts_query(text)
+    words = [w.lower() for w in re.findall(r"\w+", text)]
+    pairs = [f'"{a} {b}"' for a, b in zip(words, words[1:]) if a not in STOPWORDS and b not in STOPWORDS]
+    return " OR ".join([base] + list(dict.fromkeys(pairs))) if base and pairs else base
+
+
+def collect(dataset_dir: Path, split: str, home: Path, depth: int, limit: int | None, bm25_weights=(2.0, 1.0, 1.0),
+            phrases: bool = False):
     from searchlm.search import Searcher
 
     ds = load_beir(dataset_dir, split)
@@ -53,7 +66,7 @@ def collect(dataset_dir: Path, split: str, home: Path, depth: int, limit: int | 
     pos = {int(i): j for j, i in enumerate(ids)}
     data = {}
     for n, q in enumerate(qids):
-        fq = fts_query(ds.queries[q])
+        fq = with_phrases(ds.queries[q]) if phrases else fts_query(ds.queries[q])
         kw = dict(s.store.conn.execute(sql, (fq, depth)).fetchall()) if fq else {}
         sims = vecs @ qvec[n]
         top = np.argsort(-sims)[:depth]
@@ -127,10 +140,12 @@ def main():
     ap.add_argument("--depth", type=int, default=500)
     ap.add_argument("--limit", type=int)
     ap.add_argument("--bm25-weights", default="2,1,1", help="FTS5 column weights: title, heading, text")
-    ap.add_argument("--only", default="", help="comma-separated variant groups: base,agg")
+    ap.add_argument("--only", default="", help="comma-separated variant groups: base,agg,fill,windows")
+    ap.add_argument("--phrases", action="store_true", help="add adjacent word pairs as FTS5 phrases")
+    ap.add_argument("--windows", type=Path, help="npz of sentence-window vectors (ids, wdoc, vecs) for 'windows'")
     a = ap.parse_args()
     weights = tuple(float(x) for x in a.bm25_weights.split(","))
-    ds, qids, data, chunk_doc, _ = collect(a.dataset, a.split, a.home, a.depth, a.limit, weights)
+    ds, qids, data, chunk_doc, _ = collect(a.dataset, a.split, a.home, a.depth, a.limit, weights, a.phrases)
     groups = set(filter(None, a.only.split(","))) or {"base", "agg"}
 
     def report(label, fn):
@@ -144,6 +159,50 @@ def main():
 
     report("keyword (doc max)", lambda kw, dn: doc_max(kw, chunk_doc))
     report("dense (doc max)", lambda kw, dn: doc_max(dn, chunk_doc))
+    if "windows" in groups and a.windows:
+        from searchlm.search import Searcher  # noqa: F401  (encoder for the queries)
+
+        z = np.load(a.windows)
+        wids, wdoc, wvecs = [str(x) for x in z["ids"]], z["wdoc"], z["vecs"]
+        target = ensure_eval_index(ds, Settings(home=a.home))
+        enc = Searcher(target).encoder
+        qv = enc.embed([ds.queries[q] for q in qids])
+        win_best = {}
+        for n, q in enumerate(qids):
+            sims = wvecs @ qv[n]
+            best = np.full(len(wids), -1.0, dtype=np.float32)
+            np.maximum.at(best, wdoc, sims)
+            top = np.argsort(-best)[:200]
+            win_best[q] = {wids[i]: float(best[i]) for i in top}
+        for q in qids:
+            data[q][2]["win"] = win_best[q]
+        report("dense best window", lambda kw, dn, ex: ex["win"])
+        for a_ in (0.3, 0.5, 0.7):
+            def mix(dn, ex, a_=a_):
+                dm = doc_max(ex["dense_fill"], chunk_doc)
+                lo = min(ex["win"].values())
+                return {d: a_ * ex["win"].get(d, lo) + (1 - a_) * v for d, v in dm.items()}
+            report(f"dense window*{a_} + chunk max", lambda kw, dn, ex, mix=mix: mix(dn, ex))
+            for w in (0.5, 0.6):
+                report(f"fill doc minmax w={w} kw + dense(window*{a_} + chunk)",
+                       lambda kw, dn, ex, mix=mix, w=w: fuse(doc_max(ex["kw_fill"], chunk_doc), mix(dn, ex), w, minmax))
+    if "docagg" in groups:
+        def agg(d, how):
+            per = {}
+            for c, v in d.items():
+                per.setdefault(chunk_doc[c], []).append(v)
+            if how == "max":
+                return {k: max(v) for k, v in per.items()}
+            if how == "sum":
+                return {k: sum(v) for k, v in per.items()}
+            return {k: max(v) + how * (sum(v) - max(v)) for k, v in per.items()}  # max + share of the rest
+
+        for kh in ("max", "sum", 0.3):
+            report(f"keyword agg {kh}", lambda kw, dn, ex, kh=kh: agg(ex["kw_fill"], kh))
+            for dh in ("max", 0.1, 0.3):
+                for w in (0.5, 0.6):
+                    report(f"fill doc minmax w={w} kw {kh} dense {dh}",
+                           lambda kw, dn, ex, kh=kh, dh=dh, w=w: fuse(agg(ex["kw_fill"], kh), agg(ex["dense_fill"], dh), w, minmax))
     if "fill" in groups:
         for w in (0.3, 0.4, 0.5, 0.6):
             for norm in (minmax, zscore):

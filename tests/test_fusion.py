@@ -105,3 +105,43 @@ def test_dense_weight_moves_the_ranking_towards_one_list(sample_index):
             assert all_keyword[0].chunk_id == keyword[0].chunk_id
     finally:
         searcher.close()
+
+
+def test_hybrid_gives_every_candidate_both_scores_exactly(sample_index):
+    """A candidate found by one retriever gets its real score from the other, not a 0 for missing the cut."""
+    import numpy as np
+
+    searcher = Searcher(sample_index)
+    try:
+        query = "insects that produce a sweet food"
+        hits = searcher.search(query, SearchOptions(k=10, depth=3, explain=True))
+        assert len(hits) > 3  # more candidates than either list's depth: the union of both
+        q = searcher.encoder.embed_query(query)
+        vectors = searcher.store.vectors_by_id([h.chunk_id for h in hits])
+        for hit in hits:
+            e = hit.explain
+            assert e["keyword_score"] is not None and e["dense_score"] is not None
+            assert e["dense_score"] == pytest.approx(float(vectors[hit.chunk_id] @ q), abs=1e-3)
+        exact = dict(searcher.store.keyword_search(fts_query(query), 1000))
+        for hit in hits:
+            assert hit.explain["keyword_score"] == pytest.approx(exact.get(hit.chunk_id, 0.0), abs=1e-3)
+        assert np.isfinite([h.score for h in hits]).all()
+    finally:
+        searcher.close()
+
+
+def test_grouped_scores_fuse_each_documents_best_keyword_and_dense_chunk(sample_index):
+    searcher = Searcher(sample_index)
+    try:
+        query = "volcano eruption lava"
+        grouped = searcher.search(query, SearchOptions(k=5, group_by_document=True))
+        scores = [h.score for h in grouped]
+        assert scores == sorted(scores, reverse=True)
+        chunks = searcher.search(query, SearchOptions(k=50, explain=True))
+        top_doc = grouped[0].doc_id
+        assert any(h.doc_id == top_doc for h in chunks[:3])
+        # Shown by its best fused chunk.
+        best_chunk = next(h for h in chunks if h.doc_id == top_doc)
+        assert grouped[0].chunk_id == best_chunk.chunk_id
+    finally:
+        searcher.close()
