@@ -303,18 +303,15 @@ class Store:
 
     def keyword_scores(self, fts_query: str, ids: Iterable[int]) -> dict[int, float]:
         """BM25 (as `keyword_search` scores it) of particular chunks; chunks matching no query term are absent."""
-        ids = [int(i) for i in ids]
-        if not fts_query or not ids:
+        wanted = {int(i) for i in ids}
+        if not fts_query or not wanted:
             return {}
-        out: dict[int, float] = {}
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            marks = ",".join("?" * len(part))
-            out.update(self.conn.execute(
-                "SELECT rowid, -bm25(chunks_fts, 2.0, 1.0, 1.0) FROM chunks_fts"
-                f" WHERE chunks_fts MATCH ? AND rowid IN ({marks})", [fts_query, *part],
-            ).fetchall())
-        return out
+        # One pass over the matches, as `keyword_search` makes anyway to sort them: `rowid IN (...)` next to MATCH
+        # makes FTS5 re-run the query per rowid (~15x slower for 500 ids).
+        rows = self.conn.execute(
+            "SELECT rowid, -bm25(chunks_fts, 2.0, 1.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ?", [fts_query]
+        )
+        return {i: s for i, s in rows if i in wanted}
 
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         ids = [int(i) for i in ids]
