@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from searchlm import __version__
 from searchlm.errors import InputError, SearchlmError
-from searchlm.search import MODES, SearchOptions, list_indexes
+from searchlm.search import DEFAULT_DENSE_WEIGHT, MODES, SearchOptions, list_indexes
 from searchlm.server.documents import document_view
 from searchlm.server.engines import Engines, status_for
 from searchlm.server.guard import MAX_BODY_BYTES, Guard
@@ -166,7 +166,7 @@ def create_app(
         mode: Literal[MODES] = Query("hybrid", description="hybrid, dense or keyword."),  # type: ignore[valid-type]
         name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
         fusion: Literal["minmax", "rrf"] = Query("minmax", description="How hybrid fuses scores."),
-        dense_weight: float = Query(0.5, ge=0.0, le=1.0, description="Weight of dense scores in minmax fusion."),
+        dense_weight: float = Query(DEFAULT_DENSE_WEIGHT, ge=0.0, le=1.0, description="Weight of dense scores in minmax fusion."),
         path: Optional[str] = Query(None, max_length=500, description="Only documents whose path matches this glob."),
         type: Optional[str] = Query(None, max_length=200, description="Only these file types, comma-separated."),
         since: Optional[str] = Query(None, max_length=32, description="Only documents modified since YYYY-MM-DD."),
