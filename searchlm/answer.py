@@ -7,10 +7,12 @@
 3. Prompt the generator with the best-ranked sentences, each under its passage number, within the model's
    window (prompt and answer together); its chat template when it has one, a plain context/question/answer
    prompt otherwise (GPT-2). `build_prompt` without `focus` packs whole passages instead.
-4. Stream the answer; markers that name no passage are dropped as they stream. Afterwards a sentence without a
-   marker is traced to the passage that holds its words, or left uncited; and if what the answer adds to the
-   question is not in the passages (a made-up number or name, the small model's commonest error), the answer
-   becomes a quote of the best-matching sentence with its citation (`Answer.extractive`).
+4. Stream the answer as it is checked (`CheckedStream`): markers that name no passage are dropped, and each
+   sentence's markers are shown once the sentence is complete, after a wrong one has been re-pointed to the
+   passage that holds the sentence, or a marker traced for a sentence without one. What streams is the checked
+   answer, word for word. Afterwards, if what the answer adds to the question is not in the passages (a made-up
+   number or name, the small model's commonest error), the answer becomes a quote of the best-matching
+   sentence with its citation (`Answer.extractive`); a caller that streamed the model's text says so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from searchlm.errors import InputError
-from searchlm.generate.citations import MarkerFilter, check_citations, content_words, sentences, words
+from searchlm.generate.citations import CheckedStream, cited_numbers, content_words, sentences, words
 from searchlm.records import Hit
 
 if TYPE_CHECKING:
@@ -58,6 +60,11 @@ MIN_PASSAGE_TOKENS = 32  # a passage cut shorter than this is left out instead
 INSTRUCTION = "Answer the question with a short phrase copied from the text."
 STOP = ("\n",)  # one line: the small model's second line is a new, invented question more often than not
 _PREAMBLE = re.compile(r"^(the )?answer( to (the|this|your) question)? is\s*:?\s*", re.IGNORECASE)
+# What _PREAMBLE matches, spelled out, to tell while an answer streams whether it may still open with one.
+_PREAMBLES = tuple(
+    f"{the}answer{to} is" for the in ("the ", "") for to in ("", " to the question", " to this question",
+                                                           " to your question")
+)
 _MARKERS = re.compile(r"\[\d+\]")
 _DECLINED = re.compile(
     r"^\W*(not in the (text|passages)|(the )?(text|passages?) (do|does) not|i (do not|don't|cannot|can't) "
@@ -162,8 +169,9 @@ def ask(
     generator: "Generator | None" = None,
 ) -> Answer:
     """Answer `question` from `searcher`'s index with numbered citations, or refuse when the index does not
-    cover it. `on_token` receives the model's text as it is generated (never called for a refusal); the
-    returned `Answer.answer` is the checked text, which may differ (see `extractive`)."""
+    cover it. `on_token` receives the checked answer as it is generated (never called for a refusal): the
+    pieces add up to `Answer.answer`, unless the model's text could not be traced and a quote replaced it
+    (`Answer.extractive`)."""
     from searchlm.search import SearchOptions
 
     options = options or AskOptions()
@@ -194,14 +202,14 @@ def ask(
         if on_token is not None:
             on_token(text)
 
-    markers = MarkerFilter(len(hits), emit)
-    raw = generator.generate(prompt, options.max_tokens, options.temperature, on_token=markers.feed, stop=STOP)
-    markers.flush()
+    passages = [h.text for h in hits]
+    checked = CheckedStream(passages, emit, prepare=_tidy)
+    generator.generate(prompt, options.max_tokens, options.temperature, on_token=checked.feed, stop=STOP)
+    text = checked.finish()
     timings["first_token"] = first[0] if first else time.perf_counter() - generated
     timings["generate"] = time.perf_counter() - generated
 
-    passages = [h.text for h in hits]
-    text, numbers = check_citations(_tidy(raw), passages)
+    numbers = cited_numbers(text)
     extractive = not numbers or bool(_DECLINED.match(text)) or not grounded(text, question, passages)
     if extractive and ranked:
         # What the model added to the question is not in the passages (or it added nothing): quote the sentence
@@ -214,15 +222,30 @@ def ask(
     return Answer(question, text, citations, hits, False, model, seconds, evidence, timings, extractive)
 
 
-def _tidy(raw: str) -> str:
-    """Drop a "The answer is:" preamble, and move a leading marker (the model copying a label) to the end."""
-    text = _PREAMBLE.sub("", raw.strip())
-    lead = re.match(r"^\[(\d+)\]\s*(\S.*)$", text, re.DOTALL)
-    if lead:
-        body = lead.group(2).rstrip()
-        end = len(body.rstrip(".!?"))
-        text = f"{body[:end]} [{lead.group(1)}]{body[end:]}"
-    return text
+def _tidy(sentence: str, first: bool, complete: bool = True) -> str | None:
+    """The answer's first sentence without a "The answer is:" preamble, and with a leading marker (the model
+    copying a label) moved to its end; None while an incomplete one may still open with a preamble."""
+    if not first:
+        return sentence
+    if not complete and _may_be_preamble(sentence):
+        return None
+    sentence = _PREAMBLE.sub("", sentence)
+    lead = re.match(r"^\[(\d+)\]\s*(\S.*)$", sentence, re.DOTALL)
+    if lead is None:
+        return sentence
+    body = lead.group(2).rstrip()
+    if not complete:
+        return body  # its marker goes at its end, which is shown only once the sentence is complete
+    end = len(body.rstrip(".!?"))
+    return f"{body[:end]} [{lead.group(1)}]{body[end:]}"
+
+
+def _may_be_preamble(text: str) -> bool:
+    """Whether more text could still make `text` a preamble, or lengthen the one it is."""
+    if any(p.startswith(text.lower()) for p in _PREAMBLES):
+        return True
+    match = _PREAMBLE.match(text)
+    return match is not None and match.end() == len(text)
 
 
 def grounded(text: str, question: str, passages: list[str]) -> bool:

@@ -383,11 +383,9 @@ def ask(
         typer.echo(answer.answer)
         _print_sources("Nearest passages:", [(h.rank, h) for h in answer.passages])
         return
-    if answer.extractive:
+    if answer.extractive:  # what streamed was the model's text, already checked, but not traceable
         typer.echo(typer.style("(not traceable to the passages; quoting the best-matching sentence instead)", dim=True))
         typer.echo(answer.answer)
-    elif _unmarked(answer.answer) != _unmarked("".join(streamed)):
-        typer.echo(typer.style("Checked: ", dim=True) + answer.answer)
     _print_sources("Sources:", [(c.n, c) for c in answer.citations])
 
 
@@ -414,10 +412,7 @@ def summarize(
     def progress(done: int, total: int) -> None:
         typer.echo(f"summarized piece {done} of {total}", err=True)
 
-    streamed: list[str] = []
-
     def show(text: str) -> None:
-        streamed.append(text)
         typer.echo(text, nl=False)
 
     result = summarize_passages(
@@ -427,16 +422,7 @@ def summarize(
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
         return
     typer.echo("")
-    if _unmarked(result.summary) != _unmarked("".join(streamed)):
-        typer.echo(typer.style("Checked: ", dim=True) + result.summary)
     _print_sources("Sources:", [(c.n, c) for c in result.citations])
-
-
-def _unmarked(text: str) -> str:
-    """Text without its [n] markers and spacing, to tell whether checking changed more than the markers."""
-    import re
-
-    return " ".join(re.sub(r"\[\d+\]", " ", text).split())
 
 
 def _print_sources(title: str, items) -> None:

@@ -3,9 +3,10 @@
 The passages are the document's chunks in reading order, or the query's hits in rank order; they are the
 [1], [2], … the citations refer to. Whatever fits one prompt (PIECE_TOKENS) is summarized in one go; a longer
 document is cut into pieces, each piece is summarized, and the piece summaries are summarized again (in rounds,
-until one prompt holds them). The final summary streams. Afterwards sentences that repeat an earlier one are
-dropped, and each sentence is cited to the chunk that holds most of its content words (at least half of them),
-or left uncited: the small model paraphrases and does not write markers itself.
+until one prompt holds them). The final summary streams as it is checked (`CheckedStream`): a sentence that
+repeats an earlier one is dropped (held back while it still may), and each sentence is cited to the chunk that
+holds most of its content words (at least half of them), or left uncited: the small model paraphrases and does not
+write markers itself. What streams is the checked summary, word for word.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from searchlm.answer import Citation, MAX_K, generator_name, get_generator
 from searchlm.errors import InputError
-from searchlm.generate.citations import MarkerFilter, check_citations, sentences, words
+from searchlm.generate.citations import CheckedStream, cited_numbers
 from searchlm.records import Hit
 
 if TYPE_CHECKING:
@@ -106,21 +107,32 @@ def summarize(
         generator = get_generator(options.generator or getattr(searcher.settings, "generator", None),
                                   getattr(searcher.settings, "device", "auto"))
     text, pieces = _reduce(generator, passages, options, on_token, on_progress)
-    text, numbers = check_citations(_dedupe(text), [h.text for h in passages], share=SUMMARY_TRACE_SHARE)
-    citations = [Citation.of(n, passages[n - 1]) for n in numbers]
+    citations = [Citation.of(n, passages[n - 1]) for n in cited_numbers(text)]
     return Summary(target, text, citations, passages, generator.name or generator_name(options.generator),
                    time.perf_counter() - started, pieces)
 
 
-def _dedupe(text: str) -> str:
-    """The text without sentences that repeat an earlier one word for word (a small model's greedy loop)."""
-    seen, kept = set(), []
-    for sentence in sentences(text):
-        key = " ".join(words(_MARKERS.sub(" ", sentence)))
-        if key and key not in seen:
-            seen.add(key)
-            kept.append(sentence)
-    return " ".join(kept)
+def checked_summary(passages: list[Hit], on_token: Callable[[str], None] | None = None) -> CheckedStream:
+    """The stream a final summary goes through: repeats dropped, each sentence cited at SUMMARY_TRACE_SHARE."""
+    return CheckedStream([h.text for h in passages], on_token, share=SUMMARY_TRACE_SHARE, prepare=_Repeats())
+
+
+class _Repeats:
+    """Drops a sentence that repeats an earlier one word for word (a small model's greedy loop); an incomplete
+    one is held back while it may still turn out to be a repeat."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
+
+    def __call__(self, sentence: str, first: bool, complete: bool) -> str | None:
+        # Unstemmed words: a prefix of a sentence's key is then the key of a prefix of the sentence.
+        key = " ".join(re.findall(r"\w+", _MARKERS.sub(" ", sentence).lower()))
+        if not complete:
+            return None if not key or any(s.startswith(key) for s in self.seen) else sentence
+        if not key or key in self.seen:
+            return ""
+        self.seen.add(key)
+        return sentence
 
 
 def document_passages(searcher: "Searcher", path: str) -> list[Hit]:
@@ -181,7 +193,7 @@ def pack(generator: "Generator", blocks: list[str], max_tokens: int, instruction
 
 def _reduce(generator, passages: list[Hit], options, on_token, on_progress) -> tuple[str, int]:
     """Summarize the numbered passages, in pieces and rounds when they do not fit one prompt.
-    Returns the summary and how many pieces the first round had."""
+    Returns the checked summary and how many pieces the first round had."""
     # No [n] labels in the prompt: given them, the small model writes "[1] …[2] …[3] …", one made-up sentence a
     # label. Citations come from tracing each summary sentence to the chunk that holds most of its words.
     blocks = [f"{hit.heading or hit.title}: {hit.text}" if hit.heading or hit.title else hit.text for hit in passages]
@@ -194,22 +206,18 @@ def _reduce(generator, passages: list[Hit], options, on_token, on_progress) -> t
             break
         partial = []
         for i, context in enumerate(contexts, start=1):
-            partial.append(_generate(generator, _render(generator, context, instruction), options, len(passages)))
+            partial.append(_generate(generator, _render(generator, context, instruction), options))
             if on_progress:
                 on_progress(i, len(contexts))
         # The partial summaries keep the chunk markers they cite, so they go in unnumbered.
         blocks = [text.strip() for text in partial if text.strip()] or blocks[:1]
         instruction = COMBINE
     context = "\n\n".join(pack(generator, blocks, options.max_tokens, instruction)[:1])
-    prompt = _render(generator, context, instruction)
-    return _generate(generator, prompt, options, len(passages), on_token), first_round
+    checked = checked_summary(passages, on_token)
+    _generate(generator, _render(generator, context, instruction), options, checked.feed)
+    return checked.finish(), first_round
 
 
-def _generate(generator, prompt: str, options: SummaryOptions, count: int, on_token=None) -> str:
+def _generate(generator, prompt: str, options: SummaryOptions, on_token=None) -> str:
     stop = () if generator.chat else ("\n\n",)
-    if on_token is None:
-        return generator.generate(prompt, options.max_tokens, options.temperature, stop=stop)
-    markers = MarkerFilter(count, on_token)
-    text = generator.generate(prompt, options.max_tokens, options.temperature, on_token=markers.feed, stop=stop)
-    markers.flush()
-    return text
+    return generator.generate(prompt, options.max_tokens, options.temperature, on_token=on_token, stop=stop)

@@ -7,17 +7,18 @@ fallback); the slow ones with the packaged SmolLM2.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from searchlm.answer import EVIDENCE_THRESHOLD, REFUSAL, AskOptions, Answer, ask, get_generator
+from searchlm.answer import EVIDENCE_THRESHOLD, REFUSAL, AskOptions, Answer, _tidy, ask, get_generator
 from searchlm.cli import app
 from searchlm.errors import InputError
-from searchlm.generate.citations import MarkerFilter, check_citations, cited_numbers
+from searchlm.generate.citations import CheckedStream, MarkerFilter, check_citations, cited_numbers
 from searchlm.search import Searcher
-from test_generate import build_tiny_gpt2
+from test_generate import ScriptedGenerator, build_tiny_gpt2
 
 FILES = {
     "eiffel.md": "# Eiffel Tower\n\nThe Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 "
@@ -31,6 +32,10 @@ FILES = {
 }
 IN_CORPUS = "When was the Eiffel Tower completed?"
 OUT_OF_CORPUS = "Who painted the ceiling of the Sistine Chapel?"
+HARVEST = "When does the beekeeper harvest the honey?"  # bees.md is passage [1] of its top 3
+# The model copies its sentence from passage [1] but labels it [2], as SmolLM2 did on the sample corpus.
+MISLABELLED = ["[", "2", "]", " The", " beekeeper", " harvests", " the", " honey", " in", " late", " summer", "."]
+CHECKED = "The beekeeper harvests the honey in late summer [1]."
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +87,52 @@ def test_marker_filter_drops_bad_markers_while_streaming():
     assert "".join(out) == "Paris [1] and Rome  and [2] [draft"
 
 
+STREAMS = [  # (model text, passages) as small models write them
+    ("Bees on the inside generate heat by shivering, keeping the core at 20 to 35 C [2]. Honey bees do not "
+     "hibernate [9]!", ["Honey bees do not hibernate. Bees on the inside generate heat by shivering, keeping the "
+                        "core at 20 to 35 C.", "The beekeeper feeds sugar syrup after the harvest."]),
+    ("[2] The beekeeper feeds sugar syrup after the harvest.", ["Bees do not hibernate.", "Feeding: the beekeeper "
+                                                               "feeds sugar syrup after the harvest."]),
+    ("The answer is: 1889 [Passage 1] .  It was completed for the World's Fair [1, 7] [page 3].\nParis",
+     ["The Eiffel Tower was completed in 1889 for the World's Fair in Paris."]),
+    ('The answer to this question is:', ["Anything."]),
+    ('He said "the tower is done." Then [draft 2] it opened [1]... Mr. Eiffel built it.', ["Mr. Eiffel built it."]),
+]
+
+
+@pytest.mark.parametrize("text, passages", STREAMS)
+def test_what_streams_is_the_checked_text_however_the_tokens_fall(text, passages):
+    rng = random.Random(len(text))
+    expected = check_citations(text, passages)[0]
+    splits = [[text], list(text)] + [
+        [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+        for cuts in (sorted(rng.sample(range(1, len(text)), 6)) for _ in range(20))
+    ]
+    for pieces in splits:
+        for prepare in (None, _tidy):
+            shown: list[str] = []
+            stream = CheckedStream(passages, shown.append, prepare=prepare)
+            for piece in pieces:
+                stream.feed(piece)
+            final = stream.finish()
+            assert "".join(shown) == final
+            if prepare is None:
+                assert final == expected
+
+
+def test_a_mislabelled_marker_never_reaches_the_reader_but_the_words_do_at_once():
+    passages = ["Bees make honey in hives. The beekeeper harvests the honey in late summer.", "Coral reefs bleach."]
+    shown: list[str] = []
+    stream = CheckedStream(passages, shown.append, prepare=_tidy)
+    for piece in MISLABELLED[:6]:
+        stream.feed(piece)
+    assert "".join(shown) == "The beekeeper harvests"  # no waiting for the end of the sentence
+    for piece in MISLABELLED[6:]:
+        stream.feed(piece)
+    assert "".join(shown) == "The beekeeper harvests the honey in late summer"  # marker and full stop wait
+    assert stream.finish() == "".join(shown) == CHECKED
+
+
 # -- ask, tiny GPT-2 --------------------------------------------------------------------------------------
 def test_in_corpus_question_gets_a_cited_answer(index, tiny_gpt2_dir):
     searcher = Searcher(index)
@@ -98,6 +149,17 @@ def test_in_corpus_question_gets_a_cited_answer(index, tiny_gpt2_dir):
     assert answer.extractive and "1889" in answer.answer and "[1]" in answer.answer
     assert "generate" in answer.timings and pieces  # the model did run and stream
     assert answer.model == str(tiny_gpt2_dir)
+
+
+def test_streamed_answer_is_the_checked_answer(index, tiny_gpt2_dir):
+    """Issue #4: the terminal showed "[2] ..." while --json and the sources said [1]."""
+    generator = ScriptedGenerator(get_generator(str(tiny_gpt2_dir), "cpu"), MISLABELLED)
+    shown: list[str] = []
+    answer = ask(Searcher(index), HARVEST, AskOptions(k=3), on_token=shown.append, generator=generator)
+    assert answer.passages[0].path.endswith("bees.md") and not answer.extractive
+    assert "".join(shown) == answer.answer == CHECKED
+    assert [c.n for c in answer.citations] == [1] and len(shown) > 3  # streamed word by word
+    assert answer.timings["first_token"] < answer.timings["generate"]
 
 
 def test_out_of_corpus_question_is_refused_without_generating(index, tiny_gpt2_dir):
@@ -155,6 +217,19 @@ def test_cli_ask_streams_then_lists_sources(index, tiny_gpt2_dir):
     assert source.startswith("[1] ") and "eiffel.md:" in source and source.endswith("(Eiffel Tower)")
 
 
+def test_cli_ask_prints_the_checked_answer_as_it_streams(index, tiny_gpt2_dir, monkeypatch):
+    import searchlm.answer
+
+    base = get_generator(str(tiny_gpt2_dir), "auto")  # the one `ask --generator DIR` gets from the cache
+    key = next(k for k, g in searchlm.answer._generators.items() if g is base)
+    monkeypatch.setitem(searchlm.answer._generators, key, ScriptedGenerator(base, MISLABELLED))
+    result = _run("ask", HARVEST, "--home", str(index.home), "--name", index.name, "--generator", str(tiny_gpt2_dir))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == [CHECKED, "Sources:"]
+    assert lines[2].startswith("[1] ") and "bees.md:" in lines[2] and "[2]" not in result.output
+
+
 def test_cli_ask_refusal_shows_nearest_passages(index, tiny_gpt2_dir):
     result = _run("ask", OUT_OF_CORPUS, "--home", str(index.home), "--name", index.name,
                   "--generator", str(tiny_gpt2_dir))
@@ -173,8 +248,10 @@ def test_cli_ask_errors_are_one_line(index, tmp_path):
 @pytest.mark.slow
 def test_smollm2_answers_in_corpus_and_refuses_out_of_corpus(index):
     searcher = Searcher(index)
-    answer: Answer = ask(searcher, IN_CORPUS, AskOptions(max_tokens=32))
+    shown: list[str] = []
+    answer: Answer = ask(searcher, IN_CORPUS, AskOptions(max_tokens=32), on_token=shown.append)
     assert answer.model == "smollm2" and not answer.refused
+    assert "".join(shown) == answer.answer or answer.extractive
     assert answer.citations and answer.citations[0].path.endswith("eiffel.md")
     assert "1889" in answer.answer
     refused = ask(searcher, OUT_OF_CORPUS, AskOptions(max_tokens=32))

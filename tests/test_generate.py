@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from searchlm.errors import ModelError
+from searchlm.generate.base import Generator
 from searchlm.records import Hit
 
 TEXTS = [
@@ -39,6 +40,27 @@ def build_tiny_gpt2(folder: Path, n_positions: int = 1024) -> Path:
     torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
+
+
+class ScriptedGenerator(Generator):
+    """A real generator's tokenizer and window (prompts are built for real) whose output is scripted: the
+    pieces stream one by one, as a model's tokens do, so what is shown can be checked exactly."""
+
+    def __init__(self, base: Generator, pieces: list[str]):
+        self.base, self.pieces = base, pieces
+        self.name, self.context_length, self.chat = base.name, base.context_length, base.chat
+
+    def count_tokens(self, text: str) -> int:
+        return self.base.count_tokens(text)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return self.base.truncate(text, max_tokens)
+
+    def generate(self, prompt, max_tokens, temperature=0.0, on_token=None, stop=()) -> str:
+        for piece in self.pieces:
+            if on_token is not None:
+                on_token(piece)
+        return "".join(self.pieces)
 
 
 @pytest.fixture(scope="module")

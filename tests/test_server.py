@@ -391,10 +391,34 @@ def test_ask_stream_sends_tokens_then_the_whole_answer(ask_client):
     streamed = "".join(data["text"] for kind, data in events if kind == "token")
     answer = events[-1][1]
     assert answer["question"] == "What causes the tides in the oceans?" and streamed.strip()
+    # The tokens are the checked answer, unless a quote replaced text that could not be traced to the passages.
+    assert streamed == answer["answer"] or answer["answer"].startswith('"')
     assert len(answer["passages"]) <= 3 and all("doc_id" in c for c in answer["citations"])
     # The GET variant (for EventSource) streams the same way.
     again = ask_client.get("/api/ask/stream", params={"q": "What causes the tides in the oceans?", "k": 3})
     assert [k for k, _ in _events(again.text)][-1] == "answer"
+
+
+def test_ask_stream_sends_the_checked_answer(served, tmp_path):
+    """The tokens add up to the answer event's text: a mislabelled marker is re-pointed before it is sent."""
+    pytest.importorskip("searchlm.answer")
+    from searchlm.answer import get_generator
+    from searchlm.server import create_app
+    from test_generate import ScriptedGenerator, build_tiny_gpt2
+
+    settings, _ = served
+    app = create_app(settings, load_generator=False)
+    words = "[2] Foragers tell their sisters where flowers are with the waggle dance.".split(" ")
+    pieces = [words[0]] + [" " + w for w in words[1:]]
+    tiny = get_generator(str(build_tiny_gpt2(tmp_path / "tiny-gpt2")), "cpu")
+    app.state.engines._generator = ScriptedGenerator(tiny, pieces)  # what the model writes, scripted
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        question = {"question": "How do foragers tell other bees where flowers are?", "k": 3}
+        events = _events(c.post("/api/ask/stream", json=question).text)
+    streamed = "".join(data["text"] for kind, data in events if kind == "token")
+    answer = events[-1][1]
+    assert streamed == answer["answer"] == "Foragers tell their sisters where flowers are with the waggle dance [1]."
+    assert answer["passages"][0]["path"].endswith("bees.md") and answer["citations"][0]["n"] == 1
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -12,7 +13,7 @@ from searchlm.cli import app
 from searchlm.errors import InputError
 from searchlm.search import Searcher
 from searchlm.summarize import SummaryOptions, _render, pack, summarize
-from test_generate import build_tiny_gpt2
+from test_generate import ScriptedGenerator, build_tiny_gpt2, hit
 
 SECTIONS = [
     ("Planting", "Plant garlic cloves in autumn, pointed end up, five centimetres deep in loose soil."),
@@ -54,7 +55,7 @@ def test_long_document_is_summarized_in_pieces_with_valid_citations(indexed, sma
     lines = [p.start_line for p in result.passages]
     assert lines == sorted(lines)
     assert result.pieces > 1 and progress[-1] == (result.pieces, result.pieces)
-    assert streamed  # the final (combining) summary streams
+    assert "".join(streamed) == result.summary  # the checked final summary streams (random weights: no words)
     assert all(1 <= c.n <= len(result.passages) for c in result.citations)
     assert all(result.passages[c.n - 1].chunk_id == c.chunk_id for c in result.citations)
 
@@ -126,8 +127,24 @@ def test_smollm2_summarizes_a_document(indexed):
     assert all(1 <= c.n <= len(result.passages) for c in result.citations)
 
 
-def test_repeated_sentences_are_dropped():
-    from searchlm.summarize import _dedupe
+def test_repeated_sentences_are_dropped_before_they_are_shown():
+    from searchlm.summarize import checked_summary
 
-    text = "Bees make honey [1]. Bees make honey. Hives hold bees. Bees  make honey!"
-    assert _dedupe(text) == "Bees make honey [1]. Hives hold bees."
+    shown: list[str] = []
+    stream = checked_summary([hit(1, "Bees make honey."), hit(2, "Hives hold many bees.")], shown.append)
+    for word in re.findall(r"\s*\S+", "Bees make honey [1]. Bees make honey. Hives hold bees. Bees  make honey!"):
+        stream.feed(word)
+    assert stream.finish() == "".join(shown) == "Bees make honey [1]. Hives hold bees [2]."
+
+
+def test_streamed_summary_is_the_checked_summary(indexed, small_gpt2):
+    """What the terminal shows is the summary --json prints: markers checked, repeats dropped."""
+    settings, corpus = indexed
+    text = ("Green tea leaves are steamed soon after picking [2]. Green tea leaves are steamed soon after picking. "
+            "This stops oxidation.")
+    shown: list[str] = []
+    result = summarize(Searcher(settings), path=str(corpus / "notes/tea.md"), on_token=shown.append,
+                       generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", text)))
+    assert "".join(shown) == result.summary
+    assert result.summary == "Green tea leaves are steamed soon after picking [1]. This stops oxidation [1]."
+    assert [c.n for c in result.citations] == [1] and len(shown) > 3

@@ -4,16 +4,24 @@ A small model cites loosely: `[9]` with five passages, `[1, 7]`, `[Passage 2]`, 
 removes every number that names no passage. A sentence left without a marker gets one only when it can be traced
 to a passage: its content words (all of them for a short answer, 80 % for a sentence) occur in that passage,
 and the best-ranked such passage wins. Otherwise the sentence stays uncited: no guessed source.
+
+`CheckedStream` does the same while the text streams, so that what a reader is shown is already the checked text
+(`check_citations` is that stream fed the whole text at once).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 _MARKER = re.compile(r"\[\s*(?:passages?|source|doc(?:ument)?)?\s*(\d+(?:\s*(?:,|;|and)\s*\d+)*)\s*\]", re.IGNORECASE)
 _ANY_BRACKET_NUMBERS = re.compile(r"\[[^\]\n]{0,30}\d[^\]\n]{0,30}\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_OPEN_END = re.compile(r"[\s.!?]+$")
 TRACE_SHARE = 0.8  # share of a sentence's content words that must occur in a passage to trace it there
 
 STOPWORDS = frozenset(
@@ -62,29 +70,19 @@ def check_citations(text: str, passages: list[str], share: float | None = None) 
 
     `share` (default TRACE_SHARE) is the part of a sentence's content words a passage must hold; with a lower
     share, as for summaries that paraphrase, the passage holding the most of them is cited."""
-    count = len(passages)
-
-    def keep_valid(match: re.Match) -> str:
-        valid = [n for n in dict.fromkeys(int(x) for x in re.findall(r"\d+", match.group(1))) if 1 <= n <= count]
-        return "".join(f"[{n}]" for n in valid)
-
-    text = _MARKER.sub(keep_valid, text)
-    # What is left in brackets with a number in it ("[page 3]", "[1a]") is nothing a reader could follow.
-    text = _ANY_BRACKET_NUMBERS.sub(lambda m: m.group(0) if re.fullmatch(r"\[\d+\]", m.group(0)) else "", text)
-    text = re.sub(r"\]\s+\[", "][", text)
-    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
-    passage_words = [set(words(p)) for p in passages]
-    out = []
-    for sentence in sentences(text) if text else []:
-        if not _MARKER.search(sentence):
-            n = trace(sentence, passage_words, share)
-            if n is not None:
-                sentence = _append_marker(sentence, n)
-        else:
-            sentence = _repoint(sentence, passage_words, share)
-        out.append(sentence)
-    text = " ".join(out)
+    stream = CheckedStream(passages, share=share)
+    stream.feed(text)
+    text = stream.finish()
     return text, cited_numbers(text)
+
+
+def check_sentence(sentence: str, passage_words: list[set[str]], share: float | None = None) -> str:
+    """One sentence, its markers already valid: re-pointed if its cited passages do not hold it, traced if it
+    cites none."""
+    if _MARKER.search(sentence):
+        return _repoint(sentence, passage_words, share)
+    n = trace(sentence, passage_words, share)
+    return sentence if n is None else _append_marker(sentence, n)
 
 
 def trace(sentence: str, passage_words: list[set[str]], share: float | None = None) -> int | None:
@@ -139,6 +137,10 @@ class MarkerFilter:
     def feed(self, piece: str) -> None:
         for ch in piece:
             if self.held:
+                if ch == "[":  # what was held opened no marker; this may
+                    self._release(checked=False)
+                    self.held = ch
+                    continue
                 self.held += ch
                 if ch == "]":
                     self._release(checked=True)
@@ -171,3 +173,100 @@ class MarkerFilter:
         if self.held:
             self._release(checked=False)
         self._drain()
+
+
+# prepare(sentence, first, complete): the sentence as it should be checked; "" drops it; None (only while it is
+# incomplete) holds it back until it can tell.
+Prepare = Callable[[str, bool, bool], "str | None"]
+
+
+class CheckedStream:
+    """Checks citations while text streams, so that the text shown is the checked text, never a draft of it.
+
+    Generated pieces go in through `feed`; `emit` gets the checked text in pieces whose concatenation is what
+    `finish` returns. Markers are checked as they close (`MarkerFilter`), and each sentence once it is complete
+    (`check_sentence`). Its words pass on as they come all the same, up to its first marker: the check cannot
+    change them. What it may change waits for the end of the sentence: the markers (re-pointing moves them to
+    the end) and the closing punctuation (a traced marker goes before it). A sentence's first words therefore
+    show as soon as the model writes them, and a reader never sees a marker that is later moved or dropped.
+
+    `prepare` may rewrite each sentence before it is checked (see `Prepare`): cut a preamble, drop a repeat.
+    """
+
+    def __init__(
+        self, passages: list[str], emit: Callable[[str], None] | None = None, share: float | None = None,
+        prepare: Prepare | None = None,
+    ):
+        self.passage_words = [set(words(p)) for p in passages]
+        self.emit = emit
+        self.share = share
+        self.prepare = prepare
+        self.markers = MarkerFilter(len(passages), self._add)
+        self.sentences: list[str] = []  # complete and checked
+        self.raw = ""  # the sentence being written (its markers checked)
+        self.shown = ""  # how much of it has been passed on
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+    def feed(self, piece: str) -> None:
+        self.markers.feed(piece)
+
+    def finish(self) -> str:
+        """Check what is left (the last sentence) and return the whole checked text."""
+        self.markers.flush()
+        self._complete(self.raw)
+        self.raw = ""
+        return self.text
+
+    def _add(self, text: str) -> None:
+        self.raw += text
+        while (split := _SENTENCE.search(self.raw)) is not None:
+            sentence, self.raw = self.raw[: split.start()], self.raw[split.end():]
+            self._complete(sentence)
+        self._show(_settled(self._prepared(self.raw, complete=False)))
+
+    def _prepared(self, raw: str, complete: bool) -> str | None:
+        sentence = _spaced(raw)
+        if self.prepare is None or not sentence:
+            return sentence
+        return self.prepare(sentence, not self.sentences, complete)
+
+    def _complete(self, raw: str) -> None:
+        sentence = self._prepared(raw, complete=True)
+        if sentence:
+            checked = check_sentence(sentence, self.passage_words, self.share)
+            self._show(checked)
+            self.sentences.append(checked)
+        elif self.shown:
+            log.warning("streamed text %r was dropped by the citation check", self.shown)
+        self.shown = ""
+
+    def _show(self, text: str) -> None:
+        if not text.startswith(self.shown):  # cannot happen by construction (see the tests); never hide it
+            log.warning("streamed text %r is not the start of the checked sentence %r", self.shown, text)
+            self.shown = text
+            return
+        new = text[len(self.shown):]
+        if not new:
+            return
+        if not self.shown and self.sentences:
+            new = " " + new
+        self.shown = text
+        if self.emit is not None:
+            self.emit(new)
+
+
+def _spaced(sentence: str) -> str:
+    """Single spaces, none before punctuation, adjacent markers joined: `check_citations`' spacing."""
+    return re.sub(r" ([.,;:!?])", r"\1", re.sub(r"\]\s+\[", "][", " ".join(sentence.split())))
+
+
+def _settled(sentence: str | None) -> str:
+    """What of an incomplete sentence its check can no longer change: the text before its first marker,
+    less its closing punctuation and spaces."""
+    if not sentence:
+        return ""
+    cut = sentence.find("[")
+    return _OPEN_END.sub("", sentence if cut < 0 else sentence[:cut])
