@@ -124,6 +124,13 @@ def test_lm_missing_model_is_a_model_error(tmp_path):
         load_reranker(f"lm:{tmp_path / 'no-such-model'}", Settings())
 
 
+def test_lm_takes_the_generator_registry_names(tmp_path):
+    """`lm:NAME` resolves as `--generator NAME` does: one lookup of the packaged SmolLM2 and of paths."""
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ModelError, match=r"LM reranker '.*notes.txt' is a file but not a .gguf"):
+        load_reranker(f"lm:{tmp_path / 'notes.txt'}", Settings())
+
+
 def test_unknown_reranker_is_an_input_error():
     with pytest.raises(InputError, match=r"reranker 'bm42' is not one of cross-encoder, lm"):
         load_reranker("bm42", Settings())

