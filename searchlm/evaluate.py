@@ -302,5 +302,5 @@ def _natural(qid: str):
 
 
 def _options_json(options: SearchOptions) -> dict:
-    keep = ("mode", "fusion", "dense_weight", "depth", "rerank", "rerank_depth")
-    return {k: getattr(options, k) for k in keep if not (k == "rerank_depth" and not options.rerank)}
+    keep = ("mode", "fusion", "dense_weight", "depth", "rerank", "rerank_depth", "rerank_weight")
+    return {k: getattr(options, k) for k in keep if not (k.startswith("rerank_") and not options.rerank)}

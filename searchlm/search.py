@@ -41,6 +41,7 @@ class SearchOptions:
     since: str | None = None  # YYYY-MM-DD: documents modified on or after
     rerank: str | None = None
     rerank_depth: int = 20
+    rerank_weight: float | None = None  # the reranker's share of the blend; None: its own tuned default
     group_by_document: bool = False
     explain: bool = False
 
@@ -53,6 +54,8 @@ class SearchOptions:
             raise InputError(f"k {self.k} is out of range (use a value from 1 to {MAX_K})")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise InputError(f"dense weight {self.dense_weight} is out of range (use a value from 0 to 1)")
+        if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
+            raise InputError(f"rerank weight {self.rerank_weight} is out of range (use a value from 0 to 1)")
 
 
 def list_indexes(home: Path) -> list[Manifest]:
@@ -190,7 +193,7 @@ class Searcher:
         if options.explain:
             _explain(hits, keyword, dense, fused)
         if options.rerank:
-            hits = self.rerank(query, hits, options.rerank, options.rerank_depth)
+            hits = self.rerank(query, hits, options.rerank, options.rerank_depth, options.rerank_weight)
         hits = hits[: options.k]
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
@@ -235,12 +238,12 @@ class Searcher:
         out = [best_chunk[d] for d in docs]
         return out, {best_chunk[d]: doc_scores.get(d, 0.0) for d in docs}
 
-    def rerank(self, query: str, hits: list[Hit], name: str, depth: int) -> list[Hit]:
+    def rerank(self, query: str, hits: list[Hit], name: str, depth: int, weight: float | None = None) -> list[Hit]:
         from searchlm.rerank import load_reranker, rerank_hits
 
         if name not in self._rerankers:
             self._rerankers[name] = load_reranker(name, self.settings)
-        return rerank_hits(self._rerankers[name], query, hits, depth, self.store)
+        return rerank_hits(self._rerankers[name], query, hits, depth, self.store, weight)
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _filter_clause(self, options: SearchOptions) -> tuple[str, list]:

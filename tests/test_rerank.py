@@ -223,3 +223,21 @@ def test_search_with_lm_rerank_end_to_end(sample_index, tiny_gpt2, fp32):
         assert all(h.explain.get("rerank_score") is not None for h in hits)
     finally:
         searcher.close()
+
+
+def test_search_rerank_weight_option_sets_the_blend(sample_index):
+    """`--rerank-weight 0` keeps the retrieval order; 1 orders the scored candidates by the reranker alone."""
+    searcher = Searcher(sample_index)
+    try:
+        searcher._rerankers["overlap"] = Overlap()
+        query = "bees honey hive water"
+        plain = searcher.search(query, SearchOptions(k=8))
+        zero = searcher.search(query, SearchOptions(k=8, rerank="overlap", rerank_depth=8, rerank_weight=0.0))
+        assert [h.chunk_id for h in zero] == [h.chunk_id for h in plain]
+        one = searcher.search(query, SearchOptions(k=8, rerank="overlap", rerank_depth=8, rerank_weight=1.0, explain=True))
+        overlaps = [h.explain["rerank_score"] for h in one]
+        assert overlaps == sorted(overlaps, reverse=True)
+        with pytest.raises(InputError, match="rerank weight 2"):
+            searcher.search(query, SearchOptions(rerank="overlap", rerank_weight=2.0))
+    finally:
+        searcher.close()

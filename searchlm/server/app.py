@@ -172,6 +172,7 @@ def create_app(
         since: Optional[str] = Query(None, max_length=32, description="Only documents modified since YYYY-MM-DD."),
         rerank: Optional[str] = Query(None, max_length=32, description="Reranker kind: cross-encoder or lm."),
         rerank_depth: int = Query(20, ge=1, le=MAX_K, description="How many candidates the reranker scores."),
+        rerank_weight: Optional[float] = Query(None, ge=0.0, le=1.0, description="Reranker's share of the blend (default: its tuned weight)."),
         group_by_document: bool = Query(False, description="One hit per document."),
         explain: bool = Query(False, description="Add keyword, dense and fused scores to each hit."),
         snippets: bool = Query(False, description="Add `snippet` (excerpt as [text, is_match] pieces) and `rel_path`."),
@@ -183,7 +184,7 @@ def create_app(
         options = SearchOptions(
             k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path,
             types=tuple(type.split(",")) if type else (), since=since, rerank=rerank, rerank_depth=rerank_depth,
-            group_by_document=group_by_document, explain=explain,
+            rerank_weight=rerank_weight, group_by_document=group_by_document, explain=explain,
         )
         searcher = engines.searcher(name)
         hits = searcher.search(q, options)
