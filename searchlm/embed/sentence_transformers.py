@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 import numpy as np
 
+from searchlm.devices import autocast, cpu_has_bf16, hugging_face_defaults, pick_device
 from searchlm.embed.base import Embedder, normalize, resolve_model
 from searchlm.errors import ModelError
 
 
-def pick_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' asked for but torch sees no GPU (use --device cpu)")
-    return device
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 / AMX); elsewhere autocast would be slower."""
-    if os.environ.get("SEARCHLM_BF16", "").lower() in ("0", "false", "no"):
-        return False
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:
-        return False
-
-
 class SentenceTransformerEmbedder(Embedder):
     def __init__(self, model: str, device: str = "auto", batch_size: int = 32):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        hugging_face_defaults()
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -62,21 +35,12 @@ class SentenceTransformerEmbedder(Embedder):
     def precision(self) -> str:
         return "cuda-fp16" if self.device == "cuda" else ("cpu-bf16-autocast" if self.bf16 else "cpu-fp32")
 
-    def _autocast(self):
-        import torch
-
-        if self.device == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        if self.bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def embed(self, texts: list[str]) -> np.ndarray:
         import torch
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.device, cpu_bf16=self.bf16):
             vecs = self.model.encode(
                 texts, batch_size=self.batch_size, convert_to_numpy=False, convert_to_tensor=True,
                 normalize_embeddings=False, show_progress_bar=False,

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from searchlm.devices import cpu_has_bf16, hugging_face_defaults, pick_device
 from searchlm.errors import ModelError
 from searchlm.generate.base import Generator, OnToken
 
@@ -208,9 +209,7 @@ def _looping(ids: list[int]) -> bool:
 
 def load_transformers(source: str, gguf_file: str | None, name: str, device: str = "auto") -> TransformersGenerator:
     """Load a causal LM and its tokenizer from a hub name or folder (`gguf_file` inside it, if given)."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    hugging_face_defaults(offline=False)  # a generator may be a hub name to download
     # OpenMP threads that spin while they wait for work cost a 135M model 10x per token when the cores are
     # shared (measured: 1.2 s against 0.13 s a token at load 9 on 2 cores); passive waiting costs ~nothing when
     # they are not. Takes effect only if torch is not imported yet, as in `searchlm ask`.
@@ -221,8 +220,6 @@ def load_transformers(source: str, gguf_file: str | None, name: str, device: str
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise ModelError("answering needs torch and transformers (pip install 'searchlm[generate]')") from exc
-    from searchlm.embed.sentence_transformers import cpu_has_bf16, pick_device
-
     hf_logging.disable_progress_bar()
     device = pick_device(device)
     converted = _converted_folder(source, gguf_file) if gguf_file else None

@@ -6,10 +6,9 @@ No cross-encoder ships offline with searchlm, so MODEL is usually a local folder
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
+from searchlm.devices import autocast, cpu_has_bf16, hugging_face_defaults, pick_device
 from searchlm.errors import ModelError
 from searchlm.rerank.base import Reranker
 
@@ -22,16 +21,11 @@ class CrossEncoderReranker(Reranker):
     weight = 0.7
 
     def __init__(self, model: str | None = None, device: str = "auto"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        hugging_face_defaults()
         try:
             from sentence_transformers import CrossEncoder
         except ImportError as exc:
             raise ModelError("sentence-transformers is not installed (pip install sentence-transformers)") from exc
-        from searchlm.embed.sentence_transformers import cpu_has_bf16, pick_device
-
         name = model or DEFAULT_CROSS_ENCODER
         path = Path(name).expanduser()
         source = str(path.resolve()) if path.exists() else name
@@ -52,8 +46,7 @@ class CrossEncoderReranker(Reranker):
 
         if not passages:
             return []
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self.device, cpu_bf16=self.bf16, cuda_fp16=False):
             scores = self.model.predict(
                 [(query, p) for p in passages], batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True
             )

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 from pathlib import Path
 
+from searchlm.devices import autocast, cpu_has_bf16, hugging_face_defaults, pick_device
 from searchlm.errors import ModelError
 from searchlm.generate.registry import DEFAULT_GENERATOR as DEFAULT_LM, resolve_generator
 from searchlm.rerank.base import Reranker
@@ -45,14 +45,9 @@ class LMReranker(Reranker):
         batch_size: int = BATCH,
         prompt: str = PROMPT,
     ):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        hugging_face_defaults()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from searchlm.embed.sentence_transformers import cpu_has_bf16, pick_device
 
         # The generator's names: smollm2 (the packaged GGUF), a folder, a .gguf file or a hub name.
         source, gguf, _ = resolve_generator(model, role="LM reranker")
@@ -81,13 +76,6 @@ class LMReranker(Reranker):
         self.head_weight = head.weight.detach().float()
         self.head_bias = head.bias.detach().float() if getattr(head, "bias", None) is not None else None
         self.key = f"lm:{Path(source).name if gguf is None else gguf}:window{passage_tokens}:{_prompt_tag(prompt)}"
-
-    def _autocast(self):
-        import torch
-
-        if self.device == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -145,7 +133,8 @@ class LMReranker(Reranker):
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         target = torch.tensor(q, device=self.device)
         out = [0.0] * len(passages)
-        with torch.inference_mode(), self._autocast():
+        # fp16 autocast on CUDA only: on the CPU the weights are already bf16 where that is native.
+        with torch.inference_mode(), autocast(self.device):
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 seqs = [rows[i] + q for i in batch]
