@@ -181,3 +181,20 @@ def test_hnsw_recall_at_10_on_100k_embedding_like_vectors():
     _, got = index.search(q, 10)
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
     assert recall >= 0.98, recall
+
+
+def test_a_one_thread_search_leaves_the_process_thread_count_alone(tmp_path, data):
+    """OpenMP's thread count is process-wide: the one-shot 1-thread cap must not outlive the search, or the torch
+    models that run next in the same process (LM reranker, generator) would run on one core."""
+    import faiss
+
+    x, ids, q = data
+    path = tmp_path / "v.faiss"
+    VectorIndex.build(DIM, [(ids, x)], len(ids), "flat").save(path)
+    before = faiss.omp_get_max_threads()
+    one = VectorIndex.load(path, "flat", use_gpu=False, threads=1)
+    scores, found = one.search(q, 5)
+    assert found.shape == (len(q), 5)
+    assert faiss.omp_get_max_threads() == before
+    default = VectorIndex.load(path, "flat", use_gpu=False)
+    assert np.array_equal(default.search(q, 5)[1], found)
