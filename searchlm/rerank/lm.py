@@ -28,6 +28,7 @@ from searchlm.rerank.base import Reranker
 PASSAGE_TOKENS = 96
 QUERY_TOKENS = 64
 BATCH = 10
+PAD_TO = 32  # batch widths are rounded up to this: a new tensor shape costs a kernel set-up in bf16
 PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
 
 _UNIT = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -35,7 +36,11 @@ _WORD = re.compile(r"\w+")
 
 
 class LMReranker(Reranker):
-    weight = 0.3
+    # SmolLM2-135M's query likelihood ranks SciFact well below hybrid retrieval (train, first 100 queries: 0.619
+    # alone vs 0.714) and no blend weight improved on retrieval alone (0.1: 0.709, 0.2: 0.713, 0.3: 0.708; test,
+    # 300 queries: retrieval 0.745, blends 0.744 / 0.741 / 0.740). 0.2 is the train optimum of the blends: it only
+    # nudges. A larger causal LM (--rerank lm:PATH) is where this can pay off. See benchmarks/RESULTS.md.
+    weight = 0.2
 
     def __init__(
         self,
@@ -138,7 +143,7 @@ class LMReranker(Reranker):
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 seqs = [rows[i] + q for i in batch]
-                width = max(len(s) for s in seqs)
+                width = -(-max(len(s) for s in seqs) // PAD_TO) * PAD_TO  # few distinct shapes: oneDNN reuses its kernels
                 ids = torch.full((len(seqs), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(seqs), width), dtype=torch.long)
                 for r, s in enumerate(seqs):
