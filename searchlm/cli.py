@@ -221,7 +221,7 @@ def _print_hits(query: str, hits) -> None:
 @handle_errors
 def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     """List the indexes in the index home with their sizes and models."""
-    from searchlm.search import list_indexes
+    from searchlm.manifest import list_indexes
 
     settings = _settings(home=home)
     found = list_indexes(settings.home)

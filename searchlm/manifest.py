@@ -53,3 +53,17 @@ class Manifest:
 
     def save(self, index_dir: Path) -> None:
         write_json_atomic(index_dir / MANIFEST, asdict(self))
+
+
+def list_indexes(home: Path) -> list[Manifest]:
+    """The readable manifests of the indexes under `home`, by name; damaged ones are skipped."""
+    if not home.is_dir():
+        return []
+    out = []
+    for child in sorted(home.iterdir()):
+        if (child / "manifest.json").is_file():
+            try:
+                out.append(Manifest.load(child))
+            except Exception:
+                continue
+    return out

@@ -15,7 +15,7 @@ import numpy as np
 
 from searchlm.errors import IndexMismatchError, IndexNotFoundError, InputError
 from searchlm.fusion import fuse_minmax, fuse_rrf
-from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest
+from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest, list_indexes  # noqa: F401 (re-exported)
 from searchlm.query import fts_query
 from searchlm.records import Hit
 from searchlm.settings import Settings
@@ -56,19 +56,6 @@ class SearchOptions:
             raise InputError(f"dense weight {self.dense_weight} is out of range (use a value from 0 to 1)")
         if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
             raise InputError(f"rerank weight {self.rerank_weight} is out of range (use a value from 0 to 1)")
-
-
-def list_indexes(home: Path) -> list[Manifest]:
-    if not home.is_dir():
-        return []
-    out = []
-    for child in sorted(home.iterdir()):
-        if (child / "manifest.json").is_file():
-            try:
-                out.append(Manifest.load(child))
-            except Exception:
-                continue
-    return out
 
 
 class Searcher:

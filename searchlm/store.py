@@ -12,10 +12,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from searchlm.records import Chunk
+
+if TYPE_CHECKING:  # numpy is imported where vectors are handled: `searchlm indexes` needs none of it
+    import numpy as np
 
 SCHEMA_VERSION = 1
 
@@ -194,6 +196,8 @@ class Store:
         vectors: np.ndarray,
     ) -> int:
         """Replace a document and all its chunks in one transaction."""
+        import numpy as np
+
         db = _db(self.conn)
         with db.atomic():
             old = self.conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
@@ -231,6 +235,8 @@ class Store:
     # -- chunks and vectors -------------------------------------------------------------------------------
     def vectors_for_hashes(self, hashes: Iterable[str], dim: int) -> dict[str, np.ndarray]:
         """Stored vectors for any chunk already embedded with one of these content hashes."""
+        import numpy as np
+
         found: dict[str, np.ndarray] = {}
         hashes = list(set(hashes))
         for i in range(0, len(hashes), 500):
@@ -246,6 +252,8 @@ class Store:
 
     def iter_vectors(self, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (ids, vectors) in id order, in batches, for (re)building the FAISS index."""
+        import numpy as np
+
         last = -1
         while True:
             rows = self.conn.execute(
@@ -282,6 +290,8 @@ class Store:
 
     def filtered_chunk_ids(self, where: str, params: list) -> np.ndarray:
         """Ids of chunks whose document matches a filter clause built by `search.filters`."""
+        import numpy as np
+
         rows = self.conn.execute(
             f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params
         ).fetchall()
@@ -314,6 +324,8 @@ class Store:
         return {i: s for i, s in rows if i in wanted}
 
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        import numpy as np
+
         ids = [int(i) for i in ids]
         out: dict[int, np.ndarray] = {}
         for i in range(0, len(ids), 500):

@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 
 from searchlm import __version__
 from searchlm.errors import InputError, SearchlmError
-from searchlm.search import DEFAULT_DENSE_WEIGHT, MODES, SearchOptions, list_indexes
+from searchlm.manifest import list_indexes
+from searchlm.search import DEFAULT_DENSE_WEIGHT, MODES, SearchOptions
 from searchlm.server.documents import document_view
 from searchlm.server.engines import Engines, status_for
 from searchlm.server.guard import MAX_BODY_BYTES, Guard
