@@ -56,6 +56,8 @@ class SearchOptions:
             raise InputError(f"dense weight {self.dense_weight} is out of range (use a value from 0 to 1)")
         if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
             raise InputError(f"rerank weight {self.rerank_weight} is out of range (use a value from 0 to 1)")
+        if self.rerank_weight is not None and not self.rerank:
+            raise InputError(f"rerank weight {self.rerank_weight} given without a reranker (add --rerank lm, or drop --rerank-weight)")
 
 
 class Searcher:
@@ -249,6 +251,8 @@ class Searcher:
                 when = datetime.fromisoformat(options.since)
             except ValueError:
                 raise InputError(f"date '{options.since}' is not a date (use YYYY-MM-DD, e.g. --since 2024-01-31)") from None
+            if not 1900 <= when.year <= 2200:  # nanoseconds past 2262 overflow SQLite's 64-bit integers
+                raise InputError(f"date '{options.since}' is out of range (use a year from 1900 to 2200)")
             clauses.append("d.mtime_ns >= ?")
             params.append(int(when.timestamp() * 1e9))
         return " AND ".join(clauses), params

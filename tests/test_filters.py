@@ -94,6 +94,8 @@ def test_bad_date_is_an_input_error(filtered_index):
     _, searcher = filtered_index
     with pytest.raises(InputError, match=r"date 'last week'.*YYYY-MM-DD"):
         searcher.search("sourdough", SearchOptions(since="last week"))
+    with pytest.raises(InputError, match=r"date '2999-01-01' is out of range"):  # was an OverflowError traceback
+        searcher.search("sourdough", SearchOptions(since="2999-01-01"))
 
 
 def test_cli_filters(filtered_index):

@@ -239,5 +239,7 @@ def test_search_rerank_weight_option_sets_the_blend(sample_index):
         assert overlaps == sorted(overlaps, reverse=True)
         with pytest.raises(InputError, match="rerank weight 2"):
             searcher.search(query, SearchOptions(rerank="overlap", rerank_weight=2.0))
+        with pytest.raises(InputError, match="rerank weight 0.5 given without a reranker"):
+            searcher.search(query, SearchOptions(rerank_weight=0.5))
     finally:
         searcher.close()
