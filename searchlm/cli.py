@@ -426,6 +426,8 @@ def summarize(
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
         return
     typer.echo("")
+    if result.extractive:
+        typer.echo(typer.style("(no sentence of the model's summary could be traced to the passages; quoted them instead)", dim=True))
     _print_sources("Sources:", [(c.n, c) for c in result.citations])
 
 

@@ -4,9 +4,11 @@ The passages are the document's chunks in reading order, or the query's hits in 
 [1], [2], … the citations refer to. Whatever fits one prompt (PIECE_TOKENS) is summarized in one go; a longer
 document is cut into pieces, each piece is summarized, and the piece summaries are summarized again (in rounds,
 until one prompt holds them). The final summary streams as it is checked (`CheckedStream`): a sentence that
-repeats an earlier one is dropped (held back while it still may), and each sentence is cited to the chunk that
-holds most of its content words (at least half of them), or left uncited: the small model paraphrases and does not
-write markers itself. What streams is the checked summary, word for word.
+repeats an earlier one is dropped, and so is one that no chunk holds at least half the content words of (the small
+model, out of its depth, writes fluent generic text); each sentence kept is cited to the chunk that holds most of
+its content words (the model paraphrases and does not write markers itself). Sentences stream once complete and
+checked: what streams is the checked summary. If no sentence holds up, the summary quotes the passages instead
+(`Summary.extractive`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from searchlm.answer import Citation, MAX_K, generator_name, get_generator
 from searchlm.errors import InputError
-from searchlm.generate.citations import CheckedStream, cited_numbers
+from searchlm.generate.citations import CheckedStream, cited_numbers, content_words, sentences, trace, words
 from searchlm.records import Hit
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ PIECE_TOKENS = 768
 # least this share of them (answers need 80 %).
 SUMMARY_TRACE_SHARE = 0.5
 _MARKERS = re.compile(r"\[\d+\]")
+_LIST_MARK = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|#+\s+|>\s*)")
 MIN_CHUNK_TOKENS = 32
 MAX_ROUNDS = 4  # pieces of pieces: a 100-page document still ends after a few rounds
 
@@ -60,6 +63,7 @@ class Summary:
     model: str
     seconds: float
     pieces: int = 1
+    extractive: bool = False  # no sentence of the model's summary held up: quoted from the passages instead
 
     def to_json(self) -> dict:
         return {
@@ -70,6 +74,7 @@ class Summary:
             "model": self.model,
             "seconds": round(self.seconds, 3),
             "pieces": self.pieces,
+            "extractive": self.extractive,
         }
 
 
@@ -107,32 +112,60 @@ def summarize(
         generator = get_generator(options.generator or getattr(searcher.settings, "generator", None),
                                   getattr(searcher.settings, "device", "auto"))
     text, pieces = _reduce(generator, passages, options, on_token, on_progress)
+    extractive = not text.strip()
+    if extractive:
+        text = quoted_summary(passages, query)
+        if on_token is not None:
+            on_token(text)
     citations = [Citation.of(n, passages[n - 1]) for n in cited_numbers(text)]
     return Summary(target, text, citations, passages, generator.name or generator_name(options.generator),
-                   time.perf_counter() - started, pieces)
+                   time.perf_counter() - started, pieces, extractive)
 
 
 def checked_summary(passages: list[Hit], on_token: Callable[[str], None] | None = None) -> CheckedStream:
-    """The stream a final summary goes through: repeats dropped, each sentence cited at SUMMARY_TRACE_SHARE."""
-    return CheckedStream([h.text for h in passages], on_token, share=SUMMARY_TRACE_SHARE, prepare=_Repeats())
+    """The stream a final summary goes through: repeats and untraceable sentences dropped, each other sentence
+    cited to its chunk at SUMMARY_TRACE_SHARE."""
+    texts = [h.text for h in passages]
+    prepare = _Faithful([set(words(t)) for t in texts])
+    return CheckedStream(texts, on_token, share=SUMMARY_TRACE_SHARE, prepare=prepare)
 
 
-class _Repeats:
-    """Drops a sentence that repeats an earlier one word for word (a small model's greedy loop); an incomplete
-    one is held back while it may still turn out to be a repeat."""
+class _Faithful:
+    """Keeps a summary sentence only when it is new and traceable: a sentence that repeats an earlier one word for
+    word (a small model's greedy loop) is dropped, and so is one whose content words no passage holds (at
+    SUMMARY_TRACE_SHARE): the small model, given passages it cannot summarize, writes fluent generic text. A
+    sentence is held back until it is complete, since either test may still drop it."""
 
-    def __init__(self):
+    def __init__(self, passage_words: list[set[str]]):
+        self.passage_words = passage_words
         self.seen: set[str] = set()
 
     def __call__(self, sentence: str, first: bool, complete: bool) -> str | None:
-        # Unstemmed words: a prefix of a sentence's key is then the key of a prefix of the sentence.
-        key = " ".join(re.findall(r"\w+", _MARKERS.sub(" ", sentence).lower()))
         if not complete:
-            return None if not key or any(s.startswith(key) for s in self.seen) else sentence
+            return None
+        bare = _MARKERS.sub(" ", sentence)
+        key = " ".join(re.findall(r"\w+", bare.lower()))
         if not key or key in self.seen:
             return ""
         self.seen.add(key)
+        if trace(bare, self.passage_words, SUMMARY_TRACE_SHARE) is None:
+            return ""
         return sentence
+
+
+def quoted_summary(passages: list[Hit], query: str | None, count: int = 3) -> str:
+    """The fallback when no sentence of the model's summary holds up: one sentence from each of the first `count`
+    passages, cited; for a query the sentence sharing most of its words, for a document each chunk's first."""
+    wanted = set(content_words(query)) if query else set()
+    picked = []
+    for n, hit in enumerate(passages[:count], start=1):
+        lines = [_LIST_MARK.sub("", line) for line in hit.text.splitlines()]  # a list item ends at its line too
+        candidates = [s.strip() for line in lines for s in sentences(line) if len(words(s)) >= 4] or [hit.text.strip()]
+        best = max(candidates, key=lambda s: len(wanted & set(content_words(s)))) if wanted else candidates[0]
+        best = best if len(best) <= 400 else best[:400].rsplit(" ", 1)[0] + " …"
+        end = len(best.rstrip(".!?"))
+        picked.append(f"{best[:end]} [{n}]{best[end:] or '.'}")
+    return " ".join(picked)
 
 
 def document_passages(searcher: "Searcher", path: str) -> list[Hit]:

@@ -112,7 +112,7 @@ def test_cli_summarize(indexed, small_gpt2):
     result = CliRunner().invoke(app, ["summarize", "--query", "garlic storage", "-k", "2", "--json", *base])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"target", "summary", "citations", "passages", "model", "seconds", "pieces"}
+    assert set(data) == {"target", "summary", "citations", "passages", "model", "seconds", "pieces", "extractive"}
     assert data["target"] == "garlic storage" and len(data["passages"]) == 2
     result = CliRunner().invoke(app, ["summarize", "missing.md", *base])
     assert result.exit_code == 1 and "not a document of index" in result.output
@@ -147,4 +147,25 @@ def test_streamed_summary_is_the_checked_summary(indexed, small_gpt2):
                        generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", text)))
     assert "".join(shown) == result.summary
     assert result.summary == "Green tea leaves are steamed soon after picking [1]. This stops oxidation [1]."
-    assert [c.n for c in result.citations] == [1] and len(shown) > 3
+    assert [c.n for c in result.citations] == [1]
+    assert shown == ["Green tea leaves are steamed soon after picking [1].", " This stops oxidation [1]."]  # by sentence
+
+
+def test_untraceable_sentences_are_dropped_and_an_empty_summary_quotes_the_passages(indexed, small_gpt2):
+    """The small model's generic filler ("a powerful tool for extracting high-quality data") names nothing the
+    passages hold: it is dropped, not shown uncited; when nothing is left, the passages are quoted, cited."""
+    settings, corpus = indexed
+    mixed = "Green tea leaves are steamed soon after picking. It is a powerful tool for extracting high-quality data."
+    shown: list[str] = []
+    result = summarize(Searcher(settings), path=str(corpus / "notes/tea.md"), on_token=shown.append,
+                       generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", mixed)))
+    assert result.summary == "".join(shown) == "Green tea leaves are steamed soon after picking [1]."
+    assert not result.extractive
+
+    filler = "The pipeline is a powerful tool for extracting high-quality data from a large dataset."
+    shown = []
+    result = summarize(Searcher(settings), path=str(corpus / "notes/tea.md"), on_token=shown.append,
+                       generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", filler)))
+    assert result.extractive and "".join(shown) == result.summary
+    assert result.summary == "Green tea leaves are steamed or pan-fired soon after picking to stop oxidation [1]."
+    assert [c.n for c in result.citations] == [1]
