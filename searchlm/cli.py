@@ -247,6 +247,10 @@ def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_jso
         typer.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
+        if key.endswith("_at") and isinstance(value, (int, float)) and value > 0:  # epoch seconds, for machines
+            from datetime import datetime
+
+            value = datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds")
         typer.echo(f"{key:<16} {value}")
 
 

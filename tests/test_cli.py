@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -81,6 +82,8 @@ def test_indexes_status_drop(make_index):
     result = run("status", "--name", "t", "--home", home, "--json")
     info = json.loads(result.output)
     assert info["documents"] == 2 and info["vectors_current"] is True and info["ann"]["type"] == "flat"
+    readable = run("status", "--name", "t", "--home", home).output
+    assert re.search(r"updated_at\s+20\d\d-\d\d-\d\d \d\d:\d\d:\d\d", readable)  # a date, not epoch seconds
     result = run("drop", "t", "--home", home, "--yes")
     assert result.exit_code == 0 and not settings.index_dir.exists()
     assert corpus.exists() and (corpus / "a.md").exists()  # documents untouched
