@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from searchlm.errors import InputError
 from searchlm.generate.citations import CheckedStream, cited_numbers, content_words, sentences, words
-from searchlm.records import Hit
+from searchlm.records import Hit, location
 
 if TYPE_CHECKING:
     from searchlm.generate.base import Generator
@@ -88,11 +88,7 @@ class Citation:
         return cls(n, hit.path, hit.chunk_id, hit.start_line, hit.end_line, hit.page, hit.heading)
 
     def location(self) -> str:
-        if self.page is not None:
-            return f"{self.path}#page={self.page}"
-        if self.start_line is not None:
-            return f"{self.path}:{self.start_line}"
-        return self.path
+        return location(self.path, self.start_line, self.page)
 
 
 @dataclass

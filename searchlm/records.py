@@ -53,12 +53,7 @@ class Hit:
     explain: dict | None = None
 
     def location(self) -> str:
-        """`path:line`, or `path#page=N` for paged documents."""
-        if self.page is not None:
-            return f"{self.path}#page={self.page}"
-        if self.start_line is not None:
-            return f"{self.path}:{self.start_line}"
-        return self.path
+        return location(self.path, self.start_line, self.page)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -88,3 +83,12 @@ class IndexReport:
     @property
     def chunks_per_second(self) -> float:
         return self.chunks_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+
+def location(path: str, start_line: int | None, page: int | None) -> str:
+    """`path:line`, or `path#page=N` for paged documents: how hits and citations point at a passage."""
+    if page is not None:
+        return f"{path}#page={page}"
+    if start_line is not None:
+        return f"{path}:{start_line}"
+    return path
