@@ -125,9 +125,9 @@ def summarize(
 def checked_summary(passages: list[Hit], on_token: Callable[[str], None] | None = None) -> CheckedStream:
     """The stream a final summary goes through: repeats and untraceable sentences dropped, each other sentence
     cited to its chunk at SUMMARY_TRACE_SHARE."""
-    texts = [h.text for h in passages]
-    prepare = _Faithful([set(words(t)) for t in texts])
-    return CheckedStream(texts, on_token, share=SUMMARY_TRACE_SHARE, prepare=prepare)
+    stream = CheckedStream([h.text for h in passages], on_token, share=SUMMARY_TRACE_SHARE)
+    stream.prepare = _Faithful(stream.passage_words)  # the stream's own word sets: built once
+    return stream
 
 
 class _Faithful:
