@@ -251,6 +251,8 @@ def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_jso
             from datetime import datetime
 
             value = datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds")
+        elif isinstance(value, dict):  # chunker and ann settings: "type=flat, count=324", not a Python repr
+            value = ", ".join(f"{k}={v}" for k, v in sorted(value.items(), key=lambda kv: kv[0] != "type"))
         typer.echo(f"{key:<16} {value}")
 
 
@@ -340,12 +342,20 @@ def serve(
     except ImportError as exc:
         raise SearchlmError(f"`serve` needs {exc.name}, which is not installed (pip install 'searchlm[serve]')") from None
 
+    from searchlm.server import LOOPBACK, listen
+
     settings = _settings(name=name, home=home, generator=generator, device=device)
-    others = [] if host in ("127.0.0.1", "localhost", "::1") else ["*"] if host in ("0.0.0.0", "::") else [host]
+    sock = listen(host, port)
+    others = [] if host in LOOPBACK else ["*"] if host in ("0.0.0.0", "::") else [host]
     web_app = create_app(settings, load_generator=not lazy, allowed_hosts=others)
     shown = f"[{host}]" if ":" in host else host
+    if host not in LOOPBACK:
+        typer.echo(
+            f"Warning: listening on {host}, not only this machine: anyone who can reach port {port} can read the "
+            "indexed documents (there is no login). Use --host 127.0.0.1 to keep it local.", err=True,
+        )
     typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ (API docs: /docs). Ctrl+C stops.", err=True)
-    uvicorn.run(web_app, host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn.Config(web_app, log_level="info")).run(sockets=[sock])
 
 
 # -- ask and summarize ------------------------------------------------------------------------------------

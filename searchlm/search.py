@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from searchlm.errors import IndexMismatchError, IndexNotFoundError, InputError
+from searchlm.extract import SUPPORTED, file_kind
 from searchlm.fusion import fuse_minmax, fuse_rrf
 from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest, list_indexes  # noqa: F401 (re-exported)
 from searchlm.query import fts_query
@@ -27,6 +28,7 @@ FUSIONS = ("minmax", "rrf")
 # candidate, 0.5 and 0.6 tie on SciFact train (0.7426 / 0.7416 nDCG@10) and 0.6 is better on CISI and Cranfield.
 DEFAULT_DENSE_WEIGHT = 0.6
 MAX_K = 1000
+MAX_RERANK_DEPTH = 100  # a reranker scores each candidate with a model: past this a query takes minutes
 
 
 @dataclass
@@ -52,6 +54,14 @@ class SearchOptions:
             raise InputError(f"fusion '{self.fusion}' is not one of {', '.join(FUSIONS)} (use --fusion minmax)")
         if not 1 <= self.k <= MAX_K:
             raise InputError(f"k {self.k} is out of range (use a value from 1 to {MAX_K})")
+        if self.rerank and not 1 <= self.rerank_depth <= MAX_RERANK_DEPTH:
+            raise InputError(f"rerank depth {self.rerank_depth} is out of range (use a value from 1 to {MAX_RERANK_DEPTH})")
+        for kind in self.types:
+            if kind.strip() and file_kind(kind) is None:
+                raise InputError(
+                    f"file type '{kind.strip()}' is not one searchlm indexes "
+                    f"(use kinds such as {', '.join(sorted(set(SUPPORTED.values()))[:12])}, ...)"
+                )
         if not 0.0 <= self.dense_weight <= 1.0:
             raise InputError(f"dense weight {self.dense_weight} is out of range (use a value from 0 to 1)")
         if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
@@ -242,8 +252,7 @@ class Searcher:
             clauses.append("d.path GLOB ?")
             params.append(options.path)
         if options.types:
-            kinds = [t.strip().lower().lstrip(".") for t in options.types if t.strip()]
-            kinds = ["html" if k == "htm" else k for k in kinds]
+            kinds = [file_kind(t) for t in options.types if t.strip()]
             clauses.append(f"d.kind IN ({','.join('?' * len(kinds))})")
             params.extend(kinds)
         if options.since:

@@ -72,6 +72,43 @@ def test_errors_are_one_line_with_a_fix(tmp_path, make_index):
     assert result.exit_code == 1 and "YYYY-MM-DD" in result.output
     result = run("search", "x", "--name", "t", "--home", settings.home, "--mode", "magic")
     assert result.exit_code == 1 and "mode 'magic'" in result.output
+    result = run("search", "x", "--name", "t", "--home", settings.home, "--type", "md,exe")
+    assert result.exit_code == 1 and "file type 'exe' is not one searchlm indexes" in result.output
+    for server, words in (("notaurl", "is not an http:// address"), ("127.0.0.1:8000", "is not an http:// address"),
+                          ("http://[::1", "is not a valid URL"), ("http://localhost:port", "is not a valid URL")):
+        result = run("search", "x", "--server", server)
+        assert result.exit_code == 1 and f"server '{server}' {words}" in result.output, result.output
+        assert "--server http://127.0.0.1:8000" in result.output and "Traceback" not in result.output
+    result = run("serve", "--port", "99999", "--home", settings.home, "--name", "t")
+    assert result.exit_code == 1 and "port 99999 is out of range" in result.output
+
+
+def test_search_server_that_is_not_searchlm_is_a_clean_error(tmp_path):
+    """A real HTTP server that answers /api/search with something other than searchlm's JSON."""
+    import http.server
+    import threading
+
+    class Plain(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html>hello</html>" if "text" in self.path else b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Plain)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        for query in ("text please", "json please"):
+            result = run("search", query, "--server", url)
+            assert result.exit_code == 1 and "not as a searchlm server" in result.output, result.output
+            assert "Traceback" not in result.output
+    finally:
+        server.shutdown()
 
 
 def test_indexes_status_drop(make_index):

@@ -120,7 +120,11 @@ def test_remote_search_client_reads_the_api(client, served):
 @pytest.mark.parametrize(
     "params, status, words",
     [
-        ({"q": "bees", "k": 101}, 422, "k: Input should be less than or equal to 100"),
+        ({"q": "bees", "k": 1001}, 422, "k: Input should be less than or equal to 1000"),
+        ({"q": ""}, 400, "the query is empty"),
+        ({"q": "bees", "type": "exe"}, 400, "file type 'exe' is not one searchlm indexes"),
+        ({"q": "bees", "rerank": "lm", "rerank_depth": 101}, 400, "rerank depth 101 is out of range"),
+        ({"q": "bees", "rerank": "bogus"}, 400, "use lm, lm:MODEL or cross-encoder:MODEL"),
         ({"q": "bees", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
         ({"q": "x" * 1001}, 422, "q: String should have at most 1000 characters"),
         ({"q": "   "}, 400, "the query is empty"),
@@ -138,6 +142,13 @@ def test_bad_requests_get_a_json_message(client, params, status, words):
     assert response.headers["content-type"].startswith("application/json")
     detail = response.json()["detail"]
     assert isinstance(detail, str) and words in detail
+
+
+def test_a_body_that_is_not_a_json_object_gets_a_message_that_says_how_to_send_one(client):
+    for body, headers in (("not json", {"content-type": "application/json"}), ('{"question": "bees"}', {})):
+        response = client.post("/api/ask", content=body, headers=headers)
+        assert response.status_code == 422
+        assert "Content-Type: application/json" in response.json()["detail"]
 
 
 def test_query_of_exactly_the_limit_is_accepted(client):
@@ -166,6 +177,7 @@ def test_too_long_question_is_refused_before_any_model_loads(client):
 def test_foreign_host_header_is_refused(client):
     response = client.get("/api/search", params={"q": "bees"}, headers={"host": "attacker.example:8000"})
     assert response.status_code == 400 and "attacker.example" in response.json()["detail"]
+    assert "open http://127.0.0.1" in response.json()["detail"]
     assert client.get("/api/health", headers={"host": "localhost:8000"}).status_code == 200
 
 
@@ -212,6 +224,10 @@ def test_unknown_document_or_foreign_chunk_is_404(client):
     response = client.get(f"/api/documents/{a['doc_id']}", params={"chunk": b["chunk_id"]})
     assert response.status_code == 404 and "is not part of document" in response.json()["detail"]
     assert client.get("/api/documents/abc").status_code == 422
+    # an id past SQLite's 64-bit integers was an OverflowError (500) in the store
+    for url in ("/api/documents/99999999999999999999999", "/api/documents/1?chunk=99999999999999999999999"):
+        response = client.get(url)
+        assert response.status_code == 422 and "less than or equal to" in response.json()["detail"]
 
 
 def test_documents_come_from_the_store_never_from_disk(make_index):
@@ -263,10 +279,15 @@ def test_openapi_lists_every_endpoint_and_docs_work_offline(client):
         assert path in paths
     assert paths["/api/search"]["get"]["summary"]
     docs = client.get("/docs")
-    assert docs.status_code == 200 and "swagger" in docs.text.lower()
-    if importlib.util.find_spec("fastapi_offline") is None:
+    assert "cdn." not in docs.text and "https://" not in docs.text  # nothing fetched from the internet
+    if importlib.util.find_spec("fastapi_offline") is None:  # no Swagger UI files: say what to install
+        assert docs.status_code == 404 and "searchlm[serve]" in docs.text
         return
-    assert "cdn." not in docs.text and client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    # only the files /docs loads: not the rest of fastapi-offline's folder, and no way out of it
+    for other in ("redoc.standalone.js", "..%2F__init__.py", "%2E%2E%2Fstatic%2Fswagger-ui.css"):
+        assert client.get(f"/docs-assets/{other}").status_code == 404
 
 
 def test_page_and_assets_are_local(client):
@@ -339,7 +360,18 @@ def test_serve_command_and_search_with_server_option(served):
             [sys.executable, "-m", "searchlm", "search", "tides", "--server", url, "-k", "500"],
             env=env, capture_output=True, text=True, timeout=60,
         )
-        assert bad.returncode == 1 and "answered 422" in bad.stderr and "less than or equal to 100" in bad.stderr
+        assert bad.returncode == 0, bad.stderr  # the server takes the CLI's k range (it was capped at 100)
+        bad = subprocess.run(
+            [sys.executable, "-m", "searchlm", "search", "tides", "--server", url, "-k", "1001"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert bad.returncode == 1 and "answered 422" in bad.stderr and "less than or equal to 1000" in bad.stderr
+        taken = subprocess.run(
+            [sys.executable, "-m", "searchlm", "serve", "--name", "docs", "--port", str(port), "--lazy"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+        assert "Serving" not in taken.stderr and "Traceback" not in taken.stderr
     finally:
         proc.terminate()
         proc.wait(timeout=20)

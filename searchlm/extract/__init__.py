@@ -30,6 +30,11 @@ def kind_of(path: Path) -> str | None:
     return SUPPORTED.get(path.suffix.lower())
 
 
+def file_kind(name: str) -> str | None:
+    """The document kind for a type a user typed (`md`, `.MD`, `htm`, `markdown`), or None if unknown."""
+    return SUPPORTED.get("." + name.strip().lower().lstrip("."))
+
+
 def extract(path: Path) -> ExtractedDocument:
     """Read one file. Raises ExtractionError with a short reason when it cannot be read as text."""
     kind = kind_of(path)

@@ -45,7 +45,7 @@ def load_reranker(name: str, settings: Settings) -> Reranker:
     kind, _, model = name.strip().partition(":")
     factory = RERANKERS.get(kind.strip().lower())
     if factory is None:
-        raise InputError(f"reranker '{name}' is not one of {', '.join(RERANKERS)} (use --rerank lm or --rerank cross-encoder:MODEL)")
+        raise InputError(f"reranker '{name}' is not one of {', '.join(RERANKERS)} (use lm, lm:MODEL or cross-encoder:MODEL)")
     return factory(model.strip() or None, settings)
 
 

@@ -20,14 +20,14 @@ from typing import Literal, Optional
 
 from fastapi import FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from searchlm import __version__
 from searchlm.errors import InputError, SearchlmError
 from searchlm.manifest import list_indexes
-from searchlm.search import DEFAULT_DENSE_WEIGHT, MODES, SearchOptions
+from searchlm.search import DEFAULT_DENSE_WEIGHT, MAX_K, MODES, SearchOptions
 from searchlm.server.documents import document_view
 from searchlm.server.engines import Engines, status_for
 from searchlm.server.guard import MAX_BODY_BYTES, Guard
@@ -36,10 +36,11 @@ from searchlm.settings import Settings
 
 log = logging.getLogger("searchlm.server")
 
-MAX_K = 100
 MAX_QUERY_CHARS = 1000
+SQLITE_MAX_ID = 2**63 - 1  # a larger path id is no row, not an OverflowError in sqlite3
 MAX_ASK_K = 20
 STATIC = Path(__file__).parent / "static"
+_DOCS_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 _RERANKER = re.compile(r"^[a-z][a-z-]{0,31}$")  # a reranker kind only: models are chosen at start-up, not per request
 # The page and its assets only talk to this server: no inline script, nothing from elsewhere.
@@ -60,7 +61,7 @@ _ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in
 
 
 class AskRequest(BaseModel):
-    question: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question, in your own words.")
+    question: str = Field(..., max_length=MAX_QUERY_CHARS, description="The question, in your own words.")
     name: Optional[str] = Field(None, max_length=128, description="Index name (default: the server's index).")
     k: Optional[int] = Field(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use.")
     mode: Optional[Literal[MODES]] = Field(None, description="Retrieval mode for the passages.")  # type: ignore
@@ -95,8 +96,7 @@ def create_app(
 
     docs_assets = _swagger_assets()
     app = FastAPI(
-        title="searchlm", version=__version__, lifespan=lifespan, redoc_url=None,
-        docs_url=None if docs_assets else "/docs",
+        title="searchlm", version=__version__, lifespan=lifespan, redoc_url=None, docs_url=None,
         description="Local semantic search over a folder of documents: hybrid search, cited answers.",
     )
     app.state.engines = engines
@@ -111,6 +111,9 @@ def create_app(
     async def _invalid(request: Request, exc: RequestValidationError):
         parts = []
         for e in exc.errors():
+            if e.get("type") in ("json_invalid", "model_attributes_type", "dict_type"):
+                return JSONResponse({"detail": "the request body is not a JSON object (send e.g. "
+                                     '{"question": "..."} with Content-Type: application/json)'}, status_code=422)
             where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "body", "path"))
             parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
         return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
@@ -127,18 +130,27 @@ def create_app(
                                                             "Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    if docs_assets:
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        if docs_assets is None:  # FastAPI's default page would load Swagger UI from a CDN: never fetch from outside
+            return HTMLResponse(
+                "<p>The interactive API docs need Swagger UI's files, from the <code>serve</code> extra: "
+                "<code>pip install 'searchlm[serve]'</code>. The schema itself is at "
+                '<a href="/openapi.json">/openapi.json</a>.</p>', status_code=404,
+            )
         from fastapi.openapi.docs import get_swagger_ui_html
 
-        app.mount("/docs-assets", StaticFiles(directory=docs_assets), name="docs-assets")
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title="searchlm API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
 
-        @app.get("/docs", include_in_schema=False)
-        def docs():
-            return get_swagger_ui_html(
-                openapi_url=app.openapi_url, title="searchlm API",
-                swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
-                swagger_favicon_url="/docs-assets/favicon.png",
-            )
+    @app.get("/docs-assets/{file}", include_in_schema=False)
+    def docs_asset(file: str):
+        if docs_assets is None or file not in _DOCS_FILES:  # only what /docs loads
+            return JSONResponse({"detail": f"no docs asset '{file[:80]}'"}, status_code=404)
+        return FileResponse(docs_assets / file)
 
     # -- API ----------------------------------------------------------------------------------------------
     @app.get("/api/health", summary="Is the server up, and what is loaded")
@@ -162,7 +174,7 @@ def create_app(
 
     @app.get("/api/search", responses=_ERRORS, summary="Hybrid search: the same hits as `searchlm search --json`")
     def search(
-        q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for."),
+        q: str = Query(..., max_length=MAX_QUERY_CHARS, description="What to look for."),  # empty: the library's 400
         k: int = Query(10, ge=1, le=MAX_K, description="How many results."),
         mode: Literal[MODES] = Query("hybrid", description="hybrid, dense or keyword."),  # type: ignore[valid-type]
         name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
@@ -201,8 +213,8 @@ def create_app(
 
     @app.get("/api/documents/{doc_id}", responses=_ERRORS, summary="One document's stored text, one chunk marked")
     def document(
-        doc_id: int = PathParam(..., description="A hit's doc_id."),
-        chunk: Optional[int] = Query(None, description="A hit's chunk_id: this part is marked."),
+        doc_id: int = PathParam(..., ge=1, le=SQLITE_MAX_ID, description="A hit's doc_id."),
+        chunk: Optional[int] = Query(None, ge=1, le=SQLITE_MAX_ID, description="A hit's chunk_id: this part is marked."),
         name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
     ):
         searcher = engines.searcher(name)
@@ -220,7 +232,7 @@ def create_app(
 
     @app.get("/api/ask/stream", responses=_ERRORS, summary="The same stream for EventSource clients")
     async def ask_stream_get(
-        q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question."),
+        q: str = Query(..., max_length=MAX_QUERY_CHARS, description="The question."),
         name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
         k: Optional[int] = Query(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use."),
     ):
@@ -244,7 +256,7 @@ def _check_question(question: str) -> None:
 
 def _swagger_assets() -> Path | None:
     """Swagger UI's files from the `fastapi-offline` package (the `serve` extra), so /docs works offline; None
-    without it (FastAPI's default page, which loads Swagger UI from a CDN)."""
+    without it (then /docs says what to install)."""
     spec = importlib.util.find_spec("fastapi_offline")
     if spec is None or not spec.submodule_search_locations:
         return None

@@ -23,7 +23,9 @@ class Guard:
         host = headers.get(b"host", b"").decode("latin-1").lower()
         host = host[: host.find("]") + 1] if host.startswith("[") else host.split(":")[0]  # drop the port
         if "*" not in self.hosts and host not in self.hosts:
-            return await _json(send, 400, f"host '{host[:80]}' is not served here (open http://127.0.0.1 instead)")
+            port = (scope.get("server") or (None, None))[1]
+            local = f"http://127.0.0.1:{port}" if port else "http://127.0.0.1"
+            return await _json(send, 400, f"host '{host[:80]}' is not served here (open {local} instead)")
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await self._refuse(send)
