@@ -238,10 +238,10 @@ class Searcher:
         return out, {best_chunk[d]: doc_scores.get(d, 0.0) for d in docs}
 
     def rerank(self, query: str, hits: list[Hit], name: str, depth: int, weight: float | None = None) -> list[Hit]:
-        from searchlm.rerank import load_reranker, rerank_hits
+        from searchlm.rerank import lazy_reranker, rerank_hits
 
-        if name not in self._rerankers:
-            self._rerankers[name] = load_reranker(name, self.settings)
+        if name not in self._rerankers:  # the model loads on the first candidate that is not in the score cache
+            self._rerankers[name] = lazy_reranker(name, self.settings)
         return rerank_hits(self._rerankers[name], query, hits, depth, self.store, weight)
 
     # -- helpers ------------------------------------------------------------------------------------------

@@ -225,6 +225,37 @@ def test_search_with_lm_rerank_end_to_end(sample_index, tiny_gpt2, fp32):
         searcher.close()
 
 
+def test_a_repeated_query_reranks_from_the_cache_without_loading_the_model(sample_index, tiny_gpt2, fp32):
+    """A second process (a new Searcher) asking the same question reads every score from SQLite: the model is
+    never loaded, yet the order and scores are the first run's."""
+    options = SearchOptions(k=4, rerank=f"lm:{tiny_gpt2}", rerank_depth=6, explain=True)
+    runs = []
+    for _ in range(2):
+        searcher = Searcher(sample_index)
+        try:
+            hits = searcher.search("coral reef bleaching warm water", options)
+            runs.append(([(h.chunk_id, h.score) for h in hits], searcher._rerankers[options.rerank].loaded))
+        finally:
+            searcher.close()
+    (first, loaded_first), (second, loaded_second) = runs
+    assert loaded_first is not None and loaded_second is None
+    assert second == first
+
+
+def test_lazy_reranker_key_is_the_loaded_one(tiny_gpt2, tiny_cross_encoder, fp32):
+    from searchlm.rerank import lazy_reranker
+
+    for name in (f"lm:{tiny_gpt2}", f"cross-encoder:{tiny_cross_encoder}", "lm"):
+        lazy = lazy_reranker(name, Settings())
+        assert lazy.loaded is None
+        if name != "lm":  # (the packaged SmolLM2 is the slow test's; its key is checked without loading it)
+            real = load_reranker(name, Settings())
+            assert (lazy.key, lazy.weight) == (real.key, real.weight)
+    assert lazy_reranker("lm", Settings()).key.startswith("lm:SmolLM2-135M-Instruct.Q4_1.gguf:window")
+    with pytest.raises(InputError, match="reranker 'bm42'"):
+        lazy_reranker("bm42", Settings())
+
+
 def test_search_rerank_weight_option_sets_the_blend(sample_index):
     """`--rerank-weight 0` keeps the retrieval order; 1 orders the scored candidates by the reranker alone."""
     searcher = Searcher(sample_index)

@@ -3,10 +3,11 @@
     cross-encoder[:MODEL]   any sentence-transformers CrossEncoder, by name or local folder (cross_encoder.py)
     lm[:MODEL]              query likelihood under a causal LM, default the packaged SmolLM2 (lm.py)
 
-`load_reranker(name, settings)` picks one by name; `rerank_hits` scores a search's top candidates with it
+`load_reranker(name, settings)` picks one by name (`lazy_reranker`: loads it only when a score is not cached);
+`rerank_hits` scores a search's top candidates with it
 (scores cached in the index's SQLite) and blends them with the retrieval score.
 """
 
-from searchlm.rerank.base import RERANKERS, Reranker, load_reranker, rerank_hits
+from searchlm.rerank.base import RERANKERS, LazyReranker, Reranker, lazy_reranker, load_reranker, rerank_hits
 
-__all__ = ["RERANKERS", "Reranker", "load_reranker", "rerank_hits"]
+__all__ = ["RERANKERS", "LazyReranker", "Reranker", "lazy_reranker", "load_reranker", "rerank_hits"]

@@ -21,32 +21,63 @@ class Reranker:
     key: str = ""
     weight: float = 0.5
 
+    @classmethod
+    def cache_key(cls, model: str | None) -> str:
+        """The `key` an instance for `model` will have, computed without loading it."""
+        raise NotImplementedError
+
     def score(self, query: str, passages: list[str]) -> list[float]:
         raise NotImplementedError
 
 
-def _cross_encoder(model: str | None, settings: Settings) -> Reranker:
+class LazyReranker(Reranker):
+    """A reranker whose model loads on its first `score` call. It knows its cache key and weight without the
+    model, so a query whose candidates are all cached is reranked without loading anything: a repeated
+    `searchlm search --rerank lm` costs no model load (SmolLM2: ~25 s) in a one-shot process."""
+
+    def __init__(self, key: str, weight: float, load):
+        self.key, self.weight, self._load, self.loaded = key, weight, load, None
+
+    def score(self, query: str, passages: list[str]) -> list[float]:
+        if self.loaded is None:
+            self.loaded = self._load()
+        return self.loaded.score(query, passages)
+
+
+def _cross_encoder():
     from searchlm.rerank.cross_encoder import CrossEncoderReranker
 
-    return CrossEncoderReranker(model, device=settings.device)
+    return CrossEncoderReranker
 
 
-def _lm(model: str | None, settings: Settings) -> Reranker:
+def _lm():
     from searchlm.rerank.lm import LMReranker
 
-    return LMReranker(model, device=settings.device)
+    return LMReranker
 
 
-RERANKERS = {"cross-encoder": _cross_encoder, "lm": _lm}
+RERANKERS = {"cross-encoder": _cross_encoder, "lm": _lm}  # kind -> its class (imported on use; no torch yet)
+
+
+def _parse(name: str):
+    kind, _, model = name.strip().partition(":")
+    cls = RERANKERS.get(kind.strip().lower())
+    if cls is None:
+        raise InputError(f"reranker '{name}' is not one of {', '.join(RERANKERS)} (use lm, lm:MODEL or cross-encoder:MODEL)")
+    return cls(), model.strip() or None
 
 
 def load_reranker(name: str, settings: Settings) -> Reranker:
-    """`cross-encoder`, `cross-encoder:MODEL`, `lm` or `lm:MODEL` (MODEL: a hub name or a local folder)."""
-    kind, _, model = name.strip().partition(":")
-    factory = RERANKERS.get(kind.strip().lower())
-    if factory is None:
-        raise InputError(f"reranker '{name}' is not one of {', '.join(RERANKERS)} (use lm, lm:MODEL or cross-encoder:MODEL)")
-    return factory(model.strip() or None, settings)
+    """`cross-encoder`, `cross-encoder:MODEL`, `lm` or `lm:MODEL` (MODEL: a hub name or a local folder),
+    loaded now (a model that cannot load is a ModelError here)."""
+    cls, model = _parse(name)
+    return cls(model, device=settings.device)
+
+
+def lazy_reranker(name: str, settings: Settings) -> LazyReranker:
+    """The same reranker, loaded only when some candidate's score is not in the cache."""
+    cls, model = _parse(name)
+    return LazyReranker(cls.cache_key(model), cls.weight, lambda: cls(model, device=settings.device))
 
 
 def passage_text(hit: Hit) -> str:

@@ -27,8 +27,7 @@ class CrossEncoderReranker(Reranker):
         except ImportError as exc:
             raise ModelError("sentence-transformers is not installed (pip install sentence-transformers)") from exc
         name = model or DEFAULT_CROSS_ENCODER
-        path = Path(name).expanduser()
-        source = str(path.resolve()) if path.exists() else name
+        source = _source(name)
         self.device = pick_device(device)
         try:
             self.model = CrossEncoder(source, device=self.device, max_length=MAX_LENGTH)
@@ -38,8 +37,12 @@ class CrossEncoderReranker(Reranker):
                 f"cannot load cross-encoder '{name}' ({reason}); no cross-encoder ships offline, so pass a local "
                 "sentence-transformers CrossEncoder folder: --rerank cross-encoder:PATH"
             ) from exc
-        self.key = f"cross-encoder:{source}"
+        self.key = self.cache_key(model)
         self.bf16 = self.device == "cpu" and cpu_has_bf16()
+
+    @classmethod
+    def cache_key(cls, model: str | None) -> str:
+        return f"cross-encoder:{_source(model or DEFAULT_CROSS_ENCODER)}"
 
     def score(self, query: str, passages: list[str]) -> list[float]:
         import torch
@@ -51,3 +54,9 @@ class CrossEncoderReranker(Reranker):
                 [(query, p) for p in passages], batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True
             )
         return [float(s) for s in scores.reshape(len(passages), -1)[:, -1]]
+
+
+def _source(name: str) -> str:
+    """A local folder as its absolute path (so the cache key does not depend on the working folder), else the name."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name

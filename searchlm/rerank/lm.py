@@ -80,7 +80,12 @@ class LMReranker(Reranker):
         # The head in fp32: bf16 logits are too coarse for log-probabilities that differ by little.
         self.head_weight = head.weight.detach().float()
         self.head_bias = head.bias.detach().float() if getattr(head, "bias", None) is not None else None
-        self.key = f"lm:{Path(source).name if gguf is None else gguf}:window{passage_tokens}:{_prompt_tag(prompt)}"
+        self.key = self.cache_key(model, passage_tokens, prompt)
+
+    @classmethod
+    def cache_key(cls, model: str | None, passage_tokens: int = PASSAGE_TOKENS, prompt: str = PROMPT) -> str:
+        source, gguf, _ = resolve_generator(model, role="LM reranker")
+        return f"lm:{Path(source).name if gguf is None else gguf}:window{passage_tokens}:{_prompt_tag(prompt)}"
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
