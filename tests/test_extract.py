@@ -82,6 +82,24 @@ def test_docx_headings(tmp_path):
     assert finding.headings == ("Report", "Findings")
 
 
+def test_plain_text_underlined_headings_become_the_heading_path(tmp_path):
+    p = tmp_path / "notes.txt"
+    p.write_text(
+        "Field notes\n===========\n\nIntro line.\n\nBirds\n-----\n\nA heron stood in the reeds.\n"
+        "Closing line of the paragraph\n----------\n\nFish\n-----\nTrout rise at dusk.\n"
+    )
+    doc = extract(p)
+    assert doc.title == "Field notes"
+    by_text = {b.text.splitlines()[0]: b for b in doc.blocks}
+    assert by_text["Intro line."].headings == ("Field notes",)
+    heron = by_text["A heron stood in the reeds."]
+    assert heron.headings == ("Field notes", "Birds") and heron.start_line == 9
+    # a paragraph's last line over a rule is text, not a heading
+    assert "Closing line of the paragraph" in heron.text
+    assert by_text["Trout rise at dusk."].headings == ("Field notes", "Fish")
+    assert not any(b.text.strip() in ("Birds", "Fish", "-----") for b in doc.blocks)
+
+
 def test_latin1_and_utf8_bom(tmp_path):
     p = tmp_path / "old.txt"
     text = "Crème brûlée for señor Müller costs £5 at the café.\n\nSecond paragraph über alles."

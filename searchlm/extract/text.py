@@ -12,6 +12,7 @@ _ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _RST_ADORN = re.compile(r"^([=\-~^*#+`:'\"._])\1{2,}\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
+_TXT_RULE = re.compile(r"^([=\-~*])\1{2,}\s*$")
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
 
 
@@ -23,7 +24,7 @@ def extract_text(data: bytes, path: Path, kind: str) -> ExtractedDocument:
     elif kind == "rst":
         title, blocks = _rst(lines)
     elif kind == "txt":
-        title, blocks = _paragraphs(lines)
+        _, blocks = _plain_text(lines)
         title = _plain_title(lines)
     else:
         title, blocks = _paragraphs(lines)
@@ -161,6 +162,38 @@ def _paragraphs(lines: list[str]) -> tuple[str, list[Block]]:
             b.add_line(i + 1, line)
         else:
             b.flush()
+    b.flush()
+    return "", b.blocks
+
+
+def _plain_text(lines: list[str]) -> tuple[str, list[Block]]:
+    """Plain text: paragraphs, and headings as .txt files write them: a short line that starts a paragraph,
+    underlined by a row of `=`, `-`, `~` or `*` at least half its length. Levels follow the order in which the
+    underline characters first appear (as in reST)."""
+    b = _Builder()
+    styles: list[str] = []
+    i = 0
+    while i < len(lines):
+        text = lines[i].strip()
+        below = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if (
+            text
+            and not b._lines  # a heading starts a paragraph; a paragraph's last line over a rule stays text
+            and len(text) <= 100
+            and not _TXT_RULE.match(text)
+            and _TXT_RULE.match(below)
+            and len(below) >= len(text) / 2
+        ):
+            if below[0] not in styles:
+                styles.append(below[0])
+            b.heading(styles.index(below[0]) + 1, text, i + 1)
+            i += 2
+            continue
+        if text:
+            b.add_line(i + 1, lines[i])
+        else:
+            b.flush()
+        i += 1
     b.flush()
     return "", b.blocks
 
