@@ -97,16 +97,31 @@ def index(
 
 
 class _ProgressPrinter:
-    """A click progress bar for the embedding phase, on stderr."""
+    """Progress of the embedding and query phases on stderr: a bar on a terminal; elsewhere (a log, CI) a
+    line every 10 %, since a bar there prints once and then nothing until the end."""
+
+    LABELS = {"embed": "Embedding chunks", "query": "Running queries"}
 
     def __init__(self):
         self.bar = None
+        self.phase = None
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase != "embed" or total == 0:
+        if phase not in self.LABELS or total == 0:
+            return
+        if phase != self.phase:
+            self.close()
+            self.phase, self.shown = phase, -1
+        if not self.tty:
+            tenth = done * 10 // total
+            if tenth > self.shown:
+                self.shown = tenth
+                typer.echo(f"{self.LABELS[phase]}: {done}/{total}", err=True)
             return
         if self.bar is None:
-            self.bar = typer.progressbar(length=total, label="Embedding chunks", file=sys.stderr, show_pos=True)
+            self.bar = typer.progressbar(length=total, label=self.LABELS[phase], file=sys.stderr, show_pos=True)
             self.bar.__enter__()
         self.bar.update(done - self.bar.pos)
 
