@@ -21,7 +21,7 @@ import numpy as np
 
 from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document
 from searchlm.errors import ExtractionError, IndexMismatchError, InputError, NothingToIndexError
-from searchlm.extract import SUPPORTED, extract
+from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of
 from searchlm.lock import write_lock
 from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest
 from searchlm.records import Chunk, IndexReport
@@ -149,19 +149,22 @@ class _IndexRun:
         gone_by_hash = {row.content_hash: row for row in gone.values()}
         pending: list[_Pending] = []
 
+        used = self.manifest.readers if self.manifest else {}
+        stale = {kind for kind, version in READER_VERSIONS.items() if used.get(kind, 1) < version}
         for n, f in enumerate(files, start=1):
             self.progress("read", n, len(files))
             row = stored.get(f.rel)
-            if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns:
+            reread = bool(stale) and kind_of(f.path) in stale  # same bytes, but this reader now reads them better
+            if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns and not reread:
                 report.unchanged += 1
                 continue
             try:
                 data_hash = _file_hash(f.path)
-                if row is not None and row.content_hash == data_hash:
+                if row is not None and row.content_hash == data_hash and not reread:
                     self.store.touch_document(row.id, f.size, f.mtime_ns)  # touched, not changed
                     report.unchanged += 1
                     continue
-                if row is None and data_hash in gone_by_hash:
+                if row is None and data_hash in gone_by_hash and not reread:
                     old = gone_by_hash.pop(data_hash)
                     self.store.rename_document(old.id, f.rel, f.size, f.mtime_ns)
                     gone.pop(old.path, None)
@@ -260,6 +263,7 @@ class _IndexRun:
         if manifest.ann.get("generation") != generation or not faiss_path.is_file():
             rebuild_vectors(self.store, manifest, self.index_dir)
         manifest.documents, manifest.chunks = docs, chunks
+        manifest.readers = dict(READER_VERSIONS)
         manifest.updated_at = time.time()
         manifest.save(self.index_dir)
 

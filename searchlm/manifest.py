@@ -31,6 +31,7 @@ class Manifest:
     documents: int = 0
     chunks: int = 0
     ann: dict = field(default_factory=dict)  # {"type": "flat"|"hnsw", "generation": int, "count": int}
+    readers: dict = field(default_factory=dict)  # kind -> reader version the documents were extracted with (1 if absent)
     updated_at: float = 0.0
 
     @classmethod

@@ -13,7 +13,7 @@ from searchlm import indexer
 from searchlm.errors import IndexBusyError, IndexMismatchError, InputError, NothingToIndexError
 from searchlm.indexer import index_folder
 from searchlm.lock import write_lock
-from searchlm.search import Searcher
+from searchlm.search import Searcher, SearchOptions
 from searchlm.settings import Settings
 
 DOCS = {
@@ -60,6 +60,29 @@ def test_rerun_unchanged_costs_nothing(make_index, embedder):
     assert report.unchanged == 3 and not (report.added or report.updated or report.removed)
     assert report.chunks_embedded == 0
     assert os.stat(settings.index_dir / "vectors.faiss").st_mtime_ns == before  # not rebuilt
+
+
+def test_an_improved_reader_rereads_its_files_once_reusing_vectors(make_index, embedder):
+    """An index made before .txt headings were read: its .txt files are re-read on the next run (only they),
+    unchanged chunk texts keep their vectors, and the run after that costs nothing again."""
+    notes = "Garden notes\n============\n\nTomatoes need sun.\n\nPests\n-----\n\nAphids hate soapy water.\n"
+    settings, _, corpus = make_index({**DOCS, "notes.txt": notes})
+    manifest_file = settings.index_dir / "manifest.json"
+    data = json.loads(manifest_file.read_text())
+    assert data["readers"] == {"txt": 2}
+    data.pop("readers")  # as an index written by the older reader
+    manifest_file.write_text(json.dumps(data))
+    report = index_folder(corpus, settings, embedder=embedder)
+    texts = sorted(p for p in [*DOCS, "notes.txt"] if p.endswith(".txt"))
+    assert sorted(report.updated) == texts and report.unchanged == len(DOCS) + 1 - len(texts)
+    report = index_folder(corpus, settings, embedder=embedder)
+    assert report.unchanged == len(DOCS) + 1 and not report.updated and report.chunks_embedded == 0
+    searcher = Searcher(settings)
+    try:
+        hit = searcher.search("aphids soapy water", SearchOptions(k=1))[0]
+        assert hit.path.endswith("notes.txt") and hit.heading.endswith("Pests")
+    finally:
+        searcher.close()
 
 
 def test_touch_without_change_is_not_reembedded(make_index, embedder):
