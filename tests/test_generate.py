@@ -284,3 +284,14 @@ def test_a_greedy_loop_is_cut_short():
     assert not _looping(list(range(60)))
     assert not _looping([1, 2] + phrase * 2)
     assert _looping([1, 2] + phrase * 4)
+
+
+def test_sentences_end_at_rules_blank_lines_and_list_items():
+    from searchlm.generate.citations import sentences
+
+    text = ("A TASTING JOURNAL\nNotes from a cheese shop\n==========\n\nPrices are per 100 g. We stock:\n"
+            "  - curado, 6 months: nutty. £3.10\n  - viejo, 12 months: crumbly. £3.90\nSmith liked it.")
+    assert sentences(text) == [
+        "A TASTING JOURNAL Notes from a cheese shop", "Prices are per 100 g.", "We stock:",
+        "- curado, 6 months: nutty. £3.10", "- viejo, 12 months: crumbly. £3.90 Smith liked it.",
+    ]

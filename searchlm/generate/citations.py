@@ -21,6 +21,8 @@ _MARKER = re.compile(r"\[\s*(?:passages?|source|doc(?:ument)?)?\s*(\d+(?:\s*(?:,
 _ANY_BRACKET_NUMBERS = re.compile(r"\[[^\]\n]{0,30}\d[^\]\n]{0,30}\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_RULE = re.compile(r"^\s*([=\-~*_#+])\1{2,}\s*$")
+_ITEM = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s+\S")
 _OPEN_END = re.compile(r"[\s.!?]+$")
 TRACE_SHARE = 0.8  # share of a sentence's content words that must occur in a passage to trace it there
 
@@ -50,8 +52,18 @@ def _stem(word: str) -> str:
 
 
 def sentences(text: str) -> list[str]:
-    """Sentences with their line breaks and runs of spaces made single spaces."""
-    return [" ".join(s.split()) for s in _SENTENCE.split(text.strip()) if s.strip()]
+    """Sentences with their line breaks and runs of spaces made single spaces. A blank line, a rule line
+    (`=====`, `-----`) and a list item end a sentence too, and rules are dropped: a plain-text title block or
+    a price list is not one long "sentence" that runs into the next paragraph."""
+    parts, current = [], []
+    for line in text.strip().split("\n"):
+        if not line.strip() or _RULE.match(line) or (_ITEM.match(line) and current):
+            parts.append(" ".join(current))
+            current = []
+        if line.strip() and not _RULE.match(line):
+            current.append(line)
+    parts.append(" ".join(current))
+    return [" ".join(s.split()) for part in parts for s in _SENTENCE.split(part.strip()) if s.strip()]
 
 
 def cited_numbers(text: str) -> list[int]:
