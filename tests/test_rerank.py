@@ -256,6 +256,32 @@ def test_lazy_reranker_key_is_the_loaded_one(tiny_gpt2, tiny_cross_encoder, fp32
         lazy_reranker("bm42", Settings())
 
 
+def test_a_tuned_model_folder_brings_its_weight_passage_budget_and_prompt(tiny_gpt2, tmp_path, fp32):
+    """searchlm-reranker.json (written by benchmarks/finetune_lm.py and eval_rerank.py --save-weight) sets the
+    defaults of an lm:FOLDER reranker, loaded or lazy; a broken one is a ModelError that names the file."""
+    import json
+    import shutil
+
+    from searchlm.rerank import lazy_reranker
+    from searchlm.rerank.lm import SETTINGS_FILE
+
+    folder = tmp_path / "tuned"
+    shutil.copytree(tiny_gpt2, folder)
+    prompt = "Text: {passage}\nQuery:"
+    (folder / SETTINGS_FILE).write_text(json.dumps({"weight": 0.4, "passage_tokens": 24, "prompt": prompt}))
+    real = load_reranker(f"lm:{folder}", Settings())
+    lazy = lazy_reranker(f"lm:{folder}", Settings())
+    assert (real.weight, real.passage_tokens, real.prompt) == (0.4, 24, prompt)
+    assert (lazy.key, lazy.weight) == (real.key, real.weight) and ":window24:" in real.key
+    plain = load_reranker(f"lm:{tiny_gpt2}", Settings())
+    assert plain.weight == 0.2 and plain.key != real.key
+    for bad, words in (("{not json", "cannot read"), ('{"weight": 3}', "weight 3 is not a number from 0 to 1"),
+                       ('{"prompt": "no slot"}', "prompt must be a string holding {passage} once")):
+        (folder / SETTINGS_FILE).write_text(bad)
+        with pytest.raises(ModelError, match=words):
+            lazy_reranker(f"lm:{folder}", Settings())
+
+
 def test_search_rerank_weight_option_sets_the_blend(sample_index):
     """`--rerank-weight 0` keeps the retrieval order; 1 orders the scored candidates by the reranker alone."""
     searcher = Searcher(sample_index)

@@ -26,6 +26,11 @@ class Reranker:
         """The `key` an instance for `model` will have, computed without loading it."""
         raise NotImplementedError
 
+    @classmethod
+    def default_weight(cls, model: str | None) -> float:
+        """The blend weight an instance for `model` will have (a tuned model folder may set its own)."""
+        return cls.weight
+
     def score(self, query: str, passages: list[str]) -> list[float]:
         raise NotImplementedError
 
@@ -77,7 +82,7 @@ def load_reranker(name: str, settings: Settings) -> Reranker:
 def lazy_reranker(name: str, settings: Settings) -> LazyReranker:
     """The same reranker, loaded only when some candidate's score is not in the cache."""
     cls, model = _parse(name)
-    return LazyReranker(cls.cache_key(model), cls.weight, lambda: cls(model, device=settings.device))
+    return LazyReranker(cls.cache_key(model), cls.default_weight(model), lambda: cls(model, device=settings.device))
 
 
 def passage_text(hit: Hit) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -25,11 +26,14 @@ from searchlm.errors import ModelError
 from searchlm.generate.registry import DEFAULT_GENERATOR as DEFAULT_LM, resolve_generator
 from searchlm.rerank.base import Reranker
 
-PASSAGE_TOKENS = 96
+PASSAGE_TOKENS = 64  # 96 cost ~2.2 s per query for 20 candidates on 2 cores; 64 ~1.9 s, and ranks as well
 QUERY_TOKENS = 64
 BATCH = 10
 PAD_TO = 32  # batch widths are rounded up to this: a new tensor shape costs a kernel set-up in bf16
 PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
+# In a model folder: what the model was tuned with, {"weight": 0.4, "passage_tokens": 64, "prompt": "..."}
+# (written by benchmarks/finetune_lm.py and eval_rerank.py --save-weight); these become its defaults.
+SETTINGS_FILE = "searchlm-reranker.json"
 
 _UNIT = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"\w+")
@@ -46,10 +50,14 @@ class LMReranker(Reranker):
         self,
         model: str | None = None,
         device: str = "auto",
-        passage_tokens: int = PASSAGE_TOKENS,
+        passage_tokens: int | None = None,
         batch_size: int = BATCH,
-        prompt: str = PROMPT,
+        prompt: str | None = None,
     ):
+        tuned = tuned_settings(model)
+        passage_tokens = passage_tokens or tuned.get("passage_tokens", PASSAGE_TOKENS)
+        prompt = prompt or tuned.get("prompt", PROMPT)
+        self.weight = tuned.get("weight", type(self).weight)
         hugging_face_defaults()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -83,9 +91,16 @@ class LMReranker(Reranker):
         self.key = self.cache_key(model, passage_tokens, prompt)
 
     @classmethod
-    def cache_key(cls, model: str | None, passage_tokens: int = PASSAGE_TOKENS, prompt: str = PROMPT) -> str:
+    def cache_key(cls, model: str | None, passage_tokens: int | None = None, prompt: str | None = None) -> str:
         source, gguf, _ = resolve_generator(model, role="LM reranker")
+        tuned = tuned_settings(model)
+        passage_tokens = passage_tokens or tuned.get("passage_tokens", PASSAGE_TOKENS)
+        prompt = prompt or tuned.get("prompt", PROMPT)
         return f"lm:{Path(source).name if gguf is None else gguf}:window{passage_tokens}:{_prompt_tag(prompt)}"
+
+    @classmethod
+    def default_weight(cls, model: str | None) -> float:
+        return tuned_settings(model).get("weight", cls.weight)
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -166,6 +181,33 @@ class LMReranker(Reranker):
                 for r, i in enumerate(batch):
                     out[i] = float(logp[r].mean())
         return out
+
+
+def tuned_settings(model: str | None) -> dict:
+    """The SETTINGS_FILE of a model folder (validated), or {} for the packaged model, a .gguf or a hub name."""
+    source, gguf, _ = resolve_generator(model, role="LM reranker")
+    path = Path(source) / SETTINGS_FILE
+    if gguf is not None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read '{path}' ({exc}); fix or delete it") from None
+    out = {}
+    weight, tokens, prompt = data.get("weight"), data.get("passage_tokens"), data.get("prompt")
+    if weight is not None:
+        if not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ModelError(f"'{path}': weight {weight!r} is not a number from 0 to 1 (fix or delete it)")
+        out["weight"] = float(weight)
+    if tokens is not None:
+        if not isinstance(tokens, int) or not 8 <= tokens <= 1024:
+            raise ModelError(f"'{path}': passage_tokens {tokens!r} is not a whole number from 8 to 1024 (fix or delete it)")
+        out["passage_tokens"] = tokens
+    if prompt is not None:
+        if not isinstance(prompt, str) or prompt.count("{passage}") != 1:
+            raise ModelError(f"'{path}': prompt must be a string holding {{passage}} once (fix or delete it)")
+        out["prompt"] = prompt
+    return out
 
 
 def _terms(text: str) -> set[str]:
