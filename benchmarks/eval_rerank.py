@@ -2,7 +2,7 @@
 cached in the eval index), then sweep the blend weight offline.
 
     python benchmarks/eval_rerank.py /work/shared/datasets/scifact --split train --limit 200 --rerank lm
-    python benchmarks/eval_rerank.py ../shared/datasets/scifact --split train --limit 100 --rerank lm:FOLDER --save-weight
+    python benchmarks/eval_rerank.py ../shared/datasets/scifact --split test --rerank lm:FOLDER    # a `searchlm tune` model
 
 Prints wall and CPU seconds per query for uncached scoring (CPU time is the honest figure on a shared machine:
 wall time there includes waiting for other jobs), and nDCG@10 / MRR@10 per blend weight (0 = retrieval alone,
@@ -36,11 +36,7 @@ def main():
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--passage-tokens", type=int)
     ap.add_argument("--prompt")
-    ap.add_argument("--save-weight", action="store_true",
-                    help="write the best blend weight (nDCG@10) into lm:FOLDER's searchlm-reranker.json (train split only)")
     a = ap.parse_args()
-    if a.save_weight and (a.split == "test" or not a.rerank.startswith("lm:")):
-        ap.error("--save-weight tunes an lm:FOLDER reranker on a train split; never on test")
 
     ds = load_beir(a.dataset, a.split)
     target = ensure_eval_index(ds, Settings(home=a.home))
@@ -76,7 +72,6 @@ def main():
               f"(median {sorted(seconds)[len(seconds) // 2]:.2f}), CPU {sum(cpu) / len(cpu):.2f} s/query "
               f"(all threads) for {a.depth} candidates", flush=True)
     qrels = {q: ds.qrels[q] for q in qids}
-    best = (-1.0, 0.0)
     for w in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0):
         run = {}
         for q in qids:
@@ -87,17 +82,6 @@ def main():
         nd = sum(v["ndcg@10"] for v in per.values()) / len(per)
         mrr = sum(v["mrr@10"] for v in per.values()) / len(per)
         print(f"weight {w:.1f}: nDCG@10 {nd:.4f}  MRR@10 {mrr:.4f}  ({len(qids)} queries)", flush=True)
-        best = max(best, (nd, w))
-    if a.save_weight:
-        import json
-
-        from searchlm.rerank.lm import SETTINGS_FILE
-
-        path = Path(a.rerank.split(":", 1)[1]).expanduser() / SETTINGS_FILE
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        data.update(weight=best[1], weight_tuned_on=f"{a.dataset.name} {a.split}, {len(qids)} queries from {a.offset}")
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        print(f"saved weight {best[1]} (nDCG@10 {best[0]:.4f}) to {path}", flush=True)
     searcher.close()
 
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from typer.testing import CliRunner
+
+from searchlm.cli import app
 from searchlm.errors import InputError, ModelError
 from searchlm.records import Hit
 from searchlm.rerank import Reranker, load_reranker, rerank_hits
@@ -257,7 +260,7 @@ def test_lazy_reranker_key_is_the_loaded_one(tiny_gpt2, tiny_cross_encoder, fp32
 
 
 def test_a_tuned_model_folder_brings_its_weight_passage_budget_and_prompt(tiny_gpt2, tmp_path, fp32):
-    """searchlm-reranker.json (written by benchmarks/finetune_lm.py and eval_rerank.py --save-weight) sets the
+    """searchlm-reranker.json (written by `searchlm tune`) sets the
     defaults of an lm:FOLDER reranker, loaded or lazy; a broken one is a ModelError that names the file."""
     import json
     import shutil
@@ -300,3 +303,55 @@ def test_search_rerank_weight_option_sets_the_blend(sample_index):
             searcher.search(query, SearchOptions(rerank_weight=0.5))
     finally:
         searcher.close()
+
+
+# -- searchlm tune -----------------------------------------------------------------------------------------
+def test_tune_trains_saves_and_chooses_a_weight_the_folder_carries(tmp_path, tiny_gpt2, embedder, fp32):
+    """Tune the tiny GPT-2 on a tiny BEIR train split: the folder loads as `lm:OUT` with the weight chosen on the
+    held-out queries, and training moved the weights."""
+    import json
+
+    from safetensors.torch import load_file
+    from test_eval import DOCS, write_beir
+
+    from searchlm.rerank.lm import SETTINGS_FILE
+    from searchlm.rerank.tune import tune_lm_reranker
+
+    queries = {"q1": "how does lava erupt from a volcano", "q2": "harvesting honey from bee hives",
+               "q3": "why do corals bleach in warm water", "q4": "steaming and rolling tea leaves",
+               "q5": "sharp chess openings against e4"}
+    qrels = [("q1", "volc", 1), ("q2", "bees", 1), ("q3", "reef", 1), ("q4", "tea", 1), ("q5", "chess", 1)]
+    data = write_beir(tmp_path / "beir", DOCS, queries, qrels, split="train")
+    out = tmp_path / "tuned"
+    seen = []
+    report = tune_lm_reranker(data, out, Settings(home=tmp_path / "home"), base=str(tiny_gpt2), hold_out=2,
+                              negatives=2, epochs=2, progress=lambda *a: seen.append(a), embedder=embedder)
+    assert report.examples == 3 and report.trained_queries == 3 and report.held_out == 2
+    assert ("train", 6, 6) in seen and ("weigh", 2, 2) in seen
+    assert set(report.ndcg_by_weight) == {"0.0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.7", "1.0"}
+    about = json.loads((out / SETTINGS_FILE).read_text())
+    assert about["weight"] == report.weight and about["passage_tokens"] == 64 and "{passage}" in about["prompt"]
+    assert report.ndcg_by_weight[f"{report.weight:.1f}"] == max(report.ndcg_by_weight.values())
+    tuned = load_reranker(f"lm:{out}", Settings())
+    assert tuned.weight == report.weight and len(tuned.score("lava", ["Magma rises.", "Tea."])) == 2
+    before = load_file(str(next(tiny_gpt2.glob("*.safetensors"))))
+    after = load_file(str(out / "model.safetensors"))
+    name = next(k for k in before if k.endswith("c_attn.weight"))
+    moved = (before[name].to(after[name].dtype) != after[name]).float().mean().item()  # beyond bf16 rounding
+    assert moved > 0.2, moved
+
+
+def test_tune_refuses_what_would_lose_data_or_leave_nothing_to_train(tmp_path, tiny_gpt2):
+    from test_eval import write_beir
+
+    data = write_beir(tmp_path / "beir", split="train")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["tune", str(data), "--out", str(taken), "--home", str(tmp_path / "h")])
+    assert result.exit_code == 1 and "already exists and is not an empty folder" in result.output
+    assert (taken / "notes.txt").read_text() == "mine"
+    result = CliRunner().invoke(app, ["tune", str(data), "--out", str(tmp_path / "new"), "--hold-out", "3",
+                                      "--home", str(tmp_path / "h")])
+    assert result.exit_code == 1 and "leaves none of the 3 judged 'train' queries" in result.output
+    assert not (tmp_path / "new").exists()

@@ -272,7 +272,16 @@ def _converted_folder(source: str, gguf_file: str) -> Path | None:
 
 
 def _save_converted(model, tokenizer, target: Path) -> None:
-    """Write the model and tokenizer as a plain Hugging Face folder, atomically (temp folder, then rename)."""
+    """Cache a GGUF-loaded generator as a plain folder; a failure only means the next load reads the GGUF again."""
+    try:
+        save_plain_folder(model, tokenizer, target)
+    except OSError as exc:  # another process got there first, or the cache is not writable: load from GGUF
+        log.info("could not cache the converted generator in %s: %s", target, exc)
+
+
+def save_plain_folder(model, tokenizer, target: Path) -> None:
+    """Write the model (bf16 safetensors) and tokenizer as a plain Hugging Face folder, atomically (temp folder,
+    then rename). Works for GGUF-loaded models, whose `save_pretrained` refuses."""
     import torch
     from safetensors.torch import save_model
 
@@ -292,8 +301,6 @@ def _save_converted(model, tokenizer, target: Path) -> None:
         model.to(original)
         os.replace(tmp, target)
         tmp = None
-    except OSError as exc:  # another process got there first, or the cache is not writable: load from GGUF
-        log.info("could not cache the converted generator in %s: %s", target, exc)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -32,7 +32,7 @@ BATCH = 20  # one forward for the default depth: 1.84 s vs 1.98 s per query at 1
 PAD_TO = 16  # batch widths are rounded up to this: a new tensor shape costs a kernel set-up in bf16 (16: 1.79 s, 32: 1.84 s)
 PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
 # In a model folder: what the model was tuned with, {"weight": 0.4, "passage_tokens": 64, "prompt": "..."}
-# (written by benchmarks/finetune_lm.py and eval_rerank.py --save-weight); these become its defaults.
+# (written by `searchlm tune`, see rerank/tune.py); these become its defaults.
 SETTINGS_FILE = "searchlm-reranker.json"
 
 _UNIT = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -43,7 +43,7 @@ class LMReranker(Reranker):
     # SmolLM2-135M's query likelihood ranks SciFact well below hybrid retrieval (train, first 100 queries: 0.619
     # alone vs 0.714) and no blend weight improved on retrieval alone (0.1: 0.709, 0.2: 0.713, 0.3: 0.708; test,
     # 300 queries: retrieval 0.745, blends 0.744 / 0.741 / 0.740). 0.2 is the train optimum of the blends: it only
-    # nudges. Fine-tuned on SciFact train (benchmarks/finetune_lm.py) the same model pays: weight 0.4, chosen on
+    # nudges. Fine-tuned on SciFact train (`searchlm tune`) the same model pays: weight 0.4, chosen on
     # held-out train queries and stored in its folder's SETTINGS_FILE, lifts test 0.745 -> 0.769. See RESULTS.md.
     weight = 0.2
 
