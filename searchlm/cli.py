@@ -3,6 +3,7 @@ function, prints the result and maps errors to one line on stderr with exit code
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -87,12 +88,8 @@ def index(
     from searchlm.indexer import index_folder
 
     settings = _settings(name=name, model=model, home=home, device=device)
-    progress = None if quiet else _ProgressPrinter()
-    try:
+    with _progress(quiet) as progress:
         report = index_folder(path, settings, progress=progress)
-    finally:
-        if progress:
-            progress.close()
     _print_report(report)
 
 
@@ -130,6 +127,17 @@ class _ProgressPrinter:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    """A _ProgressPrinter (None when `quiet`), closed however the work ends."""
+    printer = None if quiet else _ProgressPrinter()
+    try:
+        yield printer
+    finally:
+        if printer is not None:
+            printer.close()
 
 
 def _print_report(r) -> None:
@@ -321,12 +329,8 @@ def eval_cmd(
         mode=mode, fusion=fusion, dense_weight=DEFAULT_DENSE_WEIGHT if dense_weight is None else dense_weight,
         rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
     )
-    progress = None if as_json else _ProgressPrinter()
-    try:
+    with _progress(as_json) as progress:
         report = evaluate(dataset, settings, split=split, options=options, limit=limit, progress=progress)
-    finally:
-        if progress:
-            progress.close()
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
@@ -355,13 +359,9 @@ def tune(
     from searchlm.rerank.tune import tune_lm_reranker
 
     settings = _settings(home=home, device=device)
-    progress = None if as_json else _ProgressPrinter()
-    try:
+    with _progress(as_json) as progress:
         report = tune_lm_reranker(dataset, out, settings, base=base, split=split, hold_out=hold_out, epochs=epochs,
                                   progress=progress)
-    finally:
-        if progress:
-            progress.close()
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
