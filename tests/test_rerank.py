@@ -254,9 +254,30 @@ def test_lazy_reranker_key_is_the_loaded_one(tiny_gpt2, tiny_cross_encoder, fp32
         if name != "lm":  # (the packaged SmolLM2 is the slow test's; its key is checked without loading it)
             real = load_reranker(name, Settings())
             assert (lazy.key, lazy.weight) == (real.key, real.weight)
-    assert lazy_reranker("lm", Settings()).key.startswith("lm:SmolLM2-135M-Instruct.Q4_1.gguf:window")
+    assert lazy_reranker("lm", Settings()).key.startswith("lm:SmolLM2-135M-Instruct.Q4_1.gguf@")
     with pytest.raises(InputError, match="reranker 'bm42'"):
         lazy_reranker("bm42", Settings())
+
+
+def test_cache_keys_tell_apart_same_named_folders_and_a_model_retrained_in_place(tiny_gpt2, tmp_path):
+    """A cached score must never outlive its model: the key holds a fingerprint of the weights' files."""
+    import os
+    import shutil
+
+    from searchlm.rerank.cross_encoder import CrossEncoderReranker
+    from searchlm.rerank.lm import LMReranker
+
+    a, b = tmp_path / "a" / "ranker", tmp_path / "b" / "ranker"
+    shutil.copytree(tiny_gpt2, a)
+    shutil.copytree(tiny_gpt2, b)
+    for cls in (LMReranker, CrossEncoderReranker):
+        first = cls.cache_key(str(a))
+        assert first != cls.cache_key(str(b)) and first == cls.cache_key(str(a))
+        weights = next(a.glob("*.safetensors"))
+        stat = weights.stat()
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # "retrained"
+        assert cls.cache_key(str(a)) != first
+    assert CrossEncoderReranker.cache_key("org/some-hub-model") == "cross-encoder:org/some-hub-model"
 
 
 def test_a_tuned_model_folder_brings_its_weight_passage_budget_and_prompt(tiny_gpt2, tmp_path, fp32):

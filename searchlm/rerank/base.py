@@ -8,6 +8,8 @@ retrieval on its own still adds to it (query likelihood alone ranks SciFact wors
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from searchlm.errors import InputError
 from searchlm.fusion import minmax
 from searchlm.records import Hit
@@ -33,6 +35,21 @@ class Reranker:
 
     def score(self, query: str, passages: list[str]) -> list[float]:
         raise NotImplementedError
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """8 hex characters that change when a local model's weights or config are rewritten (names, sizes and
+    modification times; no reading of the weights). Part of a reranker's cache key, so that a model retrained in
+    the same folder never meets the old model's cached scores. "" for a hub name (not a local path)."""
+    import hashlib
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        return ""
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    parts = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files
+             if p.suffix in (".safetensors", ".bin", ".gguf", ".json", ".model", ".onnx", ".pt")]
+    return hashlib.sha256("|".join([str(path.resolve()), *parts]).encode()).hexdigest()[:8]
 
 
 class LazyReranker(Reranker):

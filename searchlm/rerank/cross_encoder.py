@@ -10,7 +10,7 @@ from pathlib import Path
 
 from searchlm.devices import autocast, cpu_has_bf16, hugging_face_defaults, pick_device
 from searchlm.errors import ModelError
-from searchlm.rerank.base import Reranker
+from searchlm.rerank.base import Reranker, model_fingerprint
 
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 BATCH = 16
@@ -42,7 +42,9 @@ class CrossEncoderReranker(Reranker):
 
     @classmethod
     def cache_key(cls, model: str | None) -> str:
-        return f"cross-encoder:{_source(model or DEFAULT_CROSS_ENCODER)}"
+        source = _source(model or DEFAULT_CROSS_ENCODER)
+        stamp = model_fingerprint(source)
+        return f"cross-encoder:{source}" + (f"@{stamp}" if stamp else "")
 
     def score(self, query: str, passages: list[str]) -> list[float]:
         import torch

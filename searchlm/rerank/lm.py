@@ -24,7 +24,7 @@ from pathlib import Path
 from searchlm.devices import autocast, cpu_has_bf16, hugging_face_defaults, pick_device
 from searchlm.errors import ModelError
 from searchlm.generate.registry import DEFAULT_GENERATOR as DEFAULT_LM, resolve_generator
-from searchlm.rerank.base import Reranker
+from searchlm.rerank.base import Reranker, model_fingerprint
 
 PASSAGE_TOKENS = 64  # 96 cost ~2.2 s per query for 20 candidates on 2 cores; 64 ~1.9 s, and ranks as well
 QUERY_TOKENS = 64
@@ -97,7 +97,9 @@ class LMReranker(Reranker):
         tuned = tuned_settings(model)
         passage_tokens = passage_tokens or tuned.get("passage_tokens", PASSAGE_TOKENS)
         prompt = prompt or tuned.get("prompt", PROMPT)
-        return f"lm:{Path(source).name if gguf is None else gguf}:window{passage_tokens}:{_prompt_tag(prompt)}"
+        stamp = model_fingerprint(Path(source) / gguf if gguf else source)  # retrained in place: a new key
+        name = (Path(source).name if gguf is None else gguf) + (f"@{stamp}" if stamp else "")
+        return f"lm:{name}:window{passage_tokens}:{_prompt_tag(prompt)}"
 
     @classmethod
     def default_weight(cls, model: str | None) -> float:
