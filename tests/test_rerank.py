@@ -123,8 +123,12 @@ def test_lm_cut_keeps_the_title_and_the_sentences_that_match_the_query(tiny_gpt2
 
 
 def test_lm_missing_model_is_a_model_error(tmp_path):
-    with pytest.raises(ModelError, match=r"cannot load LM .*--rerank lm"):
+    with pytest.raises(ModelError, match=r"LM reranker '.*no-such-model': no such file or folder"):
         load_reranker(f"lm:{tmp_path / 'no-such-model'}", Settings())
+    empty = tmp_path / "empty-folder"
+    empty.mkdir()
+    with pytest.raises(ModelError, match=r"cannot load LM .*--rerank lm"):
+        load_reranker(f"lm:{empty}", Settings())
 
 
 def test_lm_takes_the_generator_registry_names(tmp_path):

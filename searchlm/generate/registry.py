@@ -39,6 +39,8 @@ def resolve_generator(name: str | None, role: str = "generator") -> tuple[str, s
         raise ModelError(f"{role} '{name}' is a file but not a .gguf (pass a model folder or a .gguf file)")
     if path.exists():
         return str(path.resolve()), None, name
+    if name.startswith(("/", "./", "../", "~")) or name.lower().endswith(".gguf"):  # meant as a path, not a hub name
+        raise ModelError(f"{role} '{name}': no such file or folder (check the path, or use the default: smollm2)")
     return name, None, name
 
 
