@@ -100,6 +100,22 @@ def test_plain_text_underlined_headings_become_the_heading_path(tmp_path):
     assert not any(b.text.strip() in ("Birds", "Fish", "-----") for b in doc.blocks)
 
 
+def test_plain_text_overlines_title_blocks_and_stray_rules(tmp_path):
+    p = tmp_path / "journal.txt"
+    p.write_text(
+        "A TASTING JOURNAL\nNotes from a cheese shop\n=========================\n\nPrices per 100 g.\n\n"
+        "=======\nMonday\n=======\nManchego, aged. 3.90\nSecond line.\n-------------\nAfter a rule.\n"
+    )
+    doc = extract(p)
+    assert doc.title == "A TASTING JOURNAL"
+    blocks = [(b.headings, b.text) for b in doc.blocks]
+    assert blocks == [
+        (("A TASTING JOURNAL Notes from a cheese shop",), "Prices per 100 g."),
+        (("A TASTING JOURNAL Notes from a cheese shop", "Monday"), "Manchego, aged. 3.90\nSecond line."),
+        (("A TASTING JOURNAL Notes from a cheese shop", "Monday"), "After a rule."),
+    ]  # a two-line paragraph over a rule below the top is text; the rule itself is never indexed
+
+
 def test_latin1_and_utf8_bom(tmp_path):
     p = tmp_path / "old.txt"
     text = "Crème brûlée for señor Müller costs £5 at the café.\n\nSecond paragraph über alles."

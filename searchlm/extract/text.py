@@ -167,27 +167,38 @@ def _paragraphs(lines: list[str]) -> tuple[str, list[Block]]:
 
 
 def _plain_text(lines: list[str]) -> tuple[str, list[Block]]:
-    """Plain text: paragraphs, and headings as .txt files write them: a short line that starts a paragraph,
-    underlined by a row of `=`, `-`, `~` or `*` at least half its length. Levels follow the order in which the
-    underline characters first appear (as in reST)."""
+    """Plain text: paragraphs, and headings as .txt files write them: a short line (two at the top of the file)
+    underlined by a row of `=`, `-`, `~` or `*` at least half as long (or also overlined). Levels follow the order
+    in which the underline characters first appear (as in reST). Any other rule line is a separator: it ends the
+    paragraph and is dropped, never indexed as text."""
     b = _Builder()
     styles: list[str] = []
+
+    def heading(char: str, text: str, lineno: int) -> None:
+        if char not in styles:
+            styles.append(char)
+        b.heading(styles.index(char) + 1, text, lineno)
+
     i = 0
     while i < len(lines):
         text = lines[i].strip()
-        below = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if (
-            text
-            and not b._lines  # a heading starts a paragraph; a paragraph's last line over a rule stays text
-            and len(text) <= 100
-            and not _TXT_RULE.match(text)
-            and _TXT_RULE.match(below)
-            and len(below) >= len(text) / 2
-        ):
-            if below[0] not in styles:
-                styles.append(below[0])
-            b.heading(styles.index(below[0]) + 1, text, i + 1)
-            i += 2
+        rule = _TXT_RULE.match(text)
+        if rule and not b._lines and i + 2 < len(lines):  # overline, title, underline of the same character
+            title, under = lines[i + 1].strip(), lines[i + 2].strip()
+            if title and len(title) <= 100 and not _TXT_RULE.match(title) and under == text:
+                heading("^" + text[0], title, i + 2)  # its own style: overlined titles rank apart, as in reST
+                i += 3
+                continue
+        if rule:
+            pending = [ln.strip() for ln in b._lines]
+            most = 2 if not b.blocks and not b.headings else 1  # a two-line title block only at the very top
+            if pending and len(pending) <= most and all(len(p) <= 100 for p in pending) and len(text) >= len(pending[-1]) / 2:
+                start = b._start
+                b._lines, b._start = [], None  # the short paragraph above is the heading, not text
+                heading(text[0], " ".join(pending), start)
+            else:
+                b.flush()
+            i += 1
             continue
         if text:
             b.add_line(i + 1, lines[i])
@@ -201,6 +212,6 @@ def _plain_text(lines: list[str]) -> tuple[str, list[Block]]:
 def _plain_title(lines: list[str]) -> str:
     for line in lines[:5]:
         s = line.strip()
-        if s:
+        if s and not _TXT_RULE.match(s):
             return s if len(s) <= 100 else ""
     return ""
