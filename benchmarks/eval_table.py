@@ -31,7 +31,7 @@ CONFIGS = [  # (row name, dataset folder, extra eval arguments)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     ap.add_argument("--home", type=Path, default=Path("/tmp/searchlm-eval"))
     ap.add_argument("--out", type=Path, required=True)

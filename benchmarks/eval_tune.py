@@ -133,7 +133,7 @@ def evaluate_variant(ds, qids, ranked_docs):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--split", default="test")
     ap.add_argument("--home", type=Path, default=Path("/tmp/searchlm-eval"))
