@@ -55,7 +55,8 @@ class LMReranker(Reranker):
         batch_size: int = BATCH,
         prompt: str | None = None,
     ):
-        tuned = tuned_settings(model)
+        # The generator's names: smollm2 (the packaged GGUF), a folder, a .gguf file or a hub name.
+        source, gguf, tuned = _resolve(model)
         passage_tokens = passage_tokens or tuned.get("passage_tokens", PASSAGE_TOKENS)
         prompt = prompt or tuned.get("prompt", PROMPT)
         self.weight = tuned.get("weight", type(self).weight)
@@ -63,8 +64,6 @@ class LMReranker(Reranker):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        # The generator's names: smollm2 (the packaged GGUF), a folder, a .gguf file or a hub name.
-        source, gguf, _ = resolve_generator(model, role="LM reranker")
         extra = {"gguf_file": gguf} if gguf else {}
         try:
             # The GGUF loader draws a plain tqdm bar per tensor on stderr; keep it off the user's terminal.
@@ -89,17 +88,13 @@ class LMReranker(Reranker):
         # The head in fp32: bf16 logits are too coarse for log-probabilities that differ by little.
         self.head_weight = head.weight.detach().float()
         self.head_bias = head.bias.detach().float() if getattr(head, "bias", None) is not None else None
-        self.key = self.cache_key(model, passage_tokens, prompt)
+        self.key = _key(source, gguf, passage_tokens, prompt)
 
     @classmethod
     def cache_key(cls, model: str | None, passage_tokens: int | None = None, prompt: str | None = None) -> str:
-        source, gguf, _ = resolve_generator(model, role="LM reranker")
-        tuned = tuned_settings(model)
+        source, gguf, tuned = _resolve(model)
         passage_tokens = passage_tokens or tuned.get("passage_tokens", PASSAGE_TOKENS)
-        prompt = prompt or tuned.get("prompt", PROMPT)
-        stamp = model_fingerprint(Path(source) / gguf if gguf else source)  # retrained in place: a new key
-        name = (Path(source).name if gguf is None else gguf) + (f"@{stamp}" if stamp else "")
-        return f"lm:{name}:window{passage_tokens}:{_prompt_tag(prompt)}"
+        return _key(source, gguf, passage_tokens, prompt or tuned.get("prompt", PROMPT))
 
     @classmethod
     def default_weight(cls, model: str | None) -> float:
@@ -147,50 +142,78 @@ class LMReranker(Reranker):
         text = " ".join(([units[0]] if keep_first else []) + chosen)
         return self._encode(text)[:budget]
 
+    def query_tokens(self, query: str) -> list[int]:
+        return self._encode(" " + " ".join(query.split()))[:QUERY_TOKENS]
+
     def score(self, query: str, passages: list[str]) -> list[float]:
         """Mean log P(query token | prompt with passage, earlier query tokens), one per passage."""
         import torch
 
         if not passages:
             return []
-        q = self._encode(" " + " ".join(query.split()))[:QUERY_TOKENS]
+        q = self.query_tokens(query)
         if not q:
             return [0.0] * len(passages)
         rows = [self._prefix(p, query) for p in passages]
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        target = torch.tensor(q, device=self.device)
         out = [0.0] * len(passages)
         # fp16 autocast on CUDA only: on the CPU the weights are already bf16 where that is native.
         with torch.inference_mode(), autocast(self.device):
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
-                seqs = [rows[i] + q for i in batch]
-                width = -(-max(len(s) for s in seqs) // PAD_TO) * PAD_TO  # few distinct shapes: oneDNN reuses its kernels
-                ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(seqs), width), dtype=torch.long)
-                for r, s in enumerate(seqs):
-                    ids[r, : len(s)] = torch.tensor(s)
-                    mask[r, : len(s)] = 1
-                hidden = self.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
-                # Position t predicts token t+1: the query's tokens are predicted from len(prefix)-1 onwards.
-                starts = torch.tensor([len(rows[i]) - 1 for i in batch], device=self.device)
-                positions = starts[:, None] + torch.arange(len(q), device=self.device)[None, :]
-                picked = hidden.gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
-                logits = picked.float() @ self.head_weight.T
-                if self.head_bias is not None:
-                    logits = logits + self.head_bias
-                logp = torch.log_softmax(logits, dim=-1).gather(2, target[None, :, None].expand(len(batch), -1, 1))
+                means = self.mean_logprobs([rows[i] for i in batch], q, self._head)
                 for r, i in enumerate(batch):
-                    out[i] = float(logp[r].mean())
+                    out[i] = float(means[r])
         return out
+
+    def mean_logprobs(self, rows: list[list[int]], q: list[int], head):
+        """A tensor: for each prefix in `rows`, the mean log-probability of the query tokens `q` after it, with
+        `head` (hidden states -> logits, run in fp32) only on the positions that predict `q`. The one scoring
+        path: `score` runs it without gradients, `searchlm tune` trains through it."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        seqs = [row + q for row in rows]
+        width = -(-max(len(s) for s in seqs) // PAD_TO) * PAD_TO  # few distinct shapes: oneDNN reuses its kernels
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = torch.tensor(s)
+            mask[r, : len(s)] = 1
+        hidden = self.body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+        # Position t predicts token t+1: the query's tokens are predicted from len(prefix)-1 onwards.
+        starts = torch.tensor([len(row) - 1 for row in rows], device=self.device)
+        positions = starts[:, None] + torch.arange(len(q), device=self.device)[None, :]
+        picked = hidden.gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
+        with torch.autocast(self.device.split(":")[0], enabled=False):  # bf16 logits are too coarse
+            logp = torch.log_softmax(head(picked.float()), dim=-1)
+        target = torch.tensor(q, device=self.device)[None, :, None].expand(len(rows), -1, 1)
+        return logp.gather(2, target).squeeze(-1).mean(1)
+
+    def _head(self, hidden):
+        logits = hidden @ self.head_weight.T
+        return logits + self.head_bias if self.head_bias is not None else logits
+
+
+def _resolve(model: str | None) -> tuple[str, str | None, dict]:
+    """(folder or hub name, GGUF file or None, the folder's tuned settings) for an `lm:MODEL` name."""
+    source, gguf, _ = resolve_generator(model, role="LM reranker")
+    return source, gguf, {} if gguf is not None else _read_settings(Path(source) / SETTINGS_FILE)
+
+
+def _key(source: str, gguf: str | None, passage_tokens: int, prompt: str) -> str:
+    stamp = model_fingerprint(Path(source) / gguf if gguf else source)  # retrained in place: a new key
+    name = (Path(source).name if gguf is None else gguf) + (f"@{stamp}" if stamp else "")
+    return f"lm:{name}:window{passage_tokens}:{_prompt_tag(prompt)}"
 
 
 def tuned_settings(model: str | None) -> dict:
     """The SETTINGS_FILE of a model folder (validated), or {} for the packaged model, a .gguf or a hub name."""
-    source, gguf, _ = resolve_generator(model, role="LM reranker")
-    path = Path(source) / SETTINGS_FILE
-    if gguf is not None or not path.is_file():
+    return _resolve(model)[2]
+
+
+def _read_settings(path: Path) -> dict:
+    if not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

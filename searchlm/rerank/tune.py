@@ -25,7 +25,7 @@ from pathlib import Path
 from searchlm.errors import InputError
 from searchlm.evaluate import EVAL_DEPTH, _natural, doc_id_of, ensure_eval_index, load_beir, score_run
 from searchlm.rerank.base import rerank_hits
-from searchlm.rerank.lm import PASSAGE_TOKENS, QUERY_TOKENS, SETTINGS_FILE, LMReranker
+from searchlm.rerank.lm import PASSAGE_TOKENS, SETTINGS_FILE, LMReranker
 from searchlm.settings import Settings
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
@@ -154,33 +154,22 @@ def _train(reranker: LMReranker, examples, corpus, epochs: int, lr: float, progr
     from searchlm.devices import cpu_has_bf16
 
     device = reranker.device
-    model, tok = reranker.model.to(torch.float32), reranker.tokenizer  # (`.float()` refuses a GGUF-loaded model)
+    model = reranker.model.to(torch.float32)  # (`.float()` refuses a GGUF-loaded model)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     bf16 = cpu_has_bf16() if device == "cpu" else torch.cuda.is_bf16_supported()
-    body = model.base_model
-    head = model.get_output_embeddings()
+    head = model.get_output_embeddings()  # the live head (the reranker's fp32 copy is for scoring)
     total_steps, mean = epochs * len(examples), 0.0
     for epoch in range(epochs):
         random.shuffle(examples)
         total = 0.0
         for n, (query, positive, negative) in enumerate(examples, start=1):
-            q = reranker._encode(" " + " ".join(query.split()))[:QUERY_TOKENS]
+            q = reranker.query_tokens(query)
+            if not q:
+                continue
             rows = [reranker._prefix(_text(corpus[d]), query) for d in [positive, *negative]]
-            width = max(len(r) for r in rows) + len(q)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, row in enumerate(rows):
-                ids[r, : len(row) + len(q)] = torch.tensor(row + q)
-                mask[r, : len(row) + len(q)] = 1
             with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-                hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-            positions = torch.tensor([len(r) - 1 for r in rows], device=device)[:, None] + torch.arange(len(q), device=device)
-            picked = hidden.float().gather(1, positions[:, :, None].expand(-1, -1, hidden.shape[-1]))
-            logp = torch.log_softmax(head(picked), dim=-1)
-            target = torch.tensor(q, device=device)[None, :, None].expand(len(rows), -1, 1)
-            scores = logp.gather(2, target).squeeze(-1).mean(1)
+                scores = reranker.mean_logprobs(rows, q, head)
             # rank the relevant passage first among its negatives (x10: mean log-probs differ by little), and
             # keep it likely
             loss = torch.nn.functional.cross_entropy(10.0 * scores[None, :], torch.tensor([0], device=device)) - scores[0]
