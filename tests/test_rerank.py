@@ -281,6 +281,9 @@ def test_cache_keys_tell_apart_same_named_folders_and_a_model_retrained_in_place
         stat = weights.stat()
         os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # "retrained"
         assert cls.cache_key(str(a)) != first
+    retrained = LMReranker.cache_key(str(a))
+    (a / "searchlm-reranker.json").write_text('{"weight": 0.3}')  # a tuned weight does not change scores
+    assert LMReranker.cache_key(str(a)) == retrained
     assert CrossEncoderReranker.cache_key("org/some-hub-model") == "cross-encoder:org/some-hub-model"
 
 

@@ -47,8 +47,11 @@ def model_fingerprint(path: str | Path) -> str:
     if not path.exists():
         return ""
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    # searchlm's own settings file is left out: its weight does not change scores, and its passage budget and
+    # prompt are in the key already (so writing the tuned weight does not orphan the cached scores)
     parts = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files
-             if p.suffix in (".safetensors", ".bin", ".gguf", ".json", ".model", ".onnx", ".pt")]
+             if p.suffix in (".safetensors", ".bin", ".gguf", ".json", ".model", ".onnx", ".pt")
+             and not p.name.startswith("searchlm-")]
     return hashlib.sha256("|".join([str(path.resolve()), *parts]).encode()).hexdigest()[:8]
 
 
