@@ -210,6 +210,8 @@ def search(
         from searchlm.search import Searcher
 
         searcher = Searcher(settings)
+        searcher.on_model_load = lambda what: typer.echo(
+            f"Loading reranker '{what}' to score new candidates (repeated queries use cached scores)...", err=True)
         hits = searcher.search(query, options)
     if as_json:
         typer.echo(json.dumps({"query": query, "hits": [h.to_json() for h in hits]}, ensure_ascii=False, indent=2))

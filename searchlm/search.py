@@ -96,6 +96,7 @@ class Searcher:
         self._vectors = None
         self._vectors_generation = None
         self._rerankers: dict = {}
+        self.on_model_load = None  # called with a reranker's name before its model loads (a CLI says so)
 
     def close(self) -> None:
         self.store.close()
@@ -241,7 +242,7 @@ class Searcher:
         from searchlm.rerank import lazy_reranker, rerank_hits
 
         if name not in self._rerankers:  # the model loads on the first candidate that is not in the score cache
-            self._rerankers[name] = lazy_reranker(name, self.settings)
+            self._rerankers[name] = lazy_reranker(name, self.settings, on_load=self.on_model_load)
         return rerank_hits(self._rerankers[name], query, hits, depth, self.store, weight)
 
     # -- helpers ------------------------------------------------------------------------------------------

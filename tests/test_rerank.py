@@ -240,7 +240,10 @@ def test_a_repeated_query_reranks_from_the_cache_without_loading_the_model(sampl
     for _ in range(2):
         searcher = Searcher(sample_index)
         try:
+            loads = []
+            searcher.on_model_load = loads.append
             hits = searcher.search("coral reef bleaching warm water", options)
+            assert loads == ([options.rerank] if not runs else [])  # told once, before the first load only
             runs.append(([(h.chunk_id, h.score) for h in hits], searcher._rerankers[options.rerank].loaded))
         finally:
             searcher.close()

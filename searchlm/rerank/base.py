@@ -60,11 +60,14 @@ class LazyReranker(Reranker):
     model, so a query whose candidates are all cached is reranked without loading anything: a repeated
     `searchlm search --rerank lm` costs no model load (SmolLM2: ~25 s) in a one-shot process."""
 
-    def __init__(self, key: str, weight: float, load):
+    def __init__(self, key: str, weight: float, load, on_load=None, name: str = ""):
         self.key, self.weight, self._load, self.loaded = key, weight, load, None
+        self.on_load, self.name = on_load, name
 
     def score(self, query: str, passages: list[str]) -> list[float]:
         if self.loaded is None:
+            if self.on_load is not None:
+                self.on_load(self.name or self.key)
             self.loaded = self._load()
         return self.loaded.score(query, passages)
 
@@ -99,10 +102,12 @@ def load_reranker(name: str, settings: Settings) -> Reranker:
     return cls(model, device=settings.device)
 
 
-def lazy_reranker(name: str, settings: Settings) -> LazyReranker:
-    """The same reranker, loaded only when some candidate's score is not in the cache."""
+def lazy_reranker(name: str, settings: Settings, on_load=None) -> LazyReranker:
+    """The same reranker, loaded only when some candidate's score is not in the cache (`on_load(name)` is
+    called just before)."""
     cls, model = _parse(name)
-    return LazyReranker(cls.cache_key(model), cls.default_weight(model), lambda: cls(model, device=settings.device))
+    return LazyReranker(cls.cache_key(model), cls.default_weight(model), lambda: cls(model, device=settings.device),
+                        on_load=on_load, name=name)
 
 
 def passage_text(hit: Hit) -> str:
