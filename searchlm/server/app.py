@@ -30,6 +30,7 @@ from searchlm.manifest import list_indexes
 from searchlm.search import DEFAULT_DENSE_WEIGHT, MAX_K, MODES, SearchOptions
 from searchlm.server.documents import document_view
 from searchlm.server.engines import Engines, status_for
+from searchlm.server import LOOPBACK
 from searchlm.server.guard import MAX_BODY_BYTES, Guard
 from searchlm.server.stream import ask_events
 from searchlm.settings import Settings
@@ -41,7 +42,7 @@ SQLITE_MAX_ID = 2**63 - 1  # a larger path id is no row, not an OverflowError in
 MAX_ASK_K = 20
 STATIC = Path(__file__).parent / "static"
 _DOCS_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
-LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+LOCAL_HOSTS = [f"[{h}]" if ":" in h else h for h in LOOPBACK]  # as Host headers write them
 _RERANKER = re.compile(r"^[a-z][a-z-]{0,31}$")  # a reranker kind only: models are chosen at start-up, not per request
 # The page and its assets only talk to this server: no inline script, nothing from elsewhere.
 _PAGE_CSP = (
