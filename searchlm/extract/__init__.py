@@ -30,12 +30,13 @@ READER_VERSIONS = {"txt": 2}
 
 def kind_of(path: Path) -> str | None:
     """The document kind for a path (md, pdf, py, ...), or None when searchlm does not read it."""
-    return SUPPORTED.get(path.suffix.lower())
+    return file_kind(path.suffix)
 
 
 def file_kind(name: str) -> str | None:
-    """The document kind for a type a user typed (`md`, `.MD`, `htm`, `markdown`), or None if unknown."""
-    return SUPPORTED.get("." + name.strip().lower().lstrip("."))
+    """The document kind for a type a user typed (`md`, `.MD`, `htm`, `markdown`) or a file suffix, or None."""
+    name = name.strip().lower().lstrip(".")
+    return SUPPORTED.get("." + name) if name else None
 
 
 def extract(path: Path) -> ExtractedDocument:
