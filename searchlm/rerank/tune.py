@@ -105,7 +105,7 @@ def tune_lm_reranker(
         save_plain_folder(reranker.model, reranker.tokenizer, out)
         about = {"passage_tokens": reranker.passage_tokens, "prompt": reranker.prompt,
                  "trained_on": f"{dataset.name} {split}, {len(trained)} queries after the first {hold_out}"}
-        (out / SETTINGS_FILE).write_text(json.dumps(about, indent=2) + "\n", encoding="utf-8")
+        _write_settings(out, about)  # now, so that the folder loads (and a stop here leaves it usable)
         del reranker
         tuned = LMReranker(str(out), device=settings.device)  # as users will load it (and a check that it loads)
         by_weight = sweep_weights(tuned, searcher, dataset, held, progress=progress)
@@ -113,7 +113,7 @@ def tune_lm_reranker(
         searcher.close()
     best = max(by_weight.items(), key=lambda kv: (kv[1], -kv[0]))[0]  # ties: the smaller weight
     about.update(weight=best, weight_tuned_on=f"{dataset.name} {split}, first {hold_out} queries (held out)")
-    (out / SETTINGS_FILE).write_text(json.dumps(about, indent=2) + "\n", encoding="utf-8")
+    _write_settings(out, about)
     return TuneReport(
         out=str(out), base=base or "smollm2", examples=len(examples), trained_queries=len(trained),
         held_out=len(held), mean_loss=round(loss, 4), seconds=round(time.perf_counter() - started, 1), weight=best,
@@ -182,6 +182,10 @@ def _train(reranker: LMReranker, examples, corpus, epochs: int, lr: float, progr
         mean = total / len(examples)
     model.eval()
     return mean
+
+
+def _write_settings(out: Path, about: dict) -> None:
+    (out / SETTINGS_FILE).write_text(json.dumps(about, indent=2) + "\n", encoding="utf-8")
 
 
 def _text(doc: tuple[str, str]) -> str:
