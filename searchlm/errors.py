@@ -9,14 +9,29 @@
     ├── IndexBusyError            another process holds the index's write lock
     ├── ModelError                a model that cannot be found or loaded (names the extra or path to fix it)
     ├── ExtractionError           one file could not be read; the indexer skips it and lists it
-    └── ServerError               a `--server` URL that cannot be reached or answered with an error
+    └── ServerError               a searchlm server that cannot be reached or answered with an error
 
-Messages say what failed, the value, and one fix.
+Messages say what failed, the value, and one fix. The fix is worded for the library (`mode='hybrid'`); where a
+command-line user would type something else (`--mode hybrid`), the error carries that wording too, and the CLI
+shows it instead (`cli_message`). `str(error)` is always the library's one-line message.
 """
+
+from __future__ import annotations
 
 
 class SearchlmError(Exception):
-    """Base of all searchlm errors; `str(error)` is the one-line message shown to users."""
+    """Base of all searchlm errors; `str(error)` is the one-line message with the library's fix."""
+
+    def __init__(self, message: str, fix: str | None = None, cli_fix: str | None = None):
+        super().__init__(f"{message} ({fix})" if fix else message)
+        self.message = message
+        self.fix = fix
+        self.cli_fix = cli_fix
+
+    def cli_message(self) -> str:
+        """The message as the command line shows it: with the fix a shell user would type."""
+        fix = self.cli_fix or self.fix
+        return f"{self.message} ({fix})" if fix else self.message
 
 
 class InputError(SearchlmError):
