@@ -6,36 +6,19 @@ self-contained: deleting the cache never breaks an index.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-
-def cache_home() -> Path:
-    return Path(os.environ.get("SEARCHLM_CACHE") or Path.home() / ".cache" / "searchlm")
-
-
-def model_fingerprint(model_id: str, model_path: str) -> str:
-    """Identity of the model's weights: its id plus the names, sizes and mtimes of its files."""
-    h = hashlib.sha256(model_id.encode())
-    root = Path(model_path)
-    if root.is_dir():
-        for f in sorted(root.rglob("*")):
-            if f.is_file():
-                st = f.stat()
-                h.update(f"{f.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    else:
-        h.update(model_path.encode())
-    return h.hexdigest()[:16]
+from searchlm.cache import cache_home, model_fingerprint
 
 
 def install_encoder(export, model_id: str, model_path: str, target: Path) -> None:
     """Put an ONNX export of the model at `target`: from the cache if there, else `export(folder)` into it."""
     from searchlm.embed.onnx import ONNX_FILE
 
-    cached = cache_home() / "onnx" / model_fingerprint(model_id, model_path)
+    cached = cache_home() / "onnx" / model_fingerprint(model_path)
     if not (cached / ONNX_FILE).is_file():
         try:
             export(cached)

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from searchlm.cache import cache_home
 from searchlm.devices import cpu_has_bf16, hugging_face_defaults, pick_device
 from searchlm.errors import ModelError
 from searchlm.generate.base import Generator, OnToken
@@ -209,6 +210,17 @@ def _looping(ids: list[int]) -> bool:
 
 def load_transformers(source: str, gguf_file: str | None, name: str, device: str = "auto") -> TransformersGenerator:
     """Load a causal LM and its tokenizer from a hub name or folder (`gguf_file` inside it, if given)."""
+    model, tokenizer, device, bf16 = load_causal_lm(source, gguf_file, name, device)
+    return TransformersGenerator(model, tokenizer, name=name, device=device, bf16=bf16)
+
+
+def load_causal_lm(
+    source: str, gguf_file: str | None, name: str, device: str = "auto", role: str = "generator",
+    fixes: tuple[str, str] | None = None,
+):
+    """(model, tokenizer, device, bf16): a causal LM in eval mode on `device`, in bf16 where the hardware
+    computes it natively. The one loader of the generators and the LM reranker. A GGUF is dequantized once and
+    kept in the cache (see below). `role` and `fixes` (library and CLI wording) name what failed to load."""
     # Offline unless the user sets HF_HUB_OFFLINE=0: a hub name then loads from the local HF cache only, and a
     # name that is not there fails at once instead of retrying an unreachable hub for ~15 s.
     hugging_face_defaults()
@@ -221,7 +233,7 @@ def load_transformers(source: str, gguf_file: str | None, name: str, device: str
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
-        raise ModelError("answering needs torch and transformers (pip install 'searchlm[generate]')") from exc
+        raise ModelError(f"the {role} needs torch and transformers", "pip install 'searchlm[generate]'") from exc
     hf_logging.disable_progress_bar()
     device = pick_device(device)
     converted = _converted_folder(source, gguf_file) if gguf_file else None
@@ -234,22 +246,25 @@ def load_transformers(source: str, gguf_file: str | None, name: str, device: str
             tokenizer = AutoTokenizer.from_pretrained(source, **extra)
             model = AutoModelForCausalLM.from_pretrained(source, **extra)
     except ImportError as exc:  # GGUF needs `gguf` (and `accelerate`)
-        raise ModelError(f"cannot load generator '{name}': {exc} (pip install 'searchlm[generate]')") from exc
+        raise ModelError(f"cannot load {role} '{name}': {exc}", "pip install 'searchlm[generate]'") from exc
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(
-            f"cannot load generator '{name}' ({type(exc).__name__}: {first}); pass a local model folder or a .gguf"
-            f" file with --generator, or use the default: --generator smollm2{_download_hint(source)}"
-        ) from exc
+        fix, cli_fix = fixes or (
+            "pass a local model folder or a .gguf file as the generator, or use the default 'smollm2'",
+            "pass a local model folder or a .gguf file with --generator, or use the default: --generator smollm2",
+        )
+        hint = _download_hint(source)
+        raise ModelError(f"cannot load {role} '{name}' ({type(exc).__name__}: {first})", fix + hint, cli_fix + hint) from exc
     model.eval()
     if gguf_file and converted is not None:
         _save_converted(model, tokenizer, converted)
     # bf16 weights where the hardware computes bf16 natively: on an AVX512-BF16 CPU the default model answered
     # the same (xquad, 60 questions: 50 % vs 48 % contain the gold answer) in half the time (median 1.8 s vs
-    # 3.3 s; first token 0.24 s vs 0.70 s). Autocast over fp32 weights was slower per token than fp32 alone.
+    # 3.3 s; first token 0.24 s vs 0.70 s). Autocast over fp32 weights was slower per token than fp32 alone
+    # (and for the reranker: autocast re-casts every weight on every call).
     bf16 = cpu_has_bf16() if device == "cpu" else torch.cuda.is_bf16_supported()
     model.to(device=device, dtype=torch.bfloat16 if bf16 else torch.float32)
-    return TransformersGenerator(model, tokenizer, name=name, device=device, bf16=bf16)
+    return model, tokenizer, device, bf16
 
 
 # -- GGUF, converted once -----------------------------------------------------------------------------------
@@ -257,10 +272,6 @@ def load_transformers(source: str, gguf_file: str | None, name: str, device: str
 # map, weights) against 0.3 s for the same weights as safetensors. So the first load writes the dequantized
 # model, in bf16 (260 MB for SmolLM2-135M; the Q4 weights lose nothing that matters to that rounding), to
 # $SEARCHLM_CACHE/generators (default ~/.cache/searchlm) and later loads read that.
-def _cache_home() -> Path:
-    return Path(os.environ.get("SEARCHLM_CACHE") or Path.home() / ".cache" / "searchlm")
-
-
 def _converted_folder(source: str, gguf_file: str) -> Path | None:
     path = Path(source) / gguf_file
     try:
@@ -268,7 +279,7 @@ def _converted_folder(source: str, gguf_file: str) -> Path | None:
     except OSError:
         return None
     key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    return _cache_home() / "generators" / f"{path.stem}-{key}"
+    return cache_home() / "generators" / f"{path.stem}-{key}"
 
 
 def _save_converted(model, tokenizer, target: Path) -> None:

@@ -8,6 +8,7 @@
 (scores cached in the index's SQLite) and blends them with the retrieval score.
 """
 
-from searchlm.rerank.base import RERANKERS, LazyReranker, Reranker, lazy_reranker, load_reranker, rerank_hits
+from searchlm.rerank.base import Reranker, rerank_hits
+from searchlm.rerank.registry import RERANKERS, LazyReranker, lazy_reranker, load_reranker
 
 __all__ = ["RERANKERS", "LazyReranker", "Reranker", "lazy_reranker", "load_reranker", "rerank_hits"]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from searchlm.devices import autocast, cpu_has_bf16, hugging_face_defaults, pick_device
 from searchlm.errors import ModelError
-from searchlm.rerank.base import Reranker, model_fingerprint
+from searchlm.cache import model_fingerprint
+from searchlm.rerank.base import Reranker
 
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 BATCH = 16
@@ -34,8 +35,9 @@ class CrossEncoderReranker(Reranker):
         except Exception as exc:
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else type(exc).__name__
             raise ModelError(
-                f"cannot load cross-encoder '{name}' ({reason}); no cross-encoder ships offline, so pass a local "
-                "sentence-transformers CrossEncoder folder: --rerank cross-encoder:PATH"
+                f"cannot load cross-encoder '{name}' ({reason}); no cross-encoder ships offline",
+                "pass a local sentence-transformers CrossEncoder folder: rerank='cross-encoder:PATH'",
+                "pass a local sentence-transformers CrossEncoder folder: --rerank cross-encoder:PATH",
             ) from exc
         self.key = self.cache_key(model)
         self.bf16 = self.device == "cpu" and cpu_has_bf16()

@@ -15,16 +15,15 @@ Made cheap enough for a CPU, where the cost is the transformer's pass over the p
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
 
-from searchlm.devices import autocast, cpu_has_bf16, hugging_face_defaults, pick_device
+from searchlm.devices import autocast
 from searchlm.errors import ModelError
 from searchlm.generate.registry import DEFAULT_GENERATOR as DEFAULT_LM, resolve_generator
-from searchlm.rerank.base import Reranker, model_fingerprint
+from searchlm.cache import model_fingerprint
+from searchlm.rerank.base import Reranker
 
 PASSAGE_TOKENS = 64  # 96 cost ~2.2 s per query for 20 candidates on 2 cores; 64 ~1.9 s, and ranks as well
 QUERY_TOKENS = 64
@@ -36,7 +35,6 @@ PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQu
 SETTINGS_FILE = "searchlm-reranker.json"
 
 _UNIT = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"\w+")
 
 
 class LMReranker(Reranker):
@@ -60,26 +58,13 @@ class LMReranker(Reranker):
         passage_tokens = passage_tokens or tuned.get("passage_tokens", PASSAGE_TOKENS)
         prompt = prompt or tuned.get("prompt", PROMPT)
         self.weight = tuned.get("weight", type(self).weight)
-        hugging_face_defaults()
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from searchlm.generate.hf import load_causal_lm
 
-        extra = {"gguf_file": gguf} if gguf else {}
-        try:
-            # The GGUF loader draws a plain tqdm bar per tensor on stderr; keep it off the user's terminal.
-            with contextlib.redirect_stderr(io.StringIO()):
-                self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-                self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else type(exc).__name__
-            raise ModelError(
-                f"cannot load LM '{model or DEFAULT_LM}' for reranking ({reason}); pass a local causal-LM folder "
-                "or .gguf file (--rerank lm:PATH), or use the packaged default (--rerank lm)"
-            ) from exc
-        self.device = pick_device(device)
-        self.bf16 = self.device == "cpu" and cpu_has_bf16()
-        # bf16 weights rather than autocast: autocast re-casts every weight on every call.
-        self.model.to(self.device, dtype=torch.bfloat16 if self.bf16 else None).eval()
+        self.model, self.tokenizer, self.device, self.bf16 = load_causal_lm(
+            source, gguf, model or DEFAULT_LM, device, role="LM reranker",
+            fixes=("pass a local causal-LM folder or .gguf file (rerank='lm:PATH'), or use the packaged default (rerank='lm')",
+                   "pass a local causal-LM folder or .gguf file (--rerank lm:PATH), or use the packaged default (--rerank lm)"),
+        )
         self.passage_tokens = passage_tokens
         self.batch_size = batch_size
         self.prompt = prompt
@@ -238,9 +223,9 @@ def _read_settings(path: Path) -> dict:
 
 def _terms(text: str) -> set[str]:
     """Lower-cased words of 3+ letters cut to 6 characters: a crude stemmer that is enough to match a query."""
-    from searchlm.query import STOPWORDS
+    from searchlm.text import STOPWORDS, WORD
 
-    return {w[:6] for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS}
+    return {w[:6] for w in WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS}
 
 
 def _prompt_tag(prompt: str) -> str:

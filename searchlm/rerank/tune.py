@@ -73,7 +73,8 @@ def tune_lm_reranker(
 
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"'{out}' already exists and is not an empty folder (choose a new --out folder)")
+        raise InputError(f"'{out}' already exists and is not an empty folder", "choose a new output folder",
+                         "choose a new --out folder")
     for name, value, low in (("epochs", epochs, 1), ("negatives", negatives, 1), ("hold-out", hold_out, 1)):
         if value < low:
             raise InputError(f"{name} {value} is out of range (use {low} or more)")
@@ -82,8 +83,8 @@ def tune_lm_reranker(
     qids = sorted(dataset.queries, key=_natural)
     if hold_out >= len(qids):
         raise InputError(
-            f"hold-out {hold_out} leaves none of the {len(qids)} judged '{split}' queries to train on "
-            f"(use --hold-out {max(1, len(qids) // 5)})"
+            f"hold-out {hold_out} leaves none of the {len(qids)} judged '{split}' queries to train on",
+            f"use hold_out={max(1, len(qids) // 5)}", f"use --hold-out {max(1, len(qids) // 5)}",
         )
     held, trained = qids[:hold_out], qids[hold_out:]
     random.seed(seed)
