@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from searchlm.query import query_terms
+from searchlm.text import query_terms
 
 
 def _matches(word: str, terms: list[str]) -> bool:
@@ -15,7 +15,7 @@ def _matches(word: str, terms: list[str]) -> bool:
 
 def snippet_spans(text: str, query: str, width: int = 40) -> list[tuple[str, bool]]:
     """The best window of about `width` words as (piece, is_match) pairs, with "…" where text was cut."""
-    terms = query_terms(query)
+    terms = [t for t in query_terms(query) if len(t) > 1]
     words = re.split(r"(\s+)", " ".join(text.split()))
     tokens = [w for w in words if w and not w.isspace()]
     if not tokens:

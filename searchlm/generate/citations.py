@@ -15,56 +15,14 @@ import logging
 import re
 from collections.abc import Callable
 
+from searchlm.text import SENTENCE_END, content_words, words
+
 log = logging.getLogger(__name__)
 
 _MARKER = re.compile(r"\[\s*(?:passages?|source|doc(?:ument)?)?\s*(\d+(?:\s*(?:,|;|and)\s*\d+)*)\s*\]", re.IGNORECASE)
 _ANY_BRACKET_NUMBERS = re.compile(r"\[[^\]\n]{0,30}\d[^\]\n]{0,30}\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_RULE = re.compile(r"^\s*([=\-~*_#+])\1{2,}\s*$")
-_ITEM = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s+\S")
 _OPEN_END = re.compile(r"[\s.!?]+$")
 TRACE_SHARE = 0.8  # share of a sentence's content words that must occur in a passage to trace it there
-
-STOPWORDS = frozenset(
-    """a an the of in on at to for from by with and or is are was were be been being do does did what which who
-    whom whose when where why how that this these those it its as into than then there their they he she his her
-    him i you we our your my me not no can could would should will shall may might has have had about over under
-    after before during between through per also other some any many much more most such one two name named called
-    call type kind use used get make made way often usually typically so if but just only very""".split()
-)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words with a light suffix strip, so "points" matches "point" and "trained" "train"."""
-    return [_stem(w) for w in _WORD.findall(text.lower())]
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in dict.fromkeys(words(text)) if w not in STOPWORDS]
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s", "ly"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def sentences(text: str) -> list[str]:
-    """Sentences with their line breaks and runs of spaces made single spaces. A blank line, a rule line
-    (`=====`, `-----`) and a list item end a sentence too, and rules are dropped: a plain-text title block or
-    a price list is not one long "sentence" that runs into the next paragraph."""
-    parts, current = [], []
-    for line in text.strip().split("\n"):
-        if not line.strip() or _RULE.match(line) or (_ITEM.match(line) and current):
-            parts.append(" ".join(current))
-            current = []
-        if line.strip() and not _RULE.match(line):
-            current.append(line)
-    parts.append(" ".join(current))
-    return [" ".join(s.split()) for part in parts for s in _SENTENCE.split(part.strip()) if s.strip()]
-
 
 def cited_numbers(text: str) -> list[int]:
     """Passage numbers in the order they are first cited."""
@@ -234,7 +192,7 @@ class CheckedStream:
 
     def _add(self, text: str) -> None:
         self.raw += text
-        while (split := _SENTENCE.search(self.raw)) is not None:
+        while (split := SENTENCE_END.search(self.raw)) is not None:
             sentence, self.raw = self.raw[: split.start()], self.raw[split.end():]
             self._complete(sentence)
         self._show(_settled(self._prepared(self.raw, complete=False)))

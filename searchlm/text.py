@@ -1,0 +1,72 @@
+"""Plain-text helpers shared by keyword search, snippets, answers, summaries and the LM reranker: words,
+stopwords, a light stemmer, sentences and citation markers. One home, so that what "a word" is cannot drift
+between the parts that must agree on it (the question's words and the passage words an answer is checked on).
+"""
+
+from __future__ import annotations
+
+import re
+
+WORD = re.compile(r"\w+", re.UNICODE)  # what keyword search and highlighting take as a word
+LETTERS = re.compile(r"[^\W_]+", re.UNICODE)  # a word without underscores, for answer and citation checks
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")  # a sentence ends before a capital, digit or quote
+CITATION = re.compile(r"\[\d+\]")  # a checked citation marker, `[3]`
+_RULE = re.compile(r"^\s*([=\-~*_#+])\1{2,}\s*$")
+_ITEM = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s+\S")
+
+# English function words: what keyword search leaves out of a query (unless nothing else is left).
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her here
+    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not of off on
+    once only or other our ours ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself yourselves""".split()
+)
+# Words a question or an answer uses without saying what it is about ("what is the name of the kind of ...").
+# Left out, with the stopwords, when answers and summaries are checked against passages; keyword search keeps them.
+GENERIC_WORDS = frozenset(
+    """also call called get kind made make many may might much name named often one per shall two type typically
+    use used usually way whose""".split()
+)
+
+
+def stem(word: str) -> str:
+    """A light suffix strip, so "points" matches "point" and "trained" "train" (FTS5 does its own Porter)."""
+    for suffix in ("ing", "ed", "es", "s", "ly"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased, stemmed words."""
+    return [stem(w) for w in LETTERS.findall(text.lower())]
+
+
+def content_words(text: str) -> list[str]:
+    """The stemmed words that say what a text is about, each once, in order."""
+    return [w for w in dict.fromkeys(words(text)) if w not in STOPWORDS and w not in GENERIC_WORDS]
+
+
+def query_terms(text: str) -> list[str]:
+    """A query's words as keyword search takes them: lower-cased, unstemmed, each once, stopwords left out
+    unless nothing else is left."""
+    found = [w.lower() for w in WORD.findall(text)]
+    kept = [w for w in found if w not in STOPWORDS] or found
+    return list(dict.fromkeys(kept))
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences with their line breaks and runs of spaces made single spaces. A blank line, a rule line
+    (`=====`, `-----`) and a list item end a sentence too, and rules are dropped: a plain-text title block or
+    a price list is not one long "sentence" that runs into the next paragraph."""
+    parts, current = [], []
+    for line in text.strip().split("\n"):
+        if not line.strip() or _RULE.match(line) or (_ITEM.match(line) and current):
+            parts.append(" ".join(current))
+            current = []
+        if line.strip() and not _RULE.match(line):
+            current.append(line)
+    parts.append(" ".join(current))
+    return [" ".join(s.split()) for part in parts for s in SENTENCE_END.split(part.strip()) if s.strip()]
