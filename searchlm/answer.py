@@ -21,12 +21,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from searchlm.errors import InputError
-from searchlm.generate.citations import CheckedStream, cited_numbers, content_words, sentences, words
-from searchlm.records import Hit, location
+from searchlm.generate.citations import CheckedStream, cited_numbers
+from searchlm.text import CITATION, content_words, sentences, words
+from searchlm.records import Citation, Hit
 
 if TYPE_CHECKING:
     from searchlm.generate.base import Generator
@@ -65,30 +66,11 @@ _PREAMBLES = tuple(
     f"{the}answer{to} is" for the in ("the ", "") for to in ("", " to the question", " to this question",
                                                            " to your question")
 )
-_MARKERS = re.compile(r"\[\d+\]")
 _DECLINED = re.compile(
     r"^\W*(not in the (text|passages)|(the )?(text|passages?) (do|does) not|i (do not|don't|cannot|can't) "
     r"(know|answer|find)|(there is )?no (information|answer))",
     re.IGNORECASE,
 )
-
-
-@dataclass
-class Citation:
-    n: int
-    path: str
-    chunk_id: int
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    heading: str
-
-    @classmethod
-    def of(cls, n: int, hit: Hit) -> "Citation":
-        return cls(n, hit.path, hit.chunk_id, hit.start_line, hit.end_line, hit.page, hit.heading)
-
-    def location(self) -> str:
-        return location(self.path, self.start_line, self.page)
 
 
 @dataclass
@@ -108,7 +90,7 @@ class Answer:
         return {
             "question": self.question,
             "answer": self.answer,
-            "citations": [asdict(c) for c in self.citations],
+            "citations": [c.to_json() for c in self.citations],
             "passages": [h.to_json() for h in self.passages],
             "refused": self.refused,
             "model": self.model,
@@ -128,7 +110,7 @@ class AskOptions:
         if not 1 <= self.k <= MAX_K:
             raise InputError(f"k {self.k} is out of range for answers (use a value from 1 to {MAX_K})")
         if self.max_tokens < 1:
-            raise InputError(f"max tokens {self.max_tokens} is too small (use --max-tokens 64 or more)")
+            raise InputError(f"max tokens {self.max_tokens} is too small", "use max_tokens=64 or more", "use --max-tokens 64 or more")
         if not 0.0 <= self.temperature <= 2.0:
             raise InputError(f"temperature {self.temperature} is out of range (use 0 for greedy, up to 2)")
 
@@ -250,7 +232,7 @@ def grounded(text: str, question: str, passages: list[str]) -> bool:
     fallback, lifted contains-gold from 57 % (80 % of all words traced) to 66 %: a number or name the small model
     makes up is the commonest error, and it is exactly the word that is not in the passage."""
     asked = set(content_words(question))
-    added = [w for w in content_words(_MARKERS.sub(" ", text)) if w not in asked]
+    added = [w for w in content_words(CITATION.sub(" ", text)) if w not in asked]
     return bool(added) and any(all(w in have for w in added) for have in (set(words(p)) for p in passages))
 
 

@@ -45,9 +45,9 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except SearchlmError as exc:
-            if _debug or os.environ.get("SEARCHLM_DEBUG", "").lower() in ("1", "true", "yes"):
+            if _settings().debug:
                 raise
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {exc.cli_message()}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted: work committed so far is kept; run the command again to finish.", err=True)
@@ -85,11 +85,11 @@ def index(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Index a folder: extract, chunk, embed, and store. Re-runs only touch what changed."""
-    from searchlm.indexer import index_folder
+    from searchlm.index import Index
 
-    settings = _settings(name=name, model=model, home=home, device=device)
-    with _progress(quiet) as progress:
-        report = index_folder(path, settings, progress=progress)
+    with Index(settings=_settings(name=name, model=model, home=home, device=device)) as target, \
+            _progress(quiet) as progress:
+        report = target.update(path, progress=progress)
     _print_report(report)
 
 
@@ -188,35 +188,35 @@ def search(
     """Search an index: hybrid dense + keyword retrieval, best passages first."""
     # One query needs no BLAS thread pool, which numpy starts on import (one thread per core).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from searchlm.search import DEFAULT_DENSE_WEIGHT, SearchOptions
+    from searchlm.search import SearchOptions
 
     settings = _settings(name=name, home=home, model=model, server=server)
     options = SearchOptions(
-        k=k, mode=mode, fusion=fusion, dense_weight=DEFAULT_DENSE_WEIGHT if dense_weight is None else dense_weight,
-        path=path, types=tuple(type_.split(",")) if type_ else (), since=since, rerank=rerank,
-        rerank_depth=rerank_depth, rerank_weight=rerank_weight, group_by_document=group_by_document, explain=explain,
+        k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, types=type_ or (), since=since,
+        rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight, group_by_document=group_by_document,
+        explain=explain,
     )
-    if settings.server:
-        from searchlm.client import remote_search
-
-        # The server's own index unless a name was asked for (flag or SEARCHLM_NAME).
-        asked_name = name or os.environ.get("SEARCHLM_NAME") or None
-        params = {"k": k, "mode": mode, "name": asked_name, "fusion": fusion, "dense_weight": dense_weight, "path": path,
-                  "type": type_, "since": since, "rerank": rerank, "rerank_depth": rerank_depth if rerank else None,
-                  "rerank_weight": rerank_weight, "group_by_document": group_by_document or None,
-                  "explain": explain or None}
-        hits = remote_search(settings.server, query, params)
-    else:
-        from searchlm.search import Searcher
-
-        searcher = Searcher(settings)
-        searcher.on_model_load = lambda what: typer.echo(
-            f"Loading reranker '{what}' to score new candidates (repeated queries use cached scores)...", err=True)
+    with _searcher(settings) as searcher:
         hits = searcher.search(query, options)
     if as_json:
         typer.echo(json.dumps({"query": query, "hits": [h.to_json() for h in hits]}, ensure_ascii=False, indent=2))
         return
     _print_hits(query, hits)
+
+
+def _searcher(settings: Settings):
+    """A local `Searcher`, or a `RemoteSearcher` when a server is set (the server's own index unless a name was
+    given)."""
+    if settings.server:
+        from searchlm.client import RemoteSearcher
+
+        return RemoteSearcher(settings.server, settings.name if settings.name_given else None)
+    from searchlm.search import Searcher
+
+    searcher = Searcher(settings)
+    searcher.on_model_load = lambda what: typer.echo(
+        f"Loading reranker '{what}' to score new candidates (repeated queries use cached scores)...", err=True)
+    return searcher
 
 
 def _print_hits(query: str, hits) -> None:
@@ -247,7 +247,7 @@ def _print_hits(query: str, hits) -> None:
 @handle_errors
 def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     """List the indexes in the index home with their sizes and models."""
-    from searchlm.manifest import list_indexes
+    from searchlm.index import list_indexes
 
     settings = _settings(home=home)
     found = list_indexes(settings.home)
@@ -265,10 +265,9 @@ def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None
 @handle_errors
 def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     """Show one index's manifest: model, counts, vector index type, where it came from."""
-    from searchlm.index_admin import index_status
+    from searchlm.index import Index
 
-    settings = _settings(name=name, home=home)
-    info = index_status(settings)
+    info = Index(settings=_settings(name=name, home=home)).status()
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -290,12 +289,12 @@ def drop(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete an index (the indexed documents themselves are not touched)."""
-    from searchlm.index_admin import drop_index
+    from searchlm.index import Index
 
-    settings = _settings(name=name, home=home)
+    target = Index(settings=_settings(name=name, home=home))
     if not yes and sys.stdin.isatty():
-        typer.confirm(f"Delete index '{name}' in {settings.home}?", abort=True)
-    drop_index(settings)
+        typer.confirm(f"Delete index '{name}' in {target.settings.home}?", abort=True)
+    target.drop()
     typer.echo(f"Dropped index '{name}'.")
 
 
@@ -324,12 +323,11 @@ def eval_cmd(
 ) -> None:
     """Measure search quality on a BEIR dataset: nDCG@10, Recall@100, MRR@10 and query latency."""
     from searchlm.evaluate import evaluate
-    from searchlm.search import DEFAULT_DENSE_WEIGHT, SearchOptions
+    from searchlm.search import SearchOptions
 
     settings = _settings(home=home, model=model)
     options = SearchOptions(
-        mode=mode, fusion=fusion, dense_weight=DEFAULT_DENSE_WEIGHT if dense_weight is None else dense_weight,
-        rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
+        mode=mode, fusion=fusion, dense_weight=dense_weight, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
     )
     with _progress(as_json) as progress:
         report = evaluate(dataset, settings, split=split, options=options, limit=limit, progress=progress)
@@ -436,8 +434,8 @@ def ask(
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer a question from the index, citing the passages used, or say the documents do not cover it."""
-    from searchlm.answer import AskOptions, ask as ask_question
-    from searchlm.search import Searcher
+    from searchlm.answer import AskOptions
+    from searchlm.index import Index
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = AskOptions(k=k, generator=settings.generator, max_tokens=max_tokens, temperature=temperature, mode=mode)
@@ -447,7 +445,8 @@ def ask(
         streamed.append(text)
         typer.echo(text, nl=False)
 
-    answer = ask_question(Searcher(settings), question, options, on_token=None if as_json else show)
+    with Index(settings=settings) as target:
+        answer = target.ask(question, options, on_token=None if as_json else show)
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
         return
@@ -477,8 +476,8 @@ def summarize(
     as_json: bool = JsonOpt,
 ) -> None:
     """Summarize one indexed document, or the top results of a query, citing the chunks used."""
-    from searchlm.search import Searcher
-    from searchlm.summarize import SummaryOptions, summarize as summarize_passages
+    from searchlm.index import Index
+    from searchlm.summarize import SummaryOptions
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = SummaryOptions(k=k, generator=settings.generator, max_tokens=max_tokens)
@@ -489,9 +488,8 @@ def summarize(
     def show(text: str) -> None:
         typer.echo(text, nl=False)
 
-    result = summarize_passages(
-        Searcher(settings), path, query, options, on_token=None if as_json else show, on_progress=progress
-    )
+    with Index(settings=settings) as target:
+        result = target.summarize(path, query, options, on_token=None if as_json else show, on_progress=progress)
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
         return

@@ -1,4 +1,5 @@
-"""A tiny HTTP client for a running `searchlm serve` (stdlib only, so warm-mode searches stay light)."""
+"""`RemoteSearcher`: the `Searcher` interface over a running `searchlm serve` (stdlib HTTP only, so warm-mode
+searches from a one-shot process stay light)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import TYPE_CHECKING
 
 from searchlm.errors import InputError, ServerError
 from searchlm.records import Hit
+
+if TYPE_CHECKING:
+    from searchlm.search import SearchOptions
 
 
 def check_server_url(server: str) -> str:
@@ -17,9 +22,11 @@ def check_server_url(server: str) -> str:
         parts = urllib.parse.urlsplit(server.strip())
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError as exc:
-        raise InputError(f"server '{server}' is not a valid URL ({exc}); use e.g. --server http://127.0.0.1:8000") from None
+        raise InputError(f"server '{server}' is not a valid URL ({exc})", "use e.g. http://127.0.0.1:8000",
+                         "use e.g. --server http://127.0.0.1:8000") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"server '{server}' is not an http:// address (use e.g. --server http://127.0.0.1:8000)")
+        raise InputError(f"server '{server}' is not an http:// address", "use e.g. http://127.0.0.1:8000",
+                         "use e.g. --server http://127.0.0.1:8000")
     return server.strip().rstrip("/")
 
 
@@ -49,3 +56,37 @@ def remote_search(server: str, query: str, params: dict, timeout: float = 30.0) 
         raise ServerError(f"'{server}' answered, but not as a searchlm server (no hits in its reply); check the address")
     fields = Hit.__dataclass_fields__
     return [Hit(**{k: v for k, v in h.items() if k in fields}) for h in data.get("hits", [])]
+
+
+class RemoteSearcher:
+    """Searches the index `name` (None: the server's own) of the `searchlm serve` at `server`, with the same
+    `search(query, options)` as a local `Searcher`."""
+
+    def __init__(self, server: str, name: str | None = None, timeout: float = 30.0):
+        self.server = check_server_url(server)
+        self.name = name
+        self.timeout = timeout
+
+    def __enter__(self) -> "RemoteSearcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass  # one request per search: nothing stays open
+
+    def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> list[Hit]:
+        from searchlm.search import SearchOptions
+
+        options = options or SearchOptions(**kwargs)
+        options.validate()
+        params = {
+            "k": options.k, "mode": options.mode, "name": self.name, "fusion": options.fusion,
+            "dense_weight": options.dense_weight, "path": options.path, "type": ",".join(options.types) or None,
+            "since": options.since, "rerank": options.rerank,
+            "rerank_depth": options.rerank_depth if options.rerank else None,
+            "rerank_weight": options.rerank_weight, "group_by_document": options.group_by_document or None,
+            "explain": options.explain or None,
+        }
+        return remote_search(self.server, query, params, self.timeout)

@@ -30,7 +30,7 @@ def pick_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' asked for but torch sees no GPU (use --device cpu)")
+        raise ModelError("device 'cuda' asked for but torch sees no GPU", "use device='cpu'", "use --device cpu")
     return device
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from searchlm.errors import DocumentNotFoundError
+from searchlm.records import Passage
 
 
-@dataclass
-class DocumentPart:
-    chunk_id: int
-    heading: str
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    text: str
+@dataclass(kw_only=True)
+class DocumentPart(Passage):
+    """One passage of the document, its overlap with the previous one cut off; `marked` when it was asked for."""
+
     marked: bool = False
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in ("chunk_id", "heading", "start_line", "end_line", "page", "text", "marked")}
 
 
 @dataclass
@@ -40,6 +40,7 @@ class DocumentView:
 
     def to_json(self) -> dict:
         data = asdict(self)
+        data["parts"] = [p.to_json() for p in self.parts]
         data["text"] = self.text
         return data
 
@@ -52,7 +53,7 @@ def document_view(searcher, doc_id: int, chunk_id: int | None = None) -> Documen
             f"document {doc_id} not found in index '{searcher.settings.name}' (use an id from a search hit's doc_id)"
         )
     chunks = searcher.store.chunks_of_document(doc_id)
-    if chunk_id is not None and not any(c.id == chunk_id for c in chunks):
+    if chunk_id is not None and not any(c.chunk_id == chunk_id for c in chunks):
         raise DocumentNotFoundError(
             f"chunk {chunk_id} is not part of document {doc_id} in index '{searcher.settings.name}'"
             " (use a hit's chunk_id together with its doc_id)"
@@ -62,7 +63,8 @@ def document_view(searcher, doc_id: int, chunk_id: int | None = None) -> Documen
     for c in chunks:
         text = _drop_overlap(previous, c.text)
         previous = c.text
-        parts.append(DocumentPart(c.id, c.heading, c.start_line, c.end_line, c.page, text, c.id == chunk_id))
+        parts.append(DocumentPart(**{**{f: getattr(c, f) for f in Passage.__dataclass_fields__}, "text": text},
+                                  marked=c.chunk_id == chunk_id))
     return DocumentView(
         id=row.id, index=searcher.settings.name, path=searcher.display_path(row.path), rel_path=row.path,
         title=row.title, kind=row.kind, parts=parts, marked_chunk=chunk_id,

@@ -85,8 +85,11 @@ def load_beir(path: Path, split: str = "test") -> BeirDataset:
             raise InputError(f"'{needed}' is missing (a BEIR dataset folder holds corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
     if not qrels_file.is_file():
         splits = sorted(p.stem for p in (path / "qrels").glob("*.tsv")) if (path / "qrels").is_dir() else []
-        hint = f"--split {splits[0]}" if splits else "add qrels/<split>.tsv"
-        raise InputError(f"split '{split}' has no judgments: '{qrels_file}' is missing (use {hint})")
+        raise InputError(
+            f"split '{split}' has no judgments: '{qrels_file}' is missing",
+            f"use split='{splits[0]}'" if splits else "add qrels/<split>.tsv",
+            f"use --split {splits[0]}" if splits else "add qrels/<split>.tsv",
+        )
 
     data = corpus_file.read_bytes()
     corpus: dict[str, tuple[str, str]] = {}
@@ -218,7 +221,7 @@ def _write_corpus(dataset: BeirDataset, folder: Path) -> None:
 # -- running --------------------------------------------------------------------------------------------------
 def evaluate(
     dataset_dir: Path,
-    settings: Settings,
+    settings: Settings | None = None,
     split: str = "test",
     options: SearchOptions | None = None,
     limit: int | None = None,
@@ -227,7 +230,9 @@ def evaluate(
     embedder=None,
 ) -> EvalReport:
     """Index (or reuse) a BEIR dataset, run its judged queries through `Searcher.search`, and score the
-    document rankings with nDCG@10, Recall@100 and MRR@10. `limit` takes the first N judged queries."""
+    document rankings with nDCG@10, Recall@100 and MRR@10. `limit` takes the first N judged queries.
+    `settings` (default: from `SEARCHLM_*`) gives the index home and model of the eval index."""
+    settings = settings or Settings.load()
     from searchlm.search import Searcher
 
     dataset = load_beir(Path(dataset_dir), split)

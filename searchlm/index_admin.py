@@ -35,7 +35,8 @@ def drop_index(settings: Settings) -> None:
     index_dir = settings.index_dir
     if not (index_dir / "manifest.json").is_file() and not (index_dir / DB_FILE).is_file():
         raise IndexNotFoundError(
-            f"index '{settings.name}' not found in {settings.home} (see `searchlm indexes` for the names)"
+            f"index '{settings.name}' not found in {settings.home}", "list_indexes() gives the names",
+            "see `searchlm indexes` for the names",
         )
     with write_lock(index_dir, settings.name):
         shutil.rmtree(index_dir)

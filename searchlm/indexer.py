@@ -99,14 +99,16 @@ def _existing_manifest(index_dir: Path, root: Path, settings: Settings) -> Manif
         return None
     if manifest.root and Path(manifest.root) != root:
         raise InputError(
-            f"index '{settings.name}' holds documents from '{manifest.root}', not '{root}' "
-            f"(use another --name, or `searchlm drop {settings.name}` first)"
+            f"index '{settings.name}' holds documents from '{manifest.root}', not '{root}'",
+            "use another index name, or drop this index first",
+            f"use another --name, or `searchlm drop {settings.name}` first",
         )
     if settings.model and settings.model != manifest.model:
         raise IndexMismatchError(
-            f"index '{settings.name}' was built with model '{manifest.model}', not '{settings.model}' "
-            f"(to change model: `searchlm drop {settings.name}` then "
-            f"`searchlm index {root} --name {settings.name} --model {settings.model}`)"
+            f"index '{settings.name}' was built with model '{manifest.model}', not '{settings.model}'",
+            "to change model, drop the index first, then index the folder with the new model",
+            f"to change model: `searchlm drop {settings.name}` then "
+            f"`searchlm index {root} --name {settings.name} --model {settings.model}`",
         )
     return manifest
 

@@ -39,8 +39,8 @@ class Manifest:
         path = index_dir / MANIFEST
         if not path.is_file():
             raise IndexNotFoundError(
-                f"index '{index_dir.name}' not found in {index_dir.parent} "
-                f"(run `searchlm index DIR --name {index_dir.name}`)"
+                f"index '{index_dir.name}' not found in {index_dir.parent}",
+                f"create it with Index('{index_dir.name}').update(FOLDER)", f"run `searchlm index DIR --name {index_dir.name}`",
             )
         data = json.loads(path.read_text(encoding="utf-8"))
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}

@@ -37,29 +37,62 @@ class Chunk:
     ordinal: int = 0
 
 
-@dataclass
-class Hit:
-    rank: int
-    score: float
-    path: str
+@dataclass(kw_only=True)
+class Passage:
+    """A stored passage of a document: what it says and where it is. The store's chunk rows, search hits,
+    answer citations and the parts of a document view are all passages, so one `location()` serves them all."""
+
     chunk_id: int
     doc_id: int
-    title: str
-    heading: str
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    text: str
-    explain: dict | None = None
+    path: str  # relative to the indexed folder in the store; as shown to the user in hits and citations
+    title: str = ""
+    heading: str = ""
+    start_line: int | None = None
+    end_line: int | None = None
+    page: int | None = None
+    text: str = ""
+    kind: str = ""  # file type: md, pdf, py, ...
+    hash: str = ""  # content hash of the chunk text (vectors and rerank scores are keyed by it)
 
     def location(self) -> str:
         return location(self.path, self.start_line, self.page)
 
+
+@dataclass(kw_only=True)
+class Hit(Passage):
+    """A ranked search result."""
+
+    rank: int = 0
+    score: float = 0.0
+    explain: dict | None = None
+
+    @classmethod
+    def of(cls, passage: Passage, *, path: str | None = None, rank: int = 0, score: float = 0.0) -> "Hit":
+        """A hit for a stored passage, its path as the user should see it."""
+        fields = {f: getattr(passage, f) for f in Passage.__dataclass_fields__}
+        return cls(**{**fields, "path": passage.path if path is None else path}, rank=rank, score=score)
+
     def to_json(self) -> dict:
         data = asdict(self)
+        del data["hash"]  # the store's key, not the user's
         if data["explain"] is None:
             del data["explain"]
         return data
+
+
+@dataclass(kw_only=True)
+class Citation(Passage):
+    """Passage `n` of an answer or summary ([n] in its text)."""
+
+    n: int
+
+    @classmethod
+    def of(cls, n: int, passage: Passage) -> "Citation":
+        return cls(n=n, **{f: getattr(passage, f) for f in Passage.__dataclass_fields__})
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in ("n", "path", "chunk_id", "doc_id", "start_line", "end_line", "page",
+                                              "heading")}
 
 
 @dataclass

@@ -36,7 +36,7 @@ class SearchOptions:
     k: int = 10
     mode: str = "hybrid"
     fusion: str = "minmax"
-    dense_weight: float = DEFAULT_DENSE_WEIGHT
+    dense_weight: float | None = None  # weight of dense scores in fusion; None: DEFAULT_DENSE_WEIGHT
     depth: int = 100  # candidates taken from each retriever before fusion
     path: str | None = None  # glob over the document's path relative to the indexed folder
     types: tuple[str, ...] = ()
@@ -47,11 +47,19 @@ class SearchOptions:
     group_by_document: bool = False
     explain: bool = False
 
+    def __post_init__(self) -> None:
+        if self.dense_weight is None:
+            self.dense_weight = DEFAULT_DENSE_WEIGHT
+        if isinstance(self.types, str):  # "md,pdf" as a user types it
+            self.types = tuple(self.types.split(","))
+        self.types = tuple(t.strip() for t in self.types if t.strip())
+
     def validate(self) -> None:
         if self.mode not in MODES:
-            raise InputError(f"mode '{self.mode}' is not one of {', '.join(MODES)} (use --mode hybrid)")
+            raise InputError(f"mode '{self.mode}' is not one of {', '.join(MODES)}", "use mode='hybrid'", "use --mode hybrid")
         if self.fusion not in FUSIONS:
-            raise InputError(f"fusion '{self.fusion}' is not one of {', '.join(FUSIONS)} (use --fusion minmax)")
+            raise InputError(f"fusion '{self.fusion}' is not one of {', '.join(FUSIONS)}", "use fusion='minmax'",
+                             "use --fusion minmax")
         if not 1 <= self.k <= MAX_K:
             raise InputError(f"k {self.k} is out of range (use a value from 1 to {MAX_K})")
         if self.rerank and not 1 <= self.rerank_depth <= MAX_RERANK_DEPTH:
@@ -67,11 +75,13 @@ class SearchOptions:
         if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
             raise InputError(f"rerank weight {self.rerank_weight} is out of range (use a value from 0 to 1)")
         if self.rerank_weight is not None and not self.rerank:
-            raise InputError(f"rerank weight {self.rerank_weight} given without a reranker (add --rerank lm, or drop --rerank-weight)")
+            raise InputError(f"rerank weight {self.rerank_weight} given without a reranker",
+                             "add rerank='lm', or leave rerank_weight unset", "add --rerank lm, or drop --rerank-weight")
 
 
 class Searcher:
-    """Search one index. Heavy parts (encoder, FAISS) load on first use and stay loaded."""
+    """Search one index. Heavy parts (encoder, FAISS) load on first use and stay loaded until `close()` (or the
+    end of a `with` block). `RemoteSearcher` (searchlm.client) has the same `search` for a `searchlm serve`."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -80,15 +90,16 @@ class Searcher:
             names = [m.name for m in list_indexes(settings.home)]
             hint = f"; indexes here: {', '.join(names)}" if names else ""
             raise IndexNotFoundError(
-                f"index '{settings.name}' not found in {settings.home}{hint} "
-                f"(run `searchlm index DIR --name {settings.name}`)"
+                f"index '{settings.name}' not found in {settings.home}{hint}",
+                f"create it with Index('{settings.name}').update(FOLDER)", f"run `searchlm index DIR --name {settings.name}`",
             )
         self.manifest = Manifest.load(self.index_dir)
         if settings.model and settings.model != self.manifest.model:
             raise IndexMismatchError(
-                f"index '{settings.name}' was built with model '{self.manifest.model}', not '{settings.model}' "
-                f"(search without --model, or rebuild: `searchlm drop {settings.name}` then "
-                f"`searchlm index {self.manifest.root} --name {settings.name} --model {settings.model}`)"
+                f"index '{settings.name}' was built with model '{self.manifest.model}', not '{settings.model}'",
+                f"search without a model, or drop the index and index '{self.manifest.root}' again with this model",
+                f"search without --model, or rebuild: `searchlm drop {settings.name}` then "
+                f"`searchlm index {self.manifest.root} --name {settings.name} --model {settings.model}`",
             )
         self.store = Store(self.index_dir / DB_FILE)
         self._encoder = None
@@ -100,6 +111,12 @@ class Searcher:
 
     def close(self) -> None:
         self.store.close()
+
+    def __enter__(self) -> "Searcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- loading ------------------------------------------------------------------------------------------
     @property
@@ -260,7 +277,8 @@ class Searcher:
             try:
                 when = datetime.fromisoformat(options.since)
             except ValueError:
-                raise InputError(f"date '{options.since}' is not a date (use YYYY-MM-DD, e.g. --since 2024-01-31)") from None
+                raise InputError(f"date '{options.since}' is not a date", "use YYYY-MM-DD, e.g. 2024-01-31",
+                                 "use YYYY-MM-DD, e.g. --since 2024-01-31") from None
             if not 1900 <= when.year <= 2200:  # nanoseconds past 2262 overflow SQLite's 64-bit integers
                 raise InputError(f"date '{options.since}' is out of range (use a year from 1900 to 2200)")
             clauses.append("d.mtime_ns >= ?")
@@ -275,11 +293,7 @@ class Searcher:
             return str(full)
 
     def _hit(self, row, score: float) -> Hit:
-        return Hit(
-            rank=0, score=round(float(score), 6), path=self.display_path(row.path), chunk_id=row.id, doc_id=row.doc_id,
-            title=row.title, heading=row.heading, start_line=row.start_line, end_line=row.end_line, page=row.page,
-            text=row.text,
-        )
+        return Hit.of(row, path=self.display_path(row.path), score=round(float(score), 6))
 
 
 def _document_max(scores: dict[int, float], doc_of: dict[int, int]) -> dict[int, float]:

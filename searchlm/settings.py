@@ -20,12 +20,15 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda
     server: str | None = None
     debug: bool = False
+    name_given: bool = False  # the name came from a flag or SEARCHLM_NAME (a server then uses it, not its own)
 
     @classmethod
     def load(cls, **overrides) -> "Settings":
         """Build settings from explicit values (None means "not given"), then SEARCHLM_<FIELD>, then defaults."""
         values = {}
         for f in fields(cls):
+            if f.name == "name_given":
+                continue
             given = overrides.get(f.name)
             if given is None:
                 given = os.environ.get(f"SEARCHLM_{f.name.upper()}") or None
@@ -36,6 +39,7 @@ class Settings:
             elif f.name == "debug" and isinstance(given, str):
                 given = given.lower() in ("1", "true", "yes", "on")
             values[f.name] = given
+        values["name_given"] = "name" in values
         return cls(**values)
 
     def with_(self, **changes) -> "Settings":

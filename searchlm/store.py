@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from searchlm.records import Chunk
+from searchlm.records import Chunk, Passage
 
 if TYPE_CHECKING:  # numpy is imported where vectors are handled: `searchlm indexes` needs none of it
     import numpy as np
@@ -88,19 +88,14 @@ class DocumentRow:
     n_chunks: int
 
 
-@dataclass
-class ChunkRow:
-    id: int
-    doc_id: int
-    path: str
-    kind: str
-    title: str
-    heading: str
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    text: str
-    hash: str
+_PASSAGE_FIELDS = ("chunk_id", "doc_id", "path", "kind", "title", "heading", "start_line", "end_line", "page", "text",
+                   "hash")
+
+
+def _passage(row) -> Passage:
+    """A `Passage` from a row selected as `c.id, c.doc_id, d.path, d.kind, c.title, c.heading, c.start_line,
+    c.end_line, c.page, c.text, c.hash`."""
+    return Passage(**dict(zip(_PASSAGE_FIELDS, row)))
 
 
 class Store:
@@ -266,9 +261,9 @@ class Store:
             yield ids, vecs
             last = int(ids[-1])
 
-    def chunks_by_id(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+    def chunks_by_id(self, ids: Iterable[int]) -> dict[int, Passage]:
         ids = [int(i) for i in ids]
-        out: dict[int, ChunkRow] = {}
+        out: dict[int, Passage] = {}
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
@@ -277,16 +272,16 @@ class Store:
                 f" c.text, c.hash FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
                 part,
             ):
-                out[r[0]] = ChunkRow(*r)
+                out[r[0]] = _passage(r)
         return out
 
-    def chunks_of_document(self, doc_id: int) -> list[ChunkRow]:
+    def chunks_of_document(self, doc_id: int) -> list[Passage]:
         rows = self.conn.execute(
             "SELECT c.id, c.doc_id, d.path, d.kind, c.title, c.heading, c.start_line, c.end_line, c.page, c.text,"
             " c.hash FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.ordinal",
             (doc_id,),
         ).fetchall()
-        return [ChunkRow(*r) for r in rows]
+        return [_passage(r) for r in rows]
 
     def filtered_chunk_ids(self, where: str, params: list) -> np.ndarray:
         """Ids of chunks whose document matches a filter clause built by `search.filters`."""

@@ -17,14 +17,15 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from searchlm.answer import Citation, MAX_K, generator_name, get_generator
+from searchlm.answer import MAX_K, generator_name, get_generator
 from searchlm.errors import InputError
-from searchlm.generate.citations import CheckedStream, cited_numbers, content_words, sentences, trace, words
-from searchlm.records import Hit
+from searchlm.generate.citations import CheckedStream, cited_numbers, trace
+from searchlm.text import CITATION, content_words, sentences, words
+from searchlm.records import Citation, Hit
 
 if TYPE_CHECKING:
     from searchlm.generate.base import Generator
@@ -36,7 +37,6 @@ PIECE_TOKENS = 768
 # A summary sentence paraphrases: it is cited to the chunk that holds most of its content words, if that is at
 # least this share of them (answers need 80 %).
 SUMMARY_TRACE_SHARE = 0.5
-_MARKERS = re.compile(r"\[\d+\]")
 _LIST_MARK = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|#+\s+|>\s*)")
 MIN_CHUNK_TOKENS = 32
 MAX_ROUNDS = 4  # pieces of pieces: a 100-page document still ends after a few rounds
@@ -69,7 +69,7 @@ class Summary:
         return {
             "target": self.target,
             "summary": self.summary,
-            "citations": [asdict(c) for c in self.citations],
+            "citations": [c.to_json() for c in self.citations],
             "passages": [h.to_json() for h in self.passages],
             "model": self.model,
             "seconds": round(self.seconds, 3),
@@ -94,7 +94,8 @@ def summarize(
 
     options = options or SummaryOptions()
     if (path is None) == (query is None):
-        raise InputError("give a document path or --query, not both or neither (e.g. `searchlm summarize notes.md`)")
+        raise InputError("give a document path or a query, not both or neither", "e.g. summarize(path='notes.md')",
+                         "e.g. `searchlm summarize notes.md` or `searchlm summarize --query ...`")
     if not 1 <= options.k <= MAX_K:
         raise InputError(f"k {options.k} is out of range for summaries (use a value from 1 to {MAX_K})")
     started = time.perf_counter()
@@ -107,7 +108,7 @@ def summarize(
         passages = searcher.search(query, SearchOptions(k=options.k, mode=options.mode))
         target = query
         if not passages:
-            raise InputError(f"no passages match '{query}' (try other words, or `searchlm search` to explore)")
+            raise InputError(f"no passages match '{query}'", "try other words", "try other words, or `searchlm search` to explore")
     if generator is None:
         generator = get_generator(options.generator or getattr(searcher.settings, "generator", None),
                                   getattr(searcher.settings, "device", "auto"))
@@ -143,7 +144,7 @@ class _Faithful:
     def __call__(self, sentence: str, first: bool, complete: bool) -> str | None:
         if not complete:
             return None
-        bare = _MARKERS.sub(" ", sentence)
+        bare = CITATION.sub(" ", sentence)
         key = " ".join(re.findall(r"\w+", bare.lower()))
         if not key or key in self.seen:
             return ""
@@ -181,17 +182,13 @@ def document_passages(searcher: "Searcher", path: str) -> list[Hit]:
     doc = next((d for d in map(searcher.store.document_by_path, dict.fromkeys(candidates)) if d is not None), None)
     if doc is None:
         raise InputError(
-            f"'{path}' is not a document of index '{searcher.settings.name}' (indexed folder: {root}; "
-            "give its path as `searchlm search` shows it)"
+            f"'{path}' is not a document of index '{searcher.settings.name}' (indexed folder: {root})",
+            "give its path as a search hit shows it", "give its path as `searchlm search` shows it",
         )
     rows = searcher.store.chunks_of_document(doc.id)
     if not rows:
         raise InputError(f"'{path}' has no text in index '{searcher.settings.name}' (nothing to summarize)")
-    return [
-        Hit(rank=i, score=0.0, path=searcher.display_path(r.path), chunk_id=r.id, doc_id=r.doc_id, title=r.title,
-            heading=r.heading, start_line=r.start_line, end_line=r.end_line, page=r.page, text=r.text)
-        for i, r in enumerate(rows, start=1)
-    ]
+    return [Hit.of(r, path=searcher.display_path(r.path), rank=i) for i, r in enumerate(rows, start=1)]
 
 
 # -- map and reduce ---------------------------------------------------------------------------------------
@@ -208,7 +205,8 @@ def pack(generator: "Generator", blocks: list[str], max_tokens: int, instruction
     if room < MIN_CHUNK_TOKENS:
         raise InputError(
             f"generator '{generator.name}' has {generator.context_length} positions, too few for a summary of "
-            f"{max_tokens} tokens (use --max-tokens {max(16, generator.context_length // 4)})"
+            f"{max_tokens} tokens", f"use max_tokens={max(16, generator.context_length // 4)}",
+            f"use --max-tokens {max(16, generator.context_length // 4)}",
         )
     pieces: list[list[str]] = [[]]
     used = 0

@@ -28,7 +28,7 @@ def test_devices_and_autocast_on_the_cpu(monkeypatch):
     assert pick_device("cpu") == "cpu"
     assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ModelError, match="use --device cpu"):
+        with pytest.raises(ModelError, match="use device='cpu'"):
             pick_device("cuda")
     monkeypatch.setenv("SEARCHLM_BF16", "0")
     assert cpu_has_bf16() is False

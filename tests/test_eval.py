@@ -69,7 +69,7 @@ def test_load_beir_keeps_only_judged_queries(tmp_path):
 
 def test_load_beir_missing_split_names_the_ones_there(tmp_path):
     root = write_beir(tmp_path / "tiny")
-    with pytest.raises(InputError, match=r"split 'train'.*--split test"):
+    with pytest.raises(InputError, match=r"split 'train'.*split='test'"):
         load_beir(root, "train")
 
 

@@ -229,7 +229,7 @@ def test_unknown_model_is_a_model_error_that_names_it(monkeypatch):
     from searchlm.generate import load_generator
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelError, match="cannot load generator 'no-such-org/no-such-model'.*--generator"):
+    with pytest.raises(ModelError, match="cannot load generator 'no-such-org/no-such-model'.*generator"):
         load_generator("no-such-org/no-such-model", "cpu")
 
 

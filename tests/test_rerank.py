@@ -127,7 +127,7 @@ def test_lm_missing_model_is_a_model_error(tmp_path):
         load_reranker(f"lm:{tmp_path / 'no-such-model'}", Settings())
     empty = tmp_path / "empty-folder"
     empty.mkdir()
-    with pytest.raises(ModelError, match=r"cannot load LM .*--rerank lm"):
+    with pytest.raises(ModelError, match=r"cannot load LM .*rerank=.lm"):
         load_reranker(f"lm:{empty}", Settings())
 
 

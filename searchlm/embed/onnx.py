@@ -167,7 +167,8 @@ class OnnxEmbedder(Embedder):
     def __init__(self, folder: Path, threads: int | None = None, warm: bool = False):
         config_path = folder / CONFIG_FILE
         if not config_path.is_file():
-            raise ModelError(f"no ONNX encoder in '{folder}' (run `searchlm index` again to export it)")
+            raise ModelError(f"no ONNX encoder in '{folder}'", "index the folder again to export it",
+                             "run `searchlm index` again to export it")
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -206,7 +207,8 @@ class OnnxEmbedder(Embedder):
         if path.is_file():
             return path
         if not (self.folder / ONNX_FILE).is_file():
-            raise ModelError(f"no ONNX encoder in '{self.folder}' (run `searchlm index` again to export it)")
+            raise ModelError(f"no ONNX encoder in '{self.folder}'", "index the folder again to export it",
+                             "run `searchlm index` again to export it")
         if not os.access(self.folder, os.W_OK):
             return None
         try:

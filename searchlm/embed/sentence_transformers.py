@@ -23,8 +23,8 @@ class SentenceTransformerEmbedder(Embedder):
             self.model = SentenceTransformer(self.path, device=self.device)
         except Exception as exc:
             raise ModelError(
-                f"cannot load embedding model '{model}' ({type(exc).__name__}: {str(exc).splitlines()[0][:200]});"
-                " pass a local sentence-transformers folder with --model"
+                f"cannot load embedding model '{model}' ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                "pass a local sentence-transformers folder as the model", "pass a local sentence-transformers folder with --model",
             ) from exc
         self.dimension = embedding_dimension(self.model)
         self.max_seq_length = int(self.model.max_seq_length or 512)

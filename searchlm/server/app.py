@@ -28,9 +28,9 @@ from searchlm import __version__
 from searchlm.errors import InputError, SearchlmError
 from searchlm.manifest import list_indexes
 from searchlm.search import DEFAULT_DENSE_WEIGHT, MAX_K, MODES, SearchOptions
-from searchlm.server.documents import document_view
+from searchlm.documents import document_view
 from searchlm.server.engines import Engines, status_for
-from searchlm.server import LOOPBACK
+from searchlm.server.net import LOOPBACK
 from searchlm.server.guard import MAX_BODY_BYTES, Guard
 from searchlm.server.stream import ask_events
 from searchlm.settings import Settings

@@ -1,0 +1,170 @@
+"""`Index`: one named index as a Python object, the handle the CLI, the server and the MCP server work through.
+
+    import searchlm
+
+    with searchlm.Index("notes", home="~/indexes") as index:
+        index.update("~/notes")                       # first run: extract, chunk, embed; later runs: what changed
+        for hit in index.search("how do bees keep warm", k=3):
+            print(hit.location(), hit.score, hit.heading)
+        answer = index.ask("How do bees keep warm in winter?")
+
+An `Index` is cheap to create: nothing is opened until a method needs it. The searcher it opens (SQLite, the
+ONNX query encoder, FAISS) stays open until `close()` or the end of the `with` block, so a long-lived caller
+pays each load once. Options can be given as an options object (`SearchOptions`, `AskOptions`, ...) or as
+keyword arguments of the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from searchlm.settings import Settings
+
+if TYPE_CHECKING:
+    from searchlm.answer import Answer, AskOptions
+    from searchlm.records import Hit, IndexReport
+    from searchlm.search import SearchOptions, Searcher
+    from searchlm.summarize import Summary, SummaryOptions
+
+
+class Index:
+    """The index `name` in the index home `home` (default: settings from `SEARCHLM_*`, then `./indexes`)."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        home: str | Path | None = None,
+        *,
+        model: str | None = None,
+        generator: str | None = None,
+        device: str | None = None,
+        settings: Settings | None = None,
+    ):
+        base = settings or Settings.load()
+        self.settings = base.with_(
+            name=name, home=Path(home).expanduser() if home is not None else None, model=model,
+            generator=generator, device=device,
+        )
+        self._searcher: Searcher | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def path(self) -> Path:
+        """The index folder (manifest, SQLite file, vectors, query encoder)."""
+        return self.settings.index_dir
+
+    @property
+    def exists(self) -> bool:
+        return (self.path / "manifest.json").is_file()
+
+    def __repr__(self) -> str:
+        return f"Index({self.name!r}, home={str(self.settings.home)!r})"
+
+    # -- lifetime -----------------------------------------------------------------------------------------
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the searcher (SQLite connection, loaded models); the next call opens it again."""
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
+
+    @property
+    def searcher(self) -> "Searcher":
+        """The open `Searcher` (opened on first use): the lower-level object for warm loops and servers."""
+        if self._searcher is None:
+            from searchlm.search import Searcher
+
+            self._searcher = Searcher(self.settings)
+        return self._searcher
+
+    # -- writing ------------------------------------------------------------------------------------------
+    def update(
+        self,
+        folder: str | Path,
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+        embedder=None,
+        chunker=None,
+    ) -> "IndexReport":
+        """Index `folder` into this index: only what changed since the last run (created on the first run).
+        `progress(phase, done, total)` is called as files are read and chunks embedded; `embedder` replaces
+        the default encoder (any object with `embed(texts) -> array`, `dimension`, `model_id`)."""
+        from searchlm.indexer import index_folder
+
+        report = index_folder(Path(folder), self.settings, progress=progress, chunker=chunker, embedder=embedder)
+        self.close()  # a searcher opened before the update re-reads the manifest on next use
+        return report
+
+    def drop(self) -> None:
+        """Delete this index's folder (the indexed documents are not touched)."""
+        from searchlm.index_admin import drop_index
+
+        self.close()
+        drop_index(self.settings)
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def status(self) -> dict:
+        """The manifest plus live counts, size on disk and whether the vectors are current."""
+        from searchlm.index_admin import index_status
+
+        return index_status(self.settings)
+
+    def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> "list[Hit]":
+        """Ranked passages for `query`: `k`, `mode` (hybrid, dense, keyword), `path`, `types`, `since`,
+        `rerank`, ... as in `SearchOptions`."""
+        return self.searcher.search(query, options, **kwargs)
+
+    def ask(
+        self,
+        question: str,
+        options: "AskOptions | None" = None,
+        *,
+        on_token: Callable[[str], None] | None = None,
+        **kwargs,
+    ) -> "Answer":
+        """An answer with numbered citations, or a refusal when the documents do not cover the question.
+        `on_token` receives the checked answer as it is written."""
+        from searchlm.answer import AskOptions, ask
+
+        options = options or AskOptions(**kwargs)
+        return ask(self.searcher, question, options, on_token=on_token)
+
+    def summarize(
+        self,
+        path: str | None = None,
+        query: str | None = None,
+        options: "SummaryOptions | None" = None,
+        *,
+        on_token: Callable[[str], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        **kwargs,
+    ) -> "Summary":
+        """A cited summary of one indexed document (`path`, as hits show it) or of a query's top results."""
+        from searchlm.summarize import SummaryOptions, summarize
+
+        options = options or SummaryOptions(**kwargs)
+        return summarize(self.searcher, path, query, options, on_token=on_token, on_progress=on_progress)
+
+    def document(self, doc_id: int, chunk_id: int | None = None):
+        """One stored document (`DocumentView`: its text rebuilt from its passages), a passage marked."""
+        from searchlm.documents import document_view
+
+        return document_view(self.searcher, doc_id, chunk_id)
+
+
+def list_indexes(home: str | Path | None = None):
+    """The manifests of the indexes in `home` (default: the configured index home), by name."""
+    from searchlm.manifest import list_indexes as _list
+
+    settings = Settings.load(home=Path(home).expanduser() if home is not None else None)
+    return _list(settings.home)
