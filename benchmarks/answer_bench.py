@@ -95,7 +95,8 @@ def load_questions(data: Path, n: int, seed: int) -> list[dict]:
 
 # -- run --------------------------------------------------------------------------------------------------
 def run(args) -> dict:
-    from searchlm.answer import AskOptions, ask, get_generator
+    from searchlm.answer import AskOptions, ask
+    from searchlm.generate import get_generator
     from searchlm.search import Searcher
 
     if args.focus_tokens is not None:

@@ -6,14 +6,14 @@ forward, same bf16 weights) vs searchlm's LMReranker, on the same 5 SciFact test
 import time, os, contextlib, torch
 os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path
-from searchlm.evaluate import load_beir, _natural
+from searchlm.evaluate import load_beir, natural_order
 from searchlm.search import Searcher, SearchOptions
 from searchlm.settings import Settings
 from searchlm.rerank.base import passage_text
 from searchlm.rerank.lm import LMReranker, PROMPT
 ds = load_beir(Path("/work/shared/datasets/scifact"), "test")
 s = Searcher(Settings(home=Path("/tmp/searchlm-eval"), name="eval-scifact"))
-qids = sorted(ds.queries, key=_natural)[200:205]
+qids = sorted(ds.queries, key=natural_order)[200:205]
 cands = {q: [passage_text(h) for h in s.search(ds.queries[q], SearchOptions(k=20, group_by_document=True))] for q in qids}
 lm = LMReranker(None)
 tok, model = lm.tokenizer, lm.model

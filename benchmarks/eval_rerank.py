@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from searchlm.evaluate import EVAL_DEPTH, _natural, doc_id_of, ensure_eval_index, load_beir, score_run  # noqa: E402
+from searchlm.evaluate import EVAL_DEPTH, natural_order, doc_id_of, ensure_eval_index, load_beir, score_run  # noqa: E402
 from searchlm.rerank import load_reranker, rerank_hits  # noqa: E402
 from searchlm.search import Searcher, SearchOptions  # noqa: E402
 from searchlm.settings import Settings  # noqa: E402
@@ -51,7 +51,7 @@ def main():
         base = reranker.key.split(":")[1]
         reranker.key = f"lm:{base}:window{reranker.passage_tokens}:{_prompt_tag(reranker.prompt)}"
     print(f"loaded {reranker.key} in {time.perf_counter() - t0:.1f}s", flush=True)
-    qids = sorted(ds.queries, key=_natural)[a.offset :][: a.limit or None]
+    qids = sorted(ds.queries, key=natural_order)[a.offset :][: a.limit or None]
     options = SearchOptions(k=EVAL_DEPTH, group_by_document=True)
     base_hits, seconds, cpu, fresh = {}, [], [], 0
     for n, q in enumerate(qids, start=1):

@@ -18,16 +18,16 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from searchlm.errors import InputError
+from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator
 from searchlm.generate.citations import CheckedStream, cited_numbers
 from searchlm.text import CITATION, content_words, sentences, words
-from searchlm.records import Citation, Hit
+from searchlm.records import Citation, Hit, cited_json
 
 if TYPE_CHECKING:
     from searchlm.generate.base import Generator
@@ -87,15 +87,7 @@ class Answer:
     extractive: bool = False  # the model's text could not be traced to a passage: a quoted sentence instead
 
     def to_json(self) -> dict:
-        return {
-            "question": self.question,
-            "answer": self.answer,
-            "citations": [c.to_json() for c in self.citations],
-            "passages": [h.to_json() for h in self.passages],
-            "refused": self.refused,
-            "model": self.model,
-            "seconds": round(self.seconds, 3),
-        }
+        return {"question": self.question, "answer": self.answer, "refused": self.refused, **cited_json(self)}
 
 
 @dataclass
@@ -113,29 +105,6 @@ class AskOptions:
             raise InputError(f"max tokens {self.max_tokens} is too small", "use max_tokens=64 or more", "use --max-tokens 64 or more")
         if not 0.0 <= self.temperature <= 2.0:
             raise InputError(f"temperature {self.temperature} is out of range (use 0 for greedy, up to 2)")
-
-
-# -- generators, cached per process ---------------------------------------------------------------------
-_generators: dict[tuple[str, str], "Generator"] = {}
-_generators_lock = threading.Lock()
-
-
-def get_generator(name: str | None, device: str = "auto") -> "Generator":
-    """Load a generator once per process and keep it (a server keeps it warm between questions)."""
-    from searchlm.generate.registry import load_generator, resolve_generator
-
-    source, gguf_file, _ = resolve_generator(name)
-    key = (f"{source}::{gguf_file or ''}", device)
-    with _generators_lock:
-        if key not in _generators:
-            _generators[key] = load_generator(name, device)
-        return _generators[key]
-
-
-def generator_name(name: str | None) -> str:
-    from searchlm.generate.registry import DEFAULT_GENERATOR
-
-    return name or DEFAULT_GENERATOR
 
 
 # -- ask --------------------------------------------------------------------------------------------------
@@ -162,7 +131,7 @@ def ask(
     hits = searcher.search(question, SearchOptions(k=options.k, mode=options.mode))
     evidence, ranked = weigh_evidence(searcher, question, hits)
     timings = {"retrieve": time.perf_counter() - started}
-    model = generator.name if generator is not None else generator_name(name)
+    model = generator.name if generator is not None else (name or DEFAULT_GENERATOR)
     if not hits or evidence < EVIDENCE_THRESHOLD:
         return Answer(question, REFUSAL, [], hits, True, model, time.perf_counter() - started, evidence, timings)
 

@@ -20,11 +20,11 @@ def cache_home() -> Path:
 def model_fingerprint(model: str | Path) -> str:
     """16 hex characters that change when a local model's files are rewritten: its resolved path plus the names,
     sizes and modification times of its files (nothing is read). Hidden files and searchlm's own `searchlm-*`
-    settings are left out: writing a tuned blend weight changes no model output. A name that is not a local path
-    (a hub name) is fingerprinted as that name."""
+    settings are left out: writing a tuned blend weight changes no model output. "" for a name that is not a
+    local path (a hub name: the name itself is its identity)."""
     path = Path(model).expanduser()
     if not path.exists():
-        return hashlib.sha256(str(model).encode()).hexdigest()[:16]
+        return ""
     root = path.resolve()
     h = hashlib.sha256(str(root).encode())
     files = sorted(root.rglob("*")) if root.is_dir() else [root]

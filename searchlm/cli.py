@@ -356,7 +356,7 @@ def tune(
     as_json: bool = JsonOpt,
 ) -> None:
     """Fine-tune the LM reranker on your relevance judgments (SciFact: ~30 min on 2 cores, test nDCG@10 0.745 -> 0.769)."""
-    from searchlm.rerank.tune import tune_lm_reranker
+    from searchlm.tune import tune_lm_reranker
 
     settings = _settings(home=home, device=device)
     with _progress(as_json) as progress:

@@ -238,7 +238,7 @@ def evaluate(
     dataset = load_beir(Path(dataset_dir), split)
     target = ensure_eval_index(dataset, settings, chunker=chunker, progress=progress, embedder=embedder)
     options = replace(options or SearchOptions(), k=EVAL_DEPTH, group_by_document=True, explain=False)
-    query_ids = sorted(dataset.queries, key=_natural)[: limit or None]
+    query_ids = sorted(dataset.queries, key=natural_order)[: limit or None]
     searcher = Searcher(target)
     try:
         searcher.warm()
@@ -302,7 +302,8 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _natural(qid: str):
+def natural_order(qid: str):
+    """Sort key for query ids: numbers in numeric order ("2" before "10"), then other ids alphabetically."""
     return (0, int(qid), "") if qid.isdigit() else (1, 0, qid)
 
 

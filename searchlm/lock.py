@@ -1,4 +1,6 @@
-"""One writer per index: an exclusive, non-blocking flock on `<index>/.lock`. Readers never lock (SQLite WAL)."""
+"""One writer per index: an exclusive lock on `<index>/.lock` (filelock: flock on POSIX, msvcrt on Windows), taken
+without waiting. Readers never lock (SQLite WAL). The holder's pid is kept beside it in `.writer`, so a second
+writer is told who holds the index."""
 
 from __future__ import annotations
 
@@ -8,24 +10,29 @@ from pathlib import Path
 
 from searchlm.errors import IndexBusyError
 
+LOCK_FILE = ".lock"
+WRITER_FILE = ".writer"
+
 
 @contextmanager
 def write_lock(index_dir: Path, name: str):
-    import fcntl
+    from filelock import FileLock, Timeout
 
     index_dir.mkdir(parents=True, exist_ok=True)
-    path = index_dir / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = FileLock(index_dir / LOCK_FILE, timeout=0)
     try:
+        lock.acquire()
+    except Timeout:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise IndexBusyError(
-                f"index '{name}' is being written by pid {holder}; wait for that run to finish, then run again"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+            holder = (index_dir / WRITER_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            holder = ""
+        raise IndexBusyError(
+            f"index '{name}' is being written by {f'pid {holder}' if holder else 'another process'}",
+            "wait for that run to finish, then run again",
+        ) from None
+    try:
+        (index_dir / WRITER_FILE).write_text(str(os.getpid()), encoding="utf-8")
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        lock.release()

@@ -118,6 +118,16 @@ class IndexReport:
         return self.chunks_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
 
+def cited_json(result) -> dict:
+    """The parts an answer's and a summary's JSON share: their citations, passages, model and time."""
+    return {
+        "citations": [c.to_json() for c in result.citations],
+        "passages": [h.to_json() for h in result.passages],
+        "model": result.model,
+        "seconds": round(result.seconds, 3),
+    }
+
+
 def location(path: str, start_line: int | None, page: int | None) -> str:
     """`path:line`, or `path#page=N` for paged documents: how hits and citations point at a passage."""
     if page is not None:

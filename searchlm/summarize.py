@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from searchlm.answer import MAX_K, generator_name, get_generator
+from searchlm.answer import MAX_K
+from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator
 from searchlm.errors import InputError
 from searchlm.generate.citations import CheckedStream, cited_numbers, trace
 from searchlm.text import CITATION, content_words, sentences, words
-from searchlm.records import Citation, Hit
+from searchlm.records import Citation, Hit, cited_json
 
 if TYPE_CHECKING:
     from searchlm.generate.base import Generator
@@ -69,10 +70,7 @@ class Summary:
         return {
             "target": self.target,
             "summary": self.summary,
-            "citations": [c.to_json() for c in self.citations],
-            "passages": [h.to_json() for h in self.passages],
-            "model": self.model,
-            "seconds": round(self.seconds, 3),
+            **cited_json(self),
             "pieces": self.pieces,
             "extractive": self.extractive,
         }
@@ -119,7 +117,7 @@ def summarize(
         if on_token is not None:
             on_token(text)
     citations = [Citation.of(n, passages[n - 1]) for n in cited_numbers(text)]
-    return Summary(target, text, citations, passages, generator.name or generator_name(options.generator),
+    return Summary(target, text, citations, passages, generator.name or options.generator or DEFAULT_GENERATOR,
                    time.perf_counter() - started, pieces, extractive)
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from searchlm.answer import EVIDENCE_THRESHOLD, REFUSAL, AskOptions, Answer, _tidy, ask, get_generator
+from searchlm.answer import EVIDENCE_THRESHOLD, REFUSAL, AskOptions, Answer, _tidy, ask
+from searchlm.generate import get_generator
 from searchlm.cli import app
 from searchlm.errors import InputError
 from searchlm.generate.citations import CheckedStream, MarkerFilter, check_citations, cited_numbers
 from searchlm.search import Searcher
-from test_generate import ScriptedGenerator, build_tiny_gpt2
+from helpers import ScriptedGenerator, build_tiny_gpt2
 
 FILES = {
     "eiffel.md": "# Eiffel Tower\n\nThe Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 "
@@ -218,12 +219,13 @@ def test_cli_ask_streams_then_lists_sources(index, tiny_gpt2_dir):
 
 
 def test_cli_ask_prints_the_checked_answer_as_it_streams(index, tiny_gpt2_dir, monkeypatch):
-    import searchlm.answer
+    from searchlm.generate.registry import GENERATOR_KINDS
 
-    base = get_generator(str(tiny_gpt2_dir), "auto")  # the one `ask --generator DIR` gets from the cache
-    key = next(k for k, g in searchlm.answer._generators.items() if g is base)
-    monkeypatch.setitem(searchlm.answer._generators, key, ScriptedGenerator(base, MISLABELLED))
-    result = _run("ask", HARVEST, "--home", str(index.home), "--name", index.name, "--generator", str(tiny_gpt2_dir))
+    # A generator kind of its own (as a plugin would add one): the tiny GPT-2's tokenizer, a scripted answer.
+    monkeypatch.setitem(GENERATOR_KINDS, "scripted",
+                        lambda model, device: ScriptedGenerator(get_generator(model, device), MISLABELLED))
+    result = _run("ask", HARVEST, "--home", str(index.home), "--name", index.name,
+                  "--generator", f"scripted:{tiny_gpt2_dir}")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[:2] == [CHECKED, "Sources:"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from helpers import DOCS, write_beir
 from searchlm.cli import app
 from searchlm.errors import InputError
 from searchlm.evaluate import (
@@ -23,38 +24,6 @@ from searchlm.evaluate import (
 from searchlm.extract.text import extract_text
 from searchlm.search import SearchOptions
 from searchlm.settings import Settings
-
-DOCS = {
-    "volc": ("Volcanoes", "Magma rises through the crust and erupts as lava from volcanic vents."),
-    "bees": ("Beekeeping", "Honey bees live in hives; the beekeeper harvests honey and wax in late summer."),
-    "tea": ("Tea processing", "Green tea leaves are steamed, rolled and dried; black tea is fully oxidised."),
-    "chess": ("Chess openings", "The Sicilian Defence answers 1.e4 with c5 and leads to sharp positions."),
-    "bike": ("History of the bicycle", "The safety bicycle with a chain drive replaced the penny-farthing."),
-    "reef": ("Coral reefs", "Reef-building corals host algae; warm water causes coral bleaching."),
-}
-QUERIES = {
-    "q1": "how does lava erupt from a volcano",
-    "q2": "harvesting honey from bee hives",
-    "q3": "why do corals bleach in warm water",
-    "q4": "unjudged query about tea",
-}
-QRELS = [("q1", "volc", 1), ("q2", "bees", 2), ("q3", "reef", 1), ("q3", "tea", 0)]
-
-
-def write_beir(root: Path, docs=DOCS, queries=QUERIES, qrels=QRELS, split="test") -> Path:
-    (root / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(root / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for i, (title, text) in docs.items():
-            f.write(json.dumps({"_id": i, "title": title, "text": text, "metadata": {}}) + "\n")
-    with open(root / "queries.jsonl", "w", encoding="utf-8") as f:
-        for i, text in queries.items():
-            f.write(json.dumps({"_id": i, "text": text, "metadata": {}}) + "\n")
-    with open(root / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for q, d, s in qrels:
-            f.write(f"{q}\t{d}\t{s}\n")
-    return root
-
 
 # -- loading ---------------------------------------------------------------------------------------------
 def test_load_beir_keeps_only_judged_queries(tmp_path):

@@ -8,60 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TEXTS, build_tiny_gpt2, hit
 from searchlm.errors import ModelError
-from searchlm.generate.base import Generator
-from searchlm.records import Hit
-
-TEXTS = [
-    "The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
-    "Bees make honey in hives and the beekeeper harvests it in late summer.",
-    "The Sicilian Defence is a sharp chess opening for Black.",
-    "Coral reefs bleach when the water gets too warm for their algae.",
-    "Question: what is it? Answer: a passage, with numbers [1] and [2].",
-]
-
-
-def build_tiny_gpt2(folder: Path, n_positions: int = 1024) -> Path:
-    """A 2-layer random GPT-2 with a byte-level BPE tokenizer trained here, saved as a Hugging Face folder."""
-    import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    folder.mkdir(parents=True, exist_ok=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(TEXTS * 20, vocab_size=400, special_tokens=["<|endoftext|>"])
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-    tok.model_max_length = n_positions
-    tok.save_pretrained(folder)
-    config = GPT2Config(
-        vocab_size=len(tok), n_positions=n_positions, n_embd=64, n_layer=2, n_head=2,
-        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(0)
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    return folder
-
-
-class ScriptedGenerator(Generator):
-    """A real generator's tokenizer and window (prompts are built for real) whose output is scripted: the
-    pieces stream one by one, as a model's tokens do, so what is shown can be checked exactly."""
-
-    def __init__(self, base: Generator, pieces: list[str]):
-        self.base, self.pieces = base, pieces
-        self.name, self.context_length, self.chat = base.name, base.context_length, base.chat
-
-    def count_tokens(self, text: str) -> int:
-        return self.base.count_tokens(text)
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        return self.base.truncate(text, max_tokens)
-
-    def generate(self, prompt, max_tokens, temperature=0.0, on_token=None, stop=()) -> str:
-        for piece in self.pieces:
-            if on_token is not None:
-                on_token(piece)
-        return "".join(self.pieces)
-
 
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory):
@@ -69,11 +17,6 @@ def gpt2(tmp_path_factory):
 
     folder = build_tiny_gpt2(tmp_path_factory.mktemp("gen") / "tiny-gpt2")
     return load_generator(str(folder), "cpu")
-
-
-def hit(n: int, text: str, path: str = "doc.md") -> Hit:
-    return Hit(rank=n, score=1.0, path=path, chunk_id=n, doc_id=n, title="", heading=f"Part {n}", start_line=n,
-               end_line=n, page=None, text=text)
 
 
 def test_tiny_gpt2_is_a_plain_generator_with_1024_positions(gpt2):
@@ -235,7 +178,7 @@ def test_unknown_model_is_a_model_error_that_names_it(monkeypatch):
 
 @pytest.mark.slow
 def test_packaged_smollm2_has_a_chat_template_and_answers():
-    from searchlm.answer import get_generator
+    from searchlm.generate import get_generator
 
     gen = get_generator("smollm2", "cpu")
     assert gen.chat and gen.name == "smollm2" and gen.context_length >= 2048
@@ -287,7 +230,7 @@ def test_a_greedy_loop_is_cut_short():
 
 
 def test_sentences_end_at_rules_blank_lines_and_list_items():
-    from searchlm.generate.citations import sentences
+    from searchlm.text import sentences
 
     text = ("A TASTING JOURNAL\nNotes from a cheese shop\n==========\n\nPrices are per 100 g. We stock:\n"
             "  - curado, 6 months: nutty. £3.10\n  - viejo, 12 months: crumbly. £3.90\nSmith liked it.")

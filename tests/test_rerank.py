@@ -343,10 +343,10 @@ def test_tune_trains_saves_and_chooses_a_weight_the_folder_carries(tmp_path, tin
     import json
 
     from safetensors.torch import load_file
-    from test_eval import DOCS, write_beir
+    from helpers import DOCS, write_beir
 
     from searchlm.rerank.lm import SETTINGS_FILE
-    from searchlm.rerank.tune import tune_lm_reranker
+    from searchlm.tune import tune_lm_reranker
 
     queries = {"q1": "how does lava erupt from a volcano", "q2": "harvesting honey from bee hives",
                "q3": "why do corals bleach in warm water", "q4": "steaming and rolling tea leaves",
@@ -373,7 +373,7 @@ def test_tune_trains_saves_and_chooses_a_weight_the_folder_carries(tmp_path, tin
 
 
 def test_tune_refuses_what_would_lose_data_or_leave_nothing_to_train(tmp_path, tiny_gpt2):
-    from test_eval import write_beir
+    from helpers import write_beir
 
     data = write_beir(tmp_path / "beir", split="train")
     taken = tmp_path / "taken"

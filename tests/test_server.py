@@ -80,7 +80,7 @@ def test_search_returns_the_same_hits_as_the_cli(client, served):
     top = data["hits"][0]
     assert top["path"].endswith("bees.md") and "waggle dance" in top["text"]
     assert set(top) == {"rank", "score", "path", "chunk_id", "doc_id", "title", "heading", "start_line",
-                        "end_line", "page", "text"}
+                        "end_line", "page", "text", "kind"}
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
@@ -434,16 +434,15 @@ def test_ask_stream_sends_tokens_then_the_whole_answer(ask_client):
 def test_ask_stream_sends_the_checked_answer(served, tmp_path):
     """The tokens add up to the answer event's text: a mislabelled marker is re-pointed before it is sent."""
     pytest.importorskip("searchlm.answer")
-    from searchlm.answer import get_generator
+    from searchlm.generate import get_generator
     from searchlm.server import create_app
-    from test_generate import ScriptedGenerator, build_tiny_gpt2
+    from helpers import ScriptedGenerator, build_tiny_gpt2
 
     settings, _ = served
-    app = create_app(settings, load_generator=False)
     words = "[2] Foragers tell their sisters where flowers are with the waggle dance.".split(" ")
     pieces = [words[0]] + [" " + w for w in words[1:]]
     tiny = get_generator(str(build_tiny_gpt2(tmp_path / "tiny-gpt2")), "cpu")
-    app.state.engines._generator = ScriptedGenerator(tiny, pieces)  # what the model writes, scripted
+    app = create_app(settings, load_generator=False, generator=ScriptedGenerator(tiny, pieces))  # scripted
     with TestClient(app, base_url="http://127.0.0.1") as c:
         question = {"question": "How do foragers tell other bees where flowers are?", "k": 3}
         events = _events(c.post("/api/ask/stream", json=question).text)

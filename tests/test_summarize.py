@@ -8,12 +8,12 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from searchlm.answer import get_generator
+from searchlm.generate import get_generator
 from searchlm.cli import app
 from searchlm.errors import InputError
 from searchlm.search import Searcher
 from searchlm.summarize import SummaryOptions, _render, pack, summarize
-from test_generate import ScriptedGenerator, build_tiny_gpt2, hit
+from helpers import ScriptedGenerator, build_tiny_gpt2, hit
 
 SECTIONS = [
     ("Planting", "Plant garlic cloves in autumn, pointed end up, five centimetres deep in loose soil."),

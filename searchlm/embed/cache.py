@@ -6,6 +6,7 @@ self-contained: deleting the cache never breaks an index.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -18,7 +19,8 @@ def install_encoder(export, model_id: str, model_path: str, target: Path) -> Non
     """Put an ONNX export of the model at `target`: from the cache if there, else `export(folder)` into it."""
     from searchlm.embed.onnx import ONNX_FILE
 
-    cached = cache_home() / "onnx" / model_fingerprint(model_path)
+    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
+    cached = cache_home() / "onnx" / key
     if not (cached / ONNX_FILE).is_file():
         try:
             export(cached)

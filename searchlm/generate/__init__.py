@@ -9,6 +9,6 @@ Nothing here imports torch until a model is loaded.
 """
 
 from searchlm.generate.base import Generator
-from searchlm.generate.registry import DEFAULT_GENERATOR, load_generator
+from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator, load_generator
 
-__all__ = ["DEFAULT_GENERATOR", "Generator", "load_generator"]
+__all__ = ["DEFAULT_GENERATOR", "Generator", "get_generator", "load_generator"]

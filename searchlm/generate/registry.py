@@ -5,6 +5,8 @@ wheel; any other value is a Hugging Face causal LM: a hub name (`gpt2`, `distilg
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+import threading
 from pathlib import Path
 
 from searchlm.errors import ModelError
@@ -44,9 +46,44 @@ def resolve_generator(name: str | None, role: str = "generator") -> tuple[str, s
     return name, None, name
 
 
+# Generator kinds by prefix: a name `KIND:MODEL` is loaded by GENERATOR_KINDS[KIND](MODEL, device). Add a kind to
+# bring another family of models (the way `llm` plugins add models); names without a known prefix are Hugging Face
+# models as described above.
+GENERATOR_KINDS: dict[str, Callable[[str, str], Generator]] = {}
+
+
+def _kind_of(name: str | None) -> tuple[Callable[[str, str], Generator], str] | None:
+    prefix, sep, model = (name or "").partition(":")
+    factory = GENERATOR_KINDS.get(prefix.strip().lower()) if sep else None
+    return (factory, model.strip()) if factory is not None else None
+
+
 def load_generator(name: str | None = None, device: str = "auto") -> Generator:
-    """Load a generator by name; see the module docstring for what a name may be."""
+    """Load a generator by name; see the module docstring and GENERATOR_KINDS for what a name may be."""
     from searchlm.generate.hf import load_transformers
+
+    kind = _kind_of(name)
+    if kind is not None:
+        factory, model = kind
+        return factory(model, device)
 
     source, gguf_file, display = resolve_generator(name)
     return load_transformers(source, gguf_file, display, device)
+
+
+# -- loaded generators, kept per process ------------------------------------------------------------------
+_loaded: dict[tuple[str, str], Generator] = {}
+_loaded_lock = threading.RLock()  # re-entrant: a generator kind may build on another loaded generator
+
+
+def get_generator(name: str | None, device: str = "auto") -> Generator:
+    """Load a generator once per process and keep it (a server keeps it warm between questions)."""
+    if _kind_of(name) is not None:
+        key = (str(name), device)
+    else:
+        source, gguf_file, _ = resolve_generator(name)
+        key = (f"{source}::{gguf_file or ''}", device)
+    with _loaded_lock:
+        if key not in _loaded:
+            _loaded[key] = load_generator(name, device)
+        return _loaded[key]

@@ -31,7 +31,7 @@ BATCH = 20  # one forward for the default depth: 1.84 s vs 1.98 s per query at 1
 PAD_TO = 16  # batch widths are rounded up to this: a new tensor shape costs a kernel set-up in bf16 (16: 1.79 s, 32: 1.84 s)
 PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
 # In a model folder: what the model was tuned with, {"weight": 0.4, "passage_tokens": 64, "prompt": "..."}
-# (written by `searchlm tune`, see rerank/tune.py); these become its defaults.
+# (written by `searchlm tune`, see tune.py); these become its defaults.
 SETTINGS_FILE = "searchlm-reranker.json"
 
 _UNIT = re.compile(r"(?<=[.!?])\s+|\n+")

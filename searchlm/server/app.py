@@ -76,18 +76,20 @@ def create_app(
     load_generator: bool = True,
     allowed_hosts: list[str] | None = None,
     ask_defaults: dict | None = None,
+    generator=None,
 ) -> FastAPI:
     """The searchlm web app for the index `settings.name` (others in `settings.home` load on first use).
 
     `load_generator=False` defers loading the answer model to the first question (tests, search-only use).
     `allowed_hosts` are Host headers accepted besides the loopback names (a guard against DNS rebinding).
     `ask_defaults` are `AskOptions` values for questions that do not set them (e.g. `{"max_tokens": 64}`).
+    `generator` answers instead of the one `settings.generator` names (any `Generator`: a caller's own model).
     """
     # FAISS's and torch's OpenMP threads busy-wait after each call by default and then starve the ONNX query
     # encoder that runs next: on 2 cores a 50k-chunk hybrid search took ~150 ms with it and ~95 ms without.
     # It only takes effect before the first OpenMP library loads, which is the case under `searchlm serve`.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    engines = Engines(settings, load_generator=load_generator, ask_defaults=ask_defaults)
+    engines = Engines(settings, load_generator=load_generator, ask_defaults=ask_defaults, generator=generator)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -55,14 +55,15 @@ class _GuardedSearcher:
 class Engines:
     """Everything a request needs, loaded once: one searcher per index (on first use) and the generator."""
 
-    def __init__(self, settings: Settings, load_generator: bool = True, ask_defaults: dict | None = None):
+    def __init__(self, settings: Settings, load_generator: bool = True, ask_defaults: dict | None = None,
+                 generator=None):
         self.settings = settings
         self.load_generator = load_generator
         self.ask_defaults = dict(ask_defaults or {})  # AskOptions values a request does not set
         self._searchers: dict[str, _GuardedSearcher] = {}
         self._lock = threading.Lock()
         self._ask_lock = threading.Lock()  # one generation at a time: they would only slow each other down
-        self._generator = None
+        self._generator = generator  # None: settings.generator, loaded by generator()
         self.cancelled = 0  # streamed answers stopped because their client left
         self.generator_error: str | None = None
         self.started = time.time()
@@ -85,7 +86,7 @@ class Engines:
 
     def generator(self):
         if self._generator is None:
-            from searchlm.answer import get_generator
+            from searchlm.generate import get_generator
 
             self._generator = get_generator(self.settings.generator, self.settings.device)
         return self._generator

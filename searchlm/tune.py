@@ -23,7 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from searchlm.errors import InputError
-from searchlm.evaluate import EVAL_DEPTH, _natural, doc_id_of, ensure_eval_index, load_beir, score_run
+from searchlm.evaluate import (
+    EVAL_DEPTH,
+    doc_id_of,
+    ensure_eval_index,
+    load_beir,
+    natural_order,
+    score_run,
+)
 from searchlm.rerank.base import rerank_hits
 from searchlm.rerank.lm import PASSAGE_TOKENS, SETTINGS_FILE, LMReranker
 from searchlm.settings import Settings
@@ -80,7 +87,7 @@ def tune_lm_reranker(
             raise InputError(f"{name} {value} is out of range (use {low} or more)")
     progress = progress or (lambda phase, done, total: None)
     dataset = load_beir(dataset_dir, split)
-    qids = sorted(dataset.queries, key=_natural)
+    qids = sorted(dataset.queries, key=natural_order)
     if hold_out >= len(qids):
         raise InputError(
             f"hold-out {hold_out} leaves none of the {len(qids)} judged '{split}' queries to train on",

@@ -1,0 +1,98 @@
+"""What several test modules share: a tiny random GPT-2 (the real one cannot be downloaded here), a generator
+whose output is scripted, a hit maker, and a tiny BEIR dataset. Fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from searchlm.generate.base import Generator
+from searchlm.records import Hit
+
+TEXTS = [
+    "The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
+    "Bees make honey in hives and the beekeeper harvests it in late summer.",
+    "The Sicilian Defence is a sharp chess opening for Black.",
+    "Coral reefs bleach when the water gets too warm for their algae.",
+    "Question: what is it? Answer: a passage, with numbers [1] and [2].",
+]
+
+
+def build_tiny_gpt2(folder: Path, n_positions: int = 1024) -> Path:
+    """A 2-layer random GPT-2 with a byte-level BPE tokenizer trained here, saved as a Hugging Face folder."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(TEXTS * 20, vocab_size=400, special_tokens=["<|endoftext|>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    tok.model_max_length = n_positions
+    tok.save_pretrained(folder)
+    config = GPT2Config(
+        vocab_size=len(tok), n_positions=n_positions, n_embd=64, n_layer=2, n_head=2,
+        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+def hit(n: int, text: str, path: str = "doc.md") -> Hit:
+    return Hit(rank=n, score=1.0, path=path, chunk_id=n, doc_id=n, title="", heading=f"Part {n}", start_line=n,
+               end_line=n, page=None, text=text)
+
+
+class ScriptedGenerator(Generator):
+    """A real generator's tokenizer and window (prompts are built for real) whose output is scripted: the
+    pieces stream one by one, as a model's tokens do, so what is shown can be checked exactly."""
+
+    def __init__(self, base: Generator, pieces: list[str]):
+        self.base, self.pieces = base, pieces
+        self.name, self.context_length, self.chat = base.name, base.context_length, base.chat
+
+    def count_tokens(self, text: str) -> int:
+        return self.base.count_tokens(text)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return self.base.truncate(text, max_tokens)
+
+    def generate(self, prompt, max_tokens, temperature=0.0, on_token=None, stop=()) -> str:
+        for piece in self.pieces:
+            if on_token is not None:
+                on_token(piece)
+        return "".join(self.pieces)
+
+
+# -- a tiny BEIR dataset ---------------------------------------------------------------------------------
+DOCS = {
+    "volc": ("Volcanoes", "Magma rises through the crust and erupts as lava from volcanic vents."),
+    "bees": ("Beekeeping", "Honey bees live in hives; the beekeeper harvests honey and wax in late summer."),
+    "tea": ("Tea processing", "Green tea leaves are steamed, rolled and dried; black tea is fully oxidised."),
+    "chess": ("Chess openings", "The Sicilian Defence answers 1.e4 with c5 and leads to sharp positions."),
+    "bike": ("History of the bicycle", "The safety bicycle with a chain drive replaced the penny-farthing."),
+    "reef": ("Coral reefs", "Reef-building corals host algae; warm water causes coral bleaching."),
+}
+QUERIES = {
+    "q1": "how does lava erupt from a volcano",
+    "q2": "harvesting honey from bee hives",
+    "q3": "why do corals bleach in warm water",
+    "q4": "unjudged query about tea",
+}
+QRELS = [("q1", "volc", 1), ("q2", "bees", 2), ("q3", "reef", 1), ("q3", "tea", 0)]
+
+
+def write_beir(root: Path, docs=DOCS, queries=QUERIES, qrels=QRELS, split="test") -> Path:
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(root / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for i, (title, text) in docs.items():
+            f.write(json.dumps({"_id": i, "title": title, "text": text, "metadata": {}}) + "\n")
+    with open(root / "queries.jsonl", "w", encoding="utf-8") as f:
+        for i, text in queries.items():
+            f.write(json.dumps({"_id": i, "text": text, "metadata": {}}) + "\n")
+    with open(root / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for q, d, s in qrels:
+            f.write(f"{q}\t{d}\t{s}\n")
+    return root
