@@ -8,12 +8,15 @@ cut into overlapping windows on sentence boundaries where possible.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from searchlm.text import SENTENCE_END
 from searchlm.records import Block, Chunk, ExtractedDocument
 
+# Chinese and Japanese sentences end in full-width marks with no space after them: the chunker cuts there too.
+_SENTENCE = re.compile(SENTENCE_END.pattern + r"|(?<=[。！？])\s*(?=\S)")
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def _split_long(block: Block, counter: TokenCounter, settings: ChunkerSettings) 
         return [block]
     # Units: sentences, or words when a "sentence" is itself too long (code, tables).
     units: list[str] = []
-    for sentence in SENTENCE_END.split(block.text):
+    for sentence in _SENTENCE.split(block.text):
         if counter.count(sentence) > settings.max_tokens:
             words = sentence.split(" ")
             step = max(1, settings.max_tokens // 2)

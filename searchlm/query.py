@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from searchlm.cjk import match_query, strip_cjk
 from searchlm.text import query_terms
 
 
 def fts_query(text: str) -> str:
-    return " OR ".join(f'"{w}"' for w in query_terms(text))
+    """The MATCH string for the word table; Chinese, Japanese and Korean text goes to `cjk_query` instead."""
+    return " OR ".join(f'"{w}"' for w in query_terms(strip_cjk(text)))
+
+
+def cjk_query(text: str) -> str:
+    """The MATCH string for the CJK bigram table ("" for a query without CJK characters)."""
+    return match_query(text)

@@ -19,7 +19,7 @@ from searchlm.records import Chunk, Passage
 if TYPE_CHECKING:  # numpy is imported where vectors are handled: `searchlm indexes` needs none of it
     import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _m001_initial(conn: sqlite3.Connection) -> None:
@@ -72,7 +72,29 @@ def _db(conn: sqlite3.Connection):
     return sqlite_utils.Database(conn, execute_plugins=False)
 
 
-MIGRATIONS = [_m001_initial]
+def _m002_cjk(conn: sqlite3.Connection) -> None:
+    """A second keyword table for chunks holding Chinese, Japanese or Korean text, as character bigrams
+    (see `searchlm.cjk`); chunks without such text have no row in it. Filled here for an existing index."""
+    conn.executescript(
+        """
+        CREATE VIRTUAL TABLE chunks_cjk USING fts5(title, heading, text, tokenize='unicode61 remove_diacritics 0');
+        CREATE TRIGGER chunks_cjk_ad AFTER DELETE ON chunks BEGIN DELETE FROM chunks_cjk WHERE rowid = old.id; END;
+        """
+    )
+    _add_cjk_rows(conn, conn.execute("SELECT id, title, heading, text FROM chunks"))
+
+
+def _add_cjk_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, str, str, str]]) -> None:
+    from searchlm import cjk
+
+    conn.executemany(
+        "INSERT INTO chunks_cjk(rowid, title, heading, text) VALUES (?, ?, ?, ?)",
+        [(i, cjk.index_text(t), cjk.index_text(h), cjk.index_text(x))
+         for i, t, h, x in rows if cjk.has_cjk(t) or cjk.has_cjk(h) or cjk.has_cjk(x)],
+    )
+
+
+MIGRATIONS = [_m001_initial, _m002_cjk]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -205,6 +227,9 @@ class Store:
                  "hash": c.hash, "vector": vectors[i].tobytes()}
                 for i, c in enumerate(chunks)
             )
+            _add_cjk_rows(self.conn, self.conn.execute(
+                "SELECT id, title, heading, text FROM chunks WHERE doc_id = ?", (doc_id,)
+            ).fetchall())
             self._bump()
         return doc_id
 
@@ -288,30 +313,62 @@ class Store:
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     # -- keyword search -----------------------------------------------------------------------------------
-    def keyword_search(self, fts_query: str, limit: int, where: str = "", params: list | None = None):
-        """BM25 over title, heading and text. Returns [(chunk_id, score)] with higher = better."""
-        if not fts_query:
+    # BM25 weights of (title, heading, text) in both keyword tables.
+    _BM25 = "2.0, 1.0, 1.0"
+
+    def keyword_search(
+        self, fts_query: str, limit: int, where: str = "", params: list | None = None, cjk_query: str = ""
+    ):
+        """BM25 over title, heading and text. Returns [(chunk_id, score)] with higher = better.
+
+        `cjk_query` (from `searchlm.cjk.match_query`) searches the CJK bigram table too; a chunk found by both
+        gets the sum of its two scores. Without it, only the word table is read."""
+        found = self._keyword_table("chunks_fts", fts_query, limit, where, params)
+        if not cjk_query:
+            return found
+        scores = dict(found)
+        for i, s in self._keyword_table("chunks_cjk", cjk_query, limit, where, params):
+            scores[i] = scores.get(i, 0.0) + s
+        return sorted(scores.items(), key=lambda item: item[1], reverse=True)[:limit]
+
+    def _keyword_table(self, table: str, match: str, limit: int, where: str, params: list | None):
+        if not match:
             return []
         sql = (
-            "SELECT f.rowid, -bm25(chunks_fts, 2.0, 1.0, 1.0) AS score FROM chunks_fts f"
+            f"SELECT f.rowid, -bm25({table}, {self._BM25}) AS score FROM {table} f"
             + (" JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id" if where else "")
-            + " WHERE chunks_fts MATCH ?"
+            + f" WHERE {table} MATCH ?"
             + (f" AND {where}" if where else "")
-            + " ORDER BY bm25(chunks_fts, 2.0, 1.0, 1.0) LIMIT ?"
+            + f" ORDER BY bm25({table}, {self._BM25}) LIMIT ?"
         )
-        return self.conn.execute(sql, [fts_query, *(params or []), limit]).fetchall()
+        try:
+            return self.conn.execute(sql, [match, *(params or []), limit]).fetchall()
+        except sqlite3.OperationalError:
+            if table == "chunks_fts":
+                raise
+            return []  # an index opened read-only before its CJK migration: words only
 
-    def keyword_scores(self, fts_query: str, ids: Iterable[int]) -> dict[int, float]:
+    def keyword_scores(self, fts_query: str, ids: Iterable[int], cjk_query: str = "") -> dict[int, float]:
         """BM25 (as `keyword_search` scores it) of particular chunks; chunks matching no query term are absent."""
         wanted = {int(i) for i in ids}
-        if not fts_query or not wanted:
-            return {}
-        # One pass over the matches, as `keyword_search` makes anyway to sort them: `rowid IN (...)` next to MATCH
-        # makes FTS5 re-run the query per rowid (~15x slower for 500 ids).
-        rows = self.conn.execute(
-            "SELECT rowid, -bm25(chunks_fts, 2.0, 1.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ?", [fts_query]
-        )
-        return {i: s for i, s in rows if i in wanted}
+        out: dict[int, float] = {}
+        for table, match in (("chunks_fts", fts_query), ("chunks_cjk", cjk_query)):
+            if not match or not wanted:
+                continue
+            # One pass over the matches, as `keyword_search` makes anyway to sort them: `rowid IN (...)` next to
+            # MATCH makes FTS5 re-run the query per rowid (~15x slower for 500 ids).
+            try:
+                rows = self.conn.execute(
+                    f"SELECT rowid, -bm25({table}, {self._BM25}) FROM {table} WHERE {table} MATCH ?", [match]
+                ).fetchall()
+            except sqlite3.OperationalError:
+                if table == "chunks_fts":
+                    raise
+                rows = []
+            for i, s in rows:
+                if i in wanted:
+                    out[i] = out.get(i, 0.0) + s
+        return out
 
     def vectors_by_id(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         import numpy as np

@@ -40,3 +40,14 @@ def test_long_block_is_windowed_within_budget_with_overlap():
         assert a.text.split(". ")[-1] in b.text
         assert b.start_line >= a.start_line
     assert chunks[-1].text.endswith("topic 119 in some detail.")
+
+
+def test_long_chinese_paragraph_is_windowed_on_its_sentence_marks():
+    tc = counter()
+    text = "".join(f"第{i}句话讲的是熊猫每天吃竹子的事情。" for i in range(60))  # no spaces at all
+    doc = ExtractedDocument("T", [Block(text, (), 1, 1)], "txt")
+    settings = ChunkerSettings(max_tokens=100, overlap_tokens=20)
+    chunks = chunk_document(doc, tc, settings)
+    assert len(chunks) > 5
+    assert all(tc.count(c.text) <= settings.max_tokens for c in chunks)
+    assert all(c.text.endswith("。") for c in chunks)
