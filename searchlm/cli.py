@@ -412,6 +412,23 @@ def serve(
     uvicorn.Server(uvicorn.Config(web_app, log_level="info")).run(sockets=[sock])
 
 
+@app.command()
+@handle_errors
+def mcp(
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Default index of the tools (env SEARCHLM_NAME; default 'default')."),
+    home: Optional[Path] = HomeOpt,
+    generator: Optional[str] = typer.Option(None, "--generator", help="Answer model of the ask tool (env SEARCHLM_GENERATOR; default smollm2)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
+) -> None:
+    """Serve the indexes to AI agents as MCP tools (search, get_document, ask, list_indexes) over stdio."""
+    try:
+        from searchlm.mcp_server import serve_stdio
+        import mcp.server.mcpserver  # noqa: F401
+    except ImportError as exc:
+        raise SearchlmError(f"`mcp` needs {exc.name}, which is not installed (pip install 'searchlm[mcp]')") from None
+    serve_stdio(_settings(name=name, home=home, generator=generator, device=device))
+
+
 # -- ask and summarize ------------------------------------------------------------------------------------
 GeneratorOpt = typer.Option(
     None, "--generator", "-g",

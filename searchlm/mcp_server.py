@@ -1,0 +1,210 @@
+"""`searchlm mcp`: the index as Model Context Protocol tools, for coding agents and chat clients.
+
+A stdio server built with the official `mcp` SDK (`MCPServer`, formerly FastMCP). Four tools: `search`,
+`get_document`, `ask` and `list_indexes`. Nothing heavy loads at start-up: an index's encoder and FAISS file
+load on the first tool call that searches it, the answer model on the first `ask`, and all stay loaded for the
+life of the process. Library errors become tool errors (`is_error`) carrying searchlm's one-line message, so a
+bad call never stops the server.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from searchlm.errors import DocumentNotFoundError, IndexNotFoundError, InputError, SearchlmError
+from searchlm.settings import Settings
+
+INSTRUCTIONS = (
+    "searchlm searches the user's own local documents (notes, papers, code, PDFs) indexed on this machine. "
+    "Use `search` to find passages about a topic or that contain given words, `get_document` to read more of a "
+    "file a hit came from, `ask` for a short cited answer drawn only from those documents, and `list_indexes` "
+    "to see which document collections exist."
+)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # an index is a folder directly under the home
+
+
+class Tools:
+    """What the tools share: one searcher per index (loaded on first use, then kept warm) and a lock, since a
+    searcher's SQLite connection and models serve one call at a time."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._searchers: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def searcher(self, index: str | None):
+        from searchlm.search import Searcher
+
+        name = index or self.settings.name
+        if not _NAME.match(name):
+            raise IndexNotFoundError(f"index name '{name[:80]}' is not valid (use a name that list_indexes returns)")
+        if name not in self._searchers:
+            searcher = Searcher(self.settings.with_(name=name))
+            searcher._warm = True  # a long-lived process: the encoder tuned for many queries (as `serve` does)
+            self._searchers[name] = searcher
+        return self._searchers[name]
+
+    # -- the tools, as plain functions over the library -------------------------------------------------
+    def search(self, query: str, k: int, mode: str, path: str | None, types: list[str] | None,
+               since: str | None, index: str | None) -> dict:
+        from searchlm.search import SearchOptions
+
+        options = SearchOptions(k=k, mode=mode, path=path or None, types=tuple(types or ()), since=since or None)
+        with self._lock:
+            searcher = self.searcher(index)
+            hits = searcher.search(query, options)
+        return {"index": searcher.settings.name, "hits": [_hit_json(h) for h in hits]}
+
+    def get_document(self, doc_id: int | None, path: str | None, start_line: int | None, end_line: int | None,
+                     index: str | None) -> dict:
+        from searchlm.server.documents import document_view
+
+        if doc_id is None and not path:
+            raise InputError("give doc_id or path (both come with every search hit)")
+        if start_line is not None and end_line is not None and end_line < start_line:
+            raise InputError(f"end_line {end_line} is before start_line {start_line} (give a range that ends after it starts)")
+        with self._lock:
+            searcher = self.searcher(index)
+            if doc_id is None:
+                doc_id = _document_id(searcher, path)
+            view = document_view(searcher, doc_id)
+        parts = view.parts
+        if start_line is not None or end_line is not None:
+            lo, hi = start_line or 1, end_line or 10**12
+            parts = [p for p in parts if p.start_line is None or (p.start_line <= hi and (p.end_line or p.start_line) >= lo)]
+        return {
+            "index": view.index, "doc_id": view.id, "path": view.path, "rel_path": view.rel_path, "title": view.title,
+            "kind": view.kind,
+            "start_line": parts[0].start_line if parts else None, "end_line": parts[-1].end_line if parts else None,
+            "text": "\n\n".join(p.text for p in parts),
+        }
+
+    def ask(self, question: str, k: int, mode: str, max_tokens: int, index: str | None) -> dict:
+        from searchlm.answer import AskOptions, ask
+
+        options = AskOptions(k=k, mode=mode, max_tokens=max_tokens, generator=self.settings.generator)
+        with self._lock:
+            searcher = self.searcher(index)
+            answer = ask(searcher, question, options)
+        return {
+            "index": searcher.settings.name,
+            "answer": answer.answer,
+            "refused": answer.refused,
+            "citations": [
+                {"n": c.n, "path": c.path, "start_line": c.start_line, "end_line": c.end_line, "page": c.page,
+                 "heading": c.heading, "chunk_id": c.chunk_id}
+                for c in answer.citations
+            ],
+            "model": answer.model,
+        }
+
+    def list_indexes(self) -> dict:
+        from searchlm.manifest import list_indexes
+
+        return {
+            "home": str(self.settings.home),
+            "default": self.settings.name,
+            "indexes": [
+                {"name": m.name, "folder": m.root, "documents": m.documents, "chunks": m.chunks, "model": m.model,
+                 "updated_at": m.updated_at}
+                for m in list_indexes(self.settings.home)
+            ],
+        }
+
+
+def _hit_json(hit) -> dict:
+    return {
+        "rank": hit.rank, "score": hit.score, "path": hit.path, "start_line": hit.start_line,
+        "end_line": hit.end_line, "page": hit.page, "title": hit.title, "heading": hit.heading, "text": hit.text,
+        "doc_id": hit.doc_id, "chunk_id": hit.chunk_id,
+    }
+
+
+def _document_id(searcher, path: str) -> int:
+    """A document's id from a path as a hit shows it (relative to the server's folder, or absolute) or as stored
+    (relative to the indexed folder)."""
+    store = searcher.store
+    row = store.document_by_path(path)
+    if row is None:
+        try:
+            rel = Path(path).resolve().relative_to(Path(searcher.manifest.root).resolve()).as_posix()
+            row = store.document_by_path(rel)
+        except (ValueError, OSError):
+            row = None
+    if row is None:
+        tail = "/" + path.lstrip("./")
+        found = [p for p in store.documents() if ("/" + p).endswith(tail)]
+        if len(found) == 1:
+            row = store.document_by_path(found[0])
+    if row is None:
+        raise DocumentNotFoundError(
+            f"document '{path}' not found in index '{searcher.settings.name}' (use a path or doc_id from a search hit)"
+        )
+    return row.id
+
+
+def build_server(settings: Settings, name: str = "searchlm"):
+    """The MCP server object for `settings` (its index home and default index); `run()` serves it on stdio."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from searchlm import __version__
+
+    tools = Tools(settings)
+    server = MCPServer(name, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
+
+    def call(fn, *args):
+        try:
+            return fn(*args)
+        except SearchlmError as exc:
+            raise ToolError(str(exc)) from None
+
+    Mode = Literal["hybrid", "keyword", "dense"]
+
+    @server.tool(description=(
+        "Search the user's local documents and return the best passages, each with its file path, line range, "
+        "heading, text and score. Use it first for any question about the user's own notes, papers or code, or "
+        "to find where a topic or exact word appears. mode: hybrid (default: meaning and words), keyword (exact "
+        "words, names, identifiers) or dense (meaning only). Filters: path (a glob over the path inside the "
+        "indexed folder, e.g. 'docs/*.md'), types (file types, e.g. ['md', 'pdf']), since (YYYY-MM-DD, modified "
+        "on or after). index: which collection (default: the server's; see list_indexes)."
+    ))
+    def search(query: str, k: int = 10, mode: Mode = "hybrid", path: str | None = None,
+               types: list[str] | None = None, since: str | None = None, index: str | None = None) -> dict[str, Any]:
+        return call(tools.search, query, k, mode, path, types, since, index)
+
+    @server.tool(description=(
+        "Read a whole document from the index, or the part of it between start_line and end_line (the stored "
+        "passages that overlap those lines), by the doc_id or path of a search hit. Use it after `search` when a "
+        "passage is not enough context. Returns the text the index holds, not the file on disk."
+    ))
+    def get_document(doc_id: int | None = None, path: str | None = None, start_line: int | None = None,
+                     end_line: int | None = None, index: str | None = None) -> dict[str, Any]:
+        return call(tools.get_document, doc_id, path, start_line, end_line, index)
+
+    @server.tool(description=(
+        "Answer a question from the user's local documents with a short answer that cites its sources [1], [2] "
+        "(file path and line), or refuse (refused: true) when the documents do not cover it. Slower than search "
+        "(it runs a small local language model; the first call loads it); prefer `search` when you can read "
+        "the passages yourself."
+    ))
+    def ask(question: str, k: int = 5, mode: Mode = "hybrid", max_tokens: int = 256,
+            index: str | None = None) -> dict[str, Any]:
+        return call(tools.ask, question, k, mode, max_tokens, index)
+
+    @server.tool(description=(
+        "List the searchable document collections (indexes) on this machine: name, indexed folder, number of "
+        "documents and chunks, embedding model. Use it to choose the `index` argument of the other tools."
+    ))
+    def list_indexes() -> dict[str, Any]:
+        return call(tools.list_indexes)
+
+    return server
+
+
+def serve_stdio(settings: Settings, name: str = "searchlm") -> None:
+    build_server(settings, name).run("stdio")
