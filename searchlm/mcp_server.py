@@ -24,6 +24,7 @@ INSTRUCTIONS = (
     "to see which document collections exist."
 )
 
+Mode = Literal["hybrid", "keyword", "dense"]  # module level: the SDK reads the tools' annotations from here
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # an index is a folder directly under the home
 
 
@@ -43,9 +44,9 @@ class Tools:
         if not _NAME.match(name):
             raise IndexNotFoundError(f"index name '{name[:80]}' is not valid (use a name that list_indexes returns)")
         if name not in self._searchers:
-            searcher = Searcher(self.settings.with_(name=name))
-            searcher._warm = True  # a long-lived process: the encoder tuned for many queries (as `serve` does)
-            self._searchers[name] = searcher
+            # Not `warm()`: its many-query tuning (prepacked weights, GPU copy) doubles the first call's load time,
+            # and an agent's searches come one at a time.
+            self._searchers[name] = Searcher(self.settings.with_(name=name))
         return self._searchers[name]
 
     # -- the tools, as plain functions over the library -------------------------------------------------
@@ -163,8 +164,6 @@ def build_server(settings: Settings, name: str = "searchlm"):
         except SearchlmError as exc:
             raise ToolError(str(exc)) from None
 
-    Mode = Literal["hybrid", "keyword", "dense"]
-
     @server.tool(description=(
         "Search the user's local documents and return the best passages, each with its file path, line range, "
         "heading, text and score. Use it first for any question about the user's own notes, papers or code, or "
@@ -207,4 +206,7 @@ def build_server(settings: Settings, name: str = "searchlm"):
 
 
 def serve_stdio(settings: Settings, name: str = "searchlm") -> None:
-    build_server(settings, name).run("stdio")
+    server = build_server(settings, name)
+    import searchlm.search  # noqa: F401  the light part of the first search (numpy, SQLite): no model, no FAISS
+
+    server.run("stdio")
