@@ -14,7 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from searchlm.errors import DocumentNotFoundError, IndexNotFoundError, InputError, SearchlmError
+from searchlm.errors import (
+    DocumentNotFoundError, IndexBusyError, IndexMismatchError, IndexNotFoundError, InputError, ModelError, SearchlmError,
+)
 from searchlm.settings import Settings
 
 INSTRUCTIONS = (
@@ -29,50 +31,54 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # an index is a folde
 
 
 class Tools:
-    """What the tools share: one searcher per index (loaded on first use, then kept warm) and a lock, since a
-    searcher's SQLite connection and models serve one call at a time."""
+    """What the tools share: one `searchlm.Index` per index name (its searcher opened on first use, then kept
+    with its models loaded) and a lock, since a searcher's SQLite connection and models serve one call at a time."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._searchers: dict[str, Any] = {}
+        self._indexes: dict[str, Any] = {}
         self._lock = threading.RLock()
 
-    def searcher(self, index: str | None):
-        from searchlm.search import Searcher
+    def index(self, name: str | None):
+        import searchlm
 
-        name = index or self.settings.name
+        name = name or self.settings.name
         if not _NAME.match(name):
-            raise IndexNotFoundError(f"index name '{name[:80]}' is not valid (use a name that list_indexes returns)")
-        if name not in self._searchers:
-            # Not `warm()`: its many-query tuning (prepacked weights, GPU copy) doubles the first call's load time,
-            # and an agent's searches come one at a time.
-            self._searchers[name] = Searcher(self.settings.with_(name=name))
-        return self._searchers[name]
+            raise IndexNotFoundError(f"index name '{name[:80]}' is not valid", "use a name that list_indexes returns")
+        if name not in self._indexes:
+            # Not `Searcher.warm()`: its many-query tuning (prepacked weights, GPU copy) doubles the first call's
+            # load time, and an agent's searches come one at a time.
+            self._indexes[name] = searchlm.Index(name, settings=self.settings)
+        return self._indexes[name]
+
+    def close(self) -> None:
+        with self._lock:
+            for index in self._indexes.values():
+                index.close()
+            self._indexes.clear()
 
     # -- the tools, as plain functions over the library -------------------------------------------------
     def search(self, query: str, k: int, mode: str, path: str | None, types: list[str] | None,
                since: str | None, index: str | None) -> dict:
-        from searchlm.search import SearchOptions
+        from searchlm import SearchOptions
 
         options = SearchOptions(k=k, mode=mode, path=path or None, types=tuple(types or ()), since=since or None)
         with self._lock:
-            searcher = self.searcher(index)
-            hits = searcher.search(query, options)
-        return {"index": searcher.settings.name, "hits": [_hit_json(h) for h in hits]}
+            target = self.index(index)
+            hits = target.search(query, options)
+        return {"index": target.name, "hits": [_hit_json(h) for h in hits]}
 
     def get_document(self, doc_id: int | None, path: str | None, start_line: int | None, end_line: int | None,
                      index: str | None) -> dict:
-        from searchlm.server.documents import document_view
-
         if doc_id is None and not path:
             raise InputError("give doc_id or path (both come with every search hit)")
         if start_line is not None and end_line is not None and end_line < start_line:
-            raise InputError(f"end_line {end_line} is before start_line {start_line} (give a range that ends after it starts)")
+            raise InputError(f"end_line {end_line} is before start_line {start_line}", "give a range that ends after it starts")
         with self._lock:
-            searcher = self.searcher(index)
+            target = self.index(index)
             if doc_id is None:
-                doc_id = _document_id(searcher, path)
-            view = document_view(searcher, doc_id)
+                doc_id = _document_id(target.searcher, path)
+            view = target.document(doc_id)
         parts = view.parts
         if start_line is not None or end_line is not None:
             lo, hi = start_line or 1, end_line or 10**12
@@ -85,26 +91,22 @@ class Tools:
         }
 
     def ask(self, question: str, k: int, mode: str, max_tokens: int, index: str | None) -> dict:
-        from searchlm.answer import AskOptions, ask
+        from searchlm import AskOptions
 
         options = AskOptions(k=k, mode=mode, max_tokens=max_tokens, generator=self.settings.generator)
         with self._lock:
-            searcher = self.searcher(index)
-            answer = ask(searcher, question, options)
+            target = self.index(index)
+            answer = target.ask(question, options)
         return {
-            "index": searcher.settings.name,
+            "index": target.name,
             "answer": answer.answer,
             "refused": answer.refused,
-            "citations": [
-                {"n": c.n, "path": c.path, "start_line": c.start_line, "end_line": c.end_line, "page": c.page,
-                 "heading": c.heading, "chunk_id": c.chunk_id}
-                for c in answer.citations
-            ],
+            "citations": [c.to_json() for c in answer.citations],
             "model": answer.model,
         }
 
     def list_indexes(self) -> dict:
-        from searchlm.manifest import list_indexes
+        import searchlm
 
         return {
             "home": str(self.settings.home),
@@ -112,17 +114,13 @@ class Tools:
             "indexes": [
                 {"name": m.name, "folder": m.root, "documents": m.documents, "chunks": m.chunks, "model": m.model,
                  "updated_at": m.updated_at}
-                for m in list_indexes(self.settings.home)
+                for m in searchlm.list_indexes(self.settings.home)
             ],
         }
 
 
 def _hit_json(hit) -> dict:
-    return {
-        "rank": hit.rank, "score": hit.score, "path": hit.path, "start_line": hit.start_line,
-        "end_line": hit.end_line, "page": hit.page, "title": hit.title, "heading": hit.heading, "text": hit.text,
-        "doc_id": hit.doc_id, "chunk_id": hit.chunk_id,
-    }
+    return {k: v for k, v in hit.to_json().items() if k not in ("kind", "explain")}
 
 
 def _document_id(searcher, path: str) -> int:
@@ -148,21 +146,23 @@ def _document_id(searcher, path: str) -> int:
     return row.id
 
 
-def build_server(settings: Settings, name: str = "searchlm"):
+def build_server(settings: Settings, name: str = "searchlm", tools: Tools | None = None):
     """The MCP server object for `settings` (its index home and default index); `run()` serves it on stdio."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
     from searchlm import __version__
 
-    tools = Tools(settings)
+    tools = tools or Tools(settings)
     server = MCPServer(name, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
 
     def call(fn, *args):
         try:
             return fn(*args)
+        except (IndexNotFoundError, IndexMismatchError, IndexBusyError, ModelError) as exc:
+            raise ToolError(exc.cli_message()) from None  # fixed by the user at a shell: say the command
         except SearchlmError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(str(exc)) from None  # the fix names the tool's own arguments (mode='hybrid')
 
     @server.tool(description=(
         "Search the user's local documents and return the best passages, each with its file path, line range, "
@@ -206,7 +206,11 @@ def build_server(settings: Settings, name: str = "searchlm"):
 
 
 def serve_stdio(settings: Settings, name: str = "searchlm") -> None:
-    server = build_server(settings, name)
+    tools = Tools(settings)
+    server = build_server(settings, name, tools)
     import searchlm.search  # noqa: F401  the light part of the first search (numpy, SQLite): no model, no FAISS
 
-    server.run("stdio")
+    try:
+        server.run("stdio")
+    finally:
+        tools.close()
