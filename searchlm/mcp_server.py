@@ -58,11 +58,12 @@ class Tools:
             self._indexes.clear()
 
     # -- the tools, as plain functions over the library -------------------------------------------------
-    def search(self, query: str, k: int, mode: str, path: str | None, types: list[str] | None,
+    def search(self, query: str, k: int, mode: str, path: str | None, types: list[str] | str | None,
                since: str | None, index: str | None) -> dict:
         from searchlm import SearchOptions
 
-        options = SearchOptions(k=k, mode=mode, path=path or None, types=tuple(types or ()), since=since or None)
+        types = tuple(types.split(",")) if isinstance(types, str) else tuple(types or ())
+        options = SearchOptions(k=k, mode=mode, path=path or None, types=types, since=since or None)
         with self._lock:
             target = self.index(index)
             hits = target.search(query, options)
@@ -169,11 +170,12 @@ def build_server(settings: Settings, name: str = "searchlm", tools: Tools | None
         "heading, text and score. Use it first for any question about the user's own notes, papers or code, or "
         "to find where a topic or exact word appears. mode: hybrid (default: meaning and words), keyword (exact "
         "words, names, identifiers) or dense (meaning only). Filters: path (a glob over the path inside the "
-        "indexed folder, e.g. 'docs/*.md'), types (file types, e.g. ['md', 'pdf']), since (YYYY-MM-DD, modified "
+        "indexed folder, e.g. 'docs/*.md'), types (file types, e.g. ['md', 'pdf'] or 'md,pdf'), since (YYYY-MM-DD, modified "
         "on or after). index: which collection (default: the server's; see list_indexes)."
     ))
     def search(query: str, k: int = 10, mode: Mode = "hybrid", path: str | None = None,
-               types: list[str] | None = None, since: str | None = None, index: str | None = None) -> dict[str, Any]:
+               types: list[str] | str | None = None, since: str | None = None,
+               index: str | None = None) -> dict[str, Any]:
         return call(tools.search, query, k, mode, path, types, since, index)
 
     @server.tool(description=(
