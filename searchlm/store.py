@@ -358,9 +358,9 @@ class Store:
             # One pass over the matches, as `keyword_search` makes anyway to sort them: `rowid IN (...)` next to
             # MATCH makes FTS5 re-run the query per rowid (~15x slower for 500 ids).
             try:
-                rows = self.conn.execute(
+                rows = self.conn.execute(  # streamed, not fetched: common words match much of a big index
                     f"SELECT rowid, -bm25({table}, {self._BM25}) FROM {table} WHERE {table} MATCH ?", [match]
-                ).fetchall()
+                )
             except sqlite3.OperationalError:
                 if table == "chunks_fts":
                     raise
