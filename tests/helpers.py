@@ -1,9 +1,11 @@
 """What several test modules share: a tiny random GPT-2 (the real one cannot be downloaded here), a generator
-whose output is scripted, a hit maker, and a tiny BEIR dataset. Fixtures live in conftest.py."""
+whose output is scripted, a hit maker, a tiny BEIR dataset and the questions of sample_corpus/QUERIES.md.
+Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from searchlm.generate.base import Generator
@@ -96,3 +98,14 @@ def write_beir(root: Path, docs=DOCS, queries=QUERIES, qrels=QRELS, split="test"
         for q, d, s in qrels:
             f.write(f"{q}\t{d}\t{s}\n")
     return root
+
+
+def sample_queries() -> list[tuple[str, str]]:
+    """(question, expected document) rows of sample_corpus/QUERIES.md."""
+    rows = []
+    queries = Path(__file__).resolve().parent.parent / "sample_corpus" / "QUERIES.md"
+    for line in queries.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^\|\s*(.+?)\s*\|\s*`(.+?)`\s*\|\s*$", line)
+        if m:
+            rows.append((m.group(1), m.group(2)))
+    return rows

@@ -10,7 +10,7 @@ import pytest
 from searchlm import cjk
 from searchlm.query import cjk_query, fts_query
 from searchlm.snippets import snippet_text
-from test_sample_corpus import sample_queries
+from helpers import sample_queries
 
 CJK_QUERIES = [(q, path) for q, path in sample_queries() if cjk.has_cjk(q)]
 

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from conftest import SAMPLE_CORPUS
+from helpers import sample_queries
 from searchlm.search import Searcher
 from searchlm.walk import walk
-
-
-def sample_queries() -> list[tuple[str, str]]:
-    rows = []
-    for line in (SAMPLE_CORPUS / "QUERIES.md").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^\|\s*(.+?)\s*\|\s*`(.+?)`\s*\|\s*$", line)
-        if m:
-            rows.append((m.group(1), m.group(2)))
-    return rows
 
 
 def test_sample_corpus_has_the_promised_mix():
