@@ -38,6 +38,9 @@ class Problem:
     repaired: bool = False
     fix: str = ""  # what the user can do when --repair could not
 
+    def __post_init__(self):
+        self.message = " ".join(self.message.split())  # one line, whatever SQLite or FAISS said
+
     def to_json(self) -> dict:
         return {"part": self.part, "message": self.message, "repaired": self.repaired, "fix": self.fix}
 
@@ -166,7 +169,7 @@ def _check_database(index_dir, name, report, repair):
     problem = None
     store = None
     try:
-        store = Store(path, readonly=not repair, existing=True)
+        store = Store(path, existing=True)  # read-write: FTS5's integrity-check is an INSERT (that writes nothing)
         rows = store.conn.execute("PRAGMA integrity_check(20)").fetchall()
         if [r[0] for r in rows] != ["ok"]:
             problem = Problem("database", f"{DB_FILE} is damaged ({'; '.join(r[0] for r in rows[:2])[:160]})")
