@@ -443,7 +443,7 @@ def serve(
 
     from searchlm.server import LOOPBACK, listen
 
-    from searchlm.server.guard import MAX_URL_BYTES, host_names, require_token
+    from searchlm.server.guard import MAX_REQUEST_LINE, host_names, require_token
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     require_token(host, token)
@@ -456,9 +456,9 @@ def serve(
             f"the web page takes it once as http://{shown}:{port}/#token=TOKEN.", err=True,
         )
     typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ (API docs: /docs). Ctrl+C stops.", err=True)
-    # A request line up to MAX_URL_BYTES reaches the app, which answers an oversized query with 414 and a message
+    # A request line up to MAX_REQUEST_LINE reaches the app, which answers a query over MAX_URL_BYTES with 414
     # instead of a reset connection.
-    config = uvicorn.Config(web_app, log_level="info", h11_max_incomplete_event_size=2 * MAX_URL_BYTES)
+    config = uvicorn.Config(web_app, log_level="info", h11_max_incomplete_event_size=MAX_REQUEST_LINE)
     uvicorn.Server(config).run(sockets=[sock])
 
 

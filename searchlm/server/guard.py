@@ -16,6 +16,7 @@ import socket
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_URL_BYTES = 8 * 1024
+MAX_REQUEST_LINE = 4 * 1024 * 1024  # what uvicorn reads before the app can answer 414 (else: a reset)
 WILDCARDS = ("0.0.0.0", "::", "")
 
 
