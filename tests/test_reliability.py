@@ -356,3 +356,80 @@ def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
         assert Searcher(settings).search("waggle dance", k=1)[0].path.endswith("bees.md")
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+# -- the server: cross-site requests, token, queue, paths ----------------------------------------------------
+@pytest.fixture
+def served_good(make_index):
+    pytest.importorskip("fastapi")
+    settings, _, corpus = make_index(GOOD, name="web")
+    return settings, corpus
+
+
+def test_cross_site_requests_get_403_and_the_stream_is_post_only(served_good):
+    from fastapi.testclient import TestClient
+
+    from searchlm.server import create_app
+
+    settings, corpus = served_good
+    with TestClient(create_app(settings, load_generator=False), base_url="http://127.0.0.1") as c:
+        evil = {"Origin": "http://evil.example"}
+        for path in ("/api/ask", "/api/ask/stream"):
+            response = c.post(path, json={"question": "bees?"}, headers=evil)
+            assert response.status_code == 403 and "cross-site" in response.json()["detail"]
+        assert c.get("/api/search", params={"q": "bees"}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+        assert c.get("/api/search", params={"q": "bees"}, headers={"Origin": "http://127.0.0.1"}).status_code == 200
+        assert c.get("/api/search", params={"q": "bees"}, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+        assert c.get("/api/ask/stream", params={"q": "bees?"}).status_code == 405
+        assert c.get("/").status_code == 200  # following a link to the page from elsewhere still works
+        assert c.get("/api/health").json()["generator"]["loaded"] is False  # nothing loaded by the refusals
+        # No absolute server path in /api/indexes or in an error.
+        roots = [i["root"] for i in c.get("/api/indexes").json()["indexes"]]
+        assert roots == [corpus.name]
+        missing = c.get("/api/search", params={"q": "bees", "name": "nope"}).json()["detail"]
+        assert str(settings.home) not in missing and str(settings.home.resolve()) not in missing
+        assert c.get("/api/search", params={"q": "x" * 9000}).status_code == 414
+
+
+def test_a_token_is_required_off_loopback_and_checked(served_good):
+    from fastapi.testclient import TestClient
+
+    from searchlm.server import create_app
+    from searchlm.server.guard import require_token
+
+    with pytest.raises(InputError, match="--token"):
+        require_token("0.0.0.0", None)
+    require_token("127.0.0.1", None)
+    settings, _ = served_good
+    app_ = create_app(settings, load_generator=False, allowed_hosts=["search.lan"], token="s3cret-token")
+    with TestClient(app_, base_url="http://search.lan") as c:
+        assert c.get("/api/search", params={"q": "bees"}).status_code == 401
+        wrong = c.get("/api/search", params={"q": "bees"}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+        ok = c.get("/api/search", params={"q": "bees"}, headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 200 and ok.json()["hits"]
+        assert c.get("/").status_code == 200  # the page itself holds no data
+    with TestClient(app_, base_url="http://evil.example") as c:  # the Host check stays on
+        assert c.get("/api/search", params={"q": "bees"}, headers={"Authorization": "Bearer s3cret-token"}).status_code == 400
+
+
+def test_a_full_ask_queue_answers_503_with_retry_after(served_good):
+    from fastapi.testclient import TestClient
+
+    from searchlm.server import create_app
+    from searchlm.server.engines import ASK_QUEUE
+
+    settings, _ = served_good
+    app_ = create_app(settings, load_generator=False)
+    with TestClient(app_, base_url="http://127.0.0.1") as c:
+        slots = app_.state.engines._ask_slots
+        for _ in range(ASK_QUEUE):  # as if ASK_QUEUE questions were generating or waiting
+            assert slots.acquire(blocking=False)
+        try:
+            for path in ("/api/ask", "/api/ask/stream"):
+                response = c.post(path, json={"question": "How do bees find flowers?"})
+                assert response.status_code == 503 and response.headers["retry-after"].isdigit()
+                assert "ask again" in response.json()["detail"]
+        finally:
+            for _ in range(ASK_QUEUE):
+                slots.release()
