@@ -7,6 +7,7 @@ import contextlib
 import functools
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Optional
@@ -44,10 +45,14 @@ def handle_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except SearchlmError as exc:
+        except (SearchlmError, sqlite3.Error) as exc:
             if _settings().debug:
                 raise
-            typer.echo(f"Error: {exc.cli_message()}", err=True)
+            if isinstance(exc, sqlite3.Error):  # a page that turned out damaged mid-query
+                from searchlm.store import translate
+
+                exc = translate(exc, Path(kwargs.get("home") or "indexes") / str(kwargs.get("name") or "default") / "index.db")
+            typer.echo(f"Error: {exc.cli_message() if isinstance(exc, SearchlmError) else exc}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted: work committed so far is kept; run the command again to finish.", err=True)
@@ -83,13 +88,22 @@ def index(
     home: Optional[Path] = HomeOpt,
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    follow_symlinks: bool = typer.Option(
+        False, "--follow-symlinks", help="Also read symlinks that lead outside the folder (skipped by default)."
+    ),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Index a folder: extract, chunk, embed, and store. Re-runs only touch what changed."""
     from searchlm.index import Index
 
     with Index(settings=_settings(name=name, model=model, home=home, device=device)) as target, \
-            _progress(quiet) as progress:
-        report = target.update(path, progress=progress)
+            _progress(quiet or as_json) as progress:
+        report = target.update(path, progress=progress, follow_symlinks=follow_symlinks)
+    if as_json:
+        from dataclasses import asdict
+
+        typer.echo(json.dumps(asdict(report), ensure_ascii=False, indent=2))
+        return
     _print_report(report)
 
 
@@ -298,6 +312,33 @@ def drop(
     typer.echo(f"Dropped index '{name}'.")
 
 
+@app.command()
+@handle_errors
+def check(
+    name: Optional[str] = NameOpt,
+    home: Optional[Path] = HomeOpt,
+    repair: bool = typer.Option(False, "--repair", help="Rebuild what can be rebuilt from what survives."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verify an index (manifest, SQLite, FTS5, FAISS, query encoder); --repair rebuilds damaged parts."""
+    from searchlm.check import check_index
+
+    settings = _settings(name=name, home=home)
+    report = check_index(settings, repair=repair)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        if not report.problems:
+            typer.echo(f"Index '{report.name}': ok.")
+        for p in report.problems:
+            state = "repaired" if p.repaired else (p.fix or "not repaired")
+            typer.echo(f"{p.part}: {p.message} -> {state}")
+        for note in report.notes:
+            typer.echo(f"  {note}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def _manifest_json(m) -> dict:
     from dataclasses import asdict
 
@@ -387,6 +428,10 @@ def serve(
     generator: Optional[str] = typer.Option(None, "--generator", help="Answer model (env SEARCHLM_GENERATOR; default smollm2)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     lazy: bool = typer.Option(False, "--lazy", help="Load the answer model on the first question, not at start-up."),
+    token: Optional[str] = typer.Option(
+        None, "--token", envvar="SEARCHLM_TOKEN",
+        help="Require `Authorization: Bearer TOKEN` on the API (env SEARCHLM_TOKEN); needed off loopback.",
+    ),
 ) -> None:
     """Serve the JSON API and a web page to search and ask in a browser; models stay loaded."""
     try:
@@ -398,18 +443,23 @@ def serve(
 
     from searchlm.server import LOOPBACK, listen
 
+    from searchlm.server.guard import MAX_REQUEST_LINE, host_names, require_token
+
     settings = _settings(name=name, home=home, generator=generator, device=device)
+    require_token(host, token)
     sock = listen(host, port)
-    others = [] if host in LOOPBACK else ["*"] if host in ("0.0.0.0", "::") else [host]
-    web_app = create_app(settings, load_generator=not lazy, allowed_hosts=others)
+    web_app = create_app(settings, load_generator=not lazy, allowed_hosts=host_names(host), token=token)
     shown = f"[{host}]" if ":" in host else host
     if host not in LOOPBACK:
         typer.echo(
-            f"Warning: listening on {host}, not only this machine: anyone who can reach port {port} can read the "
-            "indexed documents (there is no login). Use --host 127.0.0.1 to keep it local.", err=True,
+            f"Listening on {host}, not only this machine: API requests need `Authorization: Bearer` with the token; "
+            f"the web page takes it once as http://{shown}:{port}/#token=TOKEN.", err=True,
         )
     typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ (API docs: /docs). Ctrl+C stops.", err=True)
-    uvicorn.Server(uvicorn.Config(web_app, log_level="info")).run(sockets=[sock])
+    # A request line up to MAX_REQUEST_LINE reaches the app, which answers a query over MAX_URL_BYTES with 414
+    # instead of a reset connection.
+    config = uvicorn.Config(web_app, log_level="info", h11_max_incomplete_event_size=MAX_REQUEST_LINE)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @app.command()

@@ -7,6 +7,9 @@
     ├── DocumentNotFoundError     no document (or chunk) of that id in the index
     ├── IndexMismatchError        the index was built with another model or schema than the one asked for
     ├── IndexBusyError            another process holds the index's write lock
+    ├── IndexDamagedError         a damaged index file (manifest, SQLite, FAISS, encoder); names `check --repair`
+    ├── DiskFullError             no space left writing a file; names the path and the space needed
+    ├── ServerBusyError           the server's queue for that work is full (HTTP 503 with Retry-After)
     ├── ModelError                a model that cannot be found or loaded (names the extra or path to fix it)
     ├── ExtractionError           one file could not be read; the indexer skips it and lists it
     └── ServerError               a searchlm server that cannot be reached or answered with an error
@@ -56,6 +59,18 @@ class IndexMismatchError(SearchlmError):
 
 class IndexBusyError(SearchlmError):
     """Another process is writing to this index."""
+
+
+class IndexDamagedError(SearchlmError):
+    """An index file is damaged or missing; `searchlm check --repair` rebuilds what survives."""
+
+
+class DiskFullError(SearchlmError):
+    """The disk (or quota) ran out while writing; the index keeps what was committed before."""
+
+
+class ServerBusyError(SearchlmError):
+    """The server has as much of this work queued as it takes; try again shortly."""
 
 
 class ModelError(SearchlmError):

@@ -7,14 +7,14 @@ from dataclasses import asdict
 
 from searchlm.errors import IndexNotFoundError
 from searchlm.lock import write_lock
-from searchlm.manifest import DB_FILE, Manifest
+from searchlm.manifest import DB_FILE, MANIFEST, Manifest
 from searchlm.settings import Settings
 from searchlm.store import Store
 
 
 def index_status(settings: Settings) -> dict:
     manifest = Manifest.load(settings.index_dir)
-    store = Store(settings.index_dir / DB_FILE, readonly=True)
+    store = Store(settings.index_dir / DB_FILE, readonly=True, existing=True)
     try:
         docs, chunks = store.counts()
         generation = store.generation
@@ -32,11 +32,13 @@ def index_status(settings: Settings) -> dict:
 
 
 def drop_index(settings: Settings) -> None:
+    """Delete the folder of index `settings.name`, and only a folder that holds a searchlm manifest (even a
+    damaged one): the name is checked by `Settings`, so it cannot lead outside the index home."""
     index_dir = settings.index_dir
-    if not (index_dir / "manifest.json").is_file() and not (index_dir / DB_FILE).is_file():
+    if not (index_dir / MANIFEST).is_file() or index_dir.is_symlink():
         raise IndexNotFoundError(
-            f"index '{settings.name}' not found in {settings.home}", "list_indexes() gives the names",
-            "see `searchlm indexes` for the names",
+            f"index '{settings.name}' not found in {settings.home}: no {MANIFEST} in that folder, so it is "
+            "not deleted", "list_indexes() gives the names", "see `searchlm indexes` for the names",
         )
     with write_lock(index_dir, settings.name):
         shutil.rmtree(index_dir)

@@ -8,9 +8,11 @@ transaction, so an interrupted run keeps everything committed so far and the nex
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
+import sqlite3
 import time
 import warnings
 from collections.abc import Callable
@@ -20,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document
-from searchlm.errors import ExtractionError, IndexMismatchError, InputError, NothingToIndexError
-from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of
+from searchlm.errors import (
+    ExtractionError, IndexMismatchError, IndexNotFoundError, InputError, NothingToIndexError, SearchlmError,
+)
+from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular
 from searchlm.lock import write_lock
 from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest
 from searchlm.records import Chunk, IndexReport
@@ -53,8 +57,14 @@ def index_folder(
     progress: Progress | None = None,
     chunker: ChunkerSettings | None = None,
     embedder=None,
+    follow_symlinks: bool = False,
 ) -> IndexReport:
-    """Index `root` into the index `settings.name` under `settings.home`. Returns what changed."""
+    """Index `root` into the index `settings.name` under `settings.home`. Returns what changed.
+
+    One bad file never stops a run: whatever keeps a file from being read (permissions, encoding, a parser's
+    error, a special file, a per-file limit) skips it with a one-line reason in `report.skipped`. Symlinks are
+    read only when they stay inside `root`, unless `follow_symlinks`. A disk that fills up is a DiskFullError
+    naming the path; every document committed before it is kept."""
     started = time.perf_counter()
     root = Path(root).expanduser()
     if not root.exists():
@@ -66,12 +76,12 @@ def index_folder(
     report = IndexReport(name=settings.name)
     progress = progress or (lambda phase, done, total: None)
 
-    with write_lock(index_dir, settings.name):
+    with write_lock(index_dir, settings.name), _disk_errors(index_dir):
         manifest = _existing_manifest(index_dir, root, settings)
         chunker = chunker or ChunkerSettings(**(manifest.chunker if manifest else {}))
-        files = walk(root)
-        report.files_seen = len(files)
-        store = Store(index_dir / DB_FILE)
+        files = walk(root, follow_symlinks=follow_symlinks, skipped=report.skipped)
+        report.files_seen = len(files) + len(report.skipped)
+        store = Store(index_dir / DB_FILE, existing=manifest is not None)
         try:
             stored = store.documents()
             if not files and not stored:
@@ -92,10 +102,26 @@ def index_folder(
     return report
 
 
+@contextlib.contextmanager
+def _disk_errors(index_dir: Path):
+    """A full disk or quota as a DiskFullError naming the path, instead of a traceback from deep inside."""
+    from searchlm.diskspace import disk_full, is_disk_full
+
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not is_disk_full(exc):
+            raise
+        where = Path(getattr(exc, "filename", None) or index_dir)
+        raise disk_full(where, getattr(exc, "needed", None)) from None
+
+
 def _existing_manifest(index_dir: Path, root: Path, settings: Settings) -> Manifest | None:
+    """The index's manifest, or None for a new index. A damaged one or one from a newer searchlm is refused
+    (IndexDamagedError / IndexMismatchError), never rebuilt over."""
     try:
         manifest = Manifest.load(index_dir)
-    except Exception:
+    except IndexNotFoundError:
         return None
     if manifest.root and Path(manifest.root) != root:
         raise InputError(
@@ -146,7 +172,8 @@ class _IndexRun:
 
     def run(self, files: list[FoundFile], stored: dict) -> None:
         report = self.report
-        present = {f.rel for f in files}
+        # A file skipped by the walk (unreadable now, a special file) is not gone: its indexed text stays.
+        present = {f.rel for f in files} | {rel for rel, _ in report.skipped}
         gone = {path: row for path, row in stored.items() if path not in present}
         gone_by_hash = {row.content_hash: row for row in gone.values()}
         pending: list[_Pending] = []
@@ -160,8 +187,10 @@ class _IndexRun:
             if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns and not reread:
                 report.unchanged += 1
                 continue
+            counter = self.counter  # outside the per-file guard: a tokenizer that fails is not one file's fault
             try:
-                data_hash = _file_hash(f.path)
+                data = read_regular(f.path)
+                data_hash = "sha256:" + hashlib.sha256(data).hexdigest()
                 if row is not None and row.content_hash == data_hash and not reread:
                     self.store.touch_document(row.id, f.size, f.mtime_ns)  # touched, not changed
                     report.unchanged += 1
@@ -172,11 +201,20 @@ class _IndexRun:
                     gone.pop(old.path, None)
                     report.moved.append((old.path, f.rel))
                     continue
-                doc = extract(f.path)
+                doc = extract(f.path, data)
+                chunks = chunk_document(doc, counter, self.chunker)
             except ExtractionError as exc:
                 report.skipped.append((f.rel, str(exc)))
                 continue
-            chunks = chunk_document(doc, self.counter, self.chunker)
+            except (SearchlmError, sqlite3.Error):  # the index's own trouble (a model, the store): not this file's
+                raise
+            except Exception as exc:  # anything else about this one file skips it, named, and the run goes on
+                if _disk_full(exc):
+                    raise
+                report.skipped.append((f.rel, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"))
+                continue
+            finally:
+                data = None
             if not chunks:
                 report.skipped.append((f.rel, "no text"))
                 continue
@@ -206,9 +244,12 @@ class _IndexRun:
                 dimension=self.embedder.dimension,
                 chunker=self.chunker.to_json(),
                 precision=self.embedder.precision,
+                readers=dict(READER_VERSIONS),  # what a killed first run commits was read by these readers
             )
-            self.manifest.save(self.index_dir)
-        if not (self.index_dir / ENCODER_DIR / "encoder.onnx").is_file():
+            self.manifest.save(self.index_dir, self.store)
+        from searchlm.check import encoder_problem
+
+        if encoder_problem(self.index_dir) is not None:  # missing, or a file of it lost: put it back
             from searchlm.embed.base import resolve_model
             from searchlm.embed.cache import install_encoder
             from searchlm.embed.onnx import export_onnx
@@ -262,12 +303,14 @@ class _IndexRun:
         generation = self.store.generation
         self.report.chunks_total = chunks
         faiss_path = self.index_dir / FAISS_FILE
-        if manifest.ann.get("generation") != generation or not faiss_path.is_file():
+        from searchlm.check import vectors_problem
+
+        if manifest.ann.get("generation") != generation or vectors_problem(faiss_path, manifest, chunks):
             rebuild_vectors(self.store, manifest, self.index_dir)
         manifest.documents, manifest.chunks = docs, chunks
         manifest.readers = dict(READER_VERSIONS)
         manifest.updated_at = time.time()
-        manifest.save(self.index_dir)
+        manifest.save(self.index_dir, self.store)
 
 
 def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path) -> VectorIndex:
@@ -280,12 +323,10 @@ def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path) -> Vector
     return index
 
 
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+def _disk_full(exc: BaseException) -> bool:
+    from searchlm.diskspace import is_disk_full
+
+    return is_disk_full(exc)
 
 
 def _tokenizer_file(index_dir: Path, model_path: str) -> Path | None:

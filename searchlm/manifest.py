@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from searchlm import __version__
-from searchlm.errors import IndexMismatchError, IndexNotFoundError
+from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, SearchlmError
 from searchlm.fileio import write_json_atomic
 from searchlm.store import SCHEMA_VERSION
 
@@ -36,24 +36,66 @@ class Manifest:
 
     @classmethod
     def load(cls, index_dir: Path) -> "Manifest":
+        """Read and check `manifest.json`. A damaged one is an IndexDamagedError naming `check --repair`; a
+        schema newer than this searchlm (or one it does not know) is refused, never rebuilt over."""
         path = index_dir / MANIFEST
         if not path.is_file():
             raise IndexNotFoundError(
                 f"index '{index_dir.name}' not found in {index_dir.parent}",
                 f"create it with Index('{index_dir.name}').update(FOLDER)", f"run `searchlm index DIR --name {index_dir.name}`",
             )
-        data = json.loads(path.read_text(encoding="utf-8"))
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        manifest = cls(**known)
-        if manifest.schema_version > SCHEMA_VERSION:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise damaged(index_dir.name, f"{type(exc).__name__}: {str(exc)[:80]}") from None
+        return cls.from_json(data, index_dir.name)
+
+    @classmethod
+    def from_json(cls, data, name: str) -> "Manifest":
+        if not isinstance(data, dict):
+            raise damaged(name, f"a JSON {type(data).__name__}, not an object")
+        missing = [k for k in ("name", "root", "model", "dimension") if k not in data]
+        if missing:
+            raise damaged(name, f"missing {', '.join(missing)}")
+        schema = data.get("schema_version", SCHEMA_VERSION)
+        if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
             raise IndexMismatchError(
-                f"index '{manifest.name}' has schema {manifest.schema_version}, newer than this searchlm "
+                f"index '{name}' has an unknown schema {str(schema)[:20]!r}; this searchlm ({__version__}) reads "
+                f"schema {SCHEMA_VERSION} (rebuild it: `searchlm drop {name}` then `searchlm index DIR --name {name}`)"
+            )
+        if schema > SCHEMA_VERSION:
+            raise IndexMismatchError(
+                f"index '{name}' has schema {schema}, newer than this searchlm "
                 f"({__version__}) reads; upgrade searchlm (pip install -U searchlm)"
             )
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            manifest = cls(**known)
+        except TypeError as exc:
+            raise damaged(name, str(exc)[:80]) from None
+        for key, kind in (("name", str), ("root", str), ("model", str), ("dimension", int), ("chunker", dict),
+                          ("ann", dict), ("readers", dict), ("documents", int), ("chunks", int)):
+            if not isinstance(getattr(manifest, key), kind):
+                raise damaged(name, f"'{key}' is not a {kind.__name__}")
+        if manifest.dimension < 1:
+            raise damaged(name, f"dimension {manifest.dimension}")
         return manifest
 
-    def save(self, index_dir: Path) -> None:
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def save(self, index_dir: Path, store=None) -> None:
+        """Write `manifest.json` atomically; with `store`, keep a copy in SQLite that `check --repair` restores
+        a damaged manifest from."""
         write_json_atomic(index_dir / MANIFEST, asdict(self))
+        if store is not None:
+            store.save_manifest_copy(json.dumps(asdict(self), sort_keys=True))
+
+
+def damaged(name: str, why: str) -> IndexDamagedError:
+    return IndexDamagedError(
+        f"index '{name}': manifest.json is damaged ({why}); run `searchlm check --name {name} --repair`"
+    )
 
 
 def list_indexes(home: Path) -> list[Manifest]:
@@ -65,6 +107,6 @@ def list_indexes(home: Path) -> list[Manifest]:
         if (child / "manifest.json").is_file():
             try:
                 out.append(Manifest.load(child))
-            except Exception:
+            except SearchlmError:  # damaged or from a newer searchlm: `check` says which
                 continue
     return out

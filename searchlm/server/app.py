@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import re
+import sqlite3
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,12 +26,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from searchlm import __version__
-from searchlm.errors import InputError, SearchlmError
+from searchlm.errors import InputError, SearchlmError, ServerBusyError
 from searchlm.manifest import list_indexes
 from searchlm.search import DEFAULT_DENSE_WEIGHT, MAX_K, MODES, SearchOptions
 from searchlm.documents import document_view
-from searchlm.server.engines import Engines, status_for
+from searchlm.server.engines import ASK_RETRY_SECONDS, Engines, status_for
 from searchlm.server.net import LOOPBACK
+from searchlm.store import translate
 from searchlm.server.guard import MAX_BODY_BYTES, Guard
 from searchlm.server.stream import ask_events
 from searchlm.settings import Settings
@@ -56,8 +58,10 @@ class ErrorResponse(BaseModel):
 
 
 _ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in (
-    (400, "A value that cannot be used"), (404, "Unknown index or document"), (413, "Request body too large"),
-    (422, "A parameter out of its bounds"), (503, "The answer model could not be loaded"),
+    (400, "A value that cannot be used"), (401, "The server's bearer token is missing or wrong"),
+    (403, "A cross-site request"), (404, "Unknown index or document"), (413, "Request body or question too large"),
+    (414, "Query too long"), (422, "A parameter out of its bounds"),
+    (503, "The answer model could not be loaded, or the question queue is full (see Retry-After)"),
 )}
 
 
@@ -77,6 +81,7 @@ def create_app(
     allowed_hosts: list[str] | None = None,
     ask_defaults: dict | None = None,
     generator=None,
+    token: str | None = None,
 ) -> FastAPI:
     """The searchlm web app for the index `settings.name` (others in `settings.home` load on first use).
 
@@ -84,6 +89,7 @@ def create_app(
     `allowed_hosts` are Host headers accepted besides the loopback names (a guard against DNS rebinding).
     `ask_defaults` are `AskOptions` values for questions that do not set them (e.g. `{"max_tokens": 64}`).
     `generator` answers instead of the one `settings.generator` names (any `Generator`: a caller's own model).
+    `token`: when given, every /api/ request needs `Authorization: Bearer <token>` (required off loopback).
     """
     # FAISS's and torch's OpenMP threads busy-wait after each call by default and then starve the ONNX query
     # encoder that runs next: on 2 cores a 50k-chunk hybrid search took ~150 ms with it and ~95 ms without.
@@ -103,17 +109,32 @@ def create_app(
         description="Local semantic search over a folder of documents: hybrid search, cited answers.",
     )
     app.state.engines = engines
-    app.add_middleware(Guard, hosts=LOCAL_HOSTS + list(allowed_hosts or []), limit=MAX_BODY_BYTES)
+    app.add_middleware(Guard, hosts=LOCAL_HOSTS + list(allowed_hosts or []), limit=MAX_BODY_BYTES, token=token)
+    private = _Scrubber(settings)
 
     # -- errors -------------------------------------------------------------------------------------------
     @app.exception_handler(SearchlmError)
     async def _library_error(request: Request, exc: SearchlmError):
-        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+        headers = {"Retry-After": str(ASK_RETRY_SECONDS)} if isinstance(exc, ServerBusyError) else None
+        return JSONResponse({"detail": private.scrub(str(exc))}, status_code=status_for(exc), headers=headers)
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def _database_error(request: Request, exc: sqlite3.DatabaseError):
+        name = request.query_params.get("name") or settings.name
+        error = translate(exc, settings.home / name / "index.db")
+        if not isinstance(error, SearchlmError):
+            return await _crash(request, exc)
+        return await _library_error(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         parts = []
         for e in exc.errors():
+            field = (e.get("loc") or ("",))[-1]
+            if e.get("type") == "string_too_long" and field in ("q", "question"):
+                status = 414 if field == "q" else 413
+                return JSONResponse({"detail": f"the {'query' if field == 'q' else 'question'} is over "
+                                     f"{MAX_QUERY_CHARS} characters (shorten it)"}, status_code=status)
             if e.get("type") in ("json_invalid", "model_attributes_type", "dict_type"):
                 return JSONResponse({"detail": "the request body is not a JSON object (send e.g. "
                                      '{"question": "..."} with Content-Type: application/json)'}, status_code=422)
@@ -122,7 +143,7 @@ def create_app(
         return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
 
     @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception):
+    async def _crash(request: Request, exc: Exception):  # never the message: it may name server paths
         log.exception("error on %s", request.url.path)
         return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
 
@@ -170,7 +191,7 @@ def create_app(
         loaded = set(engines.loaded)
         return {"default": settings.name, "indexes": [
             {"name": m.name, "documents": m.documents, "chunks": m.chunks, "model": m.model,
-             "dimension": m.dimension, "root": m.root, "ann": m.ann.get("type"), "updated_at": m.updated_at,
+             "dimension": m.dimension, "root": Path(m.root).name, "ann": m.ann.get("type"), "updated_at": m.updated_at,
              "default": m.name == settings.name, "loaded": m.name in loaded}
             for m in list_indexes(settings.home)
         ]}
@@ -221,8 +242,8 @@ def create_app(
         name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
     ):
         searcher = engines.searcher(name)
-        with searcher.lock:
-            return document_view(searcher, doc_id, chunk).to_json()
+        with searcher.lease() as leased:
+            return document_view(leased, doc_id, chunk).to_json()
 
     @app.post("/api/ask", responses=_ERRORS, summary="Answer a question from the index, with citations")
     def ask(body: AskRequest):
@@ -233,23 +254,36 @@ def create_app(
     async def ask_stream(body: AskRequest):
         return _stream(body)
 
-    @app.get("/api/ask/stream", responses=_ERRORS, summary="The same stream for EventSource clients")
-    async def ask_stream_get(
-        q: str = Query(..., max_length=MAX_QUERY_CHARS, description="The question."),
-        name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
-        k: Optional[int] = Query(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use."),
-    ):
-        return _stream(AskRequest(question=q, name=name, k=k))
-
     def _stream(body: AskRequest) -> StreamingResponse:
         _check_question(body.question)
         engines.searcher(body.name)  # an unknown index is a 404 now, not an event later
+        engines.check_ask_queue()  # a full queue is a 503 now, not an error event later
         return StreamingResponse(
             ask_events(engines, body), media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     return app
+
+
+class _Scrubber:
+    """Takes absolute server paths (the index home, the indexed folders, the working folder) out of messages
+    sent to clients: a request names an index, never a place on the server's disk."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def scrub(self, text: str) -> str:
+        home = self.settings.home
+        prefixes = {str(home.resolve()): "<index home>", str(home): "<index home>"}
+        for m in list_indexes(home):
+            if m.root:
+                prefixes[m.root] = f"<folder of '{m.name}'>"
+        prefixes[os.getcwd()] = "."
+        for prefix in sorted(prefixes, key=len, reverse=True):
+            if len(prefix) > 1 and prefix in text:
+                text = text.replace(prefix, prefixes[prefix])
+        return text
 
 
 def _check_question(question: str) -> None:

@@ -1,31 +1,39 @@
-"""What the server keeps loaded between requests: one searcher per index and the answer generator.
+"""What the server keeps loaded between requests: a pool of searchers per index and the answer generator.
 
-A `Searcher` holds one SQLite connection and the ONNX/FAISS objects; FastAPI runs sync endpoints in a thread
-pool, so each searcher is used by one thread at a time (its own lock), and generations run one at a time.
+A `Searcher` holds one SQLite connection, which one thread may use at a time. Each index gets a small pool of
+searchers with their own read connections that share one ONNX encoder, one FAISS index and the rerankers
+(ONNX Runtime and FAISS searches are safe to run in parallel), so concurrent searches run in parallel instead of
+queueing on one lock. Answers are generated one at a time, and at most ASK_QUEUE wait: past that a request gets
+503 with Retry-After instead of a timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import re
+import os
+import queue
 import threading
 import time
 
 from searchlm.errors import (
-    DocumentNotFoundError, IndexBusyError, IndexMismatchError, IndexNotFoundError, InputError, ModelError,
-    SearchlmError,
+    DiskFullError, DocumentNotFoundError, IndexBusyError, IndexDamagedError, IndexMismatchError, IndexNotFoundError,
+    InputError, ModelError, SearchlmError, ServerBusyError,
 )
 from searchlm.search import Searcher
-from searchlm.settings import Settings
+from searchlm.settings import Settings, check_index_name
 
 log = logging.getLogger("searchlm.server")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+POOL_SIZE = max(2, min(8, 2 * (os.cpu_count() or 1)))  # read connections per index
+ASK_QUEUE = 4  # answers generating or waiting; more get 503
+ASK_RETRY_SECONDS = 10
 # The HTTP status of each library error, most specific first.
 _STATUS = (
     (DocumentNotFoundError, 404), (IndexNotFoundError, 404), (IndexMismatchError, 409), (IndexBusyError, 503),
-    (ModelError, 503), (InputError, 400), (SearchlmError, 400),
+    (ServerBusyError, 503), (ModelError, 503), (DiskFullError, 507), (IndexDamagedError, 500), (InputError, 400),
+    (SearchlmError, 400),
 )
 
 
@@ -33,50 +41,88 @@ def status_for(exc: SearchlmError) -> int:
     return next(code for kind, code in _STATUS if isinstance(exc, kind))
 
 
-class _GuardedSearcher:
-    """A Searcher whose SQLite connection and models are used by one request thread at a time."""
+class SearcherPool:
+    """Searchers of one index, leased one per request thread; they share the heavy, thread-safe parts."""
 
-    def __init__(self, searcher: Searcher):
-        self._searcher = searcher
-        self.lock = threading.Lock()
+    def __init__(self, settings: Settings, size: int = POOL_SIZE):
+        self.settings = settings
+        self.size = size
+        self._first = Searcher(settings)  # a missing or damaged index fails here
+        self._free: queue.LifoQueue = queue.LifoQueue()
+        self._free.put(self._first)
+        self._made = 1
+        self._lock = threading.Lock()
+        self._all = [self._first]
 
-    def search(self, query, options=None, **kwargs):
-        with self.lock:
-            return self._searcher.search(query, options, **kwargs)
+    @property
+    def manifest(self):
+        return self._first.manifest
 
     def warm(self) -> None:
-        with self.lock:
-            self._searcher.warm()
+        with self.lease() as s:
+            s.warm()
 
-    def __getattr__(self, name):
-        return getattr(self._searcher, name)
+    @contextlib.contextmanager
+    def lease(self):
+        """A searcher for this thread alone until the block ends; a new one while fewer than `size` exist."""
+        try:
+            searcher = self._free.get_nowait()
+        except queue.Empty:
+            searcher = self._grow() or self._free.get()
+        try:
+            yield searcher
+        finally:
+            self._free.put(searcher)
+
+    def _grow(self) -> Searcher | None:
+        with self._lock:
+            if self._made >= self.size:
+                return None
+            self._made += 1
+        first = self._first
+        searcher = Searcher(self.settings)
+        searcher._warm = first._warm
+        searcher._encoder = first._encoder  # one ONNX session for all: InferenceSession.run is thread-safe
+        searcher._rerankers = first._rerankers  # models load once per index, not once per connection
+        if first._vectors is not None:
+            searcher._vectors, searcher._vectors_generation = first._vectors, first._vectors_generation
+        with self._lock:
+            self._all.append(searcher)
+        return searcher
+
+    def search(self, query, options=None, **kwargs):
+        with self.lease() as s:
+            return s.search(query, options, **kwargs)
+
+    def close(self) -> None:
+        for s in self._all:
+            s.close()
 
 
 class Engines:
-    """Everything a request needs, loaded once: one searcher per index (on first use) and the generator."""
+    """Everything a request needs, loaded once: a searcher pool per index (on first use) and the generator."""
 
     def __init__(self, settings: Settings, load_generator: bool = True, ask_defaults: dict | None = None,
                  generator=None):
         self.settings = settings
         self.load_generator = load_generator
         self.ask_defaults = dict(ask_defaults or {})  # AskOptions values a request does not set
-        self._searchers: dict[str, _GuardedSearcher] = {}
+        self._searchers: dict[str, SearcherPool] = {}
         self._lock = threading.Lock()
         self._ask_lock = threading.Lock()  # one generation at a time: they would only slow each other down
+        self._ask_slots = threading.BoundedSemaphore(ASK_QUEUE)
         self._generator = generator  # None: settings.generator, loaded by generator()
         self.cancelled = 0  # streamed answers stopped because their client left
         self.generator_error: str | None = None
         self.started = time.time()
         self.searcher(settings.name)  # a missing default index fails here, before the server starts
 
-    def searcher(self, name: str | None = None) -> _GuardedSearcher:
-        name = name or self.settings.name
-        if not _NAME.match(name):
-            raise IndexNotFoundError(f"index name '{name[:80]}' is not valid (use a name from /api/indexes)")
+    def searcher(self, name: str | None = None) -> SearcherPool:
+        name = check_index_name(name or self.settings.name)
         with self._lock:
             found = self._searchers.get(name)
             if found is None:
-                found = _GuardedSearcher(Searcher(self.settings.with_(name=name)))
+                found = SearcherPool(self.settings.with_(name=name))
                 self._searchers[name] = found
         return found
 
@@ -102,6 +148,13 @@ class Engines:
                 log.warning("answer model not loaded: %s", exc)
         log.info("models warm in %.1f s", time.perf_counter() - started)
 
+    def check_ask_queue(self) -> None:
+        """ServerBusyError when ASK_QUEUE questions are already generating or waiting."""
+        if self._ask_slots._value <= 0:  # a glance, not a reservation: ask() takes the slot
+            raise ServerBusyError(
+                f"{ASK_QUEUE} questions are already being answered or waiting; ask again in a few seconds"
+            )
+
     def ask(self, request, on_token=None):
         """Answer `request` (an `AskRequest`) with `answer.ask`; `on_token` gets the text as it is generated."""
         try:
@@ -112,8 +165,15 @@ class Engines:
         given = {k: v for k, v in request.model_dump().items() if v is not None and k not in ("question", "name")}
         known = {f.name for f in dataclasses.fields(AskOptions)}
         options = AskOptions(**{k: v for k, v in {**self.ask_defaults, **given}.items() if k in known})
-        with self._ask_lock:
-            return ask(searcher, request.question, options, on_token=on_token, generator=self.generator())
+        if not self._ask_slots.acquire(blocking=False):
+            raise ServerBusyError(
+                f"{ASK_QUEUE} questions are already being answered or waiting; ask again in a few seconds"
+            )
+        try:
+            with self._ask_lock, searcher.lease() as leased:
+                return ask(leased, request.question, options, on_token=on_token, generator=self.generator())
+        finally:
+            self._ask_slots.release()
 
     def ask_json(self, request, on_token=None) -> dict:
         """`Answer.to_json()` with each citation's and passage's `doc_id`, so a page can open the document."""
@@ -121,8 +181,8 @@ class Engines:
         searcher = self.searcher(request.name)
         items = [x for key in ("citations", "passages") for x in data.get(key) or [] if isinstance(x, dict)]
         ids = {x["chunk_id"] for x in items if x.get("chunk_id") is not None}
-        with searcher.lock:
-            rows = searcher.store.chunks_by_id(ids)
+        with searcher.lease() as leased:
+            rows = leased.store.chunks_by_id(ids)
         for x in items:
             row = rows.get(x.get("chunk_id"))
             if row is not None:

@@ -16,8 +16,24 @@ function indexName() {
   return $("index").value || "";
 }
 
+// A server bound beyond loopback wants `Authorization: Bearer TOKEN`; the page takes the token once from
+// the address /#token=TOKEN, keeps it for this tab only and removes it from the address bar.
+const token = (() => {
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (match) {
+    sessionStorage.setItem("searchlm-token", decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("searchlm-token");
+})();
+
+function authorized(headers) {
+  return token ? { ...(headers || {}), Authorization: `Bearer ${token}` } : headers || {};
+}
+
 async function getJSON(url, options) {
-  const response = await fetch(url, options);
+  options = options || {};
+  const response = await fetch(url, { ...options, headers: authorized(options.headers) });
   let data = null;
   try {
     data = await response.json();
@@ -214,7 +230,7 @@ async function runAsk(question) {
   try {
     const response = await fetch("/api/ask/stream", {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      headers: authorized({ "Content-Type": "application/json", Accept: "text/event-stream" }),
       body: JSON.stringify(body),
       signal: controller.signal,
     });

@@ -1,0 +1,519 @@
+"""Fault-injection suite (issue #11): the heavy runs behind the "Reliability" table of RESULTS.md.
+
+    python benchmarks/faults.py [all|kills|fuzz|damage|diskfull|http] [--workdir /tmp/searchlm-faults]
+                                [--kills 50] [--fuzz 1000] [--concurrency 200]
+
+kills     N random `kill -9` of `searchlm index` (a real subprocess) while the corpus changes between runs; after
+          each kill the index must still open, pass `check` (a FAISS file older than the database is allowed:
+          searches rebuild it from SQLite) and answer a search; every 10 kills and at the end an uninterrupted
+          re-run must leave documents = files, SQLite chunks = FAISS vectors, `check` clean and every planted
+          token at rank 1.
+fuzz      a generated corpus of malformed files across every supported type (random bytes, truncated and
+          bit-flipped real files, UTF-16/32 with broken tails, NULs, control characters, deep HTML, PDF with
+          broken xref/streams, DOCX zip bombs and broken zips, undecodable names, FIFOs, symlinks to /dev/zero,
+          /etc and nowhere) beside 40 good files. One `searchlm index --json` under /usr/bin/time: exit code,
+          tracebacks, hangs (a timeout), every bad file skipped with a reason, peak RSS, wall time against the
+          good files alone.
+damage    every damaged-file case of the issue on a fresh index: the one-line error of `search`/`status`, then
+          `check --repair` (and a re-run where data was lost) and a search.
+diskfull  `index` into a small tmpfs (root only): the one-line error, and the index still searchable.
+http      `searchlm serve` on the sample corpus, C concurrent `GET /api/search` with distinct queries: errors, p50,
+          p95; cross-site POST /api/ask and /api/ask/stream -> 403, GET stream -> 405, 1 MB query -> 414.
+
+Run it under `nice -n 10` on a shared machine; each section prints the load average with its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_corpus"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
+CLI = [sys.executable, "-m", "searchlm"]
+
+
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout, **kw)
+
+
+# -- kills --------------------------------------------------------------------------------------------------
+def planted(i: int) -> str:
+    return f"zqx{i:04d}plant"
+
+
+def write_doc(corpus: Path, i: int, variant: int = 0) -> None:
+    body = " ".join(random.Random(i * 7 + variant).choice(WORDS) for _ in range(400))
+    (corpus / "gen" / f"doc{i:03d}.md").write_text(f"# Document {i}\n\n{planted(i)} {body} v{variant}\n", encoding="utf-8")
+
+
+WORDS = ("river stone garden market window ladder engine harbor violin pepper orbit canvas lantern meadow "
+         "compass thunder velvet quartz falcon ember glacier saffron timber voyage").split()
+
+
+def check_usable(home: Path, name: str) -> str | None:
+    """None when the index opens, checks clean (stale FAISS allowed) and answers a search; else why not."""
+    from searchlm.check import check_index
+    from searchlm.search import Searcher
+    from searchlm.settings import Settings
+
+    settings = Settings(home=home, name=name)
+    if not (settings.index_dir / "manifest.json").exists():
+        return None  # killed before the first manifest: nothing to use yet, and nothing claimed
+    try:
+        report = check_index(settings)
+        bad = [p for p in report.problems if not (p.part == "vectors" and "older than" in p.message)]
+        if bad:
+            return "; ".join(p.message for p in bad)
+        searcher = Searcher(settings)
+        searcher.search("river garden", k=3)
+        searcher.close()
+    except Exception as exc:  # noqa: BLE001 - a benchmark reports whatever breaks
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]:
+    from searchlm.check import check_index
+    from searchlm.search import Searcher
+    from searchlm.settings import Settings
+    from searchlm.vectors import VectorIndex
+
+    problems = []
+    settings = Settings(home=home, name=name)
+    files = sum(1 for p in corpus.rglob("*") if p.is_file() and p.suffix in (".md", ".txt", ".rst", ".html", ".pdf", ".docx", ".py"))
+    conn = sqlite3.connect(settings.index_dir / "index.db")
+    n_docs, n_chunks = conn.execute("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone()
+    conn.close()
+    ann = json.loads((settings.index_dir / "manifest.json").read_text())["ann"]
+    faiss_count = len(VectorIndex.load(settings.index_dir / "vectors.faiss", ann.get("type", "flat"), use_gpu=False))
+    if n_docs != files:
+        problems.append(f"documents {n_docs} != files {files}")
+    if n_chunks != faiss_count:
+        problems.append(f"chunks {n_chunks} != FAISS vectors {faiss_count}")
+    if not check_index(settings).ok:
+        problems.append("check not clean")
+    searcher = Searcher(settings)
+    for i in range(docs):
+        hits = searcher.search(planted(i), k=1, mode="keyword")
+        if not hits or not hits[0].path.endswith(f"doc{i:03d}.md"):
+            problems.append(f"{planted(i)} not at rank 1")
+    searcher.close()
+    return problems
+
+
+def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = True) -> dict:
+    corpus = workdir / "kill-corpus"
+    home = workdir / "kill-home"
+    shutil.rmtree(corpus, ignore_errors=True)
+    shutil.rmtree(home, ignore_errors=True)
+    if with_sample:
+        shutil.copytree(SAMPLE, corpus)
+    (corpus / "gen").mkdir(parents=True)
+    for i in range(docs):
+        write_doc(corpus, i)
+    rng = random.Random(11)
+    started = time.perf_counter()
+    t0 = time.perf_counter()
+    first = cli("index", corpus, "--home", home, "--name", "k", "-q", timeout=3600)
+    full_run = time.perf_counter() - t0
+    assert first.returncode == 0, first.stderr
+    unusable, lost, rounds, killed_mid = [], [], 0, 0
+    for n in range(1, kills + 1):
+        for i in rng.sample(range(docs), min(12, docs)):  # work for the next run: changed files, each keeps its token
+            write_doc(corpus, i, variant=n)
+        if n % 7 == 0:  # and a first run into a fresh index now and then
+            shutil.rmtree(home / "k", ignore_errors=True)
+        proc = subprocess.Popen([*CLI, "index", str(corpus), "--home", str(home), "--name", "k", "-q"],
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, full_run * 1.1))
+        if proc.poll() is None:
+            killed_mid += 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        why = check_usable(home, "k")
+        if why:
+            unusable.append((n, why))
+        if n % 10 == 0 or n == kills:
+            rerun = cli("index", corpus, "--home", home, "--name", "k", "-q", timeout=3600)
+            rounds += 1
+            if rerun.returncode != 0:
+                lost.append((n, rerun.stderr.strip()[-300:]))
+                continue
+            problems = full_invariants(home, "k", corpus, docs)
+            if problems:
+                lost.append((n, problems[:5]))
+        print(f"  kill {n}/{kills}: {'ok' if not why else why}", flush=True)
+    result = {"kills": kills, "killed_while_running": killed_mid, "unusable_after_kill": unusable,
+              "reruns_checked": rounds, "reruns_with_lost_or_broken": lost, "full_run_seconds": round(full_run, 1),
+              "seconds": round(time.perf_counter() - started), "load": load()}
+    print(f"kills: {kills} kill -9 ({killed_mid} mid-run), {len(unusable)} unusable indexes, {rounds} re-runs, "
+          f"{len(lost)} with lost files or broken invariants; {load()}")
+    return result
+
+
+# -- fuzz ---------------------------------------------------------------------------------------------------
+def sample_bytes() -> dict[str, bytes]:
+    out = {}
+    for p in SAMPLE.rglob("*"):
+        if p.is_file():
+            out.setdefault(p.suffix, p.read_bytes())
+    return out
+
+
+def docx_bomb(xml_mb: float) -> bytes:
+    import docx
+
+    seed = io.BytesIO()
+    d = docx.Document()
+    d.add_paragraph("seed")
+    d.save(seed)
+    src = zipfile.ZipFile(io.BytesIO(seed.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                para = b"<w:p><w:r><w:t>lorem ipsum dolor</w:t></w:r></w:p>"
+                data = data.replace(b"<w:body>", b"<w:body>" + para * int(xml_mb * 2**20 / len(para)))
+            z.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def fuzz_case(rng: random.Random, real: dict[str, bytes], n: int) -> tuple[str, bytes]:
+    """One malformed file: (name, bytes)."""
+    kinds = [".txt", ".md", ".rst", ".html", ".pdf", ".docx", ".py", ".yaml", ".htm", ".markdown"]
+    ext = kinds[n % len(kinds)]
+    base = real.get(ext) or real.get(".md")
+    how = rng.randrange(12)
+    if how == 0:
+        data = rng.randbytes(rng.randrange(0, 20000))
+    elif how == 1:
+        data = base[: rng.randrange(0, max(1, len(base)))]
+    elif how == 2:  # bit flips
+        data = bytearray(base)
+        for _ in range(rng.randrange(1, 200)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        data = bytes(data)
+    elif how == 3:
+        data = rng.choice([b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\xef\xbb\xbf"]) + rng.randbytes(rng.randrange(1, 999))
+    elif how == 4:
+        data = b"\xff\xfeh\x00i\x00A"  # the issue's truncated UTF-16
+    elif how == 5:
+        data = b"text \x00 with NULs \x00" * rng.randrange(1, 500)
+    elif how == 6:
+        data = bytes(rng.choice([1, 2, 3, 7, 8, 11, 14, 27, 127]) for _ in range(rng.randrange(1, 5000)))
+    elif how == 7:
+        depth = rng.choice([1000, 20000, 100000])
+        data = b"<html><body>" + b"<div>" * depth + b"deep" + b"</div>" * (depth // 2)
+    elif how == 8:
+        data = b"%PDF-1.7\n" + rng.randbytes(rng.randrange(10, 5000)) + b"\nxref\n0 99999999\ntrailer<</Root 1 0 R>>\n%%EOF"
+    elif how == 9:
+        zbuf = io.BytesIO()
+        with zipfile.ZipFile(zbuf, "w") as z:
+            z.writestr(rng.choice(["word/document.xml", "[Content_Types].xml", "x.txt"]), rng.randbytes(rng.randrange(10, 3000)))
+        data = zbuf.getvalue()
+    elif how == 10:
+        data = ("é" * rng.randrange(1, 3000)).encode("latin-1") + b"\x81\x8d\x8f\x90\x9d"
+    else:
+        data = b"a" * rng.randrange(20_000, 60_000)  # one very long line
+    return f"bad{n:04d}{ext}", data
+
+
+def run_fuzz(workdir: Path, count: int) -> dict:
+    rng = random.Random(5)
+    corpus = workdir / "fuzz-corpus"
+    good_only = workdir / "fuzz-good"
+    for folder in (corpus, good_only, workdir / "fuzz-home"):
+        shutil.rmtree(folder, ignore_errors=True)
+    corpus.mkdir(parents=True)
+    shutil.copytree(SAMPLE, good_only)
+    shutil.copytree(SAMPLE, corpus / "good")
+    real = sample_bytes()
+    bad: set[str] = set()
+    specials = 0
+    for n in range(count):
+        if n % 100 == 0:  # ~10 specials per 1,000: the issue's cases
+            specials += 1
+            which = (n // 100) % 8
+            name = f"special{n:04d}"
+            if which == 0:
+                os.mkfifo(corpus / f"{name}.txt")
+                bad.add(f"{name}.txt")
+            elif which == 1:
+                (corpus / f"{name}.txt").symlink_to("/dev/zero")
+                bad.add(f"{name}.txt")
+            elif which == 2:
+                (corpus / f"{name}.txt").symlink_to("/etc/passwd")
+                bad.add(f"{name}.txt")
+            elif which == 3:
+                (corpus / f"{name}_etc").symlink_to("/etc")
+                bad.add(f"{name}_etc")
+            elif which == 4:
+                with open(os.fsencode(corpus) + f"/{name}\xff".encode("latin-1") + b".txt", "wb") as f:
+                    f.write(b"a name that is not UTF-8")
+                bad.add(f"{name}\ufffd.txt")
+            elif which == 5:
+                (corpus / f"{name}.docx").write_bytes(docx_bomb(30))  # the issue's 125 KB -> 30 MB of XML
+                bad.add(f"{name}.docx")
+            elif which == 6:
+                (corpus / f"{name}.md").symlink_to(corpus / "nowhere.md")
+                bad.add(f"{name}.md")
+            else:
+                sub = corpus / f"{name}_locked"
+                sub.mkdir()
+                (sub / "x.txt").write_text("locked")
+                os.chmod(sub, 0)  # root still reads it: counted only when running as another user
+            continue
+        name, data = fuzz_case(rng, real, n)
+        (corpus / name).write_bytes(data)
+        bad.add(name)
+    out = workdir / "fuzz-report.json"
+    cmd = ["/usr/bin/time", "-v", *CLI, "index", str(corpus), "--home", str(workdir / "fuzz-home"), "--name", "fuzz",
+           "--json"]
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=1800)
+        hung = False
+    except subprocess.TimeoutExpired:
+        proc, hung = None, True
+    wall = time.perf_counter() - started
+    good_started = time.perf_counter()
+    good = cli("index", good_only, "--home", workdir / "fuzz-home", "--name", "good", "-q")
+    good_wall = time.perf_counter() - good_started
+    if proc is None:
+        return {"hung": True, "wall_seconds": round(wall)}
+    rss = next((int(line.split()[-1]) for line in proc.stderr.splitlines() if "Maximum resident set size" in line), 0)
+    tracebacks = proc.stderr.count("Traceback")
+    report = json.loads(proc.stdout) if proc.returncode == 0 else {}
+    out.write_text(proc.stdout)
+    skipped = {p: why for p, why in report.get("skipped", [])}
+    indexed = set(report.get("added", []))
+    unaccounted = sorted(b for b in bad if b not in skipped and b not in indexed)
+    result = {
+        "files": count, "bad_files": len(bad), "returncode": proc.returncode, "tracebacks": tracebacks, "hung": hung,
+        "skipped_with_reason": sum(1 for b in bad if skipped.get(b)), "bad_but_indexed": sum(1 for b in bad if b in indexed),
+        "unaccounted": unaccounted[:20], "good_indexed": sum(1 for p in indexed if p.startswith("good/")),
+        "peak_rss_mb": round(rss / 1024), "wall_seconds": round(wall, 1), "good_only_wall_seconds": round(good_wall, 1),
+        "reasons": _reason_counts(skipped), "load": load(),
+    }
+    print(f"fuzz: {count} files ({len(bad)} malformed), rc {proc.returncode}, {tracebacks} tracebacks, hung {hung}, "
+          f"{result['skipped_with_reason']} skipped with a reason, {result['bad_but_indexed']} malformed but readable "
+          f"(indexed), {len(unaccounted)} unaccounted; peak RSS {result['peak_rss_mb']} MB; wall {wall:.0f} s vs "
+          f"{good_wall:.0f} s for the 38 good files alone; {load()}")
+    return result
+
+
+def _reason_counts(skipped: dict) -> dict:
+    counts: dict[str, int] = {}
+    for why in skipped.values():
+        key = why.split("(")[0].strip()[:60]
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+# -- damage -------------------------------------------------------------------------------------------------
+def run_damage(workdir: Path) -> dict:
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_reliability import DAMAGE  # the same cases as the unit test, on the sample corpus here
+
+    home = workdir / "damage-home"
+    shutil.rmtree(home, ignore_errors=True)
+    base = cli("index", SAMPLE, "--home", home, "--name", "pristine", "-q")
+    assert base.returncode == 0, base.stderr
+    rows = {}
+    for case, damage in DAMAGE.items():
+        target = home / "d"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(home / "pristine", target, symlinks=True)
+        manifest = json.loads((target / "manifest.json").read_text())
+        manifest["name"] = "d"
+        (target / "manifest.json").write_text(json.dumps(manifest))
+        c = sqlite3.connect(target / "index.db")
+        with c:
+            c.execute("UPDATE meta SET value = ? WHERE key = 'manifest'", (json.dumps(manifest),))
+        c.close()
+        damage(target)
+        search = cli("search", "honey bees winter", "--home", home, "--name", "d", "-k", "1")
+        status = cli("status", "--home", home, "--name", "d")
+        repair = cli("check", "--home", home, "--name", "d", "--repair")
+        rerun = cli("index", SAMPLE, "--home", home, "--name", "d", "-q")
+        after = cli("search", "How do honey bees keep warm during the winter?", "--home", home, "--name", "d", "-k", "1", "--json")
+        top = json.loads(after.stdout)["hits"][0]["path"] if after.returncode == 0 else after.stderr.strip()
+        rows[case] = {
+            "search": _first_line(search), "status": _first_line(status),
+            "tracebacks": sum(p.stderr.count("Traceback") for p in (search, status, repair, rerun, after)),
+            "repair_rc": repair.returncode, "repair": repair.stdout.strip().splitlines()[:3],
+            "rerun_rc": rerun.returncode, "top_hit_after": top,
+        }
+        print(f"  {case}: search -> {rows[case]['search'][:110]!r}; repair rc {repair.returncode}; "
+              f"after: {top}", flush=True)
+    print(f"damage: {len(rows)} cases, {sum(r['tracebacks'] for r in rows.values())} tracebacks, "
+          f"{sum(r['repair_rc'] == 0 and str(r['top_hit_after']).endswith('beekeeping.rst') for r in rows.values())} "
+          f"repaired with the right top hit; {load()}")
+    return rows
+
+
+def _first_line(proc) -> str:
+    text = (proc.stderr if proc.returncode else proc.stdout).strip()
+    return f"rc {proc.returncode}: " + (text.splitlines()[0] if text else "")
+
+
+# -- disk full ----------------------------------------------------------------------------------------------
+def run_diskfull(workdir: Path) -> dict:
+    mount = workdir / "tmpfs"
+    mount.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode != 0:
+        print(f"diskfull: skipped, cannot mount a tmpfs here ({made.stderr.strip()})")
+        return {"skipped": made.stderr.strip()}
+    try:
+        corpus = workdir / "disk-corpus"
+        shutil.rmtree(corpus, ignore_errors=True)
+        shutil.copytree(SAMPLE, corpus)
+        first = cli("index", corpus, "--home", mount, "--name", "full", "-q")
+        big = " ".join(f"token{i}" for i in range(150_000))
+        for i in range(8):
+            (corpus / f"big{i}.txt").write_text(f"Big {i}\n\n{big}\n")
+        second = cli("index", corpus, "--home", mount, "--name", "full", "-q")
+        search = cli("search", "honey bees winter", "--home", mount, "--name", "full", "-k", "1", "--json")
+        result = {"first_rc": first.returncode, "first": _first_line(first), "second_rc": second.returncode,
+                  "second": _first_line(second), "tracebacks": first.stderr.count("Traceback") + second.stderr.count("Traceback"),
+                  "search_after_rc": search.returncode}
+        print(f"diskfull: first run {_first_line(first)!r}; second run {_first_line(second)!r}; "
+              f"search after: rc {search.returncode}; {load()}")
+        return result
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+# -- http ---------------------------------------------------------------------------------------------------
+def run_http(workdir: Path, concurrency: int) -> dict:
+    import http.client
+
+    home = workdir / "http-home"
+    if not (home / "sample" / "manifest.json").exists():
+        assert cli("index", SAMPLE, "--home", home, "--name", "sample", "-q").returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([*CLI, "serve", "--home", str(home), "--name", "sample", "--port", str(port), "--lazy"],
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if _get(port, "/api/health")[0] == 200:
+                break
+            if server.poll() is not None:
+                raise SystemExit(f"the server exited: {server.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+        queries = [line.split("|")[1].strip() for line in (SAMPLE / "QUERIES.md").read_text().splitlines()
+                   if line.startswith("| ") and "question" not in line and "---" not in line]
+        words = [w for q in queries for w in q.split() if len(w) > 4]
+        rng = random.Random(3)
+        distinct = [queries[i] if i < len(queries) else " ".join(rng.sample(words, 6)) for i in range(concurrency)]
+        for q in queries[:5]:
+            _get(port, "/api/search?" + _qs(q))
+        import threading
+
+        barrier = threading.Barrier(concurrency)
+
+        def one(q):
+            barrier.wait()
+            t = time.perf_counter()
+            try:
+                status, _ = _get(port, "/api/search?" + _qs(q), timeout=60)
+            except OSError as exc:
+                status = str(exc)
+            return status, time.perf_counter() - t
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(one, distinct))
+        times = sorted(t for _, t in results)
+        errors = sum(1 for s, _ in results if s != 200)
+        cross = {}
+        for path in ("/api/ask", "/api/ask/stream"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("POST", path, body=json.dumps({"question": "bees?"}),
+                         headers={"Content-Type": "application/json", "Origin": "http://evil.example"})
+            cross[f"POST {path} from evil.example"] = conn.getresponse().status
+            conn.close()
+        cross["GET /api/search Sec-Fetch-Site cross-site"] = _get(port, "/api/search?q=bees", headers={"Sec-Fetch-Site": "cross-site"})[0]
+        cross["GET /api/ask/stream"] = _get(port, "/api/ask/stream?q=bees")[0]
+        cross["1 MB query"] = _get(port, "/api/search?q=" + "a" * 1_000_000)[0]
+        result = {"concurrency": concurrency, "errors": errors, "p50_ms": round(statistics.median(times) * 1000),
+                  "p95_ms": round(times[int(0.95 * (len(times) - 1))] * 1000), "max_ms": round(times[-1] * 1000),
+                  "refusals": cross, "load": load()}
+        print(f"http: {concurrency} concurrent /api/search: {errors} errors, p50 {result['p50_ms']} ms, "
+              f"p95 {result['p95_ms']} ms, max {result['max_ms']} ms; refusals {cross}; {load()}")
+        return result
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _qs(q: str) -> str:
+    import urllib.parse
+
+    return urllib.parse.urlencode({"q": q, "k": 10})
+
+
+def _get(port: int, path: str, timeout: float = 30, headers=None):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{type(exc).__name__}", b""
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "kills", "fuzz", "damage", "diskfull", "http"])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/searchlm-faults"))
+    ap.add_argument("--kills", type=int, default=50)
+    ap.add_argument("--fuzz", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--kill-docs", type=int, default=60, help="Generated documents in the kill corpus.")
+    ap.add_argument("--kill-no-sample", action="store_true", help="Leave sample_corpus/ out of the kill corpus.")
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    results = {}
+    steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz),
+             "damage": lambda: run_damage(args.workdir), "diskfull": lambda: run_diskfull(args.workdir),
+             "http": lambda: run_http(args.workdir, args.concurrency)}
+    for name, step in steps.items():
+        if args.what in ("all", name):
+            print(f"== {name} ({load()})", flush=True)
+            results[name] = step()
+    out = args.workdir / f"faults-{args.what}.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

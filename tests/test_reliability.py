@@ -1,0 +1,435 @@
+"""Reliability and security on real files, SQLite, FAISS and MiniLM: one bad file never stops a run, nothing
+escapes the indexed folder or the index home, damage is named in one line and repaired."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from searchlm.check import check_index
+from searchlm.cli import app
+from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, InputError, SearchlmError
+from searchlm.index_admin import drop_index
+from searchlm.indexer import index_folder
+from searchlm.search import Searcher
+from searchlm.settings import Settings
+from searchlm.walk import walk
+
+GOOD = {
+    "bees.md": "# Bees\n\nHoney bees perform a waggle dance to tell the hive where flowers are.\n",
+    "tides.txt": "Tides\n\nThe moon's gravity pulls the oceans, which makes the spring and neap tides.\n",
+    "bread.txt": "Sourdough\n\nA sourdough starter is flour and water colonised by wild yeast.\n",
+}
+
+
+def docx_bomb(xml_mb: float) -> bytes:
+    """A valid DOCX whose document.xml unzips to `xml_mb` MB of paragraphs (a few hundred KB on disk)."""
+    import docx
+
+    seed = io.BytesIO()
+    d = docx.Document()
+    d.add_paragraph("seed")
+    d.save(seed)
+    src = zipfile.ZipFile(io.BytesIO(seed.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                para = b"<w:p><w:r><w:t>lorem ipsum dolor</w:t></w:r></w:p>"
+                data = data.replace(b"<w:body>", b"<w:body>" + para * int(xml_mb * 2**20 / len(para)))
+            z.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def stored_paths(settings) -> set[str]:
+    conn = sqlite3.connect(settings.index_dir / "index.db")
+    try:
+        return {r[0] for r in conn.execute("SELECT path FROM documents")}
+    finally:
+        conn.close()
+
+
+# -- one bad file never stops a run -------------------------------------------------------------------------
+def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for rel, text in GOOD.items():
+        (corpus / rel).write_text(text, encoding="utf-8")
+    (corpus / "utf16.txt").write_bytes(b"\xff\xfeh\x00i\x00A")  # BOM, then a truncated code unit
+    open(os.fsencode(corpus) + b"/bad\xff.txt", "wb").write(b"a name that is not UTF-8\n")
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    (corpus / "etc_dir").symlink_to("/etc")
+    (corpus / "zero.txt").symlink_to("/dev/zero")
+    (corpus / "dangling.md").symlink_to(corpus / "gone.md")
+    (corpus / "inside.md").symlink_to(corpus / "bees.md")  # inside the folder: read
+    (corpus / "bomb.docx").write_bytes(docx_bomb(17))
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Page /Contents 9 0 R >>\nendobj\n")
+    (corpus / "garbage.docx").write_bytes(os.urandom(3000))
+
+    settings = Settings(home=tmp_path / "indexes", name="bad")
+    report = index_folder(corpus, settings, embedder=embedder)
+
+    reasons = dict(report.skipped)
+    assert "not a regular file (a FIFO)" in reasons["pipe.txt"]
+    assert "outside the indexed folder" in reasons["passwd.txt"] and "--follow-symlinks" in reasons["passwd.txt"]
+    assert "outside the indexed folder" in reasons["etc_dir"]
+    assert "outside the indexed folder" in reasons["zero.txt"]
+    assert reasons["dangling.md"] == "broken symlink"
+    assert "not valid UTF-8" in reasons["bad\ufffd.txt"]
+    assert "XML, over the 16 MB per-file limit" in reasons["bomb.docx"]
+    assert "PDF" in reasons["broken.pdf"] and "DOCX" in reasons["garbage.docx"]
+    assert all("\n" not in why and len(why) < 250 for why in reasons.values())  # one line each
+    # The UTF-16 file with a truncated tail loses one character, not the run.
+    assert set(report.added) == {*GOOD, "utf16.txt", "inside.md"}
+    paths = stored_paths(settings)
+    assert not any(p.startswith("etc_dir") or p == "passwd.txt" for p in paths)
+    assert Searcher(settings).search("waggle dance", k=1)[0].path.endswith(("bees.md", "inside.md"))
+
+    # --follow-symlinks reads the outside file; special files stay out even then.
+    again = index_folder(corpus, settings, embedder=embedder, follow_symlinks=True)
+    assert "passwd.txt" in again.added and "not a regular file" in dict(again.skipped)["zero.txt"]
+
+
+def test_skipped_files_are_in_the_json_report(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# A\n\nSome text about apples and orchards.\n")
+    os.mkfifo(corpus / "pipe.md")
+    home = tmp_path / "indexes"
+    result = CliRunner().invoke(app, ["index", str(corpus), "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["added"] == ["a.md"] and data["skipped"] == [["pipe.md", "not a regular file (a FIFO)"]]
+
+
+def test_docx_over_the_expansion_limit_is_refused_before_parsing(tmp_path):
+    import time
+
+    from searchlm.errors import ExtractionError
+    from searchlm.extract import extract
+
+    path = tmp_path / "bomb.docx"
+    path.write_bytes(docx_bomb(30))  # the issue's 30 MB of XML, which took python-docx 7 minutes
+    started = time.perf_counter()
+    with pytest.raises(ExtractionError, match="per-file limit"):
+        extract(path)
+    assert time.perf_counter() - started < 5
+
+
+def test_a_run_killed_before_its_first_commit_does_not_reread_everything(make_index, embedder):
+    settings, _, corpus = make_index(GOOD)
+    manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    assert manifest["readers"]  # written with the manifest itself, so a re-run after a kill reads nothing again
+    report = index_folder(corpus, settings, embedder=embedder)
+    assert report.unchanged == 3 and not report.updated
+
+
+# -- .gitignore with git's nested semantics -----------------------------------------------------------------
+def test_nested_gitignore_negation_reincludes_a_file(tmp_path):
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / ".gitignore").write_text("*.md\nsecret/\n")
+    (tmp_path / "sub" / ".gitignore").write_text("!keep.md\n")
+    for rel in ("top.md", "notes.txt", "sub/keep.md", "sub/other.md", "sub/deeper/keep.md", "secret/x.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("text")
+    assert [f.rel for f in walk(tmp_path)] == ["notes.txt", "sub/deeper/keep.md", "sub/keep.md"]
+
+
+# -- the index home is a boundary ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../escaped", "", "..", "a/b", ".hidden", "x\\y"])
+def test_index_names_that_could_leave_the_home_are_refused(tmp_path, name):
+    with pytest.raises(InputError, match="index name"):
+        Settings(home=tmp_path, name=name)
+    result = CliRunner().invoke(app, ["index", str(tmp_path), "--home", str(tmp_path / "h"), "--name", name])
+    assert result.exit_code == 1 and "index name" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_drop_deletes_only_a_folder_with_a_manifest(tmp_path):
+    home = tmp_path / "home"
+    (home / "notes").mkdir(parents=True)
+    (home / "notes" / "precious.txt").write_text("keep me")
+    with pytest.raises(IndexNotFoundError, match="not deleted"):
+        drop_index(Settings(home=home, name="notes"))
+    assert (home / "notes" / "precious.txt").exists()
+    result = CliRunner().invoke(app, ["drop", "", "--home", str(home), "--yes"])
+    assert result.exit_code == 1 and home.is_dir()
+
+
+def test_a_newer_schema_is_refused_by_index_and_never_rebuilt(make_index, embedder):
+    settings, _, corpus = make_index(GOOD)
+    path = settings.index_dir / "manifest.json"
+    data = json.loads(path.read_text())
+    data["schema_version"] = 99
+    path.write_text(json.dumps(data))
+    for action in (lambda: index_folder(corpus, settings, embedder=embedder), lambda: Searcher(settings),
+                   lambda: check_index(settings, repair=True)):
+        try:
+            report = action()
+        except IndexMismatchError as exc:
+            assert "newer than this searchlm" in str(exc)
+        else:
+            assert not report.ok and "newer" in report.problems[0].message
+    assert len(stored_paths(settings)) == 3  # nothing was removed
+
+
+# -- damage named in one line, then repaired ----------------------------------------------------------------
+def _damage_manifest_json(d):
+    (d / "manifest.json").write_text("{not json")
+
+
+def _damage_manifest_list(d):
+    (d / "manifest.json").write_text("[1, 2]")
+
+
+def _damage_manifest_fields(d):
+    (d / "manifest.json").write_text('{"name": "x"}')
+
+
+def _damage_faiss_truncated(d):
+    data = (d / "vectors.faiss").read_bytes()
+    (d / "vectors.faiss").write_bytes(data[: len(data) // 3])
+
+
+def _damage_faiss_random(d):
+    (d / "vectors.faiss").write_bytes(os.urandom(5000))
+
+
+def _damage_tokenizer_removed(d):
+    (d / "encoder" / "tokenizer.json").unlink()
+
+
+def _damage_db_header(d):
+    with open(d / "index.db", "r+b") as f:
+        f.write(b"this is not a db header!")
+
+
+def _damage_db_pages(d):
+    size = (d / "index.db").stat().st_size
+    rng = np.random.default_rng(0)
+    with open(d / "index.db", "r+b") as f:
+        for page in rng.choice(np.arange(2, size // 4096), size=min(30, size // 4096 - 2), replace=False):
+            f.seek(int(page) * 4096 + 100)
+            f.write(rng.bytes(2000))
+
+
+def _damage_db_empty(d):
+    (d / "index.db").write_bytes(b"")
+
+
+DAMAGE = {f.__name__[8:]: f for f in (
+    _damage_manifest_json, _damage_manifest_list, _damage_manifest_fields, _damage_faiss_truncated,
+    _damage_faiss_random, _damage_tokenizer_removed, _damage_db_header, _damage_db_pages, _damage_db_empty,
+)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damage_is_one_line_and_repair_or_rerun_restores_search(make_index, embedder, case):
+    settings, _, corpus = make_index(GOOD)
+    d = settings.index_dir
+    for extra in ("index.db-wal", "index.db-shm"):  # a clean state on disk, as after the process exits
+        assert not (d / extra).exists() or (d / extra).stat().st_size >= 0
+    DAMAGE[case](d)
+    runner = CliRunner()
+    for command in (["search", "waggle dance"], ["status"]):
+        result = runner.invoke(app, [*command, "--home", str(settings.home), "--name", settings.name])
+        assert "Traceback" not in result.output and not isinstance(result.exception, Exception) or \
+            isinstance(result.exception, SystemExit), (case, result.output)
+        if result.exit_code:
+            lines = [line for line in result.output.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("Error:"), (case, result.output)
+        else:  # a damaged FAISS file does not stop a search: SQLite still has every vector
+            assert "nan" not in result.output.lower()
+
+    before = check_index(settings)
+    assert before.problems and not before.ok, case
+    assert all("\n" not in p.message for p in before.problems)
+    repaired = check_index(settings, repair=True, embedder=embedder)
+    assert repaired.ok, (case, repaired.to_json())
+    index_folder(corpus, settings, embedder=embedder)  # reads again what a damaged database lost
+    assert check_index(settings).ok
+    hits = Searcher(settings).search("waggle dance hive", k=3)
+    assert hits[0].path.endswith("bees.md") and all(np.isfinite(h.score) for h in hits)
+
+
+def test_nan_vectors_never_reach_results(make_index):
+    settings, _, _ = make_index(GOOD)
+    conn = sqlite3.connect(settings.index_dir / "index.db")
+    with conn:
+        conn.execute("UPDATE chunks SET vector = ?", (np.full(384, np.nan, dtype=np.float32).tobytes(),))
+    conn.close()
+    (settings.index_dir / "vectors.faiss").unlink()  # rebuilt in memory from the NaN vectors
+    hits = Searcher(settings).search("waggle dance", k=3, mode="hybrid")
+    assert all(np.isfinite(h.score) for h in hits)
+    assert Searcher(settings).search("waggle dance", k=3, mode="dense") == []
+
+
+def test_check_on_a_healthy_index_and_the_cli(make_index):
+    settings, _, _ = make_index(GOOD)
+    assert check_index(settings).ok
+    result = CliRunner().invoke(app, ["check", "--home", str(settings.home), "--name", settings.name])
+    assert result.exit_code == 0 and "ok" in result.output
+    (settings.index_dir / "vectors.faiss").write_bytes(b"junk")
+    result = CliRunner().invoke(app, ["check", "--home", str(settings.home), "--name", settings.name])
+    assert result.exit_code == 1 and "vectors: vectors.faiss cannot be read" in result.output and "--repair" in result.output
+    result = CliRunner().invoke(app, ["check", "--home", str(settings.home), "--name", settings.name, "--repair"])
+    assert result.exit_code == 0 and "repaired" in result.output
+
+
+# -- one shared encoder per model ---------------------------------------------------------------------------
+def test_indexes_share_one_encoder_copy_and_survive_the_cache(tmp_path, embedder, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("SEARCHLM_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for rel, text in GOOD.items():
+        (corpus / rel).write_text(text)
+    one, two = (Settings(home=tmp_path / "home", name=n) for n in ("one", "two"))
+    for s in (one, two):
+        index_folder(corpus, s, embedder=embedder)
+    a, b = (s.index_dir / "encoder" / "encoder.onnx" for s in (one, two))
+    assert a.stat().st_ino == b.stat().st_ino and a.stat().st_nlink >= 3  # hard links, not copies
+    shutil.rmtree(tmp_path / "cache")
+    assert Searcher(one).search("waggle dance", k=1)[0].path.endswith("bees.md")
+
+
+@pytest.mark.skipif(os.stat("/tmp").st_dev == os.stat("/dev/shm").st_dev if os.path.isdir("/dev/shm") else True,
+                    reason="needs a second file system for the cache")
+def test_an_index_on_another_file_system_links_the_shared_copy(tmp_path, embedder, monkeypatch):
+    import shutil
+    import tempfile
+
+    cache = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    monkeypatch.setenv("SEARCHLM_CACHE", str(cache))
+    try:
+        corpus = tmp_path / "c"
+        corpus.mkdir()
+        (corpus / "bees.md").write_text(GOOD["bees.md"])
+        settings = Settings(home=tmp_path / "home", name="far")
+        index_folder(corpus, settings, embedder=embedder)
+        assert (settings.index_dir / "encoder").is_symlink()  # no 174 MB copy
+        assert Searcher(settings).search("waggle dance", k=1)
+        shutil.rmtree(cache)
+        with pytest.raises(IndexDamagedError, match="check --name far --repair"):
+            Searcher(settings).search("waggle dance", k=1)
+        assert check_index(settings, repair=True, embedder=embedder).ok
+        assert Searcher(settings).search("waggle dance", k=1)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+# -- disk full ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        corpus = tmp_path / "c"
+        corpus.mkdir()
+        for rel, text in GOOD.items():
+            (corpus / rel).write_text(text)
+        settings = Settings(home=mount, name="full")
+        index_folder(corpus, settings, embedder=embedder)  # small: fits (the encoder is linked from the cache)
+        big = " ".join(f"word{i}" for i in range(120_000))
+        for i in range(6):
+            (corpus / f"big{i}.txt").write_text(f"Big {i}\n\n{big}\n")
+        with pytest.raises(SearchlmError, match="no space left") as caught:
+            index_folder(corpus, settings, embedder=embedder)
+        assert "\n" not in str(caught.value) and "free" in str(caught.value)
+        assert Searcher(settings).search("waggle dance", k=1)[0].path.endswith("bees.md")
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+# -- the server: cross-site requests, token, queue, paths ----------------------------------------------------
+@pytest.fixture
+def served_good(make_index):
+    pytest.importorskip("fastapi")
+    settings, _, corpus = make_index(GOOD, name="web")
+    return settings, corpus
+
+
+def test_cross_site_requests_get_403_and_the_stream_is_post_only(served_good):
+    from fastapi.testclient import TestClient
+
+    from searchlm.server import create_app
+
+    settings, corpus = served_good
+    with TestClient(create_app(settings, load_generator=False), base_url="http://127.0.0.1") as c:
+        evil = {"Origin": "http://evil.example"}
+        for path in ("/api/ask", "/api/ask/stream"):
+            response = c.post(path, json={"question": "bees?"}, headers=evil)
+            assert response.status_code == 403 and "cross-site" in response.json()["detail"]
+        assert c.get("/api/search", params={"q": "bees"}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+        assert c.get("/api/search", params={"q": "bees"}, headers={"Origin": "http://127.0.0.1"}).status_code == 200
+        assert c.get("/api/search", params={"q": "bees"}, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+        assert c.get("/api/ask/stream", params={"q": "bees?"}).status_code == 405
+        assert c.get("/").status_code == 200  # following a link to the page from elsewhere still works
+        assert c.get("/api/health").json()["generator"]["loaded"] is False  # nothing loaded by the refusals
+        # No absolute server path in /api/indexes or in an error.
+        roots = [i["root"] for i in c.get("/api/indexes").json()["indexes"]]
+        assert roots == [corpus.name]
+        missing = c.get("/api/search", params={"q": "bees", "name": "nope"}).json()["detail"]
+        assert str(settings.home) not in missing and str(settings.home.resolve()) not in missing
+        assert c.get("/api/search", params={"q": "x" * 9000}).status_code == 414
+
+
+def test_a_token_is_required_off_loopback_and_checked(served_good):
+    from fastapi.testclient import TestClient
+
+    from searchlm.server import create_app
+    from searchlm.server.guard import require_token
+
+    with pytest.raises(InputError, match="--token"):
+        require_token("0.0.0.0", None)
+    require_token("127.0.0.1", None)
+    settings, _ = served_good
+    app_ = create_app(settings, load_generator=False, allowed_hosts=["search.lan"], token="s3cret-token")
+    with TestClient(app_, base_url="http://search.lan") as c:
+        assert c.get("/api/search", params={"q": "bees"}).status_code == 401
+        wrong = c.get("/api/search", params={"q": "bees"}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+        ok = c.get("/api/search", params={"q": "bees"}, headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 200 and ok.json()["hits"]
+        assert c.get("/").status_code == 200  # the page itself holds no data
+    with TestClient(app_, base_url="http://evil.example") as c:  # the Host check stays on
+        assert c.get("/api/search", params={"q": "bees"}, headers={"Authorization": "Bearer s3cret-token"}).status_code == 400
+
+
+def test_a_full_ask_queue_answers_503_with_retry_after(served_good):
+    from fastapi.testclient import TestClient
+
+    from searchlm.server import create_app
+    from searchlm.server.engines import ASK_QUEUE
+
+    settings, _ = served_good
+    app_ = create_app(settings, load_generator=False)
+    with TestClient(app_, base_url="http://127.0.0.1") as c:
+        slots = app_.state.engines._ask_slots
+        for _ in range(ASK_QUEUE):  # as if ASK_QUEUE questions were generating or waiting
+            assert slots.acquire(blocking=False)
+        try:
+            for path in ("/api/ask", "/api/ask/stream"):
+                response = c.post(path, json={"question": "How do bees find flowers?"})
+                assert response.status_code == 503 and response.headers["retry-after"].isdigit()
+                assert "ask again" in response.json()["detail"]
+        finally:
+            for _ in range(ASK_QUEUE):
+                slots.release()
