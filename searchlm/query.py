@@ -7,3 +7,8 @@ from searchlm.text import query_terms
 
 def fts_query(text: str) -> str:
     return " OR ".join(f'"{w}"' for w in query_terms(text))
+
+
+def keyword_text(text: str) -> str:
+    """The words `fts_query` searches for, space-separated, for an engine that runs its own analyzer (Milvus)."""
+    return " ".join(query_terms(text))
