@@ -236,3 +236,28 @@ def test_an_index_moves_to_milvus_without_reencoding(build, embedder):
         assert searcher.search("sourdough starter", k=1)[0].path.endswith("bread.txt")
     finally:
         searcher.close()
+
+
+def test_server_and_ask_work_on_a_milvus_index(build, tmp_path):
+    """The server and `ask` read hits through the same Searcher; texts and citations come from SQLite."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from searchlm.answer import AskOptions, ask
+    from searchlm.server import create_app
+    from test_generate import build_tiny_gpt2
+
+    settings, _, _ = build("milvus", name="served")
+    with TestClient(create_app(settings, load_generator=False), base_url="http://127.0.0.1") as client:
+        hits = client.get("/api/search", params={"q": "how do bees tell the hive where flowers are", "k": 2}).json()["hits"]
+        assert hits[0]["path"].endswith("notes/bees.md") and "waggle dance" in hits[0]["text"]
+        only = client.get("/api/search", params={"q": "bees", "type": "txt"}).json()["hits"]
+        assert [h["path"].rsplit("/", 1)[-1] for h in only] == ["bread.txt"]
+    folder = build_tiny_gpt2(tmp_path / "tiny-gpt2")
+    searcher = Searcher(settings)
+    try:
+        answer = ask(searcher, "How do honey bees tell the hive where flowers are?",
+                     AskOptions(k=2, generator=str(folder), max_tokens=8))
+        assert answer.passages and answer.passages[0].path.endswith("notes/bees.md") and answer.evidence is not None
+    finally:
+        searcher.close()

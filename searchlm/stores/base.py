@@ -110,10 +110,6 @@ class VectorStore:
     def warm_up(self) -> None:
         """Load what the first search would (a server calls this at start-up)."""
 
-    def current(self, store: Store) -> bool:
-        """Whether the backend holds exactly what SQLite does (no pending changes)."""
-        return not store.has_pending_vector_changes()
-
     def close(self) -> None:
         pass
 
