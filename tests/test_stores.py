@@ -17,7 +17,7 @@ from searchlm.manifest import DB_FILE, Manifest
 from searchlm.search import Searcher
 from searchlm.settings import Settings
 from searchlm.store import Store
-from tests.conftest import write_files
+from conftest import write_files
 
 BACKENDS = ["faiss", "milvus"]
 
@@ -245,7 +245,7 @@ def test_server_and_ask_work_on_a_milvus_index(build, tmp_path):
 
     from searchlm.answer import AskOptions, ask
     from searchlm.server import create_app
-    from test_generate import build_tiny_gpt2
+    from helpers import build_tiny_gpt2
 
     settings, _, _ = build("milvus", name="served")
     with TestClient(create_app(settings, load_generator=False), base_url="http://127.0.0.1") as client:

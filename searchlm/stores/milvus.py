@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from searchlm.errors import StoreError
-from searchlm.query import STOPWORDS
+from searchlm.text import STOPWORDS
 from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore
 
 SCHEMA = 1  # of the collection's fields; bump when they change
