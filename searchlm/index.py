@@ -40,12 +40,13 @@ class Index:
         model: str | None = None,
         generator: str | None = None,
         device: str | None = None,
+        store: str | None = None,
         settings: Settings | None = None,
     ):
         base = settings or Settings.load()
         self.settings = base.with_(
             name=name, home=Path(home).expanduser() if home is not None else None, model=model,
-            generator=generator, device=device,
+            generator=generator, device=device, store=store,
         )
         self._searcher: Searcher | None = None
 

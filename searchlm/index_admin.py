@@ -18,6 +18,7 @@ def index_status(settings: Settings) -> dict:
     try:
         docs, chunks = store.counts()
         generation = store.generation
+        pending = store.has_pending_vector_changes() if store.schema_version >= 2 else False
     finally:
         store.close()
     info = asdict(manifest)
@@ -25,7 +26,7 @@ def index_status(settings: Settings) -> dict:
         documents=docs,
         chunks=chunks,
         path=str(settings.index_dir),
-        vectors_current=manifest.ann.get("generation") == generation,
+        vectors_current=manifest.ann.get("generation") == generation and not pending,
         size_mb=round(sum(f.stat().st_size for f in settings.index_dir.rglob("*") if f.is_file()) / 2**20, 1),
     )
     return info

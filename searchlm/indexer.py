@@ -27,11 +27,11 @@ from searchlm.errors import (
 )
 from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular
 from searchlm.lock import write_lock
-from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest
+from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
 from searchlm.store import Store
-from searchlm.vectors import VectorIndex, choose_type
+from searchlm.stores.base import StoreSpec, VectorStore, open_store, parse_store
 from searchlm.walk import FoundFile, walk
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,12 @@ def _existing_manifest(index_dir: Path, root: Path, settings: Settings) -> Manif
             "use another index name, or drop this index first",
             f"use another --name, or `searchlm drop {settings.name}` first",
         )
+    if settings.store:
+        wanted, held = parse_store(settings.store, settings.name), StoreSpec.from_json(manifest.store)
+        if wanted.to_json() != held.to_json():
+            # The vectors are in SQLite: the new store is filled from there (no re-encoding); the old one is left.
+            log.info("index %s moves its vectors from %s to %s", settings.name, held.describe(), wanted.describe())
+            manifest.store = wanted.to_json()
     if settings.model and settings.model != manifest.model:
         raise IndexMismatchError(
             f"index '{settings.name}' was built with model '{manifest.model}', not '{settings.model}'",
@@ -245,6 +251,7 @@ class _IndexRun:
                 chunker=self.chunker.to_json(),
                 precision=self.embedder.precision,
                 readers=dict(READER_VERSIONS),  # what a killed first run commits was read by these readers
+                store=parse_store(self.settings.store, self.settings.name).to_json(),
             )
             self.manifest.save(self.index_dir, self.store)
         from searchlm.check import encoder_problem
@@ -300,27 +307,34 @@ class _IndexRun:
     def _finish(self) -> None:
         manifest = self.manifest
         docs, chunks = self.store.counts()
-        generation = self.store.generation
         self.report.chunks_total = chunks
-        faiss_path = self.index_dir / FAISS_FILE
-        from searchlm.check import vectors_problem
-
-        if manifest.ann.get("generation") != generation or vectors_problem(faiss_path, manifest, chunks):
-            rebuild_vectors(self.store, manifest, self.index_dir)
+        # The store repairs what it holds (a damaged or missing FAISS file is rebuilt from SQLite's vectors).
+        sync_vectors(self.store, manifest, self.index_dir, self.progress).close()
         manifest.documents, manifest.chunks = docs, chunks
         manifest.readers = dict(READER_VERSIONS)
         manifest.updated_at = time.time()
         manifest.save(self.index_dir, self.store)
 
 
-def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path) -> VectorIndex:
+def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Progress | None = None) -> VectorStore:
+    """Apply SQLite's pending chunk changes to the index's vector store (no re-encoding; a full build when the
+    store is new or cannot be updated) and record it in the manifest (not saved here)."""
+    vectors = open_store(index_dir, manifest, store)
+    try:
+        vectors.sync(store, manifest, progress)
+    except BaseException:
+        vectors.close()
+        raise
+    return vectors
+
+
+def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path):
     """Rebuild the FAISS file from SQLite (no re-encoding) and record it in the manifest (not saved here)."""
-    _, count = store.counts()
-    kind = choose_type(count)
-    index = VectorIndex.build(manifest.dimension, store.iter_vectors(), count, kind)
-    index.save(index_dir / FAISS_FILE)
-    manifest.ann = {"type": kind, "generation": store.generation, "count": len(index)}
-    return index
+    from searchlm.manifest import FAISS_FILE
+
+    (index_dir / FAISS_FILE).unlink(missing_ok=True)  # derived data: SQLite holds every vector
+    vectors = sync_vectors(store, manifest, index_dir)
+    return vectors.index
 
 
 def _disk_full(exc: BaseException) -> bool:

@@ -30,7 +30,8 @@ class Manifest:
     precision: str = ""
     documents: int = 0
     chunks: int = 0
-    ann: dict = field(default_factory=dict)  # {"type": "flat"|"hnsw", "generation": int, "count": int}
+    store: dict = field(default_factory=lambda: {"backend": "faiss"})  # the vector store, see stores/base.py
+    ann: dict = field(default_factory=dict)  # the store's state, e.g. FAISS {"type": "flat"|"hnsw", "generation", "count"}
     readers: dict = field(default_factory=dict)  # kind -> reader version the documents were extracted with (1 if absent)
     updated_at: float = 0.0
 

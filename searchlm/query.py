@@ -14,3 +14,8 @@ def fts_query(text: str) -> str:
 def cjk_query(text: str) -> str:
     """The MATCH string for the CJK bigram table ("" for a query without CJK characters)."""
     return match_query(text)
+
+
+def keyword_text(text: str) -> str:
+    """The words `fts_query` searches for, space-separated, for an engine that runs its own analyzer (Milvus)."""
+    return " ".join(query_terms(text))

@@ -1,7 +1,9 @@
-"""Hybrid retrieval over one index: BM25 from SQLite FTS5, dense from FAISS, fused; optional rerank.
+"""Hybrid retrieval over one index: BM25 and dense candidates from the index's stores, fused; optional rerank.
 
-The query path imports no torch: queries are encoded by the index's ONNX export (`embed.onnx`).
-A `Searcher` holds the loaded store, encoder and FAISS index, so a server keeps them warm.
+BM25 comes from SQLite FTS5, or from Milvus when the index keeps its vectors there (`stores/`); dense candidates
+from the vector store (FAISS or Milvus). Either way every candidate then gets both scores exactly and the lists
+are fused the same way. The query path imports no torch: queries are encoded by the index's ONNX export
+(`embed.onnx`). A `Searcher` holds the loaded store, encoder and vector store, so a server keeps them warm.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from searchlm.errors import IndexMismatchError, IndexNotFoundError, InputError, 
 from searchlm.extract import SUPPORTED, file_kind
 from searchlm.fusion import fuse_minmax, fuse_rrf
 from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest, list_indexes  # noqa: F401 (re-exported)
-from searchlm.query import cjk_query, fts_query
+from searchlm.query import cjk_query, fts_query, keyword_text
 from searchlm.records import Hit
 from searchlm.settings import Settings
 from searchlm.store import Store
+from searchlm.stores.base import ChunkFilter
 
 MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("minmax", "rrf")
@@ -111,6 +114,8 @@ class Searcher:
         self.on_model_load = None  # called with a reranker's name before its model loads (a CLI says so)
 
     def close(self) -> None:
+        if self._vectors is not None:
+            self._vectors.close()
         self.store.close()
 
     def __enter__(self) -> "Searcher":
@@ -140,9 +145,9 @@ class Searcher:
 
     @property
     def vectors(self):
-        """The FAISS index, rebuilt in memory from SQLite when the file is missing or older than the store
-        (an interrupted `index` run)."""
-        from searchlm.vectors import VectorIndex
+        """The vector store (FAISS or Milvus), reopened when the index changed since it was opened; a FAISS
+        file that lags SQLite (an interrupted or running `index`) is brought up to date in memory."""
+        from searchlm.stores.base import open_store
 
         generation = self.store.generation
         if self._vectors is not None and self._vectors_generation == generation:
@@ -152,28 +157,8 @@ class Searcher:
                 self.manifest = Manifest.load(self.index_dir)
             except SearchlmError:  # mid-write by another process: the one we have still describes the index
                 pass
-        ann = self.manifest.ann
-        path = self.index_dir / FAISS_FILE
-        loaded = None
-        if ann.get("generation") == generation and path.is_file():
-            # A GPU copy only pays off in a long-lived process: CUDA start-up costs more than a cold search.
-            try:
-                loaded = VectorIndex.load(
-                    path, ann.get("type", "flat"), use_gpu=self._warm, threads=None if self._warm else 1
-                )
-            except RuntimeError:  # a damaged FAISS file: SQLite still has every vector (`check --repair`)
-                loaded = None
-            if loaded is not None and (len(loaded) != ann.get("count", len(loaded)) or loaded.index.d != self.manifest.dimension):
-                loaded = None
-        if loaded is not None:
-            self._vectors = loaded
-        else:
-            from searchlm.vectors import choose_type
-
-            count = self.store.counts()[1]
-            self._vectors = VectorIndex.build(self.manifest.dimension, self.store.iter_vectors(), count, choose_type(count))
-            if self._warm:
-                self._vectors.to_gpu()
+            self._vectors.close()
+        self._vectors = open_store(self.index_dir, self.manifest, self.store, warm=self._warm)
         self._vectors_generation = generation
         return self._vectors
 
@@ -183,7 +168,7 @@ class Searcher:
             self._warm = True
             self._encoder = None  # a cold-tuned encoder loaded before warm() is reloaded warm
         self.encoder.embed_query("warm up")
-        self.vectors.to_gpu()
+        self.vectors.warm_up()
 
     # -- search -------------------------------------------------------------------------------------------
     def search(self, query: str, options: SearchOptions | None = None, **kwargs) -> list[Hit]:
@@ -192,22 +177,25 @@ class Searcher:
         query = query.strip()
         if not query:
             raise InputError("the query is empty (type some words to search for)")
-        where, params = self._filter_clause(options)
-        allowed = self.store.filtered_chunk_ids(where, params) if where else None
-        if allowed is not None and len(allowed) == 0:
-            return []
+        flt = self._filter(options)
+        where, params = flt.sql()
         depth = max(options.depth, options.k, options.rerank_depth if options.rerank else 0)
         if options.group_by_document:
             depth = max(depth, options.k * 5)
 
         keyword: dict[int, float] = {}
         dense: dict[int, float] = {}
-        fts, cjk = fts_query(query), cjk_query(query)
-        if options.mode in ("hybrid", "keyword"):
-            keyword = {i: s for i, s in self.store.keyword_search(fts, depth, where, params, cjk_query=cjk)
-                       if math.isfinite(s)}
+        in_store = self.vectors.keyword  # BM25 inside the vector store (Milvus) rather than SQLite FTS5
+        fts = keyword_text(query) if in_store else fts_query(query)
+        cjk = "" if in_store else cjk_query(query)  # CJK bigrams live in SQLite's second FTS5 table
+        if options.mode in ("hybrid", "keyword") and (fts or cjk):
+            if in_store:
+                found = self.vectors.keyword_search(fts, depth, flt)
+            else:
+                found = dict(self.store.keyword_search(fts, depth, where, params, cjk_query=cjk))
+            keyword = {i: s for i, s in found.items() if math.isfinite(s)}  # a damaged page must not rank first
         if options.mode in ("hybrid", "dense"):
-            q, dense = self._dense(query, depth, allowed)
+            q, dense = self._dense(query, depth, flt)
             if options.mode == "hybrid":
                 self._complete(fts, q, keyword, dense, cjk)
 
@@ -236,13 +224,12 @@ class Searcher:
             hit.rank = rank
         return hits
 
-    def _dense(self, query: str, depth: int, allowed: np.ndarray | None) -> tuple[np.ndarray | None, dict[int, float]]:
+    def _dense(self, query: str, depth: int, flt: ChunkFilter) -> tuple[np.ndarray | None, dict[int, float]]:
         vectors = self.vectors
         if len(vectors) == 0:
             return None, {}
         q = self.encoder.embed_query(query)
-        scores, ids = vectors.search(q, depth, allowed)
-        return q, {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0 and np.isfinite(s)}
+        return q, {i: s for i, s in vectors.search(q, depth, flt).items() if math.isfinite(s)}
 
     def _complete(
         self, fts: str, q: np.ndarray | None, keyword: dict[int, float], dense: dict[int, float], cjk: str = ""
@@ -254,7 +241,10 @@ class Searcher:
         Filters hold: both lists were filtered before."""
         only_dense = [i for i in dense if i not in keyword]
         if only_dense and (fts or cjk):
-            found = self.store.keyword_scores(fts, only_dense, cjk_query=cjk)
+            if self.vectors.keyword:
+                found = self.vectors.keyword_scores(fts, only_dense)
+            else:
+                found = self.store.keyword_scores(fts, only_dense, cjk_query=cjk)
             keyword.update({i: found.get(i, 0.0) if math.isfinite(found.get(i, 0.0)) else 0.0 for i in only_dense})
         only_keyword = [i for i in keyword if i not in dense]
         if only_keyword and q is not None:
@@ -286,16 +276,10 @@ class Searcher:
         return rerank_hits(self._rerankers[name], query, hits, depth, self.store, weight)
 
     # -- helpers ------------------------------------------------------------------------------------------
-    def _filter_clause(self, options: SearchOptions) -> tuple[str, list]:
-        clauses, params = [], []
-        if options.path:
-            # GLOB is case-sensitive and its * crosses folders, like a shell glob with **.
-            clauses.append("d.path GLOB ?")
-            params.append(options.path)
+    def _filter(self, options: SearchOptions) -> ChunkFilter:
+        flt = ChunkFilter(path=options.path or None)
         if options.types:
-            kinds = [file_kind(t) for t in options.types if t.strip()]
-            clauses.append(f"d.kind IN ({','.join('?' * len(kinds))})")
-            params.extend(kinds)
+            flt.kinds = tuple(file_kind(t) for t in options.types if t.strip())
         if options.since:
             try:
                 when = datetime.fromisoformat(options.since)
@@ -304,9 +288,8 @@ class Searcher:
                                  "use YYYY-MM-DD, e.g. --since 2024-01-31") from None
             if not 1900 <= when.year <= 2200:  # nanoseconds past 2262 overflow SQLite's 64-bit integers
                 raise InputError(f"date '{options.since}' is out of range (use a year from 1900 to 2200)")
-            clauses.append("d.mtime_ns >= ?")
-            params.append(int(when.timestamp() * 1e9))
-        return " AND ".join(clauses), params
+            flt.since_ns = int(when.timestamp() * 1e9)
+        return flt
 
     def display_path(self, rel: str) -> str:
         full = Path(self.manifest.root) / rel

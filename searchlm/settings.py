@@ -42,6 +42,7 @@ class Settings:
     generator: str = DEFAULT_GENERATOR
     device: str = "auto"  # auto | cpu | cuda
     server: str | None = None
+    store: str | None = None  # where a new index keeps its vectors: faiss (default), milvus, or a Milvus URI
     debug: bool = False
     name_given: bool = False  # the name came from a flag or SEARCHLM_NAME (a server then uses it, not its own)
 

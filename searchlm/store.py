@@ -1,8 +1,10 @@
 """All SQL of searchlm: the SQLite store of documents, chunks, their vectors and the FTS5 keyword index.
 
-SQLite is the source of truth; the FAISS file is derived from the `vector` column and can be rebuilt at any
-time. Chunk ids (`INTEGER PRIMARY KEY AUTOINCREMENT`, never reused) are the FAISS ids. Every write bumps
-`meta.generation`, so a reader can tell whether the FAISS file is current.
+SQLite is the source of truth; the vector store (a FAISS file, or a Milvus collection) is derived from the
+`vector` column and can be rebuilt at any time. Chunk ids (`INTEGER PRIMARY KEY AUTOINCREMENT`, never reused) are
+the vector ids. Every write bumps `meta.generation`. Triggers log each chunk added, removed or re-described
+(its document renamed or touched) in `vector_log`, which a vector store applies and then clears: an update costs
+time in proportion to the change, and a log that is not empty means the store may lag (see `stores/`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from searchlm.records import Chunk, Passage
 if TYPE_CHECKING:  # numpy is imported where vectors are handled: `searchlm indexes` needs none of it
     import numpy as np
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _m001_initial(conn: sqlite3.Connection) -> None:
@@ -94,7 +96,25 @@ def _add_cjk_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, str, str, 
     )
 
 
-MIGRATIONS = [_m001_initial, _m002_cjk]
+
+def _m003_vector_log(conn: sqlite3.Connection) -> None:
+    """Changes the vector store has not applied yet (op 1: add or refresh the chunk, 0: remove it), and the HNSW
+    ids that are removed from SQLite but still in the FAISS graph (tombstones, filtered out at search time)."""
+    conn.executescript(
+        """
+        CREATE TABLE vector_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL, op INTEGER NOT NULL);
+        CREATE TABLE vector_tombstones (chunk_id INTEGER PRIMARY KEY);
+        CREATE TRIGGER chunks_vector_add AFTER INSERT ON chunks
+            BEGIN INSERT INTO vector_log(chunk_id, op) VALUES (new.id, 1); END;
+        CREATE TRIGGER chunks_vector_remove AFTER DELETE ON chunks
+            BEGIN INSERT INTO vector_log(chunk_id, op) VALUES (old.id, 0); END;
+        CREATE TRIGGER documents_vector_refresh AFTER UPDATE OF path, kind, mtime_ns ON documents
+            BEGIN INSERT INTO vector_log(chunk_id, op) SELECT id, 1 FROM chunks WHERE doc_id = new.id; END;
+        """
+    )
+
+
+MIGRATIONS = [_m001_initial, _m002_cjk, _m003_vector_log]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -434,6 +454,47 @@ class Store:
                 f"SELECT id, vector FROM chunks WHERE id IN ({marks}) AND vector IS NOT NULL", part
             ):
                 out[cid] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    # -- the vector store's change log (see _m003_vector_log) ---------------------------------------------------
+    def pending_vector_changes(self) -> tuple[int, dict[int, int]]:
+        """(last seq, {chunk_id: op}) of the changes not yet applied to the vector store; the last op per chunk wins."""
+        rows = self.conn.execute("SELECT seq, chunk_id, op FROM vector_log ORDER BY seq").fetchall()
+        return (rows[-1][0] if rows else 0), {cid: op for _, cid, op in rows}
+
+    def has_pending_vector_changes(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM vector_log LIMIT 1").fetchone() is not None
+
+    def clear_vector_changes(self, upto: int, tombstones: Iterable[int] | None = None) -> None:
+        """Forget the changes up to `upto` once the vector store holds them; `tombstones` (HNSW) replaces the set."""
+        with self.conn:
+            self.conn.execute("DELETE FROM vector_log WHERE seq <= ?", (upto,))
+            if tombstones is not None:
+                self.conn.execute("DELETE FROM vector_tombstones")
+                self.conn.executemany("INSERT INTO vector_tombstones(chunk_id) VALUES (?)", ((int(i),) for i in tombstones))
+
+    def tombstones(self) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT chunk_id FROM vector_tombstones")]
+
+    def chunk_ids(self) -> np.ndarray:
+        import numpy as np
+
+        rows = self.conn.execute("SELECT id FROM chunks WHERE vector IS NOT NULL ORDER BY id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def chunk_records(self, ids: Iterable[int]) -> list[tuple]:
+        """(id, doc_id, path, kind, mtime_ns, title, heading, text, vector blob) of chunks, for a store that keeps
+        them beside the vectors (Milvus)."""
+        ids = [int(i) for i in ids]
+        out: list[tuple] = []
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            out.extend(self.conn.execute(
+                "SELECT c.id, c.doc_id, d.path, d.kind, d.mtime_ns, c.title, c.heading, c.text, c.vector"
+                f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks}) AND c.vector IS NOT NULL",
+                part,
+            ))
         return out
 
     # -- rerank cache -------------------------------------------------------------------------------------

