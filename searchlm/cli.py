@@ -82,62 +82,36 @@ def index(
     ),
     home: Optional[Path] = HomeOpt,
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ray: bool = typer.Option(
+        False, "--ray", help="Embed with Ray Data: on a local Ray instance, or the cluster at --ray-address or "
+        "RAY_ADDRESS. Needs searchlm[ray].",
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to embed on (HOST:6379 or ray://HOST:10001); implies --ray.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Index a folder: extract, chunk, embed, and store. Re-runs only touch what changed."""
     from searchlm.index import Index
 
-    with Index(settings=_settings(name=name, model=model, home=home, device=device)) as target, \
-            _progress(quiet) as progress:
-        report = target.update(path, progress=progress)
+    settings = _settings(name=name, model=model, home=home, device=device)
+    if ray or ray_address:
+        settings = settings.with_(embedder="ray", ray_address=ray_address)
+    with Index(settings=settings) as target, _progress(quiet) as progress:
+        report = target.update(path, progress=progress, on_model_load=progress.message if progress else None)
     _print_report(report)
-
-
-class _ProgressPrinter:
-    """Progress of the embedding and query phases on stderr: a bar on a terminal; elsewhere (a log, CI) a
-    line every 10 %, since a bar there prints once and then nothing until the end."""
-
-    LABELS = {"embed": "Embedding chunks", "query": "Running queries", "train": "Training",
-              "weigh": "Scoring held-out queries"}
-
-    def __init__(self):
-        self.bar = None
-        self.phase = None
-        self.tty = sys.stderr.isatty()
-        self.shown = -1
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase not in self.LABELS or total == 0:
-            return
-        if phase != self.phase:
-            self.close()
-            self.phase, self.shown = phase, -1
-        if not self.tty:
-            tenth = done * 10 // total
-            if tenth > self.shown:
-                self.shown = tenth
-                typer.echo(f"{self.LABELS[phase]}: {done}/{total}", err=True)
-            return
-        if self.bar is None:
-            self.bar = typer.progressbar(length=total, label=self.LABELS[phase], file=sys.stderr, show_pos=True)
-            self.bar.__enter__()
-        self.bar.update(done - self.bar.pos)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 @contextlib.contextmanager
 def _progress(quiet: bool):
-    """A _ProgressPrinter (None when `quiet`), closed however the work ends."""
-    printer = None if quiet else _ProgressPrinter()
-    try:
-        yield printer
-    finally:
-        if printer is not None:
-            printer.close()
+    """The progress display on stderr (None when `quiet`), closed however the work ends."""
+    if quiet:
+        yield None
+        return
+    from searchlm.progress import ProgressDisplay
+
+    with ProgressDisplay() as display:
+        yield display
 
 
 def _print_report(r) -> None:
@@ -155,11 +129,16 @@ def _print_report(r) -> None:
         typer.echo(f"  moved: {old} -> {new}")
     for p, why in r.skipped:
         typer.echo(f"  skipped: {p} ({why})")
-    rate = f" ({r.chunks_per_second:.0f} chunks/s)" if r.chunks_embedded else ""
-    typer.echo(
-        f"{r.chunks_total} chunks in the index; embedded {r.chunks_embedded}{rate}, reused {r.chunks_reused}; "
-        f"{r.seconds:.1f} s."
-    )
+    typer.echo(f"{r.chunks_total} chunks in the index; {_embedded(r)}, reused {r.chunks_reused}; {r.seconds:.1f} s.")
+
+
+def _embedded(r) -> str:
+    """The encoder's real rate: chunks over the seconds spent embedding them (model loading not counted)."""
+    from searchlm.progress import format_rate
+
+    if not r.chunks_embedded:
+        return "embedded 0 (nothing new to embed)"
+    return f"embedded {r.chunks_embedded} in {r.embed_seconds:.1f} s ({format_rate(r.chunks_per_second, 'chunks')})"
 
 
 # -- search -----------------------------------------------------------------------------------------------

@@ -95,13 +95,16 @@ class Index:
         progress: Callable[[str, int, int], None] | None = None,
         embedder=None,
         chunker=None,
+        on_model_load: Callable[[str], None] | None = None,
     ) -> "IndexReport":
         """Index `folder` into this index: only what changed since the last run (created on the first run).
         `progress(phase, done, total)` is called as files are read and chunks embedded; `embedder` replaces
-        the default encoder (any object with `embed(texts) -> array`, `dimension`, `model_id`)."""
+        the default encoder (any object with `embed(texts) -> array`, `dimension`, `model_id`);
+        `on_model_load(message)` is called before a model loads (a command line shows it)."""
         from searchlm.indexer import index_folder
 
-        report = index_folder(Path(folder), self.settings, progress=progress, chunker=chunker, embedder=embedder)
+        report = index_folder(Path(folder), self.settings, progress=progress, chunker=chunker, embedder=embedder,
+                              on_model_load=on_model_load)
         self.close()  # a searcher opened before the update re-reads the manifest on next use
         return report
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import threading
 import time
@@ -153,8 +154,15 @@ class _IndexRun:
         if self._embedder is None:
             from searchlm.embed import load_embedder
 
-            self._notify(f"Loading embedding model '{self.model}' (torch; a few seconds)")
-            self._embedder = load_embedder(self.model, device=self.settings.device)
+            backend = self.settings.embedder
+            if backend == "ray":
+                where = self.settings.ray_address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+                self._notify(f"Embedding with Ray on {where}: each actor loads '{self.model}' once")
+                options = {"address": self.settings.ray_address}
+            else:
+                self._notify(f"Loading embedding model '{self.model}' (a few seconds)")
+                options = {}
+            self._embedder = load_embedder(self.model, backend, device=self.settings.device, **options)
         return self._embedder
 
     @property
@@ -187,7 +195,7 @@ class _IndexRun:
         try:
             while True:
                 # Wait for more only while the window is small: a slow reader (PDFs) should not idle the encoder.
-                item = feed.get(block=window_chunks < MIN_WINDOW)
+                item = feed.get(block=window_chunks < self.min_window)
                 if item is None or item is _END:
                     if window:
                         self._flush(window)
@@ -240,7 +248,20 @@ class _IndexRun:
     @property
     def window_size(self) -> int:
         """Chunks per window: EMBED_BATCH, or more for an embedder whose every call has a fixed start-up cost."""
-        return max(EMBED_BATCH, getattr(self._embedder, "window", 0) or 0)
+        return max(EMBED_BATCH, getattr(self._embedder_class(), "window", 0) or 0)
+
+    @property
+    def min_window(self) -> int:
+        """Chunks worth embedding without waiting for more: one encoder batch, or a whole window for an embedder
+        whose every call has a start-up cost (Ray starts its actors per call)."""
+        return self.window_size if getattr(self._embedder_class(), "window", 0) else MIN_WINDOW
+
+    def _embedder_class(self):
+        if self._embedder is None and self.settings.embedder == "ray":
+            from searchlm.embed.ray import RayEmbedder
+
+            return RayEmbedder
+        return self._embedder
 
     def _read(self, files: list[FoundFile], stored: dict, gone_by_hash: dict, stale: set, feed: "_Feed") -> None:
         """Reader thread: one item per file into `feed`; never touches SQLite."""
@@ -330,8 +351,9 @@ class _IndexRun:
         step = max(EMBED_BATCH, self.window_size)
         for start in range(0, len(missing), step):
             batch = missing[start : start + step]
+            embedder = self.embedder  # loading the model is not embedding time
             t0 = time.perf_counter()
-            vectors = self.embedder.embed(batch)
+            vectors = embedder.embed(batch)
             report.embed_seconds += time.perf_counter() - t0
             if len(vectors) != len(batch):
                 raise ModelError(f"the embedder returned {len(vectors)} vectors for {len(batch)} texts")
