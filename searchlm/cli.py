@@ -170,12 +170,18 @@ def watch(
         for p, why in r.skipped[:5]:
             say(f"  skipped: {p} ({why})")
 
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # a service manager's stop: finish the batch
     say(f"Watching '{path}' for index '{settings.name}' in {settings.home} (Ctrl-C stops).")
     try:
-        watch_folder(path, settings, on_report=show, on_message=say,
+        watch_folder(path, settings, on_report=show, on_message=say, stop=stop,
                      on_error=lambda exc: say(f"Error: {exc} (still watching)"))
     except KeyboardInterrupt:
-        say("Stopped. The index holds every change committed so far.")
+        pass
+    say("Stopped. The index holds every change committed so far.")
 
 
 # -- search -----------------------------------------------------------------------------------------------

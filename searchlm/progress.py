@@ -67,10 +67,16 @@ class ProgressDisplay:
         state = self.phases.get(phase)
         if state is None:
             state = self.phases[phase] = _Phase(*LABELS[phase], first_done=done)
+        if phase == "embed" and self._still_reading():
+            total = -total  # how many chunks need embedding is known only once every file is read
         if self.live:
             self._update_live(phase, state, done, total)
         else:
             self._update_plain(state, done, total)
+
+    def _still_reading(self) -> bool:
+        read = self.phases.get("read")
+        return read is not None and not read.finished
 
     # -- a terminal ---------------------------------------------------------------------------------------
     def _update_live(self, phase: str, state: _Phase, done: int, total: int) -> None:
@@ -86,9 +92,12 @@ class ProgressDisplay:
                 console=Console(file=self.stream), refresh_per_second=4,
             )
             self._rich.start()
+        if total < 0:  # a lower bound: shown as N/?
+            total = 0
         if state.task is None:
             state.task = self._rich.add_task(state.label, total=total or None, completed=done, unit=state.unit)
         finished = bool(total) and done >= total
+        state.finished = finished
         if phase == "scan" and finished:
             self._rich.update(state.task, description=f"Found {total} files", total=total, completed=done)
         else:
@@ -99,7 +108,9 @@ class ProgressDisplay:
     # -- a log --------------------------------------------------------------------------------------------
     def _update_plain(self, state: _Phase, done: int, total: int) -> None:
         now = time.monotonic()
-        finished = bool(total) and done >= total
+        at_least = total < 0
+        total = abs(total)
+        finished = bool(total) and done >= total and not at_least
         if state.finished and finished:
             return
         due = state.shown_at == 0.0 or now - state.shown_at >= self.interval or finished
@@ -109,11 +120,12 @@ class ProgressDisplay:
         if state.label == "Scanning folder":
             line = f"Found {total} files." if finished else "Scanning folder..."
         else:
-            line = f"{state.label}: {done}/{total}" if total else f"{state.label}: {done}"
-            rate = (done - state.first_done) / (now - state.started) if now > state.started else 0.0
-            if rate > 0 and done > state.first_done:
+            line = f"{state.label}: {done}/{total}{'+' if at_least else ''}" if total else f"{state.label}: {done}"
+            elapsed = now - state.started
+            rate = (done - state.first_done) / elapsed if elapsed > 0.5 else 0.0
+            if rate > 0:
                 line += f" ({format_rate(rate, state.unit)}"
-                if total and not finished:
+                if total and not finished and not at_least:
                     line += f", about {format_seconds((total - done) / rate)} left"
                 line += ")"
         print(line, file=self.stream, flush=True)
