@@ -346,7 +346,7 @@ class _IndexRun:
         known = self.store.vectors_for_hashes(hashes, self.manifest.dimension) if self.manifest else {}
         missing = list(dict.fromkeys(c.embed_text for p in window for c in p.chunks if c.hash not in known))
         hash_of = {c.embed_text: c.hash for p in window for c in p.chunks}
-        report.chunks_reused += sum(1 for h in hashes if h in known)
+        report.chunks_reused += len(hashes) - len(missing)  # stored vectors, and repeats of a text in the window
         self._to_embed += len(missing)
         step = max(EMBED_BATCH, self.window_size)
         for start in range(0, len(missing), step):
