@@ -77,13 +77,16 @@ def watch_folder(
                 return
             say(f"'{root}' is back; indexing what changed.")
         identity = _identity(root)
-        done = sync()
-        failed_at = None if done else time.monotonic()
+        # The first run starts once the watcher is live (its first, empty batch), so a change made while it
+        # runs is in the next batch rather than lost.
+        first, failed_at = True, None
         try:
             for changes in _changes(root, home, stop, debounce_ms):
                 if _identity(root) != identity:  # moved away, deleted, or replaced by another folder
                     break
-                if changes or (failed_at is not None and time.monotonic() - failed_at >= RETRY_SECONDS):
+                retry = failed_at is not None and time.monotonic() - failed_at >= RETRY_SECONDS
+                if changes or first or retry:
+                    first = False
                     done = sync()
                     failed_at = None if done else time.monotonic()
                 if stop.is_set():

@@ -36,9 +36,11 @@ def wait_for(check, timeout: float, what: str):
 
 
 def paths_for(settings, query: str, mode: str = "keyword") -> list[str]:
+    """Paths of the hits, relative to the indexed folder."""
     searcher = Searcher(settings)
     try:
-        return [h.path for h in searcher.search(query, SearchOptions(k=5, mode=mode))]
+        root = searcher.manifest.root
+        return [os.path.relpath(h.path, root) for h in searcher.search(query, SearchOptions(k=5, mode=mode))]
     finally:
         searcher.close()
 
