@@ -95,7 +95,7 @@ def index(
     from searchlm.index import Index
 
     settings = _settings(name=name, model=model, home=home, device=device)
-    if ray or ray_address:
+    if ray or ray_address or settings.ray_address:
         settings = settings.with_(embedder="ray", ray_address=ray_address)
     with Index(settings=settings) as target, _progress(quiet) as progress:
         report = target.update(path, progress=progress, on_model_load=progress.message if progress else None)
