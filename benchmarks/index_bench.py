@@ -115,6 +115,8 @@ def main() -> None:
     speed.add_argument("--base", type=Path, required=True, help="another checkout (e.g. of main) to compare with")
     speed.add_argument("--corpus", choices=["scifact", "pdf"], default="scifact")
     speed.add_argument("--rounds", type=int, default=3)
+    speed.add_argument("--docs", type=int, default=1000, help="SciFact abstracts (one file each)")
+    speed.add_argument("--pdfs", type=int, default=40, help="ten-page PDFs")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="index-bench-"))
@@ -130,7 +132,10 @@ def main() -> None:
             lo, hi = min(args.files), max(args.files)
             print(f"ratio {hi} / {lo} files: {results[hi] / results[lo]:.2f}x (target <= 1.5x)")
             return
-        corpus = scifact_files(work / "corpus") if args.corpus == "scifact" else pdf_files(work / "corpus")
+        if args.corpus == "scifact":
+            corpus = scifact_files(work / "corpus", args.docs)
+        else:
+            corpus = pdf_files(work / "corpus", args.pdfs)
         times: dict[str, list[float]] = {"base": [], "this": []}
         warm = scifact_files(work / "warm-corpus", 3)
         timed_index(HERE, warm, work / "warm")  # the ONNX export cache, so no run pays for the export
