@@ -70,6 +70,7 @@ class RayEmbedder(Embedder):
         self._dimension: int | None = None
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the CLI shows one progress display of its own
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-job execution plans on stderr
 
     @property
     def dimension(self) -> int:
@@ -89,7 +90,7 @@ class RayEmbedder(Embedder):
             fn_constructor_kwargs={"model": self.model_id, "device": self.device},
             batch_size=self.batch_size,
             batch_format="numpy",
-            concurrency=min(self.actors, blocks),
+            compute=ray.data.ActorPoolStrategy(size=min(self.actors, blocks)),
             num_cpus=0 if self.num_gpus else 1,
             num_gpus=self.num_gpus,
         )
