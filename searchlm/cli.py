@@ -178,10 +178,14 @@ def watch(
     say(f"Watching '{path}' for index '{settings.name}' in {settings.home} (Ctrl-C stops).")
     try:
         watch_folder(path, settings, on_report=show, on_message=say, stop=stop,
-                     on_error=lambda exc: say(f"Error: {exc} (still watching)"))
+                     on_error=lambda exc: say(f"Error: {_cli_message(exc)} (still watching)"))
     except KeyboardInterrupt:
         pass
     say("Stopped. The index holds every change committed so far.")
+
+
+def _cli_message(exc: Exception) -> str:
+    return exc.cli_message() if isinstance(exc, SearchlmError) else f"{type(exc).__name__}: {exc}"
 
 
 # -- search -----------------------------------------------------------------------------------------------

@@ -356,7 +356,8 @@ class _IndexRun:
             vectors = embedder.embed(batch)
             report.embed_seconds += time.perf_counter() - t0
             if len(vectors) != len(batch):
-                raise ModelError(f"the embedder returned {len(vectors)} vectors for {len(batch)} texts")
+                raise ModelError(f"the embedder returned {len(vectors)} vectors for {len(batch)} texts",
+                                 "check the embedder's embed(texts) returns one row per text")
             for text, vec in zip(batch, vectors):
                 known[hash_of[text]] = vec
             report.chunks_embedded += len(batch)

@@ -47,7 +47,7 @@ def watch_folder(
 
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise InputError(f"path '{root}' is not a folder (pass the folder to watch)")
+        raise InputError(f"path '{root}' is not a folder", "pass the folder to watch")
     root = root.resolve()
     stop = stop or threading.Event()
     say = on_message or (lambda text: None)
@@ -102,7 +102,8 @@ def _changes(root: Path, home: Path, stop: threading.Event, debounce_ms: int):
     try:
         from watchfiles import DefaultFilter, watch
     except ImportError:
-        raise SearchlmError("`watch` needs watchfiles, which is not installed (pip install 'searchlm[watch]')") from None
+        raise SearchlmError("watching a folder needs watchfiles, which is not installed",
+                            "pip install 'searchlm[watch]'") from None
 
     base = DefaultFilter()
 

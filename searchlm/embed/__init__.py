@@ -29,4 +29,4 @@ def load_embedder(model: str, backend: str = "sentence-transformers", device: st
         return RayEmbedder(model, device=device, **options)
     from searchlm.errors import InputError
 
-    raise InputError(f"embedder backend '{backend}' is not one of {', '.join(BACKENDS)} (pick one of those)")
+    raise InputError(f"embedder backend '{backend}' is not one of {', '.join(BACKENDS)}", "pick one of those")

@@ -44,7 +44,8 @@ class RayEmbedder(Embedder):
             import ray
             import ray.data  # noqa: F401
         except ImportError:
-            raise ModelError("`--ray` needs Ray Data, which is not installed (pip install 'searchlm[ray]')") from None
+            raise ModelError("embedding on Ray needs Ray Data, which is not installed",
+                             "pip install 'searchlm[ray]'") from None
         self.model_id = model
         self.batch_size = batch_size
         address = address or os.environ.get("RAY_ADDRESS") or None
@@ -58,8 +59,9 @@ class RayEmbedder(Embedder):
             except Exception as exc:
                 where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
                 raise ModelError(
-                    f"cannot start {where} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]});"
-                    " check the address (ray://HOST:10001 or HOST:6379) or run without --ray"
+                    f"cannot start {where} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                    "check the address (ray://HOST:10001 or HOST:6379), or embed locally",
+                    "check the address (ray://HOST:10001 or HOST:6379), or run without --ray",
                 ) from exc
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
