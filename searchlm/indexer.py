@@ -4,6 +4,10 @@ Incremental by design: a file whose size and mtime are unchanged is not read; a 
 only chunks with a new content hash are embedded (vectors are reused by hash, also across files, so a moved
 file costs nothing); documents whose files are gone are removed. Each document is written in its own SQLite
 transaction, so an interrupted run keeps everything committed so far and the next run completes it.
+
+Streaming: a reader thread extracts and chunks while the encoder embeds the previous window, and documents are
+committed window by window (about `EMBED_BATCH` chunks), so memory stays flat however many files there are and
+a kill loses at most the window in flight.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import shutil
 import sqlite3
+import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +30,8 @@ import numpy as np
 
 from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document
 from searchlm.errors import (
-    ExtractionError, IndexMismatchError, IndexNotFoundError, InputError, NothingToIndexError, SearchlmError,
+    ExtractionError, IndexMismatchError, IndexNotFoundError, InputError, ModelError, NothingToIndexError,
+    SearchlmError,
 )
 from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular
 from searchlm.lock import write_lock
@@ -36,9 +44,13 @@ from searchlm.walk import FoundFile, walk
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 256  # chunks per embedding call; documents are committed as soon as theirs are done
+EMBED_BATCH = 256  # chunks per window: one embedding call, then its documents are committed
+MIN_WINDOW = 32  # when the reader is behind, embed what has arrived once it fills one encoder batch
+FEED_CHUNKS = 1024  # chunks read ahead of the encoder, at most (plus one document)
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
+# (phase, done, total). Phases: "scan" (walking the folder; total 0 until it is done), "read" (files checked or
+# read, of all found), "embed" (chunks embedded, of those found to need it so far: it grows while files are read).
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -58,8 +70,13 @@ def index_folder(
     chunker: ChunkerSettings | None = None,
     embedder=None,
     follow_symlinks: bool = False,
+    on_model_load: Callable[[str], None] | None = None,
 ) -> IndexReport:
     """Index `root` into the index `settings.name` under `settings.home`. Returns what changed.
+
+    `embedder`: an already loaded embedder of the index's model (any object with `embed(texts)`, `dimension`,
+    `precision`); by default the local sentence-transformers encoder loads when something needs embedding.
+    `on_model_load(message)` is called before a model loads, so a user sees why the run pauses.
 
     One bad file never stops a run: whatever keeps a file from being read (permissions, encoding, a parser's
     error, a special file, a per-file limit) skips it with a one-line reason in `report.skipped`. Symlinks are
@@ -79,7 +96,9 @@ def index_folder(
     with write_lock(index_dir, settings.name), _disk_errors(index_dir):
         manifest = _existing_manifest(index_dir, root, settings)
         chunker = chunker or ChunkerSettings(**(manifest.chunker if manifest else {}))
+        progress("scan", 0, 0)
         files = walk(root, follow_symlinks=follow_symlinks, skipped=report.skipped)
+        progress("scan", len(files), len(files))
         report.files_seen = len(files) + len(report.skipped)
         store = Store(index_dir / DB_FILE, existing=manifest is not None)
         try:
@@ -90,6 +109,7 @@ def index_folder(
                     f"no readable documents in '{root}' (searchlm reads {exts}; point it at a folder that has some)"
                 )
             state = _IndexRun(store, index_dir, root, settings, manifest, chunker, report, progress, embedder)
+            state._notify = on_model_load or (lambda message: None)
             state.run(files, stored)
         except NothingToIndexError:
             store.close()
@@ -158,14 +178,24 @@ class _IndexRun:
         self._embedder = embedder
         self.model = manifest.model if manifest else (settings.model or DEFAULT_MODEL)
         self._counter: TokenCounter | None = None
+        self._notify: Callable[[str], None] = lambda message: None
+        self._to_embed = 0
 
     # Models load only when something needs embedding: an unchanged re-run imports no torch.
     @property
     def embedder(self):
         if self._embedder is None:
-            from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
+            from searchlm.embed import load_embedder
 
-            self._embedder = SentenceTransformerEmbedder(self.model, device=self.settings.device)
+            backend = self.settings.embedder
+            if backend == "ray":
+                where = self.settings.ray_address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+                self._notify(f"Embedding with Ray on {where}: each actor loads '{self.model}' once")
+                options = {"address": self.settings.ray_address}
+            else:
+                self._notify(f"Loading embedding model '{self.model}' (a few seconds)")
+                options = {}
+            self._embedder = load_embedder(self.model, backend, device=self.settings.device, **options)
         return self._embedder
 
     @property
@@ -177,56 +207,66 @@ class _IndexRun:
         return self._counter
 
     def run(self, files: list[FoundFile], stored: dict) -> None:
+        """Stream the files through read -> chunk -> embed -> commit in windows of about `EMBED_BATCH` chunks.
+
+        A reader thread decides, hashes, extracts and chunks; this thread embeds and does every SQLite write.
+        At most `FEED_CHUNKS` chunks wait between the two, so memory does not grow with the corpus."""
         report = self.report
         # A file skipped by the walk (unreadable now, a special file) is not gone: its indexed text stays.
         present = {f.rel for f in files} | {rel for rel, _ in report.skipped}
         gone = {path: row for path, row in stored.items() if path not in present}
-        gone_by_hash = {row.content_hash: row for row in gone.values()}
-        pending: list[_Pending] = []
-
         used = self.manifest.readers if self.manifest else {}
         stale = {kind for kind, version in READER_VERSIONS.items() if used.get(kind, 1) < version}
-        for n, f in enumerate(files, start=1):
-            self.progress("read", n, len(files))
-            row = stored.get(f.rel)
-            reread = bool(stale) and kind_of(f.path) in stale  # same bytes, but this reader now reads them better
-            if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns and not reread:
-                report.unchanged += 1
-                continue
-            counter = self.counter  # outside the per-file guard: a tokenizer that fails is not one file's fault
-            try:
-                data = read_regular(f.path)
-                data_hash = "sha256:" + hashlib.sha256(data).hexdigest()
-                if row is not None and row.content_hash == data_hash and not reread:
+        feed = _Feed(FEED_CHUNKS)
+        reader = threading.Thread(
+            target=self._read, args=(files, stored, {r.content_hash: r for r in gone.values()}, stale, feed),
+            name="searchlm-reader", daemon=True,
+        )
+        reader.start()
+        window: list[_Pending] = []
+        window_chunks = 0
+        documents = files_done = 0
+        try:
+            while True:
+                # Wait for more only while the window is small: a slow reader (PDFs) should not idle the encoder.
+                item = feed.get(block=window_chunks < self.min_window)
+                if item is None or item is _END:
+                    if window:
+                        self._flush(window)
+                        window, window_chunks = [], 0
+                    if item is _END:
+                        break
+                    continue
+                what, payload = item
+                if what == "error":
+                    raise payload
+                files_done += 1
+                self.progress("read", files_done, len(files))
+                if what == "unchanged":
+                    report.unchanged += 1
+                elif what == "touch":
+                    row, f = payload
                     self.store.touch_document(row.id, f.size, f.mtime_ns)  # touched, not changed
                     report.unchanged += 1
-                    continue
-                if row is None and data_hash in gone_by_hash and not reread:
-                    old = gone_by_hash.pop(data_hash)
+                elif what == "move":
+                    old, f = payload
                     self.store.rename_document(old.id, f.rel, f.size, f.mtime_ns)
                     gone.pop(old.path, None)
                     report.moved.append((old.path, f.rel))
-                    continue
-                doc = extract(f.path, data)
-                chunks = chunk_document(doc, counter, self.chunker)
-            except ExtractionError as exc:
-                report.skipped.append((f.rel, str(exc)))
-                continue
-            except (SearchlmError, sqlite3.Error):  # the index's own trouble (a model, the store): not this file's
-                raise
-            except Exception as exc:  # anything else about this one file skips it, named, and the run goes on
-                if _disk_full(exc):
-                    raise
-                report.skipped.append((f.rel, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"))
-                continue
-            finally:
-                data = None
-            if not chunks:
-                report.skipped.append((f.rel, "no text"))
-                continue
-            pending.append(_Pending(f, doc.kind, doc.title, data_hash, chunks, row is not None))
+                elif what == "skip":
+                    report.skipped.append(payload)
+                else:
+                    documents += 1
+                    window.append(payload)
+                    window_chunks += len(payload.chunks)
+                    if window_chunks >= self.window_size:
+                        self._flush(window)
+                        window, window_chunks = [], 0
+        finally:
+            feed.stop()
+            reader.join(timeout=5)
 
-        if not pending and len(stored) == len(gone) and not report.moved:
+        if not documents and len(stored) == len(gone) and not report.moved:
             reasons = "; ".join(f"{p}: {why}" for p, why in report.skipped[:3])
             raise NothingToIndexError(
                 f"no readable documents in '{self.root}' ({len(report.skipped)} skipped: {reasons})"
@@ -235,13 +275,81 @@ class _IndexRun:
         if gone:
             self.store.delete_documents(gone)
             report.removed.extend(sorted(gone))
-        self._ensure_manifest_and_encoder()
-        self._embed_and_store(pending)
+        if self.manifest is None:  # only moves and deletions: nothing was embedded, but the index must describe itself
+            self._ensure_manifest_and_encoder()
         self._finish()
 
+    @property
+    def window_size(self) -> int:
+        """Chunks per window: EMBED_BATCH, or more for an embedder whose every call has a fixed start-up cost."""
+        return max(EMBED_BATCH, getattr(self._embedder_class(), "window", 0) or 0)
+
+    @property
+    def min_window(self) -> int:
+        """Chunks worth embedding without waiting for more: one encoder batch, or a whole window for an embedder
+        whose every call has a start-up cost (Ray starts its actors per call)."""
+        return self.window_size if getattr(self._embedder_class(), "window", 0) else MIN_WINDOW
+
+    def _embedder_class(self):
+        if self._embedder is None and self.settings.embedder == "ray":
+            from searchlm.embed.ray import RayEmbedder
+
+            return RayEmbedder
+        return self._embedder
+
+    def _read(self, files: list[FoundFile], stored: dict, gone_by_hash: dict, stale: set, feed: "_Feed") -> None:
+        """Reader thread: one item per file into `feed`; never touches SQLite."""
+        try:
+            for f in files:
+                row = stored.get(f.rel)
+                reread = bool(stale) and kind_of(f.path) in stale  # same bytes, but this reader now reads them better
+                if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns and not reread:
+                    feed.put(("unchanged", None))
+                    continue
+                counter = self.counter  # outside the per-file guard: a tokenizer that fails is not one file's fault
+                try:
+                    data = read_regular(f.path)
+                    data_hash = "sha256:" + hashlib.sha256(data).hexdigest()
+                    if row is not None and row.content_hash == data_hash and not reread:
+                        feed.put(("touch", (row, f)))
+                        continue
+                    if row is None and data_hash in gone_by_hash and not reread:
+                        feed.put(("move", (gone_by_hash.pop(data_hash), f)))
+                        continue
+                    doc = extract(f.path, data)
+                    chunks = chunk_document(doc, counter, self.chunker)
+                except _Stopped:
+                    raise
+                except ExtractionError as exc:
+                    feed.put(("skip", (f.rel, str(exc))))
+                    continue
+                except (SearchlmError, sqlite3.Error):  # the index's own trouble (a model, the store): not this file's
+                    raise
+                except Exception as exc:  # anything else about this one file skips it, named, and the run goes on
+                    if _disk_full(exc):
+                        raise
+                    feed.put(("skip", (f.rel, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})")))
+                    continue
+                finally:
+                    data = None
+                if not chunks:
+                    feed.put(("skip", (f.rel, "no text")))
+                    continue
+                pending = _Pending(f, doc.kind, doc.title, data_hash, chunks, row is not None)
+                feed.put(("doc", pending), weight=len(chunks))
+            feed.close()
+        except _Stopped:
+            pass
+        except BaseException as exc:  # hand it to the main thread, which raises it
+            try:
+                feed.put(("error", exc))
+                feed.close()
+            except _Stopped:
+                pass
+
     def _ensure_manifest_and_encoder(self) -> None:
-        """First run: write the manifest and export the ONNX query encoder before embedding anything, so an
-        interrupted first run still leaves a searchable index."""
+        """First run: write the manifest and export the ONNX query encoder before committing any document, so
+        an interrupted first run still leaves a searchable index."""
         if self.manifest is None:
             self.manifest = Manifest(
                 name=self.settings.name,
@@ -250,7 +358,7 @@ class _IndexRun:
                 dimension=self.embedder.dimension,
                 chunker=self.chunker.to_json(),
                 precision=self.embedder.precision,
-                readers=dict(READER_VERSIONS),  # what a killed first run commits was read by these readers
+                readers=dict(READER_VERSIONS),  # every document of a new index is read by today's readers
                 store=parse_store(self.settings.store, self.settings.name).to_json(),
             )
             self.manifest.save(self.index_dir, self.store)
@@ -264,45 +372,50 @@ class _IndexRun:
             def export(folder: Path) -> None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    export_onnx(self.embedder.model, self.model, folder)
+                    export_onnx(self._torch_model(), self.model, folder)
 
             install_encoder(export, self.model, resolve_model(self.model), self.index_dir / ENCODER_DIR)
 
-    def _embed_and_store(self, pending: list[_Pending]) -> None:
+    def _torch_model(self):
+        """The sentence-transformers model to export: the embedder's own, or (a remote embedder) a local copy."""
+        model = getattr(self.embedder, "model", None)
+        if model is None:
+            from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
+
+            self._notify(f"Loading embedding model '{self.model}' on this machine to export the query encoder")
+            model = SentenceTransformerEmbedder(self.model, device="cpu").model
+        return model
+
+    def _flush(self, window: list[_Pending]) -> None:
+        """Embed the window's new chunk texts, then commit each of its documents in its own transaction."""
         report = self.report
-        if not pending:
-            return
-        dim = self.manifest.dimension
-        known = self.store.vectors_for_hashes((c.hash for p in pending for c in p.chunks), dim)
-        missing = list(dict.fromkeys(c.embed_text for p in pending for c in p.chunks if c.hash not in known))
-        hash_of = {c.embed_text: c.hash for p in pending for c in p.chunks}
-        total = len(missing)
-        report.chunks_reused = sum(1 for p in pending for c in p.chunks if c.hash in known)
-        done = 0
-        queue = list(pending)
-        self.progress("embed", 0, total)
-        while queue or done < total:
-            batch = missing[done : done + EMBED_BATCH]
-            if batch:
-                t0 = time.perf_counter()
-                vectors = self.embedder.embed(batch)
-                report.embed_seconds += time.perf_counter() - t0
-                for text, vec in zip(batch, vectors):
-                    known[hash_of[text]] = vec
-                done += len(batch)
-                report.chunks_embedded += len(batch)
-                self.progress("embed", done, total)
-            # Commit every document whose chunks all have vectors now.
-            ready = [p for p in queue if all(c.hash in known for c in p.chunks)]
-            for p in ready:
-                vectors = np.vstack([known[c.hash] for c in p.chunks])
-                self.store.put_document(
-                    p.file.rel, p.kind, p.title, p.file.size, p.file.mtime_ns, p.content_hash, p.chunks, vectors
-                )
-                (report.updated if p.replaces else report.added).append(p.file.rel)
-            queue = [p for p in queue if p not in ready]
-            if not batch and queue:  # cannot happen unless an embedder returned too few rows
-                raise RuntimeError("embedding produced fewer vectors than chunks")
+        hashes = [c.hash for p in window for c in p.chunks]
+        known = self.store.vectors_for_hashes(hashes, self.manifest.dimension) if self.manifest else {}
+        missing = list(dict.fromkeys(c.embed_text for p in window for c in p.chunks if c.hash not in known))
+        hash_of = {c.embed_text: c.hash for p in window for c in p.chunks}
+        report.chunks_reused += len(hashes) - len(missing)  # stored vectors, and repeats of a text in the window
+        self._to_embed += len(missing)
+        step = max(EMBED_BATCH, self.window_size)
+        for start in range(0, len(missing), step):
+            batch = missing[start : start + step]
+            embedder = self.embedder  # loading the model is not embedding time
+            t0 = time.perf_counter()
+            vectors = embedder.embed(batch)
+            report.embed_seconds += time.perf_counter() - t0
+            if len(vectors) != len(batch):
+                raise ModelError(f"the embedder returned {len(vectors)} vectors for {len(batch)} texts",
+                                 "check the embedder's embed(texts) returns one row per text")
+            for text, vec in zip(batch, vectors):
+                known[hash_of[text]] = vec
+            report.chunks_embedded += len(batch)
+            self.progress("embed", report.chunks_embedded, self._to_embed)
+        self._ensure_manifest_and_encoder()
+        for p in window:
+            vectors = np.vstack([known[c.hash] for c in p.chunks])
+            self.store.put_document(
+                p.file.rel, p.kind, p.title, p.file.size, p.file.mtime_ns, p.content_hash, p.chunks, vectors
+            )
+            (report.updated if p.replaces else report.added).append(p.file.rel)
 
     def _finish(self) -> None:
         manifest = self.manifest
@@ -314,6 +427,58 @@ class _IndexRun:
         manifest.readers = dict(READER_VERSIONS)
         manifest.updated_at = time.time()
         manifest.save(self.index_dir, self.store)
+
+
+class _Stopped(Exception):
+    """The consumer stopped (an error or Ctrl-C in the main thread): the reader thread ends."""
+
+
+_END = object()
+
+
+class _Feed:
+    """Hand-over from the reader thread to the encoder, bounded by the number of chunks waiting in it."""
+
+    def __init__(self, budget: int):
+        self._items: deque = deque()
+        self._cond = threading.Condition()
+        self._weights: deque = deque()
+        self._waiting = 0
+        self._budget = budget
+        self._closed = self._stopped = False
+
+    def put(self, item, weight: int = 0) -> None:
+        with self._cond:
+            # A document bigger than the budget still goes in, alone.
+            while self._waiting and self._waiting + weight > self._budget and not self._stopped:
+                self._cond.wait()
+            if self._stopped:
+                raise _Stopped
+            self._items.append(item)
+            self._weights.append(weight)
+            self._waiting += weight
+            self._cond.notify_all()
+
+    def get(self, block: bool = True):
+        """The next item; None when empty and not blocking; _END once closed and drained."""
+        with self._cond:
+            while not self._items and not self._closed and block:
+                self._cond.wait()
+            if not self._items:
+                return _END if self._closed else None
+            self._waiting -= self._weights.popleft()
+            self._cond.notify_all()
+            return self._items.popleft()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
 
 
 def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Progress | None = None) -> VectorStore:

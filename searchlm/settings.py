@@ -41,6 +41,8 @@ class Settings:
     model: str | None = None  # None: the index's own model, or DEFAULT_MODEL for a new index
     generator: str = DEFAULT_GENERATOR
     device: str = "auto"  # auto | cpu | cuda
+    embedder: str = "sentence-transformers"  # the indexing backend: sentence-transformers | ray
+    ray_address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray instance
     server: str | None = None
     store: str | None = None  # where a new index keeps its vectors: faiss (default), milvus, or a Milvus URI
     debug: bool = False

