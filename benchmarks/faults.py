@@ -96,7 +96,7 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     from searchlm.check import check_index
     from searchlm.search import Searcher
     from searchlm.settings import Settings
-    from searchlm.vectors import VectorIndex
+    from searchlm.stores.faiss import VectorIndex
 
     problems = []
     settings = Settings(home=home, name=name)

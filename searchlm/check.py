@@ -84,10 +84,15 @@ def encoder_problem(index_dir: Path, folder_name: str = ENCODER_DIR) -> str | No
 
 
 def vectors_problem(path: Path, manifest: Manifest, expected: int) -> str | None:
-    """What is wrong with the FAISS file (unreadable, wrong dimension, wrong count), or None."""
+    """What is wrong with the FAISS file (unreadable, wrong dimension, wrong count), or None. An index whose
+    vectors live in Milvus has no FAISS file to check."""
+    from searchlm.stores.base import StoreSpec
+
+    if StoreSpec.from_json(manifest.store).backend != "faiss":
+        return None
     if not path.is_file():
         return f"{FAISS_FILE} is missing"
-    from searchlm.vectors import VectorIndex
+    from searchlm.stores.faiss import VectorIndex
 
     try:
         index = VectorIndex.load(path, manifest.ann.get("type", "flat"), use_gpu=False)
@@ -95,8 +100,9 @@ def vectors_problem(path: Path, manifest: Manifest, expected: int) -> str | None
         return f"{FAISS_FILE} cannot be read ({str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__})"
     if index.index.d != manifest.dimension:
         return f"{FAISS_FILE} has dimension {index.index.d}, not {manifest.dimension}"
-    if len(index) != expected:
-        return f"{FAISS_FILE} holds {len(index)} vectors for {expected} chunks"
+    live = len(index) - int(manifest.ann.get("tombstones", 0))  # HNSW keeps removed ids until it is rebuilt
+    if live != expected:
+        return f"{FAISS_FILE} holds {live} vectors for {expected} chunks"
     return None
 
 
