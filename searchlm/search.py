@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,8 @@ class SearchOptions:
     fusion: str = "minmax"
     dense_weight: float | None = None  # weight of dense scores in fusion; None: DEFAULT_DENSE_WEIGHT
     depth: int = 100  # candidates taken from each retriever before fusion
-    path: str | None = None  # glob over the document's path relative to the indexed folder
+    path: str | None = None  # a file, folder or glob: absolute, from the current folder or the indexed one
+    exclude: tuple[str, ...] = ()  # the same forms; documents matching any are left out
     types: tuple[str, ...] = ()
     since: str | None = None  # YYYY-MM-DD: documents modified on or after
     rerank: str | None = None
@@ -50,6 +50,9 @@ class SearchOptions:
     def __post_init__(self) -> None:
         if self.dense_weight is None:
             self.dense_weight = DEFAULT_DENSE_WEIGHT
+        if isinstance(self.exclude, str):
+            self.exclude = (self.exclude,)
+        self.exclude = tuple(self.exclude or ())
         if isinstance(self.types, str):  # "md,pdf" as a user types it
             self.types = tuple(self.types.split(","))
         self.types = tuple(t.strip() for t in self.types if t.strip())
@@ -264,26 +267,22 @@ class Searcher:
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _filter_clause(self, options: SearchOptions) -> tuple[str, list]:
-        clauses, params = [], []
-        if options.path:
-            # GLOB is case-sensitive and its * crosses folders, like a shell glob with **.
-            clauses.append("d.path GLOB ?")
-            params.append(options.path)
-        if options.types:
-            kinds = [file_kind(t) for t in options.types if t.strip()]
-            clauses.append(f"d.kind IN ({','.join('?' * len(kinds))})")
-            params.extend(kinds)
-        if options.since:
-            try:
-                when = datetime.fromisoformat(options.since)
-            except ValueError:
-                raise InputError(f"date '{options.since}' is not a date", "use YYYY-MM-DD, e.g. 2024-01-31",
-                                 "use YYYY-MM-DD, e.g. --since 2024-01-31") from None
-            if not 1900 <= when.year <= 2200:  # nanoseconds past 2262 overflow SQLite's 64-bit integers
-                raise InputError(f"date '{options.since}' is out of range (use a year from 1900 to 2200)")
-            clauses.append("d.mtime_ns >= ?")
-            params.append(int(when.timestamp() * 1e9))
-        return " AND ".join(clauses), params
+        from searchlm.filters import build_filters
+
+        filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root)
+        return " AND ".join(f.sql for f in filters), [p for f in filters for p in f.params]
+
+    def why_empty(self, query: str, options: SearchOptions) -> str:
+        """Why a filtered search found nothing: each filter and how many of the unfiltered hits it removed."""
+        from dataclasses import replace
+
+        from searchlm.filters import build_filters, why_empty
+
+        filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root)
+        if not filters:
+            return ""
+        plain = replace(options, path=None, exclude=(), types=(), since=None, rerank=None, explain=False)
+        return why_empty(self.store, filters, [h.doc_id for h in self.search(query, plain)])
 
     def display_path(self, rel: str) -> str:
         full = Path(self.manifest.root) / rel
