@@ -7,6 +7,7 @@ A `Searcher` holds the loaded store, encoder and FAISS index, so a server keeps 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class SearchOptions:
     rerank_weight: float | None = None  # the reranker's share of the blend; None: its own tuned default
     group_by_document: bool = False
     explain: bool = False
+    correct: bool = True  # search a word the index has never seen as its nearest indexed word (see spelling.py)
 
     def __post_init__(self) -> None:
         if self.dense_weight is None:
@@ -120,6 +122,8 @@ class Searcher:
         self._vectors = None
         self._vectors_generation = None
         self._rerankers: dict = {}
+        self._corrections: dict = {}
+        self._spelling_lock = threading.Lock()
         self.on_model_load = None  # called with a reranker's name before its model loads (a CLI says so)
 
     def close(self) -> None:
@@ -186,6 +190,9 @@ class Searcher:
         query = query.strip()
         if not query:
             raise InputError("the query is empty (type some words to search for)")
+        if options.correct:
+            fix = self.correct(query)
+            query = fix.corrected if fix else query
         where, params = self._filter_clause(options)
         allowed = self.store.filtered_chunk_ids(where, params) if where else None
         if allowed is not None and len(allowed) == 0:
@@ -229,6 +236,18 @@ class Searcher:
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         return hits
+
+    def correct(self, query: str):
+        """The `spelling.Correction` `search` applies to `query` (None when every word is in the index)."""
+        from searchlm.spelling import correct_query
+
+        key = (query.strip(), self.store.generation)
+        with self._spelling_lock:
+            if key not in self._corrections:
+                if len(self._corrections) > 256:
+                    self._corrections.clear()
+                self._corrections[key] = correct_query(self.store.conn, query.strip())
+            return self._corrections[key]
 
     def _dense(self, query: str, depth: int, allowed: np.ndarray | None) -> tuple[np.ndarray | None, dict[int, float]]:
         vectors = self.vectors
