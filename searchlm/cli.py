@@ -27,7 +27,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-HomeOpt = typer.Option(None, "--home", help="Folder holding named indexes (env SEARCHLM_HOME; default ./indexes).")
+HomeOpt = typer.Option(
+    None, "--home",
+    help="Folder holding named indexes (env SEARCHLM_HOME; default ./indexes if it exists, else a per-user folder).",
+)
 NameOpt = typer.Option(None, "--name", "-n", help="Index name (env SEARCHLM_NAME; default 'default').")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of readable text.")
 
@@ -221,7 +224,8 @@ def search(
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or keyword."),
     fusion: str = typer.Option("minmax", "--fusion", help="How hybrid fuses: minmax (weighted) or rrf."),
     dense_weight: Optional[float] = typer.Option(None, "--dense-weight", help="Weight of dense scores in minmax fusion."),
-    path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob (e.g. 'docs/*.md')."),
+    path: Optional[str] = typer.Option(None, "--path", help="Only this file or folder, or paths matching a glob ('docs/*.md'); absolute, from here, or from the indexed folder."),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Leave out this file, folder or glob (repeatable, e.g. --exclude 'changelog/*')."),
     type_: Optional[str] = typer.Option(None, "--type", help="Only these file types, comma-separated (e.g. md,pdf)."),
     since: Optional[str] = typer.Option(None, "--since", help="Only documents modified on or after YYYY-MM-DD."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="lm, lm:MODEL, cross-encoder or cross-encoder:MODEL."),
@@ -229,6 +233,7 @@ def search(
     rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 (default: the reranker's tuned weight)."),
     group_by_document: bool = typer.Option(False, "--group-by-document", help="One hit per document."),
     explain: bool = typer.Option(False, "--explain", help="Show keyword, dense and fused scores per hit."),
+    correct: bool = typer.Option(True, "--correct/--no-correct", help="Search a word the index does not hold as its nearest indexed word (default on)."),
     server: Optional[str] = typer.Option(None, "--server", help="Send the query to a running `searchlm serve` (env SEARCHLM_SERVER)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Refuse unless the index uses this model."),
     home: Optional[Path] = HomeOpt,
@@ -241,16 +246,36 @@ def search(
 
     settings = _settings(name=name, home=home, model=model, server=server)
     options = SearchOptions(
-        k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, types=type_ or (), since=since,
-        rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight, group_by_document=group_by_document,
-        explain=explain,
+        k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, exclude=tuple(exclude or ()),
+        types=type_ or (), since=since, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
+        group_by_document=group_by_document, explain=explain, correct=correct,
     )
+    why, answered, fix = "", None, None
     with _searcher(settings) as searcher:
         hits = searcher.search(query, options)
+        if correct and hasattr(searcher, "correct"):
+            fix = searcher.correct(query)
+        if not hits and hasattr(searcher, "why_empty"):
+            why = searcher.why_empty(query, options)
+        if hasattr(searcher, "manifest"):  # a local index (a server answers for its own)
+            answered = {"name": searcher.settings.name, "home": str(searcher.settings.home.resolve()),
+                        "folder": searcher.manifest.root}
     if as_json:
-        typer.echo(json.dumps({"query": query, "hits": [h.to_json() for h in hits]}, ensure_ascii=False, indent=2))
+        out = {"query": query, "hits": [h.to_json() for h in hits]}
+        if answered:
+            out["index"] = answered
+        if fix:
+            out["corrected"] = fix.corrected
+        if why:
+            out["filtered"] = why
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    _print_hits(query, hits)
+    if answered:
+        typer.echo(typer.style(f"index '{answered['name']}' over {answered['folder']} (in {answered['home']})", dim=True),
+                   err=True)
+    if fix:
+        typer.echo(f"Showing results for '{fix.corrected}' ('{query}' has words the index does not hold).")
+    _print_hits(fix.corrected if fix else query, hits, why)
 
 
 def _searcher(settings: Settings):
@@ -268,24 +293,31 @@ def _searcher(settings: Settings):
     return searcher
 
 
-def _print_hits(query: str, hits) -> None:
+def _print_hits(query: str, hits, why: str = "") -> None:
     from searchlm.snippets import snippet_spans
 
     if not hits:
-        typer.echo(f"No results for '{query}'.")
+        typer.echo(f"No results for '{query}'" + (f": {why}." if why else "."))
         return
     for hit in hits:
         head = typer.style(f"{hit.rank:>2}. {hit.location()}", bold=True)
         heading = f"  {hit.heading}" if hit.heading else (f"  {hit.title}" if hit.title else "")
-        typer.echo(f"{head}  {typer.style(f'{hit.score:.3f}', fg='cyan')}{typer.style(heading, fg='green')}")
+        absolute = [f"cos {hit.cosine:.2f}"] if hit.cosine is not None else []
+        absolute += [f"bm25 {hit.bm25:.1f}"] if hit.bm25 else (["no keyword match"] if hit.bm25 is not None else [])
+        scores = typer.style(f"{hit.score:.3f}" + (f" ({', '.join(absolute)})" if absolute else ""), fg="cyan")
+        weak = typer.style("  weak match", fg="red") if hit.weak else ""
+        typer.echo(f"{head}  {scores}{weak}{typer.style(heading, fg='green')}")
         pieces = snippet_spans(hit.text, query)
         line = "".join(typer.style(p, fg="yellow", bold=True) if m else p for p, m in pieces)
         typer.echo(f"    {line}")
         if hit.explain:
             e = hit.explain
+            kw = (f"keyword rank {e['keyword_rank']} score {e['keyword_score']}" if e["keyword_rank"] is not None
+                  else "keyword not matched")
+            dn = (f"dense rank {e['dense_rank']} score {e['dense_score']}" if e["dense_rank"] is not None
+                  else "dense not matched")
             typer.echo(
-                f"    keyword rank {e['keyword_rank']} score {e['keyword_score']} | dense rank {e['dense_rank']}"
-                f" score {e['dense_score']} | fused {e['fused_score']}"
+                f"    {kw} | {dn} | fused {e['fused_score']}"
                 + (f" | rerank {e['rerank_score']}" if e.get("rerank_score") is not None else "")
             )
         typer.echo("")
@@ -295,19 +327,20 @@ def _print_hits(query: str, hits) -> None:
 @app.command("indexes")
 @handle_errors
 def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
-    """List the indexes in the index home with their sizes and models."""
-    from searchlm.index import list_indexes
+    """List every index you have (this home, the per-user one, and each home indexed into) with its folder."""
+    from searchlm.homes import all_indexes
+    from searchlm.manifest import list_indexes
 
     settings = _settings(home=home)
-    found = list_indexes(settings.home)
+    found = [(settings.home, m) for m in list_indexes(settings.home)] if home else all_indexes(settings.home)
     if as_json:
-        typer.echo(json.dumps([_manifest_json(m) for m in found], indent=2))
+        typer.echo(json.dumps([{**_manifest_json(m), "home": str(h.resolve())} for h, m in found], indent=2))
         return
     if not found:
         typer.echo(f"No indexes in {settings.home} (create one with `searchlm index DIR`).")
         return
-    for m in found:
-        typer.echo(f"{m.name:<20} {m.documents:>6} docs {m.chunks:>8} chunks  {m.model}  {m.root}")
+    for h, m in found:
+        typer.echo(f"{m.name:<20} {m.documents:>6} docs {m.chunks:>8} chunks  {m.model}  over {m.root}  (in {h})")
 
 
 @app.command()
@@ -412,7 +445,8 @@ def eval_cmd(
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
     typer.echo(
-        f"{report.dataset} ({report.split}, {report.queries} queries, index '{report.index}'):\n"
+        f"{report.dataset} ({report.split}, {report.queries} queries, index '{report.index}', "
+        f"{report.indexed:,} of {report.documents:,} documents indexed):\n"
         f"  nDCG@10    {report.ndcg_at_10:.4f}\n  Recall@100 {report.recall_at_100:.4f}\n"
         f"  MRR@10     {report.mrr_at_10:.4f}\n"
         f"  latency    p50 {report.latency_ms_p50:.1f} ms, p95 {report.latency_ms_p95:.1f} ms"
@@ -518,7 +552,7 @@ def mcp(
 # -- ask and summarize ------------------------------------------------------------------------------------
 GeneratorOpt = typer.Option(
     None, "--generator", "-g",
-    help="Answer model: smollm2, a Hugging Face name, a folder or a .gguf (env SEARCHLM_GENERATOR; default smollm2).",
+    help="Answer model: smollm2, a Hugging Face name, a folder, a .gguf, or llm:MODEL_ID for any model of the `llm` library (env SEARCHLM_GENERATOR; default smollm2).",
 )
 
 
@@ -542,26 +576,25 @@ def ask(
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = AskOptions(k=k, generator=settings.generator, max_tokens=max_tokens, temperature=temperature, mode=mode)
-    streamed: list[str] = []
 
-    def show(text: str) -> None:
-        streamed.append(text)
-        typer.echo(text, nl=False)
+    def loading(model: str) -> None:
+        typer.echo(typer.style(f"Loading the answer model ({model})…", dim=True), err=True)
 
+    # The answer is printed once it is final, not streamed: a model answer that cannot be traced to the passages
+    # is replaced by a quote at the end, and text once shown should never be taken back.
     with Index(settings=settings) as target:
-        answer = target.ask(question, options, on_token=None if as_json else show)
+        answer = target.ask(question, options, on_load=None if as_json else loading)
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
         return
-    if streamed:
-        typer.echo("")
     if answer.refused:
         typer.echo(answer.answer)
         _print_sources("Nearest passages:", [(h.rank, h) for h in answer.passages])
         return
-    if answer.extractive:  # what streamed was the model's text, already checked, but not traceable
-        typer.echo(typer.style("(not traceable to the passages; quoting the best-matching sentence instead)", dim=True))
-        typer.echo(answer.answer)
+    typer.echo(answer.answer)
+    if answer.extractive:
+        typer.echo(typer.style("(the model's answer could not be traced to the passages: this is the best-matching "
+                               "sentence, quoted)", dim=True))
     _print_sources("Sources:", [(c.n, c) for c in answer.citations])
 
 

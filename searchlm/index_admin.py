@@ -12,7 +12,21 @@ from searchlm.settings import Settings
 from searchlm.store import Store
 
 
+def _located(settings: Settings) -> Settings:
+    from searchlm.homes import describe_indexes, locate
+
+    found = locate(settings.name, settings.home)
+    if found is None:
+        have = describe_indexes(settings.home)
+        raise IndexNotFoundError(
+            f"index '{settings.name}' not found in {settings.home}" + (f"; your indexes: {have}" if have else "")
+            + " (see `searchlm indexes`)"
+        )
+    return settings.with_(home=found)
+
+
 def index_status(settings: Settings) -> dict:
+    settings = _located(settings)
     manifest = Manifest.load(settings.index_dir)
     store = Store(settings.index_dir / DB_FILE, readonly=True, existing=True)
     try:
@@ -36,6 +50,9 @@ def drop_index(settings: Settings) -> None:
     """Delete the folder of index `settings.name`, and only a folder that holds a searchlm manifest (even a
     damaged one): the name is checked by `Settings`, so it cannot lead outside the index home."""
     index_dir = settings.index_dir
+    if not (index_dir / MANIFEST).is_file():
+        settings = _located(settings)  # only a complete index is dropped from another home
+        index_dir = settings.index_dir
     if not (index_dir / MANIFEST).is_file() or index_dir.is_symlink():
         raise IndexNotFoundError(
             f"index '{settings.name}' not found in {settings.home}: no {MANIFEST} in that folder, so it is "

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,11 @@ FUSIONS = ("minmax", "rrf")
 # candidate, 0.5 and 0.6 tie on SciFact train (0.7426 / 0.7416 nDCG@10) and 0.6 is better on CISI and Cranfield.
 DEFAULT_DENSE_WEIGHT = 0.6
 MAX_K = 1000
+# A hit is weak when 0.7 x cosine + 0.3 x (share of the query's content words in the passage) is below the floor:
+# the evidence `ask` weighs before it answers (answer.SENTENCE_WEIGHT), per passage instead of per sentence.
+# Calibrated in benchmarks/RESULTS.md ("Weak hits").
+EVIDENCE_WEIGHT = 0.7
+WEAK_FLOOR = 0.45
 MAX_RERANK_DEPTH = 100  # a reranker scores each candidate with a model: past this a query takes minutes
 
 
@@ -42,7 +47,8 @@ class SearchOptions:
     fusion: str = "minmax"
     dense_weight: float | None = None  # weight of dense scores in fusion; None: DEFAULT_DENSE_WEIGHT
     depth: int = 100  # candidates taken from each retriever before fusion
-    path: str | None = None  # glob over the document's path relative to the indexed folder
+    path: str | None = None  # a file, folder or glob: absolute, from the current folder or the indexed one
+    exclude: tuple[str, ...] = ()  # the same forms; documents matching any are left out
     types: tuple[str, ...] = ()
     since: str | None = None  # YYYY-MM-DD: documents modified on or after
     rerank: str | None = None
@@ -50,10 +56,14 @@ class SearchOptions:
     rerank_weight: float | None = None  # the reranker's share of the blend; None: its own tuned default
     group_by_document: bool = False
     explain: bool = False
+    correct: bool = True  # search a word the index has never seen as its nearest indexed word (see spelling.py)
 
     def __post_init__(self) -> None:
         if self.dense_weight is None:
             self.dense_weight = DEFAULT_DENSE_WEIGHT
+        if isinstance(self.exclude, str):
+            self.exclude = (self.exclude,)
+        self.exclude = tuple(self.exclude or ())
         if isinstance(self.types, str):  # "md,pdf" as a user types it
             self.types = tuple(self.types.split(","))
         self.types = tuple(t.strip() for t in self.types if t.strip())
@@ -88,15 +98,20 @@ class Searcher:
     end of a `with` block). `RemoteSearcher` (searchlm.client) has the same `search` for a `searchlm serve`."""
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        self.index_dir = settings.index_dir
-        if not (self.index_dir / "manifest.json").is_file():
-            names = [m.name for m in list_indexes(settings.home)]
-            hint = f"; indexes here: {', '.join(names)}" if names else ""
+        from searchlm.homes import describe_indexes, locate
+
+        found = locate(settings.name, settings.home)
+        if found is None:
+            have = describe_indexes(settings.home)
+            hint = f"; your indexes: {have}" if have else ""
             raise IndexNotFoundError(
                 f"index '{settings.name}' not found in {settings.home}{hint}",
-                f"create it with Index('{settings.name}').update(FOLDER)", f"run `searchlm index DIR --name {settings.name}`",
+                f"pick one with name= and home=, or create it with Index('{settings.name}').update(FOLDER)",
+                f"use --name and --home to pick one, or run `searchlm index DIR --name {settings.name}`",
             )
+        settings = settings.with_(home=found)
+        self.settings = settings
+        self.index_dir = settings.index_dir
         self.manifest = Manifest.load(self.index_dir)
         if settings.model and settings.model != self.manifest.model:
             raise IndexMismatchError(
@@ -111,6 +126,8 @@ class Searcher:
         self._vectors = None
         self._vectors_generation = None
         self._rerankers: dict = {}
+        self._corrections: dict = {}
+        self._spelling_lock = threading.Lock()
         self.on_model_load = None  # called with a reranker's name before its model loads (a CLI says so)
 
     def close(self) -> None:
@@ -177,6 +194,9 @@ class Searcher:
         query = query.strip()
         if not query:
             raise InputError("the query is empty (type some words to search for)")
+        if options.correct:
+            fix = self.correct(query)
+            query = fix.corrected if fix else query
         flt = self._filter(options)
         where, params = flt.sql()
         depth = max(options.depth, options.k, options.rerank_depth if options.rerank else 0)
@@ -215,6 +235,7 @@ class Searcher:
         keep = ranked[: max(options.k, options.rerank_depth if options.rerank else 0)]
         rows = self.store.chunks_by_id(keep)
         hits = [self._hit(rows[i], fused[i]) for i in keep if i in rows and math.isfinite(fused[i])]  # never NaN
+        _absolute_scores(query, hits, keyword, dense, options.mode)
         if options.explain:
             _explain(hits, keyword, dense, fused)
         if options.rerank:
@@ -223,6 +244,18 @@ class Searcher:
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         return hits
+
+    def correct(self, query: str):
+        """The `spelling.Correction` `search` applies to `query` (None when every word is in the index)."""
+        from searchlm.spelling import correct_query
+
+        key = (query.strip(), self.store.generation)
+        with self._spelling_lock:
+            if key not in self._corrections:
+                if len(self._corrections) > 256:
+                    self._corrections.clear()
+                self._corrections[key] = correct_query(self.store.conn, query.strip())
+            return self._corrections[key]
 
     def _dense(self, query: str, depth: int, flt: ChunkFilter) -> tuple[np.ndarray | None, dict[int, float]]:
         vectors = self.vectors
@@ -277,19 +310,24 @@ class Searcher:
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _filter(self, options: SearchOptions) -> ChunkFilter:
-        flt = ChunkFilter(path=options.path or None)
-        if options.types:
-            flt.kinds = tuple(file_kind(t) for t in options.types if t.strip())
-        if options.since:
-            try:
-                when = datetime.fromisoformat(options.since)
-            except ValueError:
-                raise InputError(f"date '{options.since}' is not a date", "use YYYY-MM-DD, e.g. 2024-01-31",
-                                 "use YYYY-MM-DD, e.g. --since 2024-01-31") from None
-            if not 1900 <= when.year <= 2200:  # nanoseconds past 2262 overflow SQLite's 64-bit integers
-                raise InputError(f"date '{options.since}' is out of range (use a year from 1900 to 2200)")
-            flt.since_ns = int(when.timestamp() * 1e9)
-        return flt
+        """The filters as each store applies them: paths as users type them (`searchlm.filters`), kinds, a date."""
+        from searchlm.filters import build_filters, since_ns
+
+        paths = build_filters(options.path, options.exclude, (), None, self.manifest.root)
+        kinds = tuple(file_kind(t) for t in options.types if t.strip())
+        return ChunkFilter(paths=tuple(paths), kinds=kinds, since_ns=since_ns(options.since) if options.since else None)
+
+    def why_empty(self, query: str, options: SearchOptions) -> str:
+        """Why a filtered search found nothing: each filter and how many of the unfiltered hits it removed."""
+        from dataclasses import replace
+
+        from searchlm.filters import build_filters, why_empty
+
+        filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root)
+        if not filters:
+            return ""
+        plain = replace(options, path=None, exclude=(), types=(), since=None, rerank=None, explain=False)
+        return why_empty(self.store, filters, [h.doc_id for h in self.search(query, plain)])
 
     def display_path(self, rel: str) -> str:
         full = Path(self.manifest.root) / rel
@@ -311,7 +349,27 @@ def _document_max(scores: dict[int, float], doc_of: dict[int, int]) -> dict[int,
     return out
 
 
+def _absolute_scores(query: str, hits: list[Hit], keyword: dict, dense: dict, mode: str) -> None:
+    """Give each hit its cosine and BM25 (the same scale in every query) and mark the weak ones: a hit whose
+    evidence, as `ask` weighs it before answering (cosine and the share of the query's content words the passage
+    holds), falls below WEAK_FLOOR. Without a cosine (keyword mode) no hit is marked."""
+    from searchlm.text import content_words, words
+
+    wanted = set(content_words(query))
+    for hit in hits:
+        if hit.chunk_id in dense:
+            hit.cosine = round(dense[hit.chunk_id], 4)
+        if mode != "dense":
+            hit.bm25 = round(keyword.get(hit.chunk_id, 0.0), 4)
+        if hit.cosine is not None:
+            have = set(words(f"{hit.title} {hit.heading} {hit.text}"))
+            coverage = sum(w in have for w in wanted) / len(wanted) if wanted else 0.0
+            hit.weak = EVIDENCE_WEIGHT * hit.cosine + (1 - EVIDENCE_WEIGHT) * coverage < WEAK_FLOOR
+
+
 def _explain(hits: list[Hit], keyword: dict, dense: dict, fused: dict) -> None:
+    # A chunk the keyword side never matched has BM25 0 (scored only so fusion compares like with like): no rank.
+    keyword = {i: s for i, s in keyword.items() if s > 0}
     k_rank = {i: r for r, i in enumerate(sorted(keyword, key=keyword.get, reverse=True), start=1)}
     d_rank = {i: r for r, i in enumerate(sorted(dense, key=dense.get, reverse=True), start=1)}
     for hit in hits:

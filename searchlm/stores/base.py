@@ -33,21 +33,27 @@ DEFAULT_STORE = "faiss"
 
 @dataclass
 class ChunkFilter:
-    """What `--path/--type/--since` keep; each backend applies it before its top-k cut."""
+    """What `--path/--exclude/--type/--since` keep; each backend applies it before its top-k cut. Paths come as
+    SQL over `documents d` (`searchlm.filters` turns what a user types into it); a backend that cannot run SQL
+    asks SQLite for the documents they keep."""
 
-    path: str | None = None  # glob over the document's path relative to the indexed folder
+    paths: tuple = ()  # `filters.Filter`s for --path and --exclude: their `sql` and `params`
     kinds: tuple[str, ...] = ()
     since_ns: int | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.path or self.kinds or self.since_ns is not None)
+        return bool(self.paths or self.kinds or self.since_ns is not None)
+
+    def path_sql(self) -> tuple[str, list]:
+        return " AND ".join(f.sql for f in self.paths), [p for f in self.paths for p in f.params]
 
     def sql(self) -> tuple[str, list]:
         """A WHERE clause over `documents d` for SQLite."""
         clauses, params = [], []
-        if self.path:
-            clauses.append("d.path GLOB ?")  # GLOB is case-sensitive and its * crosses folders
-            params.append(self.path)
+        if self.paths:
+            where, values = self.path_sql()
+            clauses.append(where)
+            params.extend(values)
         if self.kinds:
             clauses.append(f"d.kind IN ({','.join('?' * len(self.kinds))})")
             params.extend(self.kinds)

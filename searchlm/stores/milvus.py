@@ -13,7 +13,6 @@ another model, or a collection written by an older searchlm, is refused with a m
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -220,16 +219,12 @@ class MilvusStore(VectorStore):
         if not flt:
             return ""
         parts = []
-        if flt.path:
-            like = glob_to_like(flt.path)
-            if like is not None:
-                parts.append(f"path like {json.dumps(like)}")
-            else:  # a glob LIKE cannot say ([...], or a literal % or _): SQLite picks the documents
-                docs = [int(r[0]) for r in self.store.conn.execute("SELECT id FROM documents d WHERE d.path GLOB ?",
-                                                                    [flt.path])]
-                if not docs:
-                    return None
-                parts.append(f"doc_id in {docs}")
+        if flt.paths:  # paths as users type them (folders, globs, exclusions): SQLite picks the documents
+            where, params = flt.path_sql()
+            docs = [int(r[0]) for r in self.store.conn.execute(f"SELECT id FROM documents d WHERE {where}", params)]
+            if not docs:
+                return None
+            parts.append(f"doc_id in {docs}")
         if flt.kinds:
             parts.append(f"kind in {json.dumps(list(flt.kinds))}")
         if flt.since_ns is not None:
@@ -241,13 +236,6 @@ class MilvusStore(VectorStore):
             self.client.close()
         except Exception:
             pass
-
-
-def glob_to_like(glob: str) -> str | None:
-    """A shell glob (`*`, `?`) as a LIKE pattern, or None when LIKE cannot express it exactly."""
-    if re.search(r'[\[\]%_\\"]', glob):
-        return None
-    return glob.replace("*", "%").replace("?", "_")
 
 
 def _row(record: tuple) -> dict:
