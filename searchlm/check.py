@@ -26,9 +26,9 @@ from pathlib import Path
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, SearchlmError
 from searchlm.lock import write_lock
 from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, MANIFEST, Manifest
+from searchlm.embed.cache import encoder_problem
 from searchlm.settings import Settings
 
-ENCODER_FILES = ("encoder.onnx", "tokenizer.json", "onnx_encoder.json")
 
 
 @dataclass
@@ -62,27 +62,6 @@ class CheckReport:
 
 
 # -- checks used on their own by the indexer and the searcher ------------------------------------------------
-def encoder_problem(index_dir: Path, folder_name: str = ENCODER_DIR) -> str | None:
-    """What is wrong with the index's ONNX query encoder (or with any export folder), or None."""
-    folder = index_dir / folder_name
-    if folder.is_symlink() and not folder.exists():
-        return f"{folder_name}/ points at a shared copy that is gone ({os.readlink(folder)})"
-    if not folder.is_dir():
-        return f"{folder_name}/ is missing"
-    for name in ENCODER_FILES:
-        path = folder / name
-        if not path.is_file() or path.stat().st_size == 0:
-            return f"{folder_name}/{name} is missing or empty"
-    for name in ("tokenizer.json", "onnx_encoder.json"):
-        try:
-            data = json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            return f"{folder_name}/{name} is damaged ({type(exc).__name__})"
-        if not isinstance(data, dict):
-            return f"{folder_name}/{name} is damaged (not a JSON object)"
-    return None
-
-
 def vectors_problem(path: Path, manifest: Manifest, expected: int) -> str | None:
     """What is wrong with the FAISS file (unreadable, wrong dimension, wrong count), or None. An index whose
     vectors live in Milvus has no FAISS file to check."""

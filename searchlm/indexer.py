@@ -366,7 +366,7 @@ class _IndexRun:
                 store=parse_store(self.settings.store, self.settings.name).to_json(),
             )
             self.manifest.save(self.index_dir, self.store)
-        from searchlm.check import encoder_problem
+        from searchlm.embed.cache import encoder_problem
 
         if encoder_problem(self.index_dir) is not None:  # missing, or a file of it lost: put it back
             from searchlm.embed.base import resolve_model

@@ -145,7 +145,7 @@ class Searcher:
     @property
     def encoder(self):
         if self._encoder is None:
-            from searchlm.check import encoder_problem
+            from searchlm.embed.cache import encoder_problem
             from searchlm.embed.onnx import OnnxEmbedder
 
             why = encoder_problem(self.index_dir)

@@ -73,16 +73,20 @@ def test_cjk_questions_are_in_queries_md():
 
 def test_an_index_from_before_cjk_migrates_and_finds_cjk(make_index):
     from searchlm.search import Searcher
-    from searchlm.store import Store
+    from searchlm.store import SCHEMA_VERSION, Store
 
     settings, _, _ = make_index({"notes/panda.md": "# 熊猫\n\n大熊猫每天吃很多竹子。\n", "notes/bees.md": "# Bees\n\nBees keep warm.\n"})
     db = settings.index_dir / "index.db"
     conn = sqlite3.connect(db)  # turn it back into a schema-1 index, as an older searchlm wrote it
-    conn.executescript("DROP TRIGGER chunks_cjk_ad; DROP TABLE chunks_cjk; UPDATE meta SET value = '1' WHERE key = 'schema_version';")
+    conn.executescript(
+        "DROP TRIGGER chunks_cjk_ad; DROP TABLE chunks_cjk; DROP TRIGGER chunks_vector_add; DROP TRIGGER chunks_vector_remove;"
+        " DROP TRIGGER documents_vector_refresh; DROP TABLE vector_log; DROP TABLE vector_tombstones;"
+        " UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
     conn.commit()
     conn.close()
     store = Store(db)
-    assert store.schema_version == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
     assert store.conn.execute("SELECT count(*) FROM chunks_cjk").fetchone()[0] == 1  # only the chunk with CJK
     store.close()
     hits = Searcher(settings).search("竹子", mode="keyword")

@@ -10,18 +10,19 @@ deleted, `searchlm check --repair` or the next `searchlm index` exports it again
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from searchlm.cache import cache_home, model_fingerprint
+from searchlm.manifest import ENCODER_DIR
 
 
 def install_encoder(export, model_id: str, model_path: str, target: Path) -> None:
     """Put an ONNX export of the model at `target`: linked from the shared cache (exported there first by
     `export(folder)` when it is missing or damaged). An unwritable cache gets an export straight into `target`."""
-    from searchlm.check import encoder_problem
 
     key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
     cached = cache_home() / "onnx" / key
@@ -56,3 +57,27 @@ def _remove(target: Path) -> None:
         target.unlink()
     elif target.exists():
         shutil.rmtree(target)
+
+
+ENCODER_FILES = ("encoder.onnx", "tokenizer.json", "onnx_encoder.json")
+
+
+def encoder_problem(index_dir: Path, folder_name: str = ENCODER_DIR) -> str | None:
+    """What is wrong with the index's ONNX query encoder (or with any export folder), or None."""
+    folder = index_dir / folder_name
+    if folder.is_symlink() and not folder.exists():
+        return f"{folder_name}/ points at a shared copy that is gone ({os.readlink(folder)})"
+    if not folder.is_dir():
+        return f"{folder_name}/ is missing"
+    for name in ENCODER_FILES:
+        path = folder / name
+        if not path.is_file() or path.stat().st_size == 0:
+            return f"{folder_name}/{name} is missing or empty"
+    for name in ("tokenizer.json", "onnx_encoder.json"):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return f"{folder_name}/{name} is damaged ({type(exc).__name__})"
+        if not isinstance(data, dict):
+            return f"{folder_name}/{name} is damaged (not a JSON object)"
+    return None

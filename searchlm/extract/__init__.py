@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from searchlm.errors import ExtractionError
+from searchlm.extract.limits import EXTRACT_SECONDS, MAX_EXPANDED_BYTES, MAX_FILE_BYTES, MAX_TEXT_CHARS  # noqa: F401
 from searchlm.records import Block, ExtractedDocument
 
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".rst": "rst"}
@@ -28,10 +29,6 @@ CODE_KINDS = {
 SUPPORTED = {**TEXT_KINDS, **MARKUP_KINDS, **CODE_KINDS}
 
 # Per-file limits: a file over any of them is skipped with the limit named, and the run goes on.
-MAX_FILE_BYTES = 50 * 1024 * 1024  # bytes read from disk
-MAX_EXPANDED_BYTES = 16 * 1024 * 1024  # XML inside a DOCX once unzipped (a zip bomb expands 1000x)
-MAX_TEXT_CHARS = 20 * 1024 * 1024  # text extracted from one file
-EXTRACT_SECONDS = 60  # time to extract one file
 # Bumped when a reader starts to extract a kind differently; an index made with an older reader re-reads those
 # files once (vectors of unchanged chunk texts are reused). txt 2: underlined headings. md 2, rst 2: plain text
 # instead of markup (markdown-it-py; the reST reader renders roles, links and literals). A title-only document,

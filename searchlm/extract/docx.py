@@ -53,7 +53,7 @@ def _check_expansion(data: bytes) -> None:
     do not count."""
     import zipfile
 
-    from searchlm.extract import MAX_EXPANDED_BYTES
+    from searchlm.extract.limits import MAX_EXPANDED_BYTES
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

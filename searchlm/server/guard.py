@@ -23,7 +23,7 @@ WILDCARDS = ("0.0.0.0", "::", "")
 def require_token(host: str, token: str | None) -> None:
     """An InputError unless a server bound beyond loopback has a token to ask for."""
     from searchlm.errors import InputError
-    from searchlm.server import LOOPBACK
+    from searchlm.server.net import LOOPBACK
 
     if host not in LOOPBACK and not token:
         raise InputError(
@@ -37,7 +37,7 @@ def require_token(host: str, token: str | None) -> None:
 def host_names(host: str) -> list[str]:
     """The Host headers a server bound to `host` answers besides the loopback names: the bound address, or for a
     wildcard bind this machine's names and addresses; plus SEARCHLM_ALLOWED_HOSTS (comma-separated)."""
-    from searchlm.server import LOOPBACK
+    from searchlm.server.net import LOOPBACK
 
     extra = [h.strip() for h in os.environ.get("SEARCHLM_ALLOWED_HOSTS", "").split(",") if h.strip()]
     if host in LOOPBACK:
