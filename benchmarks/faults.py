@@ -403,7 +403,7 @@ def run_diskfull(workdir: Path) -> dict:
               f"search after: rc {search.returncode}; {load()}")
         return result
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily: a closed-late connection must not keep it
 
 
 # -- http ---------------------------------------------------------------------------------------------------
