@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 EMBED_BATCH = 256  # chunks per window: one embedding call, then its documents are committed
 MIN_WINDOW = 32  # when the reader is behind, embed what has arrived once it fills one encoder batch
 FEED_CHUNKS = 1024  # chunks read ahead of the encoder, at most (plus one document)
+HEAVY_KINDS = {"pdf", "docx", "html"}  # extracted in a worker process (see _IndexRun._extractor)
 
 # (phase, done, total). Phases: "scan" (walking the folder; total 0 until it is done), "read" (files checked or
 # read, of all found), "embed" (chunks embedded, of those found to need it so far: it grows while files are read).
@@ -184,6 +185,7 @@ class _IndexRun:
         self._counter: TokenCounter | None = None
         self._notify: Callable[[str], None] = lambda message: None
         self._to_embed = 0
+        self._pool = None  # the extraction process, started by the first PDF, DOCX or HTML file
 
     # Models load only when something needs embedding: an unchanged re-run imports no torch.
     @property
@@ -269,6 +271,8 @@ class _IndexRun:
         finally:
             feed.stop()
             reader.join(timeout=5)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
 
         if not documents and len(stored) == len(gone) and not report.moved:
             reasons = "; ".join(f"{p}: {why}" for p, why in report.skipped[:3])
@@ -320,7 +324,10 @@ class _IndexRun:
                     if row is None and data_hash in gone_by_hash and not reread:
                         feed.put(("move", (gone_by_hash.pop(data_hash), f)))
                         continue
-                    doc = extract(f.path, data)
+                    if kind_of(f.path) in HEAVY_KINDS:
+                        doc = self._extract_apart(f.path, data)
+                    else:
+                        doc = extract(f.path, data)
                     chunks = chunk_document(doc, counter, self.chunker)
                 except _Stopped:
                     raise
@@ -350,6 +357,27 @@ class _IndexRun:
                 feed.close()
             except _Stopped:
                 pass
+
+    def _extractor(self):
+        """One worker process for PDF, DOCX and HTML: those parsers are pure Python, and in a thread they would
+        hold the GIL that the encoder's Python side needs between tensor operations (embedding ran 2x slower)."""
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: this process runs threads (and maybe torch); a fork of it is not safe.
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _extract_apart(self, path: Path, data: bytes):
+        """`extract` in the worker process; a parser that kills its process skips this file only."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._extractor().submit(extract, path, data).result()
+        except BrokenProcessPool:
+            self._pool = None  # the next file gets a new worker
+            raise ExtractionError("the parser crashed on this file") from None
 
     def _ensure_manifest_and_encoder(self) -> None:
         """First run: write the manifest and export the ONNX query encoder before committing any document, so
