@@ -324,8 +324,8 @@ class _IndexRun:
                     if row is None and data_hash in gone_by_hash and not reread:
                         feed.put(("move", (gone_by_hash.pop(data_hash), f)))
                         continue
-                    if kind_of(f.path) in HEAVY_KINDS:  # in the worker process, where the time limit works too
-                        doc = self._extractor().submit(extract, f.path, data).result()
+                    if kind_of(f.path) in HEAVY_KINDS:
+                        doc = self._extract_apart(f.path, data)
                     else:
                         doc = extract(f.path, data)
                     chunks = chunk_document(doc, counter, self.chunker)
@@ -339,8 +339,6 @@ class _IndexRun:
                 except Exception as exc:  # anything else about this one file skips it, named, and the run goes on
                     if _disk_full(exc):
                         raise
-                    if type(exc).__name__ == "BrokenProcessPool":  # the file crashed the worker: a new one for the rest
-                        self._pool = None
                     feed.put(("skip", (f.rel, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})")))
                     continue
                 finally:
@@ -370,6 +368,16 @@ class _IndexRun:
             # spawn: this process runs threads (and maybe torch); a fork of it is not safe.
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
+
+    def _extract_apart(self, path: Path, data: bytes):
+        """`extract` in the worker process; a parser that kills its process skips this file only."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._extractor().submit(extract, path, data).result()
+        except BrokenProcessPool:
+            self._pool = None  # the next file gets a new worker
+            raise ExtractionError("the parser crashed on this file") from None
 
     def _ensure_manifest_and_encoder(self) -> None:
         """First run: write the manifest and export the ONNX query encoder before committing any document, so
