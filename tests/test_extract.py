@@ -24,7 +24,7 @@ def test_markdown_headings_and_lines(tmp_path):
     install = by_text["Run pip.\nTwo lines."]
     assert install.headings == ("Guide", "Install")
     assert (install.start_line, install.end_line) == (10, 11)
-    assert by_text["```\n# not a heading\n```"].headings == ("Guide", "Install")
+    assert by_text["# not a heading"].headings == ("Guide", "Install")  # code keeps its text, not its fences
     assert by_text["Deep text."].headings == ("Guide", "Install", "Deep")
 
 
@@ -152,3 +152,59 @@ def test_unreadable_files_raise_extraction_error(tmp_path, name, data, reason):
     p.write_bytes(data)
     with pytest.raises(ExtractionError, match=reason):
         extract(p)
+
+
+MARKUP = (":class:", "``", "](", "&amp;", ":ref:", "**")
+
+
+def test_rst_is_plain_text_with_source_lines(tmp_path):
+    p = tmp_path / "orm.rst"
+    p.write_text(
+        "Sessions\n========\n\n.. _session-basics:\n\n"  # 1-5
+        "Use their :class:`.Session` with an :class:`~sqlalchemy.engine.Engine`, see :ref:`the pool <pooling>`\n"  # 6
+        "and `the site <https://example.org>`_ for ``create_engine()`` and **bold** *emphasis* [#f1]_.\n\n"  # 7-8
+        ".. note:: Sessions are not thread-safe.\n\n"  # 9-10
+        ".. code-block:: python\n   :caption: demo.py\n\n   s = Session(engine)  # ``not markup``\n\n"  # 11-15
+        ".. toctree::\n   :maxdepth: 2\n\n   hidden/page\n\n"  # 16-20
+        "An example::\n\n    x = 1\n",  # 21-23
+        encoding="utf-8",
+    )
+    doc = extract(p)
+    texts = [b.text for b in doc.blocks]
+    prose = texts[0]
+    assert prose.startswith("Use their Session with an Engine, see the pool\nand the site for create_engine() and bold emphasis")
+    assert (doc.blocks[0].start_line, doc.blocks[0].end_line) == (6, 7)
+    assert "Sessions are not thread-safe." in texts
+    code = next(b for b in doc.blocks if b.text.startswith("s = Session"))
+    assert code.text == "s = Session(engine)  # ``not markup``" and code.start_line == 14  # code is verbatim
+    assert not any("hidden/page" in t or "maxdepth" in t or "caption" in t for t in texts)
+    assert "An example:" in texts and "x = 1" in texts
+    assert not any(m in t for t in texts if t != code.text for m in MARKUP)
+
+
+def test_markdown_is_plain_text(tmp_path):
+    p = tmp_path / "notes.md"
+    p.write_text(
+        "# Notes\n\nSee [the docs](https://x.org) &amp; the `--path` flag, **bold**.\n\n"
+        "- first item\n- second [link](a.md)\n  1. nested\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+        encoding="utf-8",
+    )
+    doc = extract(p)
+    texts = [b.text for b in doc.blocks]
+    assert texts[0] == "See the docs & the --path flag, bold."
+    assert texts[1] == "- first item\n- second link\n  1. nested" and doc.blocks[1].start_line == 5
+    assert texts[2] == "a | b\n1 | 2"
+    assert not any(m in t for t in texts for m in MARKUP)
+
+
+def test_title_only_documents_are_text(tmp_path):
+    front = tmp_path / "front.md"
+    front.write_text("---\ntitle: Flow past a flat plate\n---\n", encoding="utf-8")
+    heading = tmp_path / "heading.rst"
+    heading.write_text("Boundary layers\n===============\n", encoding="utf-8")
+    assert [b.text for b in extract(front).blocks] == ["Flow past a flat plate"]
+    assert [b.text for b in extract(heading).blocks] == ["Boundary layers"]
+    empty = tmp_path / "empty.md"
+    empty.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(ExtractionError):
+        extract(empty)

@@ -1,4 +1,4 @@
-"""Plain text, Markdown, reStructuredText and source code, split into blocks with line numbers."""
+"""Plain text and source code split into blocks with line numbers; Markdown and reST through their own readers."""
 
 from __future__ import annotations
 
@@ -6,23 +6,20 @@ import re
 from pathlib import Path
 
 from searchlm.extract.decode import decode, normalize_newlines
+from searchlm.extract.markdown import extract_markdown
+from searchlm.extract.rst import extract_rst
 from searchlm.records import Block, ExtractedDocument
 
-_ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_RST_ADORN = re.compile(r"^([=\-~^*#+`:'\"._])\1{2,}\s*$")
-_SETEXT = re.compile(r"^(=+|-+)\s*$")
 _TXT_RULE = re.compile(r"^([=\-~*])\1{2,}\s*$")
-_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
 
 
 def extract_text(data: bytes, path: Path, kind: str) -> ExtractedDocument:
     text = normalize_newlines(decode(data))
     lines = text.split("\n")
     if kind == "md":
-        title, blocks = _markdown(lines)
+        title, blocks = extract_markdown(text)
     elif kind == "rst":
-        title, blocks = _rst(lines)
+        title, blocks = extract_rst(lines)
     elif kind == "txt":
         _, blocks = _plain_text(lines)
         title = _plain_title(lines)
@@ -62,97 +59,6 @@ class _Builder:
     def heading(self, level: int, title: str, lineno: int) -> None:
         self.flush()
         self.headings = [(lv, h) for lv, h in self.headings if lv < level] + [(level, title)]
-
-
-def _markdown(lines: list[str]) -> tuple[str, list[Block]]:
-    b = _Builder()
-    title = ""
-    in_fence = False
-    start = 0
-    joined = "\n".join(lines)
-    front = _FRONT_MATTER.match(joined)
-    if front:
-        start = front.group(0).count("\n")
-        m = re.search(r"^title:\s*(.+)$", front.group(0), re.M)
-        if m:
-            title = m.group(1).strip().strip("\"'")
-    i = start
-    while i < len(lines):
-        line, lineno = lines[i], i + 1
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            b.add_line(lineno, line)
-        elif in_fence:
-            b.add_line(lineno, line)
-        elif m := _ATX.match(line):
-            level, text = len(m.group(1)), m.group(2).strip()
-            title = title or (text if level == 1 else "")
-            b.heading(level, text, lineno)
-        elif (
-            i + 1 < len(lines)
-            and line.strip()
-            and _SETEXT.match(lines[i + 1])
-            and not b._lines
-        ):
-            level = 1 if lines[i + 1].startswith("=") else 2
-            title = title or (line.strip() if level == 1 else "")
-            b.heading(level, line.strip(), lineno)
-            i += 1
-        elif not line.strip():
-            b.flush()
-        else:
-            b.add_line(lineno, line)
-        i += 1
-    b.flush()
-    if not title and b.headings:
-        title = b.headings[0][1]
-    return title, b.blocks
-
-
-def _rst(lines: list[str]) -> tuple[str, list[Block]]:
-    """reST section titles: a text line underlined (optionally overlined) by a repeated punctuation character.
-
-    Levels follow the order in which adornment styles first appear, as docutils does.
-    """
-    b = _Builder()
-    styles: list[tuple[str, bool]] = []
-    title = ""
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        over = _RST_ADORN.match(line)
-        if (
-            over
-            and i + 2 < len(lines)
-            and lines[i + 1].strip()
-            and _RST_ADORN.match(lines[i + 2])
-            and lines[i + 2].strip() == line.strip()
-        ):
-            style, text, lineno, step = (line.strip()[0], True), lines[i + 1].strip(), i + 2, 3
-        elif (
-            line.strip()
-            and not over
-            and i + 1 < len(lines)
-            and _RST_ADORN.match(lines[i + 1])
-            and len(lines[i + 1].strip()) >= len(line.strip())
-            and not b._lines
-        ):
-            style, text, lineno, step = (lines[i + 1].strip()[0], False), line.strip(), i + 1, 2
-        else:
-            if not line.strip():
-                b.flush()
-            elif not line.strip().startswith(".. "):
-                b.add_line(i + 1, line)
-            i += 1
-            continue
-        if style not in styles:
-            styles.append(style)
-        level = styles.index(style) + 1
-        title = title or text
-        b.heading(level, text, lineno)
-        i += step
-    b.flush()
-    return title, b.blocks
 
 
 def _paragraphs(lines: list[str]) -> tuple[str, list[Block]]:
