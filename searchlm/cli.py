@@ -412,7 +412,8 @@ def eval_cmd(
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
     typer.echo(
-        f"{report.dataset} ({report.split}, {report.queries} queries, index '{report.index}'):\n"
+        f"{report.dataset} ({report.split}, {report.queries} queries, index '{report.index}', "
+        f"{report.indexed:,} of {report.documents:,} documents indexed):\n"
         f"  nDCG@10    {report.ndcg_at_10:.4f}\n  Recall@100 {report.recall_at_100:.4f}\n"
         f"  MRR@10     {report.mrr_at_10:.4f}\n"
         f"  latency    p50 {report.latency_ms_p50:.1f} ms, p95 {report.latency_ms_p95:.1f} ms"

@@ -30,7 +30,7 @@ EVAL_DEPTH = 100  # documents ranked per query: enough for Recall@100
 FINGERPRINT_FILE = "eval.json"
 CORPUS_DIR = "corpus"
 DOC_SUFFIX = ".md"
-FORMAT_VERSION = 1  # bump when the way documents are written out changes
+FORMAT_VERSION = 2  # bump when the way documents are written out or read changes (2: title-only documents indexed)
 
 Progress = Callable[[str, int, int], None]
 
@@ -57,9 +57,13 @@ class EvalReport:
     index: str = ""
     options: dict = field(default_factory=dict)
     per_query: dict[str, dict[str, float]] = field(default_factory=dict)
+    documents: int = 0  # corpus documents in the dataset
+    indexed: int = 0  # of them, how many the index holds (a document with no text at all cannot be found)
 
     def to_json(self) -> dict:
         return {
+            "documents": self.documents,
+            "indexed": self.indexed,
             "ndcg@10": round(self.ndcg_at_10, 4),
             "recall@100": round(self.recall_at_100, 4),
             "mrr@10": round(self.mrr_at_10, 4),
@@ -244,6 +248,7 @@ def evaluate(
     options = replace(options or SearchOptions(), k=EVAL_DEPTH, group_by_document=True, explain=False)
     query_ids = sorted(dataset.queries, key=natural_order)[: limit or None]
     searcher = Searcher(target)
+    indexed = searcher.store.counts()[0]
     try:
         searcher.warm()
         run: dict[str, dict[str, float]] = {}
@@ -273,6 +278,8 @@ def evaluate(
         index=target.name,
         options=_options_json(options),
         per_query=per_query,
+        documents=len(dataset.corpus),
+        indexed=indexed,
     )
 
 
