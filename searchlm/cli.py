@@ -221,7 +221,8 @@ def search(
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or keyword."),
     fusion: str = typer.Option("minmax", "--fusion", help="How hybrid fuses: minmax (weighted) or rrf."),
     dense_weight: Optional[float] = typer.Option(None, "--dense-weight", help="Weight of dense scores in minmax fusion."),
-    path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob (e.g. 'docs/*.md')."),
+    path: Optional[str] = typer.Option(None, "--path", help="Only this file or folder, or paths matching a glob ('docs/*.md'); absolute, from here, or from the indexed folder."),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Leave out this file, folder or glob (repeatable, e.g. --exclude 'changelog/*')."),
     type_: Optional[str] = typer.Option(None, "--type", help="Only these file types, comma-separated (e.g. md,pdf)."),
     since: Optional[str] = typer.Option(None, "--since", help="Only documents modified on or after YYYY-MM-DD."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="lm, lm:MODEL, cross-encoder or cross-encoder:MODEL."),
@@ -241,16 +242,22 @@ def search(
 
     settings = _settings(name=name, home=home, model=model, server=server)
     options = SearchOptions(
-        k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, types=type_ or (), since=since,
-        rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight, group_by_document=group_by_document,
-        explain=explain,
+        k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, exclude=tuple(exclude or ()),
+        types=type_ or (), since=since, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
+        group_by_document=group_by_document, explain=explain,
     )
+    why = ""
     with _searcher(settings) as searcher:
         hits = searcher.search(query, options)
+        if not hits and hasattr(searcher, "why_empty"):
+            why = searcher.why_empty(query, options)
     if as_json:
-        typer.echo(json.dumps({"query": query, "hits": [h.to_json() for h in hits]}, ensure_ascii=False, indent=2))
+        out = {"query": query, "hits": [h.to_json() for h in hits]}
+        if why:
+            out["filtered"] = why
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    _print_hits(query, hits)
+    _print_hits(query, hits, why)
 
 
 def _searcher(settings: Settings):
@@ -268,11 +275,11 @@ def _searcher(settings: Settings):
     return searcher
 
 
-def _print_hits(query: str, hits) -> None:
+def _print_hits(query: str, hits, why: str = "") -> None:
     from searchlm.snippets import snippet_spans
 
     if not hits:
-        typer.echo(f"No results for '{query}'.")
+        typer.echo(f"No results for '{query}'" + (f": {why}." if why else "."))
         return
     for hit in hits:
         head = typer.style(f"{hit.rank:>2}. {hit.location()}", bold=True)

@@ -83,7 +83,8 @@ class RemoteSearcher:
         options.validate()
         params = {
             "k": options.k, "mode": options.mode, "name": self.name, "fusion": options.fusion,
-            "dense_weight": options.dense_weight, "path": options.path, "type": ",".join(options.types) or None,
+            "dense_weight": options.dense_weight, "path": options.path, "exclude": list(options.exclude) or None,
+            "type": ",".join(options.types) or None,
             "since": options.since, "rerank": options.rerank,
             "rerank_depth": options.rerank_depth if options.rerank else None,
             "rerank_weight": options.rerank_weight, "group_by_document": options.group_by_document or None,

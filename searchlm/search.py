@@ -9,9 +9,9 @@ are fused the same way. The query path imports no torch: queries are encoded by 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 import os
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,8 @@ class SearchOptions:
     fusion: str = "minmax"
     dense_weight: float | None = None  # weight of dense scores in fusion; None: DEFAULT_DENSE_WEIGHT
     depth: int = 100  # candidates taken from each retriever before fusion
-    path: str | None = None  # glob over the document's path relative to the indexed folder
+    path: str | None = None  # a file, folder or glob: absolute, from the current folder or the indexed one
+    exclude: tuple[str, ...] = ()  # the same forms; documents matching any are left out
     types: tuple[str, ...] = ()
     since: str | None = None  # YYYY-MM-DD: documents modified on or after
     rerank: str | None = None
@@ -54,6 +55,9 @@ class SearchOptions:
     def __post_init__(self) -> None:
         if self.dense_weight is None:
             self.dense_weight = DEFAULT_DENSE_WEIGHT
+        if isinstance(self.exclude, str):
+            self.exclude = (self.exclude,)
+        self.exclude = tuple(self.exclude or ())
         if isinstance(self.types, str):  # "md,pdf" as a user types it
             self.types = tuple(self.types.split(","))
         self.types = tuple(t.strip() for t in self.types if t.strip())
@@ -277,7 +281,11 @@ class Searcher:
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _filter(self, options: SearchOptions) -> ChunkFilter:
-        flt = ChunkFilter(path=options.path or None)
+        from searchlm.filters import build_filters
+
+        # --path and --exclude in every form a user may type them, as SQL over the documents (searchlm/filters.py)
+        paths = build_filters(options.path, options.exclude, (), None, self.manifest.root)
+        flt = ChunkFilter(where=" AND ".join(f.sql for f in paths), where_params=[p for f in paths for p in f.params])
         if options.types:
             flt.kinds = tuple(file_kind(t) for t in options.types if t.strip())
         if options.since:
@@ -290,6 +298,18 @@ class Searcher:
                 raise InputError(f"date '{options.since}' is out of range (use a year from 1900 to 2200)")
             flt.since_ns = int(when.timestamp() * 1e9)
         return flt
+
+    def why_empty(self, query: str, options: SearchOptions) -> str:
+        """Why a filtered search found nothing: each filter and how many of the unfiltered hits it removed."""
+        from dataclasses import replace
+
+        from searchlm.filters import build_filters, why_empty
+
+        filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root)
+        if not filters:
+            return ""
+        plain = replace(options, path=None, exclude=(), types=(), since=None, rerank=None, explain=False)
+        return why_empty(self.store, filters, [h.doc_id for h in self.search(query, plain)])
 
     def display_path(self, rel: str) -> str:
         full = Path(self.manifest.root) / rel

@@ -112,3 +112,31 @@ def test_cli_filters(filtered_index):
 
 def _paths_json(out: str) -> list[str]:
     return [h["path"].split("corpus/")[-1] for h in json.loads(out)["hits"]]
+
+
+def test_path_takes_what_hits_show(filtered_index):
+    """Absolute paths, paths from the current folder, folders with or without a slash, globs: all one filter."""
+    settings, searcher = filtered_index
+    root = Path(searcher.manifest.root)
+    for form in ("docs", "docs/", "docs/*", str(root / "docs"), str(root / "docs") + "/", str(root / "docs" / "*"),
+                 os.path.relpath(root / "docs"), "docs/baking.md", str(root / "docs" / "baking.md")):
+        paths = _paths(searcher.search("sourdough", SearchOptions(k=10, path=form)))
+        assert paths and all(p.startswith("docs/") for p in paths), form
+    assert _paths(searcher.search("sourdough", SearchOptions(k=10, path="docs/baking.md"))) == ["docs/baking.md"]
+    with pytest.raises(InputError, match="outside the indexed folder"):
+        searcher.search("sourdough", SearchOptions(path="/definitely/elsewhere"))
+
+
+def test_exclude_and_why_nothing_is_left(filtered_index):
+    settings, searcher = filtered_index
+    paths = _paths(searcher.search("sourdough", SearchOptions(k=10, exclude=("recipes/*", "docs/bakery.html"))))
+    assert paths and not any(p.startswith("recipes/") or p == "docs/bakery.html" for p in paths)
+    options = SearchOptions(k=5, path="recipes", exclude=("recipes/",))
+    assert searcher.search("sourdough", options) == []
+    why = searcher.why_empty("sourdough", options)
+    assert "--exclude 'recipes/' removed" in why and "--path 'recipes' removed" in why
+    result = CliRunner().invoke(app, ["search", "sourdough", "--home", str(settings.home), "--name", settings.name,
+                                      "--path", "orm/"])
+    assert result.exit_code == 0
+    assert "No results for 'sourdough': --path 'orm/' removed all" in result.stdout
+    assert "matches no indexed document" in result.stdout

@@ -204,7 +204,8 @@ def create_app(
         name: Optional[str] = Query(None, max_length=128, description="Index name (default: the server's)."),
         fusion: Literal["minmax", "rrf"] = Query("minmax", description="How hybrid fuses scores."),
         dense_weight: float = Query(DEFAULT_DENSE_WEIGHT, ge=0.0, le=1.0, description="Weight of dense scores in minmax fusion."),
-        path: Optional[str] = Query(None, max_length=500, description="Only documents whose path matches this glob."),
+        path: Optional[str] = Query(None, max_length=500, description="Only this file, folder or glob (absolute or relative to the indexed folder)."),
+        exclude: Optional[list[str]] = Query(None, description="Leave out these files, folders or globs (repeatable)."),
         type: Optional[str] = Query(None, max_length=200, description="Only these file types, comma-separated."),
         since: Optional[str] = Query(None, max_length=32, description="Only documents modified since YYYY-MM-DD."),
         rerank: Optional[str] = Query(None, max_length=32, description="Reranker kind: cross-encoder or lm."),
@@ -219,7 +220,7 @@ def create_app(
                 f"rerank '{rerank}' names a model; the server takes a kind only (use rerank=cross-encoder)"
             )
         options = SearchOptions(
-            k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path,
+            k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, exclude=tuple(exclude or ()),
             types=tuple(type.split(",")) if type else (), since=since, rerank=rerank, rerank_depth=rerank_depth,
             rerank_weight=rerank_weight, group_by_document=group_by_document, explain=explain,
         )

@@ -38,9 +38,13 @@ class ChunkFilter:
     path: str | None = None  # glob over the document's path relative to the indexed folder
     kinds: tuple[str, ...] = ()
     since_ns: int | None = None
+    # A condition over `documents d` in SQL (--path in all its forms and --exclude, built by searchlm/filters.py);
+    # a backend that cannot run SQL asks SQLite for the matching document ids.
+    where: str = ""
+    where_params: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.path or self.kinds or self.since_ns is not None)
+        return bool(self.path or self.kinds or self.since_ns is not None or self.where)
 
     def sql(self) -> tuple[str, list]:
         """A WHERE clause over `documents d` for SQLite."""
@@ -54,6 +58,9 @@ class ChunkFilter:
         if self.since_ns is not None:
             clauses.append("d.mtime_ns >= ?")
             params.append(self.since_ns)
+        if self.where:
+            clauses.append(f"({self.where})")
+            params.extend(self.where_params)
         return " AND ".join(clauses), params
 
 

@@ -230,6 +230,12 @@ class MilvusStore(VectorStore):
                 if not docs:
                     return None
                 parts.append(f"doc_id in {docs}")
+        if flt.where:
+            docs = [int(r[0]) for r in self.store.conn.execute(f"SELECT id FROM documents d WHERE {flt.where}",
+                                                                flt.where_params)]
+            if not docs:
+                return None
+            parts.append(f"doc_id in {docs}")
         if flt.kinds:
             parts.append(f"kind in {json.dumps(list(flt.kinds))}")
         if flt.since_ns is not None:
