@@ -27,7 +27,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-HomeOpt = typer.Option(None, "--home", help="Folder holding named indexes (env SEARCHLM_HOME; default ./indexes).")
+HomeOpt = typer.Option(
+    None, "--home",
+    help="Folder holding named indexes (env SEARCHLM_HOME; default ./indexes if it exists, else a per-user folder).",
+)
 NameOpt = typer.Option(None, "--name", "-n", help="Index name (env SEARCHLM_NAME; default 'default').")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of readable text.")
 
@@ -246,17 +249,25 @@ def search(
         types=type_ or (), since=since, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
         group_by_document=group_by_document, explain=explain,
     )
-    why = ""
+    why, answered = "", None
     with _searcher(settings) as searcher:
         hits = searcher.search(query, options)
         if not hits and hasattr(searcher, "why_empty"):
             why = searcher.why_empty(query, options)
+        if hasattr(searcher, "manifest"):  # a local index (a server answers for its own)
+            answered = {"name": searcher.settings.name, "home": str(searcher.settings.home.resolve()),
+                        "folder": searcher.manifest.root}
     if as_json:
         out = {"query": query, "hits": [h.to_json() for h in hits]}
+        if answered:
+            out["index"] = answered
         if why:
             out["filtered"] = why
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
+    if answered:
+        typer.echo(typer.style(f"index '{answered['name']}' over {answered['folder']} (in {answered['home']})", dim=True),
+                   err=True)
     _print_hits(query, hits, why)
 
 
@@ -302,19 +313,20 @@ def _print_hits(query: str, hits, why: str = "") -> None:
 @app.command("indexes")
 @handle_errors
 def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
-    """List the indexes in the index home with their sizes and models."""
-    from searchlm.index import list_indexes
+    """List every index you have (this home, the per-user one, and each home indexed into) with its folder."""
+    from searchlm.homes import all_indexes
+    from searchlm.manifest import list_indexes
 
     settings = _settings(home=home)
-    found = list_indexes(settings.home)
+    found = [(settings.home, m) for m in list_indexes(settings.home)] if home else all_indexes(settings.home)
     if as_json:
-        typer.echo(json.dumps([_manifest_json(m) for m in found], indent=2))
+        typer.echo(json.dumps([{**_manifest_json(m), "home": str(h.resolve())} for h, m in found], indent=2))
         return
     if not found:
         typer.echo(f"No indexes in {settings.home} (create one with `searchlm index DIR`).")
         return
-    for m in found:
-        typer.echo(f"{m.name:<20} {m.documents:>6} docs {m.chunks:>8} chunks  {m.model}  {m.root}")
+    for h, m in found:
+        typer.echo(f"{m.name:<20} {m.documents:>6} docs {m.chunks:>8} chunks  {m.model}  over {m.root}  (in {h})")
 
 
 @app.command()

@@ -12,7 +12,21 @@ from searchlm.settings import Settings
 from searchlm.store import Store
 
 
+def _located(settings: Settings) -> Settings:
+    from searchlm.homes import describe_indexes, locate
+
+    found = locate(settings.name, settings.home)
+    if found is None:
+        have = describe_indexes(settings.home)
+        raise IndexNotFoundError(
+            f"index '{settings.name}' not found in {settings.home}" + (f"; your indexes: {have}" if have else "")
+            + " (see `searchlm indexes`)"
+        )
+    return settings.with_(home=found)
+
+
 def index_status(settings: Settings) -> dict:
+    settings = _located(settings)
     manifest = Manifest.load(settings.index_dir)
     store = Store(settings.index_dir / DB_FILE, readonly=True, existing=True)
     try:

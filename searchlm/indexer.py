@@ -89,6 +89,9 @@ def index_folder(
     if not root.is_dir():
         raise InputError(f"path '{root}' is a file, not a folder (pass the folder that contains it)")
     root = root.resolve()
+    from searchlm.homes import locate, remember_home
+
+    settings = settings.with_(home=locate(settings.name, settings.home) or settings.home)  # found from anywhere
     index_dir = settings.index_dir
     report = IndexReport(name=settings.name)
     progress = progress or (lambda phase, done, total: None)
@@ -118,6 +121,7 @@ def index_folder(
             raise
         finally:
             store.close()
+    remember_home(settings.home)
     report.seconds = time.perf_counter() - started
     return report
 

