@@ -295,15 +295,22 @@ def _print_hits(query: str, hits, why: str = "") -> None:
     for hit in hits:
         head = typer.style(f"{hit.rank:>2}. {hit.location()}", bold=True)
         heading = f"  {hit.heading}" if hit.heading else (f"  {hit.title}" if hit.title else "")
-        typer.echo(f"{head}  {typer.style(f'{hit.score:.3f}', fg='cyan')}{typer.style(heading, fg='green')}")
+        absolute = [f"cos {hit.cosine:.2f}"] if hit.cosine is not None else []
+        absolute += [f"bm25 {hit.bm25:.1f}"] if hit.bm25 else (["no keyword match"] if hit.bm25 is not None else [])
+        scores = typer.style(f"{hit.score:.3f}" + (f" ({', '.join(absolute)})" if absolute else ""), fg="cyan")
+        weak = typer.style("  weak match", fg="red") if hit.weak else ""
+        typer.echo(f"{head}  {scores}{weak}{typer.style(heading, fg='green')}")
         pieces = snippet_spans(hit.text, query)
         line = "".join(typer.style(p, fg="yellow", bold=True) if m else p for p, m in pieces)
         typer.echo(f"    {line}")
         if hit.explain:
             e = hit.explain
+            kw = (f"keyword rank {e['keyword_rank']} score {e['keyword_score']}" if e["keyword_rank"] is not None
+                  else "keyword not matched")
+            dn = (f"dense rank {e['dense_rank']} score {e['dense_score']}" if e["dense_rank"] is not None
+                  else "dense not matched")
             typer.echo(
-                f"    keyword rank {e['keyword_rank']} score {e['keyword_score']} | dense rank {e['dense_rank']}"
-                f" score {e['dense_score']} | fused {e['fused_score']}"
+                f"    {kw} | {dn} | fused {e['fused_score']}"
                 + (f" | rerank {e['rerank_score']}" if e.get("rerank_score") is not None else "")
             )
         typer.echo("")

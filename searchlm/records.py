@@ -63,8 +63,12 @@ class Hit(Passage):
     """A ranked search result."""
 
     rank: int = 0
-    score: float = 0.0
+    score: float = 0.0  # relative: fused after per-query normalization (the top hit of any query is near 1)
     explain: dict | None = None
+    # Scores that mean the same in every query:
+    cosine: float | None = None  # the passage's cosine to the query (MiniLM: ~0.2 unrelated, 0.5+ on topic)
+    bm25: float | None = None  # its FTS5 BM25 score; 0.0 when it holds no query term
+    weak: bool = False  # below the relevance floor `ask` uses to refuse: likely not about the query
 
     @classmethod
     def of(cls, passage: Passage, *, path: str | None = None, rank: int = 0, score: float = 0.0) -> "Hit":

@@ -32,6 +32,11 @@ FUSIONS = ("minmax", "rrf")
 # candidate, 0.5 and 0.6 tie on SciFact train (0.7426 / 0.7416 nDCG@10) and 0.6 is better on CISI and Cranfield.
 DEFAULT_DENSE_WEIGHT = 0.6
 MAX_K = 1000
+# A hit is weak when 0.7 x cosine + 0.3 x (share of the query's content words in the passage) is below the floor:
+# the evidence `ask` weighs before it answers (answer.SENTENCE_WEIGHT), per passage instead of per sentence.
+# Calibrated in benchmarks/RESULTS.md ("Weak hits").
+EVIDENCE_WEIGHT = 0.7
+WEAK_FLOOR = 0.45
 MAX_RERANK_DEPTH = 100  # a reranker scores each candidate with a model: past this a query takes minutes
 
 
@@ -224,6 +229,7 @@ class Searcher:
         keep = ranked[: max(options.k, options.rerank_depth if options.rerank else 0)]
         rows = self.store.chunks_by_id(keep)
         hits = [self._hit(rows[i], fused[i]) for i in keep if i in rows and math.isfinite(fused[i])]  # never NaN
+        _absolute_scores(query, hits, keyword, dense, options.mode)
         if options.explain:
             _explain(hits, keyword, dense, fused)
         if options.rerank:
@@ -336,7 +342,27 @@ def _document_max(scores: dict[int, float], doc_of: dict[int, int]) -> dict[int,
     return out
 
 
+def _absolute_scores(query: str, hits: list[Hit], keyword: dict, dense: dict, mode: str) -> None:
+    """Give each hit its cosine and BM25 (the same scale in every query) and mark the weak ones: a hit whose
+    evidence, as `ask` weighs it before answering (cosine and the share of the query's content words the passage
+    holds), falls below WEAK_FLOOR. Without a cosine (keyword mode) no hit is marked."""
+    from searchlm.text import content_words, words
+
+    wanted = set(content_words(query))
+    for hit in hits:
+        if hit.chunk_id in dense:
+            hit.cosine = round(dense[hit.chunk_id], 4)
+        if mode != "dense":
+            hit.bm25 = round(keyword.get(hit.chunk_id, 0.0), 4)
+        if hit.cosine is not None:
+            have = set(words(f"{hit.title} {hit.heading} {hit.text}"))
+            coverage = sum(w in have for w in wanted) / len(wanted) if wanted else 0.0
+            hit.weak = EVIDENCE_WEIGHT * hit.cosine + (1 - EVIDENCE_WEIGHT) * coverage < WEAK_FLOOR
+
+
 def _explain(hits: list[Hit], keyword: dict, dense: dict, fused: dict) -> None:
+    # A chunk the keyword side never matched has BM25 0 (scored only so fusion compares like with like): no rank.
+    keyword = {i: s for i, s in keyword.items() if s > 0}
     k_rank = {i: r for r, i in enumerate(sorted(keyword, key=keyword.get, reverse=True), start=1)}
     d_rank = {i: r for r, i in enumerate(sorted(dense, key=dense.get, reverse=True), start=1)}
     for hit in hits:
