@@ -18,13 +18,14 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from searchlm.errors import InputError
-from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator
+from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator, is_loaded
 from searchlm.generate.citations import CheckedStream, cited_numbers
 from searchlm.text import CITATION, content_words, sentences, words
 from searchlm.records import Citation, Hit, cited_json
@@ -107,6 +108,27 @@ class AskOptions:
             raise InputError(f"temperature {self.temperature} is out of range (use 0 for greedy, up to 2)")
 
 
+class _Preload:
+    """`get_generator` in a daemon thread (a refusal never waits for it); `result()` joins it."""
+
+    def __init__(self, name: str | None, device: str):
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(name, device), name="searchlm-load", daemon=True)
+        self._thread.start()
+
+    def _run(self, name, device) -> None:
+        try:
+            self._value = get_generator(name, device)
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._error = exc
+
+    def result(self) -> "Generator":
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 # -- ask --------------------------------------------------------------------------------------------------
 def ask(
     searcher: "Searcher",
@@ -114,11 +136,15 @@ def ask(
     options: AskOptions | None = None,
     on_token: Callable[[str], None] | None = None,
     generator: "Generator | None" = None,
+    on_load: Callable[[str], None] | None = None,
 ) -> Answer:
     """Answer `question` from `searcher`'s index with numbered citations, or refuse when the index does not
     cover it. `on_token` receives the checked answer as it is generated (never called for a refusal): the
     pieces add up to `Answer.answer`, unless the model's text could not be traced and a quote replaced it
-    (`Answer.extractive`)."""
+    (`Answer.extractive`). Citations are numbered in the order the answer cites them ([1] first).
+
+    `on_load` is called with the generator's name when its model must be loaded; the load then starts at once
+    in a background thread, beside retrieval, instead of after it."""
     from searchlm.search import SearchOptions
 
     options = options or AskOptions()
@@ -128,6 +154,11 @@ def ask(
         raise InputError("the question is empty (type a question to ask)")
     started = time.perf_counter()
     name = options.generator or getattr(searcher.settings, "generator", None)
+    device = getattr(searcher.settings, "device", "auto")
+    preload = None
+    if generator is None and on_load is not None and not is_loaded(name, device):
+        on_load(name or DEFAULT_GENERATOR)
+        preload = _Preload(name, device)
     hits = searcher.search(question, SearchOptions(k=options.k, mode=options.mode))
     evidence, ranked = weigh_evidence(searcher, question, hits)
     timings = {"retrieve": time.perf_counter() - started}
@@ -136,7 +167,7 @@ def ask(
         return Answer(question, REFUSAL, [], hits, True, model, time.perf_counter() - started, evidence, timings)
 
     if generator is None:
-        generator = get_generator(name, getattr(searcher.settings, "device", "auto"))
+        generator = preload.result() if preload is not None else get_generator(name, device)
     model = generator.name
     prompt, _ = build_prompt(generator, question, hits, options.max_tokens, focus=ranked if FOCUS_TOKENS else None)
 
@@ -163,10 +194,18 @@ def ask(
         # that best matches the question instead, with its source.
         best = ranked[0]
         text, numbers = f'"{best.text}" [{best.n}]', [best.n]
-    citations = [Citation.of(n, hits[n - 1]) for n in numbers]
+    text, numbers = renumber(text, numbers)
+    citations = [Citation.of(new, hits[old - 1]) for new, old in enumerate(numbers, start=1)]
     seconds = time.perf_counter() - started
     extractive = extractive and bool(ranked)
     return Answer(question, text, citations, hits, False, model, seconds, evidence, timings, extractive)
+
+
+def renumber(text: str, numbers: list[int]) -> tuple[str, list[int]]:
+    """(text with its markers renumbered in citing order, the passage number each new number stands for):
+    an answer citing only passage 2 cites it as [1]."""
+    new = {old: n for n, old in enumerate(numbers, start=1)}
+    return re.sub(r"\[\d+\]", lambda m: f"[{new.get(int(m.group(0)[1:-1]), m.group(0)[1:-1])}]", text), list(numbers)
 
 
 def _tidy(sentence: str, first: bool, complete: bool = True) -> str | None:

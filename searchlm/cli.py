@@ -233,6 +233,7 @@ def search(
     rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 (default: the reranker's tuned weight)."),
     group_by_document: bool = typer.Option(False, "--group-by-document", help="One hit per document."),
     explain: bool = typer.Option(False, "--explain", help="Show keyword, dense and fused scores per hit."),
+    correct: bool = typer.Option(True, "--correct/--no-correct", help="Search a word the index does not hold as its nearest indexed word (default on)."),
     server: Optional[str] = typer.Option(None, "--server", help="Send the query to a running `searchlm serve` (env SEARCHLM_SERVER)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Refuse unless the index uses this model."),
     home: Optional[Path] = HomeOpt,
@@ -247,11 +248,13 @@ def search(
     options = SearchOptions(
         k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, exclude=tuple(exclude or ()),
         types=type_ or (), since=since, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
-        group_by_document=group_by_document, explain=explain,
+        group_by_document=group_by_document, explain=explain, correct=correct,
     )
-    why, answered = "", None
+    why, answered, fix = "", None, None
     with _searcher(settings) as searcher:
         hits = searcher.search(query, options)
+        if correct and hasattr(searcher, "correct"):
+            fix = searcher.correct(query)
         if not hits and hasattr(searcher, "why_empty"):
             why = searcher.why_empty(query, options)
         if hasattr(searcher, "manifest"):  # a local index (a server answers for its own)
@@ -261,6 +264,8 @@ def search(
         out = {"query": query, "hits": [h.to_json() for h in hits]}
         if answered:
             out["index"] = answered
+        if fix:
+            out["corrected"] = fix.corrected
         if why:
             out["filtered"] = why
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
@@ -268,7 +273,9 @@ def search(
     if answered:
         typer.echo(typer.style(f"index '{answered['name']}' over {answered['folder']} (in {answered['home']})", dim=True),
                    err=True)
-    _print_hits(query, hits, why)
+    if fix:
+        typer.echo(f"Showing results for '{fix.corrected}' ('{query}' has words the index does not hold).")
+    _print_hits(fix.corrected if fix else query, hits, why)
 
 
 def _searcher(settings: Settings):
@@ -545,7 +552,7 @@ def mcp(
 # -- ask and summarize ------------------------------------------------------------------------------------
 GeneratorOpt = typer.Option(
     None, "--generator", "-g",
-    help="Answer model: smollm2, a Hugging Face name, a folder or a .gguf (env SEARCHLM_GENERATOR; default smollm2).",
+    help="Answer model: smollm2, a Hugging Face name, a folder, a .gguf, or llm:MODEL_ID for any model of the `llm` library (env SEARCHLM_GENERATOR; default smollm2).",
 )
 
 
@@ -569,26 +576,25 @@ def ask(
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = AskOptions(k=k, generator=settings.generator, max_tokens=max_tokens, temperature=temperature, mode=mode)
-    streamed: list[str] = []
 
-    def show(text: str) -> None:
-        streamed.append(text)
-        typer.echo(text, nl=False)
+    def loading(model: str) -> None:
+        typer.echo(typer.style(f"Loading the answer model ({model})…", dim=True), err=True)
 
+    # The answer is printed once it is final, not streamed: a model answer that cannot be traced to the passages
+    # is replaced by a quote at the end, and text once shown should never be taken back.
     with Index(settings=settings) as target:
-        answer = target.ask(question, options, on_token=None if as_json else show)
+        answer = target.ask(question, options, on_load=None if as_json else loading)
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
         return
-    if streamed:
-        typer.echo("")
     if answer.refused:
         typer.echo(answer.answer)
         _print_sources("Nearest passages:", [(h.rank, h) for h in answer.passages])
         return
-    if answer.extractive:  # what streamed was the model's text, already checked, but not traceable
-        typer.echo(typer.style("(not traceable to the passages; quoting the best-matching sentence instead)", dim=True))
-        typer.echo(answer.answer)
+    typer.echo(answer.answer)
+    if answer.extractive:
+        typer.echo(typer.style("(the model's answer could not be traced to the passages: this is the best-matching "
+                               "sentence, quoted)", dim=True))
     _print_sources("Sources:", [(c.n, c) for c in answer.citations])
 
 

@@ -136,14 +136,15 @@ class Index:
         options: "AskOptions | None" = None,
         *,
         on_token: Callable[[str], None] | None = None,
+        on_load: Callable[[str], None] | None = None,
         **kwargs,
     ) -> "Answer":
         """An answer with numbered citations, or a refusal when the documents do not cover the question.
-        `on_token` receives the checked answer as it is written."""
+        `on_token` receives the checked answer as it is written; `on_load` the model's name when it must load."""
         from searchlm.answer import AskOptions, ask
 
         options = options or AskOptions(**kwargs)
-        return ask(self.searcher, question, options, on_token=on_token)
+        return ask(self.searcher, question, options, on_token=on_token, on_load=on_load)
 
     def summarize(
         self,

