@@ -77,6 +77,7 @@ def all_indexes(current: Path | None = None) -> list[tuple[Path, object]]:
 def locate(name: str, home: Path) -> Path | None:
     """The home holding index `name`: `home` itself when it does, else (only when `home` is the default one, so
     an explicit --home is never second-guessed) the one remembered home that holds it, the most recent first."""
+    home = Path(home).expanduser()
     if (home / name / "manifest.json").is_file():
         return home
     if Path(home).expanduser().resolve() != default_home().resolve():
