@@ -218,7 +218,7 @@ def test_cli_ask_streams_then_lists_sources(index, tiny_gpt2_dir):
     assert source.startswith("[1] ") and "eiffel.md:" in source and source.endswith("(Eiffel Tower)")
 
 
-def test_cli_ask_prints_the_checked_answer_as_it_streams(index, tiny_gpt2_dir, monkeypatch):
+def test_cli_ask_prints_the_checked_answer(index, tiny_gpt2_dir, monkeypatch):
     from searchlm.generate.registry import GENERATOR_KINDS
 
     # A generator kind of its own (as a plugin would add one): the tiny GPT-2's tokenizer, a scripted answer.
@@ -227,7 +227,8 @@ def test_cli_ask_prints_the_checked_answer_as_it_streams(index, tiny_gpt2_dir, m
     result = _run("ask", HARVEST, "--home", str(index.home), "--name", index.name,
                   "--generator", f"scripted:{tiny_gpt2_dir}")
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    assert result.stderr.startswith("Loading the answer model (scripted:")  # said before the load
+    lines = result.stdout.splitlines()
     assert lines[:2] == [CHECKED, "Sources:"]
     assert lines[2].startswith("[1] ") and "bees.md:" in lines[2] and "[2]" not in result.output
 
