@@ -153,14 +153,16 @@ def doc_id_of(path: str) -> str:
 
 def document_markdown(title: str, text: str) -> str:
     """A BEIR document as Markdown: the title in front matter (one line), the text as paragraphs. Lines that
-    Markdown would read as headings, rules or fences are indented so they stay text."""
+    Markdown would read as headings, rules or fences stay text: a backslash escapes their first character (which
+    the Markdown reader drops again), and fences lose their backquotes."""
     title = " ".join(title.split())
     lines = []
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         if re.match(r"\s*(#|```|~~~|=+\s*$|-+\s*$)", line):
-            line = " " + line.lstrip()
-            if re.match(r"\s*(```|~~~)", line):
+            line = line.lstrip()
+            if re.match(r"(```|~~~)", line):
                 line = line.replace("`", "'").replace("~", "-")
+            line = "\\" + line
         lines.append(line)
     front = f"---\ntitle: {title}\n---\n" if title else ""
     return front + "\n".join(lines).strip("\n") + "\n"
