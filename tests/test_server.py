@@ -65,7 +65,7 @@ def _cli_json(settings: Settings, *args: str) -> dict:
 
     result = CliRunner().invoke(app, ["search", *args, "--home", str(settings.home), "--name", settings.name, "--json"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 # -- search -----------------------------------------------------------------------------------------------
@@ -74,7 +74,9 @@ def test_search_returns_the_same_hits_as_the_cli(client, served):
     response = client.get("/api/search", params={"q": "how do bees tell where flowers are", "k": 3})
     assert response.status_code == 200
     data = response.json()
-    assert data == _cli_json(settings, "how do bees tell where flowers are", "-k", "3")
+    cli = _cli_json(settings, "how do bees tell where flowers are", "-k", "3")
+    assert cli.pop("index")["name"] == settings.name  # the CLI says which index answered; the server its own
+    assert data == cli
     assert data["query"] == "how do bees tell where flowers are"
     assert [h["rank"] for h in data["hits"]] == [1, 2, 3]
     top = data["hits"][0]
