@@ -368,9 +368,10 @@ def _absolute_scores(query: str, hits: list[Hit], keyword: dict, dense: dict, mo
 
 
 def _explain(hits: list[Hit], keyword: dict, dense: dict, fused: dict) -> None:
-    # A chunk the keyword side never matched has BM25 0 (scored only so fusion compares like with like): no rank.
-    keyword = {i: s for i, s in keyword.items() if s > 0}
-    k_rank = {i: r for r, i in enumerate(sorted(keyword, key=keyword.get, reverse=True), start=1)}
+    # A chunk the keyword side never matched has BM25 0 (scored only so fusion compares like with like): its score
+    # is that honest 0, but it has no keyword rank ("not matched").
+    matched = {i: s for i, s in keyword.items() if s > 0}
+    k_rank = {i: r for r, i in enumerate(sorted(matched, key=matched.get, reverse=True), start=1)}
     d_rank = {i: r for r, i in enumerate(sorted(dense, key=dense.get, reverse=True), start=1)}
     for hit in hits:
         i = hit.chunk_id
