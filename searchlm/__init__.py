@@ -51,6 +51,10 @@ _EXPORTS = {
     "ModelError": "searchlm.errors",
     "ExtractionError": "searchlm.errors",
     "ServerError": "searchlm.errors",
+    "IndexDamagedError": "searchlm.errors",
+    "DiskFullError": "searchlm.errors",
+    "ServerBusyError": "searchlm.errors",
+    "StoreError": "searchlm.errors",
 }
 
 __all__ = sorted(_EXPORTS)

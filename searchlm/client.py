@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING
 
+from searchlm.closing import Closing
 from searchlm.errors import InputError, ServerError
 from searchlm.records import Hit
 
@@ -58,7 +59,7 @@ def remote_search(server: str, query: str, params: dict, timeout: float = 30.0) 
     return [Hit(**{k: v for k, v in h.items() if k in fields}) for h in data.get("hits", [])]
 
 
-class RemoteSearcher:
+class RemoteSearcher(Closing):
     """Searches the index `name` (None: the server's own) of the `searchlm serve` at `server`, with the same
     `search(query, options)` as a local `Searcher`."""
 
@@ -67,14 +68,7 @@ class RemoteSearcher:
         self.name = name
         self.timeout = timeout
 
-    def __enter__(self) -> "RemoteSearcher":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        pass  # one request per search: nothing stays open
+    # close() is Closing's: one request per search, nothing stays open
 
     def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> list[Hit]:
         from searchlm.search import SearchOptions

@@ -20,16 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from searchlm.closing import Closing
 from searchlm.settings import Settings
 
 if TYPE_CHECKING:
     from searchlm.answer import Answer, AskOptions
     from searchlm.records import Hit, IndexReport
-    from searchlm.search import SearchOptions, Searcher
+    from searchlm.search import Searcher, SearchOptions
     from searchlm.summarize import Summary, SummaryOptions
 
 
-class Index:
+class Index(Closing):
     """The index `name` in the index home `home` (default: settings from `SEARCHLM_*`, then `./indexes`)."""
 
     def __init__(
@@ -67,12 +68,6 @@ class Index:
         return f"Index({self.name!r}, home={str(self.settings.home)!r})"
 
     # -- lifetime -----------------------------------------------------------------------------------------
-    def __enter__(self) -> "Index":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def close(self) -> None:
         """Close the searcher (SQLite connection, loaded models); the next call opens it again."""
         if self._searcher is not None:

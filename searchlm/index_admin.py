@@ -50,7 +50,7 @@ def drop_index(settings: Settings) -> None:
     """Delete the folder of index `settings.name`, and only a folder that holds a searchlm manifest (even a
     damaged one): the name is checked by `Settings`, so it cannot lead outside the index home."""
     index_dir = settings.index_dir
-    if not (index_dir / MANIFEST).is_file():
+    if not index_dir.exists() and not index_dir.is_symlink():
         settings = _located(settings)  # only a complete index is dropped from another home
         index_dir = settings.index_dir
     if not (index_dir / MANIFEST).is_file() or index_dir.is_symlink():

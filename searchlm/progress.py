@@ -11,6 +11,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from searchlm.closing import Closing
+
 LABELS = {
     "scan": ("Scanning folder", "files"),
     "read": ("Reading files", "files"),
@@ -32,7 +34,7 @@ class _Phase:
     task: object = None  # the rich task id on a terminal
 
 
-class ProgressDisplay:
+class ProgressDisplay(Closing):
     """Call it as `progress(phase, done, total)`; `message(text)` prints a line (a model loading) above the bars.
 
     Use it as a context manager so the live display is closed however the work ends."""
@@ -43,12 +45,6 @@ class ProgressDisplay:
         self.live = self.stream.isatty() if live is None else live
         self.phases: dict[str, _Phase] = {}
         self._rich = None
-
-    def __enter__(self) -> "ProgressDisplay":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._rich is not None:
@@ -80,8 +76,15 @@ class ProgressDisplay:
 
     # -- a terminal ---------------------------------------------------------------------------------------
     def _update_live(self, phase: str, state: _Phase, done: int, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, \
-            TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         if self._rich is None:
             from rich.console import Console

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.errors import IndexMismatchError, IndexNotFoundError, InputError, SearchlmError
+from searchlm.closing import Closing
+from searchlm.errors import (
+    IndexMismatchError,
+    IndexNotFoundError,
+    InputError,
+    SearchlmError,
+)
 from searchlm.extract import SUPPORTED, file_kind
 from searchlm.fusion import fuse_minmax, fuse_rrf
 from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest, list_indexes  # noqa: F401 (re-exported)
@@ -93,7 +99,7 @@ class SearchOptions:
                              "add rerank='lm', or leave rerank_weight unset", "add --rerank lm, or drop --rerank-weight")
 
 
-class Searcher:
+class Searcher(Closing):
     """Search one index. Heavy parts (encoder, FAISS) load on first use and stay loaded until `close()` (or the
     end of a `with` block). `RemoteSearcher` (searchlm.client) has the same `search` for a `searchlm serve`."""
 
@@ -134,12 +140,6 @@ class Searcher:
         if self._vectors is not None:
             self._vectors.close()
         self.store.close()
-
-    def __enter__(self) -> "Searcher":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- loading ------------------------------------------------------------------------------------------
     @property

@@ -357,7 +357,9 @@ def test_serve_command_and_search_with_server_option(served):
             [sys.executable, "-m", "searchlm", "search", "spring tides moon", "--name", "docs", "-k", "2", "--json"],
             env=env, capture_output=True, text=True, timeout=120,
         )
-        assert json.loads(remote.stdout) == json.loads(local.stdout)
+        remote_json, local_json = json.loads(remote.stdout), json.loads(local.stdout)
+        assert local_json.pop("index")["name"] == "docs"  # a local search says which index answered
+        assert remote_json == local_json
         bad = subprocess.run(
             [sys.executable, "-m", "searchlm", "search", "tides", "--server", url, "-k", "500"],
             env=env, capture_output=True, text=True, timeout=60,
