@@ -73,8 +73,7 @@ class RemoteSearcher(Closing):
     def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> list[Hit]:
         from searchlm.search import SearchOptions
 
-        options = options or SearchOptions(**kwargs)
-        options.validate()
+        options = options or SearchOptions(**kwargs)  # validated by the server, which answers 4xx with its reason
         params = {
             "k": options.k, "mode": options.mode, "name": self.name, "fusion": options.fusion,
             "dense_weight": options.dense_weight, "path": options.path, "exclude": list(options.exclude) or None,
