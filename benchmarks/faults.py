@@ -180,25 +180,6 @@ def sample_bytes() -> dict[str, bytes]:
     return out
 
 
-def docx_bomb(xml_mb: float) -> bytes:
-    import docx
-
-    seed = io.BytesIO()
-    d = docx.Document()
-    d.add_paragraph("seed")
-    d.save(seed)
-    src = zipfile.ZipFile(io.BytesIO(seed.getvalue()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename == "word/document.xml":
-                para = b"<w:p><w:r><w:t>lorem ipsum dolor</w:t></w:r></w:p>"
-                data = data.replace(b"<w:body>", b"<w:body>" + para * int(xml_mb * 2**20 / len(para)))
-            z.writestr(info.filename, data)
-    return out.getvalue()
-
-
 def fuzz_case(rng: random.Random, real: dict[str, bytes], n: int) -> tuple[str, bytes]:
     """One malformed file: (name, bytes)."""
     kinds = [".txt", ".md", ".rst", ".html", ".pdf", ".docx", ".py", ".yaml", ".htm", ".markdown"]
@@ -240,6 +221,9 @@ def fuzz_case(rng: random.Random, real: dict[str, bytes], n: int) -> tuple[str, 
 
 
 def run_fuzz(workdir: Path, count: int) -> dict:
+    sys.path.insert(0, str(REPO / "tests"))
+    from helpers import docx_bomb  # the same bomb as the unit test
+
     rng = random.Random(5)
     corpus = workdir / "fuzz-corpus"
     good_only = workdir / "fuzz-good"
@@ -298,7 +282,7 @@ def run_fuzz(workdir: Path, count: int) -> dict:
         proc, hung = None, True
     wall = time.perf_counter() - started
     good_started = time.perf_counter()
-    good = cli("index", good_only, "--home", workdir / "fuzz-home", "--name", "good", "-q")
+    cli("index", good_only, "--home", workdir / "fuzz-home", "--name", "good", "-q")
     good_wall = time.perf_counter() - good_started
     if proc is None:
         return {"hung": True, "wall_seconds": round(wall)}

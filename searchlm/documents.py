@@ -63,7 +63,7 @@ def document_view(searcher, doc_id: int, chunk_id: int | None = None) -> Documen
     for c in chunks:
         text = _drop_overlap(previous, c.text)
         previous = c.text
-        parts.append(DocumentPart(**{**{f: getattr(c, f) for f in Passage.__dataclass_fields__}, "text": text},
+        parts.append(DocumentPart(**{**c.passage_fields(), "text": text},
                                   marked=c.chunk_id == chunk_id))
     return DocumentView(
         id=row.id, index=searcher.settings.name, path=searcher.display_path(row.path), rel_path=row.path,

@@ -57,6 +57,10 @@ class Passage:
     def location(self) -> str:
         return location(self.path, self.start_line, self.page)
 
+    def passage_fields(self) -> dict:
+        """This passage's own fields (none of a subclass's), to make another kind of passage of it."""
+        return {f: getattr(self, f) for f in Passage.__dataclass_fields__}
+
 
 @dataclass(kw_only=True)
 class Hit(Passage):
@@ -73,8 +77,7 @@ class Hit(Passage):
     @classmethod
     def of(cls, passage: Passage, *, path: str | None = None, rank: int = 0, score: float = 0.0) -> "Hit":
         """A hit for a stored passage, its path as the user should see it."""
-        fields = {f: getattr(passage, f) for f in Passage.__dataclass_fields__}
-        return cls(**{**fields, "path": passage.path if path is None else path}, rank=rank, score=score)
+        return cls(**{**passage.passage_fields(), "path": passage.path if path is None else path}, rank=rank, score=score)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -92,7 +95,7 @@ class Citation(Passage):
 
     @classmethod
     def of(cls, n: int, passage: Passage) -> "Citation":
-        return cls(n=n, **{f: getattr(passage, f) for f in Passage.__dataclass_fields__})
+        return cls(n=n, **passage.passage_fields())
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in ("n", "path", "chunk_id", "doc_id", "start_line", "end_line", "page",

@@ -278,7 +278,8 @@ class Searcher(Closing):
                 found = self.vectors.keyword_scores(fts, only_dense)
             else:
                 found = self.store.keyword_scores(fts, only_dense, cjk_query=cjk)
-            keyword.update({i: found.get(i, 0.0) if math.isfinite(found.get(i, 0.0)) else 0.0 for i in only_dense})
+            found = {i: s for i, s in found.items() if math.isfinite(s)}  # a damaged page scores as unmatched
+            keyword.update({i: found.get(i, 0.0) for i in only_dense})
         only_keyword = [i for i in keyword if i not in dense]
         if only_keyword and q is not None:
             stored = self.store.vectors_by_id(only_keyword)

@@ -4,7 +4,9 @@ Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 import re
 from pathlib import Path
 
@@ -109,3 +111,24 @@ def sample_queries() -> list[tuple[str, str]]:
         if m:
             rows.append((m.group(1), m.group(2)))
     return rows
+
+
+# -- a DOCX zip bomb --------------------------------------------------------------------------------------
+def docx_bomb(xml_mb: float) -> bytes:
+    """A valid DOCX whose document.xml unzips to `xml_mb` MB of paragraphs (a few hundred KB on disk)."""
+    import docx
+
+    seed = io.BytesIO()
+    d = docx.Document()
+    d.add_paragraph("seed")
+    d.save(seed)
+    src = zipfile.ZipFile(io.BytesIO(seed.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                para = b"<w:p><w:r><w:t>lorem ipsum dolor</w:t></w:r></w:p>"
+                data = data.replace(b"<w:body>", b"<w:body>" + para * int(xml_mb * 2**20 / len(para)))
+            z.writestr(info.filename, data)
+    return out.getvalue()

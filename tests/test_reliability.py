@@ -3,17 +3,17 @@ escapes the indexed folder or the index home, damage is named in one line and re
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sqlite3
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import write_files
+from helpers import docx_bomb
 from searchlm.check import check_index
 from searchlm.cli import app
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, InputError, SearchlmError
@@ -30,26 +30,6 @@ GOOD = {
 }
 
 
-def docx_bomb(xml_mb: float) -> bytes:
-    """A valid DOCX whose document.xml unzips to `xml_mb` MB of paragraphs (a few hundred KB on disk)."""
-    import docx
-
-    seed = io.BytesIO()
-    d = docx.Document()
-    d.add_paragraph("seed")
-    d.save(seed)
-    src = zipfile.ZipFile(io.BytesIO(seed.getvalue()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename == "word/document.xml":
-                para = b"<w:p><w:r><w:t>lorem ipsum dolor</w:t></w:r></w:p>"
-                data = data.replace(b"<w:body>", b"<w:body>" + para * int(xml_mb * 2**20 / len(para)))
-            z.writestr(info.filename, data)
-    return out.getvalue()
-
-
 def stored_paths(settings) -> set[str]:
     conn = sqlite3.connect(settings.index_dir / "index.db")
     try:
@@ -60,10 +40,7 @@ def stored_paths(settings) -> set[str]:
 
 # -- one bad file never stops a run -------------------------------------------------------------------------
 def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path, embedder):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for rel, text in GOOD.items():
-        (corpus / rel).write_text(text, encoding="utf-8")
+    corpus = write_files(tmp_path / "corpus", GOOD)
     (corpus / "utf16.txt").write_bytes(b"\xff\xfeh\x00i\x00A")  # BOM, then a truncated code unit
     open(os.fsencode(corpus) + b"/bad\xff.txt", "wb").write(b"a name that is not UTF-8\n")
     os.mkfifo(corpus / "pipe.txt")
@@ -292,10 +269,7 @@ def test_indexes_share_one_encoder_copy_and_survive_the_cache(tmp_path, embedder
     import shutil
 
     monkeypatch.setenv("SEARCHLM_CACHE", str(tmp_path / "cache"))
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    for rel, text in GOOD.items():
-        (corpus / rel).write_text(text)
+    corpus = write_files(tmp_path / "c", GOOD)
     one, two = (Settings(home=tmp_path / "home", name=n) for n in ("one", "two"))
     for s in (one, two):
         index_folder(corpus, s, embedder=embedder)
@@ -341,10 +315,7 @@ def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
                                            capture_output=True).returncode != 0:
         pytest.skip("mounting a small tmpfs needs root")
     try:
-        corpus = tmp_path / "c"
-        corpus.mkdir()
-        for rel, text in GOOD.items():
-            (corpus / rel).write_text(text)
+        corpus = write_files(tmp_path / "c", GOOD)
         settings = Settings(home=mount, name="full")
         index_folder(corpus, settings, embedder=embedder)  # small: fits (the encoder is linked from the cache)
         big = " ".join(f"word{i}" for i in range(120_000))

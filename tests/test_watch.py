@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import write_files
 from searchlm.indexer import index_folder
 from searchlm.search import Searcher, SearchOptions
 from searchlm.settings import Settings
@@ -46,10 +47,7 @@ def paths_for(settings, query: str, mode: str = "keyword") -> list[str]:
 
 
 def test_watch_keeps_the_index_current(tmp_path, embedder):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for rel, text in DOCS.items():
-        (corpus / rel).write_text(text)
+    corpus = write_files(tmp_path / "corpus", DOCS)
     home = tmp_path / "home"
     settings = Settings(home=home, name="w")
     log = open(tmp_path / "watch.log", "w+")
