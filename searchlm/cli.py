@@ -87,9 +87,10 @@ def main(
 
 
 # -- index ------------------------------------------------------------------------------------------------
-@app.command()
+@app.command(context_settings={"allow_extra_args": True})
 @handle_errors
 def index(
+    ctx: typer.Context,
     path: Path = typer.Argument(..., help="Folder to index (recursively)."),
     name: Optional[str] = NameOpt,
     model: Optional[str] = typer.Option(
@@ -99,12 +100,11 @@ def index(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     store: Optional[str] = StoreOpt,
     ray: bool = typer.Option(
-        False, "--ray", help="Embed with Ray Data: on a local Ray instance, or the cluster at --ray-address or "
-        "RAY_ADDRESS. Needs searchlm[ray].",
+        False, "--ray", metavar="[ADDRESS]",
+        help="Embed with Ray Data: `--ray` alone on a local Ray instance (or the cluster in RAY_ADDRESS), "
+        "`--ray ADDRESS` on the cluster at HOST:6379 or ray://HOST:10001. Needs pip install 'searchlm\\[ray]'.",
     ),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="Ray cluster to embed on (HOST:6379 or ray://HOST:10001); implies --ray.",
-    ),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", hidden=True, help="The same as --ray ADDRESS."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     follow_symlinks: bool = typer.Option(
         False, "--follow-symlinks", help="Also read symlinks that lead outside the folder (skipped by default)."
@@ -115,6 +115,8 @@ def index(
     from searchlm.index import Index
 
     settings = _settings(name=name, model=model, home=home, device=device, store=store)
+    if ctx.args:
+        path, ray_address = _ray_address(ray, path, ctx.args)
     if ray or ray_address or settings.ray_address:
         settings = settings.with_(embedder="ray", ray_address=ray_address)
     with Index(settings=settings) as target, _progress(quiet or as_json) as progress:
@@ -126,6 +128,21 @@ def index(
         typer.echo(json.dumps(asdict(report), ensure_ascii=False, indent=2))
         return
     _print_report(report)
+
+
+def _ray_address(ray: bool, path: Path, extra: list[str]) -> tuple[Path, str]:
+    """`--ray ADDRESS`. Typer has no options with an optional value, so `--ray` is a flag and the address arrives
+    as a second positional value, after the folder or before it: a Ray address has a port (HOST:6379,
+    ray://HOST:10001) or is `auto`, a folder does not."""
+    from searchlm.errors import InputError
+
+    values = [str(path), *extra]
+    addresses = [v for v in values if (":" in v or v == "auto") and not Path(v).is_dir()]
+    if not ray or len(values) != 2 or len(addresses) != 1:
+        raise InputError(f"unexpected argument '{' '.join(extra)}'",
+                         "searchlm index DIR, with `--ray` or `--ray HOST:6379` to embed on Ray")
+    folder = next(v for v in values if v != addresses[0])
+    return Path(folder), addresses[0]
 
 
 @contextlib.contextmanager

@@ -73,3 +73,25 @@ def test_index_with_ray_matches_the_local_path(local_ray, embedder, tmp_path):
     texts = [f"sentence number {i} about {w}" for i, w in enumerate(["tea", "jazz", "coral", "bread"] * 40)]
     assert np.allclose(ray_embedder.embed(texts), embedder.embed(texts), atol=1e-3)
     assert ray_embedder.embed([]).shape[0] == 0
+
+
+def test_ray_address_is_given_after_the_flag_and_an_unreachable_one_fails_in_seconds(tmp_path):
+    """`--ray ADDRESS` before or after the folder; nothing answering there is a one-line error in seconds
+    (`ray.init` alone retries for minutes); a value that is no address is named."""
+    import subprocess
+    import sys
+    import time
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Some text to embed.\n")
+    for args in ([str(corpus), "--ray", "127.0.0.1:1"], ["--ray", "127.0.0.1:1", str(corpus)]):
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "searchlm", "index", *args, "--home", str(tmp_path / "h"), "-q"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and time.monotonic() - started < 60
+        assert done.stderr.startswith("Error: cannot reach the Ray cluster at '127.0.0.1:1' (ConnectionRefusedError")
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "searchlm", "index", str(corpus), "--ray", "nowhere",
+                           "--home", str(tmp_path / "h")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "unexpected argument 'nowhere'" in done.stderr

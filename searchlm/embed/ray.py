@@ -20,6 +20,26 @@ from searchlm.errors import ModelError
 BATCH_SIZE = 64  # texts per actor call; Ray Data needs an explicit size when actors hold GPUs
 
 
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on an address nothing answers at: `ray.init` retries an unreachable GCS for minutes."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = where.hostname, where.port
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelError(
+            f"cannot reach the Ray cluster at '{address}' ({type(exc).__name__}: {exc})",
+            "check the address (HOST:6379 for the head node, ray://HOST:10001 for Ray Client) and that the "
+            "cluster is up (`ray status` on the head node), or embed locally",
+            "check the address (HOST:6379 or ray://HOST:10001) and that the cluster is up (`ray status`), "
+            "or run without --ray",
+        ) from None
+
+
 class _Encoder:
     """A Ray Data actor: loads the model once, then embeds batch after batch."""
 
@@ -50,6 +70,8 @@ class RayEmbedder(Embedder):
         self.batch_size = batch_size
         address = address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
+            if address and address not in ("auto", "local"):
+                _reachable(address)
             try:
                 if address:
                     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
