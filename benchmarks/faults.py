@@ -1,9 +1,11 @@
 """Fault-injection suite (issue #11): the heavy runs behind the "Reliability" table of RESULTS.md.
 
     python benchmarks/faults.py [all|kills|fuzz|damage|diskfull|http] [--workdir /tmp/searchlm-faults]
-                                [--kills 50] [--fuzz 1000] [--concurrency 200]
+                                [--kills 50] [--fuzz 1000] [--concurrency 20,200] [--rounds 3]
 
-kills     N random `kill -9` of `searchlm index` (a real subprocess) while the corpus changes between runs; after
+kills     N random `kill -9` of `searchlm index` (a real subprocess) while the corpus changes between runs (60
+          generated Markdown files, 12 rewritten per round, plus sample_corpus's PDF/DOCX/HTML files; every 7th
+          round starts a fresh index); each kill lands at a random moment of that round's expected run; after
           each kill the index must still open, pass `check` (a FAISS file older than the database is allowed:
           searches rebuild it from SQLite) and answer a search; every 10 kills and at the end an uninterrupted
           re-run must leave documents = files, SQLite chunks = FAISS vectors, `check` clean and every planted
@@ -17,8 +19,12 @@ fuzz      a generated corpus of malformed files across every supported type (ran
 damage    every damaged-file case of the issue on a fresh index: the one-line error of `search`/`status`, then
           `check --repair` (and a re-run where data was lost) and a search.
 diskfull  `index` into a small tmpfs (root only): the one-line error, and the index still searchable.
-http      `searchlm serve` on the sample corpus, C concurrent `GET /api/search` with distinct queries: errors, p50,
-          p95; cross-site POST /api/ask and /api/ask/stream -> 403, GET stream -> 405, 1 MB query -> 414.
+http      `searchlm serve` on the sample corpus; for each C, `--rounds` bursts of C concurrent `GET /api/search`
+          with distinct queries, new ones each round (6 words of the sample's questions at random; after 5
+          warm-up questions; one connection each, all opened first, from an asyncio raw-stream client): server CPU per request,
+          errors, p50, p95, max, and how many responses hold exactly the library's hits; cross-site POST
+          /api/ask and /api/ask/stream -> 403, GET stream -> 405, 1 MB query -> 414. Absolute times: run it
+          at normal priority under the timing lock.
 
 Run it under `nice -n 10` on a shared machine; each section prints the load average with its figures.
 """
@@ -26,6 +32,7 @@ Run it under `nice -n 10` on a shared machine; each section prints the load aver
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import os
@@ -39,7 +46,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,8 +132,11 @@ def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = Tru
     home = workdir / "kill-home"
     shutil.rmtree(corpus, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
-    if with_sample:
-        shutil.copytree(SAMPLE, corpus)
+    corpus.mkdir(parents=True)
+    if with_sample:  # the kinds read in the extraction worker (PDF, DOCX, HTML): a kill there must not hurt either
+        for p in SAMPLE.rglob("*"):
+            if p.suffix in (".pdf", ".docx", ".html"):
+                shutil.copy2(p, corpus / p.name)
     (corpus / "gen").mkdir(parents=True)
     for i in range(docs):
         write_doc(corpus, i)
@@ -137,17 +146,26 @@ def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = Tru
     first = cli("index", corpus, "--home", home, "--name", "k", "-q", timeout=3600)
     full_run = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr
+    for i in rng.sample(range(docs), min(12, docs)):  # how long an update of 12 changed files takes, uninterrupted
+        write_doc(corpus, i, variant=-1)
+    t0 = time.perf_counter()
+    assert cli("index", corpus, "--home", home, "--name", "k", "-q", timeout=3600).returncode == 0
+    update_run = time.perf_counter() - t0
+    print(f"  first run {full_run:.0f} s, update of 12 files {update_run:.0f} s", flush=True)
     unusable, lost, rounds, killed_mid = [], [], 0, 0
     for n in range(1, kills + 1):
         for i in rng.sample(range(docs), min(12, docs)):  # work for the next run: changed files, each keeps its token
             write_doc(corpus, i, variant=n)
-        if n % 7 == 0:  # and a first run into a fresh index now and then
+        fresh = n % 7 == 0
+        if fresh:  # and a first run into a fresh index now and then
             shutil.rmtree(home / "k", ignore_errors=True)
         proc = subprocess.Popen([*CLI, "index", str(corpus), "--home", str(home), "--name", "k", "-q"],
                                 env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, full_run * 1.1))
-        if proc.poll() is None:
-            killed_mid += 1
+        # Anywhere in the run that this round starts: start-up, reading, embedding, the final write (a kill that
+        # lands after the run ended is counted apart).
+        time.sleep(rng.uniform(0.2, (full_run if fresh else update_run) * 1.1))
+        mid = proc.poll() is None
+        killed_mid += mid
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         why = check_usable(home, "k")
@@ -162,12 +180,14 @@ def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = Tru
             problems = full_invariants(home, "k", corpus, docs)
             if problems:
                 lost.append((n, problems[:5]))
-        print(f"  kill {n}/{kills}: {'ok' if not why else why}", flush=True)
+        print(f"  kill {n}/{kills} ({'mid-run' if mid else 'after the run ended'}{', fresh index' if fresh else ''}): "
+              f"{'ok' if not why else why}", flush=True)
     result = {"kills": kills, "killed_while_running": killed_mid, "unusable_after_kill": unusable,
               "reruns_checked": rounds, "reruns_with_lost_or_broken": lost, "full_run_seconds": round(full_run, 1),
+              "update_run_seconds": round(update_run, 1),
               "seconds": round(time.perf_counter() - started), "load": load()}
     print(f"kills: {kills} kill -9 ({killed_mid} mid-run), {len(unusable)} unusable indexes, {rounds} re-runs, "
-          f"{len(lost)} with lost files or broken invariants; {load()}")
+          f"{len(lost)} with lost files or broken invariants; {result['seconds']} s; {load()}")
     return result
 
 
@@ -272,39 +292,62 @@ def run_fuzz(workdir: Path, count: int) -> dict:
         (corpus / name).write_bytes(data)
         bad.add(name)
     out = workdir / "fuzz-report.json"
-    cmd = ["/usr/bin/time", "-v", *CLI, "index", str(corpus), "--home", str(workdir / "fuzz-home"), "--name", "fuzz",
-           "--json"]
+    home = workdir / "fuzz-home"
+    # The good files alone first (the same files as good/ in the fuzz corpus): what the fuzz run would cost
+    # without the malformed ones. It also pays the one-time encoder export, so the difference is not flattered.
+    good = _timed_index(good_only, home, "good", 3600)
     started = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=1800)
+        proc = _timed_index(corpus, home, "fuzz", 1800, "--json")
         hung = False
     except subprocess.TimeoutExpired:
         proc, hung = None, True
     wall = time.perf_counter() - started
-    good_started = time.perf_counter()
-    cli("index", good_only, "--home", workdir / "fuzz-home", "--name", "good", "-q")
-    good_wall = time.perf_counter() - good_started
     if proc is None:
+        print(f"fuzz: HUNG (no end after {wall:.0f} s); {load()}")
         return {"hung": True, "wall_seconds": round(wall)}
-    rss = next((int(line.split()[-1]) for line in proc.stderr.splitlines() if "Maximum resident set size" in line), 0)
     tracebacks = proc.stderr.count("Traceback")
     report = json.loads(proc.stdout) if proc.returncode == 0 else {}
     out.write_text(proc.stdout)
     skipped = {p: why for p, why in report.get("skipped", [])}
     indexed = set(report.get("added", []))
     unaccounted = sorted(b for b in bad if b not in skipped and b not in indexed)
+    n_good = sum(1 for p in good_only.rglob("*") if p.is_file())
     result = {
         "files": count, "bad_files": len(bad), "returncode": proc.returncode, "tracebacks": tracebacks, "hung": hung,
         "skipped_with_reason": sum(1 for b in bad if skipped.get(b)), "bad_but_indexed": sum(1 for b in bad if b in indexed),
         "unaccounted": unaccounted[:20], "good_indexed": sum(1 for p in indexed if p.startswith("good/")),
-        "peak_rss_mb": round(rss / 1024), "wall_seconds": round(wall, 1), "good_only_wall_seconds": round(good_wall, 1),
+        "peak_rss_mb": round(_time_v(proc, "Maximum resident set size") / 1024), "wall_seconds": round(wall, 1),
+        "cpu_seconds": _cpu_of(proc), "good_only_wall_seconds": round(good.wall, 1),
+        "good_only_cpu_seconds": _cpu_of(good), "good_only_peak_rss_mb": round(_time_v(good, "Maximum resident set size") / 1024),
         "reasons": _reason_counts(skipped), "load": load(),
     }
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:])
     print(f"fuzz: {count} files ({len(bad)} malformed), rc {proc.returncode}, {tracebacks} tracebacks, hung {hung}, "
           f"{result['skipped_with_reason']} skipped with a reason, {result['bad_but_indexed']} malformed but readable "
-          f"(indexed), {len(unaccounted)} unaccounted; peak RSS {result['peak_rss_mb']} MB; wall {wall:.0f} s vs "
-          f"{good_wall:.0f} s for the 38 good files alone; {load()}")
+          f"(indexed), {len(unaccounted)} unaccounted {unaccounted[:5]}; peak RSS {result['peak_rss_mb']} MB; "
+          f"wall {wall:.0f} s, CPU {result['cpu_seconds']} s; the {n_good} good files alone: wall {good.wall:.0f} s, "
+          f"CPU {result['good_only_cpu_seconds']} s; {load()}")
+    print(f"  skip reasons: {result['reasons']}")
     return result
+
+
+def _timed_index(folder: Path, home: Path, name: str, timeout: float, *extra: str) -> subprocess.CompletedProcess:
+    """`searchlm index` under /usr/bin/time -v; `.wall` is its wall time in seconds."""
+    cmd = ["/usr/bin/time", "-v", *CLI, "index", str(folder), "--home", str(home), "--name", name, *extra]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout, check=False)
+    proc.wall = time.perf_counter() - started
+    return proc
+
+
+def _time_v(proc, field: str) -> float:
+    return next((float(line.split()[-1]) for line in proc.stderr.splitlines() if field in line), 0.0)
+
+
+def _cpu_of(proc) -> float:
+    return round(_time_v(proc, "User time (seconds)") + _time_v(proc, "System time (seconds)"), 1)
 
 
 def _reason_counts(skipped: dict) -> dict:
@@ -391,7 +434,7 @@ def run_diskfull(workdir: Path) -> dict:
 
 
 # -- http ---------------------------------------------------------------------------------------------------
-def run_http(workdir: Path, concurrency: int) -> dict:
+def run_http(workdir: Path, concurrency: list[int], rounds: int = 3) -> dict:
     import http.client
 
     home = workdir / "http-home"
@@ -400,39 +443,42 @@ def run_http(workdir: Path, concurrency: int) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    server_log = open(workdir / "http-server.log", "w")  # a pipe nobody reads would fill and stall the server
     server = subprocess.Popen([*CLI, "serve", "--home", str(home), "--name", "sample", "--port", str(port), "--lazy"],
-                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=server_log, text=True)
     try:
         for _ in range(600):
             if _get(port, "/api/health")[0] == 200:
                 break
             if server.poll() is not None:
-                raise SystemExit(f"the server exited: {server.stderr.read()[-2000:]}")
+                raise SystemExit(f"the server exited: {(workdir / 'http-server.log').read_text()[-2000:]}")
             time.sleep(0.5)
         queries = [line.split("|")[1].strip() for line in (SAMPLE / "QUERIES.md").read_text().splitlines()
                    if line.startswith("| ") and "question" not in line and "---" not in line]
         words = [w for q in queries for w in q.split() if len(w) > 4]
-        rng = random.Random(3)
-        distinct = [queries[i] if i < len(queries) else " ".join(rng.sample(words, 6)) for i in range(concurrency)]
         for q in queries[:5]:
             _get(port, "/api/search?" + _qs(q))
-        import threading
-
-        barrier = threading.Barrier(concurrency)
-
-        def one(q):
-            barrier.wait()
-            t = time.perf_counter()
-            try:
-                status, _ = _get(port, "/api/search?" + _qs(q), timeout=60)
-            except OSError as exc:
-                status = str(exc)
-            return status, time.perf_counter() - t
-
-        with ThreadPoolExecutor(concurrency) as pool:
-            results = list(pool.map(one, distinct))
-        times = sorted(t for _, t in results)
-        errors = sum(1 for s, _ in results if s != 200)
+        bursts = {}
+        for c in concurrency:
+            times, errors, same, cpu = [], 0, 0, 0.0
+            for n in range(rounds):
+                rng = random.Random(f"{c}-{n}")  # new queries each round: nothing cached from the one before
+                qs = [" ".join(rng.sample(words, 6)) for _ in range(c)]
+                before = _cpu_seconds(server.pid)
+                results = asyncio.run(_burst(port, ["/api/search?" + _qs(q) for q in qs]))
+                cpu += _cpu_seconds(server.pid) - before
+                times += [t for _, t, _ in results]
+                errors += sum(1 for s, _, _ in results if s != 200)
+                same += _same_as_library(home, qs, results)
+            times.sort()
+            bursts[c] = {"requests": len(times), "errors": errors, "p50_ms": round(statistics.median(times) * 1000),
+                         "p95_ms": round(times[int(0.95 * (len(times) - 1))] * 1000),
+                         "max_ms": round(times[-1] * 1000), "server_cpu_ms_per_request": round(cpu / len(times) * 1000, 1),
+                         "same_hits_as_the_library": same, "load": load()}
+            b = bursts[c]
+            print(f"http: {c} concurrent /api/search x {rounds} rounds: {errors} errors, p50 {b['p50_ms']} ms, "
+                  f"p95 {b['p95_ms']} ms, max {b['max_ms']} ms, server CPU {b['server_cpu_ms_per_request']} ms a "
+                  f"request; hits identical to the library's: {same}/{len(times)}; {load()}", flush=True)
         cross = {}
         for path in ("/api/ask", "/api/ask/stream"):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -443,15 +489,67 @@ def run_http(workdir: Path, concurrency: int) -> dict:
         cross["GET /api/search Sec-Fetch-Site cross-site"] = _get(port, "/api/search?q=bees", headers={"Sec-Fetch-Site": "cross-site"})[0]
         cross["GET /api/ask/stream"] = _get(port, "/api/ask/stream?q=bees")[0]
         cross["1 MB query"] = _get(port, "/api/search?q=" + "a" * 1_000_000)[0]
-        result = {"concurrency": concurrency, "errors": errors, "p50_ms": round(statistics.median(times) * 1000),
-                  "p95_ms": round(times[int(0.95 * (len(times) - 1))] * 1000), "max_ms": round(times[-1] * 1000),
-                  "refusals": cross, "load": load()}
-        print(f"http: {concurrency} concurrent /api/search: {errors} errors, p50 {result['p50_ms']} ms, "
-              f"p95 {result['p95_ms']} ms, max {result['max_ms']} ms; refusals {cross}; {load()}")
-        return result
+        print(f"http: refusals {cross}")
+        return {"bursts": bursts, "refusals": cross, "load": load()}
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server_log.close()
+
+
+async def _burst(port: int, paths: list[str]) -> list[tuple[object, float, bytes]]:
+    """All `paths` as concurrent GETs, one connection each: every connection is opened first, then every request
+    is sent at once. (status, seconds from sending to the last byte, body) per path. Raw asyncio streams, so the
+    client costs little of the CPU it shares with the server."""
+
+    async def connect():
+        return await asyncio.open_connection("127.0.0.1", port)
+
+    streams = await asyncio.gather(*(connect() for _ in paths))
+    go = asyncio.Event()
+
+    async def one(path, reader, writer):
+        await go.wait()
+        started = time.perf_counter()
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(-1), 120)
+            head, _, body = data.partition(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else f"bad response {head[:40]!r}"
+        except (OSError, asyncio.TimeoutError, ValueError, IndexError) as exc:
+            status, body = type(exc).__name__, b""
+        elapsed = time.perf_counter() - started
+        writer.close()
+        return status, elapsed, body
+
+    tasks = [asyncio.create_task(one(p, r, w)) for p, (r, w) in zip(paths, streams)]
+    await asyncio.sleep(0.2)  # every task is waiting on `go`
+    go.set()
+    return await asyncio.gather(*tasks)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _same_as_library(home: Path, queries: list[str], results) -> int:
+    """How many responses hold exactly the hits (chunk, score, rank) that `Searcher.search` returns for the same
+    query in this process: what `searchlm search --json` prints."""
+    from searchlm.search import Searcher
+    from searchlm.settings import Settings
+
+    same = 0
+    with Searcher(Settings(home=home, name="sample")) as searcher:
+        for q, (status, _, body) in zip(queries, results):
+            if status != 200:
+                continue
+            got = [(h["chunk_id"], h["score"], h["rank"]) for h in json.loads(body)["hits"]]
+            want = [(h.chunk_id, h.score, h.rank) for h in searcher.search(q, k=10)]
+            same += got == want
+    return same
 
 
 def _qs(q: str) -> str:
@@ -480,16 +578,17 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/searchlm-faults"))
     ap.add_argument("--kills", type=int, default=50)
     ap.add_argument("--fuzz", type=int, default=1000)
-    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--concurrency", default="20,200", help="Concurrent searches per burst, comma-separated.")
+    ap.add_argument("--rounds", type=int, default=3, help="Bursts per concurrency (http).")
     ap.add_argument("--kill-docs", type=int, default=60, help="Generated documents in the kill corpus.")
-    ap.add_argument("--kill-no-sample", action="store_true", help="Leave sample_corpus/ out of the kill corpus.")
+    ap.add_argument("--kill-no-sample", action="store_true", help="Leave sample_corpus's PDF, DOCX and HTML files out of the kill corpus.")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {}
     steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz),
              "damage": lambda: run_damage(args.workdir), "diskfull": lambda: run_diskfull(args.workdir),
-             "http": lambda: run_http(args.workdir, args.concurrency)}
+             "http": lambda: run_http(args.workdir, [int(c) for c in args.concurrency.split(",")], args.rounds)}
     for name, step in steps.items():
         if args.what in ("all", name):
             print(f"== {name} ({load()})", flush=True)

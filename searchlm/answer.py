@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from searchlm.errors import InputError
 from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator, is_loaded
 from searchlm.generate.citations import CheckedStream, cited_numbers
-from searchlm.text import CITATION, content_words, sentences, words
+from searchlm.text import CITATION, content_words, sentences, word_set
 from searchlm.records import Citation, Hit, cited_json
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def grounded(text: str, question: str, passages: list[str]) -> bool:
     makes up is the commonest error, and it is exactly the word that is not in the passage."""
     asked = set(content_words(question))
     added = [w for w in content_words(CITATION.sub(" ", text)) if w not in asked]
-    return bool(added) and any(all(w in have for w in added) for have in (set(words(p)) for p in passages))
+    return bool(added) and any(all(w in have for w in added) for have in (word_set(p) for p in passages))
 
 
 @dataclass
@@ -267,7 +267,7 @@ def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tupl
     coverage = 0.0
     for n, hit in enumerate(top, start=1):
         if wanted:
-            have = set(words(f"{hit.title} {hit.heading} {hit.text}"))
+            have = word_set(f"{hit.title} {hit.heading} {hit.text}")
             coverage = max(coverage, sum(w in have for w in wanted) / len(wanted))
         units.extend((n, i, s) for i, s in enumerate(sentences(hit.text)) if len(s.split()) >= 3)
     units = units[:MAX_EVIDENCE_SENTENCES] or [(n, 0, h.text) for n, h in enumerate(top, start=1)]
@@ -277,7 +277,8 @@ def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tupl
     evidence = SENTENCE_WEIGHT * max(sims) + (1 - SENTENCE_WEIGHT) * coverage
     ranked = []
     for (n, i, text), sim in zip(units, sims):
-        share = sum(w in set(words(text)) for w in wanted) / len(wanted) if wanted else 0.0
+        have = word_set(text)
+        share = sum(w in have for w in wanted) / len(wanted) if wanted else 0.0
         ranked.append(Sentence(n, i, text, SENTENCE_WEIGHT * sim + (1 - SENTENCE_WEIGHT) * share))
     ranked.sort(key=lambda s: -s.score)
     return evidence, ranked

@@ -46,7 +46,7 @@ class Tools:
         if not _NAME.match(name):
             raise IndexNotFoundError(f"index name '{name[:80]}' is not valid", "use a name that list_indexes returns")
         if name not in self._indexes:
-            # Not `Searcher.warm()`: its many-query tuning (prepacked weights, GPU copy) doubles the first call's
+            # Not `Searcher.warm()`: its many-query tuning (more threads, GPU copy) slows the first call's
             # load time, and an agent's searches come one at a time.
             self._indexes[name] = searchlm.Index(name, settings=self.settings)
         return self._indexes[name]

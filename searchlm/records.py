@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -80,10 +80,12 @@ class Hit(Passage):
         return cls(**{**passage.passage_fields(), "path": passage.path if path is None else path}, rank=rank, score=score)
 
     def to_json(self) -> dict:
-        data = asdict(self)
-        del data["hash"]  # the store's key, not the user's
+        # Not `asdict`: its deep copy of every field was a tenth of a loaded server's time per search.
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "hash"}  # hash: the store's key
         if data["explain"] is None:
             del data["explain"]
+        else:
+            data["explain"] = dict(data["explain"])
         return data
 
 

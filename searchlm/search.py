@@ -133,6 +133,8 @@ class Searcher(Closing):
         self._vectors_generation = None
         self._rerankers: dict = {}
         self._corrections: dict = {}
+        self._lexicon: list = [None, None]  # [store generation, spelling.Lexicon]
+        self._shown: dict[tuple, str] = {}  # display_path's answers
         self._spelling_lock = threading.Lock()
         self.on_model_load = None  # called with a reranker's name before its model loads (a CLI says so)
 
@@ -145,20 +147,23 @@ class Searcher(Closing):
     @property
     def encoder(self):
         if self._encoder is None:
-            from searchlm.embed.cache import encoder_problem
-            from searchlm.embed.onnx import OnnxEmbedder
-
-            why = encoder_problem(self.index_dir)
-            if why is not None:
-                from searchlm.errors import IndexDamagedError
-
-                raise IndexDamagedError(
-                    f"index '{self.settings.name}': the query encoder is damaged ({why}); "
-                    f"run `searchlm check --name {self.settings.name} --repair`"
-                )
-
-            self._encoder = OnnxEmbedder(self.index_dir / ENCODER_DIR, warm=self._warm)
+            self._encoder = self.load_encoder()
         return self._encoder
+
+    def load_encoder(self):
+        """The index's ONNX query encoder, loaded now (a server shares one among its searchers)."""
+        from searchlm.embed.cache import encoder_problem
+        from searchlm.embed.onnx import OnnxEmbedder
+
+        why = encoder_problem(self.index_dir)
+        if why is not None:
+            from searchlm.errors import IndexDamagedError
+
+            raise IndexDamagedError(
+                f"index '{self.settings.name}': the query encoder is damaged ({why}); "
+                f"run `searchlm check --name {self.settings.name} --repair`"
+            )
+        return OnnxEmbedder(self.index_dir / ENCODER_DIR, warm=self._warm)
 
     @property
     def vectors(self):
@@ -247,14 +252,17 @@ class Searcher(Closing):
 
     def correct(self, query: str):
         """The `spelling.Correction` `search` applies to `query` (None when every word is in the index)."""
-        from searchlm.spelling import correct_query
+        from searchlm.spelling import Lexicon, correct_query
 
-        key = (query.strip(), self.store.generation)
+        generation = self.store.generation
+        key = (query.strip(), generation)
         with self._spelling_lock:
             if key not in self._corrections:
                 if len(self._corrections) > 256:
                     self._corrections.clear()
-                self._corrections[key] = correct_query(self.store.conn, query.strip())
+                if self._lexicon[0] != generation:  # what it read of an older index no longer holds
+                    self._lexicon[:] = [generation, Lexicon()]
+                self._corrections[key] = correct_query(self.store.conn, query.strip(), self._lexicon[1])
             return self._corrections[key]
 
     def _dense(self, query: str, depth: int, flt: ChunkFilter) -> tuple[np.ndarray | None, dict[int, float]]:
@@ -331,11 +339,18 @@ class Searcher(Closing):
         return why_empty(self.store, filters, [h.doc_id for h in self.search(query, plain)])
 
     def display_path(self, rel: str) -> str:
-        full = Path(self.manifest.root) / rel
-        try:
-            return os.path.relpath(full) if full.is_relative_to(Path.cwd()) else str(full)
-        except ValueError:
-            return str(full)
+        key = (os.getcwd(), self.manifest.root, rel)
+        shown = self._shown.get(key)
+        if shown is None:  # remembered: a server shows the same paths in search after search
+            full = Path(self.manifest.root) / rel
+            try:
+                shown = os.path.relpath(full) if full.is_relative_to(Path(key[0])) else str(full)
+            except ValueError:
+                shown = str(full)
+            if len(self._shown) > 10_000:
+                self._shown.clear()
+            self._shown[key] = shown
+        return shown
 
     def _hit(self, row, score: float) -> Hit:
         return Hit.of(row, path=self.display_path(row.path), score=round(float(score), 6))
@@ -354,7 +369,7 @@ def _absolute_scores(query: str, hits: list[Hit], keyword: dict, dense: dict, mo
     """Give each hit its cosine and BM25 (the same scale in every query) and mark the weak ones: a hit whose
     evidence, as `ask` weighs it before answering (cosine and the share of the query's content words the passage
     holds), falls below WEAK_FLOOR. Without a cosine (keyword mode) no hit is marked."""
-    from searchlm.text import content_words, words
+    from searchlm.text import content_words, word_set
 
     wanted = set(content_words(query))
     for hit in hits:
@@ -363,7 +378,7 @@ def _absolute_scores(query: str, hits: list[Hit], keyword: dict, dense: dict, mo
         if mode != "dense":
             hit.bm25 = round(keyword.get(hit.chunk_id, 0.0), 4)
         if hit.cosine is not None:
-            have = set(words(f"{hit.title} {hit.heading} {hit.text}"))
+            have = word_set(f"{hit.title} {hit.heading} {hit.text}")
             coverage = sum(w in have for w in wanted) / len(wanted) if wanted else 0.0
             hit.weak = EVIDENCE_WEIGHT * hit.cosine + (1 - EVIDENCE_WEIGHT) * coverage < WEAK_FLOOR
 

@@ -30,22 +30,35 @@ class Correction:
     changes: dict[str, str] = field(default_factory=dict)
 
 
-def correct_query(conn: sqlite3.Connection, query: str) -> Correction | None:
+@dataclass
+class Lexicon:
+    """What `correct_query` reads from one index at one generation and may keep between queries (a server):
+    which words occur, and the vocabulary with document counts (a scan of the whole FTS5 vocabulary)."""
+
+    occurs: dict[str, bool] = field(default_factory=dict)
+    terms: list[str] | None = None
+    docs: dict[str, int] | None = None
+
+
+def correct_query(conn: sqlite3.Connection, query: str, lexicon: Lexicon | None = None) -> Correction | None:
     """The query with each word unknown to the index replaced by its nearest indexed word, or None when every
-    word is known (or nothing close enough exists)."""
+    word is known (or nothing close enough exists). `lexicon` keeps what was read for the next query; it must
+    be dropped when the index changes."""
+    lexicon = lexicon or Lexicon()
     words = [m.group(0) for m in _WORD.finditer(query)]
     unknown = [
         w for w in dict.fromkeys(words)
         if len(w) >= MIN_LENGTH and not any(c.isdigit() for c in w) and w.lower() not in STOPWORDS
-        and not _occurs(conn, w)
+        and not _occurs(conn, w, lexicon)
     ]
     if not unknown:
         return None
     _ensure_tables(conn)
     stems = _stems(conn, unknown)
-    vocab = conn.execute("SELECT term, doc FROM temp.searchlm_vocab").fetchall()
-    terms = [t for t, _ in vocab]
-    docs = dict(vocab)
+    if lexicon.terms is None:
+        vocab = conn.execute("SELECT term, doc FROM temp.searchlm_vocab").fetchall()
+        lexicon.terms, lexicon.docs = [t for t, _ in vocab], dict(vocab)
+    terms, docs = lexicon.terms, lexicon.docs
     changes: dict[str, str] = {}
     from rapidfuzz import process
     from rapidfuzz.distance import DamerauLevenshtein
@@ -66,9 +79,15 @@ def correct_query(conn: sqlite3.Connection, query: str) -> Correction | None:
     return Correction(query, corrected, changes)
 
 
-def _occurs(conn: sqlite3.Connection, word: str) -> bool:
-    query = '"' + word.replace('"', '""') + '"'
-    return conn.execute("SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT 1", [query]).fetchone() is not None
+def _occurs(conn: sqlite3.Connection, word: str, lexicon: Lexicon) -> bool:
+    found = lexicon.occurs.get(word)
+    if found is None:
+        query = '"' + word.replace('"', '""') + '"'
+        found = conn.execute("SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT 1", [query]).fetchone() is not None
+        if len(lexicon.occurs) > 100_000:
+            lexicon.occurs.clear()
+        lexicon.occurs[word] = found
+    return found
 
 
 def _ensure_tables(conn: sqlite3.Connection) -> None:

@@ -5,6 +5,7 @@ between the parts that must agree on it (the question's words and the passage wo
 
 from __future__ import annotations
 
+import functools
 import re
 
 WORD = re.compile(r"\w+", re.UNICODE)  # what keyword search and highlighting take as a word
@@ -31,8 +32,10 @@ GENERIC_WORDS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """A light suffix strip, so "points" matches "point" and "trained" "train" (FTS5 does its own Porter)."""
+    """A light suffix strip, so "points" matches "point" and "trained" "train" (FTS5 does its own Porter).
+    Cached: every hit of every search stems its passage's words."""
     for suffix in ("ing", "ed", "es", "s", "ly"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)]
@@ -42,6 +45,11 @@ def stem(word: str) -> str:
 def words(text: str) -> list[str]:
     """Lower-cased, stemmed words."""
     return [stem(w) for w in LETTERS.findall(text.lower())]
+
+
+def word_set(text: str) -> set[str]:
+    """`set(words(text))`, stemming each distinct word once."""
+    return {stem(w) for w in set(LETTERS.findall(text.lower()))}
 
 
 def content_words(text: str) -> list[str]:

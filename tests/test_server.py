@@ -316,6 +316,54 @@ def test_concurrent_searches_share_one_searcher(client):
     assert all(path.endswith(want) for path, want in zip(results, list(queries.values()) * 10))
 
 
+def test_concurrent_queries_are_encoded_in_one_batch_with_the_cli_s_vectors(served):
+    """The server's shared encoder batches queries that wait together, and each vector is bit for bit the one a
+    one-shot CLI search computes alone (so a server's scores equal `searchlm search --json`'s)."""
+    import numpy as np
+
+    from searchlm.embed.batching import QueryBatcher
+    from searchlm.embed.onnx import OnnxEmbedder
+    from searchlm.manifest import ENCODER_DIR
+
+    settings, _ = served
+    folder = settings.index_dir / ENCODER_DIR
+    queries = ["honey bees", "spring tides and the moon", "crème brûlée", "a parser builds a syntax tree"] * 4
+    cli = OnnxEmbedder(folder)  # as `searchlm search` loads it
+    alone = [cli.embed_query(q) for q in queries]
+    server = OnnxEmbedder(folder, warm=True)
+    gate, calls = threading.Event(), []
+
+    class Gated:  # the server's encoder, held inside its first call until every other query waits
+        def embed(self, texts):
+            calls.append(len(texts))
+            gate.wait(30)
+            return server.embed(texts)
+
+    batcher = QueryBatcher(Gated)
+    results = {}
+
+    def one(i):
+        results[i] = batcher.embed_query(queries[i])
+
+    first = threading.Thread(target=one, args=(0,))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    others = [threading.Thread(target=one, args=(i,)) for i in range(1, len(queries))]
+    for t in others:
+        t.start()
+    deadline = time.time() + 30
+    while len(batcher._waiting) < len(others) and time.time() < deadline:
+        time.sleep(0.01)
+    gate.set()
+    for t in [first, *others]:
+        t.join(30)
+    assert calls == [1, len(queries) - 1]  # the first alone, then all that waited meanwhile in one call
+    assert (batcher.batches, batcher.queries) == (2, len(queries))
+    for i, vector in enumerate(alone):
+        assert np.array_equal(results[i], vector), queries[i]
+
+
 # -- the real server process ------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

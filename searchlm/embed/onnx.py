@@ -160,9 +160,9 @@ def optimize_for_runtime(folder: Path) -> Path:
 class OnnxEmbedder(Embedder):
     """Query encoder with no torch import.
 
-    `warm=False` (the default, for one-shot CLI processes) trades per-query speed for start-up: no weight
-    prepacking (saves ~40 ms of CPU at load, costs ~5 ms a query), one thread, no spinning threads.
-    `warm=True` is for long-lived processes (the server): prepacked weights and up to 4 threads."""
+    `warm=False` (the default, for one-shot CLI processes): one thread. `warm=True` is for long-lived processes
+    (the server): half the cores, up to 4. Neither prepacks weights nor spins idle threads: a query gets the same
+    vector, bit for bit, in every mode and in any batch."""
 
     def __init__(self, folder: Path, threads: int | None = None, warm: bool = False):
         config_path = folder / CONFIG_FILE
@@ -182,10 +182,14 @@ class OnnxEmbedder(Embedder):
         self.tokenizer.enable_padding()
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = threads or (min(4, os.cpu_count() or 1) if warm else 1)
-        if not warm:
-            options.add_session_config_entry("session.disable_prepacking", "1")
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # A server leaves half the cores to the Python side of its requests (HTTP, SQLite, fusion): on 2 cores
+        # a second ONNX thread cost 50% more CPU per query and gained no time (benchmarks/faults.py http).
+        options.intra_op_num_threads = threads or (max(1, min(4, (os.cpu_count() or 1) // 2)) if warm else 1)
+        # Prepacked weights round differently (last bits): without them every process gets the same vector for
+        # the same query, so a server's scores equal `searchlm search --json`'s. A server batches its queries
+        # (embed.batching), which amortizes the packing prepacking would save.
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning takes others' CPU
         self.session = None
         model = self._optimized_model()
         if model is not None:

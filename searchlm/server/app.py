@@ -234,7 +234,7 @@ def create_app(
             for data, hit in zip(out, hits):
                 data["snippet"] = [[piece, match] for piece, match in snippet_spans(hit.text, q)]
                 data["rel_path"] = os.path.relpath(os.path.abspath(hit.path), root) if root else hit.path
-        return {"query": q, "hits": out}
+        return JSONResponse({"query": q, "hits": out})  # plain JSON already: skips FastAPI's jsonable_encoder
 
     @app.get("/api/documents/{doc_id}", responses=_ERRORS, summary="One document's stored text, one chunk marked")
     def document(

@@ -1,9 +1,9 @@
 """What the server keeps loaded between requests: a pool of searchers per index and the answer generator.
 
-A `Searcher` holds one SQLite connection, which one thread may use at a time. Each index gets a small pool of
-searchers with their own read connections that share one ONNX encoder, one FAISS index and the rerankers
-(ONNX Runtime and FAISS searches are safe to run in parallel), so concurrent searches run in parallel instead of
-queueing on one lock. Answers are generated one at a time, and at most ASK_QUEUE wait: past that a request gets
+A `Searcher` holds one SQLite connection, which one thread may use at a time. Each index gets a pool of
+searchers with their own read connections that share one FAISS index, the rerankers and one ONNX query encoder
+that encodes the queries of concurrent searches in one batch (`embed.batching`), so concurrent searches run in
+parallel instead of queueing on one lock. Answers are generated one at a time, and at most ASK_QUEUE wait: past that a request gets
 503 with Retry-After instead of a timeout.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import queue
 import threading
 import time
@@ -26,7 +25,10 @@ from searchlm.settings import Settings, check_index_name
 
 log = logging.getLogger("searchlm.server")
 
-POOL_SIZE = max(2, min(8, 2 * (os.cpu_count() or 1)))  # read connections per index
+# Read connections per index. Many, though there are few cores: a search spends most of its time in the shared
+# query encoder, and the more searches wait there together, the larger (and cheaper per query) its batches.
+# Below the thread pool FastAPI runs requests in (40), so a connection is free by the time a thread wants one.
+POOL_SIZE = 32
 ASK_QUEUE = 4  # answers generating or waiting; more get 503
 ASK_RETRY_SECONDS = 10
 # The HTTP status of each library error, most specific first.
@@ -45,9 +47,15 @@ class SearcherPool:
     """Searchers of one index, leased one per request thread; they share the heavy, thread-safe parts."""
 
     def __init__(self, settings: Settings, size: int = POOL_SIZE):
+        from searchlm.embed.batching import QueryBatcher
+
         self.settings = settings
         self.size = size
         self._first = Searcher(settings)  # a missing or damaged index fails here
+        self._first._warm = True  # a server: tuned for many queries
+        # One ONNX session for all, loaded on the first dense search, batching queries that arrive together.
+        self.encoder = QueryBatcher(self._first.load_encoder)
+        self._first._encoder = self.encoder
         self._free: queue.LifoQueue = queue.LifoQueue()
         self._free.put(self._first)
         self._made = 1
@@ -82,8 +90,11 @@ class SearcherPool:
         first = self._first
         searcher = Searcher(self.settings)
         searcher._warm = first._warm
-        searcher._encoder = first._encoder  # one ONNX session for all: InferenceSession.run is thread-safe
+        searcher._encoder = self.encoder
         searcher._rerankers = first._rerankers  # models load once per index, not once per connection
+        # Spelling corrections and what they read of the vocabulary, once per index (under one lock)
+        searcher._corrections, searcher._lexicon = first._corrections, first._lexicon
+        searcher._spelling_lock = first._spelling_lock
         if first._vectors is not None:
             searcher._vectors, searcher._vectors_generation = first._vectors, first._vectors_generation
         with self._lock:

@@ -148,7 +148,7 @@ class VectorIndex:
 
         `threads` caps faiss's OpenMP threads during this index's searches. A one-shot search wants 1: measured
         here, one query over 50k vectors takes 3 ms of CPU on one thread and 30 ms on two, lost to OpenMP hand-offs.
-        The cap is undone after each search: OpenMP's thread count is process-wide, and left at 1 it made the torch
+        The cap is undone after each search: OpenMP's thread count is per thread, and left at 1 it made the torch
         models that run next in the same process (LM reranker, generator) single-threaded (3.7 s instead of 2.1 s
         to rerank 20 passages)."""
         import faiss
@@ -224,15 +224,19 @@ class FaissStore(VectorStore):
             return None
         try:
             # A GPU copy only pays off in a long-lived process: CUDA start-up costs more than a cold search.
-            return VectorIndex.load(self.path, self.manifest.ann.get("type", "flat"), use_gpu=False,
-                                    threads=None if self.warm else 1, mmap=mmap)
+            # One OpenMP thread in a server too: its concurrent requests are the parallelism, and 30 request
+            # threads each starting a team of OpenMP threads on 2 cores spent more time handing off than searching.
+            return VectorIndex.load(self.path, self.manifest.ann.get("type", "flat"), use_gpu=False, threads=1,
+                                    mmap=mmap)
         except Exception:  # a damaged file is derived data: SQLite rebuilds it
             return None
 
     def _build(self, store) -> VectorIndex:
         count = store.counts()[1]
         self._tombstones = np.zeros(0, dtype=np.int64)
-        return VectorIndex.build(self.manifest.dimension, store.iter_vectors(), count, choose_type(count))
+        index = VectorIndex.build(self.manifest.dimension, store.iter_vectors(), count, choose_type(count))
+        index.threads = 1  # as a loaded one (see _read)
+        return index
 
     def __len__(self) -> int:
         return len(self.index) - len(self._tombstones)
