@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,25 @@ def test_docx_over_the_expansion_limit_is_refused_before_parsing(tmp_path):
     with pytest.raises(ExtractionError, match="per-file limit"):
         extract(path)
     assert time.perf_counter() - started < 5
+
+
+def test_the_time_limit_applies_to_text_files_read_in_the_reader_thread(tmp_path, embedder, monkeypatch):
+    """Text files are extracted in the indexer's reader thread, where no SIGALRM reaches: a watchdog thread
+    stops one that runs past the limit, names the limit, and leaves nothing pending for the next file."""
+    import searchlm.extract
+
+    corpus = write_files(tmp_path / "corpus", GOOD)
+    for name in GOOD:  # the readers' imports happen now, not inside the short limit below
+        searchlm.extract.extract(corpus / name)
+    # 12 MB of nested Markdown lists and emphasis: ~2 s of markdown-it-py here, 4x the limit below.
+    (corpus / "slow.md").write_text("".join(f"{'  ' * (i % 20)}- *item **{i}** with `code` and [a](b)*\n"
+                                            for i in range(200_000)))
+    monkeypatch.setattr(searchlm.extract, "EXTRACT_SECONDS", 0.5)
+    started = time.perf_counter()
+    report = index_folder(corpus, Settings(home=tmp_path / "indexes", name="t"), embedder=embedder)
+    assert dict(report.skipped) == {"slow.md": "took over 0.5 s to extract (the per-file time limit)"}
+    assert set(report.added) == set(GOOD)
+    assert time.perf_counter() - started < 60
 
 
 def test_a_run_killed_before_its_first_commit_does_not_reread_everything(make_index, embedder):

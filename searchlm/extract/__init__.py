@@ -120,12 +120,15 @@ class _TimeUp(BaseException):
 
 @contextlib.contextmanager
 def time_limit(seconds: float):
-    """Raise ExtractionError naming the limit when the body runs longer than `seconds`. Uses SIGALRM, so it acts
-    only in the main thread and when no one else owns that signal; parsers stop at their next Python step."""
-    usable = (
-        hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
-    )
+    """Raise ExtractionError naming the limit when the body runs longer than `seconds`. In the main thread a
+    SIGALRM timer interrupts it (when no one else owns that signal); in any other thread (the indexer's reader)
+    a timer thread raises the same exception in it asynchronously. Either way parsers stop at their next Python
+    step, never inside a C call."""
+    if threading.current_thread() is not threading.main_thread():
+        with _thread_deadline(seconds):
+            yield
+        return
+    usable = hasattr(signal, "setitimer") and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
     if not usable:
         yield
         return
@@ -142,3 +145,75 @@ def time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _thread_deadline(seconds: float):
+    """`time_limit` off the main thread: the watchdog raises _TimeUp in this thread (`PyThreadState_SetAsyncExc`)
+    if the body still runs at its deadline. An exception the watchdog set just as the body ended is taken back
+    under the same lock, so nothing fires after the block."""
+    entry = _WATCHDOG.watch(seconds)
+    try:
+        try:
+            yield
+        finally:
+            _WATCHDOG.release(entry)
+    except _TimeUp:
+        _WATCHDOG.release(entry)  # when it arrived inside release(), before its lock
+    if entry.fired:
+        raise ExtractionError(f"took over {seconds:g} s to extract (the per-file time limit)")
+
+
+class _Deadline:
+    __slots__ = ("ident", "at", "running", "fired")
+
+    def __init__(self, ident: int, at: float):
+        self.ident, self.at, self.running, self.fired = ident, at, True, False
+
+
+class _Watchdog:
+    """One daemon thread for every `_thread_deadline` in the process (a thread per file would cost more than
+    reading a small text file). It wakes at the earliest deadline, and at least once a second."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._entries: set[_Deadline] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, seconds: float) -> _Deadline:
+        import time
+
+        entry = _Deadline(threading.get_ident(), time.monotonic() + seconds)
+        with self._cond:
+            self._entries.add(entry)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="searchlm-extract-watchdog", daemon=True)
+                self._thread.start()
+            elif seconds < 1:
+                self._cond.notify()
+        return entry
+
+    def release(self, entry: _Deadline) -> None:
+        import ctypes
+
+        with self._cond:
+            entry.running = False
+            self._entries.discard(entry)
+            if entry.fired:  # delivered already, or pending: take a pending one back
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(entry.ident), None)
+
+    def _run(self) -> None:
+        import ctypes
+        import time
+
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for entry in [e for e in self._entries if e.running and not e.fired and e.at <= now]:
+                    entry.fired = True
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(entry.ident), ctypes.py_object(_TimeUp))
+                soonest = min((e.at for e in self._entries if not e.fired), default=now + 1)
+                self._cond.wait(min(1.0, max(0.0, soonest - now)))
+
+
+_WATCHDOG = _Watchdog()
