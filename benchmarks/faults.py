@@ -240,7 +240,7 @@ def fuzz_case(rng: random.Random, real: dict[str, bytes], n: int) -> tuple[str, 
     return f"bad{n:04d}{ext}", data
 
 
-def run_fuzz(workdir: Path, count: int) -> dict:
+def run_fuzz(workdir: Path, count: int, with_good: bool = True) -> dict:
     sys.path.insert(0, str(REPO / "tests"))
     from helpers import docx_bomb  # the same bomb as the unit test
 
@@ -295,7 +295,7 @@ def run_fuzz(workdir: Path, count: int) -> dict:
     home = workdir / "fuzz-home"
     # The good files alone first (the same files as good/ in the fuzz corpus): what the fuzz run would cost
     # without the malformed ones. It also pays the one-time encoder export, so the difference is not flattered.
-    good = _timed_index(good_only, home, "good", 3600)
+    good = _timed_index(good_only, home, "good", 3600) if with_good else None
     started = time.perf_counter()
     try:
         proc = _timed_index(corpus, home, "fuzz", 1800, "--json")
@@ -318,8 +318,9 @@ def run_fuzz(workdir: Path, count: int) -> dict:
         "skipped_with_reason": sum(1 for b in bad if skipped.get(b)), "bad_but_indexed": sum(1 for b in bad if b in indexed),
         "unaccounted": unaccounted[:20], "good_indexed": sum(1 for p in indexed if p.startswith("good/")),
         "peak_rss_mb": round(_time_v(proc, "Maximum resident set size") / 1024), "wall_seconds": round(wall, 1),
-        "cpu_seconds": _cpu_of(proc), "good_only_wall_seconds": round(good.wall, 1),
-        "good_only_cpu_seconds": _cpu_of(good), "good_only_peak_rss_mb": round(_time_v(good, "Maximum resident set size") / 1024),
+        "cpu_seconds": _cpu_of(proc), "good_only_wall_seconds": round(good.wall, 1) if good else None,
+        "good_only_cpu_seconds": _cpu_of(good) if good else None,
+        "good_only_peak_rss_mb": round(_time_v(good, "Maximum resident set size") / 1024) if good else None,
         "reasons": _reason_counts(skipped), "load": load(),
     }
     if proc.returncode != 0:
@@ -327,8 +328,8 @@ def run_fuzz(workdir: Path, count: int) -> dict:
     print(f"fuzz: {count} files ({len(bad)} malformed), rc {proc.returncode}, {tracebacks} tracebacks, hung {hung}, "
           f"{result['skipped_with_reason']} skipped with a reason, {result['bad_but_indexed']} malformed but readable "
           f"(indexed), {len(unaccounted)} unaccounted {unaccounted[:5]}; peak RSS {result['peak_rss_mb']} MB; "
-          f"wall {wall:.0f} s, CPU {result['cpu_seconds']} s; the {n_good} good files alone: wall {good.wall:.0f} s, "
-          f"CPU {result['good_only_cpu_seconds']} s; {load()}")
+          f"wall {wall:.0f} s, CPU {result['cpu_seconds']} s; the {n_good} good files alone: wall "
+          f"{result['good_only_wall_seconds']} s, CPU {result['good_only_cpu_seconds']} s; {load()}")
     print(f"  skip reasons: {result['reasons']}")
     return result
 
@@ -416,18 +417,21 @@ def run_diskfull(workdir: Path) -> dict:
     try:
         corpus = workdir / "disk-corpus"
         shutil.rmtree(corpus, ignore_errors=True)
-        shutil.copytree(SAMPLE, corpus)
-        first = cli("index", corpus, "--home", mount, "--name", "full", "-q")
+        corpus.mkdir(parents=True)
+        for name in ("misc/beekeeping.rst", "misc/coral-reefs.md", "misc/sourdough-baking.md"):  # a small first run
+            shutil.copy2(SAMPLE / name, corpus / Path(name).name)
+        first = cli("index", corpus, "--home", mount, "--name", "full", "-q", timeout=1800)
         big = " ".join(f"token{i}" for i in range(150_000))
         for i in range(8):
             (corpus / f"big{i}.txt").write_text(f"Big {i}\n\n{big}\n")
-        second = cli("index", corpus, "--home", mount, "--name", "full", "-q")
+        second = cli("index", corpus, "--home", mount, "--name", "full", "-q", timeout=1800)
         search = cli("search", "honey bees winter", "--home", mount, "--name", "full", "-k", "1", "--json")
+        top = json.loads(search.stdout)["hits"][0]["path"] if search.returncode == 0 else search.stderr.strip()
         result = {"first_rc": first.returncode, "first": _first_line(first), "second_rc": second.returncode,
                   "second": _first_line(second), "tracebacks": first.stderr.count("Traceback") + second.stderr.count("Traceback"),
-                  "search_after_rc": search.returncode}
+                  "search_after_rc": search.returncode, "top_hit_after": top}
         print(f"diskfull: first run {_first_line(first)!r}; second run {_first_line(second)!r}; "
-              f"search after: rc {search.returncode}; {load()}")
+              f"{result['tracebacks']} tracebacks; search after: rc {search.returncode}, top hit {top}; {load()}")
         return result
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily: a closed-late connection must not keep it
@@ -580,13 +584,14 @@ def main() -> None:
     ap.add_argument("--fuzz", type=int, default=1000)
     ap.add_argument("--concurrency", default="20,200", help="Concurrent searches per burst, comma-separated.")
     ap.add_argument("--rounds", type=int, default=3, help="Bursts per concurrency (http).")
+    ap.add_argument("--fuzz-no-good", action="store_true", help="Skip fuzz's run over the good files alone.")
     ap.add_argument("--kill-docs", type=int, default=60, help="Generated documents in the kill corpus.")
     ap.add_argument("--kill-no-sample", action="store_true", help="Leave sample_corpus's PDF, DOCX and HTML files out of the kill corpus.")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {}
-    steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz),
+    steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz, not args.fuzz_no_good),
              "damage": lambda: run_damage(args.workdir), "diskfull": lambda: run_diskfull(args.workdir),
              "http": lambda: run_http(args.workdir, [int(c) for c in args.concurrency.split(",")], args.rounds)}
     for name, step in steps.items():

@@ -123,6 +123,16 @@ def test_the_time_limit_applies_to_text_files_read_in_the_reader_thread(tmp_path
     assert time.perf_counter() - started < 60
 
 
+def test_an_unbroken_line_of_markup_is_embedded_from_its_head_only(embedder):
+    """A fuzzed .txt of 800 KB of `<div>` with no space was one chunk, and tokenizing all of it cost the indexing
+    process 700 MB; the embedders read what the encoder can use, so the vector is the same as the head's."""
+    from searchlm.embed.base import MAX_EMBED_CHARS
+
+    junk = "<html><body>" + "<div>" * 160_000
+    head = junk[:MAX_EMBED_CHARS]
+    assert np.array_equal(embedder.embed([junk]), embedder.embed([head]))
+
+
 def test_a_run_killed_before_its_first_commit_does_not_reread_everything(make_index, embedder):
     settings, _, corpus = make_index(GOOD)
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())

@@ -45,6 +45,18 @@ def resolve_model(name: str) -> str:
     return name
 
 
+# The encoder reads at most its max length (MiniLM: 256 word pieces, ~1-2K characters of prose), but a tokenizer
+# splits the whole text first: one 800 KB line of markup (a fuzzed file) made 400k tokens and cost the indexing
+# process 700 MB. The cut changes no vector unless a text's first 256 word pieces run past it: a piece spans one
+# character or more, and a "word" over 100 characters is a single [UNK].
+MAX_EMBED_CHARS = 64 * 1024
+
+
+def clip(texts: list[str]) -> list[str]:
+    """The texts cut to MAX_EMBED_CHARS, what any embedder may read of them."""
+    return [t if len(t) <= MAX_EMBED_CHARS else t[:MAX_EMBED_CHARS] for t in texts]
+
+
 def normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.embed.base import Embedder, normalize
+from searchlm.embed.base import Embedder, clip, normalize
 from searchlm.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class OnnxEmbedder(Embedder):
             return np.zeros((0, self.dimension), dtype=np.float32)
         out = []
         for start in range(0, len(texts), 32):
-            encodings = self.tokenizer.encode_batch(texts[start : start + 32])
+            encodings = self.tokenizer.encode_batch(clip(texts[start : start + 32]))
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": mask}

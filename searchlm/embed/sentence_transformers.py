@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from searchlm.devices import autocast, cpu_has_bf16, hugging_face_defaults, pick_device
-from searchlm.embed.base import Embedder, normalize, resolve_model
+from searchlm.embed.base import Embedder, clip, normalize, resolve_model
 from searchlm.errors import ModelError
 
 
@@ -42,7 +42,7 @@ class SentenceTransformerEmbedder(Embedder):
             return np.zeros((0, self.dimension), dtype=np.float32)
         with torch.inference_mode(), autocast(self.device, cpu_bf16=self.bf16):
             vecs = self.model.encode(
-                texts, batch_size=self.batch_size, convert_to_numpy=False, convert_to_tensor=True,
+                clip(texts), batch_size=self.batch_size, convert_to_numpy=False, convert_to_tensor=True,
                 normalize_embeddings=False, show_progress_bar=False,
             )
         return normalize(vecs.float().cpu().numpy())
