@@ -421,9 +421,11 @@ def run_diskfull(workdir: Path) -> dict:
         for name in ("misc/beekeeping.rst", "misc/coral-reefs.md", "misc/sourdough-baking.md"):  # a small first run
             shutil.copy2(SAMPLE / name, corpus / Path(name).name)
         first = cli("index", corpus, "--home", mount, "--name", "full", "-q", timeout=1800)
-        big = " ".join(f"token{i}" for i in range(150_000))
-        for i in range(8):
-            (corpus / f"big{i}.txt").write_text(f"Big {i}\n\n{big}\n")
+        # 2 x 2 MB of 150-letter words: each is one [UNK] word piece, so few chunks to embed and many bytes to store
+        rng = random.Random(7)
+        for i in range(2):
+            words = (f"w{i}{n}" + "".join(rng.choices("abcdefghij", k=150)) for n in range(13_000))
+            (corpus / f"big{i}.txt").write_text(f"Big {i}\n\n" + " ".join(words) + "\n")
         second = cli("index", corpus, "--home", mount, "--name", "full", "-q", timeout=1800)
         search = cli("search", "honey bees winter", "--home", mount, "--name", "full", "-k", "1", "--json")
         top = json.loads(search.stdout)["hits"][0]["path"] if search.returncode == 0 else search.stderr.strip()
