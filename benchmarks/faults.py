@@ -172,14 +172,14 @@ def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = Tru
         if why:
             unusable.append((n, why))
         if n % 10 == 0 or n == kills:
-            rerun = cli("index", corpus, "--home", home, "--name", "k", "-q", timeout=3600)
+            rerun = cli("index", corpus, "--home", home, "--name", "k", "--json", timeout=3600)
             rounds += 1
             if rerun.returncode != 0:
                 lost.append((n, rerun.stderr.strip()[-300:]))
                 continue
             problems = full_invariants(home, "k", corpus, docs)
-            if problems:
-                lost.append((n, problems[:5]))
+            if problems:  # with the files the re-run skipped, and why: the 60 s limit is wall-clock time
+                lost.append((n, problems[:5], json.loads(rerun.stdout).get("skipped", [])[:10]))
         print(f"  kill {n}/{kills} ({'mid-run' if mid else 'after the run ended'}{', fresh index' if fresh else ''}): "
               f"{'ok' if not why else why}", flush=True)
     result = {"kills": kills, "killed_while_running": killed_mid, "unusable_after_kill": unusable,
