@@ -123,6 +123,29 @@ def test_same_rankings_from_both_backends(build, embedder):
     assert rankings["faiss"] == rankings["milvus"]
 
 
+def test_milvus_keyword_side_stems_and_weights_titles_as_fts5(build):
+    """Milvus Lite cannot stem, so searchlm feeds its BM25 field Porter stems (as FTS5's porter tokenizer makes)
+    and the title twice (FTS5 weights it 2x): a query word in another form still matches, and keyword rankings
+    come out as FTS5's."""
+    from searchlm.text import porter_terms
+
+    assert porter_terms("Dancing Bées, slipped loops_knots") == ["danc", "bee", "slip", "loop", "knot"]
+    files = DOCS | {"misc/slip.md": "# Slipping\n\nWhy some loops hold and others give way.\n"}
+    rankings = {}
+    for backend in BACKENDS:
+        settings, _, _ = build(backend, files=files, name=f"k-{backend}")
+        searcher = Searcher(settings)
+        try:
+            rankings[backend] = {q: [h.path.rsplit("/", 1)[-1] for h in searcher.search(q, mode="keyword", k=5)]
+                                 for q in ("dancing bees", "splits", "a loop that slips", "weighing tokens")}
+        finally:
+            searcher.close()
+    assert rankings["milvus"]["dancing bees"][0] == "bees.md"
+    assert rankings["milvus"]["splits"] == ["trees.md"]  # "splits" is in the text; "split" stems the same
+    assert rankings["milvus"]["a loop that slips"][0] == "slip.md"  # the title match first, as FTS5 ranks it
+    assert rankings["milvus"] == rankings["faiss"]
+
+
 # -- FAISS ------------------------------------------------------------------------------------------------------
 def test_faiss_update_is_incremental_and_the_file_never_silently_lags(build, embedder):
     """An index run that changes one file edits the FAISS file (no rebuild from SQLite); SQLite changes not yet

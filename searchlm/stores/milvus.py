@@ -18,16 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from searchlm.errors import StoreError
-from searchlm.text import STOPWORDS
 from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore
+from searchlm.text import porter_terms
 
-SCHEMA = 1  # of the collection's fields; bump when they change
-# The english analyzer's parts, with searchlm's own stop words (the query side drops the same ones). Milvus
-# Lite's analyzer applies the tokenizer, lowercase and stop words, and skips the stemmer.
-ANALYZER = {
-    "tokenizer": "standard",
-    "filter": ["lowercase", {"type": "stemmer", "language": "english"}, {"type": "stop", "stop_words": sorted(STOPWORDS)}],
-}
+SCHEMA = 2  # of the collection's fields; bump when they change (2: the text field holds Porter stems)
+# The BM25 field is fed text searchlm has already analysed as FTS5 does (`porter_terms`: diacritics removed,
+# lower-cased, Porter-stemmed), and so is the query: Milvus Lite's analyzer (3.2) only splits on \w+, lower-cases
+# and drops stop words; it accepts a `stemmer` filter and ignores it, and rejects the `english` analyzer. With
+# the stemming done here, Milvus Lite and a Milvus server index the same terms. Stop words stay in the documents
+# (they count in a chunk's length, as in FTS5); the query leaves them out, as `query_terms` does for FTS5.
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
+TITLE_REPEAT = 2  # the title counts twice, as FTS5's bm25 weights (title 2, heading 1, text 1) do here
 MAX_VARCHAR = 65535  # bytes, Milvus's limit for a VARCHAR field
 BATCH = 1000  # rows per upsert
 HNSW = {"M": 32, "efConstruction": 80}  # as the FAISS backend; Milvus Lite searches exactly (FLAT) by default
@@ -209,7 +210,10 @@ class MilvusStore(VectorStore):
 
     def _bm25(self, text: str, k: int, expr: str) -> dict[int, float]:
         self._load()
-        res = self.client.search(self.collection, data=[text], anns_field="sparse", limit=min(k, 16384), filter=expr,
+        terms = " ".join(porter_terms(text))
+        if not terms:
+            return {}
+        res = self.client.search(self.collection, data=[terms], anns_field="sparse", limit=min(k, 16384), filter=expr,
                                  search_params={"metric_type": "BM25"}, output_fields=["id"])
         # BM25 is never negative; Milvus Lite reports it as a distance (-score), a server as a score.
         return {int(h["id"]): abs(float(h["distance"])) for h in res[0] if h["distance"]}
@@ -240,7 +244,7 @@ class MilvusStore(VectorStore):
 
 def _row(record: tuple) -> dict:
     cid, doc_id, path, kind, mtime_ns, title, heading, text, blob = record
-    body = "\n".join(p for p in (title, heading, text) if p)
+    body = "\n".join(" ".join(porter_terms(p)) for p in [title] * TITLE_REPEAT + [heading, text] if p)
     return {"id": cid, "vector": np.frombuffer(blob, dtype=np.float32), "text": _fit(body), "doc_id": doc_id,
             "path": _fit(path), "kind": kind, "mtime_ns": mtime_ns}
 
