@@ -147,7 +147,11 @@ def timing_lock(path: Path):
 
 # -- the base store --------------------------------------------------------------------------------------------
 NEIGHBOURS = 20  # interpolation partners of each real chunk vector: its nearest real neighbours
-NOISE = 0.1  # norm of the isotropic Gaussian noise added to each synthetic vector
+# Norm of the isotropic Gaussian noise added to each synthetic vector. 0.5 gives 1M synthetic vectors whose
+# nearest-neighbour cosine (mean 0.852, median 0.863, p10 0.791, p90 0.895; 300 sampled) is close to that of the
+# 15,392 real MiniLM chunk vectors of SciFact, CISI and Cranfield (mean 0.819, median 0.835); 0.35 gives 0.908
+# (denser than real), 0.1 about 0.98 (near-duplicates). Each synthetic vector keeps cosine ~0.76 to its source.
+NOISE = 0.5
 
 
 def load_sources(sources: list[Path]) -> tuple[list[tuple], np.ndarray]:
@@ -213,15 +217,34 @@ def build_base(sources: list[Path], out: Path, target: int) -> None:
         while made < target:
             copy, start = divmod(made, n)
             take = min(DOCS_PER_COPY_CHUNKS, n - start, target - made)
-            insert_document(conn, rng, rows, synth, copy, start, take)
+            insert_document(conn, rng, rows, synth, copy, start, take, placeholder=True)
             made += take
+        write_vectors(conn, synth, n)
         conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
         for _, sql in triggers:
             conn.execute(sql)
     store.close()
 
 
-def insert_document(conn, rng, rows, synth: Synthetic, copy: int, start: int, take: int) -> None:
+def write_vectors(conn, synth: Synthetic, n: int, batch: int = 10_000) -> None:
+    """Every chunk's synthetic vector, from its id alone: chunk id k is copy (k - 1) // n of real chunk
+    (k - 1) % n, as `build_base` inserts them, drawn from its own seed (so nothing else drawn changes them).
+    The caller has dropped the chunks triggers (an UPDATE would re-index the chunk's FTS5 row)."""
+    rng = np.random.default_rng(SEED + 2)
+    last = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0
+    for lo in range(1, last + 1, batch):
+        ids = np.arange(lo, min(lo + batch, last + 1))
+        real, copy = (ids - 1) % n, (ids - 1) // n
+        v = np.empty((len(ids), synth.vecs.shape[1]), dtype=np.float32)
+        for c in np.unique(copy):
+            v[copy == c] = synth.make(rng, real[copy == c], int(c))
+        conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?", ((v[j].tobytes(), int(ids[j])) for j in range(len(ids))))
+
+
+def insert_document(conn, rng, rows, synth: Synthetic, copy: int, start: int, take: int,
+                    placeholder: bool = False) -> None:
+    """One synthetic document of `take` chunks (copy `copy` of real chunks start..start+take); `placeholder`:
+    the real vectors, for `write_vectors` to replace."""
     mtime = 1_600_000_000_000_000_000 + int(rng.integers(0, 10**17))
     cur = conn.execute(
         "INSERT INTO documents(path, kind, title, size, mtime_ns, content_hash, n_chunks, indexed_at)"
@@ -229,7 +252,7 @@ def insert_document(conn, rng, rows, synth: Synthetic, copy: int, start: int, ta
         (f"c{copy:04d}/d{start:06d}.md", rows[start][0], mtime, f"sha256:{copy}-{start}", take, time.time()),
     )
     doc_id = cur.lastrowid
-    v = synth.make(rng, np.arange(start, start + take), copy)
+    v = synth.make(rng, np.arange(start, start + take), 0 if placeholder else copy)
     conn.executemany(
         "INSERT INTO chunks(doc_id, ordinal, title, heading, start_line, end_line, page, text, hash, vector)"
         " VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?)",
