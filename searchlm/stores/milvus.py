@@ -34,6 +34,7 @@ BATCH = 1000  # rows per upsert
 HNSW = {"M": 32, "efConstruction": 80}  # as the FAISS backend; Milvus Lite searches exactly (FLAT) by default
 EF_SEARCH = 256
 CONNECT_TIMEOUT = 5.0
+TOPK_MAX = 16384  # Milvus's largest search limit
 
 
 class MilvusStore(VectorStore):
@@ -149,8 +150,9 @@ class MilvusStore(VectorStore):
             done += len(rows)
             if progress:
                 progress("store", done, len(upserts))
-        if not self.lite:
-            self.client.flush(self.collection)
+        # Sealed segments: Milvus Lite otherwise keeps every row in its memtable and rebuilds the BM25 inverted
+        # index from it at every search (0.45 s against 0.018 s a search at 449 chunks; seconds at 10k).
+        self.client.flush(self.collection)
         store.clear_vector_changes(seq)
         self._count = None
         manifest.ann = {"backend": "milvus", "generation": store.generation, "count": len(self),
@@ -202,10 +204,15 @@ class MilvusStore(VectorStore):
         return self._bm25(text, k, expr)
 
     def keyword_scores(self, text: str, ids: list[int]) -> dict[int, float]:
-        """BM25 of particular chunks, by Milvus itself (a filtered search over just those ids)."""
+        """BM25 of particular chunks, by Milvus itself: a server searches just those ids (a primary-key filter).
+        Milvus Lite evaluates a filter row by row in Python (seconds per query at 10k chunks), so there the
+        whole ranked list is read once and the ids picked from it: exact while at most TOPK_MAX chunks match."""
         if not text or not ids:
             return {}
         ids = [int(i) for i in ids]
+        if self.lite:
+            wanted = set(ids)
+            return {i: s for i, s in self._bm25(text, TOPK_MAX, "").items() if i in wanted}
         return self._bm25(text, len(ids), f"id in {ids}")
 
     def _bm25(self, text: str, k: int, expr: str) -> dict[int, float]:
@@ -213,7 +220,7 @@ class MilvusStore(VectorStore):
         terms = " ".join(porter_terms(text))
         if not terms:
             return {}
-        res = self.client.search(self.collection, data=[terms], anns_field="sparse", limit=min(k, 16384), filter=expr,
+        res = self.client.search(self.collection, data=[terms], anns_field="sparse", limit=min(k, TOPK_MAX), filter=expr,
                                  search_params={"metric_type": "BM25"}, output_fields=["id"])
         # BM25 is never negative; Milvus Lite reports it as a distance (-score), a server as a score.
         return {int(h["id"]): abs(float(h["distance"])) for h in res[0] if h["distance"]}
