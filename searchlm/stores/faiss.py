@@ -26,6 +26,14 @@ HNSW_THRESHOLD = 100_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 256  # recall@10 0.999 on 100k MiniLM-like vectors (128: 0.987); ~1 ms a query
+# Past HNSW_LARGE vectors, efSearch 1024: at 1M chunks (benchmarks/scale.py) recall@10 was 0.877 at 256, 0.920 at
+# 512 and 0.960 at 1024 (33 ms of CPU a query); at 100k-200k, 256 already gives 0.998.
+HNSW_LARGE = 500_000
+HNSW_EF_SEARCH_LARGE = 1024
+
+
+def ef_search(count: int, k: int) -> int:
+    return max(HNSW_EF_SEARCH_LARGE if count >= HNSW_LARGE else HNSW_EF_SEARCH, k)
 TOMBSTONE_SHARE = 0.1  # an HNSW file holding more removed vectors than this share is rebuilt from SQLite
 
 
@@ -113,13 +121,13 @@ class VectorIndex:
             selector._inner = inner  # the SWIG wrapper does not keep it alive
         if selector is not None:
             if self.kind == "hnsw":
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef_search(len(self), k))
             else:
                 params = faiss.SearchParameters(sel=selector)
         elif self._gpu is not None:
             return self._gpu.search(queries, k)
         elif self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+            params = faiss.SearchParametersHNSW(efSearch=ef_search(len(self), k))
         if not self.threads:
             return self.index.search(queries, k, params=params)
         before = faiss.omp_get_max_threads()
