@@ -3,7 +3,8 @@ import sqlite3
 
 import numpy as np
 
-r = json.load(open("/tmp/s3-12/scale/results-1000000.json"))
+with open("/tmp/s3-12/scale/results-1000000.json") as f:
+    r = json.load(f)
 Q = np.load("/tmp/s3-12/q100.npy")[:30]
 c = sqlite3.connect("file:/tmp/s3-12/scale/hnsw/scale/index.db?mode=ro", uri=True)
 def vec(i): return np.frombuffer(c.execute("select vector from chunks where id=?", (i,)).fetchone()[0], dtype=np.float32)
