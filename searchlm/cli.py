@@ -597,10 +597,13 @@ def ask(
     def loading(model: str) -> None:
         typer.echo(typer.style(f"Loading the answer model ({model})…", dim=True), err=True)
 
-    # The answer is printed once it is final, not streamed: a model answer that cannot be traced to the passages
-    # is replaced by a quote at the end, and text once shown should never be taken back.
+    # The answer streams a sentence at a time, each once it has passed the citation check (see answer.ask), so
+    # every word printed is in the final answer: nothing shown is taken back.
+    def show(text: str) -> None:
+        typer.echo(text, nl=False)
+
     with Index(settings=settings) as target:
-        answer = target.ask(question, options, on_load=None if as_json else loading)
+        answer = target.ask(question, options, on_token=None if as_json else show, on_load=None if as_json else loading)
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
         return
@@ -608,7 +611,7 @@ def ask(
         typer.echo(answer.answer)
         _print_sources("Nearest passages:", [(h.rank, h) for h in answer.passages])
         return
-    typer.echo(answer.answer)
+    typer.echo("")
     if answer.extractive:
         typer.echo(typer.style("(the model's answer could not be traced to the passages: this is the best-matching "
                                "sentence, quoted)", dim=True))

@@ -34,6 +34,11 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+def gpu_driver_present() -> bool:
+    """Whether an NVIDIA driver is loaded, told without importing torch: where it is, "auto" may mean CUDA."""
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 / AMX); elsewhere autocast would be slower.
     SEARCHLM_BF16=0 turns bf16 off."""

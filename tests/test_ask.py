@@ -18,7 +18,7 @@ from searchlm.generate import get_generator
 from searchlm.cli import app
 from searchlm.errors import InputError
 from searchlm.generate.citations import CheckedStream, MarkerFilter, check_citations, cited_numbers
-from searchlm.search import Searcher
+from searchlm.search import Searcher, SearchOptions
 from helpers import ScriptedGenerator, build_tiny_gpt2
 
 FILES = {
@@ -159,8 +159,52 @@ def test_streamed_answer_is_the_checked_answer(index, tiny_gpt2_dir):
     answer = ask(Searcher(index), HARVEST, AskOptions(k=3), on_token=shown.append, generator=generator)
     assert answer.passages[0].path.endswith("bees.md") and not answer.extractive
     assert "".join(shown) == answer.answer == CHECKED
-    assert [c.n for c in answer.citations] == [1] and len(shown) > 3  # streamed word by word
-    assert answer.timings["first_token"] < answer.timings["generate"]
+    assert [c.n for c in answer.citations] == [1] and shown == [CHECKED]  # a checked sentence at a time
+    assert answer.timings["first_token"] <= answer.timings["generate"]
+
+
+def test_streamed_text_is_never_taken_back(index, tiny_gpt2_dir):
+    """Issue #15: a sentence that cannot be traced is left out before it is shown, the others stream as soon as
+    they pass, and what streamed is the final answer, word for word."""
+    script = ["The", " beekeeper", " harvests", " the", " honey", " in", " late", " summer", " [", "1", "]", ".",
+              " The", " queen", " flies", " to", " Mars", " in", " 1999", " [", "1", "]", ".",
+              " Bees", " make", " honey", " in", " hives", " [", "1", "]", "."]
+    generator = ScriptedGenerator(get_generator(str(tiny_gpt2_dir), "cpu"), script)
+    shown: list[str] = []
+    answer = ask(Searcher(index), HARVEST, AskOptions(k=3), on_token=shown.append, generator=generator)
+    assert not answer.extractive
+    assert answer.answer == "The beekeeper harvests the honey in late summer [1]. Bees make honey in hives [1]."
+    assert "".join(shown) == answer.answer and len(shown) == 2
+    assert not any(word in piece for piece in shown for word in ("queen", "Mars", "1999"))
+    assert [c.path.endswith("bees.md") for c in answer.citations] == [True]
+
+
+def test_an_untraceable_answer_is_never_shown_only_the_quote(index, tiny_gpt2_dir):
+    script = ["The", " queen", " flies", " to", " Mars", " in", " 1999", " [", "1", "]", "."]
+    generator = ScriptedGenerator(get_generator(str(tiny_gpt2_dir), "cpu"), script)
+    shown: list[str] = []
+    answer = ask(Searcher(index), HARVEST, AskOptions(k=3), on_token=shown.append, generator=generator)
+    assert answer.extractive and answer.answer.startswith('"') and answer.answer.endswith('" [1]')
+    assert shown == [answer.answer] and "Mars" not in answer.answer
+    assert answer.citations[0].n == 1
+
+
+def test_sources_are_numbered_as_the_shown_sentences_cite_them(index, tiny_gpt2_dir):
+    """Passage 2 cited first is [1]; a left-out sentence's citation takes no number."""
+    searcher = Searcher(index)
+    hits = searcher.search(HARVEST, SearchOptions(k=3))
+    second = next(h for h in hits[1:] if h.path.endswith(("coral.md", "chess.md", "eiffel.md")))
+    n = hits.index(second) + 1
+    sentence = {"coral.md": "Coral reefs bleach when the water gets too warm",
+                "chess.md": "The Sicilian Defence is a sharp chess opening",
+                "eiffel.md": "The Eiffel Tower was completed in 1889"}[Path(second.path).name]
+    script = [f"{sentence} [{n}].", " The", " queen", " flies", " to", " Mars", " [", "1", "]", ".",
+              " Bees", " make", " honey", " in", " hives", " [", "1", "]", "."]
+    generator = ScriptedGenerator(get_generator(str(tiny_gpt2_dir), "cpu"), script)
+    shown: list[str] = []
+    answer = ask(searcher, HARVEST, AskOptions(k=3), on_token=shown.append, generator=generator)
+    assert answer.answer == f"{sentence} [1]. Bees make honey in hives [2]." == "".join(shown)
+    assert [Path(c.path).name for c in answer.citations] == [Path(second.path).name, "bees.md"]
 
 
 def test_out_of_corpus_question_is_refused_without_generating(index, tiny_gpt2_dir):
@@ -287,3 +331,19 @@ def test_cli_ask_with_an_llm_library_model(index):
     assert lines[lines.index("Sources:") + 1].startswith("[1] ")
     missing = _run("ask", IN_CORPUS, "--home", str(index.home), "--name", index.name, "--generator", "llm:no-such-model")
     assert missing.exit_code == 1 and "has no model 'no-such-model'" in missing.stderr
+
+
+def test_cli_streams_nothing_that_is_not_in_the_final_answer(index, tiny_gpt2_dir, monkeypatch):
+    """Issue #15: the terminal never shows text that the answer then drops (compared with --json's answer)."""
+    from searchlm.generate.registry import GENERATOR_KINDS
+
+    script = ["The", " queen", " flies", " to", " Mars", " [", "1", "]", ".", " The", " beekeeper", " harvests",
+              " the", " honey", " in", " late", " summer", " [", "2", "]", "."]
+    monkeypatch.setitem(GENERATOR_KINDS, "scripted",
+                        lambda model, device: ScriptedGenerator(get_generator(model, device), script))
+    args = ["ask", HARVEST, "--home", str(index.home), "--name", index.name, "--generator", f"scripted:{tiny_gpt2_dir}"]
+    final = json.loads(_run(*args, "--json").stdout)["answer"]
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert final == CHECKED and result.stdout.splitlines()[:2] == [final, "Sources:"]
+    assert "queen" not in result.output and "Mars" not in result.output

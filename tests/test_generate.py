@@ -62,12 +62,12 @@ def test_truncate_keeps_a_prefix_within_the_budget(gpt2):
 
 
 def test_stream_holds_back_a_stop_string_and_ends_before_it(gpt2):
-    from searchlm.generate.hf import _Stream
+    from searchlm.generate.hf import TokenStream
 
     tok = gpt2.tokenizer
     ids = tok("Paris is big\nQuestion: next", add_special_tokens=False)["input_ids"]
     seen: list[str] = []
-    stream = _Stream(tok, seen.append, ("\nQuestion:",))
+    stream = TokenStream(tok, seen.append, ("\nQuestion:",))
     stream.put(_tensor([0]))  # the prompt comes first and is skipped
     for i in ids:
         stream.put(_tensor([i]))
@@ -78,11 +78,11 @@ def test_stream_holds_back_a_stop_string_and_ends_before_it(gpt2):
 
 
 def test_stream_passes_on_a_held_back_ending_that_was_no_stop(gpt2):
-    from searchlm.generate.hf import _Stream
+    from searchlm.generate.hf import TokenStream
 
     tok = gpt2.tokenizer
     seen: list[str] = []
-    stream = _Stream(tok, seen.append, ("\n\n",))
+    stream = TokenStream(tok, seen.append, ("\n\n",))
     stream.put(_tensor([0]))
     for i in tok("the end\n", add_special_tokens=False)["input_ids"]:
         stream.put(_tensor([i]))

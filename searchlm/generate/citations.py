@@ -161,16 +161,19 @@ class CheckedStream:
     show as soon as the model writes them, and a reader never sees a marker that is later moved or dropped.
 
     `prepare` may rewrite each sentence before it is checked (see `Prepare`): cut a preamble, drop a repeat.
+    `on_sentence` gets each sentence once it is complete and checked, for a caller that judges whole sentences
+    before showing them (`ask` shows only those it can trace, so that nothing shown is ever taken back).
     """
 
     def __init__(
         self, passages: list[str], emit: Callable[[str], None] | None = None, share: float | None = None,
-        prepare: Prepare | None = None,
+        prepare: Prepare | None = None, on_sentence: Callable[[str], None] | None = None,
     ):
         self.passage_words = [set(words(p)) for p in passages]
         self.emit = emit
         self.share = share
         self.prepare = prepare
+        self.on_sentence = on_sentence
         self.markers = MarkerFilter(len(passages), self._add)
         self.sentences: list[str] = []  # complete and checked
         self.raw = ""  # the sentence being written (its markers checked)
@@ -209,6 +212,8 @@ class CheckedStream:
             checked = check_sentence(sentence, self.passage_words, self.share)
             self._show(checked)
             self.sentences.append(checked)
+            if self.on_sentence is not None:
+                self.on_sentence(checked)
         elif self.shown:
             log.warning("streamed text %r was dropped by the citation check", self.shown)
         self.shown = ""

@@ -82,7 +82,7 @@ class TransformersGenerator(Generator):
         max_new = self.fit_answer(len(ids), max_tokens)
         if max_new <= 0:
             return ""
-        stream = _Stream(self.tokenizer, on_token, tuple(s for s in stop if s))
+        stream = TokenStream(self.tokenizer, on_token, tuple(s for s in stop if s))
         input_ids = torch.tensor([ids], device=self.device)
         eos = self.model.generation_config.eos_token_id
         pad = self.tokenizer.pad_token_id
@@ -115,8 +115,9 @@ def context_length_of(config, tokenizer=None) -> int:
     return 1024
 
 
-class _Stream:
-    """A `transformers` streamer (put/end) that hands new text to `on_token` and watches for stop strings."""
+class TokenStream:
+    """A `transformers` streamer (put/end) that hands new text to `on_token` and watches for stop strings. Any
+    tokenizer with `decode(ids, skip_special_tokens=True)` will do (the ONNX Runtime backend shares it)."""
 
     def __init__(self, tokenizer, on_token: OnToken | None, stops: tuple[str, ...]):
         self.tokenizer = tokenizer
@@ -147,9 +148,13 @@ class _Stream:
         if not self.prompt_seen:  # `generate` first hands over the prompt
             self.prompt_seen = True
             return
+        self.push(int(i) for i in value.reshape(-1).tolist())
+
+    def push(self, ids) -> None:
+        """New token ids of the answer (a backend without `transformers`' streamer calls this directly)."""
         if self.stopped:
             return
-        self.ids.extend(int(i) for i in value.reshape(-1).tolist())
+        self.ids.extend(ids)
         if _looping(self.ids):  # greedy decoding of a small model caught in a loop: what follows is more of it
             self.stopped = True
             return
@@ -236,7 +241,7 @@ def load_causal_lm(
         raise ModelError(f"the {role} needs torch and transformers", "pip install 'searchlm[generate]'") from exc
     hf_logging.disable_progress_bar()
     device = pick_device(device)
-    converted = _converted_folder(source, gguf_file) if gguf_file else None
+    converted = converted_folder(source, gguf_file) if gguf_file else None
     if converted is not None and (converted / "model.safetensors").is_file():
         source, gguf_file = str(converted), None
     extra = {"gguf_file": gguf_file} if gguf_file else {}
@@ -272,7 +277,7 @@ def load_causal_lm(
 # map, weights) against 0.3 s for the same weights as safetensors. So the first load writes the dequantized
 # model, in bf16 (260 MB for SmolLM2-135M; the Q4 weights lose nothing that matters to that rounding), to
 # $SEARCHLM_CACHE/generators (default ~/.cache/searchlm) and later loads read that.
-def _converted_folder(source: str, gguf_file: str) -> Path | None:
+def converted_folder(source: str, gguf_file: str) -> Path | None:
     path = Path(source) / gguf_file
     try:
         st = path.stat()
@@ -303,6 +308,7 @@ def save_plain_folder(model, tokenizer, target: Path) -> None:
         config = copy.deepcopy(model.config)
         if hasattr(config, "quantization_config"):
             del config.quantization_config
+        config.architectures = [type(model).__name__]  # a GGUF-loaded config names none; exporters need it
         config.dtype = torch.bfloat16
         config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)

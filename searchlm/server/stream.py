@@ -23,8 +23,8 @@ class _Cancelled(Exception):
 
 async def ask_events(engines: Engines, body):
     """Run `ask` in a worker thread; the answer text it streams, already checked, flows through a queue into
-    `token` events, then one `answer` event carries the whole Answer (citations included): the tokens add up to
-    its text unless a quote replaced an untraceable answer. A client that leaves stops the generation."""
+    `token` events (a sentence each, once it passes the check), then one `answer` event carries the whole Answer
+    (citations included): the tokens add up to its text. A client that leaves stops the generation."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     gone = threading.Event()
