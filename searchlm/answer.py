@@ -147,6 +147,7 @@ def ask(
     on_token: Callable[[str], None] | None = None,
     generator: "Generator | None" = None,
     on_load: Callable[[str], None] | None = None,
+    heartbeat: Callable[[], None] | None = None,
 ) -> Answer:
     """Answer `question` from `searcher`'s index with numbered citations, or refuse when the index does not
     cover it. `on_token` receives the answer a checked sentence at a time, as soon as each passes (never
@@ -154,7 +155,8 @@ def ask(
     wrote could be traced (`Answer.extractive`). Citations are numbered in the order the answer cites them.
 
     `on_load` is called with the generator's name when its model must be loaded; the load then starts at once
-    in a background thread, beside retrieval, instead of after it."""
+    in a background thread, beside retrieval, instead of after it. `heartbeat` is called for every piece the
+    model writes, shown or not: an exception it raises stops the generation (a server whose client has gone)."""
     from searchlm.search import SearchOptions
 
     options = options or AskOptions()
@@ -193,7 +195,12 @@ def ask(
     passages = [h.text for h in hits]
     shown = _Shown(question, passages, emit)
     checked = CheckedStream(passages, prepare=_tidy, on_sentence=shown.offer)
-    generator.generate(prompt, options.max_tokens, options.temperature, on_token=checked.feed, stop=STOP)
+    def feed(piece: str) -> None:
+        checked.feed(piece)
+        if heartbeat is not None:
+            heartbeat()
+
+    generator.generate(prompt, options.max_tokens, options.temperature, on_token=feed, stop=STOP)
     checked.finish()
     extractive = not shown.kept
     if extractive:

@@ -135,7 +135,8 @@ class Index(Closing):
         **kwargs,
     ) -> "Answer":
         """An answer with numbered citations, or a refusal when the documents do not cover the question.
-        `on_token` receives the checked answer as it is written; `on_load` the model's name when it must load."""
+        `on_token` receives the answer a checked sentence at a time, as each passes (the pieces add up to the
+        answer); `on_load` the model's name when it must load."""
         from searchlm.answer import AskOptions, ask
 
         options = options or AskOptions(**kwargs)

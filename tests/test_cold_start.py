@@ -83,6 +83,22 @@ def test_search_imports_no_torch_nor_pydantic(sample_index, mode):
         assert {"onnxruntime", "faiss"} <= modules  # the dense path really ran
 
 
+@pytest.mark.slow
+def test_ask_with_the_default_model_imports_no_torch(sample_index):
+    """Issue #15: the default model answers through ONNX Runtime GenAI, so `ask` imports neither torch nor
+    transformers once the model has been exported (the first run may export it: not counted here)."""
+    from searchlm.generate import ort
+
+    if not ort.available():
+        pytest.skip("onnxruntime-genai is not installed (pip install 'searchlm[generate]')")
+    args = ("ask", "How do honey bees keep warm during the winter?", "--max-tokens", "24",
+            "--home", str(sample_index.home), "--name", sample_index.name)
+    run_cli(*args)  # exports the model on the first use
+    out, modules = run_cli(*args)
+    assert "Sources:" in out and "beekeeping" in out
+    assert not modules & {"torch", "transformers"}, modules & {"torch", "transformers"}
+
+
 QUERIES = [
     "attention",
     "How do transformers weigh the tokens of a sentence?",

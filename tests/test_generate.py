@@ -192,11 +192,16 @@ def test_packaged_smollm2_has_a_chat_template_and_answers():
 def test_gguf_is_converted_once_and_then_loads_from_the_cache(tmp_path, monkeypatch):
     from searchlm.generate import load_generator
 
+    from searchlm.generate import ort
+
     monkeypatch.setenv("SEARCHLM_CACHE", str(tmp_path))
     first = load_generator("smollm2", "cpu")
-    converted = list((tmp_path / "generators").glob("SmolLM2-135M-Instruct.Q4_1-*"))
-    assert len(converted) == 1 and (converted[0] / "model.safetensors").is_file()
-    assert not list((tmp_path / "generators").glob(".converting-*"))
+    folders = list((tmp_path / "generators").glob("SmolLM2-135M-Instruct.Q4_1-*"))
+    converted = [f for f in folders if (f / "model.safetensors").is_file()]
+    exported = [f for f in folders if (f / "genai_config.json").is_file()]
+    assert len(converted) == 1 and len(exported) == int(ort.available()) and len(folders) == 1 + len(exported)
+    assert not list((tmp_path / "generators").glob(".converting-*")) + list((tmp_path / "generators").glob(".exporting-*"))
+    assert isinstance(first, ort.OrtGenerator) == ort.available()
     again = load_generator("smollm2", "cpu")
     assert again.chat and again.name == "smollm2"
     prompt = first.render_chat([{"role": "user", "content": "Name a colour."}])
@@ -238,3 +243,48 @@ def test_sentences_end_at_rules_blank_lines_and_list_items():
         "A TASTING JOURNAL Notes from a cheese shop", "Prices are per 100 g.", "We stock:",
         "- curado, 6 months: nutty. £3.10", "- viejo, 12 months: crumbly. £3.90 Smith liked it.",
     ]
+
+
+@pytest.mark.slow
+def test_onnx_runtime_and_transformers_give_the_default_model_the_same_answers(monkeypatch):
+    """The ONNX export (fp32) computes what the transformers path computes on a CPU without bf16: the same
+    prompts, token counts, cuts and greedy answers."""
+    from searchlm.generate import get_generator, ort
+    from searchlm.generate.hf import load_transformers
+    from searchlm.generate.registry import resolve_generator
+
+    if not ort.available():
+        pytest.skip("onnxruntime-genai is not installed (pip install 'searchlm[generate]')")
+    monkeypatch.setenv("SEARCHLM_BF16", "0")
+    fast = get_generator(None, "cpu")
+    assert isinstance(fast, ort.OrtGenerator)
+    slow = load_transformers(*resolve_generator(None), "cpu")
+    assert (fast.chat, fast.context_length) == (slow.chat, slow.context_length)
+    for question, text in [
+        ("How do honey bees keep warm during the winter?", "[1] In winter the bees form a tight cluster. Bees on "
+         "the inside generate heat by shivering, keeping the core at 20 to 35 °C."),
+        ("What is the capital of France?", "[1] Paris is the capital and largest city of France."),
+    ]:
+        messages = [{"role": "user", "content": f"Question: {question}\n\nText:\n{text}\n\nAnswer briefly."}]
+        prompt = fast.render_chat(messages)
+        assert prompt == slow.render_chat(messages)
+        assert fast.count_tokens(prompt) == slow.count_tokens(prompt)
+        assert fast.truncate(text, 7) == slow.truncate(text, 7)
+        streamed: list[str] = []
+        answer = fast.generate(prompt, 24, on_token=streamed.append, stop=("\n",))
+        assert answer == slow.generate(prompt, 24, stop=("\n",)) and "".join(streamed) == answer
+
+
+def test_a_model_the_exporter_failed_on_loads_through_transformers(tmp_path, monkeypatch):
+    from searchlm.generate import ort
+    from searchlm.generate.hf import converted_folder
+
+    monkeypatch.setenv("SEARCHLM_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    converted = converted_folder(str(tmp_path), "m.gguf")
+    converted.mkdir(parents=True)
+    (converted / ".export-failed").write_text("unknown architecture\n")
+    assert ort.load_ort(str(tmp_path), "m.gguf", "m", "cpu") is None  # at once: nothing loaded or exported
+    assert ort.load_ort(str(tmp_path), "m.gguf", "m", "cuda") is None
+    assert list(converted.parent.iterdir()) == [converted]

@@ -166,8 +166,9 @@ class Engines:
                 f"{ASK_QUEUE} questions are already being answered or waiting; ask again in a few seconds"
             )
 
-    def ask(self, request, on_token=None):
-        """Answer `request` (an `AskRequest`) with `answer.ask`; `on_token` gets the text as it is generated."""
+    def ask(self, request, on_token=None, heartbeat=None):
+        """Answer `request` (an `AskRequest`) with `answer.ask`; `on_token` gets the text as it is shown,
+        `heartbeat` is called as the model writes (raise from it to stop)."""
         try:
             from searchlm.answer import AskOptions, ask
         except ImportError as exc:
@@ -182,13 +183,14 @@ class Engines:
             )
         try:
             with self._ask_lock, searcher.lease() as leased:
-                return ask(leased, request.question, options, on_token=on_token, generator=self.generator())
+                return ask(leased, request.question, options, on_token=on_token, generator=self.generator(),
+                           heartbeat=heartbeat)
         finally:
             self._ask_slots.release()
 
-    def ask_json(self, request, on_token=None) -> dict:
+    def ask_json(self, request, on_token=None, heartbeat=None) -> dict:
         """`Answer.to_json()` with each citation's and passage's `doc_id`, so a page can open the document."""
-        data = self.ask(request, on_token).to_json()
+        data = self.ask(request, on_token, heartbeat).to_json()
         searcher = self.searcher(request.name)
         items = [x for key in ("citations", "passages") for x in data.get(key) or [] if isinstance(x, dict)]
         ids = {x["chunk_id"] for x in items if x.get("chunk_id") is not None}

@@ -32,14 +32,17 @@ async def ask_events(engines: Engines, body):
     def push(item) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    def on_token(text: str) -> None:
+    def heartbeat() -> None:  # as the model writes, shown or not: a sentence may be left out, or still growing
         if gone.is_set():
             raise _Cancelled()
+
+    def on_token(text: str) -> None:
+        heartbeat()
         push(("token", {"text": text}))
 
     def work() -> None:
         try:
-            push(("answer", engines.ask_json(body, on_token)))
+            push(("answer", engines.ask_json(body, on_token, heartbeat)))
         except _Cancelled:
             engines.cancelled += 1
         except SearchlmError as exc:
