@@ -3,7 +3,8 @@
 Each run is a fresh `searchlm ask QUESTION` process (the default model, cached after its first use), cycling
 through the English questions of sample_corpus/QUERIES.md. Timestamps are taken where the bytes arrive: the first
 byte on stderr or stdout (the "Loading the answer model…" line), the first byte on stdout (the answer streams
-there a checked sentence at a time), and the process's exit. Reports the medians, and with --phases where the
+there a checked sentence at a time), and the process's exit, with the CPU seconds the process had used by the
+first answer word and in all (what a loaded machine inflates least). Reports the medians, and with --phases where the
 seconds of one in-process `ask` go (imports, opening the index, the model load, retrieval, prompt, generation).
 Absolute times: run it alone, under the timing lock, and report the load average printed with it.
 
@@ -36,7 +37,7 @@ def one_run(question: str, home: str, name: str) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    first_output = first_word = None
+    first_output = first_word = first_word_cpu = None
     out, err = b"", b""
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ, "out")
@@ -55,16 +56,29 @@ def one_run(question: str, home: str, name: str) -> dict:
             if key.data == "out":
                 if first_word is None and data.strip():
                     first_word = now
+                    first_word_cpu = cpu_seconds(proc.pid)
                 out += data
             else:
                 err += data
-    proc.wait()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     end = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"searchlm ask failed ({proc.returncode}): {err.decode(errors='replace')[-500:]}")
     return {"question": question, "first_output": first_output, "first_word": first_word, "end": end,
+            "first_word_cpu": first_word_cpu, "end_cpu": usage.ru_utime + usage.ru_stime,
             "answer": out.decode(errors="replace").splitlines()[0] if out.strip() else "",
             "loading_line": err.decode(errors="replace").splitlines()[0] if err.strip() else ""}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) the process has used so far: what the wall time would be on
+    an idle core for a single-threaded program, so a figure that the load of the machine inflates far less."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def phases(question: str, home: str, name: str) -> None:
@@ -114,9 +128,11 @@ def main() -> None:
     for i in range(args.runs):
         r = one_run(asked[i % len(asked)], args.home, args.name)
         runs.append(r)
-        print(f"  {r['first_output']:5.2f} s first output, {r['first_word']:5.2f} s first answer word, "
-              f"{r['end']:5.2f} s end  {r['question'][:50]!r} -> {r['answer'][:70]!r}")
-    for key, label in (("first_output", "first output"), ("first_word", "first answer word"), ("end", "end")):
+        print(f"  {r['first_output']:5.2f} s first output, {r['first_word']:5.2f} s first answer word "
+              f"({r['first_word_cpu']:.2f} s CPU), {r['end']:5.2f} s end ({r['end_cpu']:.2f} s CPU)  "
+              f"{r['question'][:40]!r} -> {r['answer'][:50]!r}")
+    for key, label in (("first_output", "first output"), ("first_word", "first answer word"), ("end", "end"),
+                       ("first_word_cpu", "CPU to first word"), ("end_cpu", "CPU to the end")):
         values = [r[key] for r in runs if r[key] is not None]
         print(f"median {label:18s} {statistics.median(values):.2f} s  (min {min(values):.2f}, max {max(values):.2f})")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
