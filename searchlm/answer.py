@@ -12,7 +12,8 @@
    Each sentence, once complete and checked, is shown at once if it passes (`_Shown`): it cites a passage, does
    not decline, and all that it adds to the question is in one passage (a made-up number or name is the small
    model's commonest error, and exactly the word that is not there). A sentence that fails is left out before
-   anyone sees it; if none passes, the answer is a quote of the best-matching sentence (or two, `quote`) with its citation
+   anyone sees it and ends the generation (a small model that made something up rarely gets back on track); if
+   none passes, the answer is a quote of the best-matching sentence (or two, `quote`) with its citation
    (`Answer.extractive`). So what streams adds up to the final answer: nothing shown is ever taken back.
 """
 
@@ -200,8 +201,11 @@ def ask(
         if heartbeat is not None:
             heartbeat()
 
-    generator.generate(prompt, options.max_tokens, options.temperature, on_token=feed, stop=STOP)
-    checked.finish()
+    try:
+        generator.generate(prompt, options.max_tokens, options.temperature, on_token=feed, stop=STOP)
+        checked.finish()
+    except _Untraced:
+        pass  # the model made something up: what it would write after that is not shown, so it stops here
     extractive = not shown.kept
     if extractive:
         if ranked:
@@ -218,6 +222,10 @@ def ask(
     seconds = time.perf_counter() - started
     extractive = extractive and bool(ranked)
     return Answer(question, shown.text, citations, hits, False, model, seconds, evidence, timings, extractive)
+
+
+class _Untraced(Exception):
+    """Raised from inside the generation when a sentence fails the check: it stops the model."""
 
 
 class _Shown:
@@ -238,10 +246,14 @@ class _Shown:
         return " ".join(self.kept)
 
     def offer(self, sentence: str) -> None:
+        """Show `sentence` if it passes; if not, raise _Untraced, which ends the generation: the answer so far
+        (or the quote) is final. On 40 xquad questions no answer had a sentence that passed after one that failed
+        (37 of 38 answers were one sentence), while on the sample corpus a failed first sentence was followed by
+        up to 200 more tokens of the same, that would only have delayed the quote."""
         numbers = cited_numbers(sentence)
         if not numbers or _DECLINED.match(sentence) or not grounded(sentence, self.question, self.passages):
             log.debug("answer sentence left out (untraced or declining): %r", sentence)
-            return
+            raise _Untraced(sentence)
         self.add(sentence, numbers)
 
     def add(self, sentence: str, numbers: list[int]) -> None:

@@ -164,8 +164,9 @@ def test_streamed_answer_is_the_checked_answer(index, tiny_gpt2_dir):
 
 
 def test_streamed_text_is_never_taken_back(index, tiny_gpt2_dir):
-    """Issue #15: a sentence that cannot be traced is left out before it is shown, the others stream as soon as
-    they pass, and what streamed is the final answer, word for word."""
+    """Issue #15: sentences stream as soon as they pass; one that cannot be traced is left out before it is
+    shown and ends the answer (what the model writes after it is not shown either); what streamed is the final
+    answer, word for word."""
     script = ["The", " beekeeper", " harvests", " the", " honey", " in", " late", " summer", " [", "1", "]", ".",
               " The", " queen", " flies", " to", " Mars", " in", " 1999", " [", "1", "]", ".",
               " Bees", " make", " honey", " in", " hives", " [", "1", "]", "."]
@@ -173,9 +174,9 @@ def test_streamed_text_is_never_taken_back(index, tiny_gpt2_dir):
     shown: list[str] = []
     answer = ask(Searcher(index), HARVEST, AskOptions(k=3), on_token=shown.append, generator=generator)
     assert not answer.extractive
-    assert answer.answer == "The beekeeper harvests the honey in late summer [1]. Bees make honey in hives [1]."
-    assert "".join(shown) == answer.answer and len(shown) == 2
-    assert not any(word in piece for piece in shown for word in ("queen", "Mars", "1999"))
+    assert answer.answer == "The beekeeper harvests the honey in late summer [1]."
+    assert "".join(shown) == answer.answer and len(shown) == 1
+    assert not any(word in piece for piece in shown for word in ("queen", "Mars", "1999", "hives"))
     assert [c.path.endswith("bees.md") for c in answer.citations] == [True]
 
 
@@ -190,7 +191,7 @@ def test_an_untraceable_answer_is_never_shown_only_the_quote(index, tiny_gpt2_di
 
 
 def test_sources_are_numbered_as_the_shown_sentences_cite_them(index, tiny_gpt2_dir):
-    """Passage 2 cited first is [1]; a left-out sentence's citation takes no number."""
+    """Passage 2 cited first is [1]; a left-out sentence's citation is not shown."""
     searcher = Searcher(index)
     hits = searcher.search(HARVEST, SearchOptions(k=3))
     second = next(h for h in hits[1:] if h.path.endswith(("coral.md", "chess.md", "eiffel.md")))
@@ -198,8 +199,8 @@ def test_sources_are_numbered_as_the_shown_sentences_cite_them(index, tiny_gpt2_
     sentence = {"coral.md": "Coral reefs bleach when the water gets too warm",
                 "chess.md": "The Sicilian Defence is a sharp chess opening",
                 "eiffel.md": "The Eiffel Tower was completed in 1889"}[Path(second.path).name]
-    script = [f"{sentence} [{n}].", " The", " queen", " flies", " to", " Mars", " [", "1", "]", ".",
-              " Bees", " make", " honey", " in", " hives", " [", "1", "]", "."]
+    script = [f"{sentence} [{n}].", " Bees", " make", " honey", " in", " hives", " [", "1", "]", ".",
+              " The", " queen", " flies", " to", " Mars", " [", "1", "]", "."]
     generator = ScriptedGenerator(get_generator(str(tiny_gpt2_dir), "cpu"), script)
     shown: list[str] = []
     answer = ask(searcher, HARVEST, AskOptions(k=3), on_token=shown.append, generator=generator)
@@ -339,11 +340,15 @@ def test_cli_streams_nothing_that_is_not_in_the_final_answer(index, tiny_gpt2_di
 
     script = ["The", " queen", " flies", " to", " Mars", " [", "1", "]", ".", " The", " beekeeper", " harvests",
               " the", " honey", " in", " late", " summer", " [", "2", "]", "."]
-    monkeypatch.setitem(GENERATOR_KINDS, "scripted",
+    # A kind of its own: loaded generators are kept per process by name, and "scripted:" has another script.
+    monkeypatch.setitem(GENERATOR_KINDS, "made-up",
                         lambda model, device: ScriptedGenerator(get_generator(model, device), script))
-    args = ["ask", HARVEST, "--home", str(index.home), "--name", index.name, "--generator", f"scripted:{tiny_gpt2_dir}"]
-    final = json.loads(_run(*args, "--json").stdout)["answer"]
+    args = ["ask", HARVEST, "--home", str(index.home), "--name", index.name, "--generator", f"made-up:{tiny_gpt2_dir}"]
+    final = json.loads(_run(*args, "--json").stdout)
     result = _run(*args)
     assert result.exit_code == 0, result.output
-    assert final == CHECKED and result.stdout.splitlines()[:2] == [final, "Sources:"]
+    # The made-up first sentence ends the model's answer: the best passage sentence is quoted instead.
+    assert final["answer"].startswith('"') and final["citations"][0]["path"].endswith("bees.md")
+    assert result.stdout.splitlines()[:2] == [final["answer"], "(the model's answer could not be traced to the "
+                                              "passages: this is the best-matching sentence, quoted)"]
     assert "queen" not in result.output and "Mars" not in result.output
