@@ -140,6 +140,14 @@ class Index(Closing):
         from searchlm.answer import AskOptions, ask
 
         options = options or AskOptions(**kwargs)
+        if on_load is not None and self._searcher is None and self.exists:
+            # Say it before opening the index (SQLite, the query encoder, FAISS): it is the first thing to wait for.
+            from searchlm.generate.registry import DEFAULT_GENERATOR, is_loaded
+
+            name = options.generator or self.settings.generator
+            if not is_loaded(name, self.settings.device):
+                on_load(name or DEFAULT_GENERATOR)
+                on_load = _said  # still given, so that `ask` loads the model beside retrieval
         return ask(self.searcher, question, options, on_token=on_token, on_load=on_load)
 
     def summarize(
@@ -171,3 +179,7 @@ def list_indexes(home: str | Path | None = None):
 
     settings = Settings.load(home=Path(home).expanduser() if home is not None else None)
     return _list(settings.home)
+
+
+def _said(model: str) -> None:
+    """An `on_load` for a load that was already announced."""
