@@ -196,6 +196,7 @@ def ask(
     passages = [h.text for h in hits]
     shown = _Shown(question, passages, emit)
     checked = CheckedStream(passages, prepare=_tidy, on_sentence=shown.offer)
+
     def feed(piece: str) -> None:
         checked.feed(piece)
         if heartbeat is not None:
