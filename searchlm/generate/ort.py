@@ -183,7 +183,11 @@ def load_ort(source: str, gguf_file: str, name: str, device: str = "auto") -> Or
         except ModelError as exc:
             log.warning("%s; loading '%s' through transformers", exc, name)
             return None
-    return OrtGenerator(target, name)
+    try:
+        return OrtGenerator(target, name)
+    except Exception as exc:  # a runtime that cannot read this export (e.g. another onnxruntime): transformers
+        log.warning("could not load the ONNX export of '%s' (%s); loading it through transformers", name, exc)
+        return None
 
 
 def _name_architecture(converted: Path) -> None:
