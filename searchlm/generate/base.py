@@ -52,3 +52,15 @@ class Generator:
     def fit_answer(self, prompt_tokens: int, max_tokens: int) -> int:
         """`max_tokens`, shortened so prompt + answer stay inside the context window."""
         return max(0, min(max_tokens, self.context_length - prompt_tokens))
+
+    def fit_ids(self, ids: list[int], max_tokens: int) -> tuple[list[int], int]:
+        """The prompt's token ids cut to the window (keeping the end, where the question is: the caller should
+        have fitted the prompt already) and how many tokens the answer may take beside them."""
+        room = self.context_length - 1
+        if len(ids) > room:
+            import logging
+
+            logging.getLogger(__name__).warning("prompt of %d tokens cut to the last %d for '%s'", len(ids), room,
+                                                self.name)
+            ids = ids[-room:]
+        return ids, self.fit_answer(len(ids), max_tokens)

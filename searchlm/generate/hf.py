@@ -75,11 +75,7 @@ class TransformersGenerator(Generator):
 
         # A rendered chat prompt already holds its special tokens as text; a plain prompt gets the model's own.
         ids = self._ids(prompt, special=not self.chat)
-        room = self.context_length - 1
-        if len(ids) > room:  # the caller should have fitted the prompt; keep its end, where the question is
-            log.warning("prompt of %d tokens cut to the last %d for '%s'", len(ids), room, self.name)
-            ids = ids[-room:]
-        max_new = self.fit_answer(len(ids), max_tokens)
+        ids, max_new = self.fit_ids(ids, max_tokens)
         if max_new <= 0:
             return ""
         stream = TokenStream(self.tokenizer, on_token, tuple(s for s in stop if s))

@@ -85,11 +85,7 @@ class OrtGenerator(Generator):
         from searchlm.generate.hf import TokenStream
 
         ids = self.tokenizer.encode(prompt, add_special_tokens=not self.chat).ids
-        room = self.context_length - 1
-        if len(ids) > room:  # the caller should have fitted the prompt; keep its end, where the question is
-            log.warning("prompt of %d tokens cut to the last %d for '%s'", len(ids), room, self.name)
-            ids = ids[-room:]
-        max_new = self.fit_answer(len(ids), max_tokens)
+        ids, max_new = self.fit_ids(ids, max_tokens)
         if max_new <= 0:
             return ""
         params = og.GeneratorParams(self.model)

@@ -5,8 +5,8 @@ wheel; `llm:MODEL_ID` is any model of the `llm` library (generate/llm_models.py)
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from searchlm.errors import ModelError
