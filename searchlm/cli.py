@@ -218,6 +218,12 @@ def watch(
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # a service manager's stop: finish the batch
+
+    def interrupt(signum, frame):  # Ctrl-C: stop now; the event also ends the watch if the exception gets lost
+        stop.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupt)
     say(f"Watching '{path}' for index '{settings.name}' in {settings.home} (Ctrl-C stops).")
     try:
         watch_folder(path, settings, on_report=show, on_message=say, stop=stop,
