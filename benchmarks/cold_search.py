@@ -123,6 +123,19 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def scifact_docs(n: int) -> list[dict]:
+    """The first `n` SciFact corpus rows that have text (title, text, _id)."""
+    docs = []
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            if d["text"].strip():
+                docs.append(d)
+            if len(docs) == n:
+                break
+    return docs
+
+
 def test_queries(n: int) -> list[str]:
     judged = {line.split("\t")[0] for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]}
     out = []
@@ -146,14 +159,7 @@ def build(workdir: Path, home: Path, base_docs: int, target_chunks: int) -> None
     from searchlm.settings import DEFAULT_MODEL, Settings
 
     corpus = workdir / "corpus"
-    docs = []
-    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            d = json.loads(line)
-            if d["text"].strip():
-                docs.append(d)
-            if len(docs) == base_docs:
-                break
+    docs = scifact_docs(base_docs)
     # How many chunks one copy makes, with searchlm's own chunker, to size the number of copies.
     counter = TokenCounter(Path(resolve_model(DEFAULT_MODEL)) / "tokenizer.json")
     (corpus / "00").mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,10 @@ updated from SQLite's change log. Prints both times, the ratio and the load aver
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
 from pathlib import Path
-
-SCIFACT = Path(os.environ.get("SEARCHLM_DATASETS", "/work/shared/datasets")) / "scifact"
 
 
 def main() -> None:
@@ -30,19 +27,16 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from cold_search import (
+        scifact_docs,  # benchmarks/ is first on sys.path when run as a script
+    )
+
     from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
     from searchlm.evaluate import doc_filename, document_markdown
     from searchlm.indexer import index_folder
     from searchlm.settings import DEFAULT_MODEL, Settings
 
-    docs = []
-    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            d = json.loads(line)
-            if d["text"].strip():
-                docs.append(d)
-            if len(docs) == args.docs:
-                break
+    docs = scifact_docs(args.docs)
     embedder = SentenceTransformerEmbedder(DEFAULT_MODEL)
     for store in args.store or ["faiss", "milvus"]:
         shutil.rmtree(args.workdir, ignore_errors=True)
