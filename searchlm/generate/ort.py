@@ -48,12 +48,12 @@ class OrtGenerator(Generator):
         self.folder = folder
         self.name = name
         self.device = "cpu"
-        config = og.Config(str(folder))
+        og_config = og.Config(str(folder))
         # The builder's config sets no thread count, and onnxruntime-genai then decodes on one thread: on 2 cores,
         # two threads write a 131-token prompt's 60-token answer in 2.6 s instead of 4.3 s.
         threads = max(1, min(os.cpu_count() or 1, 8))
-        config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
-        self.model = og.Model(config)
+        og_config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
+        self.model = og.Model(og_config)
         # `tokenizers` directly: offsets for `truncate`, and the same ids transformers' fast tokenizer gives.
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))["model"]
