@@ -92,8 +92,9 @@ def main() -> None:
                 results[backend] = json.loads(built.read_text()) | out
         exact = results.get("flat", {}).get("top10")
         for backend, r in results.items():
-            r["recall"] = recall(r["top10"], exact) if exact else None
-        for backend in ("flat", "hnsw"):
+            own = r.get("exact_top10")  # tantivy's folder had its own update: its own exact search
+            r["recall"] = recall(r["top10"], own or exact) if (own or exact) else None
+        for backend in ("flat", "hnsw", "tantivy"):
             if backend in results and args.cold_runs:
                 results[backend].update(cold_runs(args, backend))
     (args.workdir / f"results-{args.chunks}.json").write_text(json.dumps(results))
@@ -288,6 +289,8 @@ def build_backend(args, base: Path, backend: str) -> dict:
     home = args.workdir / backend
     index_dir = home / "scale"
     shutil.rmtree(home, ignore_errors=True)
+    if backend == "tantivy":
+        return build_tantivy(args, index_dir)
     index_dir.mkdir(parents=True)
     shutil.copyfile(base, index_dir / "index.db")
     shutil.copytree(args.source[0] / "encoder", index_dir / "encoder")
@@ -308,8 +311,43 @@ def build_backend(args, base: Path, backend: str) -> dict:
     out["build_load"] = loadavg()
     manifest.save(index_dir)
 
-    # 1 % update: 0.5 % of the chunks' documents deleted, as many chunks added (new documents).
-    rng = np.random.default_rng(SEED + 1)
+    update(args, store, manifest, index_dir, out, SEED + 1)
+    store.close()
+    out["build_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return out
+
+
+def build_tantivy(args, index_dir: Path) -> dict:
+    """`faiss+tantivy` on the HNSW backend's folder (built first): the tantivy index is built from its SQLite
+    (build time: tantivy alone, the FAISS file is the HNSW one), then a second 1 % update goes to both."""
+    from searchlm.indexer import sync_vectors
+    from searchlm.manifest import Manifest
+    from searchlm.store import Store
+    from searchlm.stores import faiss as faiss_store
+    from searchlm.stores.base import TANTIVY
+
+    shutil.copytree(args.workdir / "hnsw" / "scale", index_dir)
+    faiss_store.HNSW_THRESHOLD = 1
+    manifest = Manifest.load(index_dir)
+    manifest.store = {"backend": TANTIVY}
+    store = Store(index_dir / "index.db")
+    out: dict = {"backend": "tantivy"}
+    t0 = time.perf_counter()
+    sync_vectors(store, manifest, index_dir).close()
+    out["build_s"] = round(time.perf_counter() - t0, 1)
+    out["build_load"] = loadavg()
+    manifest.save(index_dir)
+    update(args, store, manifest, index_dir, out, SEED + 3)
+    store.close()
+    out["build_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return out
+
+
+def update(args, store, manifest, index_dir: Path, out: dict, seed: int) -> None:
+    """1 % update: 0.5 % of the chunks' documents deleted, as many chunks added (new documents), then synced."""
+    from searchlm.indexer import sync_vectors
+
+    rng = np.random.default_rng(seed)
     docs = store.conn.execute("SELECT path, n_chunks FROM documents").fetchall()
     target = args.chunks // 200
     order = rng.permutation(len(docs))
@@ -336,9 +374,6 @@ def build_backend(args, base: Path, backend: str) -> dict:
     out["update_chunks"] = f"-{removed} +{added}"
     out["update_load"] = loadavg()
     manifest.save(index_dir)
-    store.close()
-    out["build_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    return out
 
 
 def query_backend(args, base: Path, backend: str) -> dict:
@@ -354,7 +389,7 @@ def query_backend(args, base: Path, backend: str) -> dict:
     queries = test_queries(args.queries)
     for q in queries[:3]:  # untimed: first queries load what the backend loads lazily
         searcher.search(q, k=10)
-    top10, times = [], {"hybrid": [], "dense": []}
+    top10, hybrid_top, times = [], [], {"hybrid": [], "dense": []}
     for q in queries:
         for mode in ("hybrid", "dense"):
             t0 = time.perf_counter()
@@ -362,6 +397,11 @@ def query_backend(args, base: Path, backend: str) -> dict:
             times[mode].append(time.perf_counter() - t0)
             if mode == "dense":
                 top10.append([h.chunk_id for h in hits])
+            else:
+                hybrid_top.append([h.chunk_id for h in hits])
+    if backend == "tantivy":
+        out.update(against_fts5(searcher, queries, hybrid_top))
+        out["exact_top10"] = exact_top10(searcher, queries)
     searcher.close()
     for mode, ts in times.items():
         ts.sort()
@@ -373,8 +413,38 @@ def query_backend(args, base: Path, backend: str) -> dict:
     out["sqlite_mb"] = round(sum(v for k, v in sizes.items() if k.startswith("index.db")) / 2**20)
     out["store_mb"] = round(sum(v for p, v in ((p, p.stat().st_size) for p in index_dir.rglob("*") if p.is_file())
                                 if p.name == "vectors.faiss" or "milvus" in str(p.relative_to(index_dir))) / 2**20)
+    out["keyword_mb"] = round(sum(p.stat().st_size for p in index_dir.rglob("*")
+                                  if p.is_file() and "keywords.tantivy" in str(p)) / 2**20)
     out["top10"] = top10
     return out
+
+
+def against_fts5(searcher, queries: list[str], hybrid_top: list[list[int]]) -> dict:
+    """The same searcher with its keyword side on SQLite FTS5 (as a search does while tantivy is behind): hybrid
+    p50, and how many of each hybrid top 10 both engines share."""
+    searcher.vectors._kw = False  # what `keyword` caches when tantivy is not current
+    assert not searcher.vectors.keyword
+    times, shared = [], []
+    for q, mine in zip(queries, hybrid_top):
+        t0 = time.perf_counter()
+        hits = searcher.search(q, k=10)
+        times.append(time.perf_counter() - t0)
+        shared.append(len({h.chunk_id for h in hits} & set(mine)) / max(1, len(mine)))
+    searcher.vectors._kw = None
+    return {"fts5_hybrid_p50_ms": round(1000 * statistics.median(times), 1),
+            "hybrid_top10_shared_with_fts5": round(float(np.mean(shared)), 4)}
+
+
+def exact_top10(searcher, queries: list[str]) -> list[list[int]]:
+    """Exact inner-product top 10 over every vector in SQLite (this backend's chunks differ from flat's)."""
+    q = np.vstack([searcher.encoder.embed_query(x) for x in queries]).astype(np.float32)
+    best = [[] for _ in queries]
+    for ids, vecs in searcher.store.iter_vectors():
+        scores = q @ vecs.T
+        for j in range(len(queries)):
+            top = np.argsort(-scores[j])[:10]
+            best[j] = sorted(best[j] + [(float(scores[j, t]), int(ids[t])) for t in top], reverse=True)[:10]
+    return [[i for _, i in b] for b in best]
 
 
 def recall(found: list[list[int]], exact: list[list[int]]) -> float:
@@ -392,6 +462,11 @@ def table(results: dict, chunks: int) -> None:
         print(f"| {b} | {r['build_s']} | {r['update_s']} ({r['update_chunks']}) | {r['hybrid_p50_ms']} / "
               f"{r['hybrid_p95_ms']} | {r['dense_p50_ms']} / {r['dense_p95_ms']} | {r['recall']} | {r['peak_rss_mb']} | "
               f"{r['sqlite_mb']} | {r['store_mb']} | {cold} |")
+    for b, r in results.items():
+        if "fts5_hybrid_p50_ms" in r:
+            print(f"\n{b}: tantivy index {r['keyword_mb']} MB; the same searcher with FTS5 as its keyword side: hybrid "
+                  f"p50 {r['fts5_hybrid_p50_ms']} ms; hybrid top 10 shared with FTS5's "
+                  f"{r['hybrid_top10_shared_with_fts5']:.1%}")
 
 
 def loadavg() -> str:

@@ -33,7 +33,7 @@ from searchlm.settings import Settings
 
 @dataclass
 class Problem:
-    part: str  # manifest, database, fts, vectors, encoder
+    part: str  # manifest, database, fts, vectors, keywords, encoder
     message: str
     repaired: bool = False
     fix: str = ""  # what the user can do when --repair could not
@@ -65,9 +65,9 @@ class CheckReport:
 def vectors_problem(path: Path, manifest: Manifest, expected: int) -> str | None:
     """What is wrong with the FAISS file (unreadable, wrong dimension, wrong count), or None. An index whose
     vectors live in Milvus has no FAISS file to check."""
-    from searchlm.stores.base import StoreSpec
+    from searchlm.stores.base import TANTIVY, StoreSpec
 
-    if StoreSpec.from_json(manifest.store).backend != "faiss":
+    if StoreSpec.from_json(manifest.store).backend not in ("faiss", TANTIVY):  # Milvus keeps its own
         return None
     if not path.is_file():
         return f"{FAISS_FILE} is missing"
@@ -262,6 +262,7 @@ def _check_vectors(store, manifest, index_dir, report, repair) -> None:
     if why is None and manifest.ann.get("generation") != store.generation:
         why = f"{FAISS_FILE} is older than the database (an interrupted run)"
     if why is None:
+        _check_keywords(store, manifest, index_dir, report, repair)
         return
     problem = Problem("vectors", why)
     report.problems.append(problem)
@@ -273,6 +274,29 @@ def _check_vectors(store, manifest, index_dir, report, repair) -> None:
         problem.repaired = True
     else:
         problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from the vectors in SQLite)"
+
+
+def _check_keywords(store, manifest, index_dir, report, repair) -> None:
+    """`--store faiss+tantivy`: the tantivy index must hold what SQLite does (searches read FTS5 until it does)."""
+    from searchlm.stores.base import TANTIVY, StoreSpec, open_store
+
+    if StoreSpec.from_json(manifest.store).backend != TANTIVY:
+        return
+    vectors = open_store(index_dir, manifest, store)
+    try:
+        if vectors.keyword:
+            return
+        problem = Problem("keywords", "the tantivy keyword index is missing, damaged or behind the database "
+                          "(keyword search reads SQLite FTS5 meanwhile, slower on a big index)")
+        report.problems.append(problem)
+        if repair:
+            vectors.sync(store, manifest)
+            manifest.save(index_dir, store)
+            problem.repaired = True
+        else:
+            problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from SQLite)"
+    finally:
+        vectors.close()
 
 
 def _check_counts(store, manifest, index_dir, report, repair) -> None:

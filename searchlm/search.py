@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from searchlm.cjk import strip_cjk
 from searchlm.closing import Closing
 from searchlm.errors import (
     IndexMismatchError,
@@ -210,12 +211,16 @@ class Searcher(Closing):
 
         keyword: dict[int, float] = {}
         dense: dict[int, float] = {}
-        in_store = self.vectors.keyword  # BM25 inside the vector store (Milvus) rather than SQLite FTS5
-        fts = keyword_text(query) if in_store else fts_query(query)
-        cjk = "" if in_store else cjk_query(query)  # CJK bigrams live in SQLite's second FTS5 table
+        in_store = self.vectors.keyword  # BM25 inside the vector store (Milvus, tantivy) rather than SQLite FTS5
+        sqlite_cjk = not in_store or self.vectors.cjk_in_sqlite
+        fts = keyword_text(strip_cjk(query) if sqlite_cjk else query) if in_store else fts_query(query)
+        cjk = cjk_query(query) if sqlite_cjk else ""  # CJK bigrams live in SQLite's second FTS5 table
         if options.mode in ("hybrid", "keyword") and (fts or cjk):
             if in_store:
-                found = self.vectors.keyword_search(fts, depth, flt)
+                found = self.vectors.keyword_search(fts, depth, flt) if fts else {}
+                if cjk:  # the sum of both scores, as SQLite's keyword_search gives it
+                    for i, s in self.store.keyword_search("", depth, where, params, cjk_query=cjk):
+                        found[i] = found.get(i, 0.0) + s
             else:
                 found = dict(self.store.keyword_search(fts, depth, where, params, cjk_query=cjk))
             keyword = {i: s for i, s in found.items() if math.isfinite(s)}  # a damaged page must not rank first
@@ -283,7 +288,10 @@ class Searcher(Closing):
         only_dense = [i for i in dense if i not in keyword]
         if only_dense and (fts or cjk):
             if self.vectors.keyword:
-                found = self.vectors.keyword_scores(fts, only_dense)
+                found = self.vectors.keyword_scores(fts, only_dense) if fts else {}
+                if cjk:
+                    for i, s in self.store.keyword_scores("", only_dense, cjk_query=cjk).items():
+                        found[i] = found.get(i, 0.0) + s
             else:
                 found = self.store.keyword_scores(fts, only_dense, cjk_query=cjk)
             found = {i: s for i, s in found.items() if math.isfinite(s)}  # a damaged page scores as unmatched

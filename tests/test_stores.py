@@ -1,6 +1,7 @@
-"""The vector-store seam: one contract run against every backend (FAISS file, real Milvus Lite file), then what
-is particular to each: FAISS's incremental updates and HNSW tombstones, Milvus's refusals of a collection it
-cannot use. Real MiniLM, real SQLite, real FAISS and Milvus Lite files; no mocks."""
+"""The vector-store seam: one contract run against every backend (FAISS file, FAISS with a tantivy keyword index,
+real Milvus Lite file), then what is particular to each: FAISS's incremental updates and HNSW tombstones,
+tantivy's incremental updates and its fallback to FTS5, Milvus's refusals of a collection it cannot use. Real
+MiniLM, real SQLite, real FAISS, tantivy and Milvus Lite files; no mocks."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from searchlm.settings import Settings
 from searchlm.store import Store
 from conftest import write_files
 
-BACKENDS = ["faiss", "milvus"]
+BACKENDS = ["faiss", "faiss+tantivy", "milvus"]
 
 DOCS = {
     "notes/bees.md": "# Bees\n\nHoney bees perform a waggle dance to tell the hive where flowers are.\n",
@@ -63,13 +64,15 @@ def test_vector_store_contract(backend, build, embedder):
     the top-k cut, follows adds/edits/deletes incrementally, and serves the hybrid search."""
     settings, report, corpus = build(backend)
     manifest = Manifest.load(settings.index_dir)
-    assert manifest.store["backend"] == backend and manifest.ann["backend"] == backend
+    assert manifest.store["backend"] == backend
+    assert manifest.ann["backend"] == ("faiss" if backend == "faiss+tantivy" else backend)  # the same FAISS file
     assert manifest.ann["count"] == report.chunks_total and not pending(settings)
     if backend == "milvus":
         assert (settings.index_dir / "milvus.db").exists() and not (settings.index_dir / "vectors.faiss").exists()
 
     searcher = Searcher(settings)
     try:
+        assert searcher.vectors.keyword == (backend != "faiss")  # BM25 in the store, not in SQLite FTS5
         vectors = stored_vectors(settings)
         assert len(searcher.vectors) == len(vectors)
         for cid, vec in vectors.items():
@@ -99,6 +102,7 @@ def test_vector_store_contract(backend, build, embedder):
     assert not pending(settings)
     searcher = Searcher(settings)
     try:
+        assert searcher.vectors.keyword == (backend != "faiss")
         vectors = stored_vectors(settings)
         assert len(searcher.vectors) == len(vectors)
         everything = set(searcher.vectors.search(np.ones(384, dtype=np.float32) / np.sqrt(384), 100))
@@ -112,7 +116,7 @@ def test_vector_store_contract(backend, build, embedder):
 def test_same_rankings_from_both_backends(build, embedder):
     """Dense scores are identical across backends, so dense rankings are too (exact search on both)."""
     rankings = {}
-    for backend in BACKENDS:
+    for backend in ("faiss", "milvus"):
         settings, _, _ = build(backend, name=f"r-{backend}")
         searcher = Searcher(settings)
         try:
@@ -132,7 +136,7 @@ def test_milvus_keyword_side_stems_and_weights_titles_as_fts5(build):
     assert porter_terms("Dancing Bées, slipped loops_knots") == ["danc", "bee", "slip", "loop", "knot"]
     files = DOCS | {"misc/slip.md": "# Slipping\n\nWhy some loops hold and others give way.\n"}
     rankings = {}
-    for backend in BACKENDS:
+    for backend in ("faiss", "milvus"):
         settings, _, _ = build(backend, files=files, name=f"k-{backend}")
         searcher = Searcher(settings)
         try:
@@ -144,6 +148,93 @@ def test_milvus_keyword_side_stems_and_weights_titles_as_fts5(build):
     assert rankings["milvus"]["splits"] == ["trees.md"]  # "splits" is in the text; "split" stems the same
     assert rankings["milvus"]["a loop that slips"][0] == "slip.md"  # the title match first, as FTS5 ranks it
     assert rankings["milvus"] == rankings["faiss"]
+
+
+# -- tantivy ----------------------------------------------------------------------------------------------------
+def test_tantivy_keyword_index_updates_in_place_and_ranks_as_fts5(build, embedder):
+    """`faiss+tantivy`: an edit is applied to the tantivy index in place (no rebuild), stems and weighted titles
+    rank as FTS5 ranks them, and the exact scores of chunks outside the top k are the ones the top k gets."""
+    from searchlm.stores.tantivy import KEYWORD_DIR
+
+    files = DOCS | {"misc/slip.md": "# Slipping\n\nWhy some loops hold and others give way.\n"}
+    settings, _, corpus = build("faiss+tantivy", files=files, name="kw")
+    folder = settings.index_dir / KEYWORD_DIR
+    before = folder.stat().st_ino
+    fts, _, _ = build("faiss", files=files, name="kw-fts")
+    rankings = {}
+    for s in (settings, fts):
+        searcher = Searcher(s)
+        try:
+            rankings[s.name] = {q: [h.path.rsplit("/", 1)[-1] for h in searcher.search(q, mode="keyword", k=5)]
+                                for q in ("dancing bees", "splits", "a loop that slips", "weighing tokens")}
+        finally:
+            searcher.close()
+    assert rankings["kw"]["splits"] == ["trees.md"]  # "splits" in the text; "split" stems the same
+    assert rankings["kw"]["a loop that slips"][0] == "slip.md"  # the title match first, as FTS5 ranks it
+    assert rankings["kw"] == rankings["kw-fts"]
+
+    (corpus / "notes/bees.md").write_text("# Wasps\n\nWasps build paper nests from chewed zanzibarite fibre.\n")
+    index_folder(corpus, settings, embedder=embedder)
+    assert folder.stat().st_ino == before  # updated in place, not rebuilt
+    searcher = Searcher(settings)
+    try:
+        assert searcher.vectors.keyword
+        assert [h.path.rsplit("/", 1)[-1] for h in searcher.search("zanzibarite", mode="keyword")] == ["bees.md"]
+        assert searcher.search("waggle dance", mode="keyword", k=10, path="notes/*") == []  # the old text is gone
+        top = searcher.vectors.keyword_search("loops hold slip", 10)
+        assert searcher.vectors.keyword_scores("loops hold slip", list(top)) == pytest.approx(top)
+    finally:
+        searcher.close()
+
+
+def test_a_missing_or_damaged_tantivy_index_falls_back_to_fts5_and_is_rebuilt(build, embedder):
+    from searchlm.check import check_index
+    from searchlm.stores.tantivy import KEYWORD_DIR
+
+    settings, _, corpus = build("faiss+tantivy", name="kwd")
+    folder = settings.index_dir / KEYWORD_DIR
+    for damage in ("remove", "garble"):
+        if damage == "remove":
+            import shutil
+
+            shutil.rmtree(folder)
+        else:
+            (folder / "meta.json").write_text("{not json")
+        searcher = Searcher(settings)
+        try:
+            assert not searcher.vectors.keyword  # FTS5 answers meanwhile: slower on a big index, never wrong
+            assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
+        finally:
+            searcher.close()
+        report = check_index(settings)
+        assert [p.part for p in report.problems] == ["keywords"] and "--repair" in report.problems[0].fix
+        if damage == "remove":
+            assert check_index(settings, repair=True).ok
+        else:
+            assert index_folder(corpus, settings, embedder=embedder).chunks_embedded == 0
+        assert check_index(settings).problems == []
+        searcher = Searcher(settings)
+        try:
+            assert searcher.vectors.keyword
+            assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
+        finally:
+            searcher.close()
+
+
+def test_an_index_moves_to_tantivy_and_back_without_reencoding(build, embedder):
+    """faiss -> faiss+tantivy -> faiss (an edit) -> faiss+tantivy: the tantivy index left behind is stale, so it is
+    rebuilt; no step embeds anything but the edited file."""
+    settings, report, corpus = build("faiss", name="mv")
+    assert index_folder(corpus, settings.with_(store="faiss+tantivy"), embedder=embedder).chunks_embedded == 0
+    (corpus / "misc/knots.md").write_text("# Knots\n\nA quokkaknot is a knot nobody has tied.\n")
+    assert index_folder(corpus, settings.with_(store="faiss"), embedder=embedder).updated == ["misc/knots.md"]
+    assert index_folder(corpus, settings.with_(store="faiss+tantivy"), embedder=embedder).chunks_embedded == 0
+    searcher = Searcher(settings)
+    try:
+        assert searcher.vectors.keyword
+        assert searcher.search("quokkaknot", mode="keyword", k=1)[0].path.endswith("knots.md")
+    finally:
+        searcher.close()
 
 
 # -- FAISS ------------------------------------------------------------------------------------------------------

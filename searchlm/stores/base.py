@@ -2,11 +2,13 @@
 
     VectorStore        the contract: sync with SQLite, search (dense; keyword when `keyword` is True), close
     ├── FaissStore     stores/faiss.py: one FAISS file in the index folder (the default, embedded)
+    │   └── TantivyStore   stores/tantivy.py: the same FAISS file, and BM25 in a tantivy index beside it (fast past
+    │                      a million chunks, where FTS5's full scoring is not)
     └── MilvusStore    stores/milvus.py: a Milvus collection, in a Milvus Lite file in the index folder or on a
                        Milvus server; BM25, filters and top-k run inside Milvus
 
-A backend is chosen by name at index time (`--store`, `SEARCHLM_STORE`: `faiss`, `milvus`, or a Milvus URI such as
-`http://HOST:19530`), recorded in `manifest.json` as `store`, and reopened from there by `open_store`.
+A backend is chosen by name at index time (`--store`, `SEARCHLM_STORE`: `faiss`, `faiss+tantivy`, `milvus`, or a Milvus URI
+such as `http://HOST:19530`), recorded in `manifest.json` as `store`, and reopened from there by `open_store`.
 
 SQLite stays the source of truth: every chunk change is logged there (`Store.pending_vector_changes`), and
 `sync` applies the log to the backend, then clears it. Applying a change twice is harmless (adds skip ids already
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from searchlm.store import Store
 
 DEFAULT_STORE = "faiss"
+TANTIVY = "faiss+tantivy"  # FAISS vectors, tantivy BM25
 
 
 @dataclass
@@ -75,18 +78,18 @@ class StoreSpec:
 
     def to_json(self) -> dict:
         out = {"backend": self.backend}
-        if self.backend != "faiss":
+        if self.backend == "milvus":
             out.update(uri=self.uri, collection=self.collection, schema=self.schema)
         return out
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "StoreSpec":
+    def from_json(cls, data: dict | None) -> StoreSpec:
         data = dict(data or {})
         return cls(backend=data.pop("backend", DEFAULT_STORE), uri=data.pop("uri", ""),
                    collection=data.pop("collection", ""), schema=data.pop("schema", 1), extra=data)
 
     def describe(self) -> str:
-        return "faiss" if self.backend == "faiss" else f"milvus ({self.uri})"
+        return f"milvus ({self.uri})" if self.backend == "milvus" else self.backend
 
 
 class VectorStore:
@@ -95,6 +98,7 @@ class VectorStore:
 
     name = "base"
     keyword = False  # True: BM25 runs in this store rather than in SQLite FTS5
+    cjk_in_sqlite = False  # True: CJK bigrams are still searched in SQLite while words go to the store
 
     def sync(self, store: Store, manifest: Manifest, progress=None) -> None:
         """Apply SQLite's pending chunk changes (or build from scratch) and persist; record it in `manifest.ann`."""
@@ -131,12 +135,14 @@ def parse_store(value: str | None, index_name: str) -> StoreSpec:
     value = (value or DEFAULT_STORE).strip()
     if value == "faiss":
         return StoreSpec()
+    if value == TANTIVY:
+        return StoreSpec(TANTIVY)
     if value == "milvus":
         return StoreSpec("milvus", uri="milvus.db", collection=collection_name(index_name))
     if value.startswith(("http://", "https://", "tcp://", "grpc://")):
         return StoreSpec("milvus", uri=value, collection=collection_name(index_name))
     raise InputError(
-        f"store '{value}' is not one searchlm knows (use faiss, milvus, or a Milvus server URI such as "
+        f"store '{value}' is not one searchlm knows (use faiss, faiss+tantivy, milvus, or a Milvus server URI such as "
         "http://localhost:19530)"
     )
 
@@ -148,7 +154,11 @@ def collection_name(index_name: str) -> str:
 
 
 # Backends by name: module and class, imported on first use (faiss and pymilvus are heavy).
-BACKENDS = {"faiss": "searchlm.stores.faiss:FaissStore", "milvus": "searchlm.stores.milvus:MilvusStore"}
+BACKENDS = {
+    "faiss": "searchlm.stores.faiss:FaissStore",
+    TANTIVY: "searchlm.stores.tantivy:TantivyStore",
+    "milvus": "searchlm.stores.milvus:MilvusStore",
+}
 
 
 def open_store(index_dir: Path, manifest: Manifest, store: Store, *, warm: bool = False) -> VectorStore:

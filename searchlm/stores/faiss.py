@@ -52,7 +52,7 @@ class VectorIndex:
         self.threads: int | None = None  # OpenMP threads for a search; None: faiss's default
 
     @classmethod
-    def empty(cls, dimension: int, kind: str = "flat") -> "VectorIndex":
+    def empty(cls, dimension: int, kind: str = "flat") -> VectorIndex:
         import faiss
 
         if kind == "hnsw":
@@ -64,7 +64,7 @@ class VectorIndex:
         return cls(faiss.IndexIDMap2(inner), kind)
 
     @classmethod
-    def build(cls, dimension: int, batches, count: int, kind: str | None = None) -> "VectorIndex":
+    def build(cls, dimension: int, batches, count: int, kind: str | None = None) -> VectorIndex:
         """Build from (ids, vectors) batches, e.g. `Store.iter_vectors()`."""
         index = cls.empty(dimension, kind or choose_type(count))
         for ids, vectors in batches:
@@ -150,7 +150,7 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, kind: str = "flat", use_gpu: bool = True, threads: int | None = None,
-             mmap: bool = True) -> "VectorIndex":
+             mmap: bool = True) -> VectorIndex:
         """Read a FAISS file; its vectors are memory-mapped rather than copied (an HNSW file keeps only its graph
         in memory: 200k vectors read in 0.08 s instead of 3.3 s).
 
@@ -331,4 +331,4 @@ class FaissStore(VectorStore):
 
     def _record(self, manifest, store, index: VectorIndex) -> None:
         manifest.ann = {"backend": "faiss", "type": index.kind, "generation": store.generation, "count": len(index) - len(self._tombstones),
-                        "tombstones": int(len(self._tombstones))}
+                        "tombstones": len(self._tombstones)}
