@@ -227,7 +227,7 @@ class Searcher(Closing):
         if options.mode in ("hybrid", "dense"):
             q, dense = self._dense(query, depth, flt)
             if options.mode == "hybrid":
-                self._complete(fts, q, keyword, dense, cjk)
+                self._complete(fts, q, keyword, dense, cjk, in_store)
 
         def fuse(kw: dict[int, float], dn: dict[int, float]) -> dict[int, float]:
             if options.mode == "keyword":
@@ -278,7 +278,8 @@ class Searcher(Closing):
         return q, {i: s for i, s in vectors.search(q, depth, flt).items() if math.isfinite(s)}
 
     def _complete(
-        self, fts: str, q: np.ndarray | None, keyword: dict[int, float], dense: dict[int, float], cjk: str = ""
+        self, fts: str, q: np.ndarray | None, keyword: dict[int, float], dense: dict[int, float], cjk: str = "",
+        in_store: bool = False,
     ) -> None:
         """Give every candidate both scores, exactly: BM25 of the dense-only candidates (0 when they share no
         term with the query) and the cosine of the keyword-only ones. Fusion then compares like with like instead
@@ -287,7 +288,7 @@ class Searcher(Closing):
         Filters hold: both lists were filtered before."""
         only_dense = [i for i in dense if i not in keyword]
         if only_dense and (fts or cjk):
-            if self.vectors.keyword:
+            if in_store:  # the engine that scored the keyword list, even if another thread found tantivy since
                 found = self.vectors.keyword_scores(fts, only_dense) if fts else {}
                 if cjk:
                     for i, s in self.store.keyword_scores("", only_dense, cjk_query=cjk).items():

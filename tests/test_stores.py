@@ -221,6 +221,31 @@ def test_a_missing_or_damaged_tantivy_index_falls_back_to_fts5_and_is_rebuilt(bu
             searcher.close()
 
 
+def test_a_searcher_that_found_tantivy_behind_uses_it_once_the_run_has_caught_up(build, embedder, monkeypatch):
+    """A run writing now leaves changes in SQLite's log that tantivy does not hold yet: a searcher (a server's,
+    long-lived) answers from FTS5 meanwhile, and goes back to tantivy once the run has synced it."""
+    from searchlm.stores import tantivy as tantivy_store
+
+    monkeypatch.setattr(tantivy_store, "RECHECK_S", 0.0)
+    settings, _, corpus = build("faiss+tantivy", name="behind")
+    store = Store(settings.index_dir / DB_FILE)
+    try:  # as a run does between committing a window and syncing the stores
+        with store.conn:
+            store.conn.execute("INSERT INTO vector_log(chunk_id, op) SELECT id, 1 FROM chunks LIMIT 1")
+    finally:
+        store.close()
+    searcher = Searcher(settings)
+    try:
+        assert not searcher.vectors.keyword
+        assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
+        index_folder(corpus, settings, embedder=embedder)  # the run ends: log applied to both stores, cleared
+        assert not pending(settings)
+        assert searcher.vectors.keyword
+        assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
+    finally:
+        searcher.close()
+
+
 def test_an_index_moves_to_tantivy_and_back_without_reencoding(build, embedder):
     """faiss -> faiss+tantivy -> faiss (an edit) -> faiss+tantivy: the tantivy index left behind is stale, so it is
     rebuilt; no step embeds anything but the edited file."""

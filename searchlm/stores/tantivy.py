@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
+from searchlm.errors import SearchlmError
+from searchlm.manifest import Manifest
 from searchlm.stores.base import ChunkFilter
 from searchlm.stores.faiss import FaissStore
 
@@ -34,6 +37,7 @@ ANALYZER = "searchlm_en"
 TITLE_REPEAT = 2  # as FTS5's bm25(chunks_fts, 2.0, 1.0, 1.0) weights the title
 WRITER_HEAP = 128_000_000
 BATCH = 5_000
+RECHECK_S = 1.0
 
 
 def _tantivy():
@@ -79,15 +83,26 @@ class TantivyStore(FaissStore):
 
     def __init__(self, index_dir: Path, manifest, store, spec=None, warm: bool = False):
         super().__init__(index_dir, manifest, store, spec=spec, warm=warm)
+        self.index_dir = index_dir
         self.keyword_path = index_dir / KEYWORD_DIR
+        self._looked = 0.0
         self._kw = None  # (index, searcher) when current, False when not, None before the first look
         self._kw_state: dict | None = None  # what `_record` writes to the manifest after a sync
 
     # -- reading ------------------------------------------------------------------------------------------
     @property
     def keyword(self) -> bool:
-        """True when tantivy holds exactly what SQLite does; otherwise searches read SQLite FTS5."""
+        """True when tantivy holds exactly what SQLite does; otherwise searches read SQLite FTS5. A searcher that
+        found it behind (a run was writing) looks again, at most once a second: the run's end changes nothing a
+        searcher watches (the generation moved when the chunks did), so a server would otherwise stay on FTS5."""
+        if self._kw is False and time.monotonic() - self._looked > RECHECK_S:
+            self._kw = None
+            try:
+                self.manifest = Manifest.load(self.index_dir)  # the run records tantivy's state there
+            except SearchlmError:  # mid-write by another process: look again later
+                pass
         if self._kw is None:
+            self._looked = time.monotonic()
             self._kw = self._open_current() or False
         return bool(self._kw)
 
