@@ -422,6 +422,9 @@ def query_backend(args, base: Path, backend: str) -> dict:
 def against_fts5(searcher, queries: list[str], hybrid_top: list[list[int]]) -> dict:
     """The same searcher with its keyword side on SQLite FTS5 (as a search does while tantivy is behind): hybrid
     p50, and how many of each hybrid top 10 both engines share."""
+    from searchlm.stores import tantivy as tantivy_store
+
+    tantivy_store.RECHECK_S = float("inf")  # no looking again during this comparison
     searcher.vectors._kw = False  # what `keyword` caches when tantivy is not current
     assert not searcher.vectors.keyword
     times, shared = [], []

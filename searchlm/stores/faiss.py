@@ -26,10 +26,11 @@ HNSW_THRESHOLD = 100_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 256  # recall@10 0.999 on 100k MiniLM-like vectors (128: 0.987); ~1 ms a query
-# Past HNSW_LARGE vectors, efSearch 1024: at 1M chunks (benchmarks/scale.py) recall@10 was 0.877 at 256, 0.920 at
-# 512 and 0.960 at 1024 (33 ms of CPU a query); at 100k-200k, 256 already gives 0.998.
+# Past HNSW_LARGE vectors, efSearch 3072: at 1M chunks (benchmarks/scale.py's set with noise 0.5, 100 SciFact
+# queries, benchmarks/probes/efsweep.py) recall@10 is 0.928 at 1024, 0.951 at 2048, 0.955 at 3072 and 4096 (the
+# rest are near-ties), at 16-37 ms of CPU a query; at 100k-200k, 256 already gives 0.998.
 HNSW_LARGE = 500_000
-HNSW_EF_SEARCH_LARGE = 1024
+HNSW_EF_SEARCH_LARGE = 3072
 
 
 def ef_search(count: int, k: int) -> int:
