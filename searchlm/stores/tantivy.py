@@ -25,7 +25,7 @@ import shutil
 import time
 from pathlib import Path
 
-from searchlm.errors import SearchlmError
+from searchlm.errors import InputError, SearchlmError
 from searchlm.manifest import Manifest
 from searchlm.stores.base import ChunkFilter
 from searchlm.stores.faiss import FaissStore
@@ -44,8 +44,6 @@ def _tantivy():
     try:
         import tantivy
     except ImportError as exc:  # pragma: no cover - the [tantivy] extra is in [all]
-        from searchlm.errors import InputError
-
         raise InputError(
             "the faiss+tantivy store needs the tantivy package (pip install 'searchlm[tantivy]'), or index with "
             "--store faiss"
@@ -103,7 +101,11 @@ class TantivyStore(FaissStore):
                 pass
         if self._kw is None:
             self._looked = time.monotonic()
-            self._kw = self._open_current() or False
+            try:
+                self._kw = self._open_current() or False
+            except InputError as exc:  # tantivy not installed here: FTS5 still answers; `index` says how to fix
+                log.warning("%s; searching SQLite FTS5", exc)
+                self._kw = False
         return bool(self._kw)
 
     def _open(self):
