@@ -39,8 +39,9 @@ _debug = False
 
 StoreOpt = typer.Option(
     None, "--store",
-    help="Where the vectors live: faiss (default), milvus (a Milvus Lite file in the index folder) or a Milvus "
-    "server URI such as http://localhost:19530 (env SEARCHLM_STORE). Changing it moves an index without re-encoding.",
+    help="Where the vectors live: faiss (default), faiss+tantivy (FAISS, and BM25 in tantivy: fast past 1M chunks), "
+    "milvus (a Milvus Lite file in the index folder) or a Milvus server URI such as http://localhost:19530 (env "
+    "SEARCHLM_STORE). Changing it moves an index without re-encoding.",
 )
 
 
