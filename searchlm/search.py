@@ -8,7 +8,6 @@ are fused the same way. The query path imports no torch: queries are encoded by 
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import threading
@@ -33,8 +32,6 @@ from searchlm.records import Hit
 from searchlm.settings import Settings
 from searchlm.store import Store
 from searchlm.stores.base import ChunkFilter
-
-log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("minmax", "rrf")
@@ -132,7 +129,6 @@ class Searcher(Closing):
             )
         self.store = Store(self.index_dir / DB_FILE, existing=True)
         self._encoder = None
-        self._encoder_lock = threading.Lock()
         self._warm = False  # set by warm(): a long-lived process loads the encoder for speed per query
         self._vectors = None
         self._vectors_generation = None
@@ -152,26 +148,8 @@ class Searcher(Closing):
     @property
     def encoder(self):
         if self._encoder is None:
-            with self._encoder_lock:  # a prefetch thread may be loading it now
-                if self._encoder is None:
-                    self._encoder = self.load_encoder()
+            self._encoder = self.load_encoder()
         return self._encoder
-
-    def _prefetch_encoder(self) -> None:
-        """Start loading the query encoder in a thread while this thread opens the vector store. Both load in
-        native code that releases the GIL (onnxruntime builds its session, FAISS reads its file; about 0.3 s each
-        for a 1M-chunk HNSW index), so a one-shot search waits for the longer of the two, not their sum. A
-        failure there is left for the search's own load to raise."""
-        if self._encoder is not None or self._encoder_lock.locked():
-            return
-
-        def load():
-            try:
-                _ = self.encoder
-            except Exception:  # noqa: BLE001 - reported by the load the search makes itself
-                log.debug("prefetching the query encoder failed", exc_info=True)
-
-        threading.Thread(target=load, name="searchlm-encoder", daemon=True).start()
 
     def load_encoder(self):
         """The index's ONNX query encoder, loaded now (a server shares one among its searchers)."""
@@ -233,8 +211,6 @@ class Searcher(Closing):
 
         keyword: dict[int, float] = {}
         dense: dict[int, float] = {}
-        if options.mode in ("hybrid", "dense"):
-            self._prefetch_encoder()
         in_store = self.vectors.keyword  # BM25 inside the vector store (Milvus, tantivy) rather than SQLite FTS5
         sqlite_cjk = not in_store or self.vectors.cjk_in_sqlite
         fts = keyword_text(strip_cjk(query) if sqlite_cjk else query) if in_store else fts_query(query)
