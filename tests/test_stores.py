@@ -204,6 +204,8 @@ def test_a_missing_or_damaged_tantivy_index_falls_back_to_fts5_and_is_rebuilt(bu
         try:
             assert not searcher.vectors.keyword  # FTS5 answers meanwhile: slower on a big index, never wrong
             assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
+            found = searcher.vectors.keyword_search("sourdough starter", 3)  # the store's own API falls back too
+            assert searcher.vectors.keyword_scores("sourdough starter", list(found)) == pytest.approx(found)
         finally:
             searcher.close()
         report = check_index(settings)
@@ -219,6 +221,25 @@ def test_a_missing_or_damaged_tantivy_index_falls_back_to_fts5_and_is_rebuilt(bu
             assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
         finally:
             searcher.close()
+
+
+def test_cjk_words_are_searched_in_sqlite_beside_tantivy(build):
+    """tantivy gets the query's other words; Chinese, Japanese and Korean go to SQLite's bigram table, as in every
+    FAISS index, and a chunk found by both gets the sum of its scores."""
+    files = DOCS | {"zh/ml.md": "# 机器学习\n\n机器学习是人工智能的一个分支，也用来研究蜜蜂 bees。\n",
+                    "zh/tea.md": "# 绿茶\n\n绿茶在采摘后不久就被蒸制或炒制。\n",
+                    "zh/knots.md": "# 绳结\n\n称人结在绳子的末端形成一个固定的环。\n"}
+    settings, _, _ = build("faiss+tantivy", files=files, name="cjk")
+    searcher = Searcher(settings)
+    try:
+        assert searcher.vectors.keyword
+        assert searcher.search("机器学习", mode="keyword", k=1)[0].path.endswith("zh/ml.md")
+        words_only = {h.path.rsplit("/", 2)[-2]: h.score for h in searcher.search("bees", mode="keyword", k=5)}
+        both = {h.path.rsplit("/", 2)[-2]: h.score for h in searcher.search("机器学习 bees", mode="keyword", k=5)}
+        assert set(both) == {"zh", "notes"} and both["notes"] == pytest.approx(words_only["notes"])
+        assert both["zh"] > words_only["zh"] + 0.1  # tantivy's "bees" plus SQLite's bigrams
+    finally:
+        searcher.close()
 
 
 def test_a_searcher_that_found_tantivy_behind_uses_it_once_the_run_has_caught_up(build, embedder, monkeypatch):

@@ -160,7 +160,9 @@ class TantivyStore(FaissStore):
         return {int(i): float(score) for (score, _), i in zip(hits, ids)}
 
     def keyword_search(self, text: str, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
-        """Top-k {chunk_id: BM25}, filtered before the cut."""
+        """Top-k {chunk_id: BM25}, filtered before the cut (from FTS5 while tantivy is not current)."""
+        if not self.keyword:
+            return dict(self.store.keyword_search(_fts(text), k, *(flt or ChunkFilter()).sql()))
         index = self._kw[0]
         query = self._text_query(index, text)
         restrict = self._filter_query(flt)
@@ -172,6 +174,8 @@ class TantivyStore(FaissStore):
 
     def keyword_scores(self, text: str, ids: list[int]) -> dict[int, float]:
         """BM25 of particular chunks, as `keyword_search` scores them; chunks matching no query word are absent."""
+        if not self.keyword:
+            return self.store.keyword_scores(_fts(text), ids)
         index = self._kw[0]
         query = self._text_query(index, text)
         if query is None or not ids:
@@ -259,6 +263,11 @@ class TantivyStore(FaissStore):
         super()._record(manifest, store, index)
         if self._kw_state is not None:
             manifest.ann["keyword"] = {"engine": "tantivy", **self._kw_state}
+
+
+def _fts(text: str) -> str:
+    """Words (as `keyword_text` gives them) as the MATCH string of SQLite's FTS5 table."""
+    return " OR ".join(f'"{w}"' for w in text.split())
 
 
 def _batches(rows, size: int):
