@@ -1,3 +1,3 @@
-from searchlm.cli import app
+from searchlm.cli import run
 
-app(prog_name="searchlm")
+run()

@@ -286,7 +286,7 @@ def _check_keywords(store, manifest, index_dir, report, repair) -> None:
     try:
         if vectors.keyword:
             return
-        problem = Problem("keywords", "the tantivy keyword index is missing, damaged or behind the database "
+        problem = Problem("keywords", "the tantivy keyword index is missing, damaged, of an older layout or behind the database "
                           "(keyword search reads SQLite FTS5 meanwhile, slower on a big index)")
         report.problems.append(problem)
         if repair:

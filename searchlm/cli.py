@@ -293,6 +293,7 @@ def search(
         if why:
             out["filtered"] = why
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        _exit_when_done()
         return
     if answered:
         typer.echo(typer.style(f"index '{answered['name']}' over {answered['folder']} (in {answered['home']})", dim=True),
@@ -300,6 +301,33 @@ def search(
     if fix:
         typer.echo(f"Showing results for '{fix.corrected}' ('{query}' has words the index does not hold).")
     _print_hits(fix.corrected if fix else query, hits, why)
+    _exit_when_done()
+
+
+def _exit_when_done() -> None:
+    """Let `run` end the process the moment the command returns (see there)."""
+    global _exit_now
+    _exit_now = True
+
+
+_exit_now = False
+
+
+def run() -> None:
+    """The `searchlm` command. After a search has printed its results, the process ends at once instead of
+    tearing down FAISS, onnxruntime and the interpreter, which kept the user waiting ~0.2 s longer (0.23 s on a
+    1M-chunk index: 1.17 s against 0.94 s). Output is flushed first; a search only reads the index."""
+    try:
+        app(prog_name="searchlm")
+    except SystemExit as exc:
+        if _exit_now and exc.code in (0, None):
+            import logging
+
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        raise
 
 
 def _searcher(settings: Settings):

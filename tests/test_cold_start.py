@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,6 +82,26 @@ def test_search_imports_no_torch_nor_pydantic(sample_index, mode):
         assert "onnxruntime" not in modules and "faiss" not in modules  # nothing dense is loaded
     else:
         assert {"onnxruntime", "faiss"} <= modules  # the dense path really ran
+
+
+@pytest.mark.slow
+def test_the_searchlm_command_ends_at_once_after_a_search_with_all_its_output(sample_index):
+    """`searchlm search` ends the process as soon as it has printed (no FAISS / onnxruntime teardown): the
+    output piped out is whole, in both formats, and an error still exits 1 with its message."""
+    base = [sys.executable, "-m", "searchlm", "search", "--home", str(sample_index.home), "--name", sample_index.name]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([*base, "honey bees in winter", "-k", "150", "--json"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    hits = json.loads(done.stdout)["hits"]  # 150 hits with their full texts: past one pipe buffer
+    assert len(hits) == 150 and len(done.stdout) > 65536 and "beekeeping" in hits[0]["path"]
+    done = subprocess.run([*base, "honey bees in winter", "-k", "60"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.rstrip().splitlines()[-1].strip(), done.stderr
+    ranks = [int(r) for r in re.findall(r"^ ?(\d+)\. \S+(?::\d+|#page=\d+)  ", done.stdout, re.M)]  # " 7. path:line  0.5"
+    assert ranks == list(range(1, 61))
+    done = subprocess.run([*base, "bees", "--mode", "nonsense"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and "nonsense" in done.stderr
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ from searchlm.stores.faiss import FaissStore
 log = logging.getLogger(__name__)
 
 KEYWORD_DIR = "keywords.tantivy"
+SCHEMA = 1  # recorded in manifest.ann["keyword"]: an index of another layout is rebuilt, never searched
 ANALYZER = "searchlm_en"
 TITLE_REPEAT = 2  # as FTS5's bm25(chunks_fts, 2.0, 1.0, 1.0) weights the title
 WRITER_HEAP = 128_000_000
@@ -122,7 +123,8 @@ class TantivyStore(FaissStore):
 
     def _open_current(self):
         state = self.manifest.ann.get("keyword") or {}
-        if state.get("generation") != self.store.generation or self.store.has_pending_vector_changes():
+        if (state.get("schema") != SCHEMA or state.get("generation") != self.store.generation
+                or self.store.has_pending_vector_changes()):
             return None
         index = self._open()
         if index is None:
@@ -199,7 +201,8 @@ class TantivyStore(FaissStore):
 
     def _sync_keywords(self, store, manifest) -> None:
         state = manifest.ann.get("keyword") or {}
-        in_step = state.get("generation") is not None and state.get("generation") == manifest.ann.get("generation")
+        in_step = (state.get("schema") == SCHEMA and state.get("generation") is not None
+                   and state.get("generation") == manifest.ann.get("generation"))
         index = self._open()
         pending = store.has_pending_vector_changes()
         whole = index is not None and in_step and index.searcher().num_docs == state.get("count")
@@ -211,7 +214,7 @@ class TantivyStore(FaissStore):
         else:
             index = self._build_keywords(store)
         index.reload()
-        self._kw_state = {"generation": store.generation, "count": index.searcher().num_docs}
+        self._kw_state = {"schema": SCHEMA, "generation": store.generation, "count": index.searcher().num_docs}
 
     def _apply_keywords(self, index, store) -> None:
         """The change log, applied to tantivy and committed (idempotent: a changed chunk is removed, then added)."""
