@@ -439,8 +439,10 @@ def against_fts5(searcher, queries: list[str], hybrid_top: list[list[int]]) -> d
 
 
 def exact_top10(searcher, queries: list[str]) -> list[list[int]]:
-    """Exact inner-product top 10 over every vector in SQLite (this backend's chunks differ from flat's)."""
-    q = np.vstack([searcher.encoder.embed_query(x) for x in queries]).astype(np.float32)
+    """Exact inner-product top 10 over every vector in SQLite (this backend's chunks differ from flat's), for each
+    query as `search` embeds it (after its spelling correction)."""
+    fixed = [(fix.corrected if (fix := searcher.correct(x)) else x) for x in queries]
+    q = np.vstack([searcher.encoder.embed_query(x) for x in fixed]).astype(np.float32)
     best = [[] for _ in queries]
     for ids, vecs in searcher.store.iter_vectors():
         scores = q @ vecs.T
