@@ -279,10 +279,8 @@ def insert_document(conn, rng, rows, synth: Synthetic, copy: int, start: int, ta
 
 # -- one backend, in its own process ---------------------------------------------------------------------------
 def build_backend(args, base: Path, backend: str) -> dict:
-    from searchlm.indexer import sync_vectors
     from searchlm.manifest import Manifest
     from searchlm.settings import DEFAULT_MODEL
-    from searchlm.store import Store
     from searchlm.stores import faiss as faiss_store
     from searchlm.stores.base import parse_store
 
@@ -302,27 +300,13 @@ def build_backend(args, base: Path, backend: str) -> dict:
     manifest = Manifest(name="scale", root=str(args.workdir / "corpus"), model=DEFAULT_MODEL, dimension=384,
                         store=store_json)
     manifest.save(index_dir)
-    store = Store(index_dir / "index.db")
-    out: dict = {"backend": backend}
-
-    t0 = time.perf_counter()
-    sync_vectors(store, manifest, index_dir).close()
-    out["build_s"] = round(time.perf_counter() - t0, 1)
-    out["build_load"] = loadavg()
-    manifest.save(index_dir)
-
-    update(args, store, manifest, index_dir, out, SEED + 1)
-    store.close()
-    out["build_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    return out
+    return timed_build(args, index_dir, manifest, backend, SEED + 1)
 
 
 def build_tantivy(args, index_dir: Path) -> dict:
     """`faiss+tantivy` on the HNSW backend's folder (built first): the tantivy index is built from its SQLite
     (build time: tantivy alone, the FAISS file is the HNSW one), then a second 1 % update goes to both."""
-    from searchlm.indexer import sync_vectors
     from searchlm.manifest import Manifest
-    from searchlm.store import Store
     from searchlm.stores import faiss as faiss_store
     from searchlm.stores.base import TANTIVY
 
@@ -330,14 +314,22 @@ def build_tantivy(args, index_dir: Path) -> dict:
     faiss_store.HNSW_THRESHOLD = 1
     manifest = Manifest.load(index_dir)
     manifest.store = {"backend": TANTIVY}
+    return timed_build(args, index_dir, manifest, "tantivy", SEED + 3)
+
+
+def timed_build(args, index_dir: Path, manifest, backend: str, seed: int) -> dict:
+    """Build the store from SQLite (timed), then the 1 % update (timed); peak RSS of the process."""
+    from searchlm.indexer import sync_vectors
+    from searchlm.store import Store
+
     store = Store(index_dir / "index.db")
-    out: dict = {"backend": "tantivy"}
+    out: dict = {"backend": backend}
     t0 = time.perf_counter()
     sync_vectors(store, manifest, index_dir).close()
     out["build_s"] = round(time.perf_counter() - t0, 1)
     out["build_load"] = loadavg()
     manifest.save(index_dir)
-    update(args, store, manifest, index_dir, out, SEED + 3)
+    update(args, store, manifest, index_dir, out, seed)
     store.close()
     out["build_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     return out
