@@ -364,6 +364,72 @@ def test_concurrent_queries_are_encoded_in_one_batch_with_the_cli_s_vectors(serv
         assert np.array_equal(results[i], vector), queries[i]
 
 
+def test_a_batch_of_mixed_lengths_is_encoded_in_runs_of_similar_lengths_with_each_query_s_own_vector(served):
+    """One long query among short ones no longer pads them all to its length: the encoder sorts a batch by token
+    count and splits it where a call costs less than the padding; every vector is still the one of the query
+    alone."""
+    import numpy as np
+
+    from searchlm.embed.onnx import CALL_COST_TOKENS, OnnxEmbedder, _runs
+    from searchlm.manifest import ENCODER_DIR
+
+    settings, _ = served
+    encoder = OnnxEmbedder(settings.index_dir / ENCODER_DIR, warm=True)
+    long = "how do honey bees keep the hive warm through a long cold winter without flowers " * 6
+    queries = ["honey bees", "spring tides", long, "crème brûlée", "a parser builds a syntax tree", "tides", long[:80]]
+    together = encoder.embed(queries)
+    for query, vector in zip(queries, together):
+        assert np.array_equal(encoder.embed([query])[0], vector), query
+    lengths = sorted([8] * 14 + [45, 82])
+    runs = _runs(list(range(16)), lengths)
+    assert [[lengths[i] for i in run] for run in runs] == [[8] * 14, [45], [82]]
+    assert _runs([0, 1], [10, 10 + CALL_COST_TOKENS - 1]) == [[0, 1]]  # too little padding to pay for a call
+    assert len(_runs(list(range(40)), [9] * 40)) == 3  # at most ENCODE_BATCH (16) a call
+
+
+def test_the_batcher_takes_the_oldest_query_and_those_nearest_it_in_length():
+    """Queries waiting together are batched with their neighbours in token count, so a batch pads little; the
+    oldest always goes first, so a long query does not wait behind ever newer short ones."""
+    from searchlm.embed.batching import QueryBatcher
+
+    import numpy as np
+
+    gate, calls = threading.Event(), []
+
+    class Encoder:
+        def token_count(self, text):
+            return len(text.split())
+
+        def embed(self, texts):
+            calls.append(sorted(len(t.split()) for t in texts))
+            gate.wait(30)
+            return np.array([[float(len(t))] for t in texts], dtype=np.float32)
+
+    batcher = QueryBatcher(Encoder, max_batch=3)
+    texts = ["busy"] + ["w " * n for n in (9, 1, 8, 2, 9, 1)]
+    results = {}
+
+    def one(i):
+        results[i] = batcher.embed_query(texts[i])
+
+    first = threading.Thread(target=one, args=(0,))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    others = []
+    for i in range(1, len(texts)):  # one at a time, so the waiting list is in this order
+        others.append(threading.Thread(target=one, args=(i,)))
+        others[-1].start()
+        while len(batcher._waiting) < i and first.is_alive():
+            time.sleep(0.01)
+    gate.set()
+    for t in [first, *others]:
+        t.join(30)
+    # after the busy one: the oldest (9 words) with the other 9 and the 8, then the short ones
+    assert calls == [[1], [8, 9, 9], [1, 1, 2]]
+    assert all(results[i][0] == len(texts[i]) for i in range(len(texts)))
+
+
 # -- the real server process ------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

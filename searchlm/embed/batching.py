@@ -6,8 +6,12 @@ than `parallel` batches running encodes what is waiting (its own query first, up
 for their vector, and whoever finds work left when a batch ends takes the next one. A lone query is encoded at
 once.
 
-Results are bit-for-bit those of one query at a time (the batch is sorted by length so padding stays short, and
-padded positions are masked out; tested): the server's scores equal `searchlm search --json`'s.
+A batch is the oldest waiting query and the waiting ones closest to it in token count (`encoder.token_count`
+when the encoder has one), and the encoder pads each run of similar lengths only to its longest: a burst of
+6-word queries of 8 to 82 tokens taken in arrival order paid for 36 tokens a query instead of 15.
+
+Results are bit-for-bit those of one query at a time (padded positions are masked out and no weights are
+prepacked; tested): the server's scores equal `searchlm search --json`'s.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ PARALLEL = 1  # batches encoded at once: with 2 on 2 cores, batches shrank to 1-
 
 
 class _Waiting:
-    __slots__ = ("text", "vector", "error")
+    __slots__ = ("text", "length", "vector", "error")
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, length: int):
         self.text = text
+        self.length = length
         self.vector: np.ndarray | None = None
         self.error: BaseException | None = None
 
@@ -69,15 +74,15 @@ class QueryBatcher:
 
     def embed_query(self, text: str) -> np.ndarray:
         encoder = self.encoder  # loaded before any lock is held for long
-        mine = _Waiting(text)
+        count = getattr(encoder, "token_count", len)
+        mine = _Waiting(text, count(text))  # counted here, in the caller's thread, outside the lock
         with self._cond:
             self._waiting.append(mine)
             while mine.vector is None and mine.error is None:
                 if self._running >= self.parallel or not self._waiting:
                     self._cond.wait()  # for a batch to end: with this query in it, or with the encoder free
                     continue
-                batch = self._waiting[: self.max_batch]  # the oldest waiting, this one among them or not
-                del self._waiting[: self.max_batch]
+                batch = self._take()  # the oldest waiting and its neighbours in length, this one among them or not
                 self._running += 1
                 self._cond.release()
                 try:
@@ -93,14 +98,27 @@ class QueryBatcher:
         return mine.vector
 
 
+    def _take(self) -> list[_Waiting]:
+        """Remove and return the oldest waiting query and the (max_batch - 1) others closest to it in length
+        (the older first among equals): the oldest always goes, so no query waits behind ever newer ones."""
+        waiting = self._waiting
+        if len(waiting) <= self.max_batch:
+            self._waiting = []
+            return waiting
+        oldest = waiting[0].length
+        near = sorted(range(1, len(waiting)), key=lambda i: (abs(waiting[i].length - oldest), i))
+        chosen = {0, *near[: self.max_batch - 1]}
+        self._waiting = [w for i, w in enumerate(waiting) if i not in chosen]
+        return [waiting[i] for i in sorted(chosen)]
+
+
 def _encode(encoder, batch: list[_Waiting]) -> None:
-    """Fill each waiting query's vector (or error). Sorted by length, so batches of similar lengths pad little."""
-    order = sorted(batch, key=lambda w: len(w.text))
+    """Fill each waiting query's vector (or error)."""
     try:
-        vectors = encoder.embed([w.text for w in order])
+        vectors = encoder.embed([w.text for w in batch])
     except BaseException as exc:  # noqa: BLE001 - every waiting caller gets the error, re-raised in its thread
-        for w in order:
+        for w in batch:
             w.error = exc
         return
-    for w, v in zip(order, vectors):
+    for w, v in zip(batch, vectors):
         w.vector = v

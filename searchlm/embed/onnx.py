@@ -35,6 +35,12 @@ TOKENIZER_FILE = "tokenizer.json"
 OPTIMIZED_PREFIX = "ort-"
 OPTIMIZED_MODEL = "model.onnx"
 OPTIMIZED_WEIGHTS = "model.weights"
+# Texts per ONNX call at most. MiniLM, one thread, queries sorted by token count: 8.3 ms a query in runs of 8,
+# 7.6 in runs of 16 or 32, 10.9 in runs of 64 (the activations outgrow the cache).
+ENCODE_BATCH = 16
+# What one more ONNX call costs, in padded tokens: ~12 ms a call (the weights are packed on each call) against
+# ~0.4 ms a token of one text, on 2 cores. `_runs` ends a run where the padding it saves is worth a call.
+CALL_COST_TOKENS = 30
 
 
 def export_onnx(st_model, model_id: str, folder: Path) -> None:
@@ -179,7 +185,7 @@ class OnnxEmbedder(Embedder):
         self.dimension = int(self.config["dimension"])
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(max_length=int(self.config["max_length"]))
-        self.tokenizer.enable_padding()
+        self.tokenizer.no_padding()  # embed() pads each run of similar lengths itself
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # A server leaves half the cores to the Python side of its requests (HTTP, SQLite, fusion): on 2 cores
@@ -220,21 +226,55 @@ class OnnxEmbedder(Embedder):
         except Exception:  # e.g. disk full, or a race with another process: the portable model still works
             return None
 
+    def token_count(self, text: str) -> int:
+        """How many tokens `text` is encoded as (what a batch of it is padded by)."""
+        return len(self.tokenizer.encode(clip([text])[0]).ids)
+
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors of `texts`, in order. Sorted by token count and encoded in runs, each padded only to its own
+        longest text; where the runs end is chosen to cost the least (`_runs`). A batch of short queries padded
+        to its one long query would cost twice as much: 6-word queries of 8 to 82 tokens took 13.3 ms a query in
+        arrival order, 7.6 sorted. A text's vector does not depend on its run (padded positions are masked and
+        no weights are prepacked), so any grouping gives the same vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        out = []
-        for start in range(0, len(texts), 32):
-            encodings = self.tokenizer.encode_batch(clip(texts[start : start + 32]))
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        encodings = self.tokenizer.encode_batch(clip(texts))
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for rows in _runs(order, [len(encodings[i].ids) for i in order]):
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                e = encodings[i]
+                ids[r, : len(e.ids)] = e.ids
+                mask[r, : len(e.ids)] = e.attention_mask
+                types[r, : len(e.ids)] = e.type_ids
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
-                feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+                feeds["token_type_ids"] = types
             hidden = self.session.run(None, feeds)[0]
-            out.append(_pool(hidden, mask, self.config["pooling"]))
-        vectors = np.vstack(out).astype(np.float32)
+            vectors[rows] = _pool(hidden, mask, self.config["pooling"])
         return normalize(vectors) if self.config.get("normalize", True) else vectors
+
+
+def _runs(order: list[int], lengths: list[int]) -> list[list[int]]:
+    """Split `order` (sorted by their `lengths`) into runs of at most ENCODE_BATCH that cost the least in all:
+    a run costs CALL_COST_TOKENS plus its size times its longest length (every row is padded to it)."""
+    n = len(order)
+    best = [0.0] + [float("inf")] * n  # best[j]: least cost of the first j
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(max(0, j - ENCODE_BATCH), j):
+            cost = best[i] + CALL_COST_TOKENS + (j - i) * lengths[j - 1]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    runs, j = [], n
+    while j:
+        runs.append(order[cut[j] : j])
+        j = cut[j]
+    return runs[::-1]
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
