@@ -390,9 +390,9 @@ def test_a_batch_of_mixed_lengths_is_encoded_in_runs_of_similar_lengths_with_eac
 def test_the_batcher_takes_the_oldest_query_and_those_nearest_it_in_length():
     """Queries waiting together are batched with their neighbours in token count, so a batch pads little; the
     oldest always goes first, so a long query does not wait behind ever newer short ones."""
-    from searchlm.embed.batching import QueryBatcher
-
     import numpy as np
+
+    from searchlm.embed.batching import QueryBatcher
 
     gate, calls = threading.Event(), []
 
@@ -428,6 +428,45 @@ def test_the_batcher_takes_the_oldest_query_and_those_nearest_it_in_length():
     # after the busy one: the oldest (9 words) with the other 9 and the 8, then the short ones
     assert calls == [[1], [8, 9, 9], [1, 1, 2]]
     assert all(results[i][0] == len(texts[i]) for i in range(len(texts)))
+
+
+def test_a_search_waiting_for_the_encoder_lets_another_search_run():
+    """The server runs one search's Python side at a time (`Gate`), but a search waiting for its query vector
+    steps out of the gate, so the searches that will join its batch can get that far."""
+    import numpy as np
+
+    from searchlm.embed.batching import Gate, QueryBatcher
+
+    gate, started, release = Gate(1), threading.Event(), threading.Event()
+
+    class Encoder:
+        def embed(self, texts):
+            started.set()
+            release.wait(30)
+            return np.ones((len(texts), 2), dtype=np.float32)
+
+    batcher = QueryBatcher(Encoder, gate=gate)
+    inside = []
+
+    def search(text):
+        with gate:
+            batcher.embed_query(text)
+            inside.append(text)
+
+    first = threading.Thread(target=search, args=("first",))
+    first.start()
+    assert started.wait(30)  # encoding, outside the gate
+    second = threading.Thread(target=search, args=("second",))
+    second.start()
+    deadline = time.time() + 30
+    while len(batcher._waiting) < 1 and time.time() < deadline:  # it got through the gate to the batcher
+        time.sleep(0.01)
+    assert len(batcher._waiting) == 1
+    release.set()
+    first.join(30), second.join(30)
+    assert sorted(inside) == ["first", "second"] and batcher.batches == 2
+    with gate:  # both left: the one place is free again
+        pass
 
 
 # -- the real server process ------------------------------------------------------------------------------

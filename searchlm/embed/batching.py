@@ -12,10 +12,16 @@ when the encoder has one), and the encoder pads each run of similar lengths only
 
 Results are bit-for-bit those of one query at a time (padded positions are masked out and no weights are
 prepacked; tested): the server's scores equal `searchlm search --json`'s.
+
+`Gate`: at most a few threads run the Python side of searches at once, and a thread waiting for (or running) the
+encoder steps out of it. Every SQLite step, FAISS call and numpy call lets the GIL go, and with 32 request
+threads each of those hand-offs was a context switch: the search part of a query took 22-46 ms of CPU from 32
+threads against 5-6 ms from one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Callable
 
@@ -26,6 +32,36 @@ import numpy as np
 # 10 in pairs, 7.5-9 in batches of 8 to 24, 12 in batches of 32 (their activations outgrow the cache).
 MAX_BATCH = 16
 PARALLEL = 1  # batches encoded at once: with 2 on 2 cores, batches shrank to 1-2 queries and a burst took 40% longer
+
+
+class Gate:
+    """At most `size` threads inside at once (`with gate:`); `with gate.outside():` lets another in while this
+    thread blocks on something else, and takes its place back after. A thread that is not inside passes."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._slots = threading.Semaphore(size)
+        self._inside = threading.local()
+
+    def __enter__(self):
+        self._slots.acquire()
+        self._inside.flag = True
+        return self
+
+    def __exit__(self, *exc):
+        self._inside.flag = False
+        self._slots.release()
+
+    @contextlib.contextmanager
+    def outside(self):
+        if not getattr(self._inside, "flag", False):
+            yield
+            return
+        self.__exit__()
+        try:
+            yield
+        finally:
+            self.__enter__()
 
 
 class _Waiting:
@@ -42,8 +78,10 @@ class QueryBatcher:
     """An embedder whose `embed_query` batches concurrent callers. `load` returns the real encoder; it is called
     once, on first use (a server that only ever runs keyword searches never loads it)."""
 
-    def __init__(self, load: Callable[[], object], max_batch: int | None = None, parallel: int | None = None):
+    def __init__(self, load: Callable[[], object], max_batch: int | None = None, parallel: int | None = None,
+                 gate: Gate | None = None):
         self._load = load
+        self.gate = gate  # stepped out of while this thread waits for its vector or encodes a batch
         self._encoder = None
         self.max_batch = max_batch or MAX_BATCH
         self.parallel = parallel or PARALLEL
@@ -76,7 +114,7 @@ class QueryBatcher:
         encoder = self.encoder  # loaded before any lock is held for long
         count = getattr(encoder, "token_count", len)
         mine = _Waiting(text, count(text))  # counted here, in the caller's thread, outside the lock
-        with self._cond:
+        with self.gate.outside() if self.gate else contextlib.nullcontext(), self._cond:
             self._waiting.append(mine)
             while mine.vector is None and mine.error is None:
                 if self._running >= self.parallel or not self._waiting:
