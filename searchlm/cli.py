@@ -579,8 +579,9 @@ def serve(
         )
     typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ (API docs: /docs). Ctrl+C stops.", err=True)
     # A request line up to MAX_REQUEST_LINE reaches the app, which answers a query over MAX_URL_BYTES with 414
-    # instead of a reset connection.
-    config = uvicorn.Config(web_app, log_level="info", h11_max_incomplete_event_size=MAX_REQUEST_LINE)
+    # instead of a reset connection. h11 by name: with httptools installed (uvicorn[standard]) uvicorn would pick
+    # it, and it answers a 70 KB request line with a bare 400; it saved only ~0.7 ms a request here.
+    config = uvicorn.Config(web_app, log_level="info", http="h11", h11_max_incomplete_event_size=MAX_REQUEST_LINE)
     uvicorn.Server(config).run(sockets=[sock])
 
 
