@@ -373,11 +373,30 @@ class _IndexRun:
         """`extract` in the worker process; a parser that kills its process skips this file only."""
         from concurrent.futures.process import BrokenProcessPool
 
+        from concurrent.futures import TimeoutError as Late
+
+        from searchlm.extract.limits import EXTRACT_WALL_SECONDS
+
         try:
-            return self._extractor().submit(extract, path, data).result()
+            # The worker stops a parser at its own limits; this backstop is for one stuck inside a C call.
+            return self._extractor().submit(extract, path, data).result(timeout=EXTRACT_WALL_SECONDS + 60)
         except BrokenProcessPool:
             self._pool = None  # the next file gets a new worker
             raise ExtractionError("the parser crashed on this file") from None
+        except Late:
+            self._stop_extractor()
+            raise ExtractionError(
+                f"took over {EXTRACT_WALL_SECONDS:g} s on the clock to extract (the per-file wall-clock limit)"
+            ) from None
+
+    def _stop_extractor(self) -> None:
+        """Kill the worker process (stuck in a parser); the next file gets a new one."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list(getattr(pool, "_processes", {}).values()):  # no public way to kill a pool's worker
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def _ensure_manifest_and_encoder(self) -> None:
         """First run: write the manifest and export the ONNX query encoder before committing any document, so

@@ -118,9 +118,83 @@ def test_the_time_limit_applies_to_text_files_read_in_the_reader_thread(tmp_path
     monkeypatch.setattr(searchlm.extract, "EXTRACT_SECONDS", 0.5)
     started = time.perf_counter()
     report = index_folder(corpus, Settings(home=tmp_path / "indexes", name="t"), embedder=embedder)
-    assert dict(report.skipped) == {"slow.md": "took over 0.5 s to extract (the per-file time limit)"}
+    assert dict(report.skipped) == {"slow.md": "used over 0.5 s of CPU time to extract (the per-file time limit)"}
     assert set(report.added) == set(GOOD)
     assert time.perf_counter() - started < 60
+
+
+_STARVED = """
+import sys, time
+from pathlib import Path
+import searchlm.extract as ex
+ex.extract(Path(sys.argv[1]).with_name("warm.md"))  # the reader's imports happen now, not inside the limit
+ex.EXTRACT_SECONDS = float(sys.argv[2])
+print("go", flush=True)
+started, cpu = time.perf_counter(), time.thread_time()
+try:
+    ex.extract(Path(sys.argv[1]))
+    result = "read"
+except ex.ExtractionError as exc:
+    result = str(exc)
+print(result, time.perf_counter() - started, time.thread_time() - cpu, sep="\\n", flush=True)
+"""
+
+
+def _extract_starved(path: Path, cpu_limit: float, stopped_for: float = 0.0) -> tuple[str, float, float]:
+    """Extract `path` in a fresh process under a CPU limit, that process stopped (SIGSTOP) for `stopped_for`
+    seconds just after it starts the file, as a starved machine leaves a process waiting. (result, wall, CPU)."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-c", _STARVED, str(path), str(cpu_limit)], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "go"
+        if stopped_for:
+            time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGSTOP)
+            time.sleep(stopped_for)
+            os.kill(proc.pid, signal.SIGCONT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    result, wall, cpu = out.strip().splitlines()
+    return result, float(wall), float(cpu)
+
+
+def test_the_time_limit_counts_cpu_time_so_a_starved_machine_does_not_skip_good_files(tmp_path):
+    """The per-file limit is CPU time. A file stopped for 2.5 s mid-extraction takes longer than its 2 s limit
+    on the clock but far less in CPU time, and is read (the wall-clock limit skipped it, and a starved re-run
+    came back 7 files short); the same file under a CPU limit below what it uses is skipped, naming CPU time."""
+    (tmp_path / "warm.md").write_text("# Warm\n\n- *a* **b** `c` [d](e)\n")
+    path = tmp_path / "medium.md"  # nested lists and emphasis: ~0.4 s of markdown-it-py here
+    path.write_text("".join(f"{'  ' * (i % 20)}- *item **{i}** with `code` and [a](b)*\n" for i in range(40_000)))
+    result, wall, cpu = _extract_starved(path, 2.0, stopped_for=2.5)
+    assert wall > 2.5 and cpu < 2.0, (wall, cpu)  # over the limit on the clock, under it in CPU time
+    assert result == "read"
+    result, wall, cpu = _extract_starved(path, 0.1)
+    assert result == "used over 0.1 s of CPU time to extract (the per-file time limit)"
+    assert cpu < 1.0  # stopped soon after the limit, not at the end of the file
+
+
+def test_a_body_that_blocks_without_cpu_meets_the_wall_clock_backstop():
+    """A body that waits (here: sleeps) uses no CPU, so the CPU limit never comes; the wall-clock limit stops it
+    and says which limit it was."""
+    from searchlm.errors import ExtractionError
+    from searchlm.extract import time_limit
+
+    started = time.perf_counter()
+    with pytest.raises(ExtractionError) as caught:
+        with time_limit(10, wall_seconds=0.3):
+            for _ in range(200):
+                time.sleep(0.05)
+    assert str(caught.value) == "took over 0.3 s on the clock to extract (the per-file wall-clock limit)"
+    assert time.perf_counter() - started < 5
+    with time_limit(10, wall_seconds=5):  # and nothing is left pending for the next body
+        for _ in range(10):
+            time.sleep(0.05)
 
 
 def test_an_unbroken_line_of_markup_is_embedded_from_its_head_only(embedder):

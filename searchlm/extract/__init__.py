@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
 import threading
 from pathlib import Path
 
 from searchlm.errors import ExtractionError
-from searchlm.extract.limits import EXTRACT_SECONDS, MAX_EXPANDED_BYTES, MAX_FILE_BYTES, MAX_TEXT_CHARS  # noqa: F401
+from searchlm.extract.limits import (  # noqa: F401
+    EXTRACT_SECONDS, EXTRACT_WALL_SECONDS, MAX_EXPANDED_BYTES, MAX_FILE_BYTES, MAX_TEXT_CHARS,
+)
 from searchlm.records import Block, ExtractedDocument
 
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".rst": "rst"}
@@ -119,40 +120,18 @@ class _TimeUp(BaseException):
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float):
-    """Raise ExtractionError naming the limit when the body runs longer than `seconds`. In the main thread a
-    SIGALRM timer interrupts it (when no one else owns that signal); in any other thread (the indexer's reader)
-    a timer thread raises the same exception in it asynchronously. Either way parsers stop at their next Python
-    step, never inside a C call."""
-    if threading.current_thread() is not threading.main_thread():
-        with _thread_deadline(seconds):
-            yield
-        return
-    usable = hasattr(signal, "setitimer") and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
-    if not usable:
-        yield
-        return
-
-    def expire(signum, frame):
-        raise _TimeUp()
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except _TimeUp:
-        raise ExtractionError(f"took over {seconds:g} s to extract (the per-file time limit)") from None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@contextlib.contextmanager
-def _thread_deadline(seconds: float):
-    """`time_limit` off the main thread: the watchdog raises _TimeUp in this thread (`PyThreadState_SetAsyncExc`)
-    if the body still runs at its deadline. An exception the watchdog set just as the body ended is taken back
-    under the same lock, so nothing fires after the block."""
-    entry = _WATCHDOG.watch(seconds)
+def time_limit(cpu_seconds: float, wall_seconds: float | None = None):
+    """Raise ExtractionError naming the limit when the body uses more than `cpu_seconds` of this thread's CPU
+    time, or runs longer than `wall_seconds` on the clock (default: EXTRACT_WALL_SECONDS, at least 10x the CPU
+    limit), a backstop for a body that blocks. CPU time, because on a starved machine a good file can take
+    minutes on the clock for seconds of work. A watchdog thread raises the exception in this thread
+    (`PyThreadState_SetAsyncExc`), in the main thread as in any other (the indexer's reader thread, the
+    extraction worker's main thread); parsers stop at their next Python step, never inside a C call. An
+    exception the watchdog set just as the body ended is taken back under the same lock, so nothing fires after
+    the block."""
+    if wall_seconds is None:
+        wall_seconds = max(EXTRACT_WALL_SECONDS, 10 * cpu_seconds)
+    entry = _WATCHDOG.watch(cpu_seconds, wall_seconds)
     try:
         try:
             yield
@@ -160,36 +139,70 @@ def _thread_deadline(seconds: float):
             _WATCHDOG.release(entry)
     except _TimeUp:
         _WATCHDOG.release(entry)  # when it arrived inside release(), before its lock
-    if entry.fired:
-        raise ExtractionError(f"took over {seconds:g} s to extract (the per-file time limit)")
+    if entry.fired == "cpu":
+        raise ExtractionError(f"used over {cpu_seconds:g} s of CPU time to extract (the per-file time limit)")
+    if entry.fired == "wall":
+        raise ExtractionError(f"took over {wall_seconds:g} s on the clock to extract (the per-file wall-clock limit)")
+    if entry.fired:  # no per-thread CPU clock here: the clock stood in for it
+        raise ExtractionError(f"took over {cpu_seconds:g} s to extract (the per-file time limit)")
+
+
+def _cpu_clock(ident: int):
+    """A function giving the CPU time of thread `ident` (its pthread id) so far, or None where the platform has
+    no per-thread CPU clock (the wall-clock limit then stands in)."""
+    import time
+
+    try:
+        clock = time.pthread_getcpuclockid(ident)
+        time.clock_gettime(clock)
+    except (AttributeError, OSError):
+        return None
+    return lambda: time.clock_gettime(clock)
 
 
 class _Deadline:
-    __slots__ = ("ident", "at", "running", "fired")
+    __slots__ = ("at", "cpu", "cpu_limit", "cpu_start", "fired", "ident", "running")
 
-    def __init__(self, ident: int, at: float):
-        self.ident, self.at, self.running, self.fired = ident, at, True, False
+    def __init__(self, ident: int, cpu_seconds: float, wall_seconds: float):
+        import time
+
+        self.ident, self.running, self.fired = ident, True, None
+        self.cpu = _cpu_clock(ident)
+        self.cpu_start = self.cpu() if self.cpu else 0.0
+        self.cpu_limit = cpu_seconds
+        self.at = time.monotonic() + (wall_seconds if self.cpu else min(cpu_seconds, wall_seconds))
+
+    def due(self, now: float) -> tuple[str | None, float]:
+        """Which limit is past ("cpu", "wall" or None), and the longest the watchdog may sleep before the next
+        look: CPU time cannot run faster than the clock, so the CPU time left is a safe wait."""
+        if self.cpu:
+            left = self.cpu_limit - (self.cpu() - self.cpu_start)
+            if left <= 0:
+                return "cpu", 0.0
+        else:
+            left = float("inf")
+        if self.at <= now:
+            return ("wall" if self.cpu else "clock"), 0.0
+        return None, min(left, self.at - now)
 
 
 class _Watchdog:
-    """One daemon thread for every `_thread_deadline` in the process (a thread per file would cost more than
-    reading a small text file). It wakes at the earliest deadline, and at least once a second."""
+    """One daemon thread for every `time_limit` in the process (a thread per file would cost more than reading
+    a small text file). It looks again when the first limit could be reached, and at least once a second."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._entries: set[_Deadline] = set()
         self._thread: threading.Thread | None = None
 
-    def watch(self, seconds: float) -> _Deadline:
-        import time
-
-        entry = _Deadline(threading.get_ident(), time.monotonic() + seconds)
+    def watch(self, cpu_seconds: float, wall_seconds: float) -> _Deadline:
+        entry = _Deadline(threading.get_ident(), cpu_seconds, wall_seconds)
         with self._cond:
             self._entries.add(entry)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="searchlm-extract-watchdog", daemon=True)
                 self._thread.start()
-            elif seconds < 1:
+            elif cpu_seconds < 1:
                 self._cond.notify()
         return entry
 
@@ -208,12 +221,14 @@ class _Watchdog:
 
         with self._cond:
             while True:
-                now = time.monotonic()
-                for entry in [e for e in self._entries if e.running and not e.fired and e.at <= now]:
-                    entry.fired = True
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(entry.ident), ctypes.py_object(_TimeUp))
-                soonest = min((e.at for e in self._entries if not e.fired), default=now + 1)
-                self._cond.wait(min(1.0, max(0.0, soonest - now)))
+                now, wait = time.monotonic(), 1.0
+                for entry in [e for e in self._entries if e.running and not e.fired]:
+                    limit, left = entry.due(now)
+                    if limit:
+                        entry.fired = limit
+                        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(entry.ident), ctypes.py_object(_TimeUp))
+                    wait = min(wait, left)
+                self._cond.wait(max(0.001, wait))
 
 
 _WATCHDOG = _Watchdog()
