@@ -178,7 +178,7 @@ def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = Tru
                 lost.append((n, rerun.stderr.strip()[-300:]))
                 continue
             problems = full_invariants(home, "k", corpus, docs)
-            if problems:  # with the files the re-run skipped, and why: the 60 s limit is wall-clock time
+            if problems:  # with the files the re-run skipped, and why
                 lost.append((n, problems[:5], json.loads(rerun.stdout).get("skipped", [])[:10]))
         print(f"  kill {n}/{kills} ({'mid-run' if mid else 'after the run ended'}{', fresh index' if fresh else ''}): "
               f"{'ok' if not why else why}", flush=True)
