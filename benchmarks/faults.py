@@ -22,7 +22,8 @@ diskfull  `index` into a small tmpfs (root only): the one-line error, and the in
 http      `searchlm serve` on the sample corpus; for each C, `--rounds` bursts of C concurrent `GET /api/search`
           with distinct queries, new ones each round (6 words of the sample's questions at random; after 5
           warm-up questions; one connection each, all opened first, from an asyncio raw-stream client): server CPU per request,
-          errors, p50, p95, max, and how many responses hold exactly the library's hits; cross-site POST
+          errors, p50, p95, max, and how many responses hold exactly the library's hits (`--workers N` is passed
+          to `serve`; default: serve's own); cross-site POST
           /api/ask and /api/ask/stream -> 403, GET stream -> 405, 1 MB query -> 414. Absolute times: run it
           at normal priority under the timing lock.
 
@@ -440,7 +441,7 @@ def run_diskfull(workdir: Path) -> dict:
 
 
 # -- http ---------------------------------------------------------------------------------------------------
-def run_http(workdir: Path, concurrency: list[int], rounds: int = 3) -> dict:
+def run_http(workdir: Path, concurrency: list[int], rounds: int = 3, workers: int | None = None) -> dict:
     import http.client
 
     home = workdir / "http-home"
@@ -450,11 +451,13 @@ def run_http(workdir: Path, concurrency: list[int], rounds: int = 3) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server_log = open(workdir / "http-server.log", "w")  # a pipe nobody reads would fill and stall the server
-    server = subprocess.Popen([*CLI, "serve", "--home", str(home), "--name", "sample", "--port", str(port), "--lazy"],
-                              env=ENV, stdout=subprocess.DEVNULL, stderr=server_log, text=True)
+    extra = ["--workers", str(workers)] if workers else []
+    server = subprocess.Popen([*CLI, "serve", "--home", str(home), "--name", "sample", "--port", str(port), "--lazy",
+                               *extra], env=ENV, stdout=subprocess.DEVNULL, stderr=server_log, text=True)
     try:
         for _ in range(600):
             if _get(port, "/api/health")[0] == 200:
+                time.sleep(10)  # the other workers may still be loading their models
                 break
             if server.poll() is not None:
                 raise SystemExit(f"the server exited: {(workdir / 'http-server.log').read_text()[-2000:]}")
@@ -536,9 +539,15 @@ async def _burst(port: int, paths: list[str]) -> list[tuple[object, float, bytes
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its threads so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process, its threads and its live child processes (`serve --workers`) so far
+    (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(int(c)) for c in children)
 
 
 def _same_as_library(home: Path, queries: list[str], results) -> int:
@@ -586,6 +595,7 @@ def main() -> None:
     ap.add_argument("--fuzz", type=int, default=1000)
     ap.add_argument("--concurrency", default="20,200", help="Concurrent searches per burst, comma-separated.")
     ap.add_argument("--rounds", type=int, default=3, help="Bursts per concurrency (http).")
+    ap.add_argument("--workers", type=int, default=None, help="`serve --workers` (http; default: serve's own).")
     ap.add_argument("--fuzz-no-good", action="store_true", help="Skip fuzz's run over the good files alone.")
     ap.add_argument("--kill-docs", type=int, default=60, help="Generated documents in the kill corpus.")
     ap.add_argument("--kill-no-sample", action="store_true", help="Leave sample_corpus's PDF, DOCX and HTML files out of the kill corpus.")
@@ -595,7 +605,8 @@ def main() -> None:
     results = {}
     steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz, not args.fuzz_no_good),
              "damage": lambda: run_damage(args.workdir), "diskfull": lambda: run_diskfull(args.workdir),
-             "http": lambda: run_http(args.workdir, [int(c) for c in args.concurrency.split(",")], args.rounds)}
+             "http": lambda: run_http(args.workdir, [int(c) for c in args.concurrency.split(",")], args.rounds,
+                                     args.workers)}
     for name, step in steps.items():
         if args.what in ("all", name):
             print(f"== {name} ({load()})", flush=True)

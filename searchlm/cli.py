@@ -554,12 +554,16 @@ def serve(
         None, "--token", envvar="SEARCHLM_TOKEN",
         help="Require `Authorization: Bearer TOKEN` on the API (env SEARCHLM_TOKEN); needed off loopback.",
     ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-w", envvar="SEARCHLM_WORKERS", min=1, max=64,
+        help="Server processes; each loads its own models (env SEARCHLM_WORKERS; default 2 on 2+ cores, else 1).",
+    ),
 ) -> None:
     """Serve the JSON API and a web page to search and ask in a browser; models stay loaded."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
 
-        from searchlm.server.app import create_app
+        from searchlm.server.app import create_app  # noqa: F401
     except ImportError as exc:
         raise SearchlmError(f"`serve` needs {exc.name}, which is not installed (pip install 'searchlm[serve]')") from None
 
@@ -570,19 +574,26 @@ def serve(
     settings = _settings(name=name, home=home, generator=generator, device=device)
     require_token(host, token)
     sock = listen(host, port)
-    web_app = create_app(settings, load_generator=not lazy, allowed_hosts=host_names(host), token=token)
+    from searchlm.server.workers import default_workers, run
+
+    workers = workers or default_workers()
     shown = f"[{host}]" if ":" in host else host
-    if host not in LOOPBACK:
-        typer.echo(
-            f"Listening on {host}, not only this machine: API requests need `Authorization: Bearer` with the token; "
-            f"the web page takes it once as http://{shown}:{port}/#token=TOKEN.", err=True,
-        )
-    typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ (API docs: /docs). Ctrl+C stops.", err=True)
+
+    def announce() -> None:
+        if host not in LOOPBACK:
+            typer.echo(
+                f"Listening on {host}, not only this machine: API requests need `Authorization: Bearer` with the "
+                f"token; the web page takes it once as http://{shown}:{port}/#token=TOKEN.", err=True,
+            )
+        typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ with {workers} worker"
+                   f"{'s' if workers > 1 else ''} (API docs: /docs). Ctrl+C stops.", err=True)
+
     # A request line up to MAX_REQUEST_LINE reaches the app, which answers a query over MAX_URL_BYTES with 414
     # instead of a reset connection. h11 by name: with httptools installed (uvicorn[standard]) uvicorn would pick
     # it, and it answers a 70 KB request line with a bare 400; it saved only ~0.7 ms a request here.
-    config = uvicorn.Config(web_app, log_level="info", http="h11", h11_max_incomplete_event_size=MAX_REQUEST_LINE)
-    uvicorn.Server(config).run(sockets=[sock])
+    config = {"log_level": "info", "http": "h11", "h11_max_incomplete_event_size": MAX_REQUEST_LINE}
+    run(settings, sock, workers, config, announce, load_generator=not lazy, allowed_hosts=host_names(host),
+        token=token)
 
 
 @app.command()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -478,14 +479,16 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_serve_command_and_search_with_server_option(served):
-    """`searchlm serve` in a subprocess on a free loopback port; `searchlm search --server` talks to it."""
+    """`searchlm serve --workers 2` in a subprocess on a free loopback port (two worker processes on one socket,
+    gone when it stops); `searchlm search --server` talks to it and gets the local search's hits."""
     settings, _ = served
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SEARCHLM_HOME": str(settings.home)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "searchlm", "serve", "--name", "docs", "--port", str(port), "--lazy"],
+        [sys.executable, "-m", "searchlm", "serve", "--name", "docs", "--port", str(port), "--lazy", "--workers", "2"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    workers: list[str] = []
     url = f"http://127.0.0.1:{port}"
     try:
         import httpx
@@ -500,6 +503,9 @@ def test_serve_command_and_search_with_server_option(served):
             assert proc.poll() is None, proc.stdout.read()
             assert time.time() < deadline, "server did not start in 90 s"
             time.sleep(0.3)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(workers) == 2  # besides multiprocessing's resource tracker
         remote = subprocess.run(
             [sys.executable, "-m", "searchlm", "search", "spring tides moon", "--server", url, "--name", "docs",
              "-k", "2", "--json"],
@@ -532,6 +538,10 @@ def test_serve_command_and_search_with_server_option(served):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    deadline = time.time() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # no worker outlives the server
 
 
 # -- ask (the packaged SmolLM2) ---------------------------------------------------------------------------
