@@ -1,10 +1,10 @@
 """`searchlm serve --workers N`: N server processes on one listening socket.
 
 One process runs the Python side of every request under one GIL, while its query encoder runs beside it; on 2
-cores a second process served a burst of 200 concurrent searches with p95 2.3 s instead of 2.9 s (each process
-batches its own queries). Each worker builds its own app with `create_app`, so each loads its own models: the
-memory of the query encoder, and of the answer model unless `--lazy`, is paid once per worker, and each worker
-answers one question at a time.
+cores a second process served a burst of 200 concurrent searches with p95 2.3-2.5 s instead of 2.9 s (each
+process batches its own queries). Each worker builds its own app with `create_app`, so each loads its own models:
+the memory of the query encoder, and of the answer model unless `--lazy`, is paid once per worker, and each
+worker answers one question at a time.
 
 uvicorn starts workers with `spawn`, so a worker cannot be handed the app: it imports `app_from_environment`,
 which rebuilds it from what `serve` put in the environment.
