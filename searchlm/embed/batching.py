@@ -65,7 +65,7 @@ class Gate:
 
 
 class _Waiting:
-    __slots__ = ("text", "length", "vector", "error")
+    __slots__ = ("error", "length", "text", "vector")
 
     def __init__(self, text: str, length: int):
         self.text = text
