@@ -197,6 +197,30 @@ def test_a_body_that_blocks_without_cpu_meets_the_wall_clock_backstop():
             time.sleep(0.05)
 
 
+def test_a_faiss_file_behind_the_database_is_named_stale_and_searches_catch_it_up(make_index, embedder):
+    """A kill between a run's commit and its FAISS save leaves the FAISS file (and manifest) of the run before,
+    holding vectors of chunks the database no longer has. `check` names it stale, not damaged (a kill test saw
+    "holds 267 vectors for 265 chunks" and counted the index unusable), and a search answers from the database."""
+    import shutil
+
+    settings, _, corpus = make_index(GOOD)
+    saved = settings.home / "saved"
+    saved.mkdir()
+    for name in ("vectors.faiss", "manifest.json"):
+        shutil.copy2(settings.index_dir / name, saved / name)
+    (corpus / "tides.txt").unlink()
+    index_folder(corpus, settings, embedder=embedder)
+    for name in ("vectors.faiss", "manifest.json"):  # as if killed after the commit, before the FAISS save
+        shutil.copy2(saved / name, settings.index_dir / name)
+    report = check_index(settings)
+    assert [p.part for p in report.problems] == ["vectors"]
+    assert report.problems[0].message.startswith("vectors.faiss is older than the database (an interrupted run): it holds")
+    with Searcher(settings) as searcher:
+        hits = searcher.search("moon gravity spring neap tides", k=5)
+    assert hits and not any(h.path.endswith("tides.txt") for h in hits)
+    assert check_index(settings, repair=True).ok and check_index(settings).ok
+
+
 def test_an_unbroken_line_of_markup_is_embedded_from_its_head_only(embedder):
     """A fuzzed .txt of 800 KB of `<div>` with no space was one chunk, and tokenizing all of it cost the indexing
     process 700 MB; the embedders read what the encoder can use, so the vector is the same as the head's."""
