@@ -259,11 +259,14 @@ def _check_fts(store, report, repair) -> None:
 def _check_vectors(store, manifest, index_dir, report, repair) -> None:
     (count,) = store.conn.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()
     why = vectors_problem(index_dir / FAISS_FILE, manifest, count)
-    if manifest.ann.get("generation") != store.generation and (why is None or " holds " in why):
-        # Killed between a commit and the FAISS save: the count differs because the file is behind, and a
-        # searcher catches it up from the change log. A kill test once saw "holds 267 vectors for 265 chunks".
-        counts = f": it {why.split(' ', 1)[1]}" if why else ""
-        why = f"{FAISS_FILE} is older than the database (an interrupted run){counts}"
+    if manifest.ann.get("generation") != store.generation and (why is None or " holds " in why or "missing" in why):
+        # Killed between a commit and the FAISS save (or before a new index's first one): the file is behind or
+        # not written yet, and a searcher catches it up from SQLite. Kill tests saw "holds 267 vectors for 265
+        # chunks" and "is missing" and counted those indexes unusable, though they answered.
+        detail = ""
+        if why is not None:
+            detail = ": it was not written yet" if "missing" in why else f": it {why.split(' ', 1)[1]}"
+        why = f"{FAISS_FILE} is older than the database (an interrupted run){detail}"
     if why is None:
         _check_keywords(store, manifest, index_dir, report, repair)
         return

@@ -218,6 +218,11 @@ def test_a_faiss_file_behind_the_database_is_named_stale_and_searches_catch_it_u
     with Searcher(settings) as searcher:
         hits = searcher.search("moon gravity spring neap tides", k=5)
     assert hits and not any(h.path.endswith("tides.txt") for h in hits)
+    (settings.index_dir / "vectors.faiss").unlink()  # a new index killed before its first FAISS save
+    message = check_index(settings).problems[0].message
+    assert message == "vectors.faiss is older than the database (an interrupted run): it was not written yet"
+    with Searcher(settings) as searcher:
+        assert searcher.search("sourdough starter yeast", k=1)[0].path.endswith("bread.txt")
     assert check_index(settings, repair=True).ok and check_index(settings).ok
 
 
