@@ -574,7 +574,7 @@ def serve(
     settings = _settings(name=name, home=home, generator=generator, device=device)
     require_token(host, token)
     sock = listen(host, port)
-    from searchlm.server.workers import default_workers, run
+    from searchlm.server.workers import default_workers, run as run_workers
 
     workers = workers or default_workers()
     shown = f"[{host}]" if ":" in host else host
@@ -592,8 +592,8 @@ def serve(
     # instead of a reset connection. h11 by name: with httptools installed (uvicorn[standard]) uvicorn would pick
     # it, and it answers a 70 KB request line with a bare 400; it saved only ~0.7 ms a request here.
     config = {"log_level": "info", "http": "h11", "h11_max_incomplete_event_size": MAX_REQUEST_LINE}
-    run(settings, sock, workers, config, announce, load_generator=not lazy, allowed_hosts=host_names(host),
-        token=token)
+    run_workers(settings, sock, workers, config, announce, load_generator=not lazy, allowed_hosts=host_names(host),
+                token=token)
 
 
 @app.command()
