@@ -107,6 +107,7 @@ class TantivyStore(FaissStore):
             except InputError as exc:  # tantivy not installed here: FTS5 still answers; `index` says how to fix
                 log.warning("%s; searching SQLite FTS5", exc)
                 self._kw = False
+                self._looked = float("inf")  # it will not be installed while this process runs: say it once
         return bool(self._kw)
 
     def _open(self):
