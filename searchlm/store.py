@@ -482,6 +482,19 @@ class Store:
         rows = self.conn.execute("SELECT id FROM chunks WHERE vector IS NOT NULL ORDER BY id").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def chunk_texts(self, ids: Iterable[int] | None = None) -> Iterator[tuple[int, str, str, str]]:
+        """(id, title, heading, text) of the given chunks, or of every chunk, for a keyword index kept beside SQLite
+        (tantivy)."""
+        if ids is None:
+            yield from self.conn.execute("SELECT id, title, heading, text FROM chunks")
+            return
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            yield from self.conn.execute(
+                f"SELECT id, title, heading, text FROM chunks WHERE id IN ({','.join('?' * len(part))})", part
+            )
+
     def chunk_records(self, ids: Iterable[int]) -> list[tuple]:
         """(id, doc_id, path, kind, mtime_ns, title, heading, text, vector blob) of chunks, for a store that keeps
         them beside the vectors (Milvus)."""

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 
 DEFAULT_STORE = "faiss"
 TANTIVY = "faiss+tantivy"  # FAISS vectors, tantivy BM25
+TITLE_REPEAT = 2  # the title counts twice, as FTS5's bm25 weights (title 2, heading 1, text 1) do
+
+
+def weighted_fields(title: str | None, heading: str | None, text: str | None) -> list[str]:
+    """A chunk's fields for a keyword engine that scores one field (tantivy, Milvus): the title TITLE_REPEAT times,
+    then heading and text, empty ones left out; so its BM25 weighs them as SQLite FTS5 does."""
+    return [p for p in [title] * TITLE_REPEAT + [heading, text] if p]
 
 
 @dataclass

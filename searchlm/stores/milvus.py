@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from searchlm.errors import StoreError
-from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore
+from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore, weighted_fields
 from searchlm.text import porter_terms
 
 SCHEMA = 2  # of the collection's fields; bump when they change (2: the text field holds Porter stems)
@@ -28,7 +28,6 @@ SCHEMA = 2  # of the collection's fields; bump when they change (2: the text fie
 # the stemming done here, Milvus Lite and a Milvus server index the same terms. Stop words stay in the documents
 # (they count in a chunk's length, as in FTS5); the query leaves them out, as `query_terms` does for FTS5.
 ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
-TITLE_REPEAT = 2  # the title counts twice, as FTS5's bm25 weights (title 2, heading 1, text 1) do here
 MAX_VARCHAR = 65535  # bytes, Milvus's limit for a VARCHAR field
 BATCH = 1000  # rows per upsert
 HNSW = {"M": 32, "efConstruction": 80}  # as the FAISS backend; Milvus Lite searches exactly (FLAT) by default
@@ -251,7 +250,7 @@ class MilvusStore(VectorStore):
 
 def _row(record: tuple) -> dict:
     cid, doc_id, path, kind, mtime_ns, title, heading, text, blob = record
-    body = "\n".join(" ".join(porter_terms(p)) for p in [title] * TITLE_REPEAT + [heading, text] if p)
+    body = "\n".join(" ".join(porter_terms(p)) for p in weighted_fields(title, heading, text))
     return {"id": cid, "vector": np.frombuffer(blob, dtype=np.float32), "text": _fit(body), "doc_id": doc_id,
             "path": _fit(path), "kind": kind, "mtime_ns": mtime_ns}
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from searchlm.errors import InputError, SearchlmError
 from searchlm.manifest import Manifest
-from searchlm.stores.base import ChunkFilter
+from searchlm.query import fts_query
+from searchlm.stores.base import ChunkFilter, weighted_fields
 from searchlm.stores.faiss import FaissStore
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,7 @@ log = logging.getLogger(__name__)
 KEYWORD_DIR = "keywords.tantivy"
 SCHEMA = 1  # recorded in manifest.ann["keyword"]: an index of another layout is rebuilt, never searched
 ANALYZER = "searchlm_en"
-TITLE_REPEAT = 2  # as FTS5's bm25(chunks_fts, 2.0, 1.0, 1.0) weights the title
 WRITER_HEAP = 128_000_000
-BATCH = 5_000
 RECHECK_S = 1.0
 
 
@@ -165,7 +164,7 @@ class TantivyStore(FaissStore):
     def keyword_search(self, text: str, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
         """Top-k {chunk_id: BM25}, filtered before the cut (from FTS5 while tantivy is not current)."""
         if not self.keyword:
-            return dict(self.store.keyword_search(_fts(text), k, *(flt or ChunkFilter()).sql()))
+            return dict(self.store.keyword_search(fts_query(text), k, *(flt or ChunkFilter()).sql()))
         index = self._kw[0]
         query = self._text_query(index, text)
         restrict = self._filter_query(flt)
@@ -178,7 +177,7 @@ class TantivyStore(FaissStore):
     def keyword_scores(self, text: str, ids: list[int]) -> dict[int, float]:
         """BM25 of particular chunks, as `keyword_search` scores them; chunks matching no query word are absent."""
         if not self.keyword:
-            return self.store.keyword_scores(_fts(text), ids)
+            return self.store.keyword_scores(fts_query(text), ids)
         index = self._kw[0]
         query = self._text_query(index, text)
         if query is None or not ids:
@@ -223,7 +222,7 @@ class TantivyStore(FaissStore):
         writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
         for chunk_id in changes:
             writer.delete_documents_by_term("id", int(chunk_id))
-        self._add(writer, store, [c for c, op in changes.items() if op == 1])
+        self._add(writer, store.chunk_texts(c for c, op in changes.items() if op == 1))
         writer.commit()
         writer.wait_merging_threads()
 
@@ -236,8 +235,7 @@ class TantivyStore(FaissStore):
         index = tantivy.Index(_schema(), path=str(fresh))
         _register(index)
         writer = index.writer(heap_size=WRITER_HEAP)
-        for batch in _batches(store.conn.execute("SELECT id FROM chunks ORDER BY id"), BATCH):
-            self._add(writer, store, batch)
+        self._add(writer, store.chunk_texts())
         writer.commit()
         writer.wait_merging_threads()
         del writer, index
@@ -251,35 +249,13 @@ class TantivyStore(FaissStore):
         _register(index)
         return index
 
-    def _add(self, writer, store, ids) -> None:
+    def _add(self, writer, rows) -> None:
+        """Chunks as (id, title, heading, text) rows, each one document: its fields weighted as FTS5 weighs them."""
         tantivy = _tantivy()
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            marks = ",".join("?" * len(part))
-            for cid, title, heading, text in store.conn.execute(
-                f"SELECT id, title, heading, text FROM chunks WHERE id IN ({marks})", part
-            ):
-                body = "\n".join(p for p in [title] * TITLE_REPEAT + [heading, text] if p)
-                writer.add_document(tantivy.Document(id=cid, body=body))
+        for cid, title, heading, text in rows:
+            writer.add_document(tantivy.Document(id=cid, body="\n".join(weighted_fields(title, heading, text))))
 
     def _record(self, manifest, store, index) -> None:
         super()._record(manifest, store, index)
         if self._kw_state is not None:
             manifest.ann["keyword"] = {"engine": "tantivy", **self._kw_state}
-
-
-def _fts(text: str) -> str:
-    """Words (as `keyword_text` gives them) as the MATCH string of SQLite's FTS5 table."""
-    return " OR ".join(f'"{w}"' for w in text.split())
-
-
-def _batches(rows, size: int):
-    batch = []
-    for (cid,) in rows:
-        batch.append(cid)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
