@@ -62,27 +62,29 @@ class CheckReport:
 
 
 # -- checks used on their own by the indexer and the searcher ------------------------------------------------
-def vectors_problem(path: Path, manifest: Manifest, expected: int) -> str | None:
-    """What is wrong with the FAISS file (unreadable, wrong dimension, wrong count), or None. An index whose
-    vectors live in Milvus has no FAISS file to check."""
+def vectors_problem(path: Path, manifest: Manifest, expected: int) -> tuple[str | None, str | None]:
+    """What is wrong with the FAISS file (unreadable, wrong dimension, wrong count), or None; and, when it is what
+    a run killed before its FAISS save leaves (no file yet, or a count behind SQLite's), how to say so. An index
+    whose vectors live in Milvus has no FAISS file to check."""
     from searchlm.stores.base import TANTIVY, StoreSpec
 
     if StoreSpec.from_json(manifest.store).backend not in ("faiss", TANTIVY):  # Milvus keeps its own
-        return None
+        return None, None
     if not path.is_file():
-        return f"{FAISS_FILE} is missing"
+        return f"{FAISS_FILE} is missing", "it was not written yet"
     from searchlm.stores.faiss import VectorIndex
 
     try:
         index = VectorIndex.load(path, manifest.ann.get("type", "flat"), use_gpu=False)
     except (RuntimeError, MemoryError, ValueError) as exc:
-        return f"{FAISS_FILE} cannot be read ({str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__})"
+        reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+        return f"{FAISS_FILE} cannot be read ({reason})", None
     if index.index.d != manifest.dimension:
-        return f"{FAISS_FILE} has dimension {index.index.d}, not {manifest.dimension}"
+        return f"{FAISS_FILE} has dimension {index.index.d}, not {manifest.dimension}", None
     live = len(index) - int(manifest.ann.get("tombstones", 0))  # HNSW keeps removed ids until it is rebuilt
     if live != expected:
-        return f"{FAISS_FILE} holds {live} vectors for {expected} chunks"
-    return None
+        return f"{FAISS_FILE} holds {live} vectors for {expected} chunks", f"it holds {live} vectors for {expected} chunks"
+    return None, None
 
 
 # -- the whole check -----------------------------------------------------------------------------------------
@@ -258,15 +260,12 @@ def _check_fts(store, report, repair) -> None:
 
 def _check_vectors(store, manifest, index_dir, report, repair) -> None:
     (count,) = store.conn.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()
-    why = vectors_problem(index_dir / FAISS_FILE, manifest, count)
-    if manifest.ann.get("generation") != store.generation and (why is None or " holds " in why or "missing" in why):
+    why, behind = vectors_problem(index_dir / FAISS_FILE, manifest, count)
+    if manifest.ann.get("generation") != store.generation and (why is None or behind):
         # Killed between a commit and the FAISS save (or before a new index's first one): the file is behind or
         # not written yet, and a searcher catches it up from SQLite. Kill tests saw "holds 267 vectors for 265
         # chunks" and "is missing" and counted those indexes unusable, though they answered.
-        detail = ""
-        if why is not None:
-            detail = ": it was not written yet" if "missing" in why else f": it {why.split(' ', 1)[1]}"
-        why = f"{FAISS_FILE} is older than the database (an interrupted run){detail}"
+        why = f"{FAISS_FILE} is older than the database (an interrupted run)" + (f": {behind}" if behind else "")
     if why is None:
         _check_keywords(store, manifest, index_dir, report, repair)
         return
