@@ -33,7 +33,7 @@ from searchlm.errors import (
     ExtractionError, IndexMismatchError, IndexNotFoundError, InputError, ModelError, NothingToIndexError,
     SearchlmError,
 )
-from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular
+from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular, wall_clock_exceeded
 from searchlm.lock import write_lock
 from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
@@ -371,9 +371,8 @@ class _IndexRun:
 
     def _extract_apart(self, path: Path, data: bytes):
         """`extract` in the worker process; a parser that kills its process skips this file only."""
-        from concurrent.futures.process import BrokenProcessPool
-
         from concurrent.futures import TimeoutError as Late
+        from concurrent.futures.process import BrokenProcessPool
 
         from searchlm.extract.limits import EXTRACT_WALL_SECONDS
 
@@ -385,9 +384,7 @@ class _IndexRun:
             raise ExtractionError("the parser crashed on this file") from None
         except Late:
             self._stop_extractor()
-            raise ExtractionError(
-                f"took over {EXTRACT_WALL_SECONDS:g} s on the clock to extract (the per-file wall-clock limit)"
-            ) from None
+            raise wall_clock_exceeded(EXTRACT_WALL_SECONDS) from None
 
     def _stop_extractor(self) -> None:
         """Kill the worker process (stuck in a parser); the next file gets a new one."""

@@ -142,9 +142,14 @@ def time_limit(cpu_seconds: float, wall_seconds: float | None = None):
     if entry.fired == "cpu":
         raise ExtractionError(f"used over {cpu_seconds:g} s of CPU time to extract (the per-file time limit)")
     if entry.fired == "wall":
-        raise ExtractionError(f"took over {wall_seconds:g} s on the clock to extract (the per-file wall-clock limit)")
+        raise wall_clock_exceeded(wall_seconds)
     if entry.fired:  # no per-thread CPU clock here: the clock stood in for it
         raise ExtractionError(f"took over {cpu_seconds:g} s to extract (the per-file time limit)")
+
+
+def wall_clock_exceeded(seconds: float) -> ExtractionError:
+    """The skip reason of a file that ran past the wall-clock backstop, in the extracting thread or its worker."""
+    return ExtractionError(f"took over {seconds:g} s on the clock to extract (the per-file wall-clock limit)")
 
 
 def _cpu_clock(ident: int):
