@@ -125,6 +125,12 @@ class Index(Closing):
         `rerank`, ... as in `SearchOptions`."""
         return self.searcher.search(query, options, **kwargs)
 
+    def search_many(self, queries: list[str], options: "SearchOptions | None" = None,
+                    **kwargs) -> "list[list[Hit]]":
+        """`search` for each query, with the same options, their query vectors encoded together: the hits each
+        would get alone, for about half the encoder's CPU (an evaluation, a batch job)."""
+        return self.searcher.search_many(queries, options, **kwargs)
+
     def ask(
         self,
         question: str,

@@ -107,6 +107,20 @@ def test_searcher_is_a_context_manager_that_closes_its_store(sample_index):
         searcher.store.conn.execute("SELECT 1")
 
 
+def test_search_many_gives_each_query_the_hits_it_gets_alone(sample_index):
+    from searchlm import Index, InputError
+
+    queries = ["How do honey bees keep warm in winter?", "lighthouse lens", "ラーメンの歴史", "sourdough starter"]
+    with Index(sample_index.name, home=sample_index.home) as index:
+        alone = [index.search(q, k=5) for q in queries]
+        together = index.search_many(queries, k=5)
+        assert [[(h.chunk_id, h.score, h.rank) for h in hits] for hits in together] == \
+               [[(h.chunk_id, h.score, h.rank) for h in hits] for hits in alone]
+        assert [len(hits) for hits in together] == [5, 5, 5, 5]
+        with pytest.raises(InputError, match="the query is empty"):
+            index.search_many(["bees", " "])
+
+
 def test_errors_carry_library_wording_and_the_cli_adds_its_flags(sample_index):
     from typer.testing import CliRunner
 

@@ -317,52 +317,70 @@ def test_concurrent_searches_share_one_searcher(client):
     assert all(path.endswith(want) for path, want in zip(results, list(queries.values()) * 10))
 
 
-def test_concurrent_queries_are_encoded_in_one_batch_with_the_cli_s_vectors(served):
-    """The server's shared encoder batches queries that wait together, and each vector is bit for bit the one a
-    one-shot CLI search computes alone (so a server's scores equal `searchlm search --json`'s)."""
-    import numpy as np
-
-    from searchlm.embed.batching import QueryBatcher
-    from searchlm.embed.onnx import OnnxEmbedder
-    from searchlm.manifest import ENCODER_DIR
+def test_searches_that_wait_together_run_as_one_batch_with_the_cli_s_hits(served):
+    """The server's search queue takes the searches that arrived while it was busy as one batch (their queries
+    encoded in one call), and each gets exactly the hits, scores included, that a one-shot CLI search computes
+    alone (so a server's scores equal `searchlm search --json`'s)."""
+    from searchlm.search import Searcher, SearchOptions
+    from searchlm.server.engines import SearchQueue
 
     settings, _ = served
-    folder = settings.index_dir / ENCODER_DIR
     queries = ["honey bees", "spring tides and the moon", "crème brûlée", "a parser builds a syntax tree"] * 4
-    cli = OnnxEmbedder(folder)  # as `searchlm search` loads it
-    alone = [cli.embed_query(q) for q in queries]
-    server = OnnxEmbedder(folder, warm=True)
-    gate, calls = threading.Event(), []
+    with Searcher(settings) as cli:  # as `searchlm search` runs: one query at a time, one-shot encoder
+        alone = [[(h.chunk_id, h.score, h.path) for h in cli.search(q)] for q in queries]
+    server = Searcher(settings)
+    server.warm()
+    encoder, release, calls = server.encoder, threading.Event(), []
 
-    class Gated:  # the server's encoder, held inside its first call until every other query waits
+    class Held:  # the server's encoder, held inside its first call until every other search waits
         def embed(self, texts):
             calls.append(len(texts))
-            gate.wait(30)
-            return server.embed(texts)
+            release.wait(30)
+            return encoder.embed(texts)
 
-    batcher = QueryBatcher(Gated)
-    results = {}
+    server._encoder = Held()
+    searches = SearchQueue(server)
+    try:
+        futures = [searches.submit(queries[0], SearchOptions())]
+        while not calls:
+            time.sleep(0.01)
+        futures += [searches.submit(q, SearchOptions()) for q in queries[1:]]
+        release.set()
+        got = [[(h.chunk_id, h.score, h.path) for h in f.result(30)] for f in futures]
+    finally:
+        searches.close()
+        server.close()
+    # the first alone, then all that waited meanwhile in one call, each distinct query encoded once
+    assert calls == [1, len(set(queries))]
+    assert (searches.batches, searches.searches) == (2, len(queries))
+    assert got == alone
 
-    def one(i):
-        results[i] = batcher.embed_query(queries[i])
 
-    first = threading.Thread(target=one, args=(0,))
-    first.start()
-    while not calls:
-        time.sleep(0.01)
-    others = [threading.Thread(target=one, args=(i,)) for i in range(1, len(queries))]
-    for t in others:
-        t.start()
-    deadline = time.time() + 30
-    while len(batcher._waiting) < len(others) and time.time() < deadline:
-        time.sleep(0.01)
-    gate.set()
-    for t in [first, *others]:
-        t.join(30)
-    assert calls == [1, len(queries) - 1]  # the first alone, then all that waited meanwhile in one call
-    assert (batcher.batches, batcher.queries) == (2, len(queries))
-    for i, vector in enumerate(alone):
-        assert np.array_equal(results[i], vector), queries[i]
+def test_one_bad_search_in_a_batch_fails_alone_and_the_queue_goes_on(served):
+    """A search the library refuses raises its own error to its own caller; the others in its batch get their
+    hits, and the queue serves the next batch."""
+    from searchlm.errors import InputError
+    from searchlm.search import Searcher, SearchOptions
+    from searchlm.server.engines import SearchQueue
+
+    settings, _ = served
+    searcher = Searcher(settings)
+    searches = SearchQueue(searcher)
+    try:
+        futures = [searches.submit(q, o) for q, o in (
+            ("honey bees", SearchOptions()), ("   ", SearchOptions()), ("spring tides", SearchOptions(types=("nope",))),
+            ("spring tides", SearchOptions(mode="keyword")),
+        )]
+        assert futures[0].result(30)[0].path.endswith("bees.md")
+        with pytest.raises(InputError, match="query is empty"):
+            futures[1].result(30)
+        with pytest.raises(InputError, match="file type 'nope'"):
+            futures[2].result(30)
+        assert futures[3].result(30)[0].path.endswith("tides.txt")
+        assert searches.submit("crème brûlée", SearchOptions()).result(30)[0].path.endswith("brûlée.md")
+    finally:
+        searches.close()
+        searcher.close()
 
 
 def test_a_batch_of_mixed_lengths_is_encoded_in_runs_of_similar_lengths_with_each_query_s_own_vector(served):
@@ -386,88 +404,6 @@ def test_a_batch_of_mixed_lengths_is_encoded_in_runs_of_similar_lengths_with_eac
     assert [[lengths[i] for i in run] for run in runs] == [[8] * 14, [45], [82]]
     assert _runs([0, 1], [10, 10 + CALL_COST_TOKENS - 1]) == [[0, 1]]  # too little padding to pay for a call
     assert len(_runs(list(range(40)), [9] * 40)) == 3  # at most ENCODE_BATCH (16) a call
-
-
-def test_the_batcher_takes_the_oldest_query_and_those_nearest_it_in_length():
-    """Queries waiting together are batched with their neighbours in token count, so a batch pads little; the
-    oldest always goes first, so a long query does not wait behind ever newer short ones."""
-    import numpy as np
-
-    from searchlm.embed.batching import QueryBatcher
-
-    gate, calls = threading.Event(), []
-
-    class Encoder:
-        def token_count(self, text):
-            return len(text.split())
-
-        def embed(self, texts):
-            calls.append(sorted(len(t.split()) for t in texts))
-            gate.wait(30)
-            return np.array([[float(len(t))] for t in texts], dtype=np.float32)
-
-    batcher = QueryBatcher(Encoder, max_batch=3)
-    texts = ["busy"] + ["w " * n for n in (9, 1, 8, 2, 9, 1)]
-    results = {}
-
-    def one(i):
-        results[i] = batcher.embed_query(texts[i])
-
-    first = threading.Thread(target=one, args=(0,))
-    first.start()
-    while not calls:
-        time.sleep(0.01)
-    others = []
-    for i in range(1, len(texts)):  # one at a time, so the waiting list is in this order
-        others.append(threading.Thread(target=one, args=(i,)))
-        others[-1].start()
-        while len(batcher._waiting) < i and first.is_alive():
-            time.sleep(0.01)
-    gate.set()
-    for t in [first, *others]:
-        t.join(30)
-    # after the busy one: the oldest (9 words) with the other 9 and the 8, then the short ones
-    assert calls == [[1], [8, 9, 9], [1, 1, 2]]
-    assert all(results[i][0] == len(texts[i]) for i in range(len(texts)))
-
-
-def test_a_search_waiting_for_the_encoder_lets_another_search_run():
-    """The server runs one search's Python side at a time (`Gate`), but a search waiting for its query vector
-    steps out of the gate, so the searches that will join its batch can get that far."""
-    import numpy as np
-
-    from searchlm.embed.batching import Gate, QueryBatcher
-
-    gate, started, release = Gate(1), threading.Event(), threading.Event()
-
-    class Encoder:
-        def embed(self, texts):
-            started.set()
-            release.wait(30)
-            return np.ones((len(texts), 2), dtype=np.float32)
-
-    batcher = QueryBatcher(Encoder, gate=gate)
-    inside = []
-
-    def search(text):
-        with gate:
-            batcher.embed_query(text)
-            inside.append(text)
-
-    first = threading.Thread(target=search, args=("first",))
-    first.start()
-    assert started.wait(30)  # encoding, outside the gate
-    second = threading.Thread(target=search, args=("second",))
-    second.start()
-    deadline = time.time() + 30
-    while len(batcher._waiting) < 1 and time.time() < deadline:  # it got through the gate to the batcher
-        time.sleep(0.01)
-    assert len(batcher._waiting) == 1
-    release.set()
-    first.join(30), second.join(30)
-    assert sorted(inside) == ["first", "second"] and batcher.batches == 2
-    with gate:  # both left: the one place is free again
-        pass
 
 
 # -- the real server process ------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ class OnnxEmbedder(Embedder):
         options.intra_op_num_threads = threads or (max(1, min(4, (os.cpu_count() or 1) // 2)) if warm else 1)
         # Prepacked weights round differently (last bits): without them every process gets the same vector for
         # the same query, so a server's scores equal `searchlm search --json`'s. A server batches its queries
-        # (embed.batching), which amortizes the packing prepacking would save.
+        # (server.engines.SearchQueue), which amortizes the packing prepacking would save.
         options.add_session_config_entry("session.disable_prepacking", "1")
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning takes others' CPU
         self.session = None

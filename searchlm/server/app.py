@@ -197,7 +197,7 @@ def create_app(
         ]}
 
     @app.get("/api/search", responses=_ERRORS, summary="Hybrid search: the same hits as `searchlm search --json`")
-    def search(
+    async def search(
         q: str = Query(..., max_length=MAX_QUERY_CHARS, description="What to look for."),  # empty: the library's 400
         k: int = Query(10, ge=1, le=MAX_K, description="How many results."),
         mode: Literal[MODES] = Query("hybrid", description="hybrid, dense or keyword."),  # type: ignore[valid-type]
@@ -224,8 +224,12 @@ def create_app(
             types=tuple(type.split(",")) if type else (), since=since, rerank=rerank, rerank_depth=rerank_depth,
             rerank_weight=rerank_weight, group_by_document=group_by_document, explain=explain,
         )
-        searcher = engines.searcher(name)
-        hits = searcher.search(q, options)
+        # Plain searches join the index's search queue without a thread of their own (engines.SearchQueue).
+        searcher = engines.loaded_searcher(name) or await asyncio.to_thread(engines.searcher, name)
+        if options.rerank:
+            hits = await asyncio.to_thread(searcher.search, q, options)
+        else:
+            hits = await asyncio.wrap_future(searcher.submit(q, options))
         out = [h.to_json() for h in hits]
         if snippets:
             from searchlm.snippets import snippet_spans

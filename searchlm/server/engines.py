@@ -1,14 +1,20 @@
-"""What the server keeps loaded between requests: a pool of searchers per index and the answer generator.
+"""What the server keeps loaded between requests: per index, a search queue and a pool of searchers; the
+answer generator.
 
-A `Searcher` holds one SQLite connection, which one thread may use at a time. Each index gets a pool of
-searchers with their own read connections that share one FAISS index, the rerankers and one ONNX query encoder
-that encodes the queries of concurrent searches in one batch (`embed.batching`), so concurrent searches run in
-parallel instead of queueing on one lock. Answers are generated one at a time, and at most ASK_QUEUE wait: past that a request gets
-503 with Retry-After instead of a timeout.
+Plain searches (no reranker) go to the index's `SearchQueue`: one thread takes the searches waiting when it is
+free, up to MAX_BATCH, encodes their queries in one ONNX call and runs them one after another
+(`Searcher.search_each`). Under a burst this is what is cheapest on few cores: a batch of 16 short queries
+costs about half the encoder CPU of 16 single ones, and one thread running searches hands the GIL to nobody but
+the event loop (32 request threads each running a search took four times the CPU). Other requests (documents,
+answers, reranked searches) lease a searcher from the pool: each has its own SQLite read connection and they
+share the FAISS index, the rerankers and one ONNX query encoder. Answers are generated one at a time, and at most
+ASK_QUEUE wait: past that a request gets 503 with Retry-After instead of a timeout.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -25,14 +31,12 @@ from searchlm.settings import Settings, check_index_name
 
 log = logging.getLogger("searchlm.server")
 
-# Read connections per index. Many, though there are few cores: a search spends most of its time in the shared
-# query encoder, and the more searches wait there together, the larger (and cheaper per query) its batches.
-# Below the thread pool FastAPI runs requests in (40), so a connection is free by the time a thread wants one.
-POOL_SIZE = 32
-# Threads running the Python side of searches at once, per index (embed.batching.Gate); those waiting for the
-# query encoder are not counted. One: a second gained ~5% in time for 30% more CPU on 2 cores, and 32 at once took
-# four times the CPU of one (every SQLite step lets the GIL go, and each hand-off is a context switch).
-ACTIVE_SEARCHES = 1
+# Read connections per index for the requests that are not plain searches (documents, answers, reranked searches).
+POOL_SIZE = 8
+# Searches a queue takes at once. Measured on 2 cores with a burst of 200 6-word queries (benchmarks/faults.py
+# http): the encoder sorts a batch by token count and pads each run of similar lengths only to its longest, so a
+# larger batch pads less; past ~32 a batch's first query waits for all the others' searches.
+MAX_BATCH = 32
 ASK_QUEUE = 4  # answers generating or waiting; more get 503
 ASK_RETRY_SECONDS = 10
 # The HTTP status of each library error, most specific first.
@@ -47,29 +51,88 @@ def status_for(exc: SearchlmError) -> int:
     return next(code for kind, code in _STATUS if isinstance(exc, kind))
 
 
+class SearchQueue:
+    """Plain searches of one index, run by one thread of their own in batches (see the module's docstring)."""
+
+    def __init__(self, searcher: Searcher, max_batch: int = MAX_BATCH):
+        self.searcher = searcher
+        self.max_batch = max_batch
+        self._cond = threading.Condition()
+        self._waiting: collections.deque = collections.deque()
+        self._closed = False
+        self.batches = 0  # batches run, and the searches in them (tests and benchmarks read them)
+        self.searches = 0
+        self._thread = threading.Thread(target=self._run, name="searchlm-searches", daemon=True)
+        self._thread.start()
+
+    def submit(self, query: str, options) -> concurrent.futures.Future:
+        """A future of `searcher.search(query, options)`: its hits, or the error it raised."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._cond:
+            if self._closed:
+                raise ServerBusyError("the server is shutting down; search again once it is back")
+            self._waiting.append((query, options, future))
+            self._cond.notify()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+            batch = [item for item in batch if item[2].set_running_or_notify_cancel()]
+            try:
+                results = self.searcher.search_each([(query, options) for query, options, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - not hidden: each search of the batch raises it to its caller
+                results = [exc] * len(batch)
+            for (_, _, future), found in zip(batch, results):
+                if isinstance(found, BaseException):
+                    future.set_exception(found)
+                else:
+                    future.set_result(found)
+            self.batches += 1
+            self.searches += len(batch)
+
+    def close(self) -> None:
+        """Stop taking searches; those already waiting still run."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+
 class SearcherPool:
-    """Searchers of one index, leased one per request thread; they share the heavy, thread-safe parts."""
+    """Searchers of one index: a search queue for plain searches, and searchers leased one per request thread
+    for the rest; they share the heavy, thread-safe parts."""
 
     def __init__(self, settings: Settings, size: int = POOL_SIZE):
-        from searchlm.embed.batching import Gate, QueryBatcher
-
         self.settings = settings
         self.size = size
         self._first = Searcher(settings)  # a missing or damaged index fails here
         self._first._warm = True  # a server: tuned for many queries
-        # One ONNX session for all, loaded on the first dense search, batching queries that arrive together.
-        self.gate = Gate(ACTIVE_SEARCHES)
-        self.encoder = QueryBatcher(self._first.load_encoder, gate=self.gate)
-        self._first._encoder = self.encoder
         self._free: queue.LifoQueue = queue.LifoQueue()
         self._free.put(self._first)
         self._made = 1
         self._lock = threading.Lock()
         self._all = [self._first]
+        self._queue: SearchQueue | None = None
+        self._queue_lock = threading.Lock()
 
     @property
     def manifest(self):
         return self._first.manifest
+
+    @property
+    def queue(self) -> SearchQueue:
+        """The index's search queue, started on first use with a searcher of its own."""
+        if self._queue is None:
+            with self._queue_lock:
+                if self._queue is None:
+                    self._queue = SearchQueue(self._new_searcher())
+        return self._queue
 
     def warm(self) -> None:
         with self.lease() as s:
@@ -92,10 +155,14 @@ class SearcherPool:
             if self._made >= self.size:
                 return None
             self._made += 1
+        return self._new_searcher()
+
+    def _new_searcher(self) -> Searcher:
+        """Another connection to the index, sharing the first searcher's loaded parts."""
         first = self._first
         searcher = Searcher(self.settings)
         searcher._warm = first._warm
-        searcher._encoder = self.encoder
+        searcher._encoder = first.encoder  # one ONNX session per index (thread-safe), loaded now if not yet
         searcher._rerankers = first._rerankers  # models load once per index, not once per connection
         # Spelling corrections and what they read of the vocabulary, once per index (under one lock)
         searcher._corrections, searcher._lexicon = first._corrections, first._lexicon
@@ -106,14 +173,24 @@ class SearcherPool:
             self._all.append(searcher)
         return searcher
 
+    def submit(self, query, options) -> concurrent.futures.Future:
+        """A future of the hits of a search that has no reranker (the search queue's batches)."""
+        return self.queue.submit(query, options)
+
     def search(self, query, options=None, **kwargs):
-        # Leased first: a thread in the gate never waits for a searcher. A reranked search is not gated: its
-        # model runs for long with the GIL let go, and would hold every plain search up meanwhile.
-        reranked = getattr(options, "rerank", None) or kwargs.get("rerank")
-        with self.lease() as s, contextlib.nullcontext() if reranked else self.gate:
-            return s.search(query, options, **kwargs)
+        """The hits of `query`, from this thread: plain searches wait for the queue; a reranked one runs here, as
+        its model runs for long and would hold the queue's other searches up."""
+        from searchlm.search import SearchOptions
+
+        options = options or SearchOptions(**kwargs)
+        if options.rerank:
+            with self.lease() as s:
+                return s.search(query, options)
+        return self.submit(query, options).result()
 
     def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
         for s in self._all:
             s.close()
 
@@ -142,8 +219,13 @@ class Engines:
             found = self._searchers.get(name)
             if found is None:
                 found = SearcherPool(self.settings.with_(name=name))
+                found.queue  # noqa: B018 - its thread starts now, not in the event loop on the first search
                 self._searchers[name] = found
         return found
+
+    def loaded_searcher(self, name: str | None = None) -> SearcherPool | None:
+        """The pool of an index already loaded (no waiting: an async request can ask), else None."""
+        return self._searchers.get(check_index_name(name or self.settings.name))
 
     @property
     def loaded(self) -> list[str]:
