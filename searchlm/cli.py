@@ -573,10 +573,10 @@ def serve(
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     require_token(host, token)
-    sock = listen(host, port)
     from searchlm.server.workers import default_workers, run as run_workers
 
     workers = workers or default_workers()
+    sock = listen(host, port, each_worker=workers > 1)
     shown = f"[{host}]" if ":" in host else host
 
     def announce() -> None:

@@ -407,6 +407,37 @@ def test_a_batch_of_mixed_lengths_is_encoded_in_runs_of_similar_lengths_with_eac
 
 
 # -- the real server process ------------------------------------------------------------------------------
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads connections on Linux only")
+def test_each_worker_gets_a_listening_socket_of_its_own_and_the_port_stays_taken():
+    """`serve --workers N` binds a `WorkerSocket`: what a worker process unpickles is a new socket on the same
+    address, which it can listen on beside the others; while one server holds the port, another cannot bind it,
+    with or without workers."""
+    import socket as sockets
+    from multiprocessing.reduction import ForkingPickler
+
+    from searchlm.errors import InputError
+    from searchlm.server.net import WorkerSocket, listen
+
+    port = _free_port()
+    parent = listen("127.0.0.1", port, each_worker=True)
+    mine = []
+    try:
+        assert isinstance(parent, WorkerSocket)
+        for _ in range(2):  # as uvicorn's supervisor hands the socket to each worker it spawns
+            mine.append(ForkingPickler.loads(ForkingPickler.dumps(parent)))
+            mine[-1].listen(8)
+        assert all(s.getsockname() == ("127.0.0.1", port) and s.fileno() != parent.fileno() for s in mine)
+        assert mine[0].fileno() != mine[1].fileno()
+        with sockets.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        for each_worker in (False, True):
+            with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{port}"):
+                listen("127.0.0.1", port, each_worker=each_worker)
+    finally:
+        for s in [parent, *mine]:
+            s.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -442,6 +473,11 @@ def test_serve_command_and_search_with_server_option(served):
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
         assert len(workers) == 2  # besides multiprocessing's resource tracker
+        from searchlm.server.net import can_share_port
+
+        if can_share_port():  # a listening socket of its own per worker: the kernel spreads connections over them
+            listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+            assert sum(f[1].endswith(f":{port:04X}") and f[3] == "0A" for f in listening) == 2
         remote = subprocess.run(
             [sys.executable, "-m", "searchlm", "search", "spring tides moon", "--server", url, "--name", "docs",
              "-k", "2", "--json"],

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import sys
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def listen(host: str, port: int):
+def listen(host: str, port: int, each_worker: bool = False):
     """A socket bound to (host, port), or an InputError that names the address and a fix. Binding before the
-    app starts means a taken port is reported before any model loads or any banner claims the address."""
-    import socket
+    app starts means a taken port is reported before any model loads or any banner claims the address.
 
+    `each_worker` (Linux, for `serve --workers N`): a `WorkerSocket`, which each worker process receives as a
+    listening socket of its own on the same address, so the kernel spreads connections evenly over the workers."""
     from searchlm.errors import InputError
 
     if not 1 <= port <= 65535:
@@ -29,4 +33,40 @@ def listen(host: str, port: int):
             f"e.g. --port {port + 1 if port < 65535 else 8000}"
         ) from None
     sock.set_inheritable(True)
+    if each_worker and can_share_port():
+        address = sock.getsockname()
+        sock.close()  # the port was free (no other server, not even one of ours); now one bound for the workers
+        try:
+            sock = WorkerSocket(family, kind, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); use another port") from None
     return sock
+
+
+def can_share_port() -> bool:
+    """Whether the kernel spreads a port's connections over the sockets listening on it (Linux SO_REUSEPORT;
+    elsewhere it gives them all to one)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def _socket_of_its_own(family, kind, proto, address) -> socket.socket:
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    return sock
+
+
+class WorkerSocket(socket.socket):
+    """The bound (never listening) socket of `serve --workers N`. A worker process unpickles it as a new socket
+    bound to the same address with SO_REUSEPORT, which its server listens on: each worker then has its own queue
+    of connections and the kernel hashes new ones evenly over them. With one shared socket, the worker that woke
+    first took most of a burst (asyncio accepts up to the backlog at once): 200 concurrent searches once split
+    0.2 / 2.65 CPU-seconds between two workers."""
+
+    def __reduce_ex__(self, protocol):
+        return _socket_of_its_own, (self.family, self.type, self.proto, self.getsockname())

@@ -1,8 +1,10 @@
-"""`searchlm serve --workers N`: N server processes on one listening socket.
+"""`searchlm serve --workers N`: N server processes on one port.
 
 One process runs the Python side of every request under one GIL, while its query encoder runs beside it; on 2
-cores a second process served a burst of 200 concurrent searches with p95 2.3-2.5 s instead of 2.9 s (each
-process batches its own queries). Each worker builds its own app with `create_app`, so each loads its own models:
+cores a second process served a burst of 200 concurrent searches with p95 ~1.7 s instead of ~2.6 s (each process
+batches its own queries). On Linux each worker listens on a socket of its own on the port (SO_REUSEPORT, see
+`net.WorkerSocket`), so the kernel spreads connections evenly; elsewhere they share one socket and the first
+worker awake takes most of a burst. Each worker builds its own app with `create_app`, so each loads its own models:
 the memory of the query encoder, and of the answer model unless `--lazy`, is paid once per worker, and each
 worker answers one question at a time.
 
