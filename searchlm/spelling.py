@@ -38,6 +38,7 @@ class Lexicon:
     occurs: dict[str, bool] = field(default_factory=dict)
     terms: list[str] | None = None
     docs: dict[str, int] | None = None
+    nearest: dict[str, str | None] = field(default_factory=dict)  # unknown word -> its correction (None: none)
 
 
 def correct_query(conn: sqlite3.Connection, query: str, lexicon: Lexicon | None = None) -> Correction | None:
@@ -53,30 +54,35 @@ def correct_query(conn: sqlite3.Connection, query: str, lexicon: Lexicon | None 
     ]
     if not unknown:
         return None
-    _ensure_tables(conn)
-    stems = _stems(conn, unknown)
-    if lexicon.terms is None:
-        vocab = conn.execute("SELECT term, doc FROM temp.searchlm_vocab").fetchall()
-        lexicon.terms, lexicon.docs = [t for t, _ in vocab], dict(vocab)
-    terms, docs = lexicon.terms, lexicon.docs
-    changes: dict[str, str] = {}
-    from rapidfuzz import process
-    from rapidfuzz.distance import DamerauLevenshtein
-
-    for word in unknown:
-        stem = stems.get(word.lower(), word.lower())
-        limit = 1 if len(stem) <= 5 else 2
-        near = process.extract(stem, terms, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=50)
-        if not near:
-            continue
-        best = min(near, key=lambda m: (m[1], m[0][:1] != stem[:1], -docs[m[0]]))[0]
-        surface = _surface(conn, best, word.lower())
-        if surface:
-            changes[word] = surface
+    new = [w for w in unknown if w not in lexicon.nearest]
+    if new:
+        _nearest(conn, new, lexicon)
+    changes = {w: lexicon.nearest[w] for w in unknown if lexicon.nearest[w]}
     if not changes:
         return None
     corrected = _WORD.sub(lambda m: changes.get(m.group(0), m.group(0)), query)
     return Correction(query, corrected, changes)
+
+
+def _nearest(conn: sqlite3.Connection, words: list[str], lexicon: Lexicon) -> None:
+    """Find and keep in `lexicon.nearest` the correction of each of `words` (unknown to the index), or None."""
+    _ensure_tables(conn)
+    stems = _stems(conn, words)
+    if lexicon.terms is None:
+        vocab = conn.execute("SELECT term, doc FROM temp.searchlm_vocab").fetchall()
+        lexicon.terms, lexicon.docs = [t for t, _ in vocab], dict(vocab)
+    terms, docs = lexicon.terms, lexicon.docs
+    from rapidfuzz import process
+    from rapidfuzz.distance import DamerauLevenshtein
+
+    if len(lexicon.nearest) > 100_000:
+        lexicon.nearest.clear()
+    for word in words:
+        stem = stems.get(word.lower(), word.lower())
+        limit = 1 if len(stem) <= 5 else 2
+        near = process.extract(stem, terms, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=50)
+        best = min(near, key=lambda m: (m[1], m[0][:1] != stem[:1], -docs[m[0]]))[0] if near else None
+        lexicon.nearest[word] = _surface(conn, best, word.lower()) if best else None
 
 
 def _occurs(conn: sqlite3.Connection, word: str, lexicon: Lexicon) -> bool:
