@@ -315,6 +315,11 @@ def test_concurrent_searches_share_one_searcher(client):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(top, list(queries) * 10))
     assert all(path.endswith(want) for path, want in zip(results, list(queries.values()) * 10))
+    index = client.app.state.engines.searcher()
+    # the search queue's own searcher shares the warmed FAISS index and encoder: one copy of each per index
+    assert index.queue.searcher._vectors is index._first._vectors
+    assert index.queue.searcher._encoder is index._first._encoder
+    assert index.queue.searches >= 40
 
 
 def test_searches_that_wait_together_run_as_one_batch_with_the_cli_s_hits(served):
@@ -339,7 +344,7 @@ def test_searches_that_wait_together_run_as_one_batch_with_the_cli_s_hits(served
             return encoder.embed(texts)
 
     server._encoder = Held()
-    searches = SearchQueue(server)
+    searches = SearchQueue(lambda: server)
     try:
         futures = [searches.submit(queries[0], SearchOptions())]
         while not calls:
@@ -365,7 +370,7 @@ def test_one_bad_search_in_a_batch_fails_alone_and_the_queue_goes_on(served):
 
     settings, _ = served
     searcher = Searcher(settings)
-    searches = SearchQueue(searcher)
+    searches = SearchQueue(lambda: searcher)
     try:
         futures = [searches.submit(q, o) for q, o in (
             ("honey bees", SearchOptions()), ("   ", SearchOptions()), ("spring tides", SearchOptions(types=("nope",))),

@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+from typing import Callable
 
 from searchlm.errors import (
     DiskFullError, DocumentNotFoundError, IndexBusyError, IndexDamagedError, IndexMismatchError, IndexNotFoundError,
@@ -54,8 +55,11 @@ def status_for(exc: SearchlmError) -> int:
 class SearchQueue:
     """Plain searches of one index, run by one thread of their own in batches (see the module's docstring)."""
 
-    def __init__(self, searcher: Searcher, max_batch: int = MAX_BATCH):
-        self.searcher = searcher
+    def __init__(self, open_searcher: Callable[[], Searcher], max_batch: int = MAX_BATCH):
+        # Opened by the queue's thread on its first batch, after the server has warmed the index's first searcher,
+        # so it shares that searcher's FAISS index instead of loading a second copy.
+        self._open_searcher = open_searcher
+        self.searcher: Searcher | None = None
         self.max_batch = max_batch
         self._cond = threading.Condition()
         self._waiting: collections.deque = collections.deque()
@@ -85,6 +89,8 @@ class SearchQueue:
                 batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
             batch = [item for item in batch if item[2].set_running_or_notify_cancel()]
             try:
+                if self.searcher is None:
+                    self.searcher = self._open_searcher()
                 results = self.searcher.search_each([(query, options) for query, options, _ in batch])
             except Exception as exc:  # noqa: BLE001 - not hidden: each search of the batch raises it to its caller
                 results = [exc] * len(batch)
@@ -131,7 +137,7 @@ class SearcherPool:
         if self._queue is None:
             with self._queue_lock:
                 if self._queue is None:
-                    self._queue = SearchQueue(self._new_searcher())
+                    self._queue = SearchQueue(self._new_searcher)
         return self._queue
 
     def warm(self) -> None:
@@ -219,7 +225,7 @@ class Engines:
             found = self._searchers.get(name)
             if found is None:
                 found = SearcherPool(self.settings.with_(name=name))
-                found.queue  # noqa: B018 - its thread starts now, not in the event loop on the first search
+                found.queue  # noqa: B018 - its thread starts now (it opens its searcher on the first search)
                 self._searchers[name] = found
         return found
 
