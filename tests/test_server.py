@@ -481,8 +481,14 @@ def test_serve_command_and_search_with_server_option(served):
         from searchlm.server.net import can_share_port
 
         if can_share_port():  # a listening socket of its own per worker: the kernel spreads connections over them
-            listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
-            assert sum(f[1].endswith(f":{port:04X}") and f[3] == "0A" for f in listening) == 2
+            def listening() -> int:  # the second may still be loading its models (it listens once warm)
+                rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+                return sum(f[1].endswith(f":{port:04X}") and f[3] == "0A" for f in rows)
+
+            deadline = time.time() + 90
+            while listening() < 2 and time.time() < deadline:
+                time.sleep(0.3)
+            assert listening() == 2
         remote = subprocess.run(
             [sys.executable, "-m", "searchlm", "search", "spring tides moon", "--server", url, "--name", "docs",
              "-k", "2", "--json"],
