@@ -226,10 +226,6 @@ class OnnxEmbedder(Embedder):
         except Exception:  # e.g. disk full, or a race with another process: the portable model still works
             return None
 
-    def token_count(self, text: str) -> int:
-        """How many tokens `text` is encoded as (what a batch of it is padded by)."""
-        return len(self.tokenizer.encode(clip([text])[0]).ids)
-
     def embed(self, texts: list[str]) -> np.ndarray:
         """Vectors of `texts`, in order. Sorted by token count and encoded in runs, each padded only to its own
         longest text; where the runs end is chosen to cost the least (`_runs`). A batch of short queries padded
