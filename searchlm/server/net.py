@@ -37,12 +37,8 @@ def listen(host: str, port: int, each_worker: bool = False):
         address = sock.getsockname()
         sock.close()  # the port was free (no other server, not even one of ours); now one bound for the workers
         try:
-            sock = WorkerSocket(family, kind, proto)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(address)
+            sock = _socket_of_its_own(family, kind, proto, address, WorkerSocket)
         except OSError as exc:
-            sock.close()
             raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); use another port") from None
     return sock
 
@@ -53,11 +49,17 @@ def can_share_port() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def _socket_of_its_own(family, kind, proto, address) -> socket.socket:
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
+def _socket_of_its_own(family, kind, proto, address, cls=socket.socket) -> socket.socket:
+    """A `cls` socket bound to `address` with SO_REUSEPORT: one of the sockets sharing a port (closed if the bind
+    fails)."""
+    sock = cls(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
