@@ -183,16 +183,11 @@ class SearcherPool:
         """A future of the hits of a search that has no reranker (the search queue's batches)."""
         return self.queue.submit(query, options)
 
-    def search(self, query, options=None, **kwargs):
-        """The hits of `query`, from this thread: plain searches wait for the queue; a reranked one runs here, as
-        its model runs for long and would hold the queue's other searches up."""
-        from searchlm.search import SearchOptions
-
-        options = options or SearchOptions(**kwargs)
-        if options.rerank:
-            with self.lease() as s:
-                return s.search(query, options)
-        return self.submit(query, options).result()
+    def search(self, query, options):
+        """The hits of `query`, searched in this thread with a leased searcher: for a reranked search, whose model
+        runs for long and would hold the queue's other searches up (plain searches go to `submit`)."""
+        with self.lease() as s:
+            return s.search(query, options)
 
     def close(self) -> None:
         if self._queue is not None:
