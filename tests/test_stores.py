@@ -135,19 +135,29 @@ def test_milvus_keyword_side_stems_and_weights_titles_as_fts5(build):
 
     assert porter_terms("Dancing Bées, slipped loops_knots") == ["danc", "bee", "slip", "loop", "knot"]
     files = DOCS | {"misc/slip.md": "# Slipping\n\nWhy some loops hold and others give way.\n"}
-    rankings = {}
-    for backend in ("faiss", "milvus"):
-        settings, _, _ = build(backend, files=files, name=f"k-{backend}")
-        searcher = Searcher(settings)
-        try:
-            rankings[backend] = {q: [h.path.rsplit("/", 1)[-1] for h in searcher.search(q, mode="keyword", k=5)]
-                                 for q in ("dancing bees", "splits", "a loop that slips", "weighing tokens")}
-        finally:
-            searcher.close()
+    rankings = {backend: keyword_rankings(build(backend, files=files, name=f"k-{backend}")[0])
+                for backend in ("faiss", "milvus")}
     assert rankings["milvus"]["dancing bees"][0] == "bees.md"
     assert rankings["milvus"]["splits"] == ["trees.md"]  # "splits" is in the text; "split" stems the same
     assert rankings["milvus"]["a loop that slips"][0] == "slip.md"  # the title match first, as FTS5 ranks it
     assert rankings["milvus"] == rankings["faiss"]
+
+
+def keyword_rankings(settings: Settings) -> dict[str, list[str]]:
+    """The file names of the top 5 keyword hits of each of KEYWORD_QUERIES."""
+    with Searcher(settings) as searcher:
+        return {q: [h.path.rsplit("/", 1)[-1] for h in searcher.search(q, mode="keyword", k=5)]
+                for q in KEYWORD_QUERIES}
+
+
+KEYWORD_QUERIES = ("dancing bees", "splits", "a loop that slips", "weighing tokens")
+
+
+def tantivy_top_hit(settings: Settings, query: str) -> str:
+    """The path of the top keyword hit of `query`, from a searcher that reads tantivy (not the FTS5 fallback)."""
+    with Searcher(settings) as searcher:
+        assert searcher.vectors.keyword
+        return searcher.search(query, mode="keyword", k=1)[0].path
 
 
 # -- tantivy ----------------------------------------------------------------------------------------------------
@@ -161,14 +171,7 @@ def test_tantivy_keyword_index_updates_in_place_and_ranks_as_fts5(build, embedde
     folder = settings.index_dir / KEYWORD_DIR
     before = folder.stat().st_ino
     fts, _, _ = build("faiss", files=files, name="kw-fts")
-    rankings = {}
-    for s in (settings, fts):
-        searcher = Searcher(s)
-        try:
-            rankings[s.name] = {q: [h.path.rsplit("/", 1)[-1] for h in searcher.search(q, mode="keyword", k=5)]
-                                for q in ("dancing bees", "splits", "a loop that slips", "weighing tokens")}
-        finally:
-            searcher.close()
+    rankings = {s.name: keyword_rankings(s) for s in (settings, fts)}
     assert rankings["kw"]["splits"] == ["trees.md"]  # "splits" in the text; "split" stems the same
     assert rankings["kw"]["a loop that slips"][0] == "slip.md"  # the title match first, as FTS5 ranks it
     assert rankings["kw"] == rankings["kw-fts"]
@@ -219,12 +222,7 @@ def test_a_missing_or_damaged_tantivy_index_falls_back_to_fts5_and_is_rebuilt(bu
         else:
             assert index_folder(corpus, settings, embedder=embedder).chunks_embedded == 0
         assert check_index(settings).problems == []
-        searcher = Searcher(settings)
-        try:
-            assert searcher.vectors.keyword
-            assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
-        finally:
-            searcher.close()
+        assert tantivy_top_hit(settings, "sourdough starter yeast").endswith("bread.txt")
 
 
 def test_cjk_words_are_searched_in_sqlite_beside_tantivy(build):
@@ -274,17 +272,12 @@ def test_a_searcher_that_found_tantivy_behind_uses_it_once_the_run_has_caught_up
 def test_an_index_moves_to_tantivy_and_back_without_reencoding(build, embedder):
     """faiss -> faiss+tantivy -> faiss (an edit) -> faiss+tantivy: the tantivy index left behind is stale, so it is
     rebuilt; no step embeds anything but the edited file."""
-    settings, report, corpus = build("faiss", name="mv")
+    settings, _, corpus = build("faiss", name="mv")
     assert index_folder(corpus, settings.with_(store="faiss+tantivy"), embedder=embedder).chunks_embedded == 0
     (corpus / "misc/knots.md").write_text("# Knots\n\nA quokkaknot is a knot nobody has tied.\n")
     assert index_folder(corpus, settings.with_(store="faiss"), embedder=embedder).updated == ["misc/knots.md"]
     assert index_folder(corpus, settings.with_(store="faiss+tantivy"), embedder=embedder).chunks_embedded == 0
-    searcher = Searcher(settings)
-    try:
-        assert searcher.vectors.keyword
-        assert searcher.search("quokkaknot", mode="keyword", k=1)[0].path.endswith("knots.md")
-    finally:
-        searcher.close()
+    assert tantivy_top_hit(settings, "quokkaknot").endswith("knots.md")
 
 
 # -- FAISS ------------------------------------------------------------------------------------------------------
