@@ -59,6 +59,13 @@ def _schema():
     return sb.build()
 
 
+def _only_ids(index, ids):
+    """A query matching these chunk ids only, adding nothing to the score: ANDed with a text query, it keeps the
+    text's BM25 for those chunks."""
+    tantivy = _tantivy()
+    return tantivy.Query.const_score_query(tantivy.Query.term_set_query(index.schema, "id", [int(i) for i in ids]), 0.0)
+
+
 def _register(index) -> None:
     """The analyzer is not stored with the index: every opening registers it again."""
     tantivy = _tantivy()
@@ -148,10 +155,7 @@ class TantivyStore(FaissStore):
         allowed = self.store.filtered_chunk_ids(*flt.sql())
         if len(allowed) == 0:
             return False
-        tantivy = _tantivy()
-        return tantivy.Query.const_score_query(
-            tantivy.Query.term_set_query(self._kw[0].schema, "id", [int(i) for i in allowed]), 0.0
-        )
+        return _only_ids(self._kw[0], allowed)
 
     def _run(self, query, limit: int) -> dict[int, float]:
         searcher = self._kw[1]
@@ -182,9 +186,7 @@ class TantivyStore(FaissStore):
         query = self._text_query(index, text)
         if query is None or not ids:
             return {}
-        tantivy = _tantivy()
-        only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(index.schema, "id", [int(i) for i in ids]), 0.0)
-        return self._run(tantivy.Query.and_must_match(query, only), len(ids))
+        return self._run(_tantivy().Query.and_must_match(query, _only_ids(index, ids)), len(ids))
 
     def close(self) -> None:
         self._kw = None
