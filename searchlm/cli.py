@@ -635,7 +635,7 @@ def ask(
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer a question from the index, citing the passages used, or say the documents do not cover it."""
-    from searchlm.answer import AskOptions
+    from searchlm.answer import COMPOSED, AskOptions
     from searchlm.index import Index
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
@@ -659,7 +659,9 @@ def ask(
         _print_sources("Nearest passages:", [(h.rank, h) for h in answer.passages])
         return
     typer.echo("")
-    if answer.extractive:
+    if answer.extractive and answer.shape in COMPOSED:
+        typer.echo(typer.style("(quoted from the passages)", dim=True))
+    elif answer.extractive:
         typer.echo(typer.style("(the model's answer could not be traced to the passages: this is the best-matching "
                                "sentence, quoted)", dim=True))
     _print_sources("Sources:", [(c.n, c) for c in answer.citations])
@@ -673,20 +675,26 @@ def summarize(
     name: Optional[str] = NameOpt,
     k: int = typer.Option(3, "-k", "--k", help="How many results a --query summary reads."),
     generator: Optional[str] = GeneratorOpt,
-    max_tokens: int = typer.Option(160, "--max-tokens", help="Longest summary (and partial summary), in tokens."),
+    max_tokens: int = typer.Option(160, "--max-tokens", help="Longest summary (and partial summary), in tokens (--generate)."),
+    sentences: Optional[int] = typer.Option(None, "--sentences", "-n", help="How many key sentences (default: 3 to 8 by the document's length)."),
+    generate: bool = typer.Option(False, "--generate", help="Have the answer model write the summary instead of quoting the key sentences."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     home: Optional[Path] = HomeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Summarize one indexed document, or the top results of a query, citing the chunks used."""
+    """Summarize one indexed document, or the top results of a query: its key sentences, quoted and cited."""
     from searchlm.index import Index
     from searchlm.summarize import SummaryOptions
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
-    options = SummaryOptions(k=k, generator=settings.generator, max_tokens=max_tokens)
+    options = SummaryOptions(k=k, generator=settings.generator, max_tokens=max_tokens, sentences=sentences,
+                             method="generate" if generate else "extractive")
+    if not as_json:
+        typer.echo(typer.style(f"Summarizing {path or repr(query)}…", dim=True), err=True)
 
     def progress(done: int, total: int) -> None:
-        typer.echo(f"summarized piece {done} of {total}", err=True)
+        what = "piece" if generate else "section"
+        typer.echo(typer.style(f"read {what} {done} of {total}", dim=True), err=True)
 
     def show(text: str) -> None:
         typer.echo(text, nl=False)
@@ -697,8 +705,10 @@ def summarize(
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
         return
     typer.echo("")
-    if result.extractive:
+    if result.extractive and result.method == "generate":
         typer.echo(typer.style("(no sentence of the model's summary could be traced to the passages; quoted them instead)", dim=True))
+    elif result.extractive:
+        typer.echo(typer.style("(key sentences, quoted from the passages)", dim=True))
     _print_sources("Sources:", [(c.n, c) for c in result.citations])
 
 

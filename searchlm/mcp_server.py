@@ -102,6 +102,11 @@ class Tools:
             "index": target.name,
             "answer": answer.answer,
             "refused": answer.refused,
+            "shape": answer.shape,
+            "verdict": answer.verdict,
+            "confidence": answer.confidence,
+            "extractive": answer.extractive,
+            "sentences": [p.to_json() for p in answer.parts],
             "citations": [c.to_json() for c in answer.citations],
             "model": answer.model,
         }

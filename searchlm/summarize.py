@@ -1,5 +1,15 @@
 """`summarize`: a short summary of one indexed document, or of the top results of a query, citing its chunks.
 
+By default (`method="extractive"`) a summary is the passages' key sentences, chosen and never rewritten
+(`key_sentences`): chunks are picked by maximal marginal relevance (MMR) over the vectors the index already holds
+(central to the document, or close to the query, and unlike the chunks already picked, so a long document is
+covered section by section), then within them the sentences that best stand for their chunk and the whole, each
+unlike those already taken. Only complete prose sentences are candidates, so a summary never repeats a sentence,
+never ends mid-sentence and never joins two facts that the source keeps apart; it is shown in reading order with
+each sentence cited. No model is loaded: a page's summary takes about as long as a search.
+
+`method="generate"` has the local LM write the summary instead, as follows.
+
 The passages are the document's chunks in reading order, or the query's hits in rank order; they are the
 [1], [2], … the citations refer to. Whatever fits one prompt (PIECE_TOKENS) is summarized in one go; a longer
 document is cut into pieces, each piece is summarized, and the piece summaries are summarized again (in rounds,
@@ -17,15 +27,15 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from searchlm.answer import MAX_K
+from searchlm.answer import MAX_K, AnswerPart
 from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator
 from searchlm.errors import InputError
 from searchlm.generate.citations import CheckedStream, cited_numbers, trace
-from searchlm.text import CITATION, content_words, sentences, words
+from searchlm.text import CITATION, content_words, is_code, paragraphs, sentences, words
 from searchlm.records import Citation, Hit, cited_json
 
 if TYPE_CHECKING:
@@ -46,6 +56,9 @@ INSTRUCTION = "Summarize the text in three sentences."
 COMBINE = "Combine these partial summaries into one summary of three sentences."
 
 
+METHODS = ("extractive", "generate")
+
+
 @dataclass
 class SummaryOptions:
     k: int = 3  # passages for a query summary: three fit one piece
@@ -53,6 +66,8 @@ class SummaryOptions:
     max_tokens: int = 160
     temperature: float = 0.0
     mode: str = "hybrid"
+    method: str = "extractive"  # key sentences quoted (no model), or "generate": the LM writes it
+    sentences: int | None = None  # how many key sentences (extractive); None: by the document's length
 
 
 @dataclass
@@ -64,7 +79,9 @@ class Summary:
     model: str
     seconds: float
     pieces: int = 1
-    extractive: bool = False  # no sentence of the model's summary held up: quoted from the passages instead
+    extractive: bool = False  # quoted from the passages (the method, or no sentence of the model's held up)
+    method: str = "extractive"
+    parts: list[AnswerPart] = field(default_factory=list)  # each sentence, quoted or generated, with its passage
 
     def to_json(self) -> dict:
         return {
@@ -73,6 +90,8 @@ class Summary:
             **cited_json(self),
             "pieces": self.pieces,
             "extractive": self.extractive,
+            "method": self.method,
+            "sentences": [p.to_json() for p in self.parts],
         }
 
 
@@ -96,6 +115,10 @@ def summarize(
                          "e.g. `searchlm summarize notes.md` or `searchlm summarize --query ...`")
     if not 1 <= options.k <= MAX_K:
         raise InputError(f"k {options.k} is out of range for summaries (use a value from 1 to {MAX_K})")
+    if options.method not in METHODS:
+        raise InputError(f"summary method '{options.method}' is not known (use {' or '.join(METHODS)})")
+    if options.sentences is not None and not 1 <= options.sentences <= MAX_SENTENCES:
+        raise InputError(f"{options.sentences} sentences is out of range for a summary (use 1 to {MAX_SENTENCES})")
     started = time.perf_counter()
     if path is not None:
         passages = document_passages(searcher, path)
@@ -107,6 +130,20 @@ def summarize(
         target = query
         if not passages:
             raise InputError(f"no passages match '{query}'", "try other words", "try other words, or `searchlm search` to explore")
+    if options.method == "extractive":
+        chosen = key_sentences(searcher, passages, query, options.sentences, on_progress)
+        if not chosen:  # no complete prose sentence anywhere (a code file): each chunk's opening words
+            text = quoted_summary(passages, query)
+            chosen = [(n, CITATION.sub("", s).strip()) for s in sentences(text) for n in cited_numbers(s)[:1]]
+        order = list(dict.fromkeys(n for n, _ in chosen))
+        cited = [_cite(sentence, order.index(n) + 1) for n, sentence in chosen]
+        text = " ".join(cited)
+        if on_token is not None and text:
+            on_token(text)
+        citations = [Citation.of(i, passages[n - 1]) for i, n in enumerate(order, start=1)]
+        parts = [AnswerPart(c, "quoted", order.index(n) + 1) for (n, _), c in zip(chosen, cited)]
+        return Summary(target, text, citations, passages, "extractive", time.perf_counter() - started, 1, True,
+                       "extractive", parts)
     if generator is None:
         generator = get_generator(options.generator or getattr(searcher.settings, "generator", None),
                                   getattr(searcher.settings, "device", "auto"))
@@ -117,8 +154,101 @@ def summarize(
         if on_token is not None:
             on_token(text)
     citations = [Citation.of(n, passages[n - 1]) for n in cited_numbers(text)]
+    parts = [AnswerPart(s, "quoted" if extractive else "generated", (cited_numbers(s) or [None])[0])
+             for s in sentences(text)]
     return Summary(target, text, citations, passages, generator.name or options.generator or DEFAULT_GENERATOR,
-                   time.perf_counter() - started, pieces, extractive)
+                   time.perf_counter() - started, pieces, extractive, "generate", parts)
+
+
+# -- key sentences ------------------------------------------------------------------------------------------
+MAX_SENTENCES = 12
+MMR_LAMBDA = 0.7  # relevance against novelty when picking chunks and sentences (Carbonell & Goldstein 1998)
+NEAR_DUPLICATE = 0.9  # a sentence this close (cosine) to one already picked says the same thing: left out
+MIN_WORDS, MAX_WORDS = 6, 60  # a key sentence's length in words: a fragment or a run-on is no summary
+CANDIDATE_CHUNKS = 2  # chunks read per sentence wanted: the rest are not encoded at all
+
+
+def sentence_count(chunks: int) -> int:
+    """How many key sentences a document of `chunks` chunks gets: 3 for a short note, up to 8 for a long one."""
+    return 3 if chunks <= 3 else 4 if chunks <= 8 else 5 if chunks <= 20 else 6 if chunks <= 50 else 8
+
+
+def key_sentences(searcher: "Searcher", passages: list[Hit], query: str | None = None, count: int | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> list[tuple[int, str]]:
+    """(passage number, sentence) of the passages' key sentences, in reading order (rank order for a query): see
+    the module docstring. Chunk vectors come from the index; only the candidate chunks' sentences are encoded."""
+    import numpy as np
+
+    count = count or (sentence_count(len(passages)) if query is None else 3)
+    encoder = searcher.encoder
+    stored = searcher.store.vectors_by_id([p.chunk_id for p in passages])
+    missing = [i for i, p in enumerate(passages) if p.chunk_id not in stored]
+    fresh = encoder.embed([passages[i].text for i in missing]) if missing else None
+    vectors = np.stack([stored[p.chunk_id] if p.chunk_id in stored else fresh[missing.index(i)]
+                        for i, p in enumerate(passages)]).astype("float32")
+    if query is not None:
+        target = encoder.embed_query(query)
+    else:
+        centroid = vectors.mean(axis=0)
+        target = centroid / (np.linalg.norm(centroid) or 1.0)
+    chunks = _mmr(vectors @ target, vectors @ vectors.T, min(len(passages), count * CANDIDATE_CHUNKS))
+    candidates: list[tuple[int, int, str]] = []  # (passage index, position, sentence)
+    for done, i in enumerate(sorted(chunks), start=1):
+        for position, text in enumerate(_prose_sentences(passages[i].text)):
+            candidates.append((i, position, text))
+        if on_progress is not None and len(chunks) > 8:
+            on_progress(done, len(chunks))
+    if not candidates:
+        return []
+    sv = encoder.embed([text for _, _, text in candidates])
+    relevance = 0.5 * (sv @ target) + 0.5 * np.einsum("ij,ij->i", sv, vectors[[c[0] for c in candidates]])
+    picked = _mmr(relevance, sv @ sv.T, count, NEAR_DUPLICATE)
+    seen: set[str] = set()
+    out = []
+    for j in sorted(picked, key=lambda j: (candidates[j][0], candidates[j][1])):
+        key = " ".join(re.findall(r"\w+", candidates[j][2].lower()))
+        if key not in seen:
+            seen.add(key)
+            out.append((candidates[j][0] + 1, candidates[j][2]))
+    return out
+
+
+def _mmr(relevance, similarity, count: int, duplicate: float | None = None) -> list[int]:
+    """Indices picked by maximal marginal relevance: each next one the most relevant less MMR_LAMBDA's share
+    of its likeness to those already picked; with `duplicate`, anything that close to a pick is never picked."""
+    picked: list[int] = []
+    left = list(range(len(relevance)))
+    while left and len(picked) < count:
+        def gain(i: int) -> float:
+            like = max((float(similarity[i, j]) for j in picked), default=0.0)
+            return MMR_LAMBDA * float(relevance[i]) - (1 - MMR_LAMBDA) * like
+        best = max(left, key=gain)
+        left.remove(best)
+        if duplicate is not None and any(similarity[best, j] >= duplicate for j in picked):
+            continue
+        picked.append(best)
+    return picked
+
+
+def _prose_sentences(text: str) -> list[str]:
+    """A passage's complete prose sentences of a summary's length: no code, no list fragments, no headings."""
+    out = []
+    for paragraph in paragraphs(text):
+        if is_code(paragraph):
+            continue
+        for line_block in [_LIST_MARK.sub("", ln) for ln in paragraph.split("\n")] if _LIST_MARK.match(paragraph) \
+                else [paragraph]:
+            for sentence in sentences(line_block):
+                n = len(sentence.split())
+                if MIN_WORDS <= n <= MAX_WORDS and sentence.endswith((".", "!", "?", '."', ".)")) \
+                        and not sentence[0].islower():
+                    out.append(sentence)
+    return out
+
+
+def _cite(sentence: str, n: int) -> str:
+    end = len(sentence.rstrip(".!?\"')"))
+    return f"{sentence[:end]} [{n}]{sentence[end:]}"
 
 
 def checked_summary(passages: list[Hit], on_token: Callable[[str], None] | None = None) -> CheckedStream:
@@ -143,6 +273,8 @@ class _Faithful:
         if not complete:
             return None
         bare = CITATION.sub(" ", sentence)
+        if not bare.rstrip(" \"')").endswith((".", "!", "?")):
+            return ""  # cut off by the token limit: a summary never ends mid-sentence
         key = " ".join(re.findall(r"\w+", bare.lower()))
         if not key or key in self.seen:
             return ""

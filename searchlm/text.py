@@ -69,9 +69,12 @@ def word_set(text: str) -> set[str]:
     return {stem(w) for w in set(LETTERS.findall(text.lower()))}
 
 
+_GENERIC_STEMS = GENERIC_WORDS | {stem(w) for w in GENERIC_WORDS}  # "typically" is "typical" once stemmed
+
+
 def content_words(text: str) -> list[str]:
     """The stemmed words that say what a text is about, each once, in order."""
-    return [w for w in dict.fromkeys(words(text)) if w not in STOPWORDS and w not in GENERIC_WORDS]
+    return [w for w in dict.fromkeys(words(text)) if w not in STOPWORDS and w not in _GENERIC_STEMS]
 
 
 def query_terms(text: str) -> list[str]:
@@ -85,7 +88,9 @@ def query_terms(text: str) -> list[str]:
 def sentences(text: str) -> list[str]:
     """Sentences with their line breaks and runs of spaces made single spaces. A blank line, a rule line
     (`=====`, `-----`) and a list item end a sentence too, and rules are dropped: a plain-text title block or
-    a price list is not one long "sentence" that runs into the next paragraph."""
+    a price list is not one long "sentence" that runs into the next paragraph. A full stop after an
+    abbreviation ("e.g.", "Fig."), an initial, or inside a dotted name, inline code or brackets that are still
+    open does not end one (`_continues`)."""
     parts, current = [], []
     for line in text.strip().split("\n"):
         if not line.strip() or _RULE.match(line) or (_ITEM.match(line) and current):
@@ -94,4 +99,62 @@ def sentences(text: str) -> list[str]:
         if line.strip() and not _RULE.match(line):
             current.append(line)
     parts.append(" ".join(current))
-    return [" ".join(s.split()) for part in parts for s in SENTENCE_END.split(part.strip()) if s.strip()]
+    out: list[str] = []
+    for part in parts:
+        joined: list[str] = []
+        for piece in SENTENCE_END.split(part.strip()):
+            if not piece.strip():
+                continue
+            if joined and _continues(joined[-1]):
+                joined[-1] = f"{joined[-1]} {piece}"
+            else:
+                joined.append(piece)
+        out.extend(" ".join(s.split()) for s in joined)
+    return out
+
+
+# Words whose full stop is not a sentence's end, lower-cased, without their last dot.
+_ABBREVIATIONS = frozenset(
+    "e.g i.e cf vs fig figs no nos approx dr mr mrs ms prof st jr sr inc ltd al eq eqs ref refs sec ch vol pp p ca "
+    "resp viz esp".split()
+)
+_DOTTED = re.compile(r"^[\w$]+(?:\.[\w$]+)+\.$")  # `logging.` after `logging.INFO` was split: `os.path.`
+MAX_JOINED = 600  # characters: past this, a split is taken as it comes (a runaway bracket must not swallow text)
+
+
+def _continues(sentence: str) -> bool:
+    """Whether a split after `sentence` fell inside it: after an abbreviation or an initial, inside a dotted
+    name, or with inline code, a bracket or a quote still open."""
+    if len(sentence) > MAX_JOINED or not sentence.endswith("."):
+        return False
+    last = sentence.rsplit(None, 1)[-1].lstrip("(\"'[`")
+    word = last[:-1].lower()
+    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()) or _DOTTED.match(last):
+        return True
+    return sentence.count("`") % 2 == 1 or sentence.count("(") > sentence.count(")") \
+        or sentence.count("[") > sentence.count("]")
+
+
+_CODE_LINE = re.compile(
+    r"^\s*(?:>>>|\.\.\.\s|\$\s|#!|//|@\w|def\s|class\s\w+[(:]|import\s|from\s\S+\simport|return\b|raise\b|"
+    r"(?:if|for|while|with|elif|try|except|else|finally)\b.*:$|[\w.\[\]'\"]+\s*[-+*/|]?=[^=]|\w+(?:\.\w+)*\(.*\)[;,]?$|"
+    r"[{}\])]+[;,]?$|<[/!]?\w)"
+    r"|[;{]\s*$"
+)
+
+
+def is_code(paragraph: str) -> bool:
+    """Whether a paragraph of a passage is code (a literal block as extraction kept it, or a code file's text)
+    rather than prose: most of its lines look like code and few read as sentences."""
+    lines = [ln for ln in paragraph.splitlines() if ln.strip()]
+    if not lines:
+        return False
+    code = sum(bool(_CODE_LINE.search(ln)) for ln in lines)
+    prose = sum(len(ln.split()) >= 8 and ln.rstrip().endswith((".", "?", "!")) and not _CODE_LINE.search(ln)
+                for ln in lines)
+    return code * 2 >= len(lines) and prose * 3 < len(lines)
+
+
+def paragraphs(text: str) -> list[str]:
+    """A passage's paragraphs: its blocks as extraction joined them (blank-line separated), code kept verbatim."""
+    return [p.strip("\n") for p in re.split(r"\n\s*\n", text) if p.strip()]

@@ -223,7 +223,14 @@ def test_answer_json_has_the_documented_keys(index, tiny_gpt2_dir):
     answer = ask(Searcher(index), IN_CORPUS, AskOptions(k=2, max_tokens=8),
                  generator=get_generator(str(tiny_gpt2_dir), "cpu"))
     data = json.loads(json.dumps(answer.to_json()))
-    assert set(data) == {"question", "answer", "citations", "passages", "refused", "model", "seconds"}
+    assert set(data) == {"question", "answer", "citations", "passages", "refused", "model", "seconds", "shape",
+                         "verdict", "confidence", "extractive", "sentences"}
+    assert data["shape"] == "number" and data["confidence"] >= EVIDENCE_THRESHOLD
+    # Each sentence says how it was made and which citation supports it; together they are the answer.
+    assert data["sentences"] and all(p["kind"] in {"generated", "quoted"} for p in data["sentences"])
+    assert all(1 <= p["passage"] <= len(data["citations"]) for p in data["sentences"])
+    assert " ".join(p["text"] for p in data["sentences"]) == data["answer"]
+    assert data["extractive"] == all(p["kind"] == "quoted" for p in data["sentences"])
     assert set(data["citations"][0]) >= {"n", "path", "chunk_id", "start_line", "end_line", "page"}
     assert len(data["passages"]) == 2 and data["passages"][0]["text"]
 
@@ -352,3 +359,99 @@ def test_cli_streams_nothing_that_is_not_in_the_final_answer(index, tiny_gpt2_di
     assert result.stdout.splitlines()[:2] == [final["answer"], "(the model's answer could not be traced to the "
                                               "passages: this is the best-matching sentence, quoted)"]
     assert "queen" not in result.output and "Mars" not in result.output
+
+
+# -- composed answers: yes/no, how-to, comparison ------------------------------------------------------------
+from searchlm import questions  # noqa: E402
+from searchlm.text import is_code, sentences  # noqa: E402
+
+COMPOSED_FILES = {
+    "winter.md": "# Bees in winter\n\nHoney bees do not hibernate. In winter the colony forms a tight cluster and "
+                 "the bees shiver to keep its core warm.\n",
+    "starter.md": "# Feeding a sourdough starter\n\nTo feed a starter, discard half of it and stir in equal weights "
+                  "of flour and water:\n\n```python\nstarter = starter[: len(starter) // 2]\nstarter += flour + water\n```"
+                  "\n\nKeep it at room temperature until it doubles.\n",
+    "stores.md": "# Storing honey\n\nRaw honey keeps for years in a sealed jar. Creamed honey is whipped so that fine "
+                 "crystals make it spread like butter.\n",
+}
+
+
+@pytest.fixture
+def composed(make_index):
+    settings, _, _ = make_index(COMPOSED_FILES, name="composed")
+    return Searcher(settings)
+
+
+def test_question_shapes():
+    assert questions.shape("Do bees hibernate in winter?") == "yesno"
+    assert questions.shape("How do I feed a sourdough starter?") == "howto"
+    assert questions.shape("What is the difference between raw honey and creamed honey?") == "comparison"
+    assert questions.shape("Should I use gunicorn or waitress?") == "comparison"
+    assert questions.shape("Why do bees shiver?") == "why"
+    assert questions.shape("How many eggs does a queen lay?") == "number"
+    assert questions.shape("What is a starter?") == "what"
+    assert questions.sides("What is the difference between raw honey and creamed honey?") == ("raw honey",
+                                                                                              "creamed honey")
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    ("Do bees hibernate in winter?", "Honey bees do not hibernate.", "no"),
+    ("Does Flask support async views?", "Flask supports async views since version 2.0.", "yes"),
+    ("Can I use SQLAlchemy with Flask?", "Flask does not require a database, but you can use SQLAlchemy with it.",
+     "yes"),
+    ("Doesn't the cluster need heat?", "The cluster does not need heat from outside.", "yes"),
+    ("Is aspirin effective after surgery?", "Whether aspirin is effective after surgery remains unclear.", "maybe"),
+    ("Do bees hibernate in winter?", "Sourdough starters double in a warm kitchen.", None),  # not about it
+])
+def test_verdict_is_read_off_the_deciding_sentence(question, sentence, expected):
+    assert questions.verdict(question, sentence) == expected
+
+
+def test_sentences_are_not_split_inside_names_abbreviations_or_brackets():
+    text = "Use os.path. Then call it. See e.g. Fig. 3 for the plot. Set it (see Sec. 2. Below) first. J. Smith wrote it."
+    assert sentences(text) == ["Use os.path. Then call it.", "See e.g. Fig. 3 for the plot.",
+                               "Set it (see Sec. 2. Below) first.", "J. Smith wrote it."]
+    assert is_code("starter = starter[:2]\nstarter += flour + water") and not is_code(COMPOSED_FILES["winter.md"])
+
+
+def test_a_yes_no_question_gets_the_verdict_and_the_quoted_sentence_without_a_model(composed):
+    shown: list[str] = []
+    answer = ask(composed, "Do honey bees hibernate in winter?", AskOptions(k=3), on_token=shown.append,
+                 generator=None)
+    assert answer.shape == "yesno" and answer.verdict == "no" and not answer.refused
+    assert answer.answer == "".join(shown) == 'No. "Honey bees do not hibernate." [1]'
+    assert [p.kind for p in answer.parts] == ["verdict", "quoted"] and answer.parts[1].passage == 1
+    assert answer.citations[0].path.endswith("winter.md") and answer.model == "extractive"
+    assert answer.to_json()["verdict"] == "no"
+
+
+def test_a_how_to_answer_carries_the_passages_code_verbatim(composed):
+    answer = ask(composed, "How do I feed a sourdough starter?", AskOptions(k=3))
+    assert answer.shape == "howto" and answer.citations[0].path.endswith("starter.md")
+    assert [p.kind for p in answer.parts] == ["quoted", "code"]
+    assert answer.parts[1].text == "```\nstarter = starter[: len(starter) // 2]\nstarter += flour + water\n```"
+    assert answer.parts[1].text in answer.answer and "discard half" in answer.parts[0].text
+    # What is quoted is in the cited passage, word for word.
+    code = answer.parts[1].text.strip("`\n")
+    assert code in answer.citations[answer.parts[1].passage - 1].text
+
+
+def test_a_comparison_takes_a_sentence_for_each_side(composed):
+    answer = ask(composed, "What is the difference between raw honey and creamed honey?", AskOptions(k=3))
+    assert answer.shape == "comparison" and len(answer.parts) == 2
+    first, second = (p.text.lower() for p in answer.parts)
+    assert "raw honey" in first and "creamed honey" in second
+
+
+def test_cli_ask_json_says_how_each_sentence_was_made(composed):
+    settings = composed.settings
+    result = CliRunner().invoke(app, ["ask", "Do honey bees hibernate in winter?", "--home", str(settings.home),
+                                      "--name", settings.name, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["verdict"] == "no" and data["extractive"] is True
+    assert [s["kind"] for s in data["sentences"]] == ["verdict", "quoted"]
+    result = CliRunner().invoke(app, ["ask", "Do honey bees hibernate in winter?", "--home", str(settings.home),
+                                      "--name", settings.name])
+    assert result.exit_code == 0 and "Loading the answer model" not in result.output
+    assert 'No. "Honey bees do not hibernate." [1]' in result.output and "(quoted from the passages)" in result.output

@@ -12,7 +12,7 @@ from searchlm.generate import get_generator
 from searchlm.cli import app
 from searchlm.errors import InputError
 from searchlm.search import Searcher
-from searchlm.summarize import SummaryOptions, _render, pack, summarize
+from searchlm.summarize import SummaryOptions, _render, key_sentences, pack, summarize
 from helpers import ScriptedGenerator, build_tiny_gpt2, hit
 
 SECTIONS = [
@@ -24,6 +24,7 @@ SECTIONS = [
 LONG = "# Growing garlic\n\n" + "\n\n".join(
     f"## {title}\n\n" + " ".join([text] * 12) for title, text in SECTIONS
 )
+GENERATE = SummaryOptions(method="generate")
 FILES = {
     "garlic.md": LONG,
     "notes/tea.md": "# Tea\n\nGreen tea leaves are steamed or pan-fired soon after picking to stop oxidation.\n",
@@ -48,7 +49,7 @@ def test_long_document_is_summarized_in_pieces_with_valid_citations(indexed, sma
     searcher = Searcher(settings)
     progress: list[tuple[int, int]] = []
     streamed: list[str] = []
-    result = summarize(searcher, path=str(corpus / "garlic.md"), options=SummaryOptions(max_tokens=24),
+    result = summarize(searcher, path=str(corpus / "garlic.md"), options=SummaryOptions(max_tokens=24, method="generate"),
                        generator=small_gpt2, on_token=streamed.append, on_progress=lambda d, t: progress.append((d, t)))
     assert result.target.endswith("garlic.md")
     assert len(result.passages) >= 4  # every chunk of the document, in reading order
@@ -112,7 +113,9 @@ def test_cli_summarize(indexed, small_gpt2):
     result = CliRunner().invoke(app, ["summarize", "--query", "garlic storage", "-k", "2", "--json", *base])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"target", "summary", "citations", "passages", "model", "seconds", "pieces", "extractive"}
+    assert set(data) == {"target", "summary", "citations", "passages", "model", "seconds", "pieces", "extractive",
+                         "method", "sentences"}
+    assert data["method"] == "extractive" and data["sentences"][0]["kind"] == "quoted"
     assert data["target"] == "garlic storage" and len(data["passages"]) == 2
     result = CliRunner().invoke(app, ["summarize", "missing.md", *base])
     assert result.exit_code == 1 and "not a document of index" in result.output
@@ -121,7 +124,7 @@ def test_cli_summarize(indexed, small_gpt2):
 @pytest.mark.slow
 def test_smollm2_summarizes_a_document(indexed):
     settings, corpus = indexed
-    result = summarize(Searcher(settings), path=str(corpus / "garlic.md"), options=SummaryOptions(max_tokens=80))
+    result = summarize(Searcher(settings), path=str(corpus / "garlic.md"), options=SummaryOptions(max_tokens=80, method="generate"))
     assert result.model == "smollm2" and result.pieces >= 1
     assert "garlic" in result.summary.lower()
     assert all(1 <= c.n <= len(result.passages) for c in result.citations)
@@ -144,7 +147,7 @@ def test_streamed_summary_is_the_checked_summary(indexed, small_gpt2):
             "This stops oxidation.")
     shown: list[str] = []
     result = summarize(Searcher(settings), path=str(corpus / "notes/tea.md"), on_token=shown.append,
-                       generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", text)))
+                       options=GENERATE, generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", text)))
     assert "".join(shown) == result.summary
     assert result.summary == "Green tea leaves are steamed soon after picking [1]. This stops oxidation [1]."
     assert [c.n for c in result.citations] == [1]
@@ -158,14 +161,67 @@ def test_untraceable_sentences_are_dropped_and_an_empty_summary_quotes_the_passa
     mixed = "Green tea leaves are steamed soon after picking. It is a powerful tool for extracting high-quality data."
     shown: list[str] = []
     result = summarize(Searcher(settings), path=str(corpus / "notes/tea.md"), on_token=shown.append,
-                       generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", mixed)))
+                       options=GENERATE, generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", mixed)))
     assert result.summary == "".join(shown) == "Green tea leaves are steamed soon after picking [1]."
     assert not result.extractive
 
     filler = "The pipeline is a powerful tool for extracting high-quality data from a large dataset."
     shown = []
     result = summarize(Searcher(settings), path=str(corpus / "notes/tea.md"), on_token=shown.append,
-                       generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", filler)))
+                       options=GENERATE, generator=ScriptedGenerator(small_gpt2, re.findall(r"\s*\S+", filler)))
     assert result.extractive and "".join(shown) == result.summary
     assert result.summary == "Green tea leaves are steamed or pan-fired soon after picking to stop oxidation [1]."
     assert [c.n for c in result.citations] == [1]
+
+
+# -- key sentences (the default: quoted, no model) ------------------------------------------------------------
+REPEATS = "# Hives\n\n" + "\n\n".join(
+    ["## Wax\n\nWorker bees secrete wax from glands under their abdomen to build the comb. Worker bees secrete wax "
+     "from glands under their abdomen to build the comb.",
+     "## Honey\n\nForagers bring nectar home, and house bees evaporate it into honey that keeps for years.",
+     "## Code\n\nThe hive log is kept like this:\n\n    log = open('hive.txt')\n    log.write('inspected')",
+     "## Winter\n\nIn winter the colony forms a cluster and eats its stores; it does not hibernate. The cluster",
+     ]
+)
+
+
+def test_a_document_summary_is_its_key_sentences_in_reading_order_each_once(make_index):
+    settings, _, corpus = make_index({"garlic.md": LONG, "hives.md": REPEATS})
+    searcher = Searcher(settings)
+    shown: list[str] = []
+    result = summarize(searcher, path=str(corpus / "garlic.md"), on_token=shown.append)
+    assert result.method == "extractive" and result.extractive and result.model == "extractive"
+    assert "".join(shown) == result.summary
+    said = [p.text for p in result.parts]
+    assert len(said) == len({re.sub(r"\W+", " ", t.lower()) for t in said}) >= 3  # never the same sentence twice
+    # Every sentence is a complete sentence of the cited chunk, and they come in reading order.
+    for part in result.parts:
+        source = result.citations[part.passage - 1]
+        assert re.sub(r" \[\d+\]", "", part.text).rstrip(".") in " ".join(source.text.split())
+        assert part.text.endswith((".", "!", "?"))
+    lines = [result.citations[p.passage - 1].start_line for p in result.parts]
+    assert lines == sorted(lines)
+    # The four sections are four different facts: a short summary covers more than one of them.
+    assert len({c.heading for c in result.citations}) >= 3
+
+
+def test_key_sentences_skip_code_repeats_and_an_unfinished_last_sentence(make_index):
+    settings, _, corpus = make_index({"hives.md": REPEATS})
+    searcher = Searcher(settings)
+    passages = searcher.store.chunks_of_document(searcher.store.document_by_path("hives.md").id)
+    from searchlm.records import Hit
+
+    hits = [Hit.of(p, rank=i) for i, p in enumerate(passages, start=1)]
+    chosen = key_sentences(searcher, hits, count=6)
+    texts = [t for _, t in chosen]
+    assert texts and len(texts) == len(set(texts))
+    assert not any("open(" in t or "log.write" in t for t in texts)  # code is not a sentence
+    assert all(t.endswith(".") for t in texts) and not any(t.endswith("The cluster") for t in texts)
+
+
+def test_summary_options_are_checked(indexed):
+    settings, corpus = indexed
+    with pytest.raises(InputError, match="summary method 'poem'"):
+        summarize(Searcher(settings), path=str(corpus / "garlic.md"), options=SummaryOptions(method="poem"))
+    with pytest.raises(InputError, match="0 sentences"):
+        summarize(Searcher(settings), path=str(corpus / "garlic.md"), options=SummaryOptions(sentences=0))

@@ -1,0 +1,144 @@
+"""What a question asks for, and what a sentence says to a yes/no question: the rules `ask` composes answers by.
+
+`shape(question)` sorts a question into one of SHAPES by its opening words, as a reader would:
+
+    yesno       "Does Flask support async views?"          a verdict word, and the sentence that decides it
+    howto       "How do I set the secret key?"             the instruction, and the code beside it verbatim
+    comparison  "What is the difference between X and Y?"  a sentence for each side
+    why         "Why does X need Y?"                       the reason, from the passage
+    number      "How many …?", "When …?"                   the figure or date, from the passage
+    what        everything else (definitions, names)        the phrase, from the passage
+
+`verdict(question, sentence)` reads a yes/no question's answer off the sentence that decides it: "yes" when
+the sentence's clause about the question's subject has the question's polarity, "no" when it negates it, "maybe"
+when it says the matter is open, and None when the sentence does not address the question closely enough to say.
+Plain rules, not a model: the packaged 135M generator cannot tell a negation reliably, and a wrong verdict word is
+worse than none.
+"""
+
+from __future__ import annotations
+
+import re
+
+from searchlm.text import content_words, word_set
+
+SHAPES = ("yesno", "howto", "comparison", "why", "number", "what")
+
+_YESNO = re.compile(
+    r"^(?:is|are|was|were|am|do|does|did|can|could|should|will|would|has|have|had|may|must|shall|might|"
+    r"isn't|aren't|wasn't|doesn't|don't|didn't|can't|cannot|couldn't|shouldn't|won't|wouldn't|hasn't|haven't)\b",
+    re.IGNORECASE,
+)
+_HOWTO = re.compile(
+    r"^(?:how\s+(?:do|can|could|should|would|does|did|to|is|are)\b(?!\s+(?:\w+\s+){0,2}(?:differ|compare)\b)|"
+    r"what(?:'s|\s+is)\s+the\s+(?:best\s+|right\s+|recommended\s+|correct\s+|proper\s+)?(?:way|command|syntax)\s+to\b|"
+    r"(?:show\s+me\s+)?how\s+to\b|steps\s+to\b)",
+    re.IGNORECASE,
+)
+_COMPARISON = re.compile(
+    r"\b(?:differences?\s+between|differ(?:s|ent)?\s+from|how\s+(?:does|do|is|are)\s+.+\s+(?:differ|compare)|"
+    r"compared?\s+(?:to|with)|versus|vs\.?)\b|^(?:which|what)\s+(?:is|are)\s+(?:better|faster|preferred)\b",
+    re.IGNORECASE,
+)
+_WHY = re.compile(r"^(?:why|what\s+is\s+the\s+(?:reason|purpose|point)|for\s+what\s+reason)\b", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"^(?:how\s+(?:many|much|long|old|often|far|big|large|fast)|when|(?:in\s+)?what\s+(?:year|date|time|version|"
+    r"percentage|number|size|port|age)|which\s+(?:year|version|port))\b",
+    re.IGNORECASE,
+)
+
+
+def shape(question: str) -> str:
+    """One of SHAPES for `question` (see the module docstring)."""
+    q = " ".join(question.strip().split())
+    if _COMPARISON.search(q):
+        return "comparison"
+    if _HOWTO.match(q):
+        return "howto"
+    if _WHY.match(q):
+        return "why"
+    if _NUMBER.match(q):
+        return "number"
+    if _YESNO.match(q):
+        return "comparison" if re.search(r"\s+or\s+", q) and sides(q) else "yesno"
+    return "what"
+
+
+# -- comparison ---------------------------------------------------------------------------------------------
+_SIDES = (
+    re.compile(r"differences?\s+between\s+(.+?)\s+and\s+(.+?)[?.!]*$", re.IGNORECASE),
+    re.compile(r"^(?:how\s+(?:does|do|is|are)\s+)?(.+?)\s+(?:differ\s+from|compared?\s+(?:to|with)|versus|vs\.?)\s+"
+               r"(.+?)(?:\s+differ)?[?.!]*$", re.IGNORECASE),
+    re.compile(r"\b(?:use|choose|pick|prefer)\s+(.+?)\s+or\s+(.+?)[?.!]*$", re.IGNORECASE),
+    re.compile(r"^(?:which|what)\s+(?:is|are)\s+(?:better|faster|preferred)[,:]?\s+(.+?)\s+or\s+(.+?)[?.!]*$",
+               re.IGNORECASE),
+)
+
+
+def sides(question: str) -> tuple[str, str] | None:
+    """The two things a comparison question weighs, or None when it names them in no form these rules know."""
+    q = " ".join(question.strip().split())
+    for pattern in _SIDES:
+        m = pattern.search(q)
+        if m:
+            a, b = (re.sub(r"^(?:the|a|an|using)\s+", "", s.strip(" ,"), flags=re.IGNORECASE) for s in m.groups())
+            if content_words(a) and content_words(b):
+                return a, b
+    return None
+
+
+# -- yes/no -------------------------------------------------------------------------------------------------
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|none|neither|nor|cannot|can't|won't|isn't|aren't|wasn't|weren't|doesn't|don't|didn't|"
+    r"hasn't|haven't|shouldn't|mustn't|couldn't|wouldn't|without|unable|impossible|unsupported|nothing|nobody|"
+    r"fails?\s+to|lacks?)\b|n't\b",
+    re.IGNORECASE,
+)
+# What says the matter is open. Permission ("you may use") is not doubt, so plain "may" is not here.
+_OPEN = re.compile(
+    r"\b(?:unclear|not\s+clear|inconclusive|uncertain|remains?\s+(?:to\s+be|unknown|controversial)|"
+    r"may\s+or\s+may\s+not|not\s+(?:always|necessarily)|in\s+some\s+cases|it\s+depends|depends\s+on|"
+    r"conflicting|mixed\s+results|further\s+(?:studies|research)\s+(?:is|are)\s+needed)\b",
+    re.IGNORECASE,
+)
+# Connectives that start a clause of their own: a negation in one clause says nothing of another.
+_CLAUSE = re.compile(r"[;:,]\s+|\s+(?:but|however|although|though|while|whereas|unless|except|instead)\s+",
+                     re.IGNORECASE)
+MIN_OVERLAP = 0.5  # share of the question's content words the deciding clause's sentence must hold
+
+
+def verdict(question: str, sentence: str) -> str | None:
+    """"yes", "no" or "maybe" for a yes/no question, read off the sentence that decides it, or None when the
+    sentence holds under MIN_OVERLAP of the question's content words (it does not address the question)."""
+    wanted = content_words(_YESNO.sub("", question, count=1))
+    if not wanted:
+        return None
+    have = word_set(sentence)
+    if sum(w in have for w in wanted) < MIN_OVERLAP * len(wanted):
+        return None
+    if _OPEN.search(sentence):
+        return "maybe"
+    clauses = [c for c in _CLAUSE.split(sentence) if c.strip()] or [sentence]
+    asked = word_set(question)
+    clause = max(clauses, key=lambda c: (sum(w in word_set(c) for w in wanted), len(asked & word_set(c))))
+    asked_negative = _negations(question) % 2 == 1
+    said_negative = _negations(clause) % 2 == 1
+    return "no" if asked_negative != said_negative else "yes"
+
+
+def negation(word: str) -> bool:
+    """Whether one word negates ("not", "never", "can't", "without")."""
+    return bool(_NEGATION.fullmatch(word.strip()))
+
+
+def _negations(text: str) -> int:
+    # "not only" and "no longer needed"-style idioms: "not only" adds, it does not negate.
+    text = re.sub(r"\bnot\s+only\b", " ", text, flags=re.IGNORECASE)
+    return len(_NEGATION.findall(text))
+
+
+CONCLUSION = re.compile(
+    r"^(?:in\s+conclusion|conclusions?:?|to\s+conclude|in\s+summary|overall|taken\s+together|"
+    r"(?:these|our|the)\s+(?:results|findings|data)\s+(?:suggest|show|indicate|demonstrate)|we\s+conclude)\b",
+    re.IGNORECASE,
+)
