@@ -128,7 +128,8 @@ def run(args) -> dict:
             "first_citation_correct": first is not None and Path(first.path).stem == q["context_id"],
             "top_passage_correct": bool(answer.passages) and Path(answer.passages[0].path).stem == q["context_id"],
             "first_token": answer.timings.get("first_token"), "seconds": answer.seconds,
-            "retrieve": answer.timings.get("retrieve"),
+            "retrieve": answer.timings.get("retrieve"), "shape": answer.shape,
+            "kinds": [part.kind for part in answer.parts],
         })
         if args.verbose:
             r = records[-1]
@@ -164,12 +165,22 @@ def run(args) -> dict:
         "median_first_token_s": statistics.median(first_tokens) if first_tokens else None,
         "median_answer_s": statistics.median(r["seconds"] for r in answered) if answered else None,
         "median_retrieve_s": statistics.median(r["retrieve"] for r in records) if records else None,
+        "quoted_share": _kind_share(answered, ("quoted", "code")),
+        "generated_share": _kind_share(answered, ("generated",)),
+        "answers_with_a_generated_sentence": share([{"g": "generated" in r["kinds"]} for r in answered], "g"),
+        "shapes": dict(Counter(r["shape"] for r in records)),
         "ooc_questions": len(ooc_records),
         "ooc_correct_refusal": share(ooc_records, "refused"),
         "generator_load_s": load_seconds,
         "load_average": os.getloadavg()[0],
     }
     return {"summary": summary, "questions": records, "out_of_corpus": ooc_records}
+
+
+def _kind_share(rows: list[dict], kinds: tuple[str, ...]) -> float:
+    """Share of the answers' sentences (verdict words aside) of these kinds."""
+    parts = [k for r in rows for k in r["kinds"] if k != "verdict"]
+    return sum(k in kinds for k in parts) / len(parts) if parts else 0.0
 
 
 def main() -> None:
@@ -191,6 +202,8 @@ def main() -> None:
     print(f"questions {s['questions']} (seed {s['seed']}), generator {s['generator']}, load avg {s['load_average']:.1f}")
     print(f"  contains-gold          {s['contains_gold']:.1%}   (of answered: {s['contains_gold_answered']:.1%})  target >= 50%")
     print(f"  token F1               {s['token_f1']:.3f}")
+    print(f"  sentences quoted       {s['quoted_share']:.1%}   generated {s['generated_share']:.1%}   "
+          f"(answers with a generated sentence {s['answers_with_a_generated_sentence']:.1%}); shapes {s['shapes']}")
     print(f"  first citation correct {s['first_citation_correct']:.1%}   (top passage correct {s['top_passage_correct']:.1%})  target >= 85%")
     print(f"  refusal rate (false)   {s['refusal_rate']:.1%}   target <= 10%")
     print(f"  out-of-corpus refused  {s['ooc_correct_refusal']:.1%} of {s['ooc_questions']}   target >= 80%")

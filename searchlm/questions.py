@@ -4,6 +4,7 @@
 
     yesno       "Does Flask support async views?"          a verdict word, and the sentence that decides it
     howto       "How do I set the secret key?"             the instruction, and the code beside it verbatim
+                ("How do bees find flowers?" asks how something works: a `what` question)
     comparison  "What is the difference between X and Y?"  a sentence for each side
     why         "Why does X need Y?"                       the reason, from the passage
     number      "How many …?", "When …?"                   the figure or date, from the passage
@@ -30,7 +31,7 @@ _YESNO = re.compile(
     re.IGNORECASE,
 )
 _HOWTO = re.compile(
-    r"^(?:how\s+(?:do|can|could|should|would|does|did|to|is|are)\b(?!\s+(?:\w+\s+){0,2}(?:differ|compare)\b)|"
+    r"^(?:how\s+(?:do|can|could|should|would|might|may)\s+(?:i|you|we|one|users?|people)\b|how\s+to\b|"
     r"what(?:'s|\s+is)\s+the\s+(?:best\s+|right\s+|recommended\s+|correct\s+|proper\s+)?(?:way|command|syntax)\s+to\b|"
     r"(?:show\s+me\s+)?how\s+to\b|steps\s+to\b)",
     re.IGNORECASE,
