@@ -7,7 +7,8 @@ per question type:
 
   hit@k            an expected page among the answer's k retrieved passages (the search `ask` ran)
   guide first      the first passage is a guide page, not the changelog (changes.rst); reported for how-to
-                   questions, with "expected first" (the first passage is an expected page)
+                   questions, with "expected first" (the first passage is an expected page); also how often the
+                   changelog is among the k passages and how often the answer's first citation is the changelog
   states gold      the answer (citation markers removed) contains a gold string: case-insensitive, whitespace
                    and quote characters normalised; a refusal counts as wrong
   first citation   supports the fact: its passage text contains a gold string ("text"), or its page is an expected
@@ -151,6 +152,7 @@ def score(q: dict, answer, root: Path) -> dict:
         "pages": pages,
         "hit": any(p in q["expected"] for p in pages),
         "first_changelog": bool(pages) and pages[0] == CHANGELOG,
+        "cite_changelog": first is not None and relative(first.path, root) == CHANGELOG,
         "first_expected": bool(pages) and pages[0] in q["expected"],
         "changelog_in_top": CHANGELOG in pages,
         "states_gold": (not answer.refused) and contains_any(text, q["gold"]),
@@ -182,6 +184,8 @@ def summarize(records: list[dict]) -> dict:
         "questions": len(records),
         "hit_at_k": share(records, "hit"),
         "first_changelog": share(records, "first_changelog"),
+        "changelog_in_top": share(records, "changelog_in_top"),
+        "first_citation_changelog": share(records, "cite_changelog"),
         "howto_guide_first": 1 - share(howto, "first_changelog") if howto else None,
         "howto_expected_first": share(howto, "first_expected") if howto else None,
         "changelog_questions_guide_first": (1 - share(cl, "first_changelog"))
@@ -218,6 +222,8 @@ def print_report(records: list[dict], summary: dict, k: int) -> None:
     print(f"first passage changelog    {pct(s['first_changelog'])}  (how-to: guide first {pct(s['howto_guide_first'])},"
           f" expected page first {pct(s['howto_expected_first'])};"
           f" changelog-worded questions guide first {pct(s['changelog_questions_guide_first'])})")
+    print(f"changelog in the top {k}     {pct(s['changelog_in_top'])}; first citation is the changelog "
+          f"{pct(s['first_citation_changelog'])}")
     print(f"answer states gold         {pct(s['states_gold'])}")
     print(f"first citation supports    {pct(s['cite_text'])} by its text, {pct(s['cite_page'])} by its page")
     print(f"yes/no verdict right       {pct(s['verdict_right'])}  (from {', '.join(s['verdict_from']) or '-'})")
@@ -230,7 +236,8 @@ def print_report(records: list[dict], summary: dict, k: int) -> None:
 
 def line_for(r: dict) -> str:
     flags = "".join([
-        "H" if r["hit"] else ".", "C" if r["first_changelog"] else " ", "G" if r["states_gold"] else ".",
+        "H" if r["hit"] else ".", "C" if r["first_changelog"] else " ", "c" if r["cite_changelog"] else " ",
+        "G" if r["states_gold"] else ".",
         "t" if r["cite_text"] else ".", "p" if r["cite_page"] else ".",
         {True: "V", False: "x", None: " "}[r["verdict_right"]], "R" if r["refused"] else " ",
     ])
@@ -310,7 +317,7 @@ def main() -> None:
     print(f"\n{s['questions']} questions on {s['corpus']} ({s['chunks']} chunks, indexed in {s['index_seconds']:.0f} s), "
           f"generator {s['generator']} (max_tokens {s['max_tokens']}, k {s['k']}), "
           f"load average {s['load_average_start'][0]:.2f} -> {s['load_average_end'][0]:.2f} on {s['cpus']} CPUs")
-    print("\nH hit@k  C first passage is the changelog  G states gold  t/p first citation text/page supports  "
+    print("\nH hit@k  C/c first passage/first citation is the changelog  G states gold  t/p first citation text/page supports  "
           "V/x verdict right/wrong  R refused")
     for r in records:
         print(line_for(r))
