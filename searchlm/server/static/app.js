@@ -343,7 +343,9 @@ function renderAnswer(answer, firstToken) {
   }
   const parts = [];
   if (answer.refused) parts.push("Not found in the documents");
-  if (answer.model) parts.push(answer.model);
+  if (!answer.refused && answer.extractive) parts.push("quoted from the passages");
+  else if (answer.model) parts.push(answer.model);
+  if (!answer.refused && answer.confidence !== undefined) parts.push(`evidence ${answer.confidence.toFixed(2)}`);
   if (firstToken !== null) parts.push(`first token ${(firstToken / 1000).toFixed(1)} s`);
   if (answer.seconds !== undefined) parts.push(`${answer.seconds.toFixed(1)} s`);
   $("answer-status").textContent = parts.join(" · ");
