@@ -262,7 +262,7 @@ def ask(
             # Nothing the model wrote could be traced (what it added to the question is not in the passages, or
             # it added nothing): quote the sentence that best matches the question instead, with its source.
             text, n = quote(ranked)
-            shown.add(f'"{text}" [{n}]', [n], "quoted")
+            shown.add(quoted(text, n), [n], "quoted")
         else:
             text = checked.text
             shown.add(text, cited_numbers(text))
@@ -271,7 +271,7 @@ def ask(
         # sees the answer and, beside it, the words of the source that support it (not when the model copied them).
         support = supporting(shown.kept_raw[0], question, ranked)
         if support is not None:
-            shown.add(f'"{support.text}" [{support.n}]', [support.n], "quoted")
+            shown.add(quoted(support.text, support.n), [support.n], "quoted")
     timings["first_token"] = first[0] if first else time.perf_counter() - generated
     timings["generate"] = time.perf_counter() - generated
     citations = [Citation.of(new, hits[old - 1]) for new, old in enumerate(shown.order, start=1)]
@@ -476,7 +476,8 @@ def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tupl
 
 # -- composed answers -------------------------------------------------------------------------------------
 COMPOSED = ("yesno", "howto", "comparison")  # shapes answered from the passages' own sentences, with no model
-DECIDING_MARGIN = 0.08  # a sentence this close to the best may decide a yes/no question instead of it
+DECIDING_MARGIN = 0.15  # a sentence this close to the best may decide a yes/no question instead of it
+OVERLAP_WEIGHT = 0.25  # how much naming the question's words counts, against the rank, in picking that sentence
 MAX_CODE_LINES = 24  # a longer code block is cut at this many lines, marked as cut
 
 
@@ -490,12 +491,12 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
         sentence, word = deciding(question, ranked)
         if word:
             shown.verdict(word)
-        shown.add(f'"{sentence.text}" [{sentence.n}]', [sentence.n], "quoted")
+        shown.add(quoted(sentence.text, sentence.n), [sentence.n], "quoted")
         return word or ""
     if kind == "howto":
         text, n = quote(ranked)
         best = ranked[0]
-        shown.add(f'"{text}" [{n}]', [n], "quoted")
+        shown.add(quoted(text, n), [n], "quoted")
         code = code_near(hits[n - 1].text, best.position)
         if code:
             shown.add(f"```\n{code}\n```", [n], "code")
@@ -514,16 +515,30 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
         if len(chosen) == 1 and ranked[0] not in chosen:
             chosen.append(ranked[0])
         for sentence in chosen:
-            shown.add(f'"{sentence.text}" [{sentence.n}]', [sentence.n], "quoted")
+            shown.add(quoted(sentence.text, sentence.n), [sentence.n], "quoted")
         return ""
     return None
 
 
+_LIST_MARK = re.compile(r"^(?:[-*•+]|\d{1,3}[.)])\s+")
+
+
+def quoted(text: str, n: int) -> str:
+    """A passage's sentence as an answer quotes it: in quote marks, cited, without a list item's bullet."""
+    return f'"{_LIST_MARK.sub("", text)}" [{n}]'
+
+
 def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | None]:
-    """The sentence that decides a yes/no question and its verdict: of the sentences within DECIDING_MARGIN of
-    the best, a conclusion ("These results suggest …") first, then the best-ranked one that states a verdict."""
-    close = [s for s in ranked if ranked[0].score - s.score <= DECIDING_MARGIN]
-    close.sort(key=lambda s: (not questions.CONCLUSION.match(s.text), -s.score))
+    """The sentence that decides a yes/no question and its verdict. Of the sentences within DECIDING_MARGIN of
+    the best, ranked again with the share of the question's content words each holds (the deciding sentence
+    names what is asked) and conclusions ("These results suggest …") first, the first that states a verdict."""
+    wanted = content_words(question)
+
+    def key(s: Sentence) -> tuple:
+        held = sum(w in word_set(s.text) for w in wanted) / len(wanted) if wanted else 0.0
+        return (not questions.CONCLUSION.match(s.text), -(s.score + OVERLAP_WEIGHT * held))
+
+    close = sorted((s for s in ranked if ranked[0].score - s.score <= DECIDING_MARGIN), key=key)
     for sentence in close:
         word = questions.verdict(question, sentence.text)
         if word:

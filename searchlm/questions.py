@@ -91,7 +91,7 @@ def sides(question: str) -> tuple[str, str] | None:
 # -- yes/no -------------------------------------------------------------------------------------------------
 _NEGATION = re.compile(
     r"\b(?:not|no|never|none|neither|nor|cannot|can't|won't|isn't|aren't|wasn't|weren't|doesn't|don't|didn't|"
-    r"hasn't|haven't|shouldn't|mustn't|couldn't|wouldn't|without|unable|impossible|unsupported|nothing|nobody|"
+    r"hasn't|haven't|shouldn't|mustn't|couldn't|wouldn't|unable|impossible|unsupported|nothing|nobody|"
     r"fails?\s+to|lacks?)\b|n't\b",
     re.IGNORECASE,
 )
@@ -102,15 +102,19 @@ _OPEN = re.compile(
     r"conflicting|mixed\s+results|further\s+(?:studies|research)\s+(?:is|are)\s+needed)\b",
     re.IGNORECASE,
 )
-# Connectives that start a clause of their own: a negation in one clause says nothing of another.
-_CLAUSE = re.compile(r"[;:,]\s+|\s+(?:but|however|although|though|while|whereas|unless|except|instead)\s+",
-                     re.IGNORECASE)
-MIN_OVERLAP = 0.5  # share of the question's content words the deciding clause's sentence must hold
+NEGATION_SCOPE = 4  # words after a negation that it covers: "will not slip or tighten under load" negates slipping
+MIN_OVERLAP = 0.4  # share of the question's content words the deciding sentence must hold
 
 
 def verdict(question: str, sentence: str) -> str | None:
     """"yes", "no" or "maybe" for a yes/no question, read off the sentence that decides it, or None when the
-    sentence holds under MIN_OVERLAP of the question's content words (it does not address the question)."""
+    sentence holds under MIN_OVERLAP of the question's content words (it does not address the question).
+
+    The sentence says "no" when it negates something the question asks about: a negation ("not", "never",
+    "cannot", …) with one of the question's content words within NEGATION_SCOPE words after it ("are not tea",
+    "did not count as a record"). A negation of something else ("will not slip …, yet can be untied easily",
+    asked whether it can be untied) leaves it a "yes". A question asked in the negative ("Doesn't …?") turns it
+    round."""
     wanted = content_words(_YESNO.sub("", question, count=1))
     if not wanted:
         return None
@@ -119,12 +123,21 @@ def verdict(question: str, sentence: str) -> str | None:
         return None
     if _OPEN.search(sentence):
         return "maybe"
-    clauses = [c for c in _CLAUSE.split(sentence) if c.strip()] or [sentence]
-    asked = word_set(question)
-    clause = max(clauses, key=lambda c: (sum(w in word_set(c) for w in wanted), len(asked & word_set(c))))
     asked_negative = _negations(question) % 2 == 1
-    said_negative = _negations(clause) % 2 == 1
+    said_negative = _negated(sentence, set(wanted)) % 2 == 1
     return "no" if asked_negative != said_negative else "yes"
+
+
+def _negated(sentence: str, wanted: set[str]) -> int:
+    """How many of the sentence's negations cover one of `wanted` (stemmed content words)."""
+    text = re.sub(r"\bnot\s+only\b", " ", sentence, flags=re.IGNORECASE)
+    tokens = re.findall(r"[\w']+", text)
+    count = 0
+    for i, token in enumerate(tokens):
+        if _NEGATION.fullmatch(token) or token.lower().endswith("n't"):
+            scope = word_set(" ".join(tokens[i + 1:i + 1 + NEGATION_SCOPE]))
+            count += bool(scope & wanted)
+    return count
 
 
 def negation(word: str) -> bool:
