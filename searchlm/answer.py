@@ -204,6 +204,8 @@ def ask(
         preload = _Preload(name, device)
     hits = searcher.search(question, SearchOptions(k=options.k, mode=options.mode))
     evidence, ranked = weigh_evidence(searcher, question, hits)
+    if kind == "number":  # the sentence that holds a figure first, among those that match about as well
+        ranked.sort(key=lambda s: -(s.score + NUMBER_BONUS * bool(re.search(r"\d", s.text))))
     timings = {"retrieve": time.perf_counter() - started}
     model = generator.name if generator is not None else (name or DEFAULT_GENERATOR)
     if not hits or evidence < EVIDENCE_THRESHOLD:
@@ -311,7 +313,8 @@ class _Shown:
         (37 of 38 answers were one sentence), while on the sample corpus a failed first sentence was followed by
         up to 200 more tokens of the same, that would only have delayed the quote."""
         numbers = cited_numbers(sentence)
-        if not numbers or _DECLINED.match(sentence) or not grounded(sentence, self.question, self.passages):
+        if not numbers or _DECLINED.match(sentence) or not grounded(sentence, self.question, self.passages) \
+                or _bare_number(sentence, self.question):
             log.debug("answer sentence left out (untraced or declining): %r", sentence)
             raise _Untraced(sentence)
         self.add(sentence, numbers)
@@ -338,6 +341,12 @@ class _Shown:
         self.emit(text)
         self._text += text
         self.parts.append(AnswerPart(text, "verdict", None))
+
+
+def _bare_number(sentence: str, question: str) -> bool:
+    """An answer that is a bare number ("1 [1].") to a question that asks for no number: the small model's filler."""
+    bare = CITATION.sub(" ", sentence)
+    return not re.search(r"[^\W\d_]", bare) and questions.shape(question) != "number"
 
 
 def renumber(text: str, numbers: list[int]) -> tuple[str, list[int]]:
@@ -479,6 +488,7 @@ COMPOSED = ("yesno", "howto", "comparison")  # shapes answered from the passages
 DECIDING_MARGIN = 0.15  # a sentence this close to the best may decide a yes/no question instead of it
 OVERLAP_WEIGHT = 0.25  # how much naming the question's words counts, against the rank, in picking that sentence
 MAX_CODE_LINES = 24  # a longer code block is cut at this many lines, marked as cut
+NUMBER_BONUS = 0.05  # "How many …?", "Which port …?": a sentence with a digit ranks this much higher
 
 
 def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], shown: "_Shown") -> str | None:

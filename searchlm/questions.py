@@ -31,9 +31,11 @@ _YESNO = re.compile(
     re.IGNORECASE,
 )
 _HOWTO = re.compile(
-    r"^(?:how\s+(?:do|can|could|should|would|might|may)\s+(?:i|you|we|one|users?|people)\b|how\s+to\b|"
-    r"what(?:'s|\s+is)\s+the\s+(?:best\s+|right\s+|recommended\s+|correct\s+|proper\s+)?(?:way|command|syntax)\s+to\b|"
-    r"(?:show\s+me\s+)?how\s+to\b|steps\s+to\b)",
+    r"(?:^|[.,;:!?]\s+|\b(?:so|and|but)\s+)(?:how\s+(?:do|can|could|should|would|might|may)\s+(?:i|you|we|one|users?|"
+    r"people)\b|how\s+to\b|(?:what|which)(?:'s|\s+is)?\s+the\s+(?:best\s+|right\s+|recommended\s+|correct\s+|"
+    r"proper\s+)?(?:way|command|syntax|setting|option|function|method|decorator)\s+(?:to|for|that|which)\b|"
+    r"(?:what|which)\s+(?:command|setting|option|function|method|decorator)s?\s+(?:do|does|should|can|will|runs?|"
+    r"lets?|makes?|sets?)\b|(?:show\s+me\s+)?how\s+to\b|steps\s+to\b)",
     re.IGNORECASE,
 )
 _COMPARISON = re.compile(
@@ -43,8 +45,9 @@ _COMPARISON = re.compile(
 )
 _WHY = re.compile(r"^(?:why|what\s+is\s+the\s+(?:reason|purpose|point)|for\s+what\s+reason)\b", re.IGNORECASE)
 _NUMBER = re.compile(
-    r"^(?:how\s+(?:many|much|long|old|often|far|big|large|fast)|when|(?:in\s+)?what\s+(?:year|date|time|version|"
-    r"percentage|number|size|port|age)|which\s+(?:year|version|port))\b",
+    r"^(?:how\s+(?:many|much|long|old|often|far|big|large|fast)|when)\b|"
+    r"^(?:(?:at|in|on|from|by|since|until)\s+)?(?:what|which)\s+(?:[\w-]+\s+)?(?:years?|dates?|times?|versions?|"
+    r"percentages?|numbers?|sizes?|ports?|ages?|limits?|(?:status\s+)?codes?|releases?)\b",
     re.IGNORECASE,
 )
 
@@ -54,7 +57,7 @@ def shape(question: str) -> str:
     q = " ".join(question.strip().split())
     if _COMPARISON.search(q):
         return "comparison"
-    if _HOWTO.match(q):
+    if _HOWTO.search(q):
         return "howto"
     if _WHY.match(q):
         return "why"

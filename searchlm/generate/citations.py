@@ -235,7 +235,7 @@ class CheckedStream:
 
 def _spaced(sentence: str) -> str:
     """Single spaces, none before punctuation, adjacent markers joined: `check_citations`' spacing."""
-    return re.sub(r" ([.,;:!?])", r"\1", re.sub(r"\]\s+\[", "][", " ".join(sentence.split())))
+    return re.sub(r" ([.,;:!?])(?=\s|$|\[)", r"\1", re.sub(r"\]\s+\[", "][", " ".join(sentence.split())))
 
 
 def _settled(sentence: str | None) -> str:
