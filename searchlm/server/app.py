@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from searchlm import __version__
 from searchlm.errors import InputError, SearchlmError, ServerBusyError
+from searchlm.limits import MAX_QUERY_CHARS, SQLITE_MAX_ID
 from searchlm.manifest import list_indexes
 from searchlm.search import DEFAULT_DENSE_WEIGHT, MAX_K, MODES, SearchOptions
 from searchlm.documents import document_view
@@ -39,8 +40,6 @@ from searchlm.settings import Settings
 
 log = logging.getLogger("searchlm.server")
 
-MAX_QUERY_CHARS = 1000
-SQLITE_MAX_ID = 2**63 - 1  # a larger path id is no row, not an OverflowError in sqlite3
 MAX_ASK_K = 20
 STATIC = Path(__file__).parent / "static"
 _DOCS_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
