@@ -143,7 +143,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):  # never the message: it may name server paths
-        log.exception("error on %s", request.url.path)
+        log.exception("error on %r", request.url.path)  # %r: a decoded path may hold control characters
         return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
 
     # -- page and docs ------------------------------------------------------------------------------------
