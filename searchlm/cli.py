@@ -17,7 +17,7 @@ import typer
 from searchlm import __version__
 from searchlm.errors import SearchlmError
 from searchlm.settings import Settings, load_token
-from searchlm.limits import check_query
+from searchlm.limits import check_answer_tokens, check_query
 from searchlm.terminal import safe_text
 
 app = typer.Typer(
@@ -656,6 +656,7 @@ def ask(
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = AskOptions(k=k, generator=settings.generator, max_tokens=max_tokens, temperature=temperature, mode=mode)
     check_query(question, "question")
+    check_answer_tokens(max_tokens)
 
     def loading(model: str) -> None:
         typer.echo(typer.style(f"Loading the answer model ({safe_text(model)})…", dim=True), err=True)

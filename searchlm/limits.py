@@ -16,6 +16,7 @@ from searchlm.errors import InputError
 
 MAX_QUERY_CHARS = 1000
 SQLITE_MAX_ID = 2**63 - 1
+MAX_ANSWER_TOKENS = 1024  # the longest answer a surface asks for (the library checks k, answer.MAX_K)
 
 
 def check_query(text: str, what: str = "query") -> str:
@@ -24,6 +25,15 @@ def check_query(text: str, what: str = "query") -> str:
         raise InputError(f"the {what} is {len(text):,} characters, over the limit of {MAX_QUERY_CHARS:,}",
                          f"shorten the {what}")
     return text
+
+
+def check_answer_tokens(max_tokens: int) -> int:
+    """`max_tokens` unchanged, or an InputError when it is over MAX_ANSWER_TOKENS: a model asked for a billion
+    tokens writes until its window is full, holding the one answer slot of a server."""
+    if max_tokens > MAX_ANSWER_TOKENS:
+        raise InputError(f"max_tokens {max_tokens} is over the limit of {MAX_ANSWER_TOKENS}",
+                         f"use max_tokens={MAX_ANSWER_TOKENS} or less", f"use --max-tokens {MAX_ANSWER_TOKENS} or less")
+    return max_tokens
 
 
 def check_id(value, what: str = "doc_id") -> int:

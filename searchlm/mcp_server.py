@@ -17,7 +17,7 @@ from typing import Any, Literal
 from searchlm.errors import (
     DocumentNotFoundError, IndexBusyError, IndexMismatchError, IndexNotFoundError, InputError, ModelError, SearchlmError,
 )
-from searchlm.limits import check_id, check_query
+from searchlm.limits import check_answer_tokens, check_id, check_query
 from searchlm.settings import Settings
 
 INSTRUCTIONS = (
@@ -115,6 +115,7 @@ class Tools:
         from searchlm import AskOptions
 
         check_query(question, "question")
+        check_answer_tokens(max_tokens)
         options = AskOptions(k=k, mode=mode, max_tokens=max_tokens, generator=self.settings.generator)
         with self._lock:
             target = self.index(index)

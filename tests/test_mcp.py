@@ -114,6 +114,7 @@ def test_bad_input_is_a_tool_error_and_the_server_lives_on(sample_index, tmp_pat
             ("get_document", {"doc_id": 2**70}),  # past SQLite's integers: it was a logged traceback
             ("get_document", {"doc_id": 0}),
             ("search", {"query": "bees", "k": "ten", "mode": "fuzzy"}),  # two wrong arguments
+            ("ask", {"question": "why?", "max_tokens": 10**9}),
         ]
         results = [await session.call_tool(name, args) for name, args in calls]
         after = await session.call_tool("search", {"query": "sourdough starter", "k": 1})
@@ -140,6 +141,7 @@ def test_bad_input_is_a_tool_error_and_the_server_lives_on(sample_index, tmp_pat
     assert "question is 1,200 characters, over the limit" in texts[13]
     assert f"doc_id {2**70} is not an id" in texts[14] and "doc_id 0 is not an id" in texts[15]
     assert texts[16].count("k:") == 1 and texts[16].count("mode:") == 1
+    assert "max_tokens 1000000000 is over the limit of 1024 (use max_tokens=1024 or less)" in texts[17]
     assert data(after)["hits"][0]["path"].endswith("misc/sourdough-baking.md")
 
 

@@ -83,6 +83,12 @@ def test_queries_over_the_limit_are_refused_on_one_line_before_anything_loads(tm
     assert json.loads(result.stdout)["hits"][0]["path"].endswith("a.md")
 
 
+def test_answers_are_bounded_the_same_on_the_command_line(tmp_path):
+    result = run("ask", "why?", "--max-tokens", "100000", "--home", tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: max_tokens 100000 is over the limit of 1024 (use --max-tokens 1024 or less)"
+
+
 def test_ids_must_fit_sqlite():
     assert check_id(1) == 1 and check_id(SQLITE_MAX_ID) == SQLITE_MAX_ID
     for bad in (0, -1, SQLITE_MAX_ID + 1, 2**70, True, "3", None):

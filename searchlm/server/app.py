@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from searchlm import __version__
 from searchlm.errors import InputError, SearchlmError, ServerBusyError
-from searchlm.limits import MAX_QUERY_CHARS, SQLITE_MAX_ID
+from searchlm.limits import MAX_ANSWER_TOKENS, MAX_QUERY_CHARS, SQLITE_MAX_ID
 from searchlm.manifest import list_indexes
 from searchlm.search import DEFAULT_DENSE_WEIGHT, MAX_K, MODES, SearchOptions
 from searchlm.documents import document_view
@@ -40,9 +40,9 @@ from searchlm.settings import Settings
 
 log = logging.getLogger("searchlm.server")
 
-MAX_ASK_K = 20
 STATIC = Path(__file__).parent / "static"
 _DOCS_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
+MAX_ASK_K = 20
 LOCAL_HOSTS = [f"[{h}]" if ":" in h else h for h in LOOPBACK]  # as Host headers write them
 _RERANKER = re.compile(r"^[a-z][a-z-]{0,31}$")  # a reranker kind only: models are chosen at start-up, not per request
 # The page and its assets only talk to this server: no inline script, nothing from elsewhere.
@@ -69,7 +69,7 @@ class AskRequest(BaseModel):
     name: Optional[str] = Field(None, max_length=128, description="Index name (default: the server's index).")
     k: Optional[int] = Field(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use.")
     mode: Optional[Literal[MODES]] = Field(None, description="Retrieval mode for the passages.")  # type: ignore
-    max_tokens: Optional[int] = Field(None, ge=1, le=1024, description="Longest answer, in tokens.")
+    max_tokens: Optional[int] = Field(None, ge=1, le=MAX_ANSWER_TOKENS, description="Longest answer, in tokens.")
     temperature: Optional[float] = Field(None, ge=0.0, le=2.0, description="0 is greedy (the default).")
 
 
