@@ -16,7 +16,9 @@ import typer
 
 from searchlm import __version__
 from searchlm.errors import SearchlmError
-from searchlm.settings import Settings
+from searchlm.settings import Settings, load_token
+from searchlm.limits import check_answer_tokens, check_query
+from searchlm.terminal import safe_text
 
 app = typer.Typer(
     name="searchlm",
@@ -36,6 +38,12 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of r
 
 _debug = False
 
+
+TokenFileOpt = typer.Option(
+    None, "--token-file", dir_okay=False,
+    help="Read the server's bearer token from this file (its first line), kept out of `ps` (env SEARCHLM_TOKEN "
+    "does too).",
+)
 
 StoreOpt = typer.Option(
     None, "--store",
@@ -63,7 +71,7 @@ def handle_errors(fn):
                 from searchlm.store import translate
 
                 exc = translate(exc, Path(kwargs.get("home") or "indexes") / str(kwargs.get("name") or "default") / "index.db")
-            typer.echo(f"Error: {exc.cli_message() if isinstance(exc, SearchlmError) else exc}", err=True)
+            typer.echo(f"Error: {safe_text(exc.cli_message() if isinstance(exc, SearchlmError) else exc)}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted: work committed so far is kept; run the command again to finish.", err=True)
@@ -163,16 +171,16 @@ def _print_report(r) -> None:
     if r.moved:
         parts.append(f"{len(r.moved)} moved")
     parts += [f"{r.unchanged} unchanged", f"{len(r.skipped)} skipped"]
-    typer.echo(f"Index '{r.name}': {r.files_seen} files: " + ", ".join(parts) + ".")
+    typer.echo(f"Index '{safe_text(r.name)}': {r.files_seen} files: " + ", ".join(parts) + ".")
     for label, paths in (("added", r.added), ("updated", r.updated), ("removed", r.removed)):
         for p in paths[:20]:
-            typer.echo(f"  {label}: {p}")
+            typer.echo(f"  {label}: {safe_text(p)}")
         if len(paths) > 20:
             typer.echo(f"  … and {len(paths) - 20} more {label}")
     for old, new in r.moved[:20]:
-        typer.echo(f"  moved: {old} -> {new}")
+        typer.echo(f"  moved: {safe_text(old)} -> {safe_text(new)}")
     for p, why in r.skipped:
-        typer.echo(f"  skipped: {p} ({why})")
+        typer.echo(f"  skipped: {safe_text(p)} ({safe_text(why)})")
     typer.echo(f"{r.chunks_total} chunks in the index; {_embedded(r)}, reused {r.chunks_reused}; {r.seconds:.1f} s.")
 
 
@@ -203,7 +211,7 @@ def watch(
     settings = _settings(name=name, model=model, home=home, device=device)
 
     def say(text: str) -> None:
-        typer.echo(f"{datetime.now():%H:%M:%S} {text}", err=True)
+        typer.echo(f"{datetime.now():%H:%M:%S} {safe_text(text)}", err=True)
 
     def show(r) -> None:
         parts = [f"{len(v)} {k}" for k, v in (("added", r.added), ("updated", r.updated), ("removed", r.removed),
@@ -259,6 +267,7 @@ def search(
     explain: bool = typer.Option(False, "--explain", help="Show keyword, dense and fused scores per hit."),
     correct: bool = typer.Option(True, "--correct/--no-correct", help="Search a word the index does not hold as its nearest indexed word (default on)."),
     server: Optional[str] = typer.Option(None, "--server", help="Send the query to a running `searchlm serve` (env SEARCHLM_SERVER)."),
+    token_file: Optional[Path] = TokenFileOpt,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Refuse unless the index uses this model."),
     home: Optional[Path] = HomeOpt,
     as_json: bool = JsonOpt,
@@ -274,8 +283,9 @@ def search(
         types=type_ or (), since=since, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
         group_by_document=group_by_document, explain=explain, correct=correct,
     )
+    check_query(query)
     why, answered, fix = "", None, None
-    with _searcher(settings) as searcher:
+    with _searcher(settings, token_file) as searcher:
         hits = searcher.search(query, options)
         if correct and hasattr(searcher, "correct"):
             fix = searcher.correct(query)
@@ -296,10 +306,11 @@ def search(
         _exit_when_done()
         return
     if answered:
-        typer.echo(typer.style(f"index '{answered['name']}' over {answered['folder']} (in {answered['home']})", dim=True),
-                   err=True)
+        typer.echo(typer.style(f"index '{safe_text(answered['name'])}' over {safe_text(answered['folder'])} "
+                               f"(in {safe_text(answered['home'])})", dim=True), err=True)
     if fix:
-        typer.echo(f"Showing results for '{fix.corrected}' ('{query}' has words the index does not hold).")
+        typer.echo(f"Showing results for '{safe_text(fix.corrected)}' ('{safe_text(query)}' has words the index does "
+                   "not hold).")
     _print_hits(fix.corrected if fix else query, hits, why)
     _exit_when_done()
 
@@ -330,18 +341,19 @@ def run() -> None:
         raise
 
 
-def _searcher(settings: Settings):
+def _searcher(settings: Settings, token_file: Path | None = None):
     """A local `Searcher`, or a `RemoteSearcher` when a server is set (the server's own index unless a name was
-    given)."""
+    given), with the server's token from `token_file` or SEARCHLM_TOKEN."""
     if settings.server:
         from searchlm.client import RemoteSearcher
 
-        return RemoteSearcher(settings.server, settings.name if settings.name_given else None)
+        return RemoteSearcher(settings.server, settings.name if settings.name_given else None,
+                              token=load_token(None, token_file))
     from searchlm.search import Searcher
 
     searcher = Searcher(settings)
     searcher.on_model_load = lambda what: typer.echo(
-        f"Loading reranker '{what}' to score new candidates (repeated queries use cached scores)...", err=True)
+        f"Loading reranker '{safe_text(what)}' to score new candidates (repeated queries use cached scores)...", err=True)
     return searcher
 
 
@@ -349,18 +361,18 @@ def _print_hits(query: str, hits, why: str = "") -> None:
     from searchlm.snippets import snippet_spans
 
     if not hits:
-        typer.echo(f"No results for '{query}'" + (f": {why}." if why else "."))
+        typer.echo(f"No results for '{safe_text(query)}'" + (f": {safe_text(why)}." if why else "."))
         return
     for hit in hits:
-        head = typer.style(f"{hit.rank:>2}. {hit.location()}", bold=True)
-        heading = f"  {hit.heading}" if hit.heading else (f"  {hit.title}" if hit.title else "")
+        head = typer.style(f"{hit.rank:>2}. {safe_text(hit.location())}", bold=True)
+        heading = f"  {safe_text(hit.heading)}" if hit.heading else (f"  {safe_text(hit.title)}" if hit.title else "")
         absolute = [f"cos {hit.cosine:.2f}"] if hit.cosine is not None else []
         absolute += [f"bm25 {hit.bm25:.1f}"] if hit.bm25 else (["no keyword match"] if hit.bm25 is not None else [])
         scores = typer.style(f"{hit.score:.3f}" + (f" ({', '.join(absolute)})" if absolute else ""), fg="cyan")
         weak = typer.style("  weak match", fg="red") if hit.weak else ""
         typer.echo(f"{head}  {scores}{weak}{typer.style(heading, fg='green')}")
         pieces = snippet_spans(hit.text, query)
-        line = "".join(typer.style(p, fg="yellow", bold=True) if m else p for p, m in pieces)
+        line = "".join(typer.style(safe_text(p), fg="yellow", bold=True) if m else safe_text(p) for p, m in pieces)
         typer.echo(f"    {line}")
         if hit.explain:
             e = hit.explain
@@ -389,10 +401,11 @@ def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None
         typer.echo(json.dumps([{**_manifest_json(m), "home": str(h.resolve())} for h, m in found], indent=2))
         return
     if not found:
-        typer.echo(f"No indexes in {settings.home} (create one with `searchlm index DIR`).")
+        typer.echo(f"No indexes in {safe_text(settings.home)} (create one with `searchlm index DIR`).")
         return
     for h, m in found:
-        typer.echo(f"{m.name:<20} {m.documents:>6} docs {m.chunks:>8} chunks  {m.model}  over {m.root}  (in {h})")
+        typer.echo(f"{safe_text(m.name):<20} {m.documents:>6} docs {m.chunks:>8} chunks  {safe_text(m.model)}  "
+                   f"over {safe_text(m.root)}  (in {safe_text(h)})")
 
 
 @app.command()
@@ -412,7 +425,7 @@ def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_jso
             value = datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds")
         elif isinstance(value, dict):  # chunker and ann settings: "type=flat, count=324", not a Python repr
             value = ", ".join(f"{k}={v}" for k, v in sorted(value.items(), key=lambda kv: kv[0] != "type"))
-        typer.echo(f"{key:<16} {value}")
+        typer.echo(f"{key:<16} {safe_text(value)}")
 
 
 @app.command()
@@ -427,9 +440,9 @@ def drop(
 
     target = Index(settings=_settings(name=name, home=home))
     if not yes and sys.stdin.isatty():
-        typer.confirm(f"Delete index '{name}' in {target.settings.home}?", abort=True)
+        typer.confirm(f"Delete index '{safe_text(name)}' in {safe_text(target.settings.home)}?", abort=True)
     target.drop()
-    typer.echo(f"Dropped index '{name}'.")
+    typer.echo(f"Dropped index '{safe_text(name)}'.")
 
 
 @app.command()
@@ -449,12 +462,12 @@ def check(
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         if not report.problems:
-            typer.echo(f"Index '{report.name}': ok.")
+            typer.echo(f"Index '{safe_text(report.name)}': ok.")
         for p in report.problems:
             state = "repaired" if p.repaired else (p.fix or "not repaired")
-            typer.echo(f"{p.part}: {p.message} -> {state}")
+            typer.echo(f"{safe_text(p.part)}: {safe_text(p.message)} -> {safe_text(state)}")
         for note in report.notes:
-            typer.echo(f"  {note}")
+            typer.echo(f"  {safe_text(note)}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -497,7 +510,7 @@ def eval_cmd(
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
     typer.echo(
-        f"{report.dataset} ({report.split}, {report.queries} queries, index '{report.index}', "
+        f"{safe_text(report.dataset)} ({safe_text(report.split)}, {report.queries} queries, index '{safe_text(report.index)}', "
         f"{report.indexed:,} of {report.documents:,} documents indexed):\n"
         f"  nDCG@10    {report.ndcg_at_10:.4f}\n  Recall@100 {report.recall_at_100:.4f}\n"
         f"  MRR@10     {report.mrr_at_10:.4f}\n"
@@ -530,10 +543,10 @@ def tune(
         return
     sweep = ", ".join(f"{w} {v:.4f}" for w, v in report.ndcg_by_weight.items())
     typer.echo(
-        f"Tuned {report.base} on {report.examples} examples from {report.trained_queries} queries in "
+        f"Tuned {safe_text(report.base)} on {report.examples} examples from {report.trained_queries} queries in "
         f"{report.seconds:.0f} s (mean loss {report.mean_loss:.3f}).\n"
         f"Held-out nDCG@10 by blend weight ({report.held_out} queries): {sweep}\n"
-        f"Chosen weight {report.weight}. Use it: searchlm search QUERY --rerank lm:{report.out}"
+        f"Chosen weight {report.weight}. Use it: searchlm search QUERY --rerank lm:{safe_text(report.out)}"
     )
     if report.weight == 0.0:
         typer.echo("The tuned model did not improve the held-out queries, so its weight is 0 (retrieval alone).")
@@ -551,9 +564,11 @@ def serve(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
     lazy: bool = typer.Option(False, "--lazy", help="Load the answer model on the first question, not at start-up."),
     token: Optional[str] = typer.Option(
-        None, "--token", envvar="SEARCHLM_TOKEN",
-        help="Require `Authorization: Bearer TOKEN` on the API (env SEARCHLM_TOKEN); needed off loopback.",
+        None, "--token",
+        help="Require `Authorization: Bearer TOKEN` on the API; needed off loopback. Visible to other users in "
+        "`ps`: prefer --token-file or env SEARCHLM_TOKEN.",
     ),
+    token_file: Optional[Path] = TokenFileOpt,
     workers: Optional[int] = typer.Option(
         None, "--workers", "-w", envvar="SEARCHLM_WORKERS", min=1, max=64,
         help="Server processes; each loads its own models (env SEARCHLM_WORKERS; default 2 on 2+ cores, else 1).",
@@ -572,6 +587,7 @@ def serve(
     from searchlm.server.guard import MAX_REQUEST_LINE, host_names, require_token
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
+    token = load_token(token, token_file)
     require_token(host, token)
     from searchlm.server.workers import default_workers, run as run_workers
 
@@ -585,13 +601,12 @@ def serve(
                 f"Listening on {host}, not only this machine: API requests need `Authorization: Bearer` with the "
                 f"token; the web page takes it once as http://{shown}:{port}/#token=TOKEN.", err=True,
             )
-        typer.echo(f"Serving index '{settings.name}' at http://{shown}:{port}/ with {workers} worker"
+        typer.echo(f"Serving index '{safe_text(settings.name)}' at http://{shown}:{port}/ with {workers} worker"
                    f"{'s' if workers > 1 else ''} (API docs: /docs). Ctrl+C stops.", err=True)
 
-    # A request line up to MAX_REQUEST_LINE reaches the app, which answers a query over MAX_URL_BYTES with 414
-    # instead of a reset connection. h11 by name: with httptools installed (uvicorn[standard]) uvicorn would pick
-    # it, and it answers a 70 KB request line with a bare 400; it saved only ~0.7 ms a request here.
-    config = {"log_level": "info", "http": "h11", "h11_max_incomplete_event_size": MAX_REQUEST_LINE}
+    from searchlm.server.protocol import uvicorn_settings
+
+    config = uvicorn_settings(MAX_REQUEST_LINE)  # h11, and a deadline for each request's head
     run_workers(settings, sock, workers, config, announce, load_generator=not lazy, allowed_hosts=host_names(host),
                 token=token)
 
@@ -640,14 +655,16 @@ def ask(
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = AskOptions(k=k, generator=settings.generator, max_tokens=max_tokens, temperature=temperature, mode=mode)
+    check_query(question, "question")
+    check_answer_tokens(max_tokens)
 
     def loading(model: str) -> None:
-        typer.echo(typer.style(f"Loading the answer model ({model})…", dim=True), err=True)
+        typer.echo(typer.style(f"Loading the answer model ({safe_text(model)})…", dim=True), err=True)
 
     # The answer streams a sentence at a time, each once it has passed the citation check (see answer.ask), so
     # every word printed is in the final answer: nothing shown is taken back.
     def show(text: str) -> None:
-        typer.echo(text, nl=False)
+        typer.echo(safe_text(text, lines=True), nl=False)
 
     with Index(settings=settings) as target:
         answer = target.ask(question, options, on_token=None if as_json else show, on_load=None if as_json else loading)
@@ -655,7 +672,7 @@ def ask(
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
         return
     if answer.refused:
-        typer.echo(answer.answer)
+        typer.echo(safe_text(answer.answer, lines=True))
         _print_sources("Nearest passages:", [(h.rank, h) for h in answer.passages])
         return
     typer.echo("")
@@ -689,15 +706,17 @@ def summarize(
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = SummaryOptions(k=k, generator=settings.generator, max_tokens=max_tokens, sentences=sentences,
                              method="generate" if generate else "extractive")
+    if query is not None:
+        check_query(query)
     if not as_json:
-        typer.echo(typer.style(f"Summarizing {path or repr(query)}…", dim=True), err=True)
+        typer.echo(typer.style(f"Summarizing {safe_text(path or repr(query))}…", dim=True), err=True)
 
     def progress(done: int, total: int) -> None:
         what = "piece" if generate else "section"
         typer.echo(typer.style(f"read {what} {done} of {total}", dim=True), err=True)
 
     def show(text: str) -> None:
-        typer.echo(text, nl=False)
+        typer.echo(safe_text(text, lines=True), nl=False)
 
     with Index(settings=settings) as target:
         result = target.summarize(path, query, options, on_token=None if as_json else show, on_progress=progress)
@@ -719,5 +738,5 @@ def _print_sources(title: str, items) -> None:
         return
     typer.echo(typer.style(title, bold=True))
     for n, item in items:
-        heading = f" ({item.heading})" if item.heading else ""
-        typer.echo(f"[{n}] {item.location()}{heading}")
+        heading = f" ({safe_text(item.heading)})" if item.heading else ""
+        typer.echo(f"[{n}] {safe_text(item.location())}{heading}")

@@ -31,12 +31,14 @@ def check_server_url(server: str) -> str:
     return server.strip().rstrip("/")
 
 
-def remote_search(server: str, query: str, params: dict, timeout: float = 30.0) -> list[Hit]:
+def remote_search(server: str, query: str, params: dict, timeout: float = 30.0, token: str | None = None) -> list[Hit]:
     server = check_server_url(server)
     query_string = urllib.parse.urlencode({"q": query, **{k: v for k, v in params.items() if v is not None}}, doseq=True)
-    url = server + "/api/search?" + query_string
+    request = urllib.request.Request(server + "/api/search?" + query_string)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             data = json.load(response)
     except urllib.error.HTTPError as exc:
         try:
@@ -63,10 +65,11 @@ class RemoteSearcher(Closing):
     """Searches the index `name` (None: the server's own) of the `searchlm serve` at `server`, with the same
     `search(query, options)` as a local `Searcher`."""
 
-    def __init__(self, server: str, name: str | None = None, timeout: float = 30.0):
+    def __init__(self, server: str, name: str | None = None, timeout: float = 30.0, token: str | None = None):
         self.server = check_server_url(server)
         self.name = name
         self.timeout = timeout
+        self.token = token  # the server's --token, sent as `Authorization: Bearer`
 
     # close() is Closing's: one request per search, nothing stays open
 
@@ -83,4 +86,4 @@ class RemoteSearcher(Closing):
             "rerank_weight": options.rerank_weight, "group_by_document": options.group_by_document or None,
             "explain": options.explain or None,
         }
-        return remote_search(self.server, query, params, self.timeout)
+        return remote_search(self.server, query, params, self.timeout, self.token)

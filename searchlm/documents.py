@@ -47,6 +47,11 @@ class DocumentView:
 
 def document_view(searcher, doc_id: int, chunk_id: int | None = None) -> DocumentView:
     """The stored text of document `doc_id` in `searcher`'s index, with chunk `chunk_id` marked when given."""
+    from searchlm.limits import check_id
+
+    check_id(doc_id, "doc_id")
+    if chunk_id is not None:
+        check_id(chunk_id, "chunk_id")
     row = searcher.store.document(doc_id)
     if row is None:
         raise DocumentNotFoundError(

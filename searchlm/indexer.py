@@ -20,6 +20,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import uuid
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -408,6 +409,7 @@ class _IndexRun:
                 precision=self.embedder.precision,
                 readers=dict(READER_VERSIONS),  # every document of a new index is read by today's readers
                 store=parse_store(self.settings.store, self.settings.name).to_json(),
+                index_id=uuid.uuid4().hex,
             )
             self.manifest.save(self.index_dir, self.store)
         from searchlm.embed.cache import encoder_problem

@@ -34,6 +34,9 @@ class Manifest:
     ann: dict = field(default_factory=dict)  # the store's state, e.g. FAISS {"type": "flat"|"hnsw", "generation", "count"}
     readers: dict = field(default_factory=dict)  # kind -> reader version the documents were extracted with (1 if absent)
     updated_at: float = 0.0
+    # Made anew each time an index is created (indexes from before it have ""): a server that opened an index
+    # tells it from one dropped and created again under the same name (see identity.py).
+    index_id: str = ""
 
     @classmethod
     def load(cls, index_dir: Path) -> "Manifest":

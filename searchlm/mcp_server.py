@@ -17,6 +17,7 @@ from typing import Any, Literal
 from searchlm.errors import (
     DocumentNotFoundError, IndexBusyError, IndexMismatchError, IndexNotFoundError, InputError, ModelError, SearchlmError,
 )
+from searchlm.limits import check_answer_tokens, check_id, check_query
 from searchlm.settings import Settings
 
 INSTRUCTIONS = (
@@ -32,11 +33,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # an index is a folde
 
 class Tools:
     """What the tools share: one `searchlm.Index` per index name (its searcher opened on first use, then kept
-    with its models loaded) and a lock, since a searcher's SQLite connection and models serve one call at a time."""
+    with its models loaded, until the index is dropped or replaced on disk) and a lock, since a searcher's SQLite
+    connection and models serve one call at a time."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self._indexes: dict[str, Any] = {}
+        self._watches: dict[str, Any] = {}  # name -> identity.IndexWatch of the index opened under that name
         self._lock = threading.RLock()
 
     def index(self, name: str | None):
@@ -45,23 +48,38 @@ class Tools:
         name = name or self.settings.name
         if not _NAME.match(name):
             raise IndexNotFoundError(f"index name '{name[:80]}' is not valid", "use a name that list_indexes returns")
-        if name not in self._indexes:
-            # Not `Searcher.warm()`: its many-query tuning (more threads, GPU copy) slows the first call's
-            # load time, and an agent's searches come one at a time.
-            self._indexes[name] = searchlm.Index(name, settings=self.settings)
-        return self._indexes[name]
+        with self._lock:
+            watch = self._watches.get(name)
+            if watch is not None and watch.state() != "same":  # dropped or replaced: open it anew (or fail)
+                self._indexes.pop(name).close()
+                del self._watches[name]
+            if name not in self._indexes:
+                from searchlm.identity import IndexWatch
+
+                # Not `Searcher.warm()`: its many-query tuning (more threads, GPU copy) slows the first call's
+                # load time, and an agent's searches come one at a time.
+                index = searchlm.Index(name, settings=self.settings)
+                try:
+                    self._watches[name] = IndexWatch(index.searcher.index_dir)  # a missing index fails here
+                except BaseException:
+                    index.close()
+                    raise
+                self._indexes[name] = index
+            return self._indexes[name]
 
     def close(self) -> None:
         with self._lock:
             for index in self._indexes.values():
                 index.close()
             self._indexes.clear()
+            self._watches.clear()
 
     # -- the tools, as plain functions over the library -------------------------------------------------
     def search(self, query: str, k: int, mode: str, path: str | None, types: list[str] | str | None,
                since: str | None, index: str | None) -> dict:
         from searchlm import SearchOptions
 
+        check_query(query)
         types = tuple(types.split(",")) if isinstance(types, str) else tuple(types or ())
         options = SearchOptions(k=k, mode=mode, path=path or None, types=types, since=since or None)
         with self._lock:
@@ -73,6 +91,8 @@ class Tools:
                      index: str | None) -> dict:
         if doc_id is None and not path:
             raise InputError("give doc_id or path (both come with every search hit)")
+        if doc_id is not None:
+            check_id(doc_id, "doc_id")
         if start_line is not None and end_line is not None and end_line < start_line:
             raise InputError(f"end_line {end_line} is before start_line {start_line}", "give a range that ends after it starts")
         with self._lock:
@@ -94,6 +114,8 @@ class Tools:
     def ask(self, question: str, k: int, mode: str, max_tokens: int, index: str | None) -> dict:
         from searchlm import AskOptions
 
+        check_query(question, "question")
+        check_answer_tokens(max_tokens)
         options = AskOptions(k=k, mode=mode, max_tokens=max_tokens, generator=self.settings.generator)
         with self._lock:
             target = self.index(index)
@@ -155,12 +177,30 @@ def _document_id(searcher, path: str) -> int:
 def build_server(settings: Settings, name: str = "searchlm", tools: Tools | None = None):
     """The MCP server object for `settings` (its index home and default index); `run()` serves it on stdio."""
     from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+    from pydantic import ValidationError
 
     from searchlm import __version__
 
+    class OneLineErrors(MCPServer):
+        """The SDK's tool errors on one line: it reports arguments that fail the tools' schema with pydantic's
+        text, one line per field and more per error, where searchlm's own errors are one line each."""
+
+        async def call_tool(self, name, arguments, context=None):
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                if isinstance(exc, UnexpectedToolError) or "\n" not in str(exc):
+                    raise
+                cause = exc.__cause__
+                if isinstance(cause, ValidationError):
+                    detail = "; ".join(_argument_error(e) for e in cause.errors())
+                else:
+                    detail = " ".join(str(exc).split())
+                raise ToolError(f"Error executing tool {name}: {detail}") from cause
+
     tools = tools or Tools(settings)
-    server = MCPServer(name, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
+    server = OneLineErrors(name, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
 
     def call(fn, *args):
         try:
@@ -210,6 +250,12 @@ def build_server(settings: Settings, name: str = "searchlm", tools: Tools | None
         return call(tools.list_indexes)
 
     return server
+
+
+def _argument_error(error: dict) -> str:
+    """One pydantic error as `argument: what is wrong`, without the value given (it may be megabytes)."""
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "self") or "arguments"
+    return f"{where}: {' '.join(str(error.get('msg', 'invalid')).split())}"
 
 
 def serve_stdio(settings: Settings, name: str = "searchlm") -> None:

@@ -52,6 +52,9 @@ class ProgressDisplay(Closing):
             self._rich = None
 
     def message(self, text: str) -> None:
+        from searchlm.terminal import safe_text
+
+        text = safe_text(text)
         if self._rich is not None:
             self._rich.console.print(text, markup=False, highlight=False)
         else:

@@ -78,3 +78,28 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.home / self.name
+
+
+def load_token(token: str | None = None, token_file: str | os.PathLike | None = None) -> str | None:
+    """The server's bearer token: `--token`, else the first line of `--token-file`, else SEARCHLM_TOKEN, else
+    None. A token on the command line is visible to every user of the machine in `ps`; a file (readable by its
+    owner only) or the environment is not. A token file that cannot be read or is empty is an InputError."""
+    from searchlm.errors import InputError
+
+    if token is not None and token_file is not None:
+        raise InputError("both --token and --token-file were given", "give one of them (--token-file keeps it out of ps)")
+    if token is not None:
+        return token
+    if token_file is None:
+        return os.environ.get("SEARCHLM_TOKEN") or None
+    try:
+        text = Path(token_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise InputError(f"token file '{token_file}' cannot be read ({why})",
+                         "give a readable file that holds the token, e.g. made by `openssl rand -hex 16 > FILE`") from None
+    lines = text.strip().splitlines()
+    if not lines or not lines[0].strip():
+        raise InputError(f"token file '{token_file}' is empty",
+                         "write the token into it, e.g. `openssl rand -hex 16 > FILE`")
+    return lines[0].strip()

@@ -26,13 +26,13 @@ def _params(settings):
     )
 
 
-def with_session(settings, body):
-    """Run `body(session)` against a fresh server process; returns what it returns."""
+def with_session(settings, body, errlog=None):
+    """Run `body(session)` against a fresh server process (its stderr to `errlog`); returns what it returns."""
     from mcp import ClientSession
     from mcp.client.stdio import stdio_client
 
     async def main():
-        async with stdio_client(_params(settings)) as (read, write):
+        async with stdio_client(_params(settings), errlog=errlog or sys.stderr) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
                 return await body(session)
@@ -94,7 +94,7 @@ def test_tools_list_and_answer(sample_index):
 
 
 @pytest.mark.slow
-def test_bad_input_is_a_tool_error_and_the_server_lives_on(sample_index):
+def test_bad_input_is_a_tool_error_and_the_server_lives_on(sample_index, tmp_path):
     async def body(session):
         calls = [
             ("search", {}),  # missing query
@@ -109,13 +109,22 @@ def test_bad_input_is_a_tool_error_and_the_server_lives_on(sample_index):
             ("get_document", {"path": "no/such/file.md"}),
             ("ask", {"question": ""}),
             ("no_such_tool", {}),
+            ("search", {"query": "bees " * 2_000_000}),  # 10 MB: it once held the server for 15 minutes
+            ("ask", {"question": "why " * 300}),
+            ("get_document", {"doc_id": 2**70}),  # past SQLite's integers: it was a logged traceback
+            ("get_document", {"doc_id": 0}),
+            ("search", {"query": "bees", "k": "ten", "mode": "fuzzy"}),  # two wrong arguments
+            ("ask", {"question": "why?", "max_tokens": 10**9}),
         ]
         results = [await session.call_tool(name, args) for name, args in calls]
         after = await session.call_tool("search", {"query": "sourdough starter", "k": 1})
         return results, after
 
-    results, after = with_session(sample_index, body)
+    with open(tmp_path / "stderr", "w") as errlog:
+        results, after = with_session(sample_index, body, errlog)
     texts = [error_text(r) for r in results]
+    assert all("\n" not in t for t in texts), [t for t in texts if "\n" in t]
+    assert "Traceback" not in (tmp_path / "stderr").read_text()
     assert "query" in texts[0] and ("required" in texts[0].lower() or "missing" in texts[0].lower())
     assert "k" in texts[1]
     assert "index 'nope' not found" in texts[2] and "sample" in texts[2]
@@ -128,6 +137,11 @@ def test_bad_input_is_a_tool_error_and_the_server_lives_on(sample_index):
     assert "no/such/file.md" in texts[9]
     assert "empty" in texts[10]
     assert "no_such_tool" in texts[11]
+    assert "query is 10,000,000 characters, over the limit of 1,000" in texts[12] and len(texts[12]) < 300
+    assert "question is 1,200 characters, over the limit" in texts[13]
+    assert f"doc_id {2**70} is not an id" in texts[14] and "doc_id 0 is not an id" in texts[15]
+    assert texts[16].count("k:") == 1 and texts[16].count("mode:") == 1
+    assert "max_tokens 1000000000 is over the limit of 1024 (use max_tokens=1024 or less)" in texts[17]
     assert data(after)["hits"][0]["path"].endswith("misc/sourdough-baking.md")
 
 
@@ -154,3 +168,49 @@ def test_server_start_loads_nothing_heavy(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_a_dropped_index_is_an_error_and_a_replaced_one_is_searched_anew(make_index, embedder):
+    from searchlm.index_admin import drop_index
+    from searchlm.indexer import index_folder
+
+    settings, _, corpus = make_index({"old.md": "# Lighthouses\n\nThe lighthouse keeper trims the lamp wick.\n"})
+
+    async def until(check):  # the server looks at an index's manifest at most once a second
+        for _ in range(75):
+            found = await check()
+            if found:
+                return found
+            await anyio.sleep(0.2)
+        return await check()
+
+    async def body(session):
+        async def search():
+            return await session.call_tool("search", {"query": "lighthouse keeper", "k": 1})
+
+        before = data(await search())["hits"][0]
+        drop_index(settings)
+        gone = await until(lambda: _error(search()))
+        document = await session.call_tool("get_document", {"doc_id": before["doc_id"]})
+        (corpus / "old.md").unlink()
+        (corpus / "new.md").write_text("# Tugboats\n\nThe lighthouse keeper watches tugboats tow barges.\n")
+        index_folder(corpus, settings, embedder=embedder)
+        after = await until(lambda: _ok(search()))
+        return before, gone, document, after
+
+    before, gone, document, after = with_session(settings, body)
+    assert before["path"].endswith("old.md")
+    assert "index 't' not found" in error_text(gone) and "\n" not in error_text(gone)
+    assert "index 't' not found" in error_text(document)
+    assert data(after)["hits"][0]["path"].endswith("new.md")
+
+
+async def _error(call):
+    result = await call
+    return result if result.is_error else None
+
+
+async def _ok(call):
+    result = await call
+    return result if not result.is_error else None

@@ -681,3 +681,158 @@ def test_a_generator_that_cannot_load_leaves_search_working(served, tmp_path):
         assert c.get("/api/search", params={"q": "bees"}).status_code == 200
         response = c.post("/api/ask", json={"question": "How do foragers tell other bees where flowers are?"})
         assert response.status_code == 503 and "not-a-model.gguf" in response.json()["detail"]
+
+
+# -- a dropped or replaced index, slow clients, the token, huge queries ------------------------------------
+def _until(check, seconds: float = 15.0):
+    """Call `check()` until it returns something true (the server looks at an index's manifest at most once a
+    second); its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_a_dropped_index_is_404_and_a_replaced_one_is_served_anew(make_index, embedder):
+    from searchlm.index_admin import drop_index
+    from searchlm.indexer import index_folder
+    from searchlm.server import create_app
+
+    settings, _, corpus = make_index({"old.md": "# Lighthouses\n\nThe lighthouse keeper trims the lamp wick.\n"},
+                                     name="lights")
+    other, _, _ = make_index({"v.md": "# Volcanoes\n\nMagma rises and erupts as lava.\n"}, name="geo")
+    with TestClient(create_app(other, load_generator=False), base_url="http://127.0.0.1") as c:
+        def search(q="lighthouse keeper"):
+            return c.get("/api/search", params={"q": q, "name": "lights", "k": 1})
+
+        hit = search().json()["hits"][0]
+        assert hit["path"].endswith("old.md")
+        document = f"/api/documents/{hit['doc_id']}?name=lights"
+        assert c.get(document).status_code == 200
+
+        drop_index(settings)
+        assert _until(lambda: search().status_code == 404)
+        assert "not found" in search().json()["detail"]
+        assert c.get(document).status_code == 404
+        assert "lights" not in [ix["name"] for ix in c.get("/api/indexes").json()["indexes"]]
+
+        (corpus / "old.md").unlink()
+        (corpus / "new.md").write_text("# Tugboats\n\nThe lighthouse keeper watches tugboats tow barges.\n")
+        index_folder(corpus, settings, embedder=embedder)  # the same name again: a new index
+        assert _until(lambda: search().status_code == 200)
+        assert search().json()["hits"][0]["path"].endswith("new.md")
+
+        drop_index(settings)  # dropped and created again between two looks: replaced, never the old one
+        (corpus / "new.md").write_text("# Ferries\n\nThe lighthouse keeper rides the ferry.\n")
+        index_folder(corpus, settings, embedder=embedder)
+        assert _until(lambda: "ferry" in search().json()["hits"][0]["text"])
+        assert c.get("/api/search", params={"q": "magma", "k": 1}).json()["hits"][0]["path"].endswith("v.md")
+
+
+TOKEN = "a-long-test-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def live(served):
+    """A real uvicorn server with `serve`'s settings (a 1 s deadline for request heads, a token) in a thread."""
+    import uvicorn
+
+    from searchlm.server import create_app, listen
+    from searchlm.server.guard import MAX_REQUEST_LINE
+    from searchlm.server.protocol import uvicorn_settings
+
+    settings, _ = served
+    before = os.environ.get("SEARCHLM_HEADER_TIMEOUT")
+    os.environ["SEARCHLM_HEADER_TIMEOUT"] = "1"
+    port = _free_port()
+    sock = listen("127.0.0.1", port)
+    config = {**uvicorn_settings(MAX_REQUEST_LINE), "log_level": "warning"}
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, load_generator=False, token=TOKEN), **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        assert _until(lambda: server.started, 60), "server did not start"
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        if before is None:
+            os.environ.pop("SEARCHLM_HEADER_TIMEOUT", None)
+        else:
+            os.environ["SEARCHLM_HEADER_TIMEOUT"] = before
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    """True when the server closes the connection; a socket timeout (20 s: it never did) fails the test."""
+    s.settimeout(20)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return True
+        data += chunk
+
+
+def test_a_request_head_that_does_not_arrive_in_time_is_closed(live):
+    with socket.create_connection(("127.0.0.1", live)) as idle:  # says nothing at all
+        assert _closed_by_server(idle)
+    with socket.create_connection(("127.0.0.1", live)) as slow:  # half a request line
+        slow.sendall(b"GET /api/health HT")
+        assert _closed_by_server(slow)
+    with socket.create_connection(("127.0.0.1", live)) as slow:  # a header now and then
+        slow.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        time.sleep(0.5)
+        slow.sendall(b"X-One: 1\r\n")
+        assert _closed_by_server(slow)
+    with socket.create_connection(("127.0.0.1", live)) as kept:  # one answered request, then half of another
+        kept.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode()
+                     + b"\r\n\r\n")
+        kept.settimeout(20)
+        assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+        kept.sendall(b"GET /api/he")
+        assert _closed_by_server(kept)
+
+
+def test_the_cli_sends_the_token_from_a_file_or_the_environment(live, tmp_path):
+    from typer.testing import CliRunner
+
+    from searchlm.cli import app
+
+    url = f"http://127.0.0.1:{live}"
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    runner = CliRunner()
+    args = ["search", "spring tides", "--server", url, "-k", "1", "--json"]
+    result = runner.invoke(app, [*args, "--token-file", str(secret)], env={"SEARCHLM_TOKEN": None})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["hits"][0]["path"].endswith("tides.txt")
+    result = runner.invoke(app, args, env={"SEARCHLM_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, args, env={"SEARCHLM_TOKEN": None})
+    assert result.exit_code == 1 and "answered 401" in result.stderr
+
+
+def test_a_10_mb_query_or_question_is_refused_and_the_next_request_answered(live):
+    import httpx
+
+    url = f"http://127.0.0.1:{live}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    huge = "bees " * 2_000_000
+    response = httpx.post(url + "/api/ask", json={"question": huge}, headers=auth, timeout=30)
+    assert response.status_code == 413 and "\n" not in response.json()["detail"]
+    with socket.create_connection(("127.0.0.1", live)) as s:  # httpx refuses to send such a URL
+        s.settimeout(20)
+        try:
+            s.sendall(b"GET /api/search?q=" + b"bees+" * 2_000_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        except OSError:  # uvicorn reads a request line up to 4 MB (guard.MAX_REQUEST_LINE), then answers and closes
+            pass
+        try:
+            answer = s.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+    assert answer == b"" or answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 414")), answer[:200]
+    response = httpx.get(url + "/api/search", params={"q": "spring tides", "k": 1}, headers=auth, timeout=30)
+    assert response.status_code == 200 and response.json()["hits"][0]["path"].endswith("tides.txt")

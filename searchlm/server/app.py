@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from searchlm import __version__
 from searchlm.errors import InputError, SearchlmError, ServerBusyError
+from searchlm.limits import MAX_ANSWER_TOKENS, MAX_QUERY_CHARS, SQLITE_MAX_ID
 from searchlm.manifest import list_indexes
 from searchlm.search import DEFAULT_DENSE_WEIGHT, MAX_K, MODES, SearchOptions
 from searchlm.documents import document_view
@@ -39,11 +40,9 @@ from searchlm.settings import Settings
 
 log = logging.getLogger("searchlm.server")
 
-MAX_QUERY_CHARS = 1000
-SQLITE_MAX_ID = 2**63 - 1  # a larger path id is no row, not an OverflowError in sqlite3
-MAX_ASK_K = 20
 STATIC = Path(__file__).parent / "static"
 _DOCS_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
+MAX_ASK_K = 20
 LOCAL_HOSTS = [f"[{h}]" if ":" in h else h for h in LOOPBACK]  # as Host headers write them
 _RERANKER = re.compile(r"^[a-z][a-z-]{0,31}$")  # a reranker kind only: models are chosen at start-up, not per request
 # The page and its assets only talk to this server: no inline script, nothing from elsewhere.
@@ -70,7 +69,7 @@ class AskRequest(BaseModel):
     name: Optional[str] = Field(None, max_length=128, description="Index name (default: the server's index).")
     k: Optional[int] = Field(None, ge=1, le=MAX_ASK_K, description="How many passages the answer may use.")
     mode: Optional[Literal[MODES]] = Field(None, description="Retrieval mode for the passages.")  # type: ignore
-    max_tokens: Optional[int] = Field(None, ge=1, le=1024, description="Longest answer, in tokens.")
+    max_tokens: Optional[int] = Field(None, ge=1, le=MAX_ANSWER_TOKENS, description="Longest answer, in tokens.")
     temperature: Optional[float] = Field(None, ge=0.0, le=2.0, description="0 is greedy (the default).")
 
 
@@ -144,7 +143,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):  # never the message: it may name server paths
-        log.exception("error on %s", request.url.path)
+        log.exception("error on %r", request.url.path)  # %r: a decoded path may hold control characters
         return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
 
     # -- page and docs ------------------------------------------------------------------------------------

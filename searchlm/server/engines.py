@@ -27,6 +27,7 @@ from searchlm.errors import (
     DiskFullError, DocumentNotFoundError, IndexBusyError, IndexDamagedError, IndexMismatchError, IndexNotFoundError,
     InputError, ModelError, SearchlmError, ServerBusyError,
 )
+from searchlm.identity import IndexWatch
 from searchlm.search import Searcher
 from searchlm.settings import Settings, check_index_name
 
@@ -126,6 +127,8 @@ class SearcherPool:
         self._all = [self._first]
         self._queue: SearchQueue | None = None
         self._queue_lock = threading.Lock()
+        # Whether the index on disk is still this one: a dropped or re-created index is closed (identity.py)
+        self.watch = IndexWatch(self._first.index_dir)
 
     @property
     def manifest(self):
@@ -195,6 +198,23 @@ class SearcherPool:
         for s in self._all:
             s.close()
 
+    def retire(self, wait: float = 60.0) -> threading.Thread:
+        """Close this pool once the requests using it are done (at most `wait` seconds), in a thread of its own:
+        its index was dropped or replaced, and new requests already go elsewhere."""
+
+        def close_when_returned() -> None:
+            if self._queue is not None:
+                self._queue.close()  # the searches already waiting still run
+            deadline = time.monotonic() + wait
+            while self._free.qsize() < self._made and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for s in self._all:
+                s.close()
+
+        thread = threading.Thread(target=close_when_returned, name="searchlm-retire", daemon=True)
+        thread.start()
+        return thread
+
 
 class Engines:
     """Everything a request needs, loaded once: a searcher pool per index (on first use) and the generator."""
@@ -218,6 +238,12 @@ class Engines:
         name = check_index_name(name or self.settings.name)
         with self._lock:
             found = self._searchers.get(name)
+            if found is not None and found.watch.state() != "same":
+                log.info("index '%s' was %s on disk: closing the copy this server opened", name,
+                         "dropped" if found.watch.state() == "gone" else "replaced")
+                del self._searchers[name]
+                found.retire()
+                found = None
             if found is None:
                 found = SearcherPool(self.settings.with_(name=name))
                 found.queue  # noqa: B018 - its thread starts now (it opens its searcher on the first search)
@@ -225,8 +251,10 @@ class Engines:
         return found
 
     def loaded_searcher(self, name: str | None = None) -> SearcherPool | None:
-        """The pool of an index already loaded (no waiting: an async request can ask), else None."""
-        return self._searchers.get(check_index_name(name or self.settings.name))
+        """The pool of an index already loaded and still the one on disk (no waiting: an async request can ask),
+        else None (then `searcher` opens it, or says it is gone)."""
+        found = self._searchers.get(check_index_name(name or self.settings.name))
+        return found if found is not None and found.watch.state() == "same" else None
 
     @property
     def loaded(self) -> list[str]:

@@ -27,8 +27,8 @@ def require_token(host: str, token: str | None) -> None:
 
     if host not in LOOPBACK and not token:
         raise InputError(
-            f"--host {host} lets other machines reach the API, which then needs a token: add --token SECRET "
-            "(clients send `Authorization: Bearer SECRET`), or keep --host 127.0.0.1"
+            f"--host {host} lets other machines reach the API, which then needs a token: add --token-file FILE "
+            "holding one, or set SEARCHLM_TOKEN (clients send `Authorization: Bearer TOKEN`), or keep --host 127.0.0.1"
         )
     if token is not None and len(token) < 8:
         raise InputError("the token is shorter than 8 characters (use a long random one, e.g. `openssl rand -hex 16`)")
