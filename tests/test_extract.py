@@ -340,3 +340,39 @@ def test_indexing_a_folder_gives_ref_the_title_of_a_section_in_another_file(make
         conn.close()
     assert ("A session tracks objects; Session Frequently Asked Questions answers the common questions, "
             "and Using the Session explains the rest.") in texts
+
+
+SPHINX_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8" /><title>Sessions &#8212; Demo 1.0 documentation</title></head>
+<body>
+<div class="related" aria-label="related navigation"><h3>Navigation</h3>
+  <ul><li class="right"><a href="genindex.html">index</a></li><li><a href="index.html">Demo 1.0 documentation</a></li></ul>
+</div>
+<div class="document"><div class="documentwrapper"><div class="bodywrapper"><div class="body" role="main">
+<section id="sessions">
+<h1>Sessions<a class="headerlink" href="#sessions" title="Link to this heading">¶</a></h1>
+<p>A session keeps objects and their transaction together.</p>
+<section id="closing">
+<h2>Closing<a class="headerlink" href="#closing" title="Link to this heading">¶</a></h2>
+<p>Close a session when the request ends.</p>
+</section></section>
+</div></div></div>
+<div class="sphinxsidebar" aria-label="main navigation"><div class="sphinxsidebarwrapper">
+<h3><a href="index.html">Table of Contents</a></h3><ul><li><a href="#">Sidebar entry</a></li></ul>
+<div id="searchbox" style="display: none" role="search"><h3 id="searchlabel">Quick search</h3>
+<form class="search" action="search.html" method="get"><input type="text" name="q" /></form></div>
+</div></div>
+</div>
+<div class="footer">&#169;2024, Demo authors. Powered by <a href="https://www.sphinx-doc.org/">Sphinx</a></div>
+</body></html>
+"""
+
+
+def test_sphinx_html_chrome_and_heading_anchors_are_not_text(tmp_path):
+    p = tmp_path / "sessions.html"
+    p.write_text(SPHINX_PAGE, encoding="utf-8")
+    doc = extract(p)
+    assert [(b.text, b.headings, b.start_line) for b in doc.blocks] == [
+        ("A session keeps objects and their transaction together.", ("Sessions",), 10),
+        ("Close a session when the request ends.", ("Sessions", "Closing"), 13),
+    ]
