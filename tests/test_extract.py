@@ -372,6 +372,7 @@ def test_sphinx_html_chrome_and_heading_anchors_are_not_text(tmp_path):
     p = tmp_path / "sessions.html"
     p.write_text(SPHINX_PAGE, encoding="utf-8")
     doc = extract(p)
+    assert doc.title == "Sessions"  # not "Sessions — Demo 1.0 documentation": the site's name is chrome too
     assert [(b.text, b.headings, b.start_line) for b in doc.blocks] == [
         ("A session keeps objects and their transaction together.", ("Sessions",), 10),
         ("Close a session when the request ends.", ("Sessions", "Closing"), 13),

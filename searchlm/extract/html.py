@@ -21,6 +21,7 @@ _CHROME_SELECTOR = ", ".join([
     '[role="navigation"]', '[role="banner"]', '[role="contentinfo"]', '[role="search"]', '[aria-hidden="true"]',
     ".headerlink", ".sphinxsidebar", "div.related", "div.footer",
 ])
+_SITE_SUFFIX = re.compile(r"\s+[—–|·:-]\s+\S")  # the separator between a page's title and its site's
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCKS = {"p", "li", "pre", "blockquote", "td", "th", "dd", "dt", "figcaption", "caption", "summary"}
 _SPACE = re.compile(r"[ \t\r\f\v]+")
@@ -49,12 +50,14 @@ def extract_html(data: bytes, path: Path) -> ExtractedDocument:
     root = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.find("article") or soup.body or soup
     headings: list[tuple[int, str]] = []
     blocks: list[Block] = []
+    first_h1 = ""
     wanted = _HEADINGS | _BLOCKS | {"div", "section"}
     for el in root.find_all(wanted):
         if el.name in _HEADINGS:
             text = _clean(el.get_text(" ", strip=True))
             if text:
                 level = int(el.name[1])
+                first_h1 = first_h1 or (text if level == 1 else "")
                 headings = [(lv, h) for lv, h in headings if lv < level] + [(level, text)]
                 title = title or text
             continue
@@ -78,6 +81,8 @@ def extract_html(data: bytes, path: Path) -> ExtractedDocument:
             )
     if not title and headings:
         title = headings[0][1]
+    elif first_h1 and title.startswith(first_h1) and _SITE_SUFFIX.match(title[len(first_h1):]):
+        title = first_h1  # "Sessions — Demo 1.0 documentation": the page's own title, less the site's name
     return ExtractedDocument(title=title or path.stem, blocks=blocks, kind="html")
 
 
