@@ -225,6 +225,11 @@ def test_title_only_documents_are_text(tmp_path):
     heading.write_text("Boundary layers\n===============\n", encoding="utf-8")
     assert [b.text for b in extract(front).blocks] == ["Flow past a flat plate"]
     assert [b.text for b in extract(heading).blocks] == ["Boundary layers"]
+    for name, text in (("toml.md", '+++\ntitle = "Flow past a cylinder"\ndate = 2024-01-01\n+++\n\nVortices shed.\n'),
+                       ("yaml.md", "---\ntitle: Flow past a cylinder\ntags: [fluids]\n...\n\nVortices shed.\n")):
+        (tmp_path / name).write_text(text, encoding="utf-8")  # front matter is no text; its title is the title
+        doc = extract(tmp_path / name)
+        assert (doc.title, [(b.text, b.start_line) for b in doc.blocks]) == ("Flow past a cylinder", [("Vortices shed.", 6)])
     empty = tmp_path / "empty.md"
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(ExtractionError):
