@@ -127,9 +127,9 @@ STUB_WORDS = 8
 
 def is_stub(text: str) -> bool:
     """Whether a chunk's text has no prose of its own: a few words (STUB_WORDS at most) with no sentence end in
-    them, or nothing but names ("orm.Session.", "create_engine(), sessionmaker."). Such a chunk (a version number, a lone
-    API name, a table's stray cell) ranks on a name match alone and says nothing, so it is folded into a
-    neighbour."""
+    them, or nothing but names ("orm.Session.", "create_engine(), sessionmaker."). Such a chunk (a version
+    number, a lone API name, a table's stray cell) ranks on a name match alone and says nothing, so it is folded
+    into a neighbour."""
     words = text.split()
     if len(words) > STUB_WORDS:
         return False
@@ -146,7 +146,8 @@ def _fold_stubs(groups: list[_Group], settings: ChunkerSettings) -> list[_Group]
     i = 0
     while i < len(groups):
         stub = groups[i]
-        host = _host(groups, i, settings) if len(groups) > 1 and is_stub("\n".join(b.text for b in stub.blocks)) else None
+        stubby = len(groups) > 1 and is_stub("\n".join(b.text for b in stub.blocks))
+        host = _host(groups, i, settings) if stubby else None
         if host is None:
             i += 1
             continue

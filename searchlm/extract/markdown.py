@@ -15,7 +15,9 @@ import re
 from searchlm.records import Block
 
 # Front matter: YAML between "---" and "---" (or YAML's "..."), or TOML between "+++" lines (Hugo). Never text.
-_FRONT_MATTER = re.compile(r"\A(?:---[ \t]*\n(?:.*?\n)??(?:---|\.\.\.)|\+\+\+[ \t]*\n(?:.*?\n)??\+\+\+)[ \t]*(?:\n|\Z)", re.S)
+_FRONT_MATTER = re.compile(
+    r"\A(?:---[ \t]*\n(?:.*?\n)??(?:---|\.\.\.)|\+\+\+[ \t]*\n(?:.*?\n)??\+\+\+)[ \t]*(?:\n|\Z)", re.S
+)
 _FRONT_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(.+)$", re.M)
 _TAG = re.compile(r"<!--.*?-->|<[^>]*>", re.S)
 

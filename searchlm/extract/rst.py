@@ -25,7 +25,8 @@ from searchlm.records import Block
 
 _ADORN = re.compile(r"^([=\-~^*#+`:'\"._])\1{2,}\s*$")
 _DIRECTIVE = re.compile(r"^(\s*)\.\.(?:\s+(?:([\w:.-]+)::(?:\s+(.*))?|(.*))|\s*)$")
-_ITEM = re.compile(r"^\s*(?:[-*+•]|\(?(?:\d+|#|[a-zA-Z])[.)])(?:\s+|$)")  # a list item's marker: its text starts after it
+# A list item's marker: the item's text starts after it.
+_ITEM = re.compile(r"^\s*(?:[-*+•]|\(?(?:\d+|#|[a-zA-Z])[.)])(?:\s+|$)")
 _TABLE_RULE = re.compile(r"^\s*[+=|-][-=+|\s]*$")
 # Directives whose content is not prose: the directive and everything indented under it is dropped.
 _DROP = {
@@ -62,7 +63,9 @@ _BARE_MARKERS = re.compile(r"[\s*+•-]*")  # "*\n  -": the bullets of a list-ta
 _LABEL_LINE = re.compile(r"^\.\.[ \t]+_([^:`\n]+|`[^`\n]+`):[ \t]*$", re.M)
 _AFTER_LABEL = re.compile(r"(?:\n[ \t]*(?=\n)|\n\.\.[ \t]+_[^\n]*:[ \t]*(?=\n))*\n")
 # A section heading: an optional overline, a title line, an underline (checked further by `_heading_at`).
-_HEADING = re.compile(r"^(?:([=\-~^*#+`:'\"._])\1{2,}[ \t]*\n)?(?!\.\.\s)[^\s][^\n]*\n([=\-~^*#+`:'\"._])\2{2,}[ \t]*$", re.M)
+_HEADING = re.compile(
+    r"^(?:([=\-~^*#+`:'\"._])\1{2,}[ \t]*\n)?(?!\.\.\s)[^\s][^\n]*\n([=\-~^*#+`:'\"._])\2{2,}[ \t]*$", re.M
+)
 
 Resolve = Callable[[str, str], "str | None"]  # (role, target) -> the title it shows, or None
 
@@ -117,7 +120,8 @@ def _unmark(code: str) -> str:
     """Code without SQLAlchemy's doc build markers: a line that is only a marker goes, others lose the marker."""
     if "{" not in code:
         return code
-    return _BUILD_MARKER.sub(lambda m: m.group(1) or "", "\n".join(ln for ln in code.split("\n") if not _BUILD_MARKER_LINE.match(ln)))
+    kept = "\n".join(ln for ln in code.split("\n") if not _BUILD_MARKER_LINE.match(ln))
+    return _BUILD_MARKER.sub(lambda m: m.group(1) or "", kept)
 
 
 class _Builder:
@@ -171,7 +175,9 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
-def extract_rst(lines: list[str], targets: SphinxTargets | None = None, path: Path | None = None) -> tuple[str, list[Block]]:
+def extract_rst(
+    lines: list[str], targets: SphinxTargets | None = None, path: Path | None = None
+) -> tuple[str, list[Block]]:
     """(title, blocks) of reST source lines; `targets` (with the file's `path`) gives :ref: and :doc: their titles."""
     b = _Builder(targets.resolver(path) if targets is not None else None)
     styles: list[tuple[str, bool]] = []
@@ -330,7 +336,7 @@ def scan_targets(paths: Iterable[Path]) -> SphinxTargets:
         for heading in _HEADING.finditer(text):
             title = _heading_at(heading.group(0).split("\n"), 0)
             if title:
-                targets.documents.setdefault(os.path.normpath(os.path.abspath(path))[: -len(path.suffix) or None], title)
+                targets.documents.setdefault(_document_key(path), title)
                 break
         for label in _LABEL_LINE.finditer(text):
             at = _AFTER_LABEL.match(text, label.end()).end()  # past blank lines and the labels stacked below it
@@ -338,6 +344,11 @@ def scan_targets(paths: Iterable[Path]) -> SphinxTargets:
             if title:
                 targets.labels.setdefault(" ".join(label.group(1).strip("`").lower().split()), title)
     return targets
+
+
+def _document_key(path: Path) -> str:
+    """A document as a :doc: role names it: its absolute path less the suffix."""
+    return os.path.normpath(os.path.abspath(path))[: -len(path.suffix) or None]
 
 
 def _heading_at(lines: list[str], i: int) -> str | None:
