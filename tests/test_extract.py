@@ -259,6 +259,7 @@ def test_rst_ref_and_doc_show_the_titles_of_other_files(tmp_path):
     pg = tmp_path / "dialects" / "postgresql.rst"
     pg.write_text(
         ":orphan:\n\n.. _dialect_toplevel:\n\nDialects\n########\n\n.. _postgresql_toplevel:\n\n.. _pg:\n\n"
+        ".. rst-class:: core-header\n\n.. index::\n   single: postgres\n\n"  # no element: the labels name the section
         "PostgreSQL Support\n------------------\n\nText.\n",
         encoding="utf-8",
     )

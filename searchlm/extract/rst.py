@@ -61,7 +61,12 @@ _BUILD_MARKER = re.compile(r"^(\s*(?:>>>\s*)?)\{(?:[a-z]*sql|stop)\}|\{(?:[a-z]*
 _BUILD_MARKER_LINE = re.compile(r"^\s*\{(?:[a-z]*sql|stop)\}\s*$")
 _BARE_MARKERS = re.compile(r"[\s*+•-]*")  # "*\n  -": the bullets of a list-table's empty or literal cells
 _LABEL_LINE = re.compile(r"^\.\.[ \t]+_([^:`\n]+|`[^`\n]+`):[ \t]*$", re.M)
-_AFTER_LABEL = re.compile(r"(?:\n[ \t]*(?=\n)|\n\.\.[ \t]+_[^\n]*:[ \t]*(?=\n))*\n")
+# What may stand between a label and its section's heading: blank lines, more labels, and directives that make no
+# element of their own (with their indented options or entries), so the label names the section below them.
+_AFTER_LABEL = re.compile(
+    r"(?:\n[ \t]*(?=\n)|\n\.\.[ \t]+(?:_[^\n]*:|(?:rst-class|(?:py:)?currentmodule|(?:py:)?module|highlight|index)::"
+    r"[^\n]*)(?=\n)|\n[ \t]+\S[^\n]*(?=\n))*\n"
+)
 # A section heading: an optional overline, a title line, an underline (checked further by `_heading_at`).
 _HEADING = re.compile(
     r"^(?:([=\-~^*#+`:'\"._])\1{2,}[ \t]*\n)?(?!\.\.\s)[^\s][^\n]*\n([=\-~^*#+`:'\"._])\2{2,}[ \t]*$", re.M
