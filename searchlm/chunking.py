@@ -79,42 +79,106 @@ def chunk_document(doc: ExtractedDocument, counter: TokenCounter, settings: Chun
     pieces: list[Block] = []
     for block in doc.blocks:
         pieces.extend(_split_long(block, counter, settings))
+    groups: list[_Group] = []
+    for piece in pieces:
+        tokens = counter.count(piece.text)
+        last = groups[-1] if groups else None
+        same_section = last is not None and piece.headings == last.headings and piece.page == last.page
+        if last is None or not same_section or last.tokens + tokens > settings.max_tokens:
+            groups.append(_Group([], piece.headings, piece.page))
+        groups[-1].blocks.append(piece)
+        groups[-1].tokens += tokens
     chunks: list[Chunk] = []
-    group: list[Block] = []
-    group_tokens = 0
-
-    def emit() -> None:
-        nonlocal group, group_tokens
-        if not group:
-            return
-        text = "\n\n".join(b.text for b in group).strip()
-        headings = group[0].headings
-        embed = embed_text_for(doc.title, headings, text)
-        lines = [b.start_line for b in group if b.start_line is not None]
-        ends = [b.end_line for b in group if b.end_line is not None]
+    for group in _fold_stubs(groups, settings):
+        text = "\n\n".join(b.text for b in group.blocks).strip()
+        embed = embed_text_for(doc.title, group.headings, text)
+        lines = [b.start_line for b in group.blocks if b.start_line is not None]
+        ends = [b.end_line for b in group.blocks if b.end_line is not None]
         chunks.append(
             Chunk(
                 text=text,
                 embed_text=embed,
-                heading=" > ".join(headings),
+                heading=" > ".join(group.headings),
                 start_line=min(lines) if lines else None,
                 end_line=max(ends) if ends else None,
-                page=group[0].page,
+                page=group.page,
                 hash=content_hash(embed),
                 ordinal=len(chunks),
             )
         )
-        group, group_tokens = [], 0
-
-    for piece in pieces:
-        tokens = counter.count(piece.text)
-        same_section = bool(group) and piece.headings == group[0].headings and piece.page == group[0].page
-        if group and (not same_section or group_tokens + tokens > settings.max_tokens):
-            emit()
-        group.append(piece)
-        group_tokens += tokens
-    emit()
     return chunks
+
+
+@dataclass
+class _Group:
+    """Blocks of one section (and page) that become one chunk."""
+
+    blocks: list[Block]
+    headings: tuple[str, ...]
+    page: int | None
+    tokens: int = 0
+
+
+_NAME = re.compile(r"^[A-Za-z_]\w*(?:(?:\.|::)\w+)*(?:\(\))?[,;]?$")  # Session, orm.Session, create_engine()
+_NAME_MARK = re.compile(r"[._(]|::|[a-z][A-Z]|\d")  # what sets a name apart from a word: orm.Session, get_bind
+_PROSE_END = re.compile(r"[.!?。！？](?:\s|$)")
+STUB_WORDS = 8
+
+
+def is_stub(text: str) -> bool:
+    """Whether a chunk's text has no prose of its own: a few words (STUB_WORDS at most) with no sentence end in
+    them, or nothing but names ("orm.Session.", "create_engine(), sessionmaker."). Such a chunk (a version
+    number, a lone API name, a table's stray cell) ranks on a name match alone and says nothing, so it is folded
+    into a neighbour."""
+    words = text.split()
+    if len(words) > STUB_WORDS:
+        return False
+    names = [w.rstrip(".:") for w in words]
+    return not _PROSE_END.search(text) or (all(map(_NAME.match, names)) and any(map(_NAME_MARK.search, names)))
+
+
+def _fold_stubs(groups: list[_Group], settings: ChunkerSettings) -> list[_Group]:
+    """Groups whose text is a stub joined to a neighbour on the same page: the next group of the same section
+    (a name usually introduces what follows), else the previous one of the same section, else the previous or
+    the next one of another section. The host keeps its heading and the stub's blocks keep their lines, so the
+    chunk's lines span both. A neighbour is taken while the two fit `max_tokens`, else the first one when the stub
+    is small; a stub too long for that, or the one chunk of its document, stays a chunk."""
+    i = 0
+    while i < len(groups):
+        stub = groups[i]
+        stubby = len(groups) > 1 and is_stub("\n".join(b.text for b in stub.blocks))
+        host = _host(groups, i, settings) if stubby else None
+        if host is None:
+            i += 1
+            continue
+        target = groups[host]
+        target.blocks = target.blocks + stub.blocks if host < i else stub.blocks + target.blocks
+        target.tokens += stub.tokens
+        del groups[i]
+        i = max(0, i - 1) if host < i else i  # a grown group may be looked at again; the list moved up by one
+    return groups
+
+
+def _host(groups: list[_Group], i: int, settings: ChunkerSettings) -> int | None:
+    """Index of the group that takes the stub at `i`, or None."""
+    stub = groups[i]
+    before = i - 1 if i > 0 else None
+    after = i + 1 if i + 1 < len(groups) else None
+
+    def same_section(k: int | None) -> bool:
+        return k is not None and groups[k].headings == stub.headings and groups[k].page == stub.page
+
+    def same_page(k: int | None) -> bool:
+        return k is not None and groups[k].page == stub.page
+
+    order = [k for k, ok in ((after, same_section(after)), (before, same_section(before)),
+                             (before, same_page(before)), (after, same_page(after))) if ok]
+    for k in order:
+        if stub.tokens + groups[k].tokens <= settings.max_tokens:
+            return k
+    # None has room: the first takes it all the same when it is small. The encoder may cut the chunk's tail, the
+    # stub; it is no prose to lose, and its text is still shown and keyword-searched with the host's.
+    return order[0] if order and stub.tokens <= settings.max_tokens // 2 else None
 
 
 def _split_long(block: Block, counter: TokenCounter, settings: ChunkerSettings) -> list[Block]:

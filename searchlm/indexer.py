@@ -187,6 +187,7 @@ class _IndexRun:
         self._notify: Callable[[str], None] = lambda message: None
         self._to_embed = 0
         self._pool = None  # the extraction process, started by the first PDF, DOCX or HTML file
+        self._targets = None  # the folder's Sphinx labels and titles, scanned when the first .rst file is read
 
     # Models load only when something needs embedding: an unchanged re-run imports no torch.
     @property
@@ -325,10 +326,11 @@ class _IndexRun:
                     if row is None and data_hash in gone_by_hash and not reread:
                         feed.put(("move", (gone_by_hash.pop(data_hash), f)))
                         continue
-                    if kind_of(f.path) in HEAVY_KINDS:
+                    kind = kind_of(f.path)
+                    if kind in HEAVY_KINDS:
                         doc = self._extract_apart(f.path, data)
                     else:
-                        doc = extract(f.path, data)
+                        doc = extract(f.path, data, self._sphinx_targets(files) if kind == "rst" else None)
                     chunks = chunk_document(doc, counter, self.chunker)
                 except _Stopped:
                     raise
@@ -358,6 +360,15 @@ class _IndexRun:
                 feed.close()
             except _Stopped:
                 pass
+
+    def _sphinx_targets(self, files: list[FoundFile]):
+        """The labels and titles of every .rst file of the folder, unchanged ones too (a :ref: in a changed file
+        may name a section of any other): scanned once a run, and only by a run that reads a .rst file."""
+        if self._targets is None:
+            from searchlm.extract.rst import scan_targets
+
+            self._targets = scan_targets(f.path for f in files if kind_of(f.path) == "rst")
+        return self._targets
 
     def _extractor(self):
         """One worker process for PDF, DOCX and HTML: those parsers are pure Python, and in a thread they would

@@ -225,7 +225,161 @@ def test_title_only_documents_are_text(tmp_path):
     heading.write_text("Boundary layers\n===============\n", encoding="utf-8")
     assert [b.text for b in extract(front).blocks] == ["Flow past a flat plate"]
     assert [b.text for b in extract(heading).blocks] == ["Boundary layers"]
+    for name, text in (("toml.md", '+++\ntitle = "Flow past a cylinder"\ndate = 2024-01-01\n+++\n\nVortices shed.\n'),
+                       ("yaml.md", "---\ntitle: Flow past a cylinder\ntags: [fluids]\n...\n\nVortices shed.\n")):
+        (tmp_path / name).write_text(text, encoding="utf-8")  # front matter is no text; its title is the title
+        doc = extract(tmp_path / name)
+        assert (doc.title, [(b.text, b.start_line) for b in doc.blocks]) == ("Flow past a cylinder", [("Vortices shed.", 6)])
     empty = tmp_path / "empty.md"
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(ExtractionError):
         extract(empty)
+
+
+def test_rst_roles_show_what_sphinx_shows(tmp_path):
+    p = tmp_path / "api.rst"
+    p.write_text(
+        "Call :func:`_sa.create_engine`, then :class:`_orm.Session` and :meth:`_engine.Connection.execute`;\n"
+        ":class:`~_orm.Session`, :attr:`.Column.key`, :func:`!no_link` and :py:class:`_orm.relationship`.\n"
+        "Files keep their underscore: :file:`_static/custom.css`. A plain :class:`sqlalchemy.orm.Session`.\n",
+        encoding="utf-8",
+    )
+    text = extract(p).blocks[0].text
+    assert text == (
+        "Call create_engine, then Session and Connection.execute;\n"
+        "Session, Column.key, no_link and relationship.\n"
+        "Files keep their underscore: _static/custom.css. A plain sqlalchemy.orm.Session."
+    )
+
+
+def test_rst_ref_and_doc_show_the_titles_of_other_files(tmp_path):
+    from searchlm.extract.rst import scan_targets
+
+    (tmp_path / "dialects").mkdir()
+    pg = tmp_path / "dialects" / "postgresql.rst"
+    pg.write_text(
+        ":orphan:\n\n.. _dialect_toplevel:\n\nDialects\n########\n\n.. _postgresql_toplevel:\n\n.. _pg:\n\n"
+        ".. rst-class:: core-header\n\n.. index::\n   single: postgres\n\n"  # no element: the labels name the section
+        "PostgreSQL Support\n------------------\n\nText.\n",
+        encoding="utf-8",
+    )
+    guide = tmp_path / "guide.rst"
+    guide.write_text(
+        "Guide\n=====\n\nSee :ref:`postgresql_toplevel`, :ref:`PG`, :doc:`dialects/postgresql`, "
+        ":doc:`/dialects/postgresql` and :ref:`no_such_label`.\n\n"
+        "Titled: :ref:`the pool <postgresql_toplevel>`.\n",
+        encoding="utf-8",
+    )
+    targets = scan_targets([pg, guide])
+    texts = [b.text for b in extract(guide, targets=targets).blocks]
+    assert texts == [
+        "See PostgreSQL Support, PostgreSQL Support, Dialects, Dialects and no such label.",
+        "Titled: the pool.",
+    ]
+    # Without the folder's targets a label shows its words, as before.
+    assert extract(guide).blocks[0].text.startswith("See postgresql toplevel, PG, postgresql, postgresql")
+    # The :orphan: metadata of the other file is no text of it.
+    assert [b.text for b in extract(pg, targets=targets).blocks] == ["Text."]
+
+
+def test_rst_build_markers_containers_and_autodoc_names_are_not_text(tmp_path):
+    p = tmp_path / "session.rst"
+    p.write_text(
+        "Session Basics\n==============\n\n"  # 1-3
+        ".. container:: orm-header\n\n    The ORM header text.\n\n"  # 4-7
+        ".. rst-class:: core-header, orm-addin\n\n"  # 8-9
+        ".. autoclass:: Session\n   :members:\n   :class: faq\n\n   The session docstring body.\n\n"  # 10-15
+        ".. autofunction:: create_engine\n\n"  # 16-17
+        ".. sourcecode:: pycon+sql\n\n"  # 18-19
+        "    >>> conn.execute(text(\"select 1\"))\n    {execsql}BEGIN (implicit)\n    select 1\n"  # 20-22
+        "    ROLLBACK{stop}\n    {stop}\n    >>> print(f\"{row} {stop}.\")\n",  # 23-25
+        encoding="utf-8",
+    )
+    blocks = extract(p).blocks
+    texts = [b.text for b in blocks]
+    assert texts[:2] == ["The ORM header text.", "The session docstring body."]
+    assert (blocks[1].start_line, blocks[1].end_line) == (14, 14)
+    assert texts[2] == '>>> conn.execute(text("select 1"))\nBEGIN (implicit)\nselect 1\nROLLBACK\n>>> print(f"{row} {stop}.")'
+    assert (blocks[2].start_line, blocks[2].end_line) == (20, 25)
+    assert len(texts) == 3
+    for name in ("orm-header", "core-header", "orm-addin", "create_engine", "faq", "members", "{execsql}"):
+        assert not any(name in t for t in texts), name
+
+
+def test_rst_literal_block_of_a_list_item_ends_at_the_item_text(tmp_path):
+    p = tmp_path / "operators.rst"
+    p.write_text(
+        "* :meth:`_sql.ColumnOperators.__add__` (Python ``+``)::\n\n"  # 1-2
+        "    >>> print(column(\"x\") + 5)\n    {printsql}x + :x_1{stop}\n\n"  # 3-5
+        "  ..\n\n"  # 6-7
+        "  Note that a :class:`_types.String` concatenates.\n\n"  # 8-9
+        "    *\n      - ::\n\n          session.get(User, 42)\n\n      - :ref:`migration_20`\n",  # 10-15
+        encoding="utf-8",
+    )
+    texts = [b.text for b in extract(p).blocks]
+    assert texts == [
+        "* ColumnOperators.__add__ (Python +):",
+        '>>> print(column("x") + 5)\nx + :x_1',
+        "Note that a String concatenates.",
+        "session.get(User, 42)",
+        "- migration 20",
+    ]
+
+
+def test_indexing_a_folder_gives_ref_the_title_of_a_section_in_another_file(make_index):
+    import sqlite3
+
+    settings, report, _ = make_index({
+        "docs/orm/session.rst": (
+            "Using the Session\n=================\n\n.. _session_faq:\n\nSession Frequently Asked Questions\n"
+            "----------------------------------\n\nWhen do I make a session? Early, once per request.\n"
+        ),
+        "docs/tutorial.rst": (
+            "Tutorial\n========\n\nA session tracks objects; :ref:`session_faq` answers the common questions, "
+            "and :doc:`orm/session` explains the rest.\n"
+        ),
+    })
+    conn = sqlite3.connect(settings.index_dir / "index.db")
+    try:
+        texts = [t for (t,) in conn.execute("SELECT text FROM chunks")]
+    finally:
+        conn.close()
+    assert ("A session tracks objects; Session Frequently Asked Questions answers the common questions, "
+            "and Using the Session explains the rest.") in texts
+
+
+SPHINX_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8" /><title>Sessions &#8212; Demo 1.0 documentation</title></head>
+<body>
+<div class="related" aria-label="related navigation"><h3>Navigation</h3>
+  <ul><li class="right"><a href="genindex.html">index</a></li><li><a href="index.html">Demo 1.0 documentation</a></li></ul>
+</div>
+<div class="document"><div class="documentwrapper"><div class="bodywrapper"><div class="body" role="main">
+<section id="sessions">
+<h1>Sessions<a class="headerlink" href="#sessions" title="Link to this heading">¶</a></h1>
+<p>A session keeps objects and their transaction together.</p>
+<section id="closing">
+<h2>Closing<a class="headerlink" href="#closing" title="Link to this heading">¶</a></h2>
+<p>Close a session when the request ends.</p>
+</section></section>
+</div></div></div>
+<div class="sphinxsidebar" aria-label="main navigation"><div class="sphinxsidebarwrapper">
+<h3><a href="index.html">Table of Contents</a></h3><ul><li><a href="#">Sidebar entry</a></li></ul>
+<div id="searchbox" style="display: none" role="search"><h3 id="searchlabel">Quick search</h3>
+<form class="search" action="search.html" method="get"><input type="text" name="q" /></form></div>
+</div></div>
+</div>
+<div class="footer">&#169;2024, Demo authors. Powered by <a href="https://www.sphinx-doc.org/">Sphinx</a></div>
+</body></html>
+"""
+
+
+def test_sphinx_html_chrome_and_heading_anchors_are_not_text(tmp_path):
+    p = tmp_path / "sessions.html"
+    p.write_text(SPHINX_PAGE, encoding="utf-8")
+    doc = extract(p)
+    assert doc.title == "Sessions"  # not "Sessions — Demo 1.0 documentation": the site's name is chrome too
+    assert [(b.text, b.headings, b.start_line) for b in doc.blocks] == [
+        ("A session keeps objects and their transaction together.", ("Sessions",), 10),
+        ("Close a session when the request ends.", ("Sessions", "Closing"), 13),
+    ]

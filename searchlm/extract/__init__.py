@@ -33,8 +33,11 @@ SUPPORTED = {**TEXT_KINDS, **MARKUP_KINDS, **CODE_KINDS}
 # Bumped when a reader starts to extract a kind differently; an index made with an older reader re-reads those
 # files once (vectors of unchanged chunk texts are reused). txt 2: underlined headings. md 2, rst 2: plain text
 # instead of markup (markdown-it-py; the reST reader renders roles, links and literals). A title-only document,
-# once skipped, needs no bump: skipped files are not in the index, so every run reads them again.
-READER_VERSIONS = {"txt": 2, "md": 2, "rst": 2}
+# once skipped, needs no bump: skipped files are not in the index, so every run reads them again. rst 3: roles
+# less private module aliases, :ref:/:doc: as their titles, no build markers, container or autodoc names. html 2:
+# no Sphinx chrome (sidebar, related bar, footer div, search box, "¶" heading anchors). md 3: TOML front matter
+# and YAML's "..." end are no text.
+READER_VERSIONS = {"txt": 2, "md": 3, "rst": 3, "html": 2}
 
 
 def kind_of(path: Path) -> str | None:
@@ -69,9 +72,12 @@ def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
-def extract(path: Path, data: bytes | None = None) -> ExtractedDocument:
+def extract(path: Path, data: bytes | None = None, targets=None) -> ExtractedDocument:
     """Read one file (or its bytes, already read). Raises ExtractionError with a short reason for anything that
-    keeps it from being read as text: any parser failure, an encoding error, a per-file limit."""
+    keeps it from being read as text: any parser failure, an encoding error, a per-file limit.
+
+    `targets`: the folder's `SphinxTargets` (`scan_targets` of its .rst files), so that a reST file's :ref: and
+    :doc: show the titles they name; without it they show the label's words."""
     kind = kind_of(path)
     if kind is None:
         raise ExtractionError(f"unsupported file type '{path.suffix}'")
@@ -79,7 +85,7 @@ def extract(path: Path, data: bytes | None = None) -> ExtractedDocument:
         data = read_regular(path)
     try:
         with time_limit(EXTRACT_SECONDS):
-            doc = _extract(kind, data, path)
+            doc = _extract(kind, data, path, targets)
     except ExtractionError:
         raise
     except (MemoryError, RecursionError) as exc:
@@ -97,7 +103,7 @@ def extract(path: Path, data: bytes | None = None) -> ExtractedDocument:
     return doc
 
 
-def _extract(kind: str, data: bytes, path: Path) -> ExtractedDocument:
+def _extract(kind: str, data: bytes, path: Path, targets=None) -> ExtractedDocument:
     if kind == "pdf":
         from searchlm.extract.pdf import extract_pdf
 
@@ -112,7 +118,7 @@ def _extract(kind: str, data: bytes, path: Path) -> ExtractedDocument:
         return extract_html(data, path)
     from searchlm.extract.text import extract_text
 
-    return extract_text(data, path, kind)
+    return extract_text(data, path, kind, targets)
 
 
 class _TimeUp(BaseException):

@@ -1,4 +1,10 @@
-"""HTML to blocks: drops scripts, styles and navigation chrome; keeps headings and source line numbers."""
+"""HTML to blocks: drops scripts, styles and navigation chrome; keeps headings and source line numbers.
+
+Chrome is what a site puts around every page: <nav>, <header>, <footer>, elements with a navigation, banner,
+search or content-info role, and the parts of generated documentation that play those roles without saying so
+(Sphinx's "related" bar, "sphinxsidebar" and "footer" divs, and the "¶" `headerlink` anchor in every heading).
+The page's text is read from <main>, else the element whose role is main (Sphinx's div.body), else <article>,
+else <body>."""
 
 from __future__ import annotations
 
@@ -11,6 +17,11 @@ from searchlm.extract.limits import MAX_HTML_DEPTH
 from searchlm.records import Block, ExtractedDocument
 
 _CHROME = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg", "template", "iframe", "button"]
+_CHROME_SELECTOR = ", ".join([
+    '[role="navigation"]', '[role="banner"]', '[role="contentinfo"]', '[role="search"]', '[aria-hidden="true"]',
+    ".headerlink", ".sphinxsidebar", "div.related", "div.footer",
+])
+_SITE_SUFFIX = re.compile(r"\s+[—–|·:-]\s+\S")  # the separator between a page's title and its site's
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCKS = {"p", "li", "pre", "blockquote", "td", "th", "dd", "dt", "figcaption", "caption", "summary"}
 _SPACE = re.compile(r"[ \t\r\f\v]+")
@@ -34,17 +45,19 @@ def extract_html(data: bytes, path: Path) -> ExtractedDocument:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup.find_all(_CHROME):
         tag.decompose()
-    for tag in soup.select('[role="navigation"], [role="banner"], [role="contentinfo"], [aria-hidden="true"]'):
+    for tag in soup.select(_CHROME_SELECTOR):
         tag.decompose()
-    root = soup.find("main") or soup.find("article") or soup.body or soup
+    root = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.find("article") or soup.body or soup
     headings: list[tuple[int, str]] = []
     blocks: list[Block] = []
+    first_h1 = ""
     wanted = _HEADINGS | _BLOCKS | {"div", "section"}
     for el in root.find_all(wanted):
         if el.name in _HEADINGS:
             text = _clean(el.get_text(" ", strip=True))
             if text:
                 level = int(el.name[1])
+                first_h1 = first_h1 or (text if level == 1 else "")
                 headings = [(lv, h) for lv, h in headings if lv < level] + [(level, text)]
                 title = title or text
             continue
@@ -68,6 +81,8 @@ def extract_html(data: bytes, path: Path) -> ExtractedDocument:
             )
     if not title and headings:
         title = headings[0][1]
+    elif first_h1 and title.startswith(first_h1) and _SITE_SUFFIX.match(title[len(first_h1):]):
+        title = first_h1  # "Sessions — Demo 1.0 documentation": the page's own title, less the site's name
     return ExtractedDocument(title=title or path.stem, blocks=blocks, kind="html")
 
 

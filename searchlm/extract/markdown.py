@@ -1,5 +1,6 @@
 """Markdown to plain-text blocks with markdown-it-py (CommonMark + tables): words, not markup.
 
+Front matter (YAML or TOML) is never text; its `title` is the document's title.
 Each top-level element (paragraph, list, code block, quote, table, HTML block) is one block whose line numbers are
 the source lines markdown-it maps it to. Inline markup is rendered as a reader sees it: emphasis and link syntax
 go, link and image text stay, code keeps its text, entities are decoded, inline HTML tags are dropped. Lists keep
@@ -13,7 +14,11 @@ import re
 
 from searchlm.records import Block
 
-_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
+# Front matter: YAML between "---" and "---" (or YAML's "..."), or TOML between "+++" lines (Hugo). Never text.
+_FRONT_MATTER = re.compile(
+    r"\A(?:---[ \t]*\n(?:.*?\n)??(?:---|\.\.\.)|\+\+\+[ \t]*\n(?:.*?\n)??\+\+\+)[ \t]*(?:\n|\Z)", re.S
+)
+_FRONT_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(.+)$", re.M)
 _TAG = re.compile(r"<!--.*?-->|<[^>]*>", re.S)
 
 
@@ -26,7 +31,7 @@ def extract_markdown(text: str) -> tuple[str, list[Block]]:
     front = _FRONT_MATTER.match(text)
     if front:
         offset = front.group(0).count("\n")
-        m = re.search(r"^title:\s*(.+)$", front.group(0), re.M)
+        m = _FRONT_TITLE.search(front.group(0))
         if m:
             title = m.group(1).strip().strip("\"'")
         text = text[front.end():]

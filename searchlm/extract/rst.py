@@ -4,28 +4,40 @@ A careful line-based reader rather than docutils: docutils needs every Sphinx ro
 parse a Sphinx manual at all, and its nodes carry unreliable line numbers, which hits need. Sections follow
 docutils' rule (levels in the order adornment styles first appear). Inline markup is rendered as a reader sees it:
 ":class:`~pkg.Session`" is "Session", "`the docs <https://…>`_" is "the docs", "``x``" is "x", "**b**" is "b".
-Directives: code blocks keep their code, admonitions and other content directives keep their text, and those
-whose body is not prose (toctree, raw, comments, index, images, ...) are dropped with their options.
+Roles show what Sphinx shows: a private module alias goes (":func:`_sa.create_engine`" is "create_engine"), and
+":ref:" and ":doc:" show the title of the section or document they name when `SphinxTargets` (a cheap scan of the
+folder's .rst files, `scan_targets`) knows it, else the label's words.
+Directives: code blocks keep their code (less SQLAlchemy's "{execsql}"-style build markers), admonitions and other
+content directives keep their text, and those whose body is not prose (toctree, raw, comments, index, images, ...)
+are dropped with their options. Autodoc directives (".. autoclass:: Session") and ".. container:: orm-header" keep
+their body but not their argument, which is a name, not text.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from searchlm.records import Block
 
 _ADORN = re.compile(r"^([=\-~^*#+`:'\"._])\1{2,}\s*$")
-_DIRECTIVE = re.compile(r"^(\s*)\.\.\s+(?:([\w:.-]+)::(?:\s+(.*))?|(.*))$")
+_DIRECTIVE = re.compile(r"^(\s*)\.\.(?:\s+(?:([\w:.-]+)::(?:\s+(.*))?|(.*))|\s*)$")
+# A list item's marker: the item's text starts after it.
+_ITEM = re.compile(r"^\s*(?:[-*+•]|\(?(?:\d+|#|[a-zA-Z])[.)])(?:\s+|$)")
 _TABLE_RULE = re.compile(r"^\s*[+=|-][-=+|\s]*$")
 # Directives whose content is not prose: the directive and everything indented under it is dropped.
 _DROP = {
     "toctree", "raw", "index", "include", "literalinclude", "image", "contents", "highlight", "currentmodule",
     "module", "py:module", "py:currentmodule", "tabularcolumns", "only", "meta", "sectnum", "role", "default-role",
     "autosummary", "program", "option-list", "ifconfig", "plot", "graphviz", "include-file", "csv-table",
+    "changelog_imports",
 }
 _CODE = {"code-block", "code", "sourcecode", "literalinclude", "doctest", "testcode", "testoutput", "parsed-literal"}
 # Directives whose argument is a path or a label, not text.
-_NO_ARGUMENT = {"figure", "image", "code-block", "code", "sourcecode", "highlight", "only"}
+_NO_ARGUMENT = {"figure", "image", "code-block", "code", "sourcecode", "highlight", "only", "container", "rst-class"}
 _LABELS = {
     "versionadded": "Added in version", "versionchanged": "Changed in version", "deprecated": "Deprecated since version",
     "versionremoved": "Removed in version",
@@ -42,10 +54,29 @@ _EMPHASIS = re.compile(r"(?<![\w*])\*([^*\s](?:[^*]*?[^*\s])?)\*(?![\w*])")
 _FOOTNOTE_REF = re.compile(r"\s?\[(?:#[\w-]*|\d+|\*)\]_")
 _NAMED_REF = re.compile(r"(?<![\w`])([A-Za-z][\w-]*)__?(?![\w])")
 _FIELD = re.compile(r"^(\s*):([^:`\s][^:`]*):(\s|$)", re.M)
+# Roles naming a Python object: Sphinx shows the target less its private module alias ("_orm.Session" -> "Session").
+_OBJECT_ROLES = {"class", "func", "meth", "attr", "data", "exc", "obj", "mod", "const", "paramref", "type", "member"}
+# SQLAlchemy's doc build markers in code: "{execsql}BEGIN (implicit)", "ROLLBACK{stop}", a "{stop}" line.
+_BUILD_MARKER = re.compile(r"^(\s*(?:>>>\s*)?)\{(?:[a-z]*sql|stop)\}|\{(?:[a-z]*sql|stop)\}(?=\s*$)", re.M)
+_BUILD_MARKER_LINE = re.compile(r"^\s*\{(?:[a-z]*sql|stop)\}\s*$")
+_BARE_MARKERS = re.compile(r"[\s*+•-]*")  # "*\n  -": the bullets of a list-table's empty or literal cells
+_LABEL_LINE = re.compile(r"^\.\.[ \t]+_([^:`\n]+|`[^`\n]+`):[ \t]*$", re.M)
+# What may stand between a label and its section's heading: blank lines, more labels, and directives that make no
+# element of their own (with their indented options or entries), so the label names the section below them.
+_AFTER_LABEL = re.compile(
+    r"(?:\n[ \t]*(?=\n)|\n\.\.[ \t]+(?:_[^\n]*:|(?:rst-class|(?:py:)?currentmodule|(?:py:)?module|highlight|index)::"
+    r"[^\n]*)(?=\n)|\n[ \t]+\S[^\n]*(?=\n))*\n"
+)
+# A section heading: an optional overline, a title line, an underline (checked further by `_heading_at`).
+_HEADING = re.compile(
+    r"^(?:([=\-~^*#+`:'\"._])\1{2,}[ \t]*\n)?(?!\.\.\s)[^\s][^\n]*\n([=\-~^*#+`:'\"._])\2{2,}[ \t]*$", re.M
+)
+
+Resolve = Callable[[str, str], "str | None"]  # (role, target) -> the title it shows, or None
 
 
-def clean_inline(text: str) -> str:
-    """Render reST inline markup as plain text."""
+def clean_inline(text: str, resolve: Resolve | None = None) -> str:
+    """Render reST inline markup as plain text; `resolve(role, target)` gives the title a :ref: or :doc: shows."""
     protected: list[str] = []
 
     def keep(value: str) -> str:
@@ -54,7 +85,7 @@ def clean_inline(text: str) -> str:
 
     text = _LITERAL.sub(lambda m: keep(m.group(1)), text)  # literals first: their contents are never markup
     text = _ROLE_TITLED.sub(lambda m: keep(m.group(1)), text)
-    text = _ROLE.sub(lambda m: keep(_role_target(m.group(0), m.group(1))), text)
+    text = _ROLE.sub(lambda m: keep(_role_target(m.group(0), m.group(1), resolve)), text)
     text = _LINK_TITLED.sub(lambda m: m.group(1), text)
     text = _LINK.sub(lambda m: m.group(1), text)
     text = _INTERPRETED.sub(lambda m: m.group(1), text)
@@ -69,22 +100,40 @@ def clean_inline(text: str) -> str:
     return re.sub("\x00(\\d+)\x00", lambda m: protected[int(m.group(1))], text)
 
 
-def _role_target(role: str, target: str) -> str:
-    """What a role shows: `~a.b.C` -> C, `.Session` -> Session, a :ref: label -> its words."""
+def _role_target(role: str, target: str, resolve: Resolve | None = None) -> str:
+    """What a role shows: `~a.b.C` -> C, `.Session` -> Session, `_orm.Session` -> Session, a :ref: label -> its
+    section's title (or its words, when the section is not known)."""
+    name = role[1 : role.index(":`")].rsplit(":", 1)[-1]
+    if name in ("pep", "rfc"):
+        return f"{name.upper()} {target}"
+    if name in ("ref", "doc"):
+        target = " ".join(target.split())
+        found = resolve(name, target) if resolve else None
+        return found or re.sub(r"[-_/]+", " ", target.rsplit("/", 1)[-1]).strip()
     if "`~" in role:
         target = target.rsplit(".", 1)[-1]
     target = target.lstrip(".")
-    if role.startswith((":pep:", ":rfc:")):
-        return f"{role[1:4].upper()} {target}"
-    if role.startswith((":ref:", ":std:ref:", ":doc:")):
-        target = re.sub(r"[-_/]+", " ", target.rsplit("/", 1)[-1]).strip()
+    if name in _OBJECT_ROLES:
+        parts = target.split(".")
+        while len(parts) > 1 and parts[0].startswith("_"):  # a private module alias: "_sa.create_engine"
+            parts.pop(0)
+        target = ".".join(parts)
     return target
+
+
+def _unmark(code: str) -> str:
+    """Code without SQLAlchemy's doc build markers: a line that is only a marker goes, others lose the marker."""
+    if "{" not in code:
+        return code
+    kept = "\n".join(ln for ln in code.split("\n") if not _BUILD_MARKER_LINE.match(ln))
+    return _BUILD_MARKER.sub(lambda m: m.group(1) or "", kept)
 
 
 class _Builder:
     """Paragraph lines into blocks under the current heading path; literal (code) blocks are kept verbatim."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolve: Resolve | None = None) -> None:
+        self.resolve = resolve
         self.blocks: list[Block] = []
         self.headings: list[tuple[int, str]] = []
         self.lines: list[str] = []
@@ -101,13 +150,17 @@ class _Builder:
         self.end = lineno
 
     def flush(self) -> None:
+        while self.lines and not self.lines[-1].strip():  # blank lines after a literal block are not of it
+            self.lines.pop()
+            self.end -= 1
         if self.lines:
             if self.literal:
-                text = _dedent("\n".join(self.lines))
+                text = _dedent(_unmark("\n".join(self.lines)))
             else:
-                text = clean_inline("\n".join(ln for ln in self.lines if not _TABLE_RULE.match(ln)).strip("\n"))
+                text = "\n".join(ln for ln in self.lines if not _TABLE_RULE.match(ln)).strip("\n")
+                text = clean_inline(text, self.resolve)
                 text = _dedent(text)
-            if text.strip():
+            if text.strip() and not _BARE_MARKERS.fullmatch(text):
                 self.blocks.append(Block(text, tuple(h for _, h in self.headings), self.start, self.end))
         self.lines = []
 
@@ -127,13 +180,15 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
-def extract_rst(lines: list[str]) -> tuple[str, list[Block]]:
-    """(title, blocks) of reST source lines."""
-    b = _Builder()
+def extract_rst(
+    lines: list[str], targets: SphinxTargets | None = None, path: Path | None = None
+) -> tuple[str, list[Block]]:
+    """(title, blocks) of reST source lines; `targets` (with the file's `path`) gives :ref: and :doc: their titles."""
+    b = _Builder(targets.resolver(path) if targets is not None else None)
     styles: list[tuple[str, bool]] = []
     title = ""
     literal_above: int | None = None  # indent of the text that opened a literal block ("::" or a code directive)
-    i = 0
+    i = _metadata_end(lines)
     n = len(lines)
     while i < n:
         line = lines[i]
@@ -174,18 +229,33 @@ def extract_rst(lines: list[str]) -> tuple[str, list[Block]]:
             else:
                 b.add(i + 1, line)
                 if stripped.endswith("::") and not stripped.startswith(".."):
-                    literal_above = _indent(line)
+                    # "* text::": the code is indented under the item's text, not under its marker
+                    item = _ITEM.match(line)
+                    literal_above = len(item.group(0)) if item else _indent(line)
                     b.flush()
             i += 1
             continue
         if style not in styles:
             styles.append(style)
-        text = clean_inline(text)
+        text = clean_inline(text, b.resolve)
         title = title or text
         b.heading(styles.index(style) + 1, text)
         i += step
     b.flush()
     return title, b.blocks
+
+
+def _metadata_end(lines: list[str]) -> int:
+    """Index of the first line after a field list that opens the file (":orphan:", ":tocdepth: 2"): Sphinx reads
+    it as the page's metadata and shows none of it."""
+    i = 0
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    if i == len(lines) or not _FIELD.match(lines[i]):
+        return 0
+    while i < len(lines) and (_FIELD.match(lines[i]) or (lines[i][:1].isspace() and lines[i].strip())):
+        i += 1
+    return i
 
 
 def _directive(lines: list[str], i: int, match: re.Match, b: _Builder) -> int:
@@ -203,6 +273,8 @@ def _directive(lines: list[str], i: int, match: re.Match, b: _Builder) -> int:
     while body_end > j and not lines[body_end - 1].strip():
         body_end -= 1
     if name is None:  # a comment, target, footnote, citation or substitution definition
+        if other is None:  # "..", an empty comment: it ends what is above and takes nothing below
+            return i + 1
         note = re.match(r"^\[[^\]]+\]\s+(.*)$", other or "")
         if note:  # footnote or citation: its text is prose
             b.add(i + 1, match.group(1) + "   " + note.group(1))
@@ -211,6 +283,8 @@ def _directive(lines: list[str], i: int, match: re.Match, b: _Builder) -> int:
     base = name.split(":")[-1]
     if base in _DROP:
         return body_end
+    if base.startswith("auto"):  # autodoc: the argument names an object; the body, if any, is its text
+        return j
     if base in _LABELS:
         b.add(i + 1, f"{match.group(1)}{_LABELS[base]} {argument}." if argument else _LABELS[base] + ".")
         b.flush()
@@ -218,3 +292,78 @@ def _directive(lines: list[str], i: int, match: re.Match, b: _Builder) -> int:
         b.add(i + 1, match.group(1) + argument)
         b.flush()
     return j
+
+
+@dataclass
+class SphinxTargets:
+    """What :ref: and :doc: show, for the .rst files of one folder: the title of the section each label stands
+    before, and each document's title. Built once per indexing run by `scan_targets`; plain dicts, so it pickles."""
+
+    labels: dict[str, str] = field(default_factory=dict)  # label, lowercased as Sphinx does -> section title
+    documents: dict[str, str] = field(default_factory=dict)  # absolute path less ".rst" -> document title
+
+    def resolver(self, path: Path | None) -> Resolve:
+        """`resolve(role, target)` for the document at `path` (a :doc: path is relative to its folder)."""
+        here = os.path.dirname(os.path.abspath(path)) if path is not None else None
+
+        def resolve(role: str, target: str) -> str | None:
+            if role == "ref":
+                return self.labels.get(target.lower())
+            if here is None:
+                return None
+            target = target.removesuffix(".rst")
+            if not target.startswith("/"):
+                return self.documents.get(os.path.normpath(os.path.join(here, target)))
+            folder = here  # "/a/b" is from the Sphinx source folder: the nearest folder above that has it
+            while True:
+                found = self.documents.get(os.path.normpath(folder + target))
+                if found or os.path.dirname(folder) == folder:
+                    return found
+                folder = os.path.dirname(folder)
+
+        return resolve
+
+
+def scan_targets(paths: Iterable[Path]) -> SphinxTargets:
+    """The labels and titles of these .rst files, found by regular expressions over each file's text (no parse):
+    a few milliseconds a page. The first file to define a label wins, as in one Sphinx project; unreadable files
+    are passed over (extraction names them)."""
+    from searchlm.errors import ExtractionError
+    from searchlm.extract import read_regular
+    from searchlm.extract.decode import decode, normalize_newlines
+
+    targets = SphinxTargets()
+    for path in paths:
+        try:
+            text = normalize_newlines(decode(read_regular(path)))
+        except (ExtractionError, UnicodeError):
+            continue
+        for heading in _HEADING.finditer(text):
+            title = _heading_at(heading.group(0).split("\n"), 0)
+            if title:
+                targets.documents.setdefault(_document_key(path), title)
+                break
+        for label in _LABEL_LINE.finditer(text):
+            at = _AFTER_LABEL.match(text, label.end()).end()  # past blank lines and the labels stacked below it
+            title = _heading_at(text[at : text.find("\n", text.find("\n", text.find("\n", at) + 1) + 1)].split("\n"), 0)
+            if title:
+                targets.labels.setdefault(" ".join(label.group(1).strip("`").lower().split()), title)
+    return targets
+
+
+def _document_key(path: Path) -> str:
+    """A document as a :doc: role names it: its absolute path less the suffix."""
+    return os.path.normpath(os.path.abspath(path))[: -len(path.suffix) or None]
+
+
+def _heading_at(lines: list[str], i: int) -> str | None:
+    """The rendered title of a section heading starting at line `i` (an overline, or the title line), else None."""
+    if i + 1 >= len(lines):
+        return None
+    line, below = lines[i], lines[i + 1]
+    if _ADORN.match(line) and below.strip() and i + 2 < len(lines) and lines[i + 2].strip() == line.strip():
+        return clean_inline(below.strip()) or None
+    if line.strip() and not line[0].isspace() and not _ADORN.match(line) and _ADORN.match(below) \
+            and len(below.strip()) >= len(line.strip()):
+        return clean_inline(line.strip()) or None
+    return None

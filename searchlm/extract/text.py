@@ -13,13 +13,13 @@ from searchlm.records import Block, ExtractedDocument
 _TXT_RULE = re.compile(r"^([=\-~*])\1{2,}\s*$")
 
 
-def extract_text(data: bytes, path: Path, kind: str) -> ExtractedDocument:
+def extract_text(data: bytes, path: Path, kind: str, targets=None) -> ExtractedDocument:
     text = normalize_newlines(decode(data))
     lines = text.split("\n")
     if kind == "md":
         title, blocks = extract_markdown(text)
     elif kind == "rst":
-        title, blocks = extract_rst(lines)
+        title, blocks = extract_rst(lines, targets, path)
     elif kind == "txt":
         _, blocks = _plain_text(lines)
         title = _plain_title(lines)
