@@ -383,3 +383,10 @@ def test_sphinx_html_chrome_and_heading_anchors_are_not_text(tmp_path):
         ("A session keeps objects and their transaction together.", ("Sessions",), 10),
         ("Close a session when the request ends.", ("Sessions", "Closing"), 13),
     ]
+
+
+def test_a_file_role_keeps_its_leading_dot():
+    from searchlm.extract.rst import clean_inline
+
+    assert clean_inline("Put it in :file:`.flaskenv` or :envvar:`_X`; see :meth:`.Session.add`.") == \
+        "Put it in .flaskenv or _X; see Session.add."

@@ -110,15 +110,14 @@ def _role_target(role: str, target: str, resolve: Resolve | None = None) -> str:
         target = " ".join(target.split())
         found = resolve(name, target) if resolve else None
         return found or re.sub(r"[-_/]+", " ", target.rsplit("/", 1)[-1]).strip()
+    if name not in _OBJECT_ROLES:
+        return target  # :file:`.flaskenv`, :envvar:, :command:: a leading dot is part of the name
     if "`~" in role:
         target = target.rsplit(".", 1)[-1]
-    target = target.lstrip(".")
-    if name in _OBJECT_ROLES:
-        parts = target.split(".")
-        while len(parts) > 1 and parts[0].startswith("_"):  # a private module alias: "_sa.create_engine"
-            parts.pop(0)
-        target = ".".join(parts)
-    return target
+    parts = target.lstrip(".").split(".")
+    while len(parts) > 1 and parts[0].startswith("_"):  # a private module alias: "_sa.create_engine"
+        parts.pop(0)
+    return ".".join(parts)
 
 
 def _unmark(code: str) -> str:
