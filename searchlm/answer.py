@@ -4,17 +4,23 @@
 2. Weigh the evidence: how close the best *sentence* of the top passages comes to the question (cosine, with the
    index's own query encoder) and how many of the question's content words those passages hold. Below a
    calibrated threshold the answer is a refusal that shows the nearest passages; no model is loaded or run.
-3. Prompt the generator with the best-ranked sentences, each under its passage number, within the model's
+3. Read the question's shape (`questions.shape`). A yes/no, how-to or comparison question is answered from the
+   passages' own sentences with no model (`compose`): the verdict word read off the deciding sentence and that
+   sentence quoted; the instruction quoted with the passage's code block beside it; a quoted sentence for each
+   side. It streams as soon as it is decided. Other questions go to the model:
+4. Prompt the generator with the best-ranked sentences, each under its passage number, within the model's
    window (prompt and answer together); its chat template when it has one, a plain context/question/answer
    prompt otherwise (GPT-2). `build_prompt` without `focus` packs whole passages instead.
-4. Check the answer as it is generated (`CheckedStream`): markers that name no passage are dropped, a wrong
+5. Check the answer as it is generated (`CheckedStream`): markers that name no passage are dropped, a wrong
    one is re-pointed to the passage that holds the sentence, a marker is traced for a sentence without one.
    Each sentence, once complete and checked, is shown at once if it passes (`_Shown`): it cites a passage, does
    not decline, and all that it adds to the question is in one passage (a made-up number or name is the small
    model's commonest error, and exactly the word that is not there). A sentence that fails is left out before
    anyone sees it and ends the generation (a small model that made something up rarely gets back on track); if
    none passes, the answer is a quote of the best-matching sentence (or two, `quote`) with its citation
-   (`Answer.extractive`). So what streams adds up to the final answer: nothing shown is ever taken back.
+   (`Answer.extractive`). When the model's sentence passes, the passage sentence it stands on follows it, quoted.
+   So what streams adds up to the final answer: nothing shown is ever taken back. `Answer.parts` says of each
+   piece whether it was generated, quoted, code or a verdict, and which citation supports it.
 """
 
 from __future__ import annotations
