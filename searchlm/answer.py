@@ -280,6 +280,10 @@ def ask(
         support = supporting(shown.kept_raw[0], question, ranked)
         if support is not None:
             shown.add(quoted(support.text, support.n), [support.n], "quoted")
+    if ranked:
+        also = runner_up(ranked, shown.text)
+        if also is not None:
+            shown.add(quoted(also.text, also.n), [also.n], "quoted")
     timings["first_token"] = first[0] if first else time.perf_counter() - generated
     timings["generate"] = time.perf_counter() - generated
     citations = [Citation.of(new, hits[old - 1]) for new, old in enumerate(shown.order, start=1)]
@@ -588,6 +592,24 @@ def _about(side: str, ranked: list[Sentence], taken: list[Sentence]) -> Sentence
         if count > held:
             best, held = sentence, count
     return best
+
+
+RUNNER_UP_MARGIN = 0.05  # a second sentence is quoted when it ranks this close to the best
+RUNNER_UP_NEW_WORDS = 3  # and names at least this many content words the answer does not yet
+
+
+def runner_up(ranked: list[Sentence], answer: str) -> Sentence | None:
+    """The best-ranked sentence the answer does not already say, when it ranks within RUNNER_UP_MARGIN of the
+    best (the ranking cannot tell the two apart, so the answer gives both) and adds RUNNER_UP_NEW_WORDS."""
+    said = word_set(answer)
+    for sentence in ranked[1:]:
+        if ranked[0].score - sentence.score > RUNNER_UP_MARGIN:
+            return None
+        if sentence.text in answer:
+            continue
+        if sum(w not in said for w in content_words(sentence.text)) >= RUNNER_UP_NEW_WORDS:
+            return sentence
+    return None
 
 
 def supporting(answer: str, question: str, ranked: list[Sentence]) -> Sentence | None:

@@ -455,3 +455,14 @@ def test_cli_ask_json_says_how_each_sentence_was_made(composed):
                                       "--name", settings.name])
     assert result.exit_code == 0 and "Loading the answer model" not in result.output
     assert 'No. "Honey bees do not hibernate." [1]' in result.output and "(quoted from the passages)" in result.output
+
+
+def test_a_second_sentence_is_quoted_only_when_it_ranks_as_well_and_adds_something():
+    from searchlm.answer import Sentence, runner_up
+
+    best = Sentence(1, 0, "The tower was finished in 1889 for the fair.", 0.80)
+    close = Sentence(2, 3, "Gustave Eiffel's company designed and built the iron lattice tower.", 0.77)
+    same = Sentence(1, 1, "The tower was finished in 1889.", 0.79)
+    far = Sentence(3, 0, "Paris hosted the Exposition Universelle that year with great success.", 0.60)
+    assert runner_up([best, same, close, far], best.text) is close  # `same` adds nothing new
+    assert runner_up([best, far], best.text) is None  # too far below the best to quote as well
