@@ -541,11 +541,13 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
 
 
 _LIST_MARK = re.compile(r"^(?:[-*•+]|\d{1,3}[.)])\s+")
+_COMMENT_MARK = re.compile(r'^\s*(?:"""|\'\'\'|#+|//+|/\*+|\*+)\s*|\s*(?:"""|\'\'\'|\*+/)\s*$')
 
 
 def quoted(text: str, n: int) -> str:
-    """A passage's sentence as an answer quotes it: in quote marks, cited, without a list item's bullet."""
-    return f'"{_LIST_MARK.sub("", text)}" [{n}]'
+    """A passage's sentence as an answer quotes it: in quote marks, cited, without a list item's bullet or the
+    docstring or comment marks of a code file's sentence."""
+    return f'"{_COMMENT_MARK.sub("", _LIST_MARK.sub("", text))}" [{n}]'
 
 
 def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | None]:
