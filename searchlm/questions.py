@@ -63,9 +63,16 @@ def shape(question: str) -> str:
         return "why"
     if _NUMBER.match(q):
         return "number"
-    if _YESNO.match(q):
+    if _YESNO.match(q) or _yesno_after_clause(q):
         return "comparison" if re.search(r"\s+or\s+", q) and sides(q) else "yesno"
     return "what"
+
+
+def _yesno_after_clause(q: str) -> bool:
+    """"If I store something on g, will it still be there?": a yes/no question behind an opening clause."""
+    if not q.rstrip().endswith("?") or re.match(r"^(?:what|which|who|whom|whose|where|when|why|how)\b", q, re.I):
+        return False
+    return any(_YESNO.match(part) for part in re.split(r"[,;:]\s+", q)[1:])
 
 
 # -- comparison ---------------------------------------------------------------------------------------------

@@ -390,6 +390,8 @@ def test_question_shapes():
     assert questions.shape("Why do bees shiver?") == "why"
     assert questions.shape("How many eggs does a queen lay?") == "number"
     assert questions.shape("What is a starter?") == "what"
+    assert questions.shape("If I feed the starter twice a day, will it double faster?") == "yesno"
+    assert questions.shape("Once the hive is cold, what do bees eat?") == "what"
     assert questions.sides("What is the difference between raw honey and creamed honey?") == ("raw honey",
                                                                                               "creamed honey")
 
