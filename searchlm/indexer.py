@@ -50,7 +50,10 @@ FEED_CHUNKS = 1024  # chunks read ahead of the encoder, at most (plus one docume
 HEAVY_KINDS = {"pdf", "docx", "html"}  # extracted in a worker process (see _IndexRun._extractor)
 
 # (phase, done, total). Phases: "scan" (walking the folder; total 0 until it is done), "read" (files checked or
-# read, of all found), "embed" (chunks embedded, of those found to need it so far: it grows while files are read).
+# read, of all found), "embed" (chunks embedded, of those found to need it so far: called when that total grows,
+# once the model is loaded, and after each batch), "bytes" (bytes of the found files
+# whose chunks are counted in embed's total, of all found files' bytes: what a display projects embed's final
+# total from while files are still being read).
 Progress = Callable[[str, int, int], None]
 
 
@@ -72,12 +75,15 @@ def index_folder(
     embedder=None,
     follow_symlinks: bool = False,
     on_model_load: Callable[[str], None] | None = None,
+    on_file: Callable[[str | None], None] | None = None,
 ) -> IndexReport:
     """Index `root` into the index `settings.name` under `settings.home`. Returns what changed.
 
     `embedder`: an already loaded embedder of the index's model (any object with `embed(texts)`, `dimension`,
     `precision`); by default the local sentence-transformers encoder loads when something needs embedding.
-    `on_model_load(message)` is called before a model loads, so a user sees why the run pauses.
+    `on_model_load(message)` is called before a model loads, so a user sees why the run pauses. `on_file(path)`
+    is called (from the reader thread) when the reader starts reading a file and `on_file(None)` when it has
+    extracted and chunked it, so a display can name a file that holds the run up.
 
     One bad file never stops a run: whatever keeps a file from being read (permissions, encoding, a parser's
     error, a special file, a per-file limit) skips it with a one-line reason in `report.skipped`. Symlinks are
@@ -114,6 +120,7 @@ def index_folder(
                 )
             state = _IndexRun(store, index_dir, root, settings, manifest, chunker, report, progress, embedder)
             state._notify = on_model_load or (lambda message: None)
+            state._on_file = on_file or (lambda path: None)
             state.run(files, stored)
         except NothingToIndexError:
             store.close()
@@ -185,6 +192,8 @@ class _IndexRun:
         self._counter: TokenCounter | None = None
         self._notify: Callable[[str], None] = lambda message: None
         self._to_embed = 0
+        self._bytes_done = self._bytes_total = 0  # the "bytes" progress phase
+        self._on_file: Callable[[str | None], None] = lambda path: None
         self._pool = None  # the extraction process, started by the first PDF, DOCX or HTML file
 
     # Models load only when something needs embedding: an unchanged re-run imports no torch.
@@ -232,6 +241,7 @@ class _IndexRun:
         window: list[_Pending] = []
         window_chunks = 0
         documents = files_done = 0
+        self._bytes_total = sum(f.size for f in files)
         try:
             while True:
                 # Wait for more only while the window is small: a slow reader (PDFs) should not idle the encoder.
@@ -247,6 +257,9 @@ class _IndexRun:
                 if what == "error":
                     raise payload
                 files_done += 1
+                if what != "doc":  # a document's bytes count once its chunks do, when its window is flushed
+                    self._bytes_done += files[files_done - 1].size  # the reader hands files over in order
+                    self.progress("bytes", self._bytes_done, self._bytes_total)
                 self.progress("read", files_done, len(files))
                 if what == "unchanged":
                     report.unchanged += 1
@@ -315,6 +328,7 @@ class _IndexRun:
                     feed.put(("unchanged", None))
                     continue
                 counter = self.counter  # outside the per-file guard: a tokenizer that fails is not one file's fault
+                self._on_file(f.rel)
                 try:
                     data = read_regular(f.path)
                     data_hash = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -343,6 +357,7 @@ class _IndexRun:
                     continue
                 finally:
                     data = None
+                    self._on_file(None)
                 if not chunks:
                     feed.put(("skip", (f.rel, "no text")))
                     continue
@@ -443,10 +458,19 @@ class _IndexRun:
         hash_of = {c.embed_text: c.hash for p in window for c in p.chunks}
         report.chunks_reused += len(hashes) - len(missing)  # stored vectors, and repeats of a text in the window
         self._to_embed += len(missing)
+        # The model loads (and a first run exports the query encoder) before the first batch: neither is
+        # embedding time, and the embed phase's clock starts after them.
+        if missing:
+            self.embedder  # noqa: B018 - the property loads it
+        self._ensure_manifest_and_encoder()
+        if missing:  # the total grew; before "bytes", so a display never sees all bytes counted and an old total
+            self.progress("embed", report.chunks_embedded, self._to_embed)
+        self._bytes_done += sum(p.file.size for p in window)
+        self.progress("bytes", self._bytes_done, self._bytes_total)
         step = max(EMBED_BATCH, self.window_size)
         for start in range(0, len(missing), step):
             batch = missing[start : start + step]
-            embedder = self.embedder  # loading the model is not embedding time
+            embedder = self.embedder
             t0 = time.perf_counter()
             vectors = embedder.embed(batch)
             report.embed_seconds += time.perf_counter() - t0
@@ -457,7 +481,6 @@ class _IndexRun:
                 known[hash_of[text]] = vec
             report.chunks_embedded += len(batch)
             self.progress("embed", report.chunks_embedded, self._to_embed)
-        self._ensure_manifest_and_encoder()
         for p in window:
             vectors = np.vstack([known[c.hash] for c in p.chunks])
             self.store.put_document(
