@@ -44,16 +44,18 @@ from searchlm.walk import FoundFile, walk
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 256  # chunks per window: one embedding call, then its documents are committed
+EMBED_BATCH = 256  # chunks per window: embedded, then its documents are committed
+EMBED_STEP = 64  # chunks per embedding call within a window: progress is reported after each
 MIN_WINDOW = 32  # when the reader is behind, embed what has arrived once it fills one encoder batch
 FEED_CHUNKS = 1024  # chunks read ahead of the encoder, at most (plus one document)
 HEAVY_KINDS = {"pdf", "docx", "html"}  # extracted in a worker process (see _IndexRun._extractor)
 
-# (phase, done, total). Phases: "scan" (walking the folder; total 0 until it is done), "read" (files checked or
+# (phase, done, total), called from the indexing threads (the reader's reports "read"). Phases: "scan" (walking the folder; total 0 until it is done), "read" (files checked or
 # read, of all found), "embed" (chunks embedded, of those found to need it so far: called when that total grows,
 # once the model is loaded, and after each batch), "bytes" (bytes of the found files
 # whose chunks are counted in embed's total, of all found files' bytes: what a display projects embed's final
-# total from while files are still being read).
+# total from while files are still being read; embed's total is final once they are all counted, and a last
+# "embed" call follows).
 Progress = Callable[[str, int, int], None]
 
 
@@ -242,6 +244,7 @@ class _IndexRun:
         window_chunks = 0
         documents = files_done = 0
         self._bytes_total = sum(f.size for f in files)
+        self.progress("read", 0, len(files))
         try:
             while True:
                 # Wait for more only while the window is small: a slow reader (PDFs) should not idle the encoder.
@@ -260,7 +263,6 @@ class _IndexRun:
                 if what != "doc":  # a document's bytes count once its chunks do, when its window is flushed
                     self._bytes_done += files[files_done - 1].size  # the reader hands files over in order
                     self.progress("bytes", self._bytes_done, self._bytes_total)
-                self.progress("read", files_done, len(files))
                 if what == "unchanged":
                     report.unchanged += 1
                 elif what == "touch":
@@ -286,6 +288,8 @@ class _IndexRun:
             reader.join(timeout=5)
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._to_embed:  # every byte is counted now: embed's total is final (the last files may have added none)
+            self.progress("embed", report.chunks_embedded, self._to_embed)
 
         if not documents and len(stored) == len(gone) and not report.moved:
             reasons = "; ".join(f"{p}: {why}" for p, why in report.skipped[:3])
@@ -319,13 +323,19 @@ class _IndexRun:
         return self._embedder
 
     def _read(self, files: list[FoundFile], stored: dict, gone_by_hash: dict, stale: set, feed: "_Feed") -> None:
-        """Reader thread: one item per file into `feed`; never touches SQLite."""
+        """Reader thread: one item per file into `feed`; never touches SQLite. It reports the "read" phase: how
+        many files are read is known here, while the main thread may be busy embedding."""
+
+        def hand_over(n: int, item, weight: int = 0) -> None:
+            self.progress("read", n, len(files))
+            feed.put(item, weight=weight)
+
         try:
-            for f in files:
+            for n, f in enumerate(files, 1):
                 row = stored.get(f.rel)
                 reread = bool(stale) and kind_of(f.path) in stale  # same bytes, but this reader now reads them better
                 if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns and not reread:
-                    feed.put(("unchanged", None))
+                    hand_over(n, ("unchanged", None))
                     continue
                 counter = self.counter  # outside the per-file guard: a tokenizer that fails is not one file's fault
                 self._on_file(f.rel)
@@ -333,10 +343,10 @@ class _IndexRun:
                     data = read_regular(f.path)
                     data_hash = "sha256:" + hashlib.sha256(data).hexdigest()
                     if row is not None and row.content_hash == data_hash and not reread:
-                        feed.put(("touch", (row, f)))
+                        hand_over(n, ("touch", (row, f)))
                         continue
                     if row is None and data_hash in gone_by_hash and not reread:
-                        feed.put(("move", (gone_by_hash.pop(data_hash), f)))
+                        hand_over(n, ("move", (gone_by_hash.pop(data_hash), f)))
                         continue
                     if kind_of(f.path) in HEAVY_KINDS:
                         doc = self._extract_apart(f.path, data)
@@ -346,23 +356,23 @@ class _IndexRun:
                 except _Stopped:
                     raise
                 except ExtractionError as exc:
-                    feed.put(("skip", (f.rel, str(exc))))
+                    hand_over(n, ("skip", (f.rel, str(exc))))
                     continue
                 except (SearchlmError, sqlite3.Error):  # the index's own trouble (a model, the store): not this file's
                     raise
                 except Exception as exc:  # anything else about this one file skips it, named, and the run goes on
                     if _disk_full(exc):
                         raise
-                    feed.put(("skip", (f.rel, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})")))
+                    hand_over(n, ("skip", (f.rel, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})")))
                     continue
                 finally:
                     data = None
                     self._on_file(None)
                 if not chunks:
-                    feed.put(("skip", (f.rel, "no text")))
+                    hand_over(n, ("skip", (f.rel, "no text")))
                     continue
                 pending = _Pending(f, doc.kind, doc.title, data_hash, chunks, row is not None)
-                feed.put(("doc", pending), weight=len(chunks))
+                hand_over(n, ("doc", pending), weight=len(chunks))
             feed.close()
         except _Stopped:
             pass
@@ -463,11 +473,15 @@ class _IndexRun:
         if missing:
             self.embedder  # noqa: B018 - the property loads it
         self._ensure_manifest_and_encoder()
-        if missing:  # the total grew; before "bytes", so a display never sees all bytes counted and an old total
-            self.progress("embed", report.chunks_embedded, self._to_embed)
         self._bytes_done += sum(p.file.size for p in window)
         self.progress("bytes", self._bytes_done, self._bytes_total)
-        step = max(EMBED_BATCH, self.window_size)
+        if missing:  # the total grew
+            self.progress("embed", report.chunks_embedded, self._to_embed)
+        # Longest first, as sentence-transformers orders a call's texts: calls of EMBED_STEP texts then hold the
+        # same encoder batches one call of the whole window would, and progress comes every EMBED_STEP chunks.
+        # An embedder with a start-up cost per call (Ray) gets the whole window at once.
+        missing.sort(key=len, reverse=True)
+        step = self.window_size if getattr(self._embedder_class(), "window", 0) else EMBED_STEP
         for start in range(0, len(missing), step):
             batch = missing[start : start + step]
             embedder = self.embedder

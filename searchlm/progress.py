@@ -41,8 +41,9 @@ class Rate:
     """Items per second over the last `window` seconds of completions, measured up to `now`.
 
     The window starts at the last sample older than `window` (or the phase's start), so it always spans real
-    time. Between completions the rate holds while the wait is no longer than the mean gap between completions;
-    beyond that the wait counts, so a stall lowers the rate (and a time left computed from it grows)."""
+    time. Between completions the rate holds while the wait is no longer than the longest gap between
+    completions in the window (batches of different sizes are not stalls); beyond that the wait counts, so a
+    stall lowers the rate (and a time left computed from it grows)."""
 
     def __init__(self, start: float, done: int, window: float = WINDOW):
         self.window = window
@@ -57,11 +58,11 @@ class Rate:
 
     def per_second(self, now: float) -> float | None:
         (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
-        completions = len(self.samples) - 1
-        if not completions:
+        if len(self.samples) == 1:
             return None if now - t0 < MIN_SPAN else 0.0
-        mean_gap = (t1 - t0) / completions
-        span = max(t1 - t0, now - t0 - mean_gap)
+        times = [t for t, _ in self.samples]
+        longest_gap = max(b - a for a, b in zip(times, times[1:]))
+        span = max(t1 - t0, now - t0 - longest_gap)
         return (d1 - d0) / span if span >= MIN_SPAN else None
 
 
@@ -222,7 +223,7 @@ class ProgressDisplay(Closing):
         self._shown: dict[str, float] = {}  # phase -> when its last plain line was written
         self._finished: set[str] = set()
         self._rich = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._ticker: threading.Thread | None = None
         self._closing = threading.Event()
 
@@ -252,14 +253,13 @@ class ProgressDisplay(Closing):
         if phase not in LABELS and phase != "bytes":
             return
         self.estimate(phase, done, total)
-        if phase == "bytes":  # the last bytes may be what ends embedding (the last files needed none)
-            if "embed" not in self.estimate.phases:
-                return
-            phase = "embed"
-        if self.live:
-            self._update_live(phase)
-        else:
-            self._update_plain(phase)
+        if phase == "bytes":
+            return
+        with self._lock:  # the indexer reports from two threads
+            if self.live:
+                self._update_live(phase)
+            else:
+                self._update_plain(phase)
 
     # -- a terminal ---------------------------------------------------------------------------------------
     def _update_live(self, phase: str) -> None:
@@ -360,9 +360,10 @@ class ProgressDisplay(Closing):
 
     def _tick(self) -> None:
         while not self._closing.wait(max(self.interval / 2, 0.5)):
-            line = self.stall_line()
-            if line:
-                self._print(line)
+            with self._lock:
+                line = self.stall_line()
+                if line:
+                    self._print(line)
 
     def _print(self, line: str) -> None:
         with self._lock:

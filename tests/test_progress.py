@@ -82,16 +82,17 @@ def test_embed_total_is_projected_while_files_are_read():
     estimate = Estimate(clock)
     estimate("bytes", 0, 4000)
     estimate("read", 0, 8)
+    estimate("embed", 0, 0)
     assert estimate.total("embed") == (None, True)  # nothing to project from yet: shown as N/?
-    estimate("embed", 0, 30)  # the first window: 30 chunks to embed from the first 1000 bytes
     estimate("bytes", 1000, 4000)
+    estimate("embed", 0, 30)  # the first window: 30 chunks to embed from the first 1000 bytes
     assert estimate.total("embed") == (120, True)
     clock.tick(10)
     estimate("embed", 30, 30)
     assert not estimate.finished("embed")  # 30/30, but three quarters of the bytes are still to come
     assert abs(estimate.left("embed") - 90 / 3.0) < 1e-6  # 3 chunks/s, 90 projected chunks to go
-    estimate("embed", 30, 100)
     estimate("bytes", 4000, 4000)
+    estimate("embed", 30, 100)
     assert estimate.total("embed") == (100, False)  # every file read: the total is known
     display = ProgressDisplay(stream=io.StringIO(), live=False)
     display.estimate = estimate
@@ -131,14 +132,14 @@ def test_plain_lines_say_which_time_is_which():
         progress("read", 0, 4)
         clock.tick(2)
         progress("read", 1, 4)
+        progress("bytes", 100, 400)  # as the indexer does: the bytes behind a window, then embed's new total
         progress("embed", 0, 10)
-        progress("bytes", 100, 400)
         clock.tick(2)
         progress("embed", 10, 10)
         progress("read", 2, 4)
         progress("read", 4, 4)
-        progress("embed", 10, 40)
         progress("bytes", 400, 400)
+        progress("embed", 10, 40)
         clock.tick(3)
         progress("embed", 40, 40)
         progress("embed", 40, 40)  # a repeated final call prints nothing more
@@ -147,9 +148,8 @@ def test_plain_lines_say_which_time_is_which():
     assert lines[:4] == ["Scanning folder...", "Found 4 files.", "Loading embedding model 'm' (a few seconds)",
                          "Reading files: 0/4 (elapsed 0:00, left ?)"]
     assert lines[4] == "Reading files: 1/4 (0.50 files/s, elapsed 0:02, left ~0:06)"
-    assert lines[5] == "Embedding chunks: 0/? (elapsed 0:00, left ?)"  # no bytes counted yet: no projection
-    assert lines[6] == "Embedding chunks: 0/~40 (elapsed 0:00, left ?)"
-    assert lines[7] == "Embedding chunks: 10/~40 (5.0 chunks/s, elapsed 0:02, left ~0:06; whole run left ~0:06)"
+    assert lines[5] == "Embedding chunks: 0/~40 (elapsed 0:00, left ?)"  # projected from a quarter of the bytes
+    assert lines[6] == "Embedding chunks: 10/~40 (5.0 chunks/s, elapsed 0:02, left ~0:06; whole run left ~0:06)"
     assert lines[-1] == "Embedding chunks: 40/40 (8.0 chunks/s, elapsed 0:05)"
     assert sum(line.startswith("Embedding chunks: 40/40") for line in lines) == 1
 
