@@ -79,8 +79,9 @@ def one_run(folder: Path, home: Path, at: float) -> dict:
     by_time = {f: at_time(f) for f in (0.1, at, 0.4, 0.6, 0.8)}
     first = next(((t, left) for t, done, left in calls if done >= at * report.chunks_embedded), None)
     by_chunks = (first[1], end - first[0], (first[0] - start) / total) if first else (None, None, None)
+    timeline = [(t - start, done, left, end - t) for t, done, left in calls]
     return {"seconds": total, "chunks": report.chunks_embedded, "files": len(report.added), "by_time": by_time,
-            "by_chunks": by_chunks, "embed_seconds": report.embed_seconds}
+            "by_chunks": by_chunks, "embed_seconds": report.embed_seconds, "timeline": timeline}
 
 
 def error(estimate: float | None, truth: float) -> str:
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=500, help="how many of its documents to index")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--at", type=float, default=0.2, help="the point of the run to check (a fraction)")
+    parser.add_argument("--timeline", action="store_true", help="also print every embed call's estimate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="searchlm-progress-") as tmp:
         folder = write_corpus(Path(tmp) / "docs", args.corpus, args.docs)
@@ -110,6 +112,9 @@ def main() -> None:
             left, truth, when = result["by_chunks"]
             if truth is not None:
                 print(f"  at {args.at:.0%} of the chunks embedded ({when:.0%} of the run's time): {error(left, truth)}")
+            if args.timeline:
+                for t, done, left, truth in result["timeline"]:
+                    print(f"    {t:6.1f} s: {done:5d} chunks embedded, {error(left, truth)}")
 
 
 if __name__ == "__main__":

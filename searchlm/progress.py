@@ -41,9 +41,9 @@ class Rate:
     """Items per second over the last `window` seconds of completions, measured up to `now`.
 
     The window starts at the last sample older than `window` (or the phase's start), so it always spans real
-    time. Between completions the rate holds while the wait is no longer than the longest gap between
-    completions in the window (batches of different sizes are not stalls); beyond that the wait counts, so a
-    stall lowers the rate (and a time left computed from it grows)."""
+    time. Between completions the rate holds while the wait is no longer than twice the longest gap between
+    completions in the window (a batch twice the size of the last is not a stall); beyond that the wait counts,
+    so a stall lowers the rate (and a time left computed from it grows)."""
 
     def __init__(self, start: float, done: int, window: float = WINDOW):
         self.window = window
@@ -61,8 +61,8 @@ class Rate:
         if len(self.samples) == 1:
             return None if now - t0 < MIN_SPAN else 0.0
         times = [t for t, _ in self.samples]
-        longest_gap = max(b - a for a, b in zip(times, times[1:]))
-        span = max(t1 - t0, now - t0 - longest_gap)
+        grace = 2 * max(b - a for a, b in zip(times, times[1:]))
+        span = max(t1 - t0, now - t0 - grace)
         return (d1 - d0) / span if span >= MIN_SPAN else None
 
 

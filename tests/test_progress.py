@@ -53,6 +53,14 @@ def test_a_burst_of_instant_completions_is_no_rate():
     assert estimate.rate("read") < 2.0  # measured up to now: 3 files in 2 s, not 3 in 60 microseconds
 
 
+def test_a_bigger_batch_is_not_a_stall():
+    """Embedding reports every 64 chunks after a first window of 32: the longer wait for the second is no stall."""
+    rate = Rate(0.0, 0)
+    rate.add(10.0, 32)  # 3.2 chunks/s
+    assert rate.per_second(30.0) == 3.2  # 20 s into a batch of 64 (due at 30 s): the rate holds
+    assert rate.per_second(60.0) < 1.0  # 50 s: that is a stall, and the rate says so
+
+
 def test_time_left_grows_while_a_file_holds_the_reader_up():
     clock = Clock()
     display = ProgressDisplay(stream=io.StringIO(), live=False, interval=30, clock=clock)
