@@ -45,17 +45,16 @@ from searchlm.walk import FoundFile, walk
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 256  # chunks per window: embedded, then its documents are committed
-EMBED_STEP = 64  # chunks per embedding call within a window: progress is reported after each
 MIN_WINDOW = 32  # when the reader is behind, embed what has arrived once it fills one encoder batch
 FEED_CHUNKS = 1024  # chunks read ahead of the encoder, at most (plus one document)
 HEAVY_KINDS = {"pdf", "docx", "html"}  # extracted in a worker process (see _IndexRun._extractor)
 
-# (phase, done, total), called from the indexing threads (the reader's reports "read"). Phases: "scan" (walking the folder; total 0 until it is done), "read" (files checked or
-# read, of all found), "embed" (chunks embedded, of those found to need it so far: called when that total grows,
-# once the model is loaded, and after each batch), "bytes" (bytes of the found files
-# whose chunks are counted in embed's total, of all found files' bytes: what a display projects embed's final
-# total from while files are still being read; embed's total is final once they are all counted, and a last
-# "embed" call follows).
+# (phase, done, total), called from the indexing threads (the reader thread reports "read"). Phases: "scan"
+# (walking the folder; total 0 until it is done), "read" (files checked or read, of all found), "embed" (chunks
+# embedded, of those found to need it so far: called when that total grows, once the model is loaded, and after
+# each call to the embedder), "bytes" (bytes of the found files whose chunks are counted in embed's total, of all
+# found files' bytes: what a display projects embed's final total from while files are still being read; once
+# they are all counted embed's total is final, and a last "embed" call follows).
 Progress = Callable[[str, int, int], None]
 
 
@@ -477,13 +476,11 @@ class _IndexRun:
         self.progress("bytes", self._bytes_done, self._bytes_total)
         if missing:  # the total grew
             self.progress("embed", report.chunks_embedded, self._to_embed)
-        # Longest first, as sentence-transformers orders a call's texts: calls of EMBED_STEP texts then hold the
-        # same encoder batches one call of the whole window would, and progress comes every EMBED_STEP chunks.
-        # An embedder with a start-up cost per call (Ray) gets the whole window at once.
-        missing.sort(key=len, reverse=True)
-        step = self.window_size if getattr(self._embedder_class(), "window", 0) else EMBED_STEP
-        for start in range(0, len(missing), step):
-            batch = missing[start : start + step]
+        if getattr(self._embedder_class(), "window", 0):  # a start-up cost per call (Ray): the window at once
+            calls = [missing] if missing else []
+        else:  # progress after every two encoder batches
+            calls = _even_calls(missing, getattr(self.embedder, "batch_size", 32) if missing else 32)
+        for batch in calls:
             embedder = self.embedder
             t0 = time.perf_counter()
             vectors = embedder.embed(batch)
@@ -585,6 +582,20 @@ def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path):
     (index_dir / FAISS_FILE).unlink(missing_ok=True)  # derived data: SQLite holds every vector
     vectors = sync_vectors(store, manifest, index_dir)
     return vectors.index
+
+
+def _even_calls(texts: list[str], batch_size: int) -> list[list[str]]:
+    """`texts` as embedding calls of two encoder batches each, one of longer texts and one of shorter, so that
+    calls cost about the same and a rate measured over a few of them holds for the rest. Sorted longest first as
+    sentence-transformers orders a call's texts, the encoder batches are the ones a single call of all the texts
+    would make (the same padding)."""
+    ordered = sorted(texts, key=len, reverse=True)
+    batches = [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+    calls = []
+    while batches:
+        longer = batches.pop(0)
+        calls.append(longer + (batches.pop() if batches else []))
+    return calls
 
 
 def _disk_full(exc: BaseException) -> bool:
