@@ -351,7 +351,8 @@ class ProgressDisplay(Closing):
     def stall_line(self) -> str | None:
         """A line for the log while one file holds the reader up: due once every `interval` seconds."""
         stall = self.estimate.stalled()
-        if "read" not in self.estimate.phases or self.estimate.finished("read") or stall is None or stall[1] < self.interval:
+        reading = "read" in self.estimate.phases and not self.estimate.finished("read")
+        if not reading or stall is None or stall[1] < self.interval:
             return None
         if self.clock() - self._shown.get("read", 0.0) < self.interval:
             return None
@@ -430,7 +431,8 @@ def _columns(estimate: Estimate) -> _Columns:
         def render(self, task):
             phase = task.fields.get("phase")
             rate = estimate.rate(phase) if phase not in (None, "scan") else None
-            return Text(format_rate(rate, task.fields.get("unit", "items")) if rate else "", style="progress.data.speed")
+            text = format_rate(rate, task.fields.get("unit", "items")) if rate else ""
+            return Text(text, style="progress.data.speed")
 
     class Left(ProgressColumn):
         def render(self, task):

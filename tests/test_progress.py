@@ -187,7 +187,8 @@ def test_live_rows_label_elapsed_and_left():
         clock.tick(10)
         progress("embed", 50, 50)  # 5 chunks/s, 200 chunks projected: 30 s of embedding left
         text = progress.render(width=200)
-    rows = {line.split("━")[0].strip(" ⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"): line for line in text.splitlines() if line.strip()}
+    spinner = " ⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+    rows = {line.split("━")[0].strip(spinner): line for line in text.splitlines() if line.strip()}
     reading, embedding, run = rows["Reading files"], rows["Embedding chunks"], rows["Indexing"]
     assert "25/100 files" in reading and "elapsed 0:00:35" in reading and re.search(r"left ~1:\d\d", reading)
     assert "50/~200 chunks" in embedding and "5.0 chunks/s" in embedding and "elapsed 0:00:10" in embedding
@@ -210,7 +211,8 @@ def test_live_display_renders_without_a_terminal_error():
 
 
 def test_an_index_run_reports_bytes_files_and_the_final_totals(embedder, tmp_path):
-    files = {f"doc{i}.md": f"# Doc {i}\n\n" + f"Paragraph {i} about bees and honey. " * (10 * (i + 1)) for i in range(5)}
+    files = {f"doc{i}.md": f"# Doc {i}\n\n" + f"Paragraph {i} about bees and honey. " * (10 * (i + 1))
+             for i in range(5)}
     files["empty.md"] = ""
     corpus = write_files(tmp_path / "corpus", files)
     calls, reading = [], []
