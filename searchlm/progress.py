@@ -135,8 +135,10 @@ class Estimate:
         return state is not None and bool(state.total) and state.done >= state.total and not self._growing(phase)
 
     def all_finished(self) -> bool:
-        """Every phase seen so far is done (an index run: read and embed)."""
-        return bool(self.phases) and all(self.finished(p) or p == "scan" for p in self.phases)
+        """Every phase seen so far is done and, in an index run, every file's bytes are counted (files all
+        read is not the end: their chunks may still be on their way to the encoder)."""
+        phases_done = all(self.finished(p) or p == "scan" for p in self.phases)
+        return bool(self.phases) and phases_done and self._read_all()
 
     def rate(self, phase: str) -> float | None:
         """Items per second: over the window while the phase runs, its average once it is done."""

@@ -113,6 +113,10 @@ def test_whole_run_left_is_the_longer_of_reading_and_embedding():
     estimate("bytes", 0, 1000)
     estimate("read", 0, 100)
     assert estimate.run_left() is None
+    finished_reading = Estimate(clock)
+    finished_reading("bytes", 0, 1000)
+    finished_reading("read", 100, 100)
+    assert not finished_reading.all_finished()  # every file read, but none of their chunks embedded yet
     for i in range(1, 51):  # 1 file/s; after 50 files, 500 bytes gave 100 chunks to embed
         clock.tick(1)
         estimate("read", i, 100)
@@ -122,6 +126,7 @@ def test_whole_run_left_is_the_longer_of_reading_and_embedding():
         if i > 10:
             estimate("embed", min((i - 10) * 2, 100), min(i * 2, 100))  # 2 chunks/s
     estimate("bytes", 500, 1000)
+    assert not estimate.all_finished()
     read_left, embed_left = estimate.left("read"), estimate.left("embed")
     assert abs(read_left - 50) < 1
     assert estimate.total("embed") == (200, True)
