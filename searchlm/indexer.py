@@ -243,6 +243,7 @@ class _IndexRun:
         window_chunks = 0
         documents = files_done = 0
         self._bytes_total = sum(f.size for f in files)
+        self.progress("bytes", 0, self._bytes_total)
         self.progress("read", 0, len(files))
         try:
             while True:

@@ -291,7 +291,7 @@ class ProgressDisplay(Closing):
                 self._finished.add("run")
                 rich.update(run, total=spent, completed=spent)
                 rich.stop_task(run)
-            elif (run_left := estimate.run_left()) is not None:
+            elif (run_left := estimate.run_left()) is not None and run_left > 0:  # at total, rich ends the task
                 rich.update(run, total=spent + run_left, completed=spent)
 
     def render(self, width: int = 160) -> str:

@@ -231,7 +231,8 @@ def test_an_index_run_reports_bytes_files_and_the_final_totals(embedder, tmp_pat
                           embedder=embedder, on_file=reading.append)
     size = sum(f.stat().st_size for f in corpus.iterdir())
     bytes_calls = [c for c in calls if c[0] == "bytes"]
-    assert bytes_calls[-1] == ("bytes", size, size)
+    assert bytes_calls[0] == ("bytes", 0, size) and bytes_calls[-1] == ("bytes", size, size)
+    assert calls.index(bytes_calls[0]) < calls.index(("read", 0, len(files)))  # the total is known from the start
     assert [b[1] for b in bytes_calls] == sorted(b[1] for b in bytes_calls)
     embeds = [c for c in calls if c[0] == "embed"]
     assert embeds[0][1] == 0 and embeds[-1] == ("embed", report.chunks_embedded, report.chunks_embedded)
