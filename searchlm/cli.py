@@ -130,7 +130,8 @@ def index(
         settings = settings.with_(embedder="ray", ray_address=ray_address)
     with Index(settings=settings) as target, _progress(quiet or as_json) as progress:
         report = target.update(path, progress=progress, follow_symlinks=follow_symlinks,
-                               on_model_load=progress.message if progress else None)
+                               on_model_load=progress.message if progress else None,
+                               on_file=progress.reading if progress else None)
     if as_json:
         from dataclasses import asdict
 

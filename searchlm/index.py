@@ -93,16 +93,18 @@ class Index(Closing):
         chunker=None,
         follow_symlinks: bool = False,
         on_model_load: Callable[[str], None] | None = None,
+        on_file: Callable[[str | None], None] | None = None,
     ) -> "IndexReport":
         """Index `folder` into this index: only what changed since the last run (created on the first run).
         `progress(phase, done, total)` is called as files are read and chunks embedded; `embedder` replaces
         the default encoder (any object with `embed(texts) -> array`, `dimension`, `model_id`);
-        `on_model_load(message)` is called before a model loads (a command line shows it). Symlinks that
-        lead out of `folder` are skipped (with a reason in the report) unless `follow_symlinks`."""
+        `on_model_load(message)` is called before a model loads (a command line shows it); `on_file(path)` when
+        a file starts being read, `on_file(None)` when it is read. Symlinks that lead out of `folder` are
+        skipped (with a reason in the report) unless `follow_symlinks`."""
         from searchlm.indexer import index_folder
 
         report = index_folder(Path(folder), self.settings, progress=progress, chunker=chunker, embedder=embedder,
-                              follow_symlinks=follow_symlinks, on_model_load=on_model_load)
+                              follow_symlinks=follow_symlinks, on_model_load=on_model_load, on_file=on_file)
         self.close()  # a searcher opened before the update re-reads the manifest on next use
         return report
 

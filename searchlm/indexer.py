@@ -45,13 +45,17 @@ from searchlm.walk import FoundFile, walk
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 256  # chunks per window: one embedding call, then its documents are committed
+EMBED_BATCH = 256  # chunks per window: embedded, then its documents are committed
 MIN_WINDOW = 32  # when the reader is behind, embed what has arrived once it fills one encoder batch
 FEED_CHUNKS = 1024  # chunks read ahead of the encoder, at most (plus one document)
 HEAVY_KINDS = {"pdf", "docx", "html"}  # extracted in a worker process (see _IndexRun._extractor)
 
-# (phase, done, total). Phases: "scan" (walking the folder; total 0 until it is done), "read" (files checked or
-# read, of all found), "embed" (chunks embedded, of those found to need it so far: it grows while files are read).
+# (phase, done, total), called from the indexing threads (the reader thread reports "read"). Phases: "scan"
+# (walking the folder; total 0 until it is done), "read" (files checked or read, of all found), "embed" (chunks
+# embedded, of those found to need it so far: called when that total grows, once the model is loaded, and after
+# each call to the embedder), "bytes" (bytes of the found files whose chunks are counted in embed's total, of all
+# found files' bytes: what a display projects embed's final total from while files are still being read; once
+# they are all counted embed's total is final, and a last "embed" call follows).
 Progress = Callable[[str, int, int], None]
 
 
@@ -73,12 +77,15 @@ def index_folder(
     embedder=None,
     follow_symlinks: bool = False,
     on_model_load: Callable[[str], None] | None = None,
+    on_file: Callable[[str | None], None] | None = None,
 ) -> IndexReport:
     """Index `root` into the index `settings.name` under `settings.home`. Returns what changed.
 
     `embedder`: an already loaded embedder of the index's model (any object with `embed(texts)`, `dimension`,
     `precision`); by default the local sentence-transformers encoder loads when something needs embedding.
-    `on_model_load(message)` is called before a model loads, so a user sees why the run pauses.
+    `on_model_load(message)` is called before a model loads, so a user sees why the run pauses. `on_file(path)`
+    is called (from the reader thread) when the reader starts reading a file and `on_file(None)` when it has
+    extracted and chunked it, so a display can name a file that holds the run up.
 
     One bad file never stops a run: whatever keeps a file from being read (permissions, encoding, a parser's
     error, a special file, a per-file limit) skips it with a one-line reason in `report.skipped`. Symlinks are
@@ -115,6 +122,7 @@ def index_folder(
                 )
             state = _IndexRun(store, index_dir, root, settings, manifest, chunker, report, progress, embedder)
             state._notify = on_model_load or (lambda message: None)
+            state._on_file = on_file or (lambda path: None)
             state.run(files, stored)
         except NothingToIndexError:
             store.close()
@@ -186,6 +194,8 @@ class _IndexRun:
         self._counter: TokenCounter | None = None
         self._notify: Callable[[str], None] = lambda message: None
         self._to_embed = 0
+        self._bytes_done = self._bytes_total = 0  # the "bytes" progress phase
+        self._on_file: Callable[[str | None], None] = lambda path: None
         self._pool = None  # the extraction process, started by the first PDF, DOCX or HTML file
         self._targets = None  # the folder's Sphinx labels and titles, scanned when the first .rst file is read
 
@@ -234,6 +244,9 @@ class _IndexRun:
         window: list[_Pending] = []
         window_chunks = 0
         documents = files_done = 0
+        self._bytes_total = sum(f.size for f in files)
+        self.progress("bytes", 0, self._bytes_total)
+        self.progress("read", 0, len(files))
         try:
             while True:
                 # Wait for more only while the window is small: a slow reader (PDFs) should not idle the encoder.
@@ -249,7 +262,9 @@ class _IndexRun:
                 if what == "error":
                     raise payload
                 files_done += 1
-                self.progress("read", files_done, len(files))
+                if what != "doc":  # a document's bytes count once its chunks do, when its window is flushed
+                    self._bytes_done += files[files_done - 1].size  # the reader hands files over in order
+                    self.progress("bytes", self._bytes_done, self._bytes_total)
                 if what == "unchanged":
                     report.unchanged += 1
                 elif what == "touch":
@@ -275,6 +290,8 @@ class _IndexRun:
             reader.join(timeout=5)
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._to_embed:  # every byte is counted now: embed's total is final (the last files may have added none)
+            self.progress("embed", report.chunks_embedded, self._to_embed)
 
         if not documents and len(stored) == len(gone) and not report.moved:
             reasons = "; ".join(f"{p}: {why}" for p, why in report.skipped[:3])
@@ -308,23 +325,30 @@ class _IndexRun:
         return self._embedder
 
     def _read(self, files: list[FoundFile], stored: dict, gone_by_hash: dict, stale: set, feed: "_Feed") -> None:
-        """Reader thread: one item per file into `feed`; never touches SQLite."""
+        """Reader thread: one item per file into `feed`; never touches SQLite. It reports the "read" phase: how
+        many files are read is known here, while the main thread may be busy embedding."""
+
+        def hand_over(n: int, item, weight: int = 0) -> None:
+            self.progress("read", n, len(files))
+            feed.put(item, weight=weight)
+
         try:
-            for f in files:
+            for n, f in enumerate(files, 1):
                 row = stored.get(f.rel)
                 reread = bool(stale) and kind_of(f.path) in stale  # same bytes, but this reader now reads them better
                 if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns and not reread:
-                    feed.put(("unchanged", None))
+                    hand_over(n, ("unchanged", None))
                     continue
                 counter = self.counter  # outside the per-file guard: a tokenizer that fails is not one file's fault
+                self._on_file(f.rel)
                 try:
                     data = read_regular(f.path)
                     data_hash = "sha256:" + hashlib.sha256(data).hexdigest()
                     if row is not None and row.content_hash == data_hash and not reread:
-                        feed.put(("touch", (row, f)))
+                        hand_over(n, ("touch", (row, f)))
                         continue
                     if row is None and data_hash in gone_by_hash and not reread:
-                        feed.put(("move", (gone_by_hash.pop(data_hash), f)))
+                        hand_over(n, ("move", (gone_by_hash.pop(data_hash), f)))
                         continue
                     kind = kind_of(f.path)
                     if kind in HEAVY_KINDS:
@@ -335,22 +359,23 @@ class _IndexRun:
                 except _Stopped:
                     raise
                 except ExtractionError as exc:
-                    feed.put(("skip", (f.rel, str(exc))))
+                    hand_over(n, ("skip", (f.rel, str(exc))))
                     continue
                 except (SearchlmError, sqlite3.Error):  # the index's own trouble (a model, the store): not this file's
                     raise
                 except Exception as exc:  # anything else about this one file skips it, named, and the run goes on
                     if _disk_full(exc):
                         raise
-                    feed.put(("skip", (f.rel, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})")))
+                    hand_over(n, ("skip", (f.rel, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})")))
                     continue
                 finally:
                     data = None
+                    self._on_file(None)
                 if not chunks:
-                    feed.put(("skip", (f.rel, "no text")))
+                    hand_over(n, ("skip", (f.rel, "no text")))
                     continue
                 pending = _Pending(f, doc.kind, doc.title, data_hash, chunks, row is not None)
-                feed.put(("doc", pending), weight=len(chunks))
+                hand_over(n, ("doc", pending), weight=len(chunks))
             feed.close()
         except _Stopped:
             pass
@@ -456,10 +481,21 @@ class _IndexRun:
         hash_of = {c.embed_text: c.hash for p in window for c in p.chunks}
         report.chunks_reused += len(hashes) - len(missing)  # stored vectors, and repeats of a text in the window
         self._to_embed += len(missing)
-        step = max(EMBED_BATCH, self.window_size)
-        for start in range(0, len(missing), step):
-            batch = missing[start : start + step]
-            embedder = self.embedder  # loading the model is not embedding time
+        # The model loads (and a first run exports the query encoder) before the first batch: neither is
+        # embedding time, and the embed phase's clock starts after them.
+        if missing:
+            self.embedder  # noqa: B018 - the property loads it
+        self._ensure_manifest_and_encoder()
+        self._bytes_done += sum(p.file.size for p in window)
+        self.progress("bytes", self._bytes_done, self._bytes_total)
+        if missing:  # the total grew
+            self.progress("embed", report.chunks_embedded, self._to_embed)
+        if getattr(self._embedder_class(), "window", 0):  # a start-up cost per call (Ray): the window at once
+            calls = [missing] if missing else []
+        else:  # progress after every two encoder batches
+            calls = _even_calls(missing, getattr(self.embedder, "batch_size", 32) if missing else 32)
+        for batch in calls:
+            embedder = self.embedder
             t0 = time.perf_counter()
             vectors = embedder.embed(batch)
             report.embed_seconds += time.perf_counter() - t0
@@ -470,7 +506,6 @@ class _IndexRun:
                 known[hash_of[text]] = vec
             report.chunks_embedded += len(batch)
             self.progress("embed", report.chunks_embedded, self._to_embed)
-        self._ensure_manifest_and_encoder()
         for p in window:
             vectors = np.vstack([known[c.hash] for c in p.chunks])
             self.store.put_document(
@@ -561,6 +596,20 @@ def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path):
     (index_dir / FAISS_FILE).unlink(missing_ok=True)  # derived data: SQLite holds every vector
     vectors = sync_vectors(store, manifest, index_dir)
     return vectors.index
+
+
+def _even_calls(texts: list[str], batch_size: int) -> list[list[str]]:
+    """`texts` as embedding calls of two encoder batches each, one of longer texts and one of shorter, so that
+    calls cost about the same and a rate measured over a few of them holds for the rest. Sorted longest first as
+    sentence-transformers orders a call's texts, the encoder batches are the ones a single call of all the texts
+    would make (the same padding)."""
+    ordered = sorted(texts, key=len, reverse=True)
+    batches = [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+    calls = []
+    while batches:
+        longer = batches.pop(0)
+        calls.append(longer + (batches.pop() if batches else []))
+    return calls
 
 
 def _disk_full(exc: BaseException) -> bool:
