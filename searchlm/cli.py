@@ -713,7 +713,7 @@ def summarize(
         typer.echo(typer.style(f"Summarizing {safe_text(path or repr(query))}…", dim=True), err=True)
 
     def progress(done: int, total: int) -> None:
-        what = "piece" if generate else "section"
+        what = "piece" if generate else "passage"
         typer.echo(typer.style(f"read {what} {done} of {total}", dim=True), err=True)
 
     def show(text: str) -> None:

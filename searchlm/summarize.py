@@ -166,6 +166,7 @@ MMR_LAMBDA = 0.7  # relevance against novelty when picking chunks and sentences 
 NEAR_DUPLICATE = 0.9  # a sentence this close (cosine) to one already picked says the same thing: left out
 MIN_WORDS, MAX_WORDS = 6, 60  # a key sentence's length in words: a fragment or a run-on is no summary
 CANDIDATE_CHUNKS = 2  # chunks read per sentence wanted: the rest are not encoded at all
+PROGRESS_FROM = 4  # candidate chunks past which progress is reported, a chunk at a time
 
 
 def sentence_count(chunks: int) -> int:
@@ -193,14 +194,17 @@ def key_sentences(searcher: "Searcher", passages: list[Hit], query: str | None =
         target = centroid / (np.linalg.norm(centroid) or 1.0)
     chunks = _mmr(vectors @ target, vectors @ vectors.T, min(len(passages), count * CANDIDATE_CHUNKS))
     candidates: list[tuple[int, int, str]] = []  # (passage index, position, sentence)
-    for done, i in enumerate(sorted(chunks), start=1):
-        for position, text in enumerate(_prose_sentences(passages[i].text)):
-            candidates.append((i, position, text))
-        if on_progress is not None and len(chunks) > 8:
+    encoded = []
+    for done, i in enumerate(sorted(chunks), start=1):  # a chunk at a time, so progress follows the encoding
+        found = [(i, position, text) for position, text in enumerate(_prose_sentences(passages[i].text))]
+        if found:
+            candidates.extend(found)
+            encoded.append(encoder.embed([text for _, _, text in found]))
+        if on_progress is not None and len(chunks) > PROGRESS_FROM:
             on_progress(done, len(chunks))
     if not candidates:
         return []
-    sv = encoder.embed([text for _, _, text in candidates])
+    sv = np.concatenate(encoded)
     relevance = 0.5 * (sv @ target) + 0.5 * np.einsum("ij,ij->i", sv, vectors[[c[0] for c in candidates]])
     picked = _mmr(relevance, sv @ sv.T, count, NEAR_DUPLICATE)
     seen: set[str] = set()
