@@ -243,6 +243,7 @@ def _prose_sentences(text: str) -> list[str]:
         for line_block in [_LIST_MARK.sub("", ln) for ln in paragraph.split("\n")] if _LIST_MARK.match(paragraph) \
                 else [paragraph]:
             for sentence in sentences(line_block):
+                sentence = _LIST_MARK.sub("", sentence)
                 n = len(sentence.split())
                 if MIN_WORDS <= n <= MAX_WORDS and sentence.endswith((".", "!", "?", '."', ".)")) \
                         and not sentence[0].islower():
@@ -251,7 +252,7 @@ def _prose_sentences(text: str) -> list[str]:
 
 
 def _cite(sentence: str, n: int) -> str:
-    end = len(sentence.rstrip(".!?\"')"))
+    end = len(sentence.rstrip(".!?"))
     return f"{sentence[:end]} [{n}]{sentence[end:]}"
 
 

@@ -89,7 +89,7 @@ def sentences(text: str) -> list[str]:
     """Sentences with their line breaks and runs of spaces made single spaces. A blank line, a rule line
     (`=====`, `-----`) and a list item end a sentence too, and rules are dropped: a plain-text title block or
     a price list is not one long "sentence" that runs into the next paragraph. A full stop after an
-    abbreviation ("e.g.", "Fig."), an initial, or inside a dotted name, inline code or brackets that are still
+    abbreviation ("e.g.", "Fig."), an initial, or inside inline code or brackets that are still
     open does not end one (`_continues`)."""
     parts, current = [], []
     for line in text.strip().split("\n"):
@@ -118,18 +118,18 @@ _ABBREVIATIONS = frozenset(
     "e.g i.e cf vs fig figs no nos approx dr mr mrs ms prof st jr sr inc ltd al eq eqs ref refs sec ch vol pp p ca "
     "resp viz esp".split()
 )
-_DOTTED = re.compile(r"^[\w$]+(?:\.[\w$]+)+\.$")  # `logging.` after `logging.INFO` was split: `os.path.`
 MAX_JOINED = 600  # characters: past this, a split is taken as it comes (a runaway bracket must not swallow text)
 
 
 def _continues(sentence: str) -> bool:
-    """Whether a split after `sentence` fell inside it: after an abbreviation or an initial, inside a dotted
-    name, or with inline code, a bracket or a quote still open."""
+    """Whether a split after `sentence` fell inside it: after an abbreviation or an initial, or with inline code
+    or a bracket still open. (A dotted name that ends a sentence, "depending on Flask.debug.", does end it: the
+    split needs a space after the dot, which a name such as `logging.INFO` never has.)"""
     if len(sentence) > MAX_JOINED or not sentence.endswith("."):
         return False
     last = sentence.rsplit(None, 1)[-1].lstrip("(\"'[`")
     word = last[:-1].lower()
-    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()) or _DOTTED.match(last):
+    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
         return True
     return sentence.count("`") % 2 == 1 or sentence.count("(") > sentence.count(")") \
         or sentence.count("[") > sentence.count("]")

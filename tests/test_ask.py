@@ -410,8 +410,9 @@ def test_verdict_is_read_off_the_deciding_sentence(question, sentence, expected)
 
 
 def test_sentences_are_not_split_inside_names_abbreviations_or_brackets():
-    text = "Use os.path. Then call it. See e.g. Fig. 3 for the plot. Set it (see Sec. 2. Below) first. J. Smith wrote it."
-    assert sentences(text) == ["Use os.path. Then call it.", "See e.g. Fig. 3 for the plot.",
+    text = ("Set logging.INFO first. It depends on Flask.debug. See e.g. Fig. 3 for the plot. Set it (see Sec. 2. "
+            "Below) first. J. Smith wrote it.")
+    assert sentences(text) == ["Set logging.INFO first.", "It depends on Flask.debug.", "See e.g. Fig. 3 for the plot.",
                                "Set it (see Sec. 2. Below) first.", "J. Smith wrote it."]
     assert is_code("starter = starter[:2]\nstarter += flour + water") and not is_code(COMPOSED_FILES["winter.md"])
 
