@@ -151,6 +151,15 @@ def test_latin1_and_utf8_bom(tmp_path):
     assert "日本語" in doc.blocks[0].text
 
 
+@pytest.mark.parametrize("codec", ["utf-32-le", "utf-32-be", "utf-16-le", "utf-16-be"])
+def test_a_bom_decides_utf32_and_utf16(tmp_path, codec):
+    """UTF-32 LE begins with UTF-16 LE's BOM: it was read as UTF-16, garbage and no reason."""
+    text = "Grüße aus 東京 😀\n\nZweiter Absatz über Kirschblüten."
+    p = tmp_path / f"{codec}.txt"
+    p.write_bytes(("\ufeff" + text).encode(codec))
+    assert "\n\n".join(b.text for b in extract(p).blocks) == text
+
+
 def test_non_western_single_byte_encoding_keeps_its_script(tmp_path):
     p = tmp_path / "ru.txt"
     text = "Привет, мир! Это проверка кодировки для русского текста, который сохранён в cp1251."

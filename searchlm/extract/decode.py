@@ -17,9 +17,14 @@ def looks_binary(data: bytes) -> bool:
 
 
 def decode(data: bytes) -> str:
-    """Decode file bytes. UTF-8 (with or without BOM) wins; otherwise charset-normalizer's guess; else cp1252."""
+    """Decode file bytes. A UTF-32 or UTF-16 BOM decides; then UTF-8 (with or without BOM); otherwise
+    charset-normalizer's guess; else cp1252."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        # UTF-32's BOM (tested first: the little-endian one begins with UTF-16's). A truncated tail loses a
+        # character, not the file.
+        return data.decode("utf-32", errors="replace")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # A BOM says UTF-16; a truncated or damaged tail loses a character, not the file.
         return data.decode("utf-16", errors="replace")
