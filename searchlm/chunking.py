@@ -20,6 +20,10 @@ _SENTENCE = re.compile(SENTENCE_END.pattern + r"|(?<=[。！？])\s*(?=\S)")
 
 
 LONG_TEXT = 10_000  # characters: a text this long has its token count kept (TokenCounter)
+# A chunk holds at most this many characters per token of its budget (2,000 for 200 tokens; prose runs ~4.5).
+# Token counts alone do not bound a chunk: the encoder's tokenizer reads a run of over 100 letters with no space
+# or punctuation as one unknown token, so a 19 MB unbroken line counted as one token and became one chunk.
+MAX_CHARS_PER_TOKEN = 10
 
 
 @dataclass(frozen=True)
@@ -76,18 +80,18 @@ def embed_text_for(title: str, headings: tuple[str, ...], text: str) -> str:
 
 
 def chunk_document(doc: ExtractedDocument, counter: TokenCounter, settings: ChunkerSettings) -> list[Chunk]:
-    pieces: list[Block] = []
+    pieces: list[tuple[Block, int]] = []
     for block in doc.blocks:
         pieces.extend(_split_long(block, counter, settings))
     groups: list[_Group] = []
-    for piece in pieces:
-        tokens = counter.count(piece.text)
+    for piece, tokens in pieces:
         last = groups[-1] if groups else None
         same_section = last is not None and piece.headings == last.headings and piece.page == last.page
-        if last is None or not same_section or last.tokens + tokens > settings.max_tokens:
+        if last is None or not same_section or not last.fits(tokens, len(piece.text), settings):
             groups.append(_Group([], piece.headings, piece.page))
         groups[-1].blocks.append(piece)
         groups[-1].tokens += tokens
+        groups[-1].chars += len(piece.text) + 2
     chunks: list[Chunk] = []
     for group in _fold_stubs(groups, settings):
         text = "\n\n".join(b.text for b in group.blocks).strip()
@@ -117,6 +121,12 @@ class _Group:
     headings: tuple[str, ...]
     page: int | None
     tokens: int = 0
+    chars: int = 0  # of its blocks' texts, with the blank line between two
+
+    def fits(self, tokens: int, chars: int, settings: ChunkerSettings) -> bool:
+        """Whether `tokens` and `chars` more stay within the chunk budget."""
+        return (self.tokens + tokens <= settings.max_tokens
+                and self.chars + chars <= settings.max_tokens * MAX_CHARS_PER_TOKEN)
 
 
 _NAME = re.compile(r"^[A-Za-z_]\w*(?:(?:\.|::)\w+)*(?:\(\))?[,;]?$")  # Session, orm.Session, create_engine()
@@ -154,6 +164,7 @@ def _fold_stubs(groups: list[_Group], settings: ChunkerSettings) -> list[_Group]
         target = groups[host]
         target.blocks = target.blocks + stub.blocks if host < i else stub.blocks + target.blocks
         target.tokens += stub.tokens
+        target.chars += stub.chars
         del groups[i]
         i = max(0, i - 1) if host < i else i  # a grown group may be looked at again; the list moved up by one
     return groups
@@ -174,29 +185,36 @@ def _host(groups: list[_Group], i: int, settings: ChunkerSettings) -> int | None
     order = [k for k, ok in ((after, same_section(after)), (before, same_section(before)),
                              (before, same_page(before)), (after, same_page(after))) if ok]
     for k in order:
-        if stub.tokens + groups[k].tokens <= settings.max_tokens:
+        if groups[k].fits(stub.tokens, stub.chars, settings):
             return k
     # None has room: the first takes it all the same when it is small. The encoder may cut the chunk's tail, the
-    # stub; it is no prose to lose, and its text is still shown and keyword-searched with the host's.
-    return order[0] if order and stub.tokens <= settings.max_tokens // 2 else None
+    # stub; it is no prose to lose, and its text is still shown and keyword-searched with the host's. Never past
+    # the character cap: a piece of an unbroken line is one "word", so a stub, and would gather them all again.
+    max_chars = settings.max_tokens * MAX_CHARS_PER_TOKEN
+    small = stub.tokens <= settings.max_tokens // 2
+    return order[0] if order and small and stub.chars + groups[order[0]].chars <= max_chars else None
 
 
-def _split_long(block: Block, counter: TokenCounter, settings: ChunkerSettings) -> list[Block]:
-    if counter.count(block.text) <= settings.max_tokens:
-        return [block]
-    # Units: sentences, or words when a "sentence" is itself too long (code, tables).
+def _split_long(block: Block, counter: TokenCounter, settings: ChunkerSettings) -> list[tuple[Block, int]]:
+    """The block, or its overlapping windows that fit the budget, each with its token count."""
+    max_chars = settings.max_tokens * MAX_CHARS_PER_TOKEN
+    if len(block.text) <= max_chars:
+        tokens = counter.count(block.text)
+        if tokens <= settings.max_tokens:
+            return [(block, tokens)]
+    # Units: sentences, or words when a "sentence" is itself too long (code, tables), or pieces of a "word" that
+    # is itself too long (a line of markup or base64 with no space). Lengths are checked before tokens: counting
+    # a long text costs more than measuring it.
     units: list[str] = []
     for sentence in _SENTENCE.split(block.text):
-        if counter.count(sentence) > settings.max_tokens:
-            words = sentence.split(" ")
-            step = max(1, settings.max_tokens // 2)
-            units.extend(" ".join(words[i : i + step]) for i in range(0, len(words), step))
+        if len(sentence) > max_chars or counter.count(sentence) > settings.max_tokens:
+            units.extend(_word_groups(sentence, max(1, settings.max_tokens // 2), max_chars))
         else:
             units.append(sentence)
     sizes = [counter.count(u) for u in units]
     total_lines = (block.end_line - block.start_line) if block.start_line and block.end_line else 0
     total_chars = max(1, len(block.text))
-    out: list[Block] = []
+    out: list[tuple[Block, int]] = []
     i = 0
     offset = 0
     offsets = []
@@ -204,16 +222,18 @@ def _split_long(block: Block, counter: TokenCounter, settings: ChunkerSettings) 
         offsets.append(offset)
         offset += len(u) + 1
     while i < len(units):
-        j, size = i, 0
-        while j < len(units) and (size + sizes[j] <= settings.max_tokens or j == i):
+        j, size, chars = i, 0, 0
+        while j < len(units) and (j == i or (size + sizes[j] <= settings.max_tokens
+                                             and chars + 1 + len(units[j]) <= max_chars)):
             size += sizes[j]
+            chars += len(units[j]) + (j > i)
             j += 1
         text = " ".join(units[i:j])
         start_line = end_line = block.start_line
         if block.start_line is not None and total_lines:
             start_line = block.start_line + int(total_lines * offsets[i] / total_chars)
             end_line = block.start_line + int(total_lines * min(1.0, (offsets[j - 1] + len(units[j - 1])) / total_chars))
-        out.append(Block(text, block.headings, start_line, end_line or block.end_line, block.page))
+        out.append((Block(text, block.headings, start_line, end_line or block.end_line, block.page), size))
         if j >= len(units):
             break
         # Step back over whole units worth about `overlap_tokens`, always moving forward.
@@ -222,4 +242,27 @@ def _split_long(block: Block, counter: TokenCounter, settings: ChunkerSettings) 
             k -= 1
             back += sizes[k]
         i = k
+    return out
+
+
+def _word_groups(sentence: str, step: int, max_chars: int) -> list[str]:
+    """A too-long sentence as runs of at most `step` words and `max_chars` characters; a single word longer
+    than that is cut into pieces of `max_chars`."""
+    out: list[str] = []
+    run: list[str] = []
+    chars = 0
+    for word in sentence.split(" "):
+        if len(word) > max_chars:
+            if run:
+                out.append(" ".join(run))
+                run, chars = [], 0
+            out.extend(word[k : k + max_chars] for k in range(0, len(word), max_chars))
+            continue
+        if run and (len(run) >= step or chars + 1 + len(word) > max_chars):
+            out.append(" ".join(run))
+            run, chars = [], 0
+        run.append(word)
+        chars += len(word) + (len(run) > 1)
+    if run:
+        out.append(" ".join(run))
     return out

@@ -8,6 +8,9 @@ from itertools import accumulate
 from searchlm import cjk
 from searchlm.text import query_terms
 
+# A word longer than this is shown cut, with "…": a snippet of 40 words is never a 19 MB line of base64.
+MAX_WORD_CHARS = 80
+
 
 def _matches(word: str, terms: list[str]) -> bool:
     w = word.lower()
@@ -35,10 +38,14 @@ def snippet_spans(text: str, query: str, width: int = 40) -> list[tuple[str, boo
     if best > 0:
         out.append(("… ", False))
     for n, i in enumerate(window):
-        out.append((tokens[i] + ("" if n == len(window) - 1 else " "), flags[i]))
+        out.append((_cut(tokens[i]) + ("" if n == len(window) - 1 else " "), flags[i]))
     if best + width < len(tokens):
         out.append((" …", False))
     return out
+
+
+def _cut(word: str) -> str:
+    return word if len(word) <= MAX_WORD_CHARS else word[: MAX_WORD_CHARS - 1] + "…"
 
 
 def snippet_text(text: str, query: str, width: int = 40, mark: tuple[str, str] = ("[", "]")) -> str:
@@ -82,6 +89,7 @@ def _cjk_spans(text: str, query: str, width: int) -> list[tuple[str, bool]]:
             break
     out: list[tuple[str, bool]] = [("… ", False)] if best > 0 else []
     for n, (piece, sep, hit, _) in enumerate(pieces[best:best_end]):
+        piece = _cut(piece)
         last = best + n == best_end - 1
         if out and out[-1][1] == hit and not out[-1][0].endswith(" ") and out[-1][0] != "… ":
             out[-1] = (out[-1][0] + piece + ("" if last else sep), hit)

@@ -113,3 +113,28 @@ def test_stubs_stay_where_nothing_can_take_them():
     doc = ExtractedDocument("T", [Block(_filler(tc, 196), ("T",), 1, 9), Block(code, ("T",), 11, 18)], "rst")
     chunks = chunk_document(doc, tc, ChunkerSettings())
     assert [(c.text, c.start_line, c.end_line) for c in chunks[1:]] == [(code, 11, 18)]
+
+
+def test_an_unbroken_line_is_cut_into_chunks_of_bounded_length():
+    """A 19 MB line with no space was one "word" of one unknown token, so one chunk, printed whole as a snippet.
+    Each chunk now holds at most MAX_CHARS_PER_TOKEN characters per token of the budget, and nothing is lost."""
+    from searchlm.chunking import MAX_CHARS_PER_TOKEN
+
+    line = "".join(chr(0x61 + i % 26) for i in range(300_000))
+    head = "A short sentence first. "
+    doc = ExtractedDocument("T", [Block(head + line + " and a tail", (), 1, 1)], "txt")
+    settings = ChunkerSettings()
+    chunks = chunk_document(doc, counter(), settings)
+    limit = settings.max_tokens * MAX_CHARS_PER_TOKEN
+    assert len(chunks) >= 300_000 // limit
+    assert all(len(c.text) <= limit for c in chunks)
+    assert line in "".join(c.text for c in chunks).replace(" ", "")
+
+
+def test_a_snippet_never_shows_a_long_word_whole():
+    from searchlm.snippets import MAX_WORD_CHARS, snippet_text
+
+    word = "x" * 1_000_000
+    shown = snippet_text(f"before {word} after the needle", "needle")
+    assert len(shown) < 40 * (MAX_WORD_CHARS + 3)
+    assert "[needle]" in shown and "x" * MAX_WORD_CHARS not in shown and "…" in shown
