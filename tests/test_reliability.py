@@ -104,6 +104,49 @@ def test_docx_over_the_expansion_limit_is_refused_before_parsing(tmp_path):
     assert time.perf_counter() - started < 5
 
 
+def _renamed_main_part(xml_mb: float, media_mb: float = 0) -> bytes:
+    """A DOCX whose main part is `word/document.dat` (its content type says what it is, as OOXML allows), with
+    `xml_mb` MB of paragraphs, and `media_mb` MB of an image that compresses to nothing."""
+    import io
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(docx_bomb(xml_mb)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            name = "word/document.dat" if info.filename == "word/document.xml" else info.filename
+            if info.filename == "[Content_Types].xml":
+                data = data.replace(b'PartName="/word/document.xml"', b'PartName="/word/document.dat"')
+                assert b"/word/document.dat" in data
+                data = data.replace(b"</Types>", b'<Default Extension="png" ContentType="image/png"/></Types>')
+            if info.filename == "_rels/.rels":
+                data = data.replace(b'Target="word/document.xml"', b'Target="word/document.dat"')
+            z.writestr(name, data)
+        if media_mb:
+            z.writestr("word/media/image1.png", bytes(int(media_mb * 2**20)))
+    return out.getvalue()
+
+
+def test_the_docx_limit_counts_a_part_by_its_content_type_not_its_name(tmp_path):
+    """The probe: the main part renamed `document.dat` escaped a limit that counted only `.xml`/`.rels` names,
+    and python-docx reached 3.5 GB. Media are not parsed: a large image alone does not skip a document."""
+    from searchlm.errors import ExtractionError
+    from searchlm.extract import extract
+
+    renamed = tmp_path / "renamed.docx"
+    renamed.write_bytes(_renamed_main_part(17))
+    with pytest.raises(ExtractionError, match="MB of XML, over the 16 MB per-file limit"):
+        extract(renamed)
+    small = tmp_path / "small.docx"
+    small.write_bytes(_renamed_main_part(0.01, media_mb=20))  # 20 MB of image: over 16, but not XML
+    assert "lorem ipsum" in extract(small).blocks[0].text
+    huge = tmp_path / "huge.docx"
+    huge.write_bytes(_renamed_main_part(0.01, media_mb=130))
+    with pytest.raises(ExtractionError, match=r"DOCX expands to 13\d MB, over the 128 MB per-file limit"):
+        extract(huge)
+
+
 def test_the_time_limit_applies_to_text_files_read_in_the_reader_thread(tmp_path, embedder, monkeypatch):
     """Text files are extracted in the indexer's reader thread, where no SIGALRM reaches: a watchdog thread
     stops one that runs past the limit, names the limit, and leaves nothing pending for the next file."""

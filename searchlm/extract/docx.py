@@ -48,19 +48,58 @@ def extract_docx(data: bytes, path: Path) -> ExtractedDocument:
 
 
 def _check_expansion(data: bytes) -> None:
-    """Refuse a DOCX whose XML parts unzip past MAX_EXPANDED_BYTES before any parser sees them: a 125 KB file
-    that expands to 30 MB of XML kept python-docx busy for 7 minutes. Media files are never parsed, so they
-    do not count."""
+    """Refuse a DOCX whose parts unzip past the limits before any parser sees them: a 125 KB file that expands
+    to 30 MB of XML kept python-docx busy for 7 minutes. A part counts as XML by its content type, as python-docx
+    decides what to parse, never by its name: a main part renamed `document.dat` is still parsed (it reached
+    3.5 GB). Media are loaded whole but not parsed, so all parts together get a larger limit."""
     import zipfile
 
-    from searchlm.extract.limits import MAX_EXPANDED_BYTES
+    from searchlm.extract.limits import MAX_EXPANDED_BYTES, MAX_EXPANDED_PARTS_BYTES
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            xml = sum(i.file_size for i in archive.infolist() if i.filename.endswith((".xml", ".rels")))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+            infos = archive.infolist()
+            types = _content_types(archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, KeyError) as exc:
         raise ExtractionError(f"corrupt or unreadable DOCX ({type(exc).__name__})") from None
+    xml = sum(i.file_size for i in infos if _parsed(i.filename, types))
     if xml > MAX_EXPANDED_BYTES:
         raise ExtractionError(
             f"DOCX expands to {xml / 2**20:.0f} MB of XML, over the {MAX_EXPANDED_BYTES // 2**20} MB per-file limit"
         )
+    total = sum(i.file_size for i in infos)
+    if total > MAX_EXPANDED_PARTS_BYTES:
+        raise ExtractionError(f"DOCX expands to {total / 2**20:.0f} MB, over the "
+                              f"{MAX_EXPANDED_PARTS_BYTES // 2**20} MB per-file limit")
+
+
+def _content_types(archive) -> tuple[dict[str, str], dict[str, str]]:
+    """([Content_Types].xml's overrides by part name, its defaults by extension), lower-cased. The file is
+    checked against the XML limit before it is parsed."""
+    import xml.etree.ElementTree as ET
+
+    from searchlm.extract.limits import MAX_EXPANDED_BYTES
+
+    info = archive.getinfo("[Content_Types].xml")
+    if info.file_size > MAX_EXPANDED_BYTES:
+        raise ExtractionError(f"DOCX expands to {info.file_size / 2**20:.0f} MB of XML, over the "
+                              f"{MAX_EXPANDED_BYTES // 2**20} MB per-file limit")
+    try:
+        root = ET.fromstring(archive.read(info))
+    except ET.ParseError as exc:
+        raise ExtractionError(f"corrupt or unreadable DOCX (content types: {exc})") from None
+    overrides, defaults = {}, {}
+    for el in root:
+        tag, kind = el.tag.rsplit("}", 1)[-1], el.get("ContentType", "").lower()
+        if tag == "Override":
+            overrides[el.get("PartName", "").lower()] = kind
+        elif tag == "Default":
+            defaults[el.get("Extension", "").lower()] = kind
+    return overrides, defaults
+
+
+def _parsed(name: str, types: tuple[dict[str, str], dict[str, str]]) -> bool:
+    """Whether python-docx would parse the part as XML: its content type is XML, or unknown (counted to be safe)."""
+    overrides, defaults = types
+    kind = overrides.get("/" + name.lower()) or defaults.get(name.rsplit(".", 1)[-1].lower() if "." in name else "")
+    return not kind or kind.endswith("xml")
