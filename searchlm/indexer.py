@@ -109,7 +109,8 @@ def index_folder(
         manifest = _existing_manifest(index_dir, root, settings)
         chunker = chunker or ChunkerSettings(**(manifest.chunker if manifest else {}))
         progress("scan", 0, 0)
-        files = walk(root, follow_symlinks=follow_symlinks, skipped=report.skipped)
+        # The index home is passed over wherever it sits below root (its files are no documents).
+        files = walk(root, follow_symlinks=follow_symlinks, skipped=report.skipped, exclude=(settings.home,))
         progress("scan", len(files), len(files))
         report.files_seen = len(files) + len(report.skipped)
         store = Store(index_dir / DB_FILE, existing=manifest is not None)
@@ -230,8 +231,9 @@ class _IndexRun:
         A reader thread decides, hashes, extracts and chunks; this thread embeds and does every SQLite write.
         At most `FEED_CHUNKS` chunks wait between the two, so memory does not grow with the corpus."""
         report = self.report
-        # A file skipped by the walk (unreadable now, a special file) is not gone: its indexed text stays.
-        present = {f.rel for f in files} | {rel for rel, _ in report.skipped}
+        # A document whose file the walk skipped (now a symlink out of the folder, a folder, unreadable) is gone
+        # too: the index never keeps text that could not be read from the folder as it is now.
+        present = {f.rel for f in files}
         gone = {path: row for path, row in stored.items() if path not in present}
         used = self.manifest.readers if self.manifest else {}
         stale = {kind for kind, version in READER_VERSIONS.items() if used.get(kind, 1) < version}
@@ -278,6 +280,8 @@ class _IndexRun:
                     report.moved.append((old.path, f.rel))
                 elif what == "skip":
                     report.skipped.append(payload)
+                    if payload[0] in stored:  # its old text is not kept (swapped for a symlink, unreadable, ...)
+                        gone[payload[0]] = stored[payload[0]]
                 else:
                     documents += 1
                     window.append(payload)
@@ -295,8 +299,16 @@ class _IndexRun:
 
         if not documents and len(stored) == len(gone) and not report.moved:
             reasons = "; ".join(f"{p}: {why}" for p, why in report.skipped[:3])
+            removed = ""
+            if gone and self.manifest is not None and "." not in {p for p, _ in report.skipped}:
+                # The folder was read and holds nothing readable now: the old documents go (a folder that
+                # could not be read at all may be a mount not there yet, and keeps them).
+                self.store.delete_documents(gone)
+                report.removed.extend(sorted(gone))
+                self._finish()
+                removed = f"; {_count(len(gone), 'document')} indexed from it before removed"
             raise NothingToIndexError(
-                f"no readable documents in '{self.root}' ({len(report.skipped)} skipped: {reasons})"
+                f"no readable documents in '{self.root}' ({len(report.skipped)} skipped: {reasons}{removed})"
                 " (point searchlm at a folder of text, Markdown, HTML, PDF or DOCX files)"
             )
         if gone:
@@ -342,7 +354,7 @@ class _IndexRun:
                 counter = self.counter  # outside the per-file guard: a tokenizer that fails is not one file's fault
                 self._on_file(f.rel)
                 try:
-                    data = read_regular(f.path)
+                    data = read_regular(f.path, expect=f.identity, follow_symlinks=f.via_symlink)
                     data_hash = "sha256:" + hashlib.sha256(data).hexdigest()
                     if row is not None and row.content_hash == data_hash and not reread:
                         hand_over(n, ("touch", (row, f)))
@@ -610,6 +622,10 @@ def _even_calls(texts: list[str], batch_size: int) -> list[list[str]]:
         longer = batches.pop(0)
         calls.append(longer + (batches.pop() if batches else []))
     return calls
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _disk_full(exc: BaseException) -> bool:

@@ -580,3 +580,149 @@ def test_a_full_ask_queue_answers_503_with_retry_after(served_good):
         finally:
             for _ in range(ASK_QUEUE):
                 slots.release()
+
+
+# -- only what the walk found is read; nothing outside the folder is read through a link ----------------------
+SECRET = "root:x:0:0:hunter2 the secret outside the folder\n"
+
+
+def test_a_file_swapped_for_a_symlink_after_the_walk_is_not_read_and_leaves_the_index(tmp_path, embedder):
+    """The probe: a file replaced by a symlink out of the folder between the walk and the read was read through
+    the link, and stayed searchable. Here the swap happens at the real seam: the progress call that ends the
+    walk, before any file is read."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text(SECRET)
+    corpus = write_files(tmp_path / "corpus", GOOD)
+    settings = Settings(home=tmp_path / "indexes", name="swap")
+    index_folder(corpus, settings, embedder=embedder)
+    (corpus / "tides.txt").write_text("Tides\n\nThe moon pulls the oceans, and the tide tables changed.\n")
+
+    def swap(phase, done, total):
+        if phase == "scan" and total:
+            (corpus / "tides.txt").unlink()
+            (corpus / "tides.txt").symlink_to(outside)
+
+    report = index_folder(corpus, settings, embedder=embedder, progress=swap)
+    assert "became a symlink after the folder was walked" in dict(report.skipped)["tides.txt"]
+    assert report.removed == ["tides.txt"] and stored_paths(settings) == {"bees.md", "bread.txt"}
+    assert not Searcher(settings).search("hunter2 secret", k=3, mode="keyword")
+
+    # The next run sees the symlink in the walk: still skipped, still not in the index.
+    again = index_folder(corpus, settings, embedder=embedder)
+    assert "outside the indexed folder" in dict(again.skipped)["tides.txt"]
+    assert stored_paths(settings) == {"bees.md", "bread.txt"}
+
+
+def test_a_file_replaced_by_another_after_the_walk_is_refused_by_identity(tmp_path):
+    from searchlm.errors import ExtractionError
+    from searchlm.extract import read_regular
+
+    corpus = write_files(tmp_path / "corpus", GOOD)
+    (tmp_path / "outside.txt").write_text(SECRET)
+    (corpus / "link.md").symlink_to(corpus / "bees.md")  # a symlink inside the folder is read, through the link
+    found = {f.rel: f for f in walk(corpus)}
+    assert found["link.md"].via_symlink and not found["bees.md"].via_symlink
+    assert b"waggle" in read_regular(found["link.md"].path, expect=found["link.md"].identity, follow_symlinks=True)
+
+    (corpus / "new.txt").write_text(SECRET)
+    os.replace(corpus / "new.txt", corpus / "bread.txt")  # another file under the walked name (a rename over it)
+    with pytest.raises(ExtractionError, match="became another file"):
+        read_regular(found["bread.txt"].path, expect=found["bread.txt"].identity)
+    (corpus / "bees.md").unlink()
+    (corpus / "bees.md").mkdir()  # a folder in its place: not read, named
+    with pytest.raises(ExtractionError, match="not a regular file"):
+        read_regular(found["bees.md"].path, expect=found["bees.md"].identity)
+    os.rmdir(corpus / "bees.md")
+    (corpus / "bees.md").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(ExtractionError, match="became a symlink"):
+        read_regular(found["bees.md"].path, expect=found["bees.md"].identity, follow_symlinks=False)
+
+
+@pytest.mark.parametrize("replacement", ["symlink out", "folder"])
+def test_a_document_whose_file_became_a_symlink_out_or_a_folder_is_removed(tmp_path, embedder, replacement):
+    (tmp_path / "outside.txt").write_text(SECRET)
+    corpus = write_files(tmp_path / "corpus", GOOD)
+    settings = Settings(home=tmp_path / "indexes", name="gone")
+    index_folder(corpus, settings, embedder=embedder)
+    (corpus / "bees.md").unlink()
+    if replacement == "folder":
+        (corpus / "bees.md").mkdir()
+    else:
+        (corpus / "bees.md").symlink_to(tmp_path / "outside.txt")
+    report = index_folder(corpus, settings, embedder=embedder)
+    assert report.removed == ["bees.md"] and "bees.md" not in stored_paths(settings)
+    assert not Searcher(settings).search("waggle dance", k=3, mode="keyword")
+
+
+def test_a_hard_link_to_a_file_outside_the_folder_is_skipped(tmp_path, embedder):
+    """The probe: a hard link to /etc/passwd made inside the folder was indexed and served whole. A file with
+    more links than the walk finds names for inside the folder has a name outside it; it is skipped, named."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text(SECRET)
+    corpus = write_files(tmp_path / "corpus", GOOD)
+    os.link(outside, corpus / "passwd.txt")
+    os.link(corpus / "bees.md", corpus / "bees-again.md")  # both names inside: read
+    settings = Settings(home=tmp_path / "indexes", name="hard")
+    report = index_folder(corpus, settings, embedder=embedder)
+    why = dict(report.skipped)["passwd.txt"]
+    assert why == ("hard link to a file with names outside the indexed folder (2 links, 1 found here; "
+                   "pass --follow-symlinks to read it)")
+    assert stored_paths(settings) == {*GOOD, "bees-again.md"}
+    assert not Searcher(settings).search("hunter2 secret", k=3, mode="keyword")
+    # Opting in reads it, as for a symlink out of the folder.
+    assert "passwd.txt" in index_folder(corpus, settings, embedder=embedder, follow_symlinks=True).added
+
+
+def test_an_unreadable_subfolder_is_skipped_with_a_reason_not_a_traceback(tmp_path):
+    """As root every folder is readable, so the walk runs as `nobody` in a forked child (the interpreter's own
+    folder may be closed to `nobody`, so no new interpreter is started)."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="searchlm-perm-"))
+    try:
+        os.chmod(base, 0o755)
+        write_files(base, {"a.md": "# A\n\nreadable\n", "locked/b.md": "# B\n", "listed/c.md": "# C\n"})
+        os.chmod(base / "locked", 0o000)  # neither listed nor entered
+        os.chmod(base / "listed", 0o644)  # listed, not entered: even pyvenv.cfg cannot be looked for there
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: drop to nobody, walk, report, and leave without running pytest's exit code
+            status = 1
+            try:
+                os.close(read_end)
+                if os.geteuid() == 0:
+                    os.setgid(65534)
+                    os.setuid(65534)
+                skipped: list = []
+                try:
+                    found = [f.rel for f in walk(base, skipped=skipped)]
+                    result = {"found": found, "skipped": skipped}
+                except BaseException as exc:  # the bug: a traceback instead of a reason
+                    result = {"error": f"{type(exc).__name__}: {exc}"}
+                os.write(write_end, json.dumps(result).encode())
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            result = json.loads(pipe.read() or b"{}")
+        assert os.waitpid(pid, 0)[1] == 0
+        assert "error" not in result, result["error"]
+        reasons = dict(result["skipped"])
+        assert result["found"] == ["a.md"]
+        assert reasons["locked"] == "unreadable folder (Permission denied)"
+        assert reasons["listed/c.md"] == "unreadable (Permission denied)"
+    finally:
+        for sub in ("locked", "listed"):
+            os.chmod(base / sub, 0o755)
+        import shutil
+
+        shutil.rmtree(base)
+
+
+def test_the_walk_passes_over_the_index_home_wherever_it_appears(tmp_path):
+    corpus = write_files(tmp_path / "corpus", GOOD)
+    home = corpus / "indexes"
+    write_files(home, {"t/encoder/vocab.txt": "[PAD]\n[UNK]\n", "t/notes.md": "# not a document\n"})
+    assert {f.rel for f in walk(corpus, exclude=(home,))} == set(GOOD)
+    assert "indexes/t/notes.md" in {f.rel for f in walk(corpus)}  # without the exclusion it would be read

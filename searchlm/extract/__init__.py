@@ -6,6 +6,7 @@ One module per format; `extract(path)` picks the extractor by file extension.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import threading
@@ -51,16 +52,30 @@ def file_kind(name: str) -> str | None:
     return SUPPORTED.get("." + name) if name else None
 
 
-def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES, expect: tuple[int, int] | None = None,
+                 follow_symlinks: bool = True) -> bytes:
     """The bytes of a regular file, at most `limit` of them. A FIFO, device or socket is refused before a read
-    could block or never end (the file may have been swapped since the folder was walked)."""
+    could block or never end (the file may have been swapped since the folder was walked).
+
+    `expect`: the (device, inode) the folder walk saw; the file opened must be that one, or it is refused (a file
+    swapped for a symlink out of the folder, or for another file, between the walk and the read).
+    `follow_symlinks=False` opens with O_NOFOLLOW: a path the walk found to be a regular file is not read
+    through a symlink put in its place."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise ExtractionError(_CHANGED.format("a symlink")) from None
         raise ExtractionError(f"unreadable ({exc.strerror or exc})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise ExtractionError("not a regular file")
+        if expect is not None and (st.st_dev, st.st_ino) != tuple(expect):
+            raise ExtractionError(_CHANGED.format("another file"))
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(limit + 1)
     except OSError as exc:
@@ -70,6 +85,9 @@ def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     if len(data) > limit:
         raise ExtractionError(f"larger than {limit // 2**20} MB (the per-file size limit)")
     return data
+
+
+_CHANGED = "became {} after the folder was walked (not read; the next run looks again)"
 
 
 def extract(path: Path, data: bytes | None = None, targets=None) -> ExtractedDocument:
