@@ -128,7 +128,7 @@ def index(
         path, ray_address = _ray_address(ray, path, ctx.args)
     if ray or ray_address or settings.ray_address:
         settings = settings.with_(embedder="ray", ray_address=ray_address)
-    with Index(settings=settings) as target, _progress(quiet or as_json) as progress:
+    with _sigterm_interrupts(), Index(settings=settings) as target, _progress(quiet or as_json) as progress:
         report = target.update(path, progress=progress, follow_symlinks=follow_symlinks,
                                on_model_load=progress.message if progress else None,
                                on_file=progress.reading if progress else None)
@@ -153,6 +153,23 @@ def _ray_address(ray: bool, path: Path, extra: list[str]) -> tuple[Path, str]:
                          "searchlm index DIR, with `--ray` or `--ray HOST:6379` to embed on Ray")
     folder = next(v for v in values if v != addresses[0])
     return Path(folder), addresses[0]
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (`kill`, a service manager's stop) ends the command as Ctrl-C does: what is committed is kept, one
+    line says so, exit 130; not a silent 143 that leaves the user guessing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # raises KeyboardInterrupt
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager

@@ -249,6 +249,7 @@ class _IndexRun:
         self._bytes_total = sum(f.size for f in files)
         self.progress("bytes", 0, self._bytes_total)
         self.progress("read", 0, len(files))
+        finished = False
         try:
             while True:
                 # Wait for more only while the window is small: a slow reader (PDFs) should not idle the encoder.
@@ -258,6 +259,7 @@ class _IndexRun:
                         self._flush(window)
                         window, window_chunks = [], 0
                     if item is _END:
+                        finished = True
                         break
                     continue
                 what, payload = item
@@ -291,6 +293,8 @@ class _IndexRun:
                         window, window_chunks = [], 0
         finally:
             feed.stop()
+            if not finished:  # an error or Ctrl-C: a file the worker is in would hold the exit up to its limit
+                self._stop_extractor()
             reader.join(timeout=5)
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -346,6 +350,7 @@ class _IndexRun:
 
         try:
             for n, f in enumerate(files, 1):
+                feed.check()
                 row = stored.get(f.rel)
                 reread = bool(stale) and kind_of(f.path) in stale  # same bytes, but this reader now reads them better
                 if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns and not reread:
@@ -414,8 +419,12 @@ class _IndexRun:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: this process runs threads (and maybe torch); a fork of it is not safe.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            from searchlm.children import die_with_parent
+
+            # spawn: this process runs threads (and maybe torch); a fork of it is not safe. The worker dies with
+            # this process, even by kill -9 (and with the reader thread that starts it, whose work it is).
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=die_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def _extract_apart(self, path: Path, data: bytes):
@@ -577,6 +586,11 @@ class _Feed:
             self._waiting -= self._weights.popleft()
             self._cond.notify_all()
             return self._items.popleft()
+
+    def check(self) -> None:
+        """Raise _Stopped once the consumer has stopped, so the reader starts no new file."""
+        if self._stopped:
+            raise _Stopped
 
     def close(self) -> None:
         with self._cond:

@@ -57,3 +57,88 @@ def test_sigkill_during_index_then_resume(tmp_path):
     assert f"{committed} unchanged" in done.stdout
     assert count_documents(db) == 900
     assert len(Searcher(settings).search("item number 899", k=3, mode="keyword")) == 3
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group `pgid` (from /proc; zombies count as gone)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            members.append(int(entry))
+    return members
+
+
+def html_corpus(folder, n: int = 400):
+    folder.mkdir()
+    for i in range(n):  # HTML goes to the extraction worker process
+        (folder / f"page{i:04d}.html").write_text(
+            f"<html><head><title>Page {i}</title></head><body><p>Page {i} is about item {i}.</p></body></html>")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes from /proc")
+def test_sigkill_of_index_leaves_no_worker_process_behind(tmp_path):
+    """The probe: after kill -9 of `index`, its extraction worker and the multiprocessing resource tracker lived
+    on (12 kills of 16), holding the caller's pipes open. They die with it now."""
+    html_corpus(tmp_path / "corpus")
+    cmd = [sys.executable, "-m", "searchlm", "index", str(tmp_path / "corpus"), "--home", str(tmp_path / "home"),
+           "--name", "k", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and len(group_members(proc.pid)) < 2:
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            pytest.fail(f"index finished before its worker could be seen: {proc.communicate()}")
+        children = set(group_members(proc.pid)) - {proc.pid}
+        assert children  # the worker (and the resource tracker) are running
+        os.kill(proc.pid, signal.SIGKILL)  # the index process only, as a crash or the OOM killer would
+        proc.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and group_members(proc.pid):
+            time.sleep(0.1)
+        assert not group_members(proc.pid), "processes outlived the killed index run"
+        proc.communicate(timeout=10)  # the caller's pipes reach EOF: nobody holds them open
+    finally:
+        for pid in group_members(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_sigterm_during_index_ends_like_ctrl_c(tmp_path):
+    """The probe: SIGTERM exited 143 with no message. It is an interrupt now: one line, exit 130, the work
+    committed so far kept and searchable, and no worker left behind."""
+    corpus = tmp_path / "corpus"
+    html_corpus(corpus, 50)
+    for i in range(900):
+        (corpus / f"note{i:04d}.md").write_text(f"# Note {i}\n\nNote {i} is about volcanoes and item number {i}.\n")
+    home = tmp_path / "home"
+    db = home / "k" / "index.db"
+    cmd = [sys.executable, "-m", "searchlm", "index", str(corpus), "--home", str(home), "--name", "k", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and count_documents(db) == 0:
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            pytest.fail(f"index finished before it could be stopped: {proc.communicate()}")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)  # before: 143, and a worker kept stderr open
+        assert proc.returncode == 130, err
+        assert err.decode().strip() == "Interrupted: work committed so far is kept; run the command again to finish."
+        assert 0 < count_documents(db) < 950
+        assert Searcher(Settings(home=home, name="k")).search("volcanoes", k=3)
+        deadline = time.time() + 10
+        while time.time() < deadline and group_members(proc.pid):
+            time.sleep(0.1)
+        assert not group_members(proc.pid)
+    finally:
+        for pid in group_members(proc.pid):
+            os.kill(pid, signal.SIGKILL)
