@@ -52,7 +52,10 @@ def watch_folder(
     stop = stop or threading.Event()
     say = on_message or (lambda text: None)
     embedder = _KeptEmbedder(settings, say)
-    home = Path(settings.home).expanduser().resolve()
+    from searchlm.homes import locate
+
+    # The home index_folder writes to (found from anywhere, as it finds it), not only the one named here.
+    home = _OwnFiles(root, locate(settings.name, settings.home) or settings.home)
 
     def sync() -> bool:
         """One incremental run. True when it completed (False: retry later)."""
@@ -97,7 +100,7 @@ def watch_folder(
             stop.wait(CHECK_MS / 1000)
 
 
-def _changes(root: Path, home: Path, stop: threading.Event, debounce_ms: int):
+def _changes(root: Path, home: "_OwnFiles", stop: threading.Event, debounce_ms: int):
     """Batches of relevant changed paths (an empty batch about every CHECK_MS, to let the caller look around)."""
     try:
         from watchfiles import DefaultFilter, watch
@@ -109,9 +112,7 @@ def _changes(root: Path, home: Path, stop: threading.Event, debounce_ms: int):
 
     def relevant(change, path: str) -> bool:
         p = Path(path)
-        if p == home or home in p.parents:  # the index's own files, when the home is inside the folder
-            return False
-        if not base(change, path):
+        if not base(change, path) or p in home:  # the index's own files, when the home is inside the folder
             return False
         # Supported files, ignore files, and anything without a suffix (a folder renamed or deleted).
         return kind_of(p) is not None or p.name in IGNORE_FILES or not p.suffix
@@ -120,6 +121,30 @@ def _changes(root: Path, home: Path, stop: threading.Event, debounce_ms: int):
         root, watch_filter=relevant, debounce=debounce_ms, step=STEP_MS, stop_event=stop, rust_timeout=CHECK_MS,
         yield_on_timeout=True, raise_interrupt=True, ignore_permission_denied=True,
     )
+
+
+class _OwnFiles:
+    """Whether a changed path is in the index home, wherever the home appears inside the watched folder: under
+    its own path, through a symlink, or bind-mounted there (another path, the same device and inode). Without
+    this, each run's own writes were a change, and the index was rewritten every 2 s."""
+
+    def __init__(self, root: Path, home: Path):
+        self.root = root
+        self.home = Path(home).expanduser().absolute()
+        self.real = Path(os.path.realpath(self.home))
+
+    def __contains__(self, path: Path) -> bool:
+        if path == self.real or self.real in path.parents or path == self.home or self.home in path.parents:
+            return True
+        home = _identity(self.home)  # looked up each time: the home is made by the first run
+        if home is None:
+            return False
+        for folder in (path, *path.parents):  # the path and its folders below the root
+            if folder == self.root or self.root not in folder.parents:
+                break
+            if _identity(folder) == home:
+                return True
+        return False
 
 
 def _identity(root: Path) -> tuple[int, int] | None:

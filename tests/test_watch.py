@@ -140,3 +140,43 @@ def test_watch_survives_a_model_error_and_indexes_once_the_model_is_there(tmp_pa
         stop.set()
         watcher.join(timeout=60)
     assert not watcher.is_alive()
+
+
+@pytest.mark.parametrize("how", ["inside", "symlink", "bind mount"])
+def test_watch_ignores_its_own_index_home_inside_the_folder(tmp_path, how):
+    """The probe: with the index home bind-mounted inside the watched folder, each run's own writes were a change
+    and the index was rewritten every 2 s. The home is known by device and inode, under any name."""
+    import subprocess
+
+    from searchlm.watch import watch_folder
+
+    corpus = write_files(tmp_path / "corpus", DOCS)
+    home = corpus / "indexes" if how == "inside" else tmp_path / "home"
+    home.mkdir()
+    if how == "symlink":
+        (corpus / "idx").symlink_to(home, target_is_directory=True)
+    elif how == "bind mount":
+        (corpus / "idx").mkdir()
+        mounted = subprocess.run(["mount", "--bind", str(home), str(corpus / "idx")], capture_output=True, text=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot bind-mount here: {mounted.stderr.strip()}")
+    settings = Settings(home=home, name="w")
+    manifest = home / "w" / "manifest.json"
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_folder, args=(corpus, settings), kwargs={"stop": stop, "debounce_ms": 200})
+    watcher.start()
+    try:
+        wait_for(lambda: manifest.is_file() and paths_for(settings, "waggle"), 300, "the first indexing")
+        time.sleep(2)  # the first run's own writes settle
+        written = manifest.stat().st_mtime_ns
+        time.sleep(6)
+        assert manifest.stat().st_mtime_ns == written, "the index was rewritten with nothing changed"
+        (corpus / "new.md").write_text("# Quokka\n\nThe zanzibarquokka lives on an island.\n")
+        assert wait_for(lambda: paths_for(settings, "zanzibarquokka"), 60, "a new file") == ["new.md"]
+        assert set(paths_for(settings, "vocab OR manifest OR tokenizer")) <= {"bees.md", "bread.txt", "new.md"}
+    finally:
+        stop.set()
+        watcher.join(timeout=60)
+        if how == "bind mount":
+            subprocess.run(["umount", str(corpus / "idx")], check=False)
+    assert not watcher.is_alive()
