@@ -116,7 +116,9 @@ def index(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", hidden=True, help="The same as --ray ADDRESS."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     follow_symlinks: bool = typer.Option(
-        False, "--follow-symlinks", help="Also read symlinks that lead outside the folder (skipped by default)."
+        False, "--follow-symlinks",
+        help="Also read symlinks that lead outside the folder, and hard links to files with names outside it "
+        "(both skipped by default).",
     ),
     as_json: bool = JsonOpt,
 ) -> None:

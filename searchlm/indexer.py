@@ -88,9 +88,11 @@ def index_folder(
     extracted and chunked it, so a display can name a file that holds the run up.
 
     One bad file never stops a run: whatever keeps a file from being read (permissions, encoding, a parser's
-    error, a special file, a per-file limit) skips it with a one-line reason in `report.skipped`. Symlinks are
-    read only when they stay inside `root`, unless `follow_symlinks`. A disk that fills up is a DiskFullError
-    naming the path; every document committed before it is kept."""
+    error, a special file, a per-file limit) skips it with a one-line reason in `report.skipped`, and a document
+    of the index whose file is skipped is removed. Symlinks are read only when they stay inside `root`, and hard
+    links only when all their names are in it, unless `follow_symlinks`; a file that changed into something else
+    between the walk and the read is skipped. A disk that fills up is a DiskFullError naming the path; every
+    document committed before it is kept."""
     started = time.perf_counter()
     root = Path(root).expanduser()
     if not root.exists():

@@ -100,7 +100,7 @@ def watch_folder(
             stop.wait(CHECK_MS / 1000)
 
 
-def _changes(root: Path, home: "_OwnFiles", stop: threading.Event, debounce_ms: int):
+def _changes(root: Path, home: _OwnFiles, stop: threading.Event, debounce_ms: int):
     """Batches of relevant changed paths (an empty batch about every CHECK_MS, to let the caller look around)."""
     try:
         from watchfiles import DefaultFilter, watch
