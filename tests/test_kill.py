@@ -75,6 +75,18 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def worker_running(pgid: int) -> bool:
+    """Whether the extraction worker (a multiprocessing spawn child) runs in process group `pgid`."""
+    for pid in group_members(pgid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def html_corpus(folder, n: int = 400):
     folder.mkdir()
     for i in range(n):  # HTML goes to the extraction worker process
@@ -93,7 +105,7 @@ def test_sigkill_of_index_leaves_no_worker_process_behind(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None and len(group_members(proc.pid)) < 2:
+        while time.time() < deadline and proc.poll() is None and not worker_running(proc.pid):
             time.sleep(0.05)
         if proc.poll() is not None:
             pytest.fail(f"index finished before its worker could be seen: {proc.communicate()}")
