@@ -361,7 +361,7 @@ class _IndexRun:
                 counter = self.counter  # outside the per-file guard: a tokenizer that fails is not one file's fault
                 self._on_file(f.rel)
                 try:
-                    data = read_regular(f.path, expect=f.identity, follow_symlinks=f.via_symlink)
+                    data = _read_found(f)
                     data_hash = "sha256:" + hashlib.sha256(data).hexdigest()
                     if row is not None and row.content_hash == data_hash and not reread:
                         hand_over(n, ("touch", (row, f)))
@@ -411,7 +411,8 @@ class _IndexRun:
         if self._targets is None:
             from searchlm.extract.rst import scan_targets
 
-            self._targets = scan_targets(f.path for f in files if kind_of(f.path) == "rst")
+            rst = {f.path: f for f in files if kind_of(f.path) == "rst"}
+            self._targets = scan_targets(rst, read=lambda path: _read_found(rst[path]))
         return self._targets
 
     def _extractor(self):
@@ -638,6 +639,11 @@ def _even_calls(texts: list[str], batch_size: int) -> list[list[str]]:
         longer = batches.pop(0)
         calls.append(longer + (batches.pop() if batches else []))
     return calls
+
+
+def _read_found(f: FoundFile) -> bytes:
+    """The bytes of the file the walk found, and of no other (see `read_regular`)."""
+    return read_regular(f.path, expect=f.identity, follow_symlinks=f.via_symlink)
 
 
 def _count(n: int, noun: str) -> str:

@@ -726,3 +726,23 @@ def test_the_walk_passes_over_the_index_home_wherever_it_appears(tmp_path):
     write_files(home, {"t/encoder/vocab.txt": "[PAD]\n[UNK]\n", "t/notes.md": "# not a document\n"})
     assert {f.rel for f in walk(corpus, exclude=(home,))} == set(GOOD)
     assert "indexes/t/notes.md" in {f.rel for f in walk(corpus)}  # without the exclusion it would be read
+
+
+def test_sphinx_titles_are_read_only_from_the_files_the_walk_found(tmp_path, embedder):
+    """A :ref: shows the title of the section it names, read from another .rst file of the folder: that file,
+    swapped for a symlink out of the folder after the walk, lends no title either."""
+    (tmp_path / "outside.rst").write_text(".. _target:\n\nHunter2 secret title\n====================\n\nText.\n")
+    corpus = write_files(tmp_path / "corpus", {
+        "a.rst": "Guide\n=====\n\nThe setup is explained in :ref:`target` for everyone who reads it.\n",
+        "b.rst": ".. _target:\n\nPublic section title\n====================\n\nSome public text about it.\n",
+    })
+
+    def swap(phase, done, total):
+        if phase == "scan" and total:
+            (corpus / "b.rst").unlink()
+            (corpus / "b.rst").symlink_to(tmp_path / "outside.rst")
+
+    settings = Settings(home=tmp_path / "indexes", name="rst")
+    report = index_folder(corpus, settings, embedder=embedder, progress=swap)
+    assert "became a symlink" in dict(report.skipped)["b.rst"] and report.added == ["a.rst"]
+    assert not Searcher(settings).search("hunter2 secret", k=3, mode="keyword")

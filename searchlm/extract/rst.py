@@ -323,10 +323,11 @@ class SphinxTargets:
         return resolve
 
 
-def scan_targets(paths: Iterable[Path]) -> SphinxTargets:
+def scan_targets(paths: Iterable[Path], read=None) -> SphinxTargets:
     """The labels and titles of these .rst files, found by regular expressions over each file's text (no parse):
     a few milliseconds a page. The first file to define a label wins, as in one Sphinx project; unreadable files
-    are passed over (extraction names them)."""
+    are passed over (extraction names them). `read(path)` gives a file's bytes (the indexer's checks that it is
+    the file the walk found); `read_regular` by default."""
     from searchlm.errors import ExtractionError
     from searchlm.extract import read_regular
     from searchlm.extract.decode import decode, normalize_newlines
@@ -334,7 +335,7 @@ def scan_targets(paths: Iterable[Path]) -> SphinxTargets:
     targets = SphinxTargets()
     for path in paths:
         try:
-            text = normalize_newlines(decode(read_regular(path)))
+            text = normalize_newlines(decode((read or read_regular)(path)))
         except (ExtractionError, UnicodeError):
             continue
         for heading in _HEADING.finditer(text):
