@@ -129,7 +129,7 @@ def _continues(sentence: str) -> bool:
         return False
     last = sentence.rsplit(None, 1)[-1].lstrip("(\"'[`")
     word = last[:-1].lower()
-    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+    if word in _ABBREVIATIONS or (len(word) == 1 and last[:-1].isupper()):  # "J. Smith", not "100 g. We"
         return True
     return sentence.count("`") % 2 == 1 or sentence.count("(") > sentence.count(")") \
         or sentence.count("[") > sentence.count("]")

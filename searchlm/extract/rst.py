@@ -327,15 +327,14 @@ def scan_targets(paths: Iterable[Path], read=None) -> SphinxTargets:
     """The labels and titles of these .rst files, found by regular expressions over each file's text (no parse):
     a few milliseconds a page. The first file to define a label wins, as in one Sphinx project; unreadable files
     are passed over (extraction names them). `read(path)` gives a file's bytes (the indexer's checks that it is
-    the file the walk found); `read_regular` by default."""
+    the file the walk found, as the indexer passes it); a plain read by default, for files the caller trusts."""
     from searchlm.errors import ExtractionError
-    from searchlm.extract import read_regular
     from searchlm.extract.decode import decode, normalize_newlines
 
     targets = SphinxTargets()
     for path in paths:
         try:
-            text = normalize_newlines(decode((read or read_regular)(path)))
+            text = normalize_newlines(decode((read or Path.read_bytes)(path)))
         except (ExtractionError, UnicodeError):
             continue
         for heading in _HEADING.finditer(text):
