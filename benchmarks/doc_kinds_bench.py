@@ -7,7 +7,20 @@ guides: hit@5 and the share of questions whose first hit is a guide, without the
 
 The questions (benchmarks/doc_kinds_questions.jsonl: a how-to question and the guide pages that answer it) were
 written from the manual's file list before any search was run. hit@5: an expected page among the first 5 hits (chunks);
-guide first: the first hit is a guide page; changelog/migration in top 5: their mean count among the first 5 hits.
+guide first: the first hit is a guide page; noise@5: the mean count of changelog and migration hits among the first 5.
+
+On SQLAlchemy 2.0.36's doc/build (195 pages, 6,992 chunks: 124 guide, 27 changelog, 13 migration, 31 api pages),
+MiniLM, hybrid, 2-core machine, 2026-12-07:
+
+    prior (changelog,migration / api)   hit@5   guide first   noise@5
+    none                                 0.94        1.00        0.24
+    0.9 / 1.0                            1.00        1.00        0.06
+    0.8 / 0.95 (default)                 1.00        1.00        0.00
+    0.8 / 0.9                            0.94        1.00        0.00
+    0.5 / 0.8                            0.94        1.00        0.00
+
+The miss without the prior is the hybrid-attributes question, whose page (orm/extensions/hybrid.rst) is an API stub;
+a stronger API weight pushes it out again, hence api 0.95.
 """
 
 from __future__ import annotations
@@ -56,7 +69,7 @@ def main() -> None:
         base = run(searcher, questions, prior=False)
         rows = [("no prior", "", base)]
         for history in (0.9, 0.8, 0.7, 0.6, 0.5):
-            for api in (1.0, 0.9, 0.8):
+            for api in (1.0, 0.95, 0.9, 0.8):
                 PRIOR.update(changelog=history, migration=history, api=api)
                 rows.append((f"{history}", f"{api}", run(searcher, questions, prior=True)))
         PRIOR.update(tuned)
