@@ -2,7 +2,8 @@
 
 BM25 comes from SQLite FTS5, or from Milvus when the index keeps its vectors there (`stores/`); dense candidates
 from the vector store (FAISS or Milvus). Either way every candidate then gets both scores exactly and the lists
-are fused the same way. The query path imports no torch: queries are encoded by the index's ONNX export
+are fused the same way, and the fused score of a changelog, migration note or API stub is lowered by its kind's
+prior (`doc_kinds.PRIOR`) so a guide of equal relevance ranks first. The query path imports no torch: queries are encoded by the index's ONNX export
 (`embed.onnx`). A `Searcher` holds the loaded store, encoder and vector store, so a server keeps them warm.
 """
 
