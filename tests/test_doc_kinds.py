@@ -262,3 +262,12 @@ def test_only_guides_means_the_prior_changes_nothing(make_index):
             with_prior = searcher.search(query, SearchOptions(k=10, explain=True))
             without = searcher.search(query, SearchOptions(k=10, prior=False, explain=True))
             assert [h.to_json() for h in with_prior] == [h.to_json() for h in without]
+
+
+def test_a_salvaged_database_keeps_its_kinds(make_index):
+    from searchlm.check import _salvage
+
+    settings, _, _ = make_index({"guide.md": f"# Connection pooling\n\n{POOL}\n", "CHANGES.md": FILES["CHANGES.md"]})
+    kept, lost = _salvage(settings.index_dir / "index.db")  # what `check --repair` copies into a fresh database
+    assert (kept, lost) == (2, 0)
+    assert _stored_kinds(settings) == {"guide.md": "guide", "CHANGES.md": "changelog"}
