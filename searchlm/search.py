@@ -96,7 +96,7 @@ class SearchOptions:
             if kind.strip() and file_kind(kind) is None:
                 raise InputError(
                     f"file type '{kind.strip()}' is not one searchlm indexes "
-                    f"(use kinds such as {', '.join(sorted(set(SUPPORTED.values()))[:12])}, ...)"
+                    f"(use file types such as {', '.join(sorted(set(SUPPORTED.values()))[:12])}, ...)"
                 )
         parse_kinds(self.doc_kinds + self.exclude_doc_kinds)
         if not 0.0 <= self.dense_weight <= 1.0:
