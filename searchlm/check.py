@@ -220,6 +220,7 @@ def _salvage(path: Path) -> tuple[int, int]:
                                        "end_line, page, text, hash, vector) VALUES (?,?,?,?,?,?,?,?,?,?,?)", chunks)
                 kept += 1
             fresh.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(int(time.time())),))
+        fresh.fill_doc_kinds()
     finally:
         if old is not None:
             old.close()

@@ -280,6 +280,8 @@ def search(
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Leave out this file, folder or glob (repeatable, e.g. --exclude 'changelog/*')."),
     type_: Optional[str] = typer.Option(None, "--type", help="Only these file types, comma-separated (e.g. md,pdf)."),
     since: Optional[str] = typer.Option(None, "--since", help="Only documents modified on or after YYYY-MM-DD."),
+    doc_kind: Optional[list[str]] = typer.Option(None, "--kind", help="Only these kinds of page: guide, changelog, migration, api (repeatable or comma-separated)."),
+    exclude_doc_kind: Optional[list[str]] = typer.Option(None, "--exclude-kind", help="Leave out these kinds of page (e.g. --exclude-kind changelog,migration)."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="lm, lm:MODEL, cross-encoder or cross-encoder:MODEL."),
     rerank_depth: int = typer.Option(20, "--rerank-depth", help="How many candidates the reranker scores."),
     rerank_weight: Optional[float] = typer.Option(None, "--rerank-weight", help="Reranker's share of the blend with retrieval, 0-1 (default: the reranker's tuned weight)."),
@@ -300,7 +302,8 @@ def search(
     settings = _settings(name=name, home=home, model=model, server=server)
     options = SearchOptions(
         k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, exclude=tuple(exclude or ()),
-        types=type_ or (), since=since, rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
+        types=type_ or (), since=since, doc_kinds=tuple(doc_kind or ()), exclude_doc_kinds=tuple(exclude_doc_kind or ()),
+        rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
         group_by_document=group_by_document, explain=explain, correct=correct,
     )
     check_query(query)
@@ -390,7 +393,8 @@ def _print_hits(query: str, hits, why: str = "") -> None:
         absolute += [f"bm25 {hit.bm25:.1f}"] if hit.bm25 else (["no keyword match"] if hit.bm25 is not None else [])
         scores = typer.style(f"{hit.score:.3f}" + (f" ({', '.join(absolute)})" if absolute else ""), fg="cyan")
         weak = typer.style("  weak match", fg="red") if hit.weak else ""
-        typer.echo(f"{head}  {scores}{weak}{typer.style(heading, fg='green')}")
+        doc_kind = typer.style(f"  [{hit.doc_kind}]", dim=True) if hit.doc_kind != "guide" else ""  # guides: quiet
+        typer.echo(f"{head}  {scores}{weak}{doc_kind}{typer.style(heading, fg='green')}")
         pieces = snippet_spans(hit.text, query)
         line = "".join(typer.style(safe_text(p), fg="yellow", bold=True) if m else safe_text(p) for p, m in pieces)
         typer.echo(f"    {line}")
@@ -402,6 +406,7 @@ def _print_hits(query: str, hits, why: str = "") -> None:
                   else "dense not matched")
             typer.echo(
                 f"    {kw} | {dn} | fused {e['fused_score']}"
+                + (f" (x{e['prior']} {hit.doc_kind} prior)" if e.get("prior") is not None else "")
                 + (f" | rerank {e['rerank_score']}" if e.get("rerank_score") is not None else "")
             )
         typer.echo("")

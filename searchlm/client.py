@@ -81,6 +81,7 @@ class RemoteSearcher(Closing):
             "k": options.k, "mode": options.mode, "name": self.name, "fusion": options.fusion,
             "dense_weight": options.dense_weight, "path": options.path, "exclude": list(options.exclude) or None,
             "type": ",".join(options.types) or None,
+            "kind": list(options.doc_kinds) or None, "exclude_kind": list(options.exclude_doc_kinds) or None,
             "since": options.since, "rerank": options.rerank,
             "rerank_depth": options.rerank_depth if options.rerank else None,
             "rerank_weight": options.rerank_weight, "group_by_document": options.group_by_document or None,

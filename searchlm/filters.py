@@ -1,4 +1,5 @@
-"""Search filters as SQL over `documents d`: paths as users type them, types, dates; and why a search came back empty.
+"""Search filters as SQL over `documents d`: paths as users type them, types, kinds, dates; and why a search came
+back empty.
 
 A `--path` or `--exclude` value may be what a hit shows (an absolute path, or one relative to the current folder),
 a path relative to the indexed folder, a folder with or without a trailing slash, or a glob (`*` crosses
@@ -88,7 +89,11 @@ def _split_glob(value: str) -> tuple[str, str]:
 
 
 def build_filters(path: str | None, exclude: tuple[str, ...], types: tuple[str, ...], since: str | None,
-                  root: str) -> list[Filter]:
+                  root: str, doc_kinds: tuple[str, ...] = (), exclude_doc_kinds: tuple[str, ...] = ()) -> list[Filter]:
+    """The filters of a search; `doc_kinds` keeps only documents of those kinds (`searchlm.doc_kinds`),
+    `exclude_doc_kinds` leaves those kinds out."""
+    from searchlm.doc_kinds import parse_kinds
+
     out: list[Filter] = []
     if path:
         sql, params = path_condition(path, root)
@@ -103,6 +108,12 @@ def build_filters(path: str | None, exclude: tuple[str, ...], types: tuple[str, 
                           [file_kind(t) for t in kinds]))
     if since:
         out.append(Filter(f"--since {since}", "d.mtime_ns >= ?", [since_ns(since)]))
+    keep, drop = parse_kinds(doc_kinds), parse_kinds(exclude_doc_kinds)
+    if keep:
+        out.append(Filter(f"--kind {','.join(keep)}", f"d.doc_kind IN ({','.join('?' * len(keep))})", list(keep)))
+    if drop:
+        out.append(Filter(f"--exclude-kind {','.join(drop)}", f"d.doc_kind NOT IN ({','.join('?' * len(drop))})",
+                          list(drop)))
     return out
 
 

@@ -76,12 +76,14 @@ class Tools:
 
     # -- the tools, as plain functions over the library -------------------------------------------------
     def search(self, query: str, k: int, mode: str, path: str | None, types: list[str] | str | None,
-               since: str | None, index: str | None) -> dict:
+               since: str | None, index: str | None, kinds: list[str] | str | None = None,
+               exclude_kinds: list[str] | str | None = None) -> dict:
         from searchlm import SearchOptions
 
         check_query(query)
         types = tuple(types.split(",")) if isinstance(types, str) else tuple(types or ())
-        options = SearchOptions(k=k, mode=mode, path=path or None, types=types, since=since or None)
+        options = SearchOptions(k=k, mode=mode, path=path or None, types=types, since=since or None,
+                                doc_kinds=kinds or (), exclude_doc_kinds=exclude_kinds or ())
         with self._lock:
             target = self.index(index)
             hits = target.search(query, options)
@@ -216,12 +218,15 @@ def build_server(settings: Settings, name: str = "searchlm", tools: Tools | None
         "to find where a topic or exact word appears. mode: hybrid (default: meaning and words), keyword (exact "
         "words, names, identifiers) or dense (meaning only). Filters: path (a glob over the path inside the "
         "indexed folder, e.g. 'docs/*.md'), types (file types, e.g. ['md', 'pdf'] or 'md,pdf'), since (YYYY-MM-DD, modified "
-        "on or after). index: which collection (default: the server's; see list_indexes)."
+        "on or after), kinds / exclude_kinds (kinds of page: guide, changelog, migration, api; each hit has its "
+        "doc_kind, and guides rank above the others at equal relevance). index: which collection (default: the "
+        "server's; see list_indexes)."
     ))
     def search(query: str, k: int = 10, mode: Mode = "hybrid", path: str | None = None,
                types: list[str] | str | None = None, since: str | None = None,
-               index: str | None = None) -> dict[str, Any]:
-        return call(tools.search, query, k, mode, path, types, since, index)
+               index: str | None = None, kinds: list[str] | str | None = None,
+               exclude_kinds: list[str] | str | None = None) -> dict[str, Any]:
+        return call(tools.search, query, k, mode, path, types, since, index, kinds, exclude_kinds)
 
     @server.tool(description=(
         "Read a whole document from the index, or the part of it between start_line and end_line (the stored "

@@ -52,6 +52,7 @@ class Passage:
     page: int | None = None
     text: str = ""
     kind: str = ""  # file type: md, pdf, py, ...
+    doc_kind: str = "guide"  # what the page is: guide, changelog, migration or api (searchlm.doc_kinds)
     hash: str = ""  # content hash of the chunk text (vectors and rerank scores are keyed by it)
 
     def location(self) -> str:

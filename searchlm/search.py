@@ -2,7 +2,8 @@
 
 BM25 comes from SQLite FTS5, or from Milvus when the index keeps its vectors there (`stores/`); dense candidates
 from the vector store (FAISS or Milvus). Either way every candidate then gets both scores exactly and the lists
-are fused the same way. The query path imports no torch: queries are encoded by the index's ONNX export
+are fused the same way, and the fused score of a changelog, migration note or API stub is lowered by its kind's
+prior (`doc_kinds.PRIOR`) so a guide of equal relevance ranks first. The query path imports no torch: queries are encoded by the index's ONNX export
 (`embed.onnx`). A `Searcher` holds the loaded store, encoder and vector store, so a server keeps them warm.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from searchlm.cjk import strip_cjk
 from searchlm.closing import Closing
+from searchlm.doc_kinds import PRIOR, parse_kinds
 from searchlm.errors import (
     IndexMismatchError,
     IndexNotFoundError,
@@ -58,6 +60,9 @@ class SearchOptions:
     exclude: tuple[str, ...] = ()  # the same forms; documents matching any are left out
     types: tuple[str, ...] = ()
     since: str | None = None  # YYYY-MM-DD: documents modified on or after
+    doc_kinds: tuple[str, ...] = ()  # only documents of these kinds (guide, changelog, migration, api)
+    exclude_doc_kinds: tuple[str, ...] = ()  # documents of these kinds are left out
+    prior: bool = True  # rank guides above changelogs, migration notes and API stubs of equal relevance
     rerank: str | None = None
     rerank_depth: int = 20
     rerank_weight: float | None = None  # the reranker's share of the blend; None: its own tuned default
@@ -74,6 +79,8 @@ class SearchOptions:
         if isinstance(self.types, str):  # "md,pdf" as a user types it
             self.types = tuple(self.types.split(","))
         self.types = tuple(t.strip() for t in self.types if t.strip())
+        self.doc_kinds = _kind_list(self.doc_kinds)
+        self.exclude_doc_kinds = _kind_list(self.exclude_doc_kinds)
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -89,8 +96,9 @@ class SearchOptions:
             if kind.strip() and file_kind(kind) is None:
                 raise InputError(
                     f"file type '{kind.strip()}' is not one searchlm indexes "
-                    f"(use kinds such as {', '.join(sorted(set(SUPPORTED.values()))[:12])}, ...)"
+                    f"(use file types such as {', '.join(sorted(set(SUPPORTED.values()))[:12])}, ...)"
                 )
+        parse_kinds(self.doc_kinds + self.exclude_doc_kinds)
         if not 0.0 <= self.dense_weight <= 1.0:
             raise InputError(f"dense weight {self.dense_weight} is out of range (use a value from 0 to 1)")
         if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
@@ -98,6 +106,13 @@ class SearchOptions:
         if self.rerank_weight is not None and not self.rerank:
             raise InputError(f"rerank weight {self.rerank_weight} given without a reranker",
                              "add rerank='lm', or leave rerank_weight unset", "add --rerank lm, or drop --rerank-weight")
+
+
+def _kind_list(values) -> tuple[str, ...]:
+    """Kinds as given (a tuple, or "changelog,api" as a user types it), split and stripped; checked in validate."""
+    if isinstance(values, str):
+        values = (values,)
+    return tuple(k.strip().lower() for v in values or () for k in v.split(",") if k.strip())
 
 
 class Searcher(Closing):
@@ -284,15 +299,19 @@ class Searcher(Closing):
             return fuse_minmax(kw, dn, options.dense_weight)
 
         fused = fuse(keyword, dense)
+        weights: dict[int, float] = {}
+        if options.prior:
+            weights = {i: PRIOR[k] for i, k in self.store.doc_kinds_of_chunks(fused).items() if PRIOR.get(k, 1.0) != 1.0}
+            fused = apply_prior(fused, weights)
         ranked = sorted(fused, key=fused.get, reverse=True)
         if options.group_by_document:
-            ranked, fused = self._rank_documents(ranked, fused, keyword, dense, fuse)
+            ranked, fused = self._rank_documents(ranked, fused, keyword, dense, fuse, weights)
         keep = ranked[: max(options.k, options.rerank_depth if options.rerank else 0)]
         rows = self.store.chunks_by_id(keep)
         hits = [self._hit(rows[i], fused[i]) for i in keep if i in rows and math.isfinite(fused[i])]  # never NaN
         _absolute_scores(query, hits, keyword, dense, options.mode)
         if options.explain:
-            _explain(hits, keyword, dense, fused)
+            _explain(hits, keyword, dense, fused, weights)
         if options.rerank:
             hits = self.rerank(query, hits, options.rerank, options.rerank_depth, options.rerank_weight)
         hits = hits[: options.k]
@@ -350,9 +369,10 @@ class Searcher(Closing):
             found_dense = {i: float(v @ q) for i, v in stored.items() if v.shape == q.shape}
             dense.update({i: s for i, s in found_dense.items() if math.isfinite(s)})  # a damaged vector is no score
 
-    def _rank_documents(self, ranked: list[int], fused: dict, keyword: dict, dense: dict, fuse):
+    def _rank_documents(self, ranked: list[int], fused: dict, keyword: dict, dense: dict, fuse, weights: dict):
         """One hit per document: each document scored by fusing its best keyword and best dense chunk scores
-        (slightly better than its best fused chunk on SciFact, Cranfield and CISI), shown by its best fused chunk."""
+        (slightly better than its best fused chunk on SciFact, Cranfield and CISI), shown by its best fused chunk;
+        its kind's prior (`weights`, by chunk) applies to that score as it did to the chunks'."""
         rows = self.store.chunks_by_id(ranked)
         doc_of = {i: rows[i].doc_id for i in ranked if i in rows}
         best_chunk: dict[int, int] = {}
@@ -360,6 +380,7 @@ class Searcher(Closing):
             if i in doc_of:
                 best_chunk.setdefault(doc_of[i], i)
         doc_scores = fuse(_document_max(keyword, doc_of), _document_max(dense, doc_of))
+        doc_scores = apply_prior(doc_scores, {doc_of[i]: w for i, w in weights.items() if i in doc_of})
         position = {i: n for n, i in enumerate(ranked)}
         docs = sorted(best_chunk, key=lambda d: (-doc_scores.get(d, 0.0), position[best_chunk[d]]))
         out = [best_chunk[d] for d in docs]
@@ -377,7 +398,8 @@ class Searcher(Closing):
         """The filters as each store applies them: paths as users type them (`searchlm.filters`), kinds, a date."""
         from searchlm.filters import build_filters, since_ns
 
-        paths = build_filters(options.path, options.exclude, (), None, self.manifest.root)
+        paths = build_filters(options.path, options.exclude, (), None, self.manifest.root,
+                              options.doc_kinds, options.exclude_doc_kinds)
         kinds = tuple(file_kind(t) for t in options.types if t.strip())
         return ChunkFilter(paths=tuple(paths), kinds=kinds, since_ns=since_ns(options.since) if options.since else None)
 
@@ -387,10 +409,12 @@ class Searcher(Closing):
 
         from searchlm.filters import build_filters, why_empty
 
-        filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root)
+        filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root,
+                                options.doc_kinds, options.exclude_doc_kinds)
         if not filters:
             return ""
-        plain = replace(options, path=None, exclude=(), types=(), since=None, rerank=None, explain=False)
+        plain = replace(options, path=None, exclude=(), types=(), since=None, doc_kinds=(), exclude_doc_kinds=(),
+                        rerank=None, explain=False)
         return why_empty(self.store, filters, [h.doc_id for h in self.search(query, plain)])
 
     def display_path(self, rel: str) -> str:
@@ -409,6 +433,18 @@ class Searcher(Closing):
 
     def _hit(self, row, score: float) -> Hit:
         return Hit.of(row, path=self.display_path(row.path), score=round(float(score), 6))
+
+
+def apply_prior(scores: dict[int, float], weights: dict[int, float]) -> dict[int, float]:
+    """Scores lowered by their weight in `weights` (a kind's `doc_kinds.PRIOR`; absent: 1): a positive score is
+    multiplied by it, a negative one (a cosine in dense mode) moved down by the same share of its size."""
+    if not weights:
+        return scores
+    out = dict(scores)
+    for i, w in weights.items():
+        if i in out:
+            out[i] = out[i] - (1.0 - w) * abs(out[i])
+    return out
 
 
 def _document_max(scores: dict[int, float], doc_of: dict[int, int]) -> dict[int, float]:
@@ -438,7 +474,7 @@ def _absolute_scores(query: str, hits: list[Hit], keyword: dict, dense: dict, mo
             hit.weak = EVIDENCE_WEIGHT * hit.cosine + (1 - EVIDENCE_WEIGHT) * coverage < WEAK_FLOOR
 
 
-def _explain(hits: list[Hit], keyword: dict, dense: dict, fused: dict) -> None:
+def _explain(hits: list[Hit], keyword: dict, dense: dict, fused: dict, weights: dict) -> None:
     # A chunk the keyword side never matched has BM25 0 (scored only so fusion compares like with like): its score
     # is that honest 0, but it has no keyword rank ("not matched").
     matched = {i: s for i, s in keyword.items() if s > 0}
@@ -451,4 +487,6 @@ def _explain(hits: list[Hit], keyword: dict, dense: dict, fused: dict) -> None:
             "dense_rank": d_rank.get(i), "dense_score": round(dense[i], 4) if i in dense else None,
             "fused_score": round(fused.get(i, 0.0), 6),
         }
+        if i in weights:  # the kind's prior, already in fused_score
+            hit.explain["prior"] = weights[i]
 

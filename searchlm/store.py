@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from searchlm.doc_kinds import GUIDE
+from searchlm.doc_kinds import RULES_VERSION as DOC_KIND_RULES
+from searchlm.doc_kinds import detect as detect_doc_kind
 from searchlm.records import Chunk, Passage
 
 if TYPE_CHECKING:  # numpy is imported where vectors are handled: `searchlm indexes` needs none of it
     import numpy as np
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _m001_initial(conn: sqlite3.Connection) -> None:
@@ -114,7 +117,26 @@ def _m003_vector_log(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [_m001_initial, _m002_cjk, _m003_vector_log]
+def _m004_doc_kind(conn: sqlite3.Connection) -> None:
+    """Each document's kind (guide, changelog, migration, api: `searchlm.doc_kinds`). `put_document` computes it for
+    each document it writes; for the documents already stored, `Store._migrate` computes it from what they store,
+    as it does again whenever `doc_kinds.RULES_VERSION` changes. Not in the vector log's trigger: no vector store
+    keeps it (a kind filter is resolved to documents in SQLite)."""
+    conn.execute(f"ALTER TABLE documents ADD COLUMN doc_kind TEXT NOT NULL DEFAULT '{GUIDE}'")
+
+
+def _fill_doc_kinds(conn: sqlite3.Connection) -> None:
+    docs = conn.execute("SELECT id, path, title FROM documents").fetchall()
+    conn.executemany("UPDATE documents SET doc_kind = ? WHERE id = ?",
+                     [(_detect_kind(conn, doc_id, path, title), doc_id) for doc_id, path, title in docs])
+
+
+def _detect_kind(conn: sqlite3.Connection, doc_id: int, path: str, title: str) -> str:
+    chunks = conn.execute("SELECT heading, text FROM chunks WHERE doc_id = ? ORDER BY ordinal", (doc_id,))
+    return detect_doc_kind(path, title, chunks)
+
+
+MIGRATIONS = [_m001_initial, _m002_cjk, _m003_vector_log, _m004_doc_kind]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -153,15 +175,15 @@ class DocumentRow:
     mtime_ns: int
     content_hash: str
     n_chunks: int
+    doc_kind: str = GUIDE
 
 
-_PASSAGE_FIELDS = ("chunk_id", "doc_id", "path", "kind", "title", "heading", "start_line", "end_line", "page", "text",
-                   "hash")
+_PASSAGE_FIELDS = ("chunk_id", "doc_id", "path", "kind", "doc_kind", "title", "heading", "start_line", "end_line",
+                   "page", "text", "hash")
 
 
 def _passage(row) -> Passage:
-    """A `Passage` from a row selected as `c.id, c.doc_id, d.path, d.kind, c.title, c.heading, c.start_line,
-    c.end_line, c.page, c.text, c.hash`."""
+    """A `Passage` from a row selected as `_PASSAGE_SQL`."""
     return Passage(**dict(zip(_PASSAGE_FIELDS, row)))
 
 
@@ -193,6 +215,12 @@ class Store:
                 )
             if not readonly:
                 self._migrate()
+            # A read-only view of an index from before schema 4 has no kinds: its documents read as guides.
+            self._doc_kind = "d.doc_kind" if self._has_column("documents", "doc_kind") else f"'{GUIDE}'"
+            self._passage_sql = (
+                f"c.id, c.doc_id, d.path, d.kind, {self._doc_kind}, c.title, c.heading, c.start_line, c.end_line,"
+                " c.page, c.text, c.hash FROM chunks c JOIN documents d ON d.id = c.doc_id"
+            )
         except sqlite3.OperationalError as exc:
             raise translate(exc, path) from None
         except sqlite3.DatabaseError as exc:
@@ -209,6 +237,13 @@ class Store:
             with self.conn:
                 migration(self.conn)
                 self._set_meta("schema_version", str(number))
+        if self.get_meta("doc_kind_rules") != str(DOC_KIND_RULES):  # the kinds were decided by other rules, or never
+            with self.conn:
+                _fill_doc_kinds(self.conn)
+                self._set_meta("doc_kind_rules", str(DOC_KIND_RULES))
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return any(r[1] == column for r in self.conn.execute(f"PRAGMA table_info({table})"))
 
     @property
     def schema_version(self) -> int:
@@ -243,7 +278,8 @@ class Store:
     # -- documents ----------------------------------------------------------------------------------------
     def _documents(self, where: str = "", params: tuple = ()) -> list[DocumentRow]:
         rows = self.conn.execute(
-            "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks FROM documents" + where, params
+            f"SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks, {self._doc_kind} FROM documents d"
+            + where, params
         ).fetchall()
         return [DocumentRow(*r) for r in rows]
 
@@ -262,9 +298,12 @@ class Store:
             self.conn.execute("UPDATE documents SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, doc_id))
 
     def rename_document(self, doc_id: int, new_path: str, size: int, mtime_ns: int) -> None:
+        """A document moved with its content unchanged; its kind is decided again (the path is part of it)."""
         with self.conn:
+            title = self.conn.execute("SELECT title FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
             self.conn.execute(
-                "UPDATE documents SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", (new_path, size, mtime_ns, doc_id)
+                "UPDATE documents SET path = ?, size = ?, mtime_ns = ?, doc_kind = ? WHERE id = ?",
+                (new_path, size, mtime_ns, _detect_kind(self.conn, doc_id, new_path, title), doc_id),
             )
             self._bump()
 
@@ -290,7 +329,8 @@ class Store:
                 self.conn.execute("DELETE FROM documents WHERE id = ?", (old[0],))
             doc_id = db["documents"].insert(
                 {"path": path, "kind": kind, "title": title, "size": size, "mtime_ns": mtime_ns,
-                 "content_hash": content_hash, "n_chunks": len(chunks), "indexed_at": time.time()}
+                 "content_hash": content_hash, "n_chunks": len(chunks), "indexed_at": time.time(),
+                 "doc_kind": detect_doc_kind(path, title, ((c.heading, c.text) for c in chunks))}
             ).last_pk
             vectors = np.ascontiguousarray(vectors, dtype=np.float32)
             db["chunks"].insert_all(
@@ -304,6 +344,11 @@ class Store:
             ).fetchall())
             self._bump()
         return doc_id
+
+    def fill_doc_kinds(self) -> None:
+        """Decide every document's kind again from what is stored (a repaired copy has none)."""
+        with self.conn:
+            _fill_doc_kinds(self.conn)
 
     def delete_documents(self, paths: Iterable[str]) -> None:
         with self.conn:
@@ -360,17 +405,29 @@ class Store:
             part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
             for r in self.conn.execute(
-                "SELECT c.id, c.doc_id, d.path, d.kind, c.title, c.heading, c.start_line, c.end_line, c.page,"
-                f" c.text, c.hash FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                f"SELECT {self._passage_sql} WHERE c.id IN ({marks})",
                 part,
             ):
                 out[r[0]] = _passage(r)
         return out
 
+    def doc_kinds_of_chunks(self, ids: Iterable[int]) -> dict[int, str]:
+        """{chunk_id: its document's kind} for those of the chunks whose document is not a guide."""
+        ids = [int(i) for i in ids]
+        if self._doc_kind != "d.doc_kind":
+            return {}
+        out: dict[int, str] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            out.update(self.conn.execute(
+                f"SELECT c.id, d.doc_kind FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                f" WHERE c.id IN ({','.join('?' * len(part))}) AND d.doc_kind != '{GUIDE}'", part,
+            ).fetchall())
+        return out
+
     def chunks_of_document(self, doc_id: int) -> list[Passage]:
         rows = self.conn.execute(
-            "SELECT c.id, c.doc_id, d.path, d.kind, c.title, c.heading, c.start_line, c.end_line, c.page, c.text,"
-            " c.hash FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.ordinal",
+            f"SELECT {self._passage_sql} WHERE c.doc_id = ? ORDER BY c.ordinal",
             (doc_id,),
         ).fetchall()
         return [_passage(r) for r in rows]

@@ -81,12 +81,12 @@ def test_an_index_from_before_cjk_migrates_and_finds_cjk(make_index):
     conn.executescript(
         "DROP TRIGGER chunks_cjk_ad; DROP TABLE chunks_cjk; DROP TRIGGER chunks_vector_add; DROP TRIGGER chunks_vector_remove;"
         " DROP TRIGGER documents_vector_refresh; DROP TABLE vector_log; DROP TABLE vector_tombstones;"
-        " UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+        " ALTER TABLE documents DROP COLUMN doc_kind; UPDATE meta SET value = '1' WHERE key = 'schema_version';"
     )
     conn.commit()
     conn.close()
     store = Store(db)
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
     assert store.conn.execute("SELECT count(*) FROM chunks_cjk").fetchone()[0] == 1  # only the chunk with CJK
     store.close()
     hits = Searcher(settings).search("竹子", mode="keyword")

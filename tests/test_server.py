@@ -83,7 +83,7 @@ def test_search_returns_the_same_hits_as_the_cli(client, served):
     top = data["hits"][0]
     assert top["path"].endswith("bees.md") and "waggle dance" in top["text"]
     assert set(top) == {"rank", "score", "path", "chunk_id", "doc_id", "title", "heading", "start_line",
-                        "end_line", "page", "text", "kind", "cosine", "bm25", "weak"}
+                        "end_line", "page", "text", "kind", "doc_kind", "cosine", "bm25", "weak"}
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])

@@ -113,6 +113,25 @@ def test_vector_store_contract(backend, build, embedder):
         searcher.close()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_document_kinds_filter_and_rank_on_every_backend(backend, build):
+    """Kinds live in SQLite, not in the store: every backend's hits carry them, and a kind filter holds before the
+    top-k cut of the store's own dense and keyword search."""
+    changes = "# Changes\n\n## Version 2.1.0\n\nBees docs.\n\n## Version 2.0.0\n\nHoney bees dance.\n\n## Version 1.0.0\n\nFirst.\n"
+    settings, _, _ = build(backend, files={**DOCS, "CHANGES.md": changes, "changes/bees.md": DOCS["notes/bees.md"]})
+    with Searcher(settings) as searcher:
+        hits = searcher.search("honey bees waggle dance", k=10)
+        kinds = {h.path.split("corpus/")[-1]: h.doc_kind for h in hits}
+        assert kinds["CHANGES.md"] == kinds["changes/bees.md"] == "changelog" and kinds["notes/bees.md"] == "guide"
+        ranked = list(kinds)
+        assert ranked.index("notes/bees.md") < ranked.index("changes/bees.md")  # the same text: the guide first
+        for mode in ("dense", "keyword"):
+            only = searcher.search("honey bees waggle dance", k=2, mode=mode, doc_kinds=("changelog",))
+            assert len(only) == 2 and {h.doc_kind for h in only} == {"changelog"}
+            rest = searcher.search("honey bees waggle dance", k=10, mode=mode, exclude_doc_kinds="changelog")
+            assert rest and {h.doc_kind for h in rest} == {"guide"}
+
+
 def test_same_rankings_from_both_backends(build, embedder):
     """Dense scores are identical across backends, so dense rankings are too (exact search on both)."""
     rankings = {}

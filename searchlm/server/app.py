@@ -207,6 +207,8 @@ def create_app(
         exclude: Optional[list[str]] = Query(None, description="Leave out these files, folders or globs (repeatable)."),
         type: Optional[str] = Query(None, max_length=200, description="Only these file types, comma-separated."),
         since: Optional[str] = Query(None, max_length=32, description="Only documents modified since YYYY-MM-DD."),
+        kind: Optional[list[str]] = Query(None, description="Only these kinds of page: guide, changelog, migration, api (repeatable or comma-separated)."),
+        exclude_kind: Optional[list[str]] = Query(None, description="Leave out these kinds of page (repeatable or comma-separated)."),
         rerank: Optional[str] = Query(None, max_length=32, description="Reranker kind: cross-encoder or lm."),
         rerank_depth: int = Query(20, ge=1, le=MAX_K, description="How many candidates the reranker scores."),
         rerank_weight: Optional[float] = Query(None, ge=0.0, le=1.0, description="Reranker's share of the blend (default: its tuned weight)."),
@@ -220,7 +222,8 @@ def create_app(
             )
         options = SearchOptions(
             k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, exclude=tuple(exclude or ()),
-            types=tuple(type.split(",")) if type else (), since=since, rerank=rerank, rerank_depth=rerank_depth,
+            types=tuple(type.split(",")) if type else (), since=since, doc_kinds=tuple(kind or ()),
+            exclude_doc_kinds=tuple(exclude_kind or ()), rerank=rerank, rerank_depth=rerank_depth,
             rerank_weight=rerank_weight, group_by_document=group_by_document, explain=explain,
         )
         # Plain searches join the index's search queue without a thread of their own (engines.SearchQueue).

@@ -43,11 +43,11 @@ def weighted_fields(title: str | None, heading: str | None, text: str | None) ->
 
 @dataclass
 class ChunkFilter:
-    """What `--path/--exclude/--type/--since` keep; each backend applies it before its top-k cut. Paths come as
-    SQL over `documents d` (`searchlm.filters` turns what a user types into it); a backend that cannot run SQL
-    asks SQLite for the documents they keep."""
+    """What `--path/--exclude/--type/--since/--kind/--exclude-kind` keep; each backend applies it before its top-k
+    cut. Paths and document kinds come as SQL over `documents d` (`searchlm.filters` turns what a user types into
+    it); a backend that cannot run SQL asks SQLite for the documents they keep."""
 
-    paths: tuple = ()  # `filters.Filter`s for --path and --exclude: their `sql` and `params`
+    paths: tuple = ()  # `filters.Filter`s for --path, --exclude, --kind, --exclude-kind: their `sql` and `params`
     kinds: tuple[str, ...] = ()
     since_ns: int | None = None
 

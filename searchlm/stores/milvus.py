@@ -229,7 +229,7 @@ class MilvusStore(VectorStore):
         if not flt:
             return ""
         parts = []
-        if flt.paths:  # paths as users type them (folders, globs, exclusions): SQLite picks the documents
+        if flt.paths:  # paths as users type them, document kinds: SQLite picks the documents
             where, params = flt.path_sql()
             docs = [int(r[0]) for r in self.store.conn.execute(f"SELECT id FROM documents d WHERE {where}", params)]
             if not docs:

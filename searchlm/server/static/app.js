@@ -126,6 +126,7 @@ function renderHit(hit) {
   loc.title = hit.path;
   head.append(loc);
   head.append(el("span", "score", hit.score.toFixed(3)));
+  if (hit.doc_kind && hit.doc_kind !== "guide") head.append(el("span", "doc-kind", hit.doc_kind));  // guides: quiet
   item.append(head);
   const heading = hit.heading || hit.title;
   if (heading) item.append(el("div", "hit-heading", heading));
