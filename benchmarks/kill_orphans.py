@@ -20,32 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(int(entry))
-    return members
-
-
-def worker_running(pgid: int) -> bool:
-    """Whether the extraction worker (a multiprocessing spawn child) runs in process group `pgid`."""
-    for pid in group_members(pgid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"spawn_main" in f.read():
-                    return True
-        except OSError:
-            continue
-    return False
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers import group_members, worker_running  # noqa: E402  (shared with tests/test_kill.py)
 
 
 def main() -> None:

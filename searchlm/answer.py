@@ -219,15 +219,8 @@ def ask(
                       shape=kind)
 
     if composed_shape:
-        first: list[float] = []
-
-        def emit_composed(text: str) -> None:
-            if not first:
-                first.append(time.perf_counter() - started)
-            if on_token is not None:
-                on_token(text)
-
-        shown = _Shown(question, [h.text for h in hits], emit_composed)
+        emit, first = _first_timed(on_token, started)
+        shown = _Shown(question, [h.text for h in hits], emit)
         decided = compose(kind, question, hits, ranked, shown)
         if decided is not None:
             timings["first_token"] = timings["generate"] = first[0] - timings["retrieve"] if first else 0.0
@@ -242,13 +235,7 @@ def ask(
     prompt, _ = build_prompt(generator, question, hits, options.max_tokens, focus=ranked if FOCUS_TOKENS else None)
 
     generated = time.perf_counter()
-    first: list[float] = []
-
-    def emit(text: str) -> None:
-        if not first:
-            first.append(time.perf_counter() - generated)
-        if on_token is not None:
-            on_token(text)
+    emit, first = _first_timed(on_token, generated)
 
     passages = [h.text for h in hits]
     shown = _Shown(question, passages, emit)
@@ -291,6 +278,20 @@ def ask(
     extractive = extractive and bool(ranked)
     return Answer(question, shown.text, citations, hits, False, model, seconds, evidence, timings, extractive, kind,
                   None, shown.parts)
+
+
+def _first_timed(on_token: Callable[[str], None] | None, since: float) -> tuple[Callable[[str], None], list[float]]:
+    """An emit that passes text on to `on_token` and notes, in the list it returns, the seconds from `since` to
+    the first piece."""
+    first: list[float] = []
+
+    def emit(text: str) -> None:
+        if not first:
+            first.append(time.perf_counter() - since)
+        if on_token is not None:
+            on_token(text)
+
+    return emit, first
 
 
 class _Untraced(Exception):

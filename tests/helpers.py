@@ -4,6 +4,8 @@ Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import os
+
 import io
 import json
 import zipfile
@@ -132,3 +134,31 @@ def docx_bomb(xml_mb: float) -> bytes:
                 data = data.replace(b"<w:body>", b"<w:body>" + para * int(xml_mb * 2**20 / len(para)))
             z.writestr(info.filename, data)
     return out.getvalue()
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group `pgid` (from /proc; zombies count as gone)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            members.append(int(entry))
+    return members
+
+
+def worker_running(pgid: int) -> bool:
+    """Whether the extraction worker (a multiprocessing spawn child) runs in process group `pgid`."""
+    for pid in group_members(pgid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    return True
+        except OSError:
+            continue
+    return False

@@ -13,6 +13,7 @@ import pytest
 
 from searchlm.search import Searcher
 from searchlm.settings import Settings
+from helpers import group_members, worker_running
 
 
 def count_documents(db) -> int:
@@ -57,34 +58,6 @@ def test_sigkill_during_index_then_resume(tmp_path):
     assert f"{committed} unchanged" in done.stdout
     assert count_documents(db) == 900
     assert len(Searcher(settings).search("item number 899", k=3, mode="keyword")) == 3
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes in process group `pgid` (from /proc; zombies count as gone)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(int(entry))
-    return members
-
-
-def worker_running(pgid: int) -> bool:
-    """Whether the extraction worker (a multiprocessing spawn child) runs in process group `pgid`."""
-    for pid in group_members(pgid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"spawn_main" in f.read():
-                    return True
-        except OSError:
-            continue
-    return False
 
 
 def html_corpus(folder, n: int = 400):
