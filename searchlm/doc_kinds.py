@@ -101,7 +101,10 @@ def detect(path: str, title: str, chunks: Iterable[tuple[str, str]]) -> str:
         return CHANGELOG
     share = _signature_share(text for _, text in chunks)
     hinted = bool(_API_WORDS.search(stem) or any(_API_WORDS.search(f) for f in folders) or _API_TITLE.search(title))
-    if share >= 0.5 or (hinted and share >= 0.25):
+    # An autodoc-only page (`.. autoclass::` and nothing else) is read as its title alone: its prose lives in
+    # docstrings the folder does not hold.
+    title_only = bool(chunks) and all(text.strip() in ("", title.strip()) for _, text in chunks)
+    if share >= 0.5 or (hinted and (share >= 0.25 or title_only)):
         return API
     return GUIDE
 
