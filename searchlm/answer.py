@@ -221,7 +221,7 @@ def ask(
     if composed_shape:
         emit, first = _first_timed(on_token, started)
         shown = _Shown(question, [h.text for h in hits], emit)
-        decided = compose(kind, question, hits, ranked, shown)
+        decided = compose(kind, question, hits, ranked, shown, following=_next_chunk(searcher))
         if decided is not None:
             timings["first_token"] = timings["generate"] = first[0] - timings["retrieve"] if first else 0.0
             citations = [Citation.of(new, hits[old - 1]) for new, old in enumerate(shown.order, start=1)]
@@ -502,10 +502,14 @@ MAX_CODE_LINES = 24  # a longer code block is cut at this many lines, marked as 
 NUMBER_BONUS = 0.05  # "How many …?", "Which port …?": a sentence with a digit ranks this much higher
 
 
-def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], shown: "_Shown") -> str | None:
+def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], shown: "_Shown",
+            following: Callable[[Hit], Hit | None] | None = None) -> str | None:
     """Show the answer to a `kind` question (one of COMPOSED) built from the passages' sentences through `shown`.
     Returns the verdict for a yes/no question ("" when the passages do not decide it), "" for the other shapes,
-    or None when these rules find nothing to compose (the caller lets the model answer)."""
+    or None when these rules find nothing to compose (the caller lets the model answer).
+
+    `following(hit)` gives the chunk after a hit in its document: a how-to whose instruction ends its chunk takes
+    its code from there (chunks break between blocks), and that chunk joins `hits` as one more passage."""
     if not ranked:
         return None
     if kind == "yesno":
@@ -518,9 +522,18 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
         text, n = quote(ranked)
         best = ranked[0]
         shown.add(quoted(text, n), [n], "quoted")
-        code = code_near(hits[n - 1].text, best.position)
+        code, source = code_near(hits[n - 1].text, best.position, after_only=True), n
+        if code is None and following is not None:
+            after = following(hits[n - 1])
+            opening = paragraphs(after.text)[:1] if after is not None else []
+            if opening and is_code(opening[0]):
+                hits.append(after)
+                shown.passages.append(after.text)
+                code, source = _cut_code(opening[0]), len(hits)
+        if code is None:
+            code = code_near(hits[n - 1].text, best.position)
         if code:
-            shown.add(f"```\n{code}\n```", [n], "code")
+            shown.add(f"```\n{code}\n```", [source], "code")
         return ""
     if kind == "comparison":
         pair = questions.sides(question)
@@ -569,17 +582,37 @@ def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | Non
     return ranked[0], None
 
 
-def code_near(text: str, position: int) -> str | None:
+def code_near(text: str, position: int, after_only: bool = False) -> str | None:
     """The code block of a passage that goes with its sentence at `position`: the first one after it (an
-    instruction introduces its code), else the last one before it; verbatim, cut at MAX_CODE_LINES."""
+    instruction introduces its code), else (unless `after_only`) the last one before it; verbatim, cut at
+    MAX_CODE_LINES."""
     units = passage_units(text)
     codes = [(i, block) for i, (kind, block) in enumerate(units) if kind == "code"]
-    if not codes:
-        return None
     after = [c for c in codes if c[0] > position]
-    block = (after[0] if after else codes[-1])[1]
+    if after:
+        return _cut_code(after[0][1])
+    return _cut_code(codes[-1][1]) if codes and not after_only else None
+
+
+def _cut_code(block: str) -> str:
     lines = block.split("\n")
     return "\n".join(lines[:MAX_CODE_LINES] + (["…"] if len(lines) > MAX_CODE_LINES else []))
+
+
+def _next_chunk(searcher: "Searcher") -> Callable[[Hit], Hit | None]:
+    """`following` for `compose`: the chunk after a hit in its document, from the index's SQLite store."""
+
+    def following(hit: Hit) -> Hit | None:
+        store = getattr(searcher, "store", None)
+        if store is None:
+            return None
+        rows = store.chunks_of_document(hit.doc_id)
+        at = next((i for i, r in enumerate(rows) if r.chunk_id == hit.chunk_id), None)
+        if at is None or at + 1 >= len(rows):
+            return None
+        return Hit.of(rows[at + 1], path=hit.path)
+
+    return following
 
 
 def _about(side: str, ranked: list[Sentence], taken: list[Sentence]) -> Sentence | None:

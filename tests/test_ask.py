@@ -469,3 +469,21 @@ def test_a_second_sentence_is_quoted_only_when_it_ranks_as_well_and_adds_somethi
     far = Sentence(3, 0, "Paris hosted the Exposition Universelle that year with great success.", 0.60)
     assert runner_up([best, same, close, far], best.text) is close  # `same` adds nothing new
     assert runner_up([best, far], best.text) is None  # too far below the best to quote as well
+
+
+def test_a_how_to_whose_instruction_ends_its_chunk_takes_the_code_from_the_next(make_index):
+    filler = " ".join(f"Sourdough note {i}: a starter likes a warm kitchen, rye flour and patience." for i in range(8))
+    code = ("starter = weigh(jar)\nflour = water = starter\njar.add(flour, water)\njar.stir(times=20)\n"
+            "jar.scrape_sides()\njar.mark_level()\njar.cover(loosely=True)\njar.rest(hours=8)\njar.check_rise()")
+    page = ("# Starter care\n\n## Refreshing a starter\n\n" + filler + " To refresh a rye starter, weigh it and mix "
+            "in equal weights of rye flour and warm water with this recipe:\n\n```python\n" + code + "\n```\n")
+    settings, _, _ = make_index({"care.md": page}, name="nextchunk")
+    searcher = Searcher(settings)
+    rows = searcher.store.chunks_of_document(searcher.store.document_by_path("care.md").id)
+    assert [r.text.endswith("with this recipe:") for r in rows] == [True, False] and rows[1].text == code  # as built
+    answer = ask(searcher, "How do I refresh a rye starter?", AskOptions(k=1))
+    assert [p.kind for p in answer.parts] == ["quoted", "code"] and "with this recipe" in answer.parts[0].text
+    assert answer.parts[1].text == f"```\n{code}\n```"
+    # The code cites the chunk it came from, which joins the passages as one more.
+    assert answer.citations[answer.parts[1].passage - 1].chunk_id == rows[1].chunk_id
+    assert [p.chunk_id for p in answer.passages] == [rows[0].chunk_id, rows[1].chunk_id]
