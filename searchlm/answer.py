@@ -37,7 +37,7 @@ from searchlm.errors import InputError
 from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator, is_loaded
 from searchlm.generate.citations import CheckedStream, cited_numbers
 from searchlm import questions
-from searchlm.text import CITATION, content_words, is_code, paragraphs, sentences, stem, word_set
+from searchlm.text import CITATION, LIST_MARK, content_words, is_code, paragraphs, sentences, stem, word_set
 from searchlm.records import Citation, Hit, cited_json
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ def ask(
 
     if composed_shape:
         emit, first = _first_timed(on_token, started)
-        shown = _Shown(question, [h.text for h in hits], emit)
+        shown = _Shown(question, [h.text for h in hits], emit, kind)
         decided = compose(kind, question, hits, ranked, shown, following=_next_chunk(searcher))
         if decided is not None:
             timings["first_token"] = timings["generate"] = first[0] - timings["retrieve"] if first else 0.0
@@ -238,7 +238,7 @@ def ask(
     emit, first = _first_timed(on_token, generated)
 
     passages = [h.text for h in hits]
-    shown = _Shown(question, passages, emit)
+    shown = _Shown(question, passages, emit, kind)
     checked = CheckedStream(passages, prepare=_tidy, on_sentence=shown.offer)
 
     def feed(piece: str) -> None:
@@ -304,8 +304,9 @@ class _Shown:
     decline to answer, and is `grounded`; the others are left out before anyone sees them, so what `emit`
     receives adds up to the final answer and nothing shown is ever taken back."""
 
-    def __init__(self, question: str, passages: list[str], emit: Callable[[str], None]):
+    def __init__(self, question: str, passages: list[str], emit: Callable[[str], None], shape: str = "what"):
         self.question = question
+        self.shape = shape
         self.passages = passages
         self.emit = emit
         self.kept: list[str] = []  # shown sentences, renumbered
@@ -325,7 +326,7 @@ class _Shown:
         up to 200 more tokens of the same, that would only have delayed the quote."""
         numbers = cited_numbers(sentence)
         if not numbers or _DECLINED.match(sentence) or not grounded(sentence, self.question, self.passages) \
-                or _bare_number(sentence, self.question):
+                or _bare_number(sentence, self.shape):
             log.debug("answer sentence left out (untraced or declining): %r", sentence)
             raise _Untraced(sentence)
         self.add(sentence, numbers)
@@ -354,10 +355,9 @@ class _Shown:
         self.parts.append(AnswerPart(text, "verdict", None))
 
 
-def _bare_number(sentence: str, question: str) -> bool:
+def _bare_number(sentence: str, shape: str) -> bool:
     """An answer that is a bare number ("1 [1].") to a question that asks for no number: the small model's filler."""
-    bare = CITATION.sub(" ", sentence)
-    return not re.search(r"[^\W\d_]", bare) and questions.shape(question) != "number"
+    return shape != "number" and not re.search(r"[^\W\d_]", CITATION.sub(" ", sentence))
 
 
 def renumber(text: str, numbers: list[int]) -> tuple[str, list[int]]:
@@ -398,9 +398,8 @@ def grounded(text: str, question: str, passages: list[str]) -> bool:
     nothing (the question said back) is not grounded either. On xquad this strict test, with the quote
     fallback, lifted contains-gold from 57 % (80 % of all words traced) to 66 %: a number or name the small model
     makes up is the commonest error, and it is exactly the word that is not in the passage."""
-    asked = set(content_words(question))
     bare = CITATION.sub(" ", text)
-    added = [w for w in content_words(bare) if w not in asked]
+    added = _added_words(bare, question)
     if not added:
         return False
     for have in (word_set(p) for p in passages):
@@ -410,6 +409,12 @@ def grounded(text: str, question: str, passages: list[str]) -> bool:
     return False
 
 
+def _added_words(text: str, question: str) -> list[str]:
+    """The content words `text` (its markers removed) adds to the question: what an answer claims."""
+    asked = set(content_words(question))
+    return [w for w in content_words(text) if w not in asked]
+
+
 # One word of an answer may be missing from its passage when the answer adds at least this many: a filler such as
 # "around" or "mostly" in "The core is kept at around 20 to 35 °C". Never a number, a name or a negation (see _filler).
 MIN_ADDED_FOR_SLACK = 4
@@ -417,12 +422,10 @@ MIN_ADDED_FOR_SLACK = 4
 
 def _filler(stemmed: str, text: str) -> bool:
     """Whether a word of `text` (given stemmed) may be left untraced: lower-case letters, not a negation."""
-    from searchlm.questions import negation
-
     if not stemmed.isalpha():
         return False
     written = [w for w in re.findall(r"[^\W\d_]+", text) if stem(w.lower()) == stemmed]
-    return bool(written) and all(w.islower() for w in written) and not any(negation(w) for w in written)
+    return bool(written) and all(w.islower() for w in written) and not any(questions.negation(w) for w in written)
 
 
 @dataclass
@@ -496,6 +499,11 @@ def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tupl
 
 # -- composed answers -------------------------------------------------------------------------------------
 COMPOSED = ("yesno", "howto", "comparison")  # shapes answered from the passages' own sentences, with no model
+
+
+def needs_model(question: str) -> bool:
+    """Whether `ask` runs the generator for this question (see COMPOSED)."""
+    return questions.shape(question) not in COMPOSED
 DECIDING_MARGIN = 0.15  # a sentence this close to the best may decide a yes/no question instead of it
 OVERLAP_WEIGHT = 0.25  # how much naming the question's words counts, against the rank, in picking that sentence
 MAX_CODE_LINES = 24  # a longer code block is cut at this many lines, marked as cut
@@ -522,7 +530,8 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
         text, n = quote(ranked)
         best = ranked[0]
         shown.add(quoted(text, n), [n], "quoted")
-        code, source = code_near(hits[n - 1].text, best.position, after_only=True), n
+        code, before = code_around(hits[n - 1].text, best.position)
+        source = n
         if code is None and following is not None:
             after = following(hits[n - 1])
             opening = paragraphs(after.text)[:1] if after is not None else []
@@ -530,8 +539,7 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
                 hits.append(after)
                 shown.passages.append(after.text)
                 code, source = _cut_code(opening[0]), len(hits)
-        if code is None:
-            code = code_near(hits[n - 1].text, best.position)
+        code = code or before
         if code:
             shown.add(f"```\n{code}\n```", [source], "code")
         return ""
@@ -554,14 +562,13 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
     return None
 
 
-_LIST_MARK = re.compile(r"^(?:[-*•+]|\d{1,3}[.)])\s+")
 _COMMENT_MARK = re.compile(r'^\s*(?:"""|\'\'\'|#+|//+|/\*+|\*+)\s*|\s*(?:"""|\'\'\'|\*+/)\s*$')
 
 
 def quoted(text: str, n: int) -> str:
     """A passage's sentence as an answer quotes it: in quote marks, cited, without a list item's bullet or the
     docstring or comment marks of a code file's sentence."""
-    return f'"{_COMMENT_MARK.sub("", _LIST_MARK.sub("", text))}" [{n}]'
+    return f'"{_COMMENT_MARK.sub("", LIST_MARK.sub("", text))}" [{n}]'
 
 
 def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | None]:
@@ -582,16 +589,13 @@ def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | Non
     return ranked[0], None
 
 
-def code_near(text: str, position: int, after_only: bool = False) -> str | None:
-    """The code block of a passage that goes with its sentence at `position`: the first one after it (an
-    instruction introduces its code), else (unless `after_only`) the last one before it; verbatim, cut at
-    MAX_CODE_LINES."""
-    units = passage_units(text)
-    codes = [(i, block) for i, (kind, block) in enumerate(units) if kind == "code"]
-    after = [c for c in codes if c[0] > position]
-    if after:
-        return _cut_code(after[0][1])
-    return _cut_code(codes[-1][1]) if codes and not after_only else None
+def code_around(text: str, position: int) -> tuple[str | None, str | None]:
+    """(the first code block after the passage's sentence at `position`, the last one before it), verbatim and cut
+    at MAX_CODE_LINES: an instruction introduces its code, so the one after goes with it first."""
+    codes = [(i, block) for i, (kind, block) in enumerate(passage_units(text)) if kind == "code"]
+    after = next((_cut_code(block) for i, block in codes if i > position), None)
+    before = next((_cut_code(block) for i, block in reversed(codes) if i < position), None)
+    return after, before
 
 
 def _cut_code(block: str) -> str:
@@ -653,9 +657,8 @@ def supporting(answer: str, question: str, ranked: list[Sentence]) -> Sentence |
     passage it cites when that one has such a sentence; None when there is none or when the answer already says
     most of it (quoting it again would repeat it)."""
     cited = cited_numbers(answer)
-    asked = set(content_words(question))
     bare = CITATION.sub(" ", answer)
-    added = [w for w in content_words(bare) if w not in asked]
+    added = _added_words(bare, question)
     if not added:
         return None
     holding = [s for s in ranked if all(w in word_set(s.text) for w in added)]

@@ -148,10 +148,9 @@ class Index(Closing):
         from searchlm.answer import AskOptions, ask
 
         options = options or AskOptions(**kwargs)
-        from searchlm.answer import COMPOSED
-        from searchlm.questions import shape
+        from searchlm.answer import needs_model
 
-        if on_load is not None and shape(question) in COMPOSED:
+        if on_load is not None and not needs_model(question):
             on_load = None  # answered from the passages' own sentences: no model to load
         if on_load is not None and self._searcher is None and self.exists:
             # Say it before opening the index (SQLite, the query encoder, FAISS): it is the first thing to wait for.

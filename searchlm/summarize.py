@@ -133,8 +133,7 @@ def summarize(
     if options.method == "extractive":
         chosen = key_sentences(searcher, passages, query, options.sentences, on_progress)
         if not chosen:  # no complete prose sentence anywhere (a code file): each chunk's opening words
-            text = quoted_summary(passages, query)
-            chosen = [(n, CITATION.sub("", s).strip()) for s in sentences(text) for n in cited_numbers(s)[:1]]
+            chosen = _opening_sentences(passages, query)
         order = list(dict.fromkeys(n for n, _ in chosen))
         cited = [_cite(sentence, order.index(n) + 1) for n, sentence in chosen]
         text = " ".join(cited)
@@ -183,10 +182,10 @@ def key_sentences(searcher: "Searcher", passages: list[Hit], query: str | None =
     count = count or (sentence_count(len(passages)) if query is None else 3)
     encoder = searcher.encoder
     stored = searcher.store.vectors_by_id([p.chunk_id for p in passages])
-    missing = [i for i, p in enumerate(passages) if p.chunk_id not in stored]
-    fresh = encoder.embed([passages[i].text for i in missing]) if missing else None
-    vectors = np.stack([stored[p.chunk_id] if p.chunk_id in stored else fresh[missing.index(i)]
-                        for i, p in enumerate(passages)]).astype("float32")
+    missing = [p for p in passages if p.chunk_id not in stored]
+    if missing:  # a passage whose vector the store does not hold is encoded here
+        stored.update(zip((p.chunk_id for p in missing), encoder.embed([p.text for p in missing])))
+    vectors = np.stack([stored[p.chunk_id] for p in passages]).astype("float32")
     if query is not None:
         target = encoder.embed_query(query)
     else:
@@ -292,6 +291,11 @@ class _Faithful:
 def quoted_summary(passages: list[Hit], query: str | None, count: int = 3) -> str:
     """The fallback when no sentence of the model's summary holds up: one sentence from each of the first `count`
     passages, cited; for a query the sentence sharing most of its words, for a document each chunk's first."""
+    return " ".join(_cite(sentence, n) for n, sentence in _opening_sentences(passages, query, count))
+
+
+def _opening_sentences(passages: list[Hit], query: str | None, count: int = 3) -> list[tuple[int, str]]:
+    """(passage number, sentence) for `quoted_summary`: each sentence ends in . ! or ?, at most 400 characters."""
     wanted = set(content_words(query)) if query else set()
     picked = []
     for n, hit in enumerate(passages[:count], start=1):
@@ -299,9 +303,8 @@ def quoted_summary(passages: list[Hit], query: str | None, count: int = 3) -> st
         candidates = [s.strip() for line in lines for s in sentences(line) if len(words(s)) >= 4] or [hit.text.strip()]
         best = max(candidates, key=lambda s: len(wanted & set(content_words(s)))) if wanted else candidates[0]
         best = best if len(best) <= 400 else best[:400].rsplit(" ", 1)[0] + " …"
-        end = len(best.rstrip(".!?"))
-        picked.append(f"{best[:end]} [{n}]{best[end:] or '.'}")
-    return " ".join(picked)
+        picked.append((n, best if best.endswith((".", "!", "?")) else best + "."))
+    return picked
 
 
 def document_passages(searcher: "Searcher", path: str) -> list[Hit]:

@@ -13,7 +13,8 @@ LETTERS = re.compile(r"[^\W_]+", re.UNICODE)  # a word without underscores, for 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")  # a sentence ends before a capital, digit or quote
 CITATION = re.compile(r"\[\d+\]")  # a checked citation marker, `[3]`
 _RULE = re.compile(r"^\s*([=\-~*_#+])\1{2,}\s*$")
-_ITEM = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s+\S")
+LIST_MARK = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s+")  # a list item's bullet or number
+_ITEM = re.compile(LIST_MARK.pattern + r"\S")
 
 # English function words: what keyword search leaves out of a query (unless nothing else is left).
 STOPWORDS = frozenset(

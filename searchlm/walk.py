@@ -52,7 +52,7 @@ def walk(root: Path, follow_symlinks: bool = False, skipped: list | None = None,
     skipped = skipped if skipped is not None else []
     found: list[FoundFile] = []
     seen_dirs: set[tuple[int, int]] = set()
-    excluded = {key for key in map(_identity, exclude) if key is not None}
+    excluded = {key for key in map(file_identity, exclude) if key is not None}
     links: dict[tuple[int, int], int] = {}  # hard links of each multiply linked file found
     names_seen: dict[tuple[int, int], int] = {}  # and how many of them the walk found here
     ignores: list[tuple[str, object]] = []  # (dir rel path, compiled spec), parents before children
@@ -141,7 +141,8 @@ def _linked_outside(f: FoundFile, links: dict, names_seen: dict, skipped: list) 
     return True
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of what `path` names, following links; None when it cannot be stat'ed."""
     try:
         st = os.stat(path)
     except OSError:

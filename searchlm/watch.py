@@ -21,7 +21,7 @@ from searchlm.errors import InputError, SearchlmError
 from searchlm.extract import kind_of
 from searchlm.records import IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
-from searchlm.walk import IGNORE_FILES
+from searchlm.walk import IGNORE_FILES, file_identity
 
 RETRY_SECONDS = 10.0
 DEBOUNCE_MS = 1000  # the longest a burst of changes is collected before it is indexed
@@ -79,13 +79,13 @@ def watch_folder(
             if stop.is_set():
                 return
             say(f"'{root}' is back; indexing what changed.")
-        identity = _identity(root)
+        identity = file_identity(root)
         # The first run starts once the watcher is live (its first, empty batch), so a change made while it
         # runs is in the next batch rather than lost.
         first, failed_at = True, None
         try:
             for changes in _changes(root, home, stop, debounce_ms):
-                if _identity(root) != identity:  # moved away, deleted, or replaced by another folder
+                if file_identity(root) != identity:  # moved away, deleted, or replaced by another folder
                     break
                 retry = failed_at is not None and time.monotonic() - failed_at >= RETRY_SECONDS
                 if changes or first or retry:
@@ -136,23 +136,15 @@ class _OwnFiles:
     def __contains__(self, path: Path) -> bool:
         if path == self.real or self.real in path.parents or path == self.home or self.home in path.parents:
             return True
-        home = _identity(self.home)  # looked up each time: the home is made by the first run
+        home = file_identity(self.home)  # looked up each time: the home is made by the first run
         if home is None:
             return False
         for folder in (path, *path.parents):  # the path and its folders below the root
             if folder == self.root or self.root not in folder.parents:
                 break
-            if _identity(folder) == home:
+            if file_identity(folder) == home:
                 return True
         return False
-
-
-def _identity(root: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(root)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _final(exc: Exception) -> bool:
