@@ -122,20 +122,20 @@ def _signature_share(texts: Iterable[str]) -> float:
     return sum(1 for p in paragraphs if len(p) < 200 and "\n" not in p and _SIGNATURE.fullmatch(p)) / len(paragraphs)
 
 
+def split_kinds(values: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Kinds as a user gives them (repeated, or comma-separated): split, stripped, lower-cased, each once; not
+    checked (`parse_kinds` checks)."""
+    if isinstance(values, str):
+        values = (values,)
+    return tuple(dict.fromkeys(k.strip().lower() for v in values or () for k in v.split(",") if k.strip()))
+
+
 def parse_kinds(values: Iterable[str] | str | None) -> tuple[str, ...]:
     """Kinds as a user gives them (repeated, or comma-separated), checked: an unknown one is an InputError."""
     from searchlm.errors import InputError
 
-    if isinstance(values, str):
-        values = (values,)
-    out: list[str] = []
-    for value in values or ():
-        for kind in value.split(","):
-            kind = kind.strip().lower()
-            if not kind:
-                continue
-            if kind not in DOC_KINDS:
-                raise InputError(f"document kind '{kind}' is not one searchlm knows", f"use {', '.join(DOC_KINDS)}")
-            if kind not in out:
-                out.append(kind)
-    return tuple(out)
+    kinds = split_kinds(values)
+    unknown = next((kind for kind in kinds if kind not in DOC_KINDS), None)
+    if unknown is not None:
+        raise InputError(f"document kind '{unknown}' is not one searchlm knows", f"use {', '.join(DOC_KINDS)}")
+    return kinds

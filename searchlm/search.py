@@ -19,7 +19,7 @@ import numpy as np
 
 from searchlm.cjk import strip_cjk
 from searchlm.closing import Closing
-from searchlm.doc_kinds import PRIOR, parse_kinds
+from searchlm.doc_kinds import PRIOR, parse_kinds, split_kinds
 from searchlm.errors import (
     IndexMismatchError,
     IndexNotFoundError,
@@ -79,8 +79,8 @@ class SearchOptions:
         if isinstance(self.types, str):  # "md,pdf" as a user types it
             self.types = tuple(self.types.split(","))
         self.types = tuple(t.strip() for t in self.types if t.strip())
-        self.doc_kinds = _kind_list(self.doc_kinds)
-        self.exclude_doc_kinds = _kind_list(self.exclude_doc_kinds)
+        self.doc_kinds = split_kinds(self.doc_kinds)
+        self.exclude_doc_kinds = split_kinds(self.exclude_doc_kinds)
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -106,13 +106,6 @@ class SearchOptions:
         if self.rerank_weight is not None and not self.rerank:
             raise InputError(f"rerank weight {self.rerank_weight} given without a reranker",
                              "add rerank='lm', or leave rerank_weight unset", "add --rerank lm, or drop --rerank-weight")
-
-
-def _kind_list(values) -> tuple[str, ...]:
-    """Kinds as given (a tuple, or "changelog,api" as a user types it), split and stripped; checked in validate."""
-    if isinstance(values, str):
-        values = (values,)
-    return tuple(k.strip().lower() for v in values or () for k in v.split(",") if k.strip())
 
 
 class Searcher(Closing):
