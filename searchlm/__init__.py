@@ -15,6 +15,7 @@ The public API, importable from the package itself (nothing heavy is imported un
 - Option and result types: `SearchOptions`, `Hit`, `AskOptions`, `Answer`, `Citation`, `SummaryOptions`,
   `Summary`, `IndexReport`, `EvalReport`, `DocumentView`.
 - Errors: `SearchlmError` and its subclasses (see `searchlm.errors`).
+- `hookimpl`: marks a plugin's hook implementations (see `searchlm.plugins`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ _EXPORTS = {
     "DiskFullError": "searchlm.errors",
     "ServerBusyError": "searchlm.errors",
     "StoreError": "searchlm.errors",
+    "PluginError": "searchlm.errors",
+    "hookimpl": "searchlm.hookspecs",
 }
 
 __all__ = sorted(_EXPORTS)
