@@ -114,6 +114,21 @@ def test_a_plugin_that_fails_to_import_is_named_in_one_line(tmp_path):
         "'no_such_library_here' (fix or uninstall searchlm-broken)"]
 
 
+@pytest.mark.slow
+def test_the_plugin_package_installs_with_pip(tmp_path):
+    """tests/plugin_pkg is a real package: pip installs it (no network: no deps, no build isolation) and a fresh
+    searchlm finds it, as the hand-made .dist-info above stands in for."""
+    src = shutil.copytree(PLUGIN, tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))  # builds write here
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--no-index", "--target", str(site), str(src)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    listed = searchlm(site, "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == [{"name": "searchlm-shortest", "version": "0.1", "builtin": False,
+                                          "registers": {"rerankers": ["shortest"]}}]
+
+
 # -- the registry, in-process: a plugin object registered and removed -----------------------------------------
 def test_the_built_ins_register_through_the_same_hooks():
     assert rerankers.names() == ["cross-encoder", "lm"]
