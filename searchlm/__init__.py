@@ -15,7 +15,8 @@ The public API, importable from the package itself (nothing heavy is imported un
 - Option and result types: `SearchOptions`, `Hit`, `AskOptions`, `Answer`, `Citation`, `SummaryOptions`,
   `Summary`, `IndexReport`, `EvalReport`, `DocumentView`.
 - Errors: `SearchlmError` and its subclasses (see `searchlm.errors`).
-- `hookimpl`: marks a plugin's hook implementations (see `searchlm.plugins`).
+- Plugins: `hookimpl` marks a plugin's hook implementations; `get_plugins` lists those installed (see
+  `searchlm.plugins`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ _EXPORTS = {
     "StoreError": "searchlm.errors",
     "PluginError": "searchlm.errors",
     "hookimpl": "searchlm.hookspecs",
+    "get_plugins": "searchlm.plugins",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -775,7 +775,7 @@ def plugins_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """List installed plugins and the embedders, stores, rerankers and generators each adds."""
-    from searchlm.plugins import get_plugins
+    from searchlm import get_plugins
 
     found = get_plugins(all=all_)
     if as_json:

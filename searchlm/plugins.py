@@ -21,12 +21,13 @@ after which `--rerank bm42` uses it and `searchlm plugins` lists it. What each h
     register_generators  factory(model, device) -> Generator                    (`--generator NAME:MODEL`)
 
 `register(name, target, extra=None)`: `extra` is the searchlm extra whose libraries the target needs, named in the
-error when they are missing. The hooks are declared in searchlm/hookspecs.py; the built-ins register through them (searchlm/default_plugins.py). A name is
-kept by the plugin that registered it first, and the built-ins come first: a plugin adds names, never replaces one.
+error when they are missing. The hooks are declared in searchlm/hookspecs.py; the built-ins register through them
+(searchlm/default_plugins.py). A name is kept by the plugin that registered it first, and the built-ins come
+first: a plugin adds names, never replaces one.
 
 Installed plugins are discovered only when a name is not among those already registered (or for `searchlm
-plugins`): reading every installed package's entry points costs tens of milliseconds that a search with the
-built-in store should not pay. Tests and notebooks register a plugin object in-process with
+plugins`): reading every installed package's entry points costs 10-30 ms of CPU that a search with the built-in
+store should not pay (benchmarks/plugins_cost.py). Tests and notebooks register a plugin object in-process with
 `pm.register(obj, name=...)` and remove it with `pm.unregister(name=...)`.
 """
 
@@ -61,13 +62,13 @@ def load_plugins() -> None:
         for ep in entry_points(group=GROUP):
             if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
                 continue
-            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ep.value
             try:
-                plugin = ep.load()
+                pm.register(ep.load(), name=ep.name)  # pluggy checks its hooks against hookspecs.py
             except Exception as exc:
-                raise PluginError(f"plugin '{ep.name}' ({dist}) failed to load: {type(exc).__name__}: {exc}",
-                                  f"fix or uninstall {ep.dist.name if ep.dist is not None else ep.value}") from exc
-            pm.register(plugin, name=ep.name)
+                package = ep.dist.name if ep.dist is not None else ep.value
+                version = f" {ep.dist.version}" if ep.dist is not None else ""
+                raise PluginError(f"plugin '{ep.name}' ({package}{version}) failed to load: {type(exc).__name__}: "
+                                  f"{exc}", f"fix or uninstall {package}") from exc
             _dists[ep.name] = ep.dist
         _discovered = True
 
@@ -117,7 +118,7 @@ class Registry:
                 if key and key not in found:
                     found[key] = Backend(self.kind, key, target, _plugin, extra)
 
-            impl.function(*[{"register": register}[arg] for arg in impl.argnames])
+            impl.function(*[register for _ in impl.argnames])  # as pluggy calls it: `register`, if it takes it
         return found
 
     def find(self, name: str) -> Backend | None:
