@@ -1,6 +1,6 @@
 """What several test modules share: a tiny random GPT-2 (the real one cannot be downloaded here), a generator
-whose output is scripted, a plugin registered for a block, a hit maker, a tiny BEIR dataset and the questions of sample_corpus/QUERIES.md.
-Fixtures live in conftest.py."""
+whose output is scripted, a plugin registered for a block, a hit maker, a tiny BEIR dataset and the questions of
+sample_corpus/QUERIES.md. Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
