@@ -15,6 +15,8 @@ The public API, importable from the package itself (nothing heavy is imported un
 - Option and result types: `SearchOptions`, `Hit`, `AskOptions`, `Answer`, `Citation`, `SummaryOptions`,
   `Summary`, `IndexReport`, `EvalReport`, `DocumentView`.
 - Errors: `SearchlmError` and its subclasses (see `searchlm.errors`).
+- Plugins: `hookimpl` marks a plugin's hook implementations; `get_plugins` lists those installed (see
+  `searchlm.plugins`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ _EXPORTS = {
     "DiskFullError": "searchlm.errors",
     "ServerBusyError": "searchlm.errors",
     "StoreError": "searchlm.errors",
+    "PluginError": "searchlm.errors",
+    "hookimpl": "searchlm.hookspecs",
+    "get_plugins": "searchlm.plugins",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -765,3 +765,28 @@ def _print_sources(title: str, items) -> None:
     for n, item in items:
         heading = f" ({safe_text(item.heading)})" if item.heading else ""
         typer.echo(f"[{n}] {safe_text(item.location())}{heading}")
+
+
+# -- plugins ----------------------------------------------------------------------------------------------
+@app.command("plugins")
+@handle_errors
+def plugins_cmd(
+    all_: bool = typer.Option(False, "--all", help="Include searchlm's built-in backends."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List installed plugins and the embedders, stores, rerankers and generators each adds."""
+    from searchlm import get_plugins
+
+    found = get_plugins(all=all_)
+    if as_json:
+        typer.echo(json.dumps([p.to_json() for p in found], indent=2))
+        return
+    if not found:
+        typer.echo("No plugins installed (a plugin is a package with an entry point in the `searchlm` group; "
+                   "--all shows the built-in backends).")
+        return
+    for p in found:
+        typer.echo(typer.style(safe_text(f"{p.name} {p.version or ''}".strip()), bold=True)
+                   + (typer.style("  (built-in)", dim=True) if p.builtin else ""))
+        for seam, names in p.registers.items():
+            typer.echo(f"  {seam}: {safe_text(', '.join(names))}")

@@ -13,6 +13,7 @@
     ├── ModelError                a model that cannot be found or loaded (names the extra or path to fix it)
     ├── ExtractionError           one file could not be read; the indexer skips it and lists it
     ├── StoreError                the index's vector store (a Milvus server or collection) cannot be used
+    ├── PluginError               an installed plugin (a `searchlm` entry point) that fails to load
     └── ServerError               a searchlm server that cannot be reached or answered with an error
 
 Messages say what failed, the value, and one fix. The fix is worded for the library (`mode='hybrid'`); where a
@@ -84,6 +85,10 @@ class ExtractionError(SearchlmError):
 
 class StoreError(SearchlmError):
     """The vector store cannot be reached, or holds vectors of another model, dimension or searchlm version."""
+
+
+class PluginError(SearchlmError):
+    """An installed plugin could not be loaded; the message names it and its package."""
 
 
 class ServerError(SearchlmError):

@@ -1,9 +1,10 @@
 """What several test modules share: a tiny random GPT-2 (the real one cannot be downloaded here), a generator
-whose output is scripted, a hit maker, a tiny BEIR dataset and the questions of sample_corpus/QUERIES.md.
-Fixtures live in conftest.py."""
+whose output is scripted, a plugin registered for a block, a hit maker, a tiny BEIR dataset and the questions of
+sample_corpus/QUERIES.md. Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import io
@@ -43,6 +44,19 @@ def build_tiny_gpt2(folder: Path, n_positions: int = 1024) -> Path:
     torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
+
+
+@contextlib.contextmanager
+def registered(plugin, name: str):
+    """`plugin` (an object with `searchlm.hookimpl` methods) registered with searchlm's plugin manager for the
+    `with` block, as an installed package's would be, and removed after."""
+    from searchlm.plugins import pm
+
+    pm.register(plugin, name=name)
+    try:
+        yield plugin
+    finally:
+        pm.unregister(name=name)
 
 
 def hit(n: int, text: str, path: str = "doc.md") -> Hit:

@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 from searchlm.answer import EVIDENCE_THRESHOLD, REFUSAL, AskOptions, Answer, _tidy, ask
 from searchlm.generate import get_generator
 from searchlm.cli import app
+from searchlm import hookimpl
 from searchlm.errors import InputError
 from searchlm.generate.citations import CheckedStream, MarkerFilter, check_citations, cited_numbers
 from searchlm.search import Searcher, SearchOptions
-from helpers import ScriptedGenerator, build_tiny_gpt2
+from helpers import ScriptedGenerator, build_tiny_gpt2, registered
 
 FILES = {
     "eiffel.md": "# Eiffel Tower\n\nThe Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 "
@@ -270,14 +271,21 @@ def test_cli_ask_streams_then_lists_sources(index, tiny_gpt2_dir):
     assert source.startswith("[1] ") and "eiffel.md:" in source and source.endswith("(Eiffel Tower)")
 
 
-def test_cli_ask_prints_the_checked_answer(index, tiny_gpt2_dir, monkeypatch):
-    from searchlm.generate.registry import GENERATOR_KINDS
+class ScriptedKind:
+    """A plugin adding the generator kind `KIND:MODEL`: MODEL's tokenizer and window, a scripted answer."""
 
-    # A generator kind of its own (as a plugin would add one): the tiny GPT-2's tokenizer, a scripted answer.
-    monkeypatch.setitem(GENERATOR_KINDS, "scripted",
-                        lambda model, device: ScriptedGenerator(get_generator(model, device), MISLABELLED))
-    result = _run("ask", HARVEST, "--home", str(index.home), "--name", index.name,
-                  "--generator", f"scripted:{tiny_gpt2_dir}")
+    def __init__(self, kind: str, script: list[str]):
+        self.kind, self.script = kind, script
+
+    @hookimpl
+    def register_generators(self, register):
+        register(self.kind, lambda model, device: ScriptedGenerator(get_generator(model, device), self.script))
+
+
+def test_cli_ask_prints_the_checked_answer(index, tiny_gpt2_dir):
+    with registered(ScriptedKind("scripted", MISLABELLED), "scripted-answers"):
+        result = _run("ask", HARVEST, "--home", str(index.home), "--name", index.name,
+                      "--generator", f"scripted:{tiny_gpt2_dir}")
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("Loading the answer model (scripted:")  # said before the load
     lines = result.stdout.splitlines()
@@ -341,18 +349,15 @@ def test_cli_ask_with_an_llm_library_model(index):
     assert missing.exit_code == 1 and "has no model 'no-such-model'" in missing.stderr
 
 
-def test_cli_streams_nothing_that_is_not_in_the_final_answer(index, tiny_gpt2_dir, monkeypatch):
+def test_cli_streams_nothing_that_is_not_in_the_final_answer(index, tiny_gpt2_dir):
     """Issue #15: the terminal never shows text that the answer then drops (compared with --json's answer)."""
-    from searchlm.generate.registry import GENERATOR_KINDS
-
     script = ["The", " queen", " flies", " to", " Mars", " [", "1", "]", ".", " The", " beekeeper", " harvests",
               " the", " honey", " in", " late", " summer", " [", "2", "]", "."]
     # A kind of its own: loaded generators are kept per process by name, and "scripted:" has another script.
-    monkeypatch.setitem(GENERATOR_KINDS, "made-up",
-                        lambda model, device: ScriptedGenerator(get_generator(model, device), script))
     args = ["ask", HARVEST, "--home", str(index.home), "--name", index.name, "--generator", f"made-up:{tiny_gpt2_dir}"]
-    final = json.loads(_run(*args, "--json").stdout)
-    result = _run(*args)
+    with registered(ScriptedKind("made-up", script), "made-up-answers"):
+        final = json.loads(_run(*args, "--json").stdout)
+        result = _run(*args)
     assert result.exit_code == 0, result.output
     # The made-up first sentence ends the model's answer: the best passage sentence is quoted instead.
     assert final["answer"].startswith('"') and final["citations"][0]["path"].endswith("bees.md")

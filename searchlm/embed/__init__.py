@@ -4,6 +4,7 @@
   present.
 - "ray": Ray Data `map_batches` over an actor pool, one sentence-transformers encoder per actor, on a local Ray
   instance or a cluster (`pip install 'searchlm[ray]'`).
+- any backend a plugin registers (searchlm/plugins.py, `register_embedders`).
 
 The query path uses `searchlm.embed.onnx.OnnxEmbedder` (ONNX Runtime + tokenizers, no torch), loaded from an
 index's exported encoder.
@@ -11,22 +12,12 @@ index's exported encoder.
 
 from searchlm.embed.base import Embedder, resolve_model
 
-__all__ = ["BACKENDS", "Embedder", "load_embedder", "resolve_model"]
-
-BACKENDS = ("sentence-transformers", "ray")
+__all__ = ["Embedder", "load_embedder", "resolve_model"]
 
 
 def load_embedder(model: str, backend: str = "sentence-transformers", device: str = "auto", **options) -> Embedder:
-    """An indexing embedder for `model` on the backend of that name. `options` go to the backend
-    (for "ray": `address`, `actors`, `batch_size`)."""
-    if backend in ("sentence-transformers", "local"):
-        from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
+    """An indexing embedder for `model` on the backend of that name (registered in searchlm/plugins.py: the two
+    above, and what plugins add). `options` go to the backend (for "ray": `address`, `actors`, `batch_size`)."""
+    from searchlm.plugins import embedders
 
-        return SentenceTransformerEmbedder(model, device=device, **options)
-    if backend == "ray":
-        from searchlm.embed.ray import RayEmbedder
-
-        return RayEmbedder(model, device=device, **options)
-    from searchlm.errors import InputError
-
-    raise InputError(f"embedder backend '{backend}' is not one of {', '.join(BACKENDS)}", "pick one of those")
+    return embedders.get(backend).load()(model, device=device, **options)

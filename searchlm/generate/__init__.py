@@ -2,7 +2,8 @@
 
 - `base.Generator`: the contract, `generate(prompt, max_tokens, temperature, on_token) -> str`, plus token helpers
   (`count_tokens`, `truncate`, `prompt_budget`) so callers can pack prompts into the model's context.
-- `registry.load_generator(name, device)`: "smollm2" (default, the packaged GGUF) or any Hugging Face causal LM.
+- `registry.load_generator(name, device)`: "smollm2" (default, the packaged GGUF), any Hugging Face causal LM, or
+  `KIND:MODEL` of a registered generator kind (`llm:MODEL_ID`; plugins add kinds, searchlm/plugins.py).
 - `hf.TransformersGenerator`: the one backend, over `transformers`.
 
 Nothing here imports torch until a model is loaded.

@@ -91,3 +91,10 @@ class LLMGenerator(Generator):
         if on_token is not None and len(text) > shown:
             on_token(text[shown:])
         return text
+
+
+def load_llm_generator(model: str, device: str) -> Generator:
+    """The `llm` generator kind (searchlm/default_plugins.py): `llm:MODEL_ID`; `device` is the plugin's business."""
+    if not model:
+        raise ModelError("generator 'llm:' names no model (use llm:MODEL_ID, e.g. llm:gpt-4o-mini; see `llm models`)")
+    return LLMGenerator(model)

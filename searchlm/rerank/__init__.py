@@ -2,6 +2,7 @@
 
     cross-encoder[:MODEL]   any sentence-transformers CrossEncoder, by name or local folder (cross_encoder.py)
     lm[:MODEL]              query likelihood under a causal LM, default the packaged SmolLM2 (lm.py)
+    NAME[:MODEL]            a reranker a plugin registers (searchlm/plugins.py)
 
 `load_reranker(name, settings)` picks one by name (`lazy_reranker`: loads it only when a score is not cached);
 `rerank_hits` scores a search's top candidates with it
@@ -9,6 +10,6 @@
 """
 
 from searchlm.rerank.base import Reranker, rerank_hits
-from searchlm.rerank.registry import RERANKERS, LazyReranker, lazy_reranker, load_reranker
+from searchlm.rerank.registry import LazyReranker, lazy_reranker, load_reranker
 
-__all__ = ["RERANKERS", "LazyReranker", "Reranker", "lazy_reranker", "load_reranker", "rerank_hits"]
+__all__ = ["LazyReranker", "Reranker", "lazy_reranker", "load_reranker", "rerank_hits"]

@@ -1,9 +1,9 @@
-"""Reranker kinds by name: `cross-encoder[:MODEL]` and `lm[:MODEL]`, loaded now (`load_reranker`) or when a
-score is first missing from the cache (`lazy_reranker`). Each kind's module is imported on use: no torch yet."""
+"""Rerankers by name: `cross-encoder[:MODEL]`, `lm[:MODEL]` and the kinds plugins register (searchlm/plugins.py),
+loaded now (`load_reranker`) or when a score is first missing from the cache (`lazy_reranker`). Each kind's module
+is imported on use: no torch yet."""
 
 from __future__ import annotations
 
-from searchlm.errors import InputError
 from searchlm.rerank.base import Reranker
 from searchlm.settings import Settings
 
@@ -25,27 +25,12 @@ class LazyReranker(Reranker):
         return self.loaded.score(query, passages)
 
 
-def _cross_encoder():
-    from searchlm.rerank.cross_encoder import CrossEncoderReranker
-
-    return CrossEncoderReranker
-
-
-def _lm():
-    from searchlm.rerank.lm import LMReranker
-
-    return LMReranker
-
-
-RERANKERS = {"cross-encoder": _cross_encoder, "lm": _lm}  # kind -> its class (imported on use; no torch yet)
-
-
 def _parse(name: str):
+    """(class, model or None) for `KIND[:MODEL]`; kinds are the registered rerankers (searchlm/plugins.py)."""
+    from searchlm.plugins import rerankers
+
     kind, _, model = name.strip().partition(":")
-    cls = RERANKERS.get(kind.strip().lower())
-    if cls is None:
-        raise InputError(f"reranker '{name}' is not one of {', '.join(RERANKERS)}", "use lm, lm:MODEL or cross-encoder:MODEL")
-    return cls(), model.strip() or None
+    return rerankers.get(kind).load(), model.strip() or None
 
 
 def load_reranker(name: str, settings: Settings) -> Reranker:

@@ -8,7 +8,8 @@
                        Milvus server; BM25, filters and top-k run inside Milvus
 
 A backend is chosen by name at index time (`--store`, `SEARCHLM_STORE`: `faiss`, `faiss+tantivy`, `milvus`, or a Milvus URI
-such as `http://HOST:19530`), recorded in `manifest.json` as `store`, and reopened from there by `open_store`.
+such as `http://HOST:19530`, or a store a plugin registers), recorded in `manifest.json` as `store`, and reopened from
+there by `open_store`. Backends are registered by name through searchlm/plugins.py, the built-ins included.
 
 SQLite stays the source of truth: every chunk change is logged there (`Store.pending_vector_changes`), and
 `sync` applies the log to the backend, then clears it. Applying a change twice is harmless (adds skip ids already
@@ -148,10 +149,9 @@ def parse_store(value: str | None, index_name: str) -> StoreSpec:
         return StoreSpec("milvus", uri="milvus.db", collection=collection_name(index_name))
     if value.startswith(("http://", "https://", "tcp://", "grpc://")):
         return StoreSpec("milvus", uri=value, collection=collection_name(index_name))
-    raise InputError(
-        f"store '{value}' is not one searchlm knows (use faiss, faiss+tantivy, milvus, or a Milvus server URI such as "
-        "http://localhost:19530)"
-    )
+    from searchlm.plugins import stores
+
+    return StoreSpec(stores.get(value).name)  # a store a plugin registers; an unknown name is an InputError
 
 
 def collection_name(index_name: str) -> str:
@@ -160,23 +160,16 @@ def collection_name(index_name: str) -> str:
     return "searchlm_" + (re.sub(r"[^A-Za-z0-9_]", "_", index_name) or "default")
 
 
-# Backends by name: module and class, imported on first use (faiss and pymilvus are heavy).
-BACKENDS = {
-    "faiss": "searchlm.stores.faiss:FaissStore",
-    TANTIVY: "searchlm.stores.tantivy:TantivyStore",
-    "milvus": "searchlm.stores.milvus:MilvusStore",
-}
-
-
 def open_store(index_dir: Path, manifest: Manifest, store: Store, *, warm: bool = False) -> VectorStore:
-    """The manifest's vector store for this index, ready to search or sync."""
-    import importlib
+    """The manifest's vector store for this index, ready to search or sync. Backends are registered by name
+    (searchlm/plugins.py, `register_stores`: the built-ins and what plugins add), imported on first use."""
+    from searchlm.plugins import stores
 
     spec = StoreSpec.from_json(manifest.store)
-    if spec.backend in BACKENDS:
-        module, cls = BACKENDS[spec.backend].split(":")
-        return getattr(importlib.import_module(module), cls)(index_dir, manifest, store, spec=spec, warm=warm)
-    raise InputError(
-        f"index '{manifest.name}' keeps its vectors in '{spec.backend}', which this searchlm does not know "
-        "(upgrade searchlm: pip install -U searchlm)"
-    )
+    backend = stores.find(spec.backend)
+    if backend is None:
+        raise InputError(
+            f"index '{manifest.name}' keeps its vectors in '{spec.backend}', which this searchlm does not know "
+            "(install the plugin that provides it, or upgrade searchlm: pip install -U searchlm)"
+        )
+    return backend.load()(index_dir, manifest, store, spec=spec, warm=warm)
