@@ -567,6 +567,9 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
     if kind == "number":
         sentence, text = figure(question, hits, ranked)
         shown.add(quoted(text, sentence.n), [sentence.n], "quoted")
+        also = runner_up([sentence] + [s for s in ranked if s is not sentence], shown.text)
+        if also is not None:  # as after a model's answer: a sentence that ranks as well and says more
+            shown.add(quoted(_continued(also, hits, kind), also.n), [also.n], "quoted")
         return ""
     if kind == "howto":
         text, n = quote(ranked, hits, kind)
