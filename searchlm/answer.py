@@ -256,7 +256,7 @@ def ask(
         if ranked:
             # Nothing the model wrote could be traced (what it added to the question is not in the passages, or
             # it added nothing): quote the sentence that best matches the question instead, with its source.
-            text, n = quote(ranked)
+            text, n = quote(ranked, hits, kind)
             shown.add(quoted(text, n), [n], "quoted")
         else:
             text = checked.text
@@ -436,11 +436,13 @@ class Sentence:
     position: int
     text: str
     score: float
+    about: str = ""  # what an "It …" sentence is about: its section's heading (and the page title)
 
 
-def quote(ranked: list[Sentence]) -> tuple[str, int]:
+def quote(ranked: list[Sentence], hits: list[Hit] | None = None, kind: str = "what") -> tuple[str, int]:
     """(the span to quote, its passage number): the best-ranked sentence, and beside it the sentence next to it
-    in its passage when the two rank within SPAN_MARGIN (the ranking cannot tell which of them answers)."""
+    in its passage when the two rank within SPAN_MARGIN (the ranking cannot tell which of them answers), and what
+    `continuation` finds after it in `hits`' passage."""
     best = ranked[0]
     span = [best]
     for other in ranked[1:]:
@@ -449,7 +451,36 @@ def quote(ranked: list[Sentence]) -> tuple[str, int]:
         if other.n == best.n and abs(other.position - best.position) == 1:
             span.append(other)
             break
-    return " ".join(s.text for s in sorted(span, key=lambda s: s.position)), best.n
+    span.sort(key=lambda s: s.position)
+    text = " ".join(s.text for s in span)
+    if hits is not None:
+        more = continuation(hits[best.n - 1].text, span[-1].position, kind, text)
+        if more:
+            text = f"{text} {more}"
+    return text, best.n
+
+
+ANAPHOR = re.compile(r"^(?:it|its|this|that|these|those|they|their|there|otherwise|that way|so)\b", re.IGNORECASE)
+LEAD_IN_PENALTY = 0.1  # a sentence that ends in ":" (it introduces a list) or "?" (the page asks the question) answers nothing itself
+
+
+def continuation(text: str, position: int, kind: str, said: str = "") -> str:
+    """What to quote after the passage's sentence at `position`: the next sentence when it goes on from it (it
+    opens with "It", "This", "That way": "…is strongly discouraged. It can't be read early by the flask run
+    command…"), and for a `number` question whose sentence holds no figure, the first of the next two that
+    does ("…how many fields can be parsed. It is set to 1000 by default.", "Default: 4093")."""
+    units = passage_units(text)
+    after = [s for kind_, s in units[position + 1:position + 3] if kind_ == "sentence"]
+    if not after:
+        return ""
+    taken: list[str] = []
+    if ANAPHOR.match(LIST_MARK.sub("", after[0])) and not LIST_MARK.match(after[0]):
+        taken.append(after[0])
+    if kind == "number" and not re.search(r"\d", said + " ".join(taken)):
+        found = next((s for s in after if re.search(r"\d", s)), None)
+        if found is not None and found not in taken:
+            taken = after[:after.index(found) + 1] if len(" ".join(after[:after.index(found) + 1])) < 300 else [found]
+    return " ".join(taken)
 
 
 def passage_units(text: str) -> list[tuple[str, str]]:
@@ -491,14 +522,21 @@ def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tupl
     ranked = []
     for (n, i, text), sim in zip(units, sims):
         have = word_set(text)
+        about = ""
+        if ANAPHOR.match(LIST_MARK.sub("", text)):  # "It supports Windows directly." under the heading "Waitress"
+            about = f"{top[n - 1].title or ''} {(top[n - 1].heading or '').rsplit('>', 1)[-1]}".strip()
+            have |= word_set(about)
         share = sum(w in have for w in wanted) / len(wanted) if wanted else 0.0
-        ranked.append(Sentence(n, i, text, SENTENCE_WEIGHT * sim + (1 - SENTENCE_WEIGHT) * share))
+        score = SENTENCE_WEIGHT * sim + (1 - SENTENCE_WEIGHT) * share
+        if text.rstrip().endswith((":", "?")):
+            score -= LEAD_IN_PENALTY
+        ranked.append(Sentence(n, i, text, score, about))
     ranked.sort(key=lambda s: -s.score)
     return evidence, ranked
 
 
 # -- composed answers -------------------------------------------------------------------------------------
-COMPOSED = ("yesno", "howto", "comparison")  # shapes answered from the passages' own sentences, with no model
+COMPOSED = ("yesno", "howto", "comparison", "number")  # shapes answered from the passages' own sentences, with no model
 
 
 def needs_model(question: str) -> bool:
@@ -524,10 +562,17 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
         sentence, word = deciding(question, ranked)
         if word:
             shown.verdict(word)
-        shown.add(quoted(sentence.text, sentence.n), [sentence.n], "quoted")
+        shown.add(quoted(_continued(sentence, hits, kind), sentence.n), [sentence.n], "quoted")
         return word or ""
+    if kind == "number":
+        sentence, text = figure(question, hits, ranked)
+        shown.add(quoted(text, sentence.n), [sentence.n], "quoted")
+        also = runner_up([sentence] + [s for s in ranked if s is not sentence], shown.text)
+        if also is not None:  # as after a model's answer: a sentence that ranks as well and says more
+            shown.add(quoted(_continued(also, hits, kind), also.n), [also.n], "quoted")
+        return ""
     if kind == "howto":
-        text, n = quote(ranked)
+        text, n = quote(ranked, hits, kind)
         best = ranked[0]
         shown.add(quoted(text, n), [n], "quoted")
         code, before = code_around(hits[n - 1].text, best.position)
@@ -578,15 +623,37 @@ def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | Non
     wanted = content_words(question)
 
     def key(s: Sentence) -> tuple:
-        held = sum(w in word_set(s.text) for w in wanted) / len(wanted) if wanted else 0.0
+        held = sum(w in word_set(f"{s.text} {s.about}") for w in wanted) / len(wanted) if wanted else 0.0
         return (not questions.CONCLUSION.match(s.text), -(s.score + OVERLAP_WEIGHT * held))
 
     close = sorted((s for s in ranked if ranked[0].score - s.score <= DECIDING_MARGIN), key=key)
     for sentence in close:
-        word = questions.verdict(question, sentence.text)
+        word = questions.verdict(question, sentence.text, sentence.about)
         if word:
             return sentence, word
     return ranked[0], None
+
+
+def _continued(sentence: Sentence, hits: list[Hit], kind: str) -> str:
+    more = continuation(hits[sentence.n - 1].text, sentence.position, kind, sentence.text)
+    return f"{sentence.text} {more}" if more else sentence.text
+
+
+def figure(question: str, hits: list[Hit], ranked: list[Sentence]) -> tuple[Sentence, str]:
+    """(the sentence, the text to quote) for a number question: of the sentences within DECIDING_MARGIN of the
+    best, each with its `continuation` ("…how many fields can be parsed. It is set to 1000 by default."), the one
+    whose text holds a figure and most of the question's content words ("by default" asks for "Default: 4093")."""
+    wanted = content_words(question)
+    best, best_key, best_text = ranked[0], None, ranked[0].text
+    for sentence in ranked:
+        if ranked[0].score - sentence.score > DECIDING_MARGIN:
+            break
+        text = _continued(sentence, hits, "number")
+        held = sum(w in word_set(text) for w in wanted) / len(wanted) if wanted else 0.0
+        key = sentence.score + NUMBER_BONUS * bool(re.search(r"\d", text)) + OVERLAP_WEIGHT * held
+        if best_key is None or key > best_key:
+            best, best_key, best_text = sentence, key, text
+    return best, best_text
 
 
 def code_around(text: str, position: int) -> tuple[str | None, str | None]:

@@ -116,7 +116,7 @@ NEGATION_SCOPE = 4  # words after a negation that it covers: "will not slip or t
 MIN_OVERLAP = 0.4  # share of the question's content words the deciding sentence must hold
 
 
-def verdict(question: str, sentence: str) -> str | None:
+def verdict(question: str, sentence: str, about: str = "") -> str | None:
     """"yes", "no" or "maybe" for a yes/no question, read off the sentence that decides it, or None when the
     sentence holds under MIN_OVERLAP of the question's content words (it does not address the question).
 
@@ -124,11 +124,12 @@ def verdict(question: str, sentence: str) -> str | None:
     "cannot", …) with one of the question's content words within NEGATION_SCOPE words after it ("are not tea",
     "did not count as a record"). A negation of something else ("will not slip …, yet can be untied easily",
     asked whether it can be untied) leaves it a "yes". A question asked in the negative ("Doesn't …?") turns it
-    round."""
+    round. `about` names what the sentence speaks of when it does not say it ("It supports Windows directly."
+    under the heading "Waitress"): its words count toward the overlap."""
     wanted = content_words(_YESNO.sub("", question, count=1))
     if not wanted:
         return None
-    have = word_set(sentence)
+    have = word_set(f"{sentence} {about}")
     if sum(w in have for w in wanted) < MIN_OVERLAP * len(wanted):
         return None
     if _OPEN.search(sentence):

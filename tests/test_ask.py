@@ -32,9 +32,9 @@ FILES = {
     "coral.md": "# Coral reefs\n\nCoral reefs bleach when the water gets too warm and the corals expel the algae "
                 "living in their tissues.\n",
 }
-IN_CORPUS = "When was the Eiffel Tower completed?"
+IN_CORPUS = "Tell me when the Eiffel Tower was completed."  # a "what" shape: the model answers it
 OUT_OF_CORPUS = "Who painted the ceiling of the Sistine Chapel?"
-HARVEST = "When does the beekeeper harvest the honey?"  # bees.md is passage [1] of its top 3
+HARVEST = "Tell me when the beekeeper harvests the honey."  # bees.md is passage [1] of its top 3
 # The model copies its sentence from passage [1] but labels it [2], as SmolLM2 did on the sample corpus.
 MISLABELLED = ["[", "2", "]", " The", " beekeeper", " harvests", " the", " honey", " in", " late", " summer", "."]
 CHECKED = "The beekeeper harvests the honey in late summer [1]."
@@ -226,7 +226,7 @@ def test_answer_json_has_the_documented_keys(index, tiny_gpt2_dir):
     data = json.loads(json.dumps(answer.to_json()))
     assert set(data) == {"question", "answer", "citations", "passages", "refused", "model", "seconds", "shape",
                          "verdict", "confidence", "extractive", "sentences"}
-    assert data["shape"] == "number" and data["confidence"] >= EVIDENCE_THRESHOLD
+    assert data["shape"] == "what" and data["confidence"] >= EVIDENCE_THRESHOLD
     # Each sentence says how it was made and which citation supports it; together they are the answer.
     assert data["sentences"] and all(p["kind"] in {"generated", "quoted"} for p in data["sentences"])
     assert all(1 <= p["passage"] <= len(data["citations"]) for p in data["sentences"])
@@ -492,3 +492,40 @@ def test_a_how_to_whose_instruction_ends_its_chunk_takes_the_code_from_the_next(
     # The code cites the chunk it came from, which joins the passages as one more.
     assert answer.citations[answer.parts[1].passage - 1].chunk_id == rows[1].chunk_id
     assert [p.chunk_id for p in answer.passages] == [rows[0].chunk_id, rows[1].chunk_id]
+
+
+# -- sentences that go on, figures, and "It …" under a heading ----------------------------------------------
+from searchlm.answer import continuation  # noqa: E402
+
+CONTINUED_FILES = {
+    "limits.md": "# Form limits\n\nMAX_FORM_PARTS controls how many form fields the parser reads. It is set to 1000 "
+                 "by default. Larger forms are rejected with an error.\n",
+    "waitress.md": "# Waitress\n\nWaitress is a pure Python web server.\n\n- It supports Windows directly.\n"
+                   "- It uses a single process with many threads.\n",
+    "cookies.md": "# Cookies\n\nA cookie is sent with every response. Browsers store cookies per site.\n",
+}
+
+
+def test_continuation_takes_the_sentence_that_goes_on_and_a_figure_for_a_number_question():
+    text = "Setting DEBUG in a config file is strongly discouraged. It can't be read early. Use the --debug option."
+    assert continuation(text, 0, "what") == "It can't be read early."
+    assert continuation(text, 1, "what") == ""  # "Use the --debug option." starts afresh
+    config = "Warn if cookie headers are larger than this many bytes.\n\nDefault: 4093\n\nAdded in a later release."
+    assert continuation(config, 0, "number") == "Default: 4093"
+    assert continuation(config, 0, "what") == ""  # only a number question reaches for the figure
+
+
+def test_a_number_question_quotes_the_sentence_with_its_figure_without_a_model(make_index):
+    settings, _, _ = make_index(CONTINUED_FILES, name="continued")
+    answer = ask(Searcher(settings), "How many form fields does the parser read by default?", AskOptions(k=3))
+    assert answer.shape == "number" and answer.model == "extractive" and not answer.refused
+    assert "It is set to 1000 by default." in answer.answer and answer.citations[0].path.endswith("limits.md")
+    assert [p.kind for p in answer.parts] == ["quoted"]
+
+
+def test_an_it_sentence_is_read_with_its_heading_for_the_verdict(make_index):
+    settings, _, _ = make_index(CONTINUED_FILES, name="continued")
+    answer = ask(Searcher(settings), "Does Waitress work on Windows?", AskOptions(k=3))
+    assert answer.verdict == "yes" and '"It supports Windows directly." [1]' in answer.answer
+    assert questions.verdict("Does Waitress work on Windows?", "It supports Windows directly.") is None
+    assert questions.verdict("Does Waitress work on Windows?", "It supports Windows directly.", "Waitress") == "yes"
