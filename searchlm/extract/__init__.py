@@ -37,8 +37,9 @@ SUPPORTED = {**TEXT_KINDS, **MARKUP_KINDS, **CODE_KINDS}
 # once skipped, needs no bump: skipped files are not in the index, so every run reads them again. rst 3: roles
 # less private module aliases, :ref:/:doc: as their titles, no build markers, container or autodoc names. html 2:
 # no Sphinx chrome (sidebar, related bar, footer div, search box, "¶" heading anchors). md 3: TOML front matter
-# and YAML's "..." end are no text.
-READER_VERSIONS = {"txt": 2, "md": 3, "rst": 3, "html": 2}
+# and YAML's "..." end are no text. md 4: MyST (roles, targets, directive fences, {eval-rst} read as reST) and
+# navigation bars, <nav>/<footer>/<script> blocks are no text.
+READER_VERSIONS = {"txt": 2, "md": 4, "rst": 3, "html": 2}
 
 
 def kind_of(path: Path) -> str | None:
