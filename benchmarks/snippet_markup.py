@@ -73,9 +73,12 @@ def is_stub(text: str) -> bool:
 def _targets(root: Path):
     """The folder's Sphinx label and document titles, where this version of searchlm has them."""
     try:
-        from searchlm.extract.rst import scan_targets
+        from searchlm.extract.targets import scan_targets
     except ImportError:
-        return None
+        try:
+            from searchlm.extract.rst import scan_targets  # before MyST pages had labels
+        except ImportError:
+            return None
     return scan_targets([f.path for f in walk(root) if kind_of(f.path) in ("rst", "md")])
 
 

@@ -412,7 +412,7 @@ class _IndexRun:
         file may name a section of any other): scanned once a run, and only by a run that reads a .rst file or a
         MyST .md file that refers to one."""
         if self._targets is None:
-            from searchlm.extract.rst import scan_targets
+            from searchlm.extract.targets import scan_targets
 
             rst = {f.path: f for f in files if kind_of(f.path) in ("rst", "md")}
             self._targets = scan_targets(rst, read=lambda path: _read_found(rst[path]))

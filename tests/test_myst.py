@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from searchlm.extract import extract
-from searchlm.extract.rst import scan_targets
+from searchlm.extract.targets import scan_targets
 
 # One construct a paragraph, each on known lines.
 MYST = """\
@@ -122,7 +122,8 @@ def test_myst_empty_links_show_what_they_name(tmp_path):
     (tmp_path / "options.md").write_text("(options)=\n# Options\n\nText.\n", encoding="utf-8")
     page = tmp_path / "page.md"
     page.write_text(
-        "# Page\n\nSee [](#options), [](options.md), <project:#options>, [its text](#options) and [](https://x.org/a).\n",
+        "# Page\n\nSee [](#options), [](options.md), <project:#options>, [its text](#options) and "
+        "[](https://x.org/a).\n",
         encoding="utf-8",
     )
     targets = scan_targets(sorted(tmp_path.iterdir()))

@@ -95,8 +95,9 @@ def extract(path: Path, data: bytes | None = None, targets=None) -> ExtractedDoc
     """Read one file (or its bytes, already read). Raises ExtractionError with a short reason for anything that
     keeps it from being read as text: any parser failure, an encoding error, a per-file limit.
 
-    `targets`: the folder's `SphinxTargets` (`scan_targets` of its .rst files), so that a reST file's :ref: and
-    :doc: show the titles they name; without it they show the label's words."""
+    `targets`: the folder's `SphinxTargets` (`targets.scan_targets` of its .rst and .md files), so that a reST
+    file's :ref: and :doc: (and a MyST page's {ref} and {doc}) show the titles they name; without it they show the
+    label's words."""
     kind = kind_of(path)
     if kind is None:
         raise ExtractionError(f"unsupported file type '{path.suffix}'")

@@ -65,13 +65,13 @@ _TEXT_DIRECTIVES = {
 }
 _RST = {"eval-rst", "eval_rst", "rst"}
 # A page that names other sections or pages (a {ref} or {doc} role, "[](#label)", reST in it): its reader needs
-# the folder's labels and titles (`rst.scan_targets`), which the indexer scans only for such pages.
+# the folder's labels and titles (`targets.scan_targets`), which the indexer scans only for such pages.
 MYST_REFERENCE = re.compile(rb"\{(?:[\w.+-]+:)?(?:ref|doc|any|numref)\}`|\[\]\(|<project:|eval-rst|eval_rst")
 
 
 def extract_markdown(text: str, targets=None, path: Path | None = None) -> tuple[str, list[Block]]:
     """(title, blocks) of a Markdown text whose newlines are already normalized. `targets` (the folder's
-    `SphinxTargets`, with the file's `path`) gives MyST "{ref}" and "{doc}" roles the titles they name."""
+    `targets.SphinxTargets`, with the file's `path`) gives MyST "{ref}" and "{doc}" roles the titles they name."""
     title = ""
     offset = 0
     front = _FRONT_MATTER.match(text)
@@ -347,7 +347,7 @@ def _link_text(href: str, resolve: Resolve | None) -> str:
 def scan_labels(text: str) -> tuple[str, dict[str, str]]:
     """A MyST page's title and its labels: "(label)=" lines over a heading (blank lines and more labels may stand
     between), each to the heading's rendered text; labels lowercased, as Sphinx looks them up. For
-    `rst.scan_targets`, so that a :ref: or {ref} names a MyST section."""
+    `targets.scan_targets`, so that a :ref: or {ref} names a MyST section."""
     from markdown_it import MarkdownIt
 
     md = MarkdownIt("commonmark")

@@ -5,8 +5,8 @@ parse a Sphinx manual at all, and its nodes carry unreliable line numbers, which
 docutils' rule (levels in the order adornment styles first appear). Inline markup is rendered as a reader sees it:
 ":class:`~pkg.Session`" is "Session", "`the docs <https://…>`_" is "the docs", "``x``" is "x", "**b**" is "b".
 Roles show what Sphinx shows: a private module alias goes (":func:`_sa.create_engine`" is "create_engine"), and
-":ref:" and ":doc:" show the title of the section or document they name when `SphinxTargets` (a cheap scan of the
-folder's .rst and MyST .md files, `scan_targets`) knows it, else the label's words.
+":ref:" and ":doc:" show the title of the section or document they name when `targets.SphinxTargets` (a cheap scan
+of the folder's .rst and MyST .md files) knows it, else the label's words.
 Directives: code blocks keep their code (less SQLAlchemy's "{execsql}"-style build markers), admonitions and other
 content directives keep their text, and those whose body is not prose (toctree, raw, comments, index, images, ...)
 are dropped with their options. Autodoc directives (".. autoclass:: Session") and ".. container:: orm-header" keep
@@ -15,10 +15,8 @@ their body but not their argument, which is a name, not text.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from searchlm.records import Block
@@ -216,10 +214,9 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
-def extract_rst(
-    lines: list[str], targets: SphinxTargets | None = None, path: Path | None = None
-) -> tuple[str, list[Block]]:
-    """(title, blocks) of reST source lines; `targets` (with the file's `path`) gives :ref: and :doc: their titles."""
+def extract_rst(lines: list[str], targets=None, path: Path | None = None) -> tuple[str, list[Block]]:
+    """(title, blocks) of reST source lines; `targets` (the folder's `targets.SphinxTargets`, with the file's
+    `path`) gives :ref: and :doc: their titles."""
     b = _Builder(targets.resolver(path) if targets is not None else None)
     styles: list[tuple[str, bool]] = []
     title = ""
@@ -328,76 +325,22 @@ def _directive(lines: list[str], i: int, match: re.Match, b: _Builder) -> int:
     return j
 
 
-@dataclass
-class SphinxTargets:
-    """What :ref: and :doc: show, for the .rst and MyST .md files of one folder: the title of the section each
-    label stands before, and each document's title. Built once per indexing run by `scan_targets`; plain dicts,
-    so it pickles."""
-
-    labels: dict[str, str] = field(default_factory=dict)  # label, lowercased as Sphinx does -> section title
-    documents: dict[str, str] = field(default_factory=dict)  # absolute path less ".rst"/".md" -> document title
-
-    def resolver(self, path: Path | None) -> Resolve:
-        """`resolve(role, target)` for the document at `path` (a :doc: path is relative to its folder)."""
-        here = os.path.dirname(os.path.abspath(path)) if path is not None else None
-
-        def resolve(role: str, target: str) -> str | None:
-            if role == "ref":
-                return self.labels.get(target.lower())
-            if here is None:
-                return None
-            target = re.sub(r"\.(rst|md)$", "", target)
-            if not target.startswith("/"):
-                return self.documents.get(os.path.normpath(os.path.join(here, target)))
-            folder = here  # "/a/b" is from the Sphinx source folder: the nearest folder above that has it
-            while True:
-                found = self.documents.get(os.path.normpath(folder + target))
-                if found or os.path.dirname(folder) == folder:
-                    return found
-                folder = os.path.dirname(folder)
-
-        return resolve
-
-
-def scan_targets(paths: Iterable[Path], read=None) -> SphinxTargets:
-    """The labels and titles of these .rst (and MyST .md) files, found by regular expressions over each file's text (no parse):
-    a few milliseconds a page. The first file to define a label wins, as in one Sphinx project; unreadable files
-    are passed over (extraction names them). `read(path)` gives a file's bytes (the indexer's checks that it is
-    the file the walk found, as the indexer passes it); a plain read by default, for files the caller trusts."""
-    from searchlm.errors import ExtractionError
-    from searchlm.extract.decode import decode, normalize_newlines
-
-    targets = SphinxTargets()
-    for path in paths:
-        try:
-            text = normalize_newlines(decode((read or Path.read_bytes)(path)))
-        except (ExtractionError, UnicodeError):
-            continue
-        if path.suffix.lower() in (".md", ".markdown"):  # MyST: "(label)=" over a heading
-            from searchlm.extract.markdown import scan_labels
-
-            title, labels = scan_labels(text)
-            if title:
-                targets.documents.setdefault(_document_key(path), title)
-            for label, title in labels.items():
-                targets.labels.setdefault(label, title)
-            continue
-        for heading in _HEADING.finditer(text):
-            title = _heading_at(heading.group(0).split("\n"), 0)
-            if title:
-                targets.documents.setdefault(_document_key(path), title)
-                break
-        for label in _LABEL_LINE.finditer(text):
-            at = _AFTER_LABEL.match(text, label.end()).end()  # past blank lines and the labels stacked below it
-            title = _heading_at(text[at : text.find("\n", text.find("\n", text.find("\n", at) + 1) + 1)].split("\n"), 0)
-            if title:
-                targets.labels.setdefault(" ".join(label.group(1).strip("`").lower().split()), title)
-    return targets
-
-
-def _document_key(path: Path) -> str:
-    """A document as a :doc: role names it: its absolute path less the suffix."""
-    return os.path.normpath(os.path.abspath(path))[: -len(path.suffix) or None]
+def scan_labels(text: str) -> tuple[str, dict[str, str]]:
+    """A reST page's title and its labels, each to the rendered title of the section it stands before (labels
+    lowercased, as Sphinx looks them up), by regular expressions over the text (no parse). For
+    `targets.scan_targets`."""
+    title = ""
+    for heading in _HEADING.finditer(text):
+        title = _heading_at(heading.group(0).split("\n"), 0) or ""
+        if title:
+            break
+    labels: dict[str, str] = {}
+    for label in _LABEL_LINE.finditer(text):
+        at = _AFTER_LABEL.match(text, label.end()).end()  # past blank lines and the labels stacked below it
+        heading = _heading_at(text[at : text.find("\n", text.find("\n", text.find("\n", at) + 1) + 1)].split("\n"), 0)
+        if heading:
+            labels.setdefault(" ".join(label.group(1).strip("`").lower().split()), heading)
+    return title, labels
 
 
 def _heading_at(lines: list[str], i: int) -> str | None:
