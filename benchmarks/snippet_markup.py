@@ -13,7 +13,7 @@ Counts, over the chunks of the prose files (reST, Markdown, text, HTML; code fil
             document's only chunk is not counted: it has no neighbour to join, and a title-only page is text)
   myst      MyST (Sphinx's Markdown) left as written: roles "{meth}" before a name, "(label)=" target lines,
             ":depth: 2"-style directive option lines, directive fences ("```{note}", ":::{tip}"), "eval-rst", and
-            reST directive lines (".. currentmodule:: click") from an {eval-rst} block
+            reST directive lines (".. currentmodule:: click") from an {eval-rst} block, footnote marks "[^1]"
   refs      :ref:/:doc: roles (and MyST {ref}/{doc}) without a title of their own in the .rst and .md sources,
             and how many of them show the title of the section or document they name (the rest show the label's
             words: their target is not in the folder, e.g. a label in a Python docstring)
@@ -54,6 +54,7 @@ MYST = {
     "fence": re.compile(r"^[ \t]*(?:`{3,}|~{3,}|:{3,})[ \t]*\{", re.M),
     "eval-rst": re.compile(r"eval[-_]rst"),
     "directive": re.compile(r"^[ \t]*\.\.[ \t]+[\w:-]+::", re.M),
+    "footnote": re.compile(r"\[\^[\w-]+\]"),
 }
 CONTAINER = re.compile(r"^[ \t]*\.\.[ \t]+(?:container|rst-class)::[ \t]*(.+)$", re.M)
 _NAME = re.compile(r"^[A-Za-z_][\w]*(?:[.:]+[\w]+)*(?:\(\))?[,;]?$")  # Session, orm.Session, create_engine()

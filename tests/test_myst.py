@@ -191,3 +191,25 @@ def test_indexing_gives_a_myst_ref_the_title_of_a_section_in_another_file(make_i
         conn.close()
     assert "The runner passes arguments as Naming Your Options explains." in texts
     assert "See Naming Your Options." in texts
+
+
+def test_glossary_definitions_and_footnotes(tmp_path):
+    """A glossary's indented definitions are Markdown (a note nested in one is a note, not code), and a footnote's
+    mark is no text; a closing fence indented 4 columns past its opening belongs to the body."""
+    page = tmp_path / "glossary.md"
+    page.write_text(
+        "# Glossary\n\n"  # 1-2
+        ":::{glossary}\n"  # 3
+        "slotted classes\n"  # 4
+        "  Classes without a {attr}`object.__dict__`, using less memory[^pypy].\n\n"  # 5-6
+        "  - They cannot be pickled with protocol 0.\n\n"  # 7-8
+        "    :::{note}\n    Use {func}`~attrs.define`.\n    :::\n"  # 9-11
+        ":::\n\n"  # 12-13
+        "[^pypy]: On PyPy there is no advantage.\n",  # 14
+        encoding="utf-8",
+    )
+    assert [(t, line) for t, line, _ in _blocks(page)] == [
+        ("slotted classes\nClasses without a object.__dict__, using less memory.", 4),
+        ("- They cannot be pickled with protocol 0.\n  Use define.", 7),
+        ("On PyPy there is no advantage.", 14),
+    ]

@@ -11,7 +11,7 @@ their bullets and numbers, code blocks their lines, tables one row per line. Nav
 
 MyST shows what Sphinx shows, by the reST reader's rules (`rst.role_text`, `rst.directive_rule`): a role
 "{meth}`~click.Context.invoke`" is "invoke" and a "{ref}" the title of the section it names; "(label)=" targets,
-"%" comments and "+++" breaks are no text; a directive fence ("```{note}" or ":::{note}") loses its options
+"%" comments, "+++" breaks and footnote marks ("[^1]") are no text; a directive fence ("```{note}" or ":::{note}") loses its options
 (":depth: 2" lines or a YAML block), admonitions and other content directives keep their body (read as Markdown)
 with their title, code blocks their code, "{eval-rst}" is read by the reST reader, and toctree, contents, include
 and the like vanish. A fence with an unknown name ("```{r}" in R Markdown) is code.
@@ -42,13 +42,15 @@ _ROLE_NAME = re.compile(r"\{([A-Za-z][\w.+-]*(?::[\w.+-]+)*)\}$")
 _DIRECTIVE_INFO = re.compile(r"^\{([A-Za-z][\w.+-]*(?::[\w.+-]+)*)\}[ \t]*(.*)$", re.S)
 _OPTION = re.compile(r"^[ \t]*:[\w.-]+:(?:[ \t].*)?$")
 _TARGET = re.compile(r"^ {0,3}\(([^()\s]+)\)=[ \t]*$")
+# A footnote's mark (MyST, GitHub): "CPython[^pypy]" is "CPython"; its definition "[^pypy]: On PyPy..." keeps its text.
+_FOOTNOTE = re.compile(r"\[\^[\w-]+\](?::[ \t]*)?")
 _ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+)$")
 _COMMENT = re.compile(r"^ {0,3}%")
 _BLOCK_BREAK = re.compile(r"^ {0,3}\+\+\+(?:[ \t].*)?$")
 _FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
 # ":::{note} Title", ":::note" (Docusaurus), "::: {.class}" (Pandoc): a fence whose body is Markdown.
 _COLON_FENCE = re.compile(
-    r"^([ \t]{0,3})(:{3,})[ \t]*(?:\{([A-Za-z][\w.+-]*(?::[\w.+-]+)*)\}|([A-Za-z][\w-]*)|\{[^}]*\})?[ \t]*(.*)$"
+    r"^([ \t]*)(:{3,})[ \t]*(?:\{([A-Za-z][\w.+-]*(?::[\w.+-]+)*)\}|([A-Za-z][\w-]*)|\{[^}]*\})?[ \t]*(.*)$"
 )
 # A page in MyST (a directive fence or a role): only there is a "%" line a comment and "+++" a block break.
 _MYST = re.compile(r"^ {0,3}(?:`{3,}|~{3,}|:{3,})[ \t]*\{[A-Za-z]|\{[A-Za-z][\w.:+-]*\}`", re.M)
@@ -142,6 +144,8 @@ class _Reader:
         if rule == "code" or (rule == "text" and base not in _TEXT_DIRECTIVES):
             code = body.strip("\n")
             return [Block(code, path, first, last)] if code.strip() else []
+        if base == "glossary":  # terms at the margin, each over its indented definition: a paragraph each
+            body = _dedent_definitions(body)
         blocks = []
         line = directive_line(name, argument) if rule == "text" else None
         if line:
@@ -224,6 +228,14 @@ def _options_end(lines: list[str]) -> int:
     return i
 
 
+def _dedent_definitions(body: str) -> str:
+    """A glossary's body with its definitions moved to the margin (by their common indent), so that Markdown
+    reads a definition's nested list or note as such, not as an indented code block."""
+    lines = body.split("\n")
+    cut = min((len(ln) - len(ln.lstrip()) for ln in lines if ln.strip() and ln[0] in " \t"), default=0)
+    return "\n".join(ln[cut:] if ln[:1] in (" ", "\t") else ln for ln in lines)
+
+
 def _myst_lines(text: str, myst: bool) -> str:
     """The text with MyST's "(label)=" target lines blank (and, on a MyST page, its "%" comments and "+++"
     breaks), and colon fences (":::{note}" ... ":::") written as backtick fences, so markdown-it hands each
@@ -247,7 +259,8 @@ def _myst_lines(text: str, myst: bool) -> str:
         if colon and line.strip().strip(":"):
             indent, mark = colon.group(1), colon.group(2)
             name = colon.group(3) or colon.group(4) or "div"
-            close = re.compile(rf"^[ \t]*:{{{len(mark)},}}[ \t]*$")
+            # closed by as many colons or more, indented less than 4 columns past the opening (deeper is content)
+            close = re.compile(rf"^ {{0,{len(indent.expandtabs(4)) + 3}}}:{{{len(mark)},}}[ \t]*$")
             j = i + 1
             while j < len(lines) and not close.match(lines[j]):
                 j += 1
@@ -306,7 +319,7 @@ def _inline(tok, resolve: Resolve | None = None) -> str:
     for child in tok.children or []:
         t = child.type
         if t == "text":
-            out.append(child.content)
+            out.append(_FOOTNOTE.sub("", child.content) if "[^" in child.content else child.content)
         elif t == "code_inline":
             role = _ROLE_NAME.search(out[-1]) if out else None
             if role:  # MyST: {meth}`CliRunner.invoke`
