@@ -104,15 +104,16 @@ class _Reader:
         blocks: list[Block] = []
         headings: list[tuple[int, str]] = []
         first_heading = top = ""
+        path = outer
         i = 0
         while i < len(tokens):
             tok = tokens[i]
             end = _close(tokens, i)
-            path = outer + tuple(h for _, h in headings)
             if tok.type == "heading_open":
                 level, name = int(tok.tag[1]), self.inline(tokens[i + 1]).strip()
                 if name:
                     headings = [(lv, h) for lv, h in headings if lv < level] + [(level, name)]
+                    path = outer + tuple(h for _, h in headings)
                     first_heading = first_heading or name
                     top = top or (name if level == 1 else "")
             elif tok.type == "fence" and _DIRECTIVE_INFO.match(tok.info) and tok.map:
