@@ -155,8 +155,12 @@ def test_directive_fences_nest_and_keep_line_numbers(tmp_path):
 def test_plain_markdown_is_read_as_before(tmp_path):
     """MyST's comments apply only to a page that uses MyST: a "%" line of plain Markdown is text; code is code."""
     page = tmp_path / "plain.md"
-    page.write_text("# Plain\n\n% of users liked it.\n\n```python\n(label)=\n```\n", encoding="utf-8")
-    assert [t for t, _, _ in _blocks(page)] == ["% of users liked it.", "(label)="]
+    page.write_text(
+        "# Plain\n\n% of users liked it.\n\n```python\n(label)=\n```\n\n"
+        "```eval_rst\nSee :class:`_orm.Session`.\n```\n",  # recommonmark's reST fence
+        encoding="utf-8",
+    )
+    assert [t for t, _, _ in _blocks(page)] == ["% of users liked it.", "(label)=", "See Session."]
 
 
 def test_markdown_navigation_and_footers_are_not_text(tmp_path):

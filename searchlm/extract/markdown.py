@@ -11,10 +11,11 @@ their bullets and numbers, code blocks their lines, tables one row per line. Nav
 
 MyST shows what Sphinx shows, by the reST reader's rules (`rst.role_text`, `rst.directive_rule`): a role
 "{meth}`~click.Context.invoke`" is "invoke" and a "{ref}" the title of the section it names; "(label)=" targets,
-"%" comments, "+++" breaks and footnote marks ("[^1]") are no text; a directive fence ("```{note}" or ":::{note}") loses its options
-(":depth: 2" lines or a YAML block), admonitions and other content directives keep their body (read as Markdown)
-with their title, code blocks their code, "{eval-rst}" is read by the reST reader, and toctree, contents, include
-and the like vanish. A fence with an unknown name ("```{r}" in R Markdown) is code.
+"%" comments, "+++" breaks and footnote marks ("[^1]") are no text; a directive fence ("```{note}" or
+":::{note}") loses its options (":depth: 2" lines or a YAML block), admonitions and other content directives keep
+their body (read as Markdown) with their title, code blocks their code, "{eval-rst}" (recommonmark's "eval_rst")
+is read by the reST reader, and toctree, contents, include and the like vanish. A fence with an unknown name
+("```{r}" in R Markdown) is code.
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ _TEXT_DIRECTIVES = {
     "glossary", "figure", "table", "list-table", "dropdown", "tab-set", "tab-item", "tabs", "tab", "group-tab",
     "card", "grid", "grid-item", "grid-item-card", "card-carousel", "function", "class", "method", "attribute",
     "data", "exception", "decorator", "property", "staticmethod", "classmethod", "envvar", "option", "confval",
-    "describe", "object", "cmdoption", "line-block", "parsed-literal",
+    "describe", "object", "cmdoption", "line-block",
 }
-_RST = {"eval-rst", "eval_rst", "rst"}
+_RST = {"eval-rst", "eval_rst"}
 # A page that names other sections or pages (a {ref} or {doc} role, "[](#label)", reST in it): its reader needs
 # the folder's labels and titles (`targets.scan_targets`), which the indexer scans only for such pages.
 MYST_REFERENCE = re.compile(rb"\{(?:[\w.+-]+:)?(?:ref|doc|any|numref)\}`|\[\]\(|<project:|eval-rst|eval_rst")
@@ -116,7 +117,7 @@ class _Reader:
                     path = outer + tuple(h for _, h in headings)
                     first_heading = first_heading or name
                     top = top or (name if level == 1 else "")
-            elif tok.type == "fence" and _DIRECTIVE_INFO.match(tok.info) and tok.map:
+            elif tok.type == "fence" and _directive_of(tok.info) and tok.map:
                 blocks.extend(self.directive(tok, offset, path))
             elif tok.map:
                 body = self.render(tokens[i : end + 1], offset, path).strip("\n")
@@ -127,7 +128,7 @@ class _Reader:
 
     def directive(self, tok, offset: int, path: tuple[str, ...]) -> list[Block]:
         """The blocks of a MyST directive fence, by the reST reader's rules for that directive."""
-        name, argument = _DIRECTIVE_INFO.match(tok.info).groups()
+        name, argument = _directive_of(tok.info)
         argument = " ".join(argument.split())
         lines = tok.content.rstrip("\n").split("\n")
         skip = _options_end(lines)
@@ -184,7 +185,7 @@ class _Reader:
             elif t == "tr_close":
                 lines.append(" | ".join(cells))
                 cells = []
-            elif t == "fence" and _DIRECTIVE_INFO.match(tok.info) and tok.map:
+            elif t == "fence" and _directive_of(tok.info) and tok.map:
                 text = "\n".join(b.text for b in self.directive(tok, offset, path))
                 if text.strip():
                     lines.append(self.indented(text, lists, prefix))
@@ -210,6 +211,14 @@ class _Reader:
         """A line of Markdown (a directive's title) as plain text."""
         tokens = self.md.parseInline(text)
         return _inline(tokens[0], self.resolve) if tokens else text
+
+
+def _directive_of(info: str) -> tuple[str, str] | None:
+    """(name, argument) of a fence that is a directive ("{note} Title"; recommonmark's "eval_rst"), else None."""
+    m = _DIRECTIVE_INFO.match(info)
+    if m:
+        return m.group(1), m.group(2)
+    return ("eval-rst", "") if info.strip() == "eval_rst" else None
 
 
 def _options_end(lines: list[str]) -> int:
