@@ -119,13 +119,13 @@ def stage(docs: Path, target: Path) -> Path:
 def check(docs: Path, questions: list[dict], raw: bool = False) -> int:
     """Questions whose gold strings are not in the rendered text of an expected page (no model needed). Pages are
     read from the staged copy (includes inlined, unless `raw`) with the reader their suffix picks and the folder's
-    reST targets, as the index reads them."""
+    reST and MyST targets, as the index reads them."""
     from searchlm.extract import extract
-    from searchlm.extract.rst import scan_targets
+    from searchlm.extract.targets import scan_targets
 
     with tempfile.TemporaryDirectory(prefix="manual-qa-check-") as tmp:
         corpus = docs if raw else stage(docs, Path(tmp) / "docs")
-        targets = scan_targets(sorted(corpus.rglob("*.rst")))
+        targets = scan_targets(sorted([*corpus.rglob("*.rst"), *corpus.rglob("*.md")]))
         bad = 0
         for q in questions:
             for rel in q["expected"]:

@@ -35,6 +35,7 @@ from searchlm.errors import (
     SearchlmError,
 )
 from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular, wall_clock_exceeded
+from searchlm.extract.markdown import MYST_REFERENCE
 from searchlm.lock import write_lock
 from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
@@ -373,7 +374,8 @@ class _IndexRun:
                     if kind in HEAVY_KINDS:
                         doc = self._extract_apart(f.path, data)
                     else:
-                        doc = extract(f.path, data, self._sphinx_targets(files) if kind == "rst" else None)
+                        refers = kind == "rst" or (kind == "md" and MYST_REFERENCE.search(data))
+                        doc = extract(f.path, data, self._sphinx_targets(files) if refers else None)
                     chunks = chunk_document(doc, counter, self.chunker)
                 except _Stopped:
                     raise
@@ -406,12 +408,13 @@ class _IndexRun:
                 pass
 
     def _sphinx_targets(self, files: list[FoundFile]):
-        """The labels and titles of every .rst file of the folder, unchanged ones too (a :ref: in a changed file
-        may name a section of any other): scanned once a run, and only by a run that reads a .rst file."""
+        """The labels and titles of every .rst and .md file of the folder, unchanged ones too (a :ref: in a changed
+        file may name a section of any other): scanned once a run, and only by a run that reads a .rst file or a
+        MyST .md file that refers to one."""
         if self._targets is None:
-            from searchlm.extract.rst import scan_targets
+            from searchlm.extract.targets import scan_targets
 
-            rst = {f.path: f for f in files if kind_of(f.path) == "rst"}
+            rst = {f.path: f for f in files if kind_of(f.path) in ("rst", "md")}
             self._targets = scan_targets(rst, read=lambda path: _read_found(rst[path]))
         return self._targets
 

@@ -262,7 +262,7 @@ def test_rst_roles_show_what_sphinx_shows(tmp_path):
 
 
 def test_rst_ref_and_doc_show_the_titles_of_other_files(tmp_path):
-    from searchlm.extract.rst import scan_targets
+    from searchlm.extract.targets import scan_targets
 
     (tmp_path / "dialects").mkdir()
     pg = tmp_path / "dialects" / "postgresql.rst"

@@ -37,8 +37,9 @@ SUPPORTED = {**TEXT_KINDS, **MARKUP_KINDS, **CODE_KINDS}
 # once skipped, needs no bump: skipped files are not in the index, so every run reads them again. rst 3: roles
 # less private module aliases, :ref:/:doc: as their titles, no build markers, container or autodoc names. html 2:
 # no Sphinx chrome (sidebar, related bar, footer div, search box, "¶" heading anchors). md 3: TOML front matter
-# and YAML's "..." end are no text.
-READER_VERSIONS = {"txt": 2, "md": 3, "rst": 3, "html": 2}
+# and YAML's "..." end are no text. md 4: MyST (roles, targets, directive fences, {eval-rst} read as reST) and
+# navigation bars, <nav>/<footer>/<script> blocks are no text.
+READER_VERSIONS = {"txt": 2, "md": 4, "rst": 3, "html": 2}
 
 
 def kind_of(path: Path) -> str | None:
@@ -94,8 +95,9 @@ def extract(path: Path, data: bytes | None = None, targets=None) -> ExtractedDoc
     """Read one file (or its bytes, already read). Raises ExtractionError with a short reason for anything that
     keeps it from being read as text: any parser failure, an encoding error, a per-file limit.
 
-    `targets`: the folder's `SphinxTargets` (`scan_targets` of its .rst files), so that a reST file's :ref: and
-    :doc: show the titles they name; without it they show the label's words."""
+    `targets`: the folder's `SphinxTargets` (`targets.scan_targets` of its .rst and .md files), so that a reST
+    file's :ref: and :doc: (and a MyST page's {ref} and {doc}) show the titles they name; without it they show the
+    label's words."""
     kind = kind_of(path)
     if kind is None:
         raise ExtractionError(f"unsupported file type '{path.suffix}'")

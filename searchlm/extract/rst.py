@@ -5,8 +5,8 @@ parse a Sphinx manual at all, and its nodes carry unreliable line numbers, which
 docutils' rule (levels in the order adornment styles first appear). Inline markup is rendered as a reader sees it:
 ":class:`~pkg.Session`" is "Session", "`the docs <https://…>`_" is "the docs", "``x``" is "x", "**b**" is "b".
 Roles show what Sphinx shows: a private module alias goes (":func:`_sa.create_engine`" is "create_engine"), and
-":ref:" and ":doc:" show the title of the section or document they name when `SphinxTargets` (a cheap scan of the
-folder's .rst files, `scan_targets`) knows it, else the label's words.
+":ref:" and ":doc:" show the title of the section or document they name when `targets.SphinxTargets` (a cheap scan
+of the folder's .rst and MyST .md files) knows it, else the label's words.
 Directives: code blocks keep their code (less SQLAlchemy's "{execsql}"-style build markers), admonitions and other
 content directives keep their text, and those whose body is not prose (toctree, raw, comments, index, images, ...)
 are dropped with their options. Autodoc directives (".. autoclass:: Session") and ".. container:: orm-header" keep
@@ -15,10 +15,8 @@ their body but not their argument, which is a name, not text.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from searchlm.records import Block
@@ -35,16 +33,22 @@ _DROP = {
     "autosummary", "program", "option-list", "ifconfig", "plot", "graphviz", "include-file", "csv-table",
     "changelog_imports",
 }
-_CODE = {"code-block", "code", "sourcecode", "literalinclude", "doctest", "testcode", "testoutput", "parsed-literal"}
+_CODE = {
+    "code-block", "code", "sourcecode", "literalinclude", "doctest", "testcode", "testoutput", "parsed-literal",
+    "click:example", "click:run",  # Pallets' example and its run: Python
+}
 # Directives whose argument is a path or a label, not text.
-_NO_ARGUMENT = {"figure", "image", "code-block", "code", "sourcecode", "highlight", "only", "container", "rst-class"}
+_NO_ARGUMENT = {
+    "figure", "image", "code-block", "code", "sourcecode", "highlight", "only", "container", "rst-class", "grid",
+    "grid-item", "card-carousel", "tab-set", "div",
+}
 _LABELS = {
     "versionadded": "Added in version", "versionchanged": "Changed in version", "deprecated": "Deprecated since version",
     "versionremoved": "Removed in version",
 }
 
-_ROLE_TITLED = re.compile(r":[\w.+-]+(?::[\w.+-]+)?:`([^`<]*?)\s*<[^`>]*>`")
-_ROLE = re.compile(r":[\w.+-]+(?::[\w.+-]+)?:`!?~?([^`]*)`")
+_ROLE = re.compile(r":([\w.+-]+(?::[\w.+-]+)?):`([^`]*)`")
+_TITLED = re.compile(r"([^<]*?)\s*<([^<>]*)>", re.S)  # a role's "title <target>"
 _LINK_TITLED = re.compile(r"`([^`<]+?)\s*<[^`>]*>`__?")
 _LINK = re.compile(r"`([^`]+)`__?")
 _LITERAL = re.compile(r"``(.+?)``", re.S)
@@ -84,8 +88,7 @@ def clean_inline(text: str, resolve: Resolve | None = None) -> str:
         return f"\x00{len(protected) - 1}\x00"
 
     text = _LITERAL.sub(lambda m: keep(m.group(1)), text)  # literals first: their contents are never markup
-    text = _ROLE_TITLED.sub(lambda m: keep(m.group(1)), text)
-    text = _ROLE.sub(lambda m: keep(_role_target(m.group(0), m.group(1), resolve)), text)
+    text = _ROLE.sub(lambda m: keep(role_text(m.group(1), m.group(2), resolve)), text)
     text = _LINK_TITLED.sub(lambda m: m.group(1), text)
     text = _LINK.sub(lambda m: m.group(1), text)
     text = _INTERPRETED.sub(lambda m: m.group(1), text)
@@ -100,10 +103,19 @@ def clean_inline(text: str, resolve: Resolve | None = None) -> str:
     return re.sub("\x00(\\d+)\x00", lambda m: protected[int(m.group(1))], text)
 
 
-def _role_target(role: str, target: str, resolve: Resolve | None = None) -> str:
-    """What a role shows: `~a.b.C` -> C, `.Session` -> Session, `_orm.Session` -> Session, a :ref: label -> its
-    section's title (or its words, when the section is not known)."""
-    name = role[1 : role.index(":`")].rsplit(":", 1)[-1]
+def role_text(role: str, body: str, resolve: Resolve | None = None) -> str:
+    """What Sphinx shows for a role, written ":role:`body`" in reST or "{role}`body`" in MyST: the title of
+    "title <target>"; else `~a.b.C` -> C, `.Session` -> Session, `_orm.Session` -> Session (a private module
+    alias), a :ref: label -> its section's title, a :doc: path -> its document's title (or their words, when the
+    target is not known), :pep:`8` -> PEP 8."""
+    titled = _TITLED.fullmatch(body)
+    if titled and titled.group(1).strip():
+        return titled.group(1)
+    target = titled.group(2) if titled else body
+    name = role.rsplit(":", 1)[-1]
+    target = target.removeprefix("!")
+    short = target.startswith("~")
+    target = target.removeprefix("~")
     if name in ("pep", "rfc"):
         return f"{name.upper()} {target}"
     if name in ("ref", "doc"):
@@ -112,12 +124,35 @@ def _role_target(role: str, target: str, resolve: Resolve | None = None) -> str:
         return found or re.sub(r"[-_/]+", " ", target.rsplit("/", 1)[-1]).strip()
     if name not in _OBJECT_ROLES:
         return target  # :file:`.flaskenv`, :envvar:, :command:: a leading dot is part of the name
-    if "`~" in role:
+    if short:
         target = target.rsplit(".", 1)[-1]
     parts = target.lstrip(".").split(".")
     while len(parts) > 1 and parts[0].startswith("_"):  # a private module alias: "_sa.create_engine"
         parts.pop(0)
     return ".".join(parts)
+
+
+def directive_rule(name: str) -> str:
+    """How a directive (reST ".. name::" or MyST "```{name}") shows its body: "drop" (no prose: the directive and
+    its body vanish: toctree, contents, include, images, ...), "code" (verbatim), "name" (autodoc: the argument
+    names an object; a body is its text) or "text" (admonitions and other content directives)."""
+    base = name.split(":")[-1]
+    if base in _DROP:
+        return "drop"
+    if base.startswith("auto"):
+        return "name"
+    return "code" if base in _CODE or name in _CODE else "text"
+
+
+def directive_line(name: str, argument: str) -> str | None:
+    """The line a "text" directive's argument shows ("versionadded 4.0" -> "Added in version 4.0.", an
+    admonition's title), or None when it has none or its argument is a path, a language or layout."""
+    base = name.split(":")[-1]
+    if base in _LABELS:
+        return f"{_LABELS[base]} {argument}." if argument else _LABELS[base] + "."
+    if argument and base not in _NO_ARGUMENT:
+        return argument
+    return None
 
 
 def _unmark(code: str) -> str:
@@ -179,10 +214,9 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
-def extract_rst(
-    lines: list[str], targets: SphinxTargets | None = None, path: Path | None = None
-) -> tuple[str, list[Block]]:
-    """(title, blocks) of reST source lines; `targets` (with the file's `path`) gives :ref: and :doc: their titles."""
+def extract_rst(lines: list[str], targets=None, path: Path | None = None) -> tuple[str, list[Block]]:
+    """(title, blocks) of reST source lines; `targets` (the folder's `targets.SphinxTargets`, with the file's
+    `path`) gives :ref: and :doc: their titles."""
     b = _Builder(targets.resolver(path) if targets is not None else None)
     styles: list[tuple[str, bool]] = []
     title = ""
@@ -220,7 +254,7 @@ def extract_rst(
             directive = _DIRECTIVE.match(line)
             if directive:
                 i = _directive(lines, i, directive, b)
-                if directive.group(2) and (directive.group(2).split(":")[-1] in _CODE):
+                if directive.group(2) and directive_rule(directive.group(2)) == "code":
                     literal_above = len(directive.group(1))
                 continue
             if not stripped:
@@ -279,80 +313,34 @@ def _directive(lines: list[str], i: int, match: re.Match, b: _Builder) -> int:
             b.add(i + 1, match.group(1) + "   " + note.group(1))
             return i + 1
         return body_end
-    base = name.split(":")[-1]
-    if base in _DROP:
+    rule = directive_rule(name)
+    if rule == "drop":
         return body_end
-    if base.startswith("auto"):  # autodoc: the argument names an object; the body, if any, is its text
+    if rule == "name":  # autodoc: the argument names an object; the body, if any, is its text
         return j
-    if base in _LABELS:
-        b.add(i + 1, f"{match.group(1)}{_LABELS[base]} {argument}." if argument else _LABELS[base] + ".")
-        b.flush()
-    elif argument and base not in _NO_ARGUMENT:
-        b.add(i + 1, match.group(1) + argument)
+    line = directive_line(name, argument)
+    if line:
+        b.add(i + 1, match.group(1) + line)
         b.flush()
     return j
 
 
-@dataclass
-class SphinxTargets:
-    """What :ref: and :doc: show, for the .rst files of one folder: the title of the section each label stands
-    before, and each document's title. Built once per indexing run by `scan_targets`; plain dicts, so it pickles."""
-
-    labels: dict[str, str] = field(default_factory=dict)  # label, lowercased as Sphinx does -> section title
-    documents: dict[str, str] = field(default_factory=dict)  # absolute path less ".rst" -> document title
-
-    def resolver(self, path: Path | None) -> Resolve:
-        """`resolve(role, target)` for the document at `path` (a :doc: path is relative to its folder)."""
-        here = os.path.dirname(os.path.abspath(path)) if path is not None else None
-
-        def resolve(role: str, target: str) -> str | None:
-            if role == "ref":
-                return self.labels.get(target.lower())
-            if here is None:
-                return None
-            target = target.removesuffix(".rst")
-            if not target.startswith("/"):
-                return self.documents.get(os.path.normpath(os.path.join(here, target)))
-            folder = here  # "/a/b" is from the Sphinx source folder: the nearest folder above that has it
-            while True:
-                found = self.documents.get(os.path.normpath(folder + target))
-                if found or os.path.dirname(folder) == folder:
-                    return found
-                folder = os.path.dirname(folder)
-
-        return resolve
-
-
-def scan_targets(paths: Iterable[Path], read=None) -> SphinxTargets:
-    """The labels and titles of these .rst files, found by regular expressions over each file's text (no parse):
-    a few milliseconds a page. The first file to define a label wins, as in one Sphinx project; unreadable files
-    are passed over (extraction names them). `read(path)` gives a file's bytes (the indexer's checks that it is
-    the file the walk found, as the indexer passes it); a plain read by default, for files the caller trusts."""
-    from searchlm.errors import ExtractionError
-    from searchlm.extract.decode import decode, normalize_newlines
-
-    targets = SphinxTargets()
-    for path in paths:
-        try:
-            text = normalize_newlines(decode((read or Path.read_bytes)(path)))
-        except (ExtractionError, UnicodeError):
-            continue
-        for heading in _HEADING.finditer(text):
-            title = _heading_at(heading.group(0).split("\n"), 0)
-            if title:
-                targets.documents.setdefault(_document_key(path), title)
-                break
-        for label in _LABEL_LINE.finditer(text):
-            at = _AFTER_LABEL.match(text, label.end()).end()  # past blank lines and the labels stacked below it
-            title = _heading_at(text[at : text.find("\n", text.find("\n", text.find("\n", at) + 1) + 1)].split("\n"), 0)
-            if title:
-                targets.labels.setdefault(" ".join(label.group(1).strip("`").lower().split()), title)
-    return targets
-
-
-def _document_key(path: Path) -> str:
-    """A document as a :doc: role names it: its absolute path less the suffix."""
-    return os.path.normpath(os.path.abspath(path))[: -len(path.suffix) or None]
+def scan_labels(text: str) -> tuple[str, dict[str, str]]:
+    """A reST page's title and its labels, each to the rendered title of the section it stands before (labels
+    lowercased, as Sphinx looks them up), by regular expressions over the text (no parse). For
+    `targets.scan_targets`."""
+    title = ""
+    for heading in _HEADING.finditer(text):
+        title = _heading_at(heading.group(0).split("\n"), 0) or ""
+        if title:
+            break
+    labels: dict[str, str] = {}
+    for label in _LABEL_LINE.finditer(text):
+        at = _AFTER_LABEL.match(text, label.end()).end()  # past blank lines and the labels stacked below it
+        heading = _heading_at(text[at : text.find("\n", text.find("\n", text.find("\n", at) + 1) + 1)].split("\n"), 0)
+        if heading:
+            labels.setdefault(" ".join(label.group(1).strip("`").lower().split()), heading)
+    return title, labels
 
 
 def _heading_at(lines: list[str], i: int) -> str | None:

@@ -17,7 +17,7 @@ def extract_text(data: bytes, path: Path, kind: str, targets=None) -> ExtractedD
     text = normalize_newlines(decode(data))
     lines = text.split("\n")
     if kind == "md":
-        title, blocks = extract_markdown(text)
+        title, blocks = extract_markdown(text, targets, path)
     elif kind == "rst":
         title, blocks = extract_rst(lines, targets, path)
     elif kind == "txt":
