@@ -21,7 +21,10 @@ BATCH_SIZE = 64  # texts per actor call; Ray Data needs an explicit size when ac
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail in seconds on an address nothing answers at: `ray.init` retries an unreachable GCS for minutes."""
+    """Fail in seconds on an address nothing answers at: `ray.init` retries an unreachable GCS for minutes.
+    A head node's address (HOST:PORT, the GCS) is asked for its cluster id, as `ray.init` does first, with the
+    token `ray_token` finds: a cluster that refuses it (Ray >= 2.5x turns token authentication on by default)
+    is named as an authentication failure here, instead of after ~20 s of `InvalidAuthToken` retries."""
     import socket
     from urllib.parse import urlsplit
 
@@ -38,6 +41,72 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
             "check the address (HOST:6379 or ray://HOST:10001) and that the cluster is up (`ray status`), "
             "or run without --ray",
         ) from None
+    if "://" not in address:  # a GCS address; Ray Client (ray://) speaks another protocol
+        _check_token(address, f"{host}:{port}", timeout)
+
+
+def ray_token() -> tuple[str | None, str]:
+    """The Ray token this process would send, and where it came from, looked up as Ray's own CLI does:
+    RAY_AUTH_TOKEN, then the file RAY_AUTH_TOKEN_PATH names, then ~/.ray/auth_token (which `ray start --head`
+    and a local `ray.init()` write; `ray get-auth-token` prints it)."""
+    from pathlib import Path
+
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return os.environ["RAY_AUTH_TOKEN"].strip(), "RAY_AUTH_TOKEN"
+    named = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    path = Path(named).expanduser() if named else Path.home() / ".ray" / "auth_token"
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        token = ""
+    return token or None, str(path)
+
+
+def _use_token() -> None:
+    """Turn token authentication on for this process when a token is there and RAY_AUTH_MODE is not set.
+    `ray.init()` does this itself only for a cluster it finds (`address='auto'`), never for an explicit address,
+    so a head node started with `ray start --head` (token mode when ~/.ray/auth_token exists) refused us."""
+    if os.environ.get("RAY_AUTH_MODE") is not None or ray_token()[0] is None:
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"  # the documented switch; it also reaches Ray's worker processes
+    try:  # Ray caches its config on import: refresh it as Ray's own switch (`_enable_token_auth`) does
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):
+        pass
+
+
+def _check_token(address: str, target: str, timeout: float) -> None:
+    """Ask the GCS for its cluster id with our token; UNAUTHENTICATED is a one-line error naming the token's
+    source. Any other answer (or a Ray without these modules) leaves the judgement to `ray.init`."""
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return
+    token, source = ray_token()
+    sends = token is not None and os.environ.get("RAY_AUTH_MODE", "token").lower() == "token"
+    metadata = [("authorization", f"Bearer {token}")] if sends else None
+    with grpc.insecure_channel(target) as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout, metadata=metadata)
+            return
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                return
+    if not sends and token is not None:
+        why = f"RAY_AUTH_MODE is '{os.environ.get('RAY_AUTH_MODE')}', so the token in {source} is not sent"
+        fix = "unset RAY_AUTH_MODE or set it to token"
+    elif token is None:
+        why = f"no token was found (RAY_AUTH_TOKEN is not set and {source} does not exist)"
+        fix = ("set RAY_AUTH_TOKEN to the cluster's token (`ray get-auth-token` on the head node prints it), "
+               "or write it to ~/.ray/auth_token")
+    else:
+        why = f"it rejected the token from {source}"
+        fix = "set RAY_AUTH_TOKEN to the cluster's token (`ray get-auth-token` on the head node prints it)"
+    raise ModelError(f"the Ray cluster at '{address}' requires token authentication, and {why}", fix)
 
 
 class _Encoder:
@@ -71,6 +140,7 @@ class RayEmbedder(Embedder):
         address = address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
             if address and address not in ("auto", "local"):
+                _use_token()
                 _reachable(address)
             try:
                 if address:
