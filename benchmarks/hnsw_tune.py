@@ -94,48 +94,65 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True)
     ap.add_argument("--source", type=Path, action="append", required=True)
-    ap.add_argument("--queries", default="scifact", help="datasets whose queries are reported (comma-separated)")
+    ap.add_argument("--queries", default="scifact",
+                    help="query sets reported, each datasets joined by '+': e.g. cranfield+cisi,scifact")
     ap.add_argument("--per-dataset", type=int, default=100)
     ap.add_argument("--chunks", type=int, default=200_000)
     ap.add_argument("--targets", default="0.95,0.99")
+    ap.add_argument("--query-cosines", default="", help="also tune with these QUERY_COSINE values (probe)")
+    ap.add_argument("--index-file", type=Path, help="the HNSW file: read if it exists, else built and written")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from scale import load_sources
 
     from searchlm.embed.onnx import OnnxEmbedder
-    from searchlm.stores.faiss import VectorIndex, tune_ef_search
+    from searchlm.stores import faiss as faiss_store
+    from searchlm.stores.faiss import EF_STEPS, VectorIndex, tune_ef_search
 
     _, real = load_sources(args.source)
     x = synthetic(real, args.chunks) if args.chunks else real
     del real
     ids = np.arange(1, len(x) + 1, dtype=np.int64)
     encoder = OnnxEmbedder(args.source[0] / "encoder")
-    texts = dataset_queries(args.queries.split(","), args.per_dataset)
-    q = np.asarray(encoder.embed(texts), dtype=np.float32)
+    sets = {}
+    for spec in args.queries.split(","):
+        q = np.asarray(encoder.embed(dataset_queries(spec.split("+"), args.per_dataset)), dtype=np.float32)
+        sets[spec] = q
     flat = VectorIndex.build(x.shape[1], [(ids, x)], len(ids), "flat")
-    exact_s, exact_ids = flat.search(q, 10)
+    exact = {spec: flat.search(q, 10) for spec, q in sets.items()}
     del flat
-    print(f"[{args.name}] {len(x)} vectors, {len(q)} queries; building HNSW (load {loadavg()})", flush=True)
-    t0 = time.perf_counter()
-    index = VectorIndex.build(x.shape[1], [(ids[i:i + 50_000], x[i:i + 50_000]) for i in range(0, len(x), 50_000)],
-                              len(x), "hnsw")
-    built = time.perf_counter() - t0
-    del x
-    results = []
-    for target in (float(t) for t in args.targets.split(",")):
+    built = None
+    if args.index_file and args.index_file.is_file():
+        index = VectorIndex.load(args.index_file, "hnsw", use_gpu=False, mmap=False)
+    else:
+        print(f"[{args.name}] {len(x)} vectors; building HNSW (load {loadavg()})", flush=True)
         t0 = time.perf_counter()
-        tuned = tune_ef_search(index, target)
-        tune_s = time.perf_counter() - t0
-        ef = tuned["ef_search"]
-        sweep = {e: round(recall(index, q, exact_ids, exact_s[:, 9], e), 4) for e in sorted({OLD_EF, ef, 64, 1024})}
-        lat = latency_p50(index, q[:50], [OLD_EF, ef])
-        row = {"set": args.name, "vectors": len(ids), "queries": len(q), "target": target, "tuned": tuned,
-               "tune_s": round(tune_s, 1), "build_s": round(built), "heldout_recall_at_tuned": sweep[ef],
-               "heldout_recall_at_256": sweep[OLD_EF], "sweep": sweep, "p50_ms_256": lat[OLD_EF],
-               "p50_ms_tuned": lat[ef], "load": loadavg()}
-        print(json.dumps(row), flush=True)
-        results.append(row)
+        index = VectorIndex.build(x.shape[1], [(ids[i:i + 50_000], x[i:i + 50_000]) for i in range(0, len(x), 50_000)],
+                                  len(x), "hnsw")
+        built = round(time.perf_counter() - t0)
+        if args.index_file:
+            index.save(args.index_file)
+    del x
+    sweep = {spec: {ef: round(recall(index, q, exact[spec][1], exact[spec][0][:, 9], ef), 4)
+                    for ef in EF_STEPS if ef <= 4096} for spec, q in sets.items()}
+    print(json.dumps({"set": args.name, "heldout_sweep": sweep, "load": loadavg()}), flush=True)
+    results = {"set": args.name, "vectors": len(ids), "build_s": built, "sweep": sweep, "rows": []}
+    cosines = [faiss_store.QUERY_COSINE] + [float(c) for c in args.query_cosines.split(",") if c]
+    for cosine in cosines:
+        faiss_store.QUERY_COSINE = cosine
+        for target in (float(t) for t in args.targets.split(",")):
+            t0 = time.perf_counter()
+            tuned = tune_ef_search(index, target)
+            tune_s = time.perf_counter() - t0
+            ef = tuned["ef_search"]
+            row = {"set": args.name, "query_cosine": cosine, "target": target, "tuned": tuned, "tune_s": round(tune_s, 1),
+                   "heldout_recall": {spec: sweep[spec].get(ef) for spec in sets}, "load": loadavg()}
+            if cosine == cosines[0]:
+                lat = latency_p50(index, next(iter(sets.values()))[:50], sorted({OLD_EF, ef}))
+                row.update(p50_ms_256=lat[OLD_EF], p50_ms_tuned=lat[ef])
+            print(json.dumps(row), flush=True)
+            results["rows"].append(row)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
 

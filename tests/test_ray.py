@@ -92,6 +92,7 @@ def test_ray_address_is_given_after_the_flag_and_an_unreachable_one_fails_in_sec
         assert done.returncode == 1 and time.monotonic() - started < 60
         assert done.stderr.startswith("Error: cannot reach the Ray cluster at '127.0.0.1:1' (ConnectionRefusedError")
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+        assert not (tmp_path / "h" / "default").exists()  # a failed first run leaves no empty index
     done = subprocess.run([sys.executable, "-m", "searchlm", "index", str(corpus), "--ray", "nowhere",
                            "--home", str(tmp_path / "h")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "unexpected argument 'nowhere'" in done.stderr
