@@ -166,8 +166,9 @@ def test_type_chosen_by_size_and_recorded_in_manifest(make_index, monkeypatch):
 
 
 @pytest.mark.slow
-def test_hnsw_recall_at_10_on_100k_embedding_like_vectors():
-    """HNSW with the shipped parameters keeps >= 98 % of the exact top 10 on 100k vectors shaped like MiniLM's."""
+def test_hnsw_tuned_on_its_own_vectors_reaches_the_target_on_100k_embedding_like_queries():
+    """HNSW tuned as `index` tunes it (on its own vectors, never these queries) keeps >= 95 % of the exact top 10
+    of unseen queries on 100k vectors shaped like MiniLM's."""
     dim, n = 384, 100_000
     x, q = embedding_like(n, dim, seed=7, n_queries=300)
     ids = np.arange(n, dtype=np.int64) + 1
@@ -178,9 +179,11 @@ def test_hnsw_recall_at_10_on_100k_embedding_like_vectors():
     assert choose_type(n) == "hnsw"
     index = VectorIndex.build(dim, [(ids[i : i + 20_000], x[i : i + 20_000]) for i in range(0, n, 20_000)], n)
     assert index.kind == "hnsw"
+    tuned = vectors.tune_ef_search(index)
+    assert tuned["recall"] >= vectors.RECALL_TARGET and index.ef == tuned["ef_search"]
     _, got = index.search(q, 10)
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
-    assert recall >= 0.98, recall
+    assert recall >= 0.95, (recall, tuned)
 
 
 def test_a_one_thread_search_leaves_the_process_thread_count_alone(tmp_path, data):
@@ -280,9 +283,17 @@ def test_hnsw_efsearch_is_measured_recorded_shown_and_retuned_for_a_new_target(m
     assert checked.exit_code == 0 and f"HNSW efSearch {ann['ef_search']}: recall@10" in checked.output
 
 
-def test_recall_target_from_the_environment_and_a_bad_one_refused(monkeypatch):
+def test_recall_target_from_the_environment_and_a_bad_one_refused(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from searchlm.cli import app
     from searchlm.errors import InputError
     from searchlm.settings import Settings
+
+    (tmp_path / "a.txt").write_text("Some words.\n")
+    refused = CliRunner().invoke(app, ["index", str(tmp_path), "--home", str(tmp_path / "h"), "--recall", "2"])
+    assert refused.exit_code == 1 and "recall target '2.0' is not a number above 0 and at most 1" in refused.output
+    assert not (tmp_path / "h" / "default").exists()
 
     monkeypatch.setenv("SEARCHLM_RECALL", "0.99")
     assert Settings.load().recall == 0.99 and Settings.load(recall=0.9).recall == 0.9
