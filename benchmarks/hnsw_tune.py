@@ -3,9 +3,9 @@ vectors: recall@10 against exact search of held-out real queries at the efSearch
 index's own vectors, moved off the data: never the reported queries), against the fixed efSearch used before
 (256 below 500k vectors), and the warm dense query latency at both (interleaved, one thread, p50).
 
-    python benchmarks/hnsw_tune.py --name cranfield+cisi --source EVAL_CRANFIELD --source EVAL_CISI \\
-        --queries cranfield,cisi --chunks 200000 [--targets 0.95,0.99] [--out FILE.json]
-    python benchmarks/hnsw_tune.py --name scifact --source EVAL_SCIFACT --queries scifact --chunks 200000
+    python benchmarks/hnsw_tune.py --name cranfield+cisi-200k --source EVAL_CRANFIELD --source EVAL_CISI \\
+        --queries cranfield+cisi,scifact --chunks 200000 [--targets 0.95,0.99] [--index-file F] [--out FILE.json]
+    python benchmarks/hnsw_tune.py --name scifact-200k --source EVAL_SCIFACT --queries scifact,cranfield+cisi
     python benchmarks/hnsw_tune.py --name real --source A --source B ... --chunks 0   # the real vectors only
 
 `--source`: searchlm index folders (e.g. those `searchlm eval` builds) whose chunks lend real MiniLM vectors;
@@ -38,9 +38,7 @@ def loadavg() -> str:
 def dataset_queries(names: list[str], per: int) -> list[str]:
     out = []
     for name in names:
-        qrels = DATASETS / name / "qrels" / ("test.tsv" if name == "scifact" else "test.tsv")
-        if not qrels.is_file():
-            qrels = next((DATASETS / name / "qrels").glob("*.tsv"))
+        qrels = DATASETS / name / "qrels" / "test.tsv"
         judged = {line.split("\t")[0] for line in qrels.read_text().splitlines()[1:]}
         taken = 0
         with open(DATASETS / name / "queries.jsonl", encoding="utf-8") as f:
