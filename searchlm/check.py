@@ -268,6 +268,7 @@ def _check_vectors(store, manifest, index_dir, report, repair) -> None:
         # chunks" and "is missing" and counted those indexes unusable, though they answered.
         why = f"{FAISS_FILE} is older than the database (an interrupted run)" + (f": {behind}" if behind else "")
     if why is None:
+        _note_tuning(manifest, report)
         _check_keywords(store, manifest, index_dir, report, repair)
         return
     problem = Problem("vectors", why)
@@ -280,6 +281,20 @@ def _check_vectors(store, manifest, index_dir, report, repair) -> None:
         problem.repaired = True
     else:
         problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from the vectors in SQLite)"
+
+
+def _note_tuning(manifest, report) -> None:
+    """An HNSW index's efSearch and the recall@10 measured for it (see `stores.faiss.tune_ef_search`)."""
+    ann = manifest.ann
+    if ann.get("type") != "hnsw":
+        return
+    if "ef_search" not in ann:
+        report.notes.append("HNSW efSearch not measured yet (the next `searchlm index` run measures it)")
+        return
+    below = " - below it" if ann.get("recall", 0) < ann.get("recall_target", 0) else ""
+    report.notes.append(f"HNSW efSearch {ann['ef_search']}: recall@10 {ann.get('recall')} against exact search on "
+                        f"{ann.get('tuned_queries')} of {ann.get('tuned_count')} vectors (target "
+                        f"{ann.get('recall_target')}{below})")
 
 
 def _check_keywords(store, manifest, index_dir, report, repair) -> None:

@@ -128,9 +128,12 @@ def index_folder(
             state._notify = on_model_load or (lambda message: None)
             state._on_file = on_file or (lambda path: None)
             state.run(files, stored)
-        except NothingToIndexError:
+        except BaseException:
+            # Leave no empty index behind: a first run that committed nothing (nothing to read, an embedder or
+            # Ray cluster that could not be used) removes its folder; one that committed documents keeps them.
+            empty = manifest is None and not _documents(store)
             store.close()
-            if manifest is None:  # leave no empty index behind
+            if empty:
                 shutil.rmtree(index_dir, ignore_errors=True)
             raise
         finally:
@@ -138,6 +141,13 @@ def index_folder(
     remember_home(settings.home)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _documents(store: Store) -> int:
+    try:
+        return store.counts()[0]
+    except sqlite3.Error:  # a store that cannot be read is not known to be empty: keep it
+        return 1
 
 
 @contextlib.contextmanager
@@ -544,8 +554,12 @@ class _IndexRun:
         manifest = self.manifest
         docs, chunks = self.store.counts()
         self.report.chunks_total = chunks
+        tuned = dict(manifest.ann)
+        if self.settings.recall is not None:  # kept in the manifest: later runs tune to it too
+            manifest.ann["recall_target"] = self.settings.recall
         # The store repairs what it holds (a damaged or missing FAISS file is rebuilt from SQLite's vectors).
         sync_vectors(self.store, manifest, self.index_dir, self.progress).close()
+        self.report.notices.extend(store_notices(manifest, tuned, chunks))
         manifest.documents, manifest.chunks = docs, chunks
         manifest.readers = dict(READER_VERSIONS)
         manifest.updated_at = time.time()
@@ -619,6 +633,30 @@ def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Pr
         vectors.close()
         raise
     return vectors
+
+
+# Past this many chunks, hybrid search on the default store spends most of its time in SQLite FTS5, which scores
+# every matching chunk (no top-k pruning): its keyword side costs ~120 ms a query at 50k chunks and grows
+# linearly (hybrid p50 487 ms at 200k against 110 ms with faiss+tantivy; benchmarks/RESULTS.md, issues #12, #23).
+TANTIVY_ADVICE_CHUNKS = 50_000
+
+
+def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
+    """One line each: a new efSearch measurement; a default store past TANTIVY_ADVICE_CHUNKS."""
+    from searchlm.stores.base import DEFAULT_STORE, StoreSpec
+
+    notices = []
+    ann = manifest.ann
+    measured = ("ef_search", "recall", "recall_target", "tuned_count")
+    if "ef_search" in ann and any(ann.get(key) != before.get(key) for key in measured):
+        met = "" if ann["recall"] >= ann["recall_target"] else " (below the target even at the largest efSearch)"
+        notices.append(f"HNSW efSearch {ann['ef_search']}: recall@10 {ann['recall']:.3f} against exact search on "
+                       f"{ann['tuned_queries']} of the index's vectors, target {ann['recall_target']}{met}.")
+    if StoreSpec.from_json(manifest.store).backend == DEFAULT_STORE and chunks >= TANTIVY_ADVICE_CHUNKS:
+        notices.append(f"{chunks:,} chunks: keyword search in SQLite FTS5 slows hybrid search at this size; "
+                       f"`searchlm index {manifest.root} --name {manifest.name} --store faiss+tantivy` moves the "
+                       "index to tantivy without re-encoding (pip install 'searchlm[tantivy]').")
+    return notices
 
 
 def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path):

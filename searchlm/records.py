@@ -122,6 +122,7 @@ class IndexReport:
     chunks_reused: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)  # one line each: what the vector store measured, advice
 
     @property
     def chunks_per_second(self) -> float:

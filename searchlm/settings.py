@@ -29,6 +29,17 @@ def check_index_name(name: str) -> str:
     return name
 
 
+def check_recall(value) -> float:
+    """A recall target: a number above 0 and at most 1 (`--recall 0.99`, SEARCHLM_RECALL=0.99)."""
+    try:
+        recall = float(value)
+    except (TypeError, ValueError):
+        recall = float("nan")
+    if not 0 < recall <= 1:  # also NaN
+        raise _input_error(f"recall target '{str(value)[:40]}' is not a number above 0 and at most 1 (e.g. --recall 0.99)")
+    return recall
+
+
 def _input_error(message: str):
     from searchlm.errors import InputError
 
@@ -46,6 +57,7 @@ class Settings:
     ray_address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray instance
     server: str | None = None
     store: str | None = None  # where a new index keeps its vectors: faiss (default), milvus, or a Milvus URI
+    recall: float | None = None  # HNSW recall@10 target efSearch is tuned to; None: the index's own, else 0.95
     debug: bool = False
     name_given: bool = False  # the name came from a flag or SEARCHLM_NAME (a server then uses it, not its own)
 
@@ -65,6 +77,8 @@ class Settings:
                 given = Path(given)
             elif f.name == "debug" and isinstance(given, str):
                 given = given.lower() in ("1", "true", "yes", "on")
+            elif f.name == "recall":
+                given = check_recall(given)
             values[f.name] = given
         values["name_given"] = "name" in values
         return cls(**values)

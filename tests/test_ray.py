@@ -92,6 +92,144 @@ def test_ray_address_is_given_after_the_flag_and_an_unreachable_one_fails_in_sec
         assert done.returncode == 1 and time.monotonic() - started < 60
         assert done.stderr.startswith("Error: cannot reach the Ray cluster at '127.0.0.1:1' (ConnectionRefusedError")
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+        assert not (tmp_path / "h" / "default").exists()  # a failed first run leaves no empty index
     done = subprocess.run([sys.executable, "-m", "searchlm", "index", str(corpus), "--ray", "nowhere",
                            "--home", str(tmp_path / "h")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "unexpected argument 'nowhere'" in done.stderr
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _stop_cluster(marker: str) -> None:
+    """Stop the processes of this cluster only, by pid: those whose environment holds `marker` (every process
+    `ray start` starts inherits it; some rename themselves, e.g. ray::DashboardAgent). `ray stop` would stop
+    every Ray process of the user on the machine."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    def ours() -> list[int]:
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    if marker.encode() in (proc / "environ").read_bytes() and int(proc.name) != os.getpid():
+                        pids.append(int(proc.name))
+                except OSError:
+                    continue
+        return pids
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in ours():
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 10
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    """A real cluster as a user starts one: `ray start --head` (a subprocess, its own temp dir, ports and HOME,
+    whose ~/.ray/auth_token turns Ray's token authentication on, as on a machine that ran Ray before).
+    Yields (address, environment of a client on that machine)."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    home = tmp_path_factory.mktemp("ray-user")
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text(secrets.token_hex(16))
+    temp_dir = tempfile.mkdtemp(prefix="slm-ray-", dir="/tmp")  # short: Ray's unix socket paths must fit
+    gcs, client, dash, agent, agent_grpc, runtime_env, metrics, node, objects = _free_ports(9)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
+    marker = f"SEARCHLM_TEST_RAY={temp_dir}"
+    cluster_env = env | {"SEARCHLM_TEST_RAY": temp_dir}
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    try:
+        subprocess.run(
+            [ray_cli, "start", "--head", "--port", str(gcs), "--temp-dir", temp_dir, "--num-cpus", "1",
+             "--include-dashboard", "false", "--disable-usage-stats", "--ray-client-server-port", str(client),
+             "--dashboard-port", str(dash), "--dashboard-agent-listen-port", str(agent),
+             "--dashboard-agent-grpc-port", str(agent_grpc), "--runtime-env-agent-port", str(runtime_env),
+             "--metrics-export-port", str(metrics), "--node-manager-port", str(node),
+             "--object-manager-port", str(objects)],
+            env=cluster_env, check=True, capture_output=True, timeout=120)
+        yield f"127.0.0.1:{gcs}", env
+    finally:
+        _stop_cluster(marker)
+        import shutil
+
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _index_on(address: str, env: dict, home, corpus, name: str = "ray"):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "searchlm", "index", str(corpus), "--ray", address, "--home", str(home),
+                           "--name", name, "-q"], capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_ray_start_head_cluster_with_its_token_indexes_as_locally(ray_head, embedder, tmp_path):
+    """`--ray HOST:PORT` against `ray start --head` with Ray's default token authentication works out of the box
+    (the token in ~/.ray/auth_token, as Ray's CLI finds it) and gives the same top 10 as a local index."""
+    from searchlm.indexer import index_folder
+    from searchlm.search import Searcher
+    from searchlm.settings import Settings
+
+    corpus = tmp_path / "corpus"
+    for rel in FILES:
+        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLE_CORPUS / rel, corpus / rel)
+    address, env = ray_head
+    done = _index_on(address, env, tmp_path / "h", corpus)
+    assert done.returncode == 0, done.stderr[-2000:]
+    local = Settings(home=tmp_path / "h", name="local")
+    index_folder(corpus, local, embedder=embedder)
+    on_ray = Settings(home=tmp_path / "h", name="ray")
+    with Searcher(local) as here, Searcher(on_ray) as remote:
+        for query in ("how do bees survive winter", "what moves continents", "opening moves in chess",
+                      "history of the bicycle"):
+            want = [(h.path, h.heading, h.start_line) for h in here.search(query, k=10)]
+            got = [(h.path, h.heading, h.start_line) for h in remote.search(query, k=10)]
+            assert want == got and len(want) >= 3
+
+
+def test_ray_auth_failure_is_one_line_and_leaves_no_index(ray_head, tmp_path):
+    """No token, a wrong token, or RAY_AUTH_MODE=disabled: one line naming the authentication failure and where
+    the token should be, in seconds, and no empty index folder."""
+    address, env = ray_head
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Some text to embed.\n")
+    elsewhere = tmp_path / "other-user"
+    elsewhere.mkdir()
+    cases = [
+        (env | {"HOME": str(elsewhere)}, "no token was found (RAY_AUTH_TOKEN is not set and"),
+        (env | {"RAY_AUTH_TOKEN": "not-the-token"}, "rejected the token from RAY_AUTH_TOKEN"),
+        (env | {"RAY_AUTH_MODE": "disabled"}, "RAY_AUTH_MODE is 'disabled'"),
+    ]
+    for case_env, says in cases:
+        done = _index_on(address, case_env, tmp_path / "h", corpus, name="denied")
+        assert done.returncode == 1
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "requires token authentication" in lines[0] and says in lines[0], done.stderr
+        assert not (tmp_path / "h" / "denied").exists()

@@ -166,8 +166,9 @@ def test_type_chosen_by_size_and_recorded_in_manifest(make_index, monkeypatch):
 
 
 @pytest.mark.slow
-def test_hnsw_recall_at_10_on_100k_embedding_like_vectors():
-    """HNSW with the shipped parameters keeps >= 98 % of the exact top 10 on 100k vectors shaped like MiniLM's."""
+def test_hnsw_tuned_on_its_own_vectors_reaches_the_target_on_100k_embedding_like_queries():
+    """HNSW tuned as `index` tunes it (on its own vectors, never these queries) keeps >= 95 % of the exact top 10
+    of unseen queries on 100k vectors shaped like MiniLM's."""
     dim, n = 384, 100_000
     x, q = embedding_like(n, dim, seed=7, n_queries=300)
     ids = np.arange(n, dtype=np.int64) + 1
@@ -178,9 +179,11 @@ def test_hnsw_recall_at_10_on_100k_embedding_like_vectors():
     assert choose_type(n) == "hnsw"
     index = VectorIndex.build(dim, [(ids[i : i + 20_000], x[i : i + 20_000]) for i in range(0, n, 20_000)], n)
     assert index.kind == "hnsw"
+    tuned = vectors.tune_ef_search(index)
+    assert tuned["recall"] >= vectors.RECALL_TARGET and index.ef == tuned["ef_search"]
     _, got = index.search(q, 10)
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
-    assert recall >= 0.98, recall
+    assert recall >= 0.95, (recall, tuned)
 
 
 def test_a_one_thread_search_leaves_the_process_thread_count_alone(tmp_path, data):
@@ -198,3 +201,119 @@ def test_a_one_thread_search_leaves_the_process_thread_count_alone(tmp_path, dat
     assert faiss.omp_get_max_threads() == before
     default = VectorIndex.load(path, "flat", use_gpu=False)
     assert np.array_equal(default.search(q, 5)[1], found)
+
+
+@pytest.fixture(scope="module")
+def hard():
+    """Unit vectors with no structure (the hardest case for a graph index): efSearch matters at 8k vectors."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(8000, 96)).astype(np.float32)
+    q = rng.normal(size=(100, 96)).astype(np.float32)
+    unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
+    ids = np.arange(8000, dtype=np.int64) * 7 + 3
+    return unit(x), ids, unit(q), VectorIndex.build(96, [(ids, unit(x))], len(ids), "hnsw")
+
+
+def test_tuned_ef_search_is_the_smallest_step_that_reaches_the_target(hard):
+    """Given queries, the chosen efSearch reaches the target recall@10 against exact search (checked here
+    independently) and the step below it does not; a higher target asks for more."""
+    x, ids, q, index = hard
+    want = exact_top(x, ids, q, 10)
+
+    def recall(ef: int) -> float:
+        index.ef = ef
+        return float(np.mean([len(set(f) & set(w)) / 10 for f, w in zip(index.search(q, 10)[1], want)]))
+
+    low = vectors.tune_ef_search(index, 0.9, queries=q)
+    high = vectors.tune_ef_search(index, 0.99, queries=q)
+    assert index.ef == high["ef_search"] and high["recall_target"] == 0.99 and high["tuned_count"] == len(ids)
+    assert vectors.EF_STEPS[0] < low["ef_search"] < high["ef_search"]
+    for tuned in (low, high):
+        ef = tuned["ef_search"]
+        assert recall(ef) >= tuned["recall_target"] and recall(ef) == pytest.approx(tuned["recall"], abs=1e-3)
+        assert recall(vectors.EF_STEPS[vectors.EF_STEPS.index(ef) - 1]) < tuned["recall_target"]
+
+
+def test_tuning_on_its_own_vectors_leaves_removed_ones_out_and_holds_for_unseen_queries(hard):
+    """With no queries given, the index's own vectors (moved off the data, none of them a reported query) choose
+    efSearch; unseen queries reach about the target there. Tombstoned ids are never counted as neighbours."""
+    x, ids, q, index = hard
+    tuned = vectors.tune_ef_search(index, 0.95, tombstones=ids[:4000])
+    assert tuned["recall"] >= 0.95 and tuned["tuned_count"] == 4000 and tuned["tuned_queries"] == vectors.TUNE_QUERIES
+    index.ef = tuned["ef_search"]
+    alive = np.arange(len(ids)) >= 4000
+    _, found = index.search(q, 10, excluded_ids=ids[:4000])
+    want = exact_top(x[alive], ids[alive], q, 10)
+    assert not np.isin(found, ids[:4000]).any()
+    assert np.mean([len(set(f) & set(w)) / 10 for f, w in zip(found, want)]) >= 0.9
+
+
+def test_hnsw_efsearch_is_measured_recorded_shown_and_retuned_for_a_new_target(make_index, embedder, monkeypatch):
+    """An HNSW index's efSearch is measured at `index` time and recorded with its recall in the manifest;
+    `status` and `check` show it, searches use it, and `--recall 0.99` (kept for later runs) measures again."""
+    from typer.testing import CliRunner
+
+    from searchlm.cli import app
+    from searchlm.indexer import index_folder
+    from searchlm.manifest import Manifest
+    from searchlm.search import Searcher
+
+    monkeypatch.setattr(vectors, "HNSW_THRESHOLD", 5)
+    files = {f"note{i}.md": f"# Note {i}\n\nThe number {i} is written here, with words about topic {i % 3}.\n"
+             for i in range(30)}
+    settings, report, corpus = make_index(files)
+    ann = Manifest.load(settings.index_dir).ann
+    assert ann["type"] == "hnsw" and ann["recall_target"] == 0.95 and ann["recall"] >= 0.95
+    assert ann["ef_search"] in vectors.EF_STEPS and ann["tuned_count"] == report.chunks_total
+    assert any(n.startswith(f"HNSW efSearch {ann['ef_search']}: recall@10") for n in report.notices)
+    with Searcher(settings) as searcher:
+        assert searcher.vectors.index.ef == ann["ef_search"]
+
+    again = index_folder(corpus, settings.with_(recall=0.99), embedder=embedder)  # nothing changed but the target
+    ann = Manifest.load(settings.index_dir).ann
+    assert ann["recall_target"] == 0.99 and ann["recall"] >= 0.99 and any("target 0.99" in n for n in again.notices)
+    third = index_folder(corpus, settings, embedder=embedder)  # the target is kept; nothing to measure
+    assert Manifest.load(settings.index_dir).ann["recall_target"] == 0.99 and not third.notices
+
+    runner = CliRunner()
+    where = ["--name", settings.name, "--home", str(settings.home)]
+    shown = runner.invoke(app, ["status", *where])
+    assert shown.exit_code == 0 and f"ef_search={ann['ef_search']}" in shown.output and "recall_target=0.99" in shown.output
+    checked = runner.invoke(app, ["check", *where])
+    assert checked.exit_code == 0 and f"HNSW efSearch {ann['ef_search']}: recall@10" in checked.output
+
+
+def test_recall_target_from_the_environment_and_a_bad_one_refused(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from searchlm.cli import app
+    from searchlm.errors import InputError
+    from searchlm.settings import Settings
+
+    (tmp_path / "a.txt").write_text("Some words.\n")
+    refused = CliRunner().invoke(app, ["index", str(tmp_path), "--home", str(tmp_path / "h"), "--recall", "2"])
+    assert refused.exit_code == 1 and "recall target '2.0' is not a number above 0 and at most 1" in refused.output
+    assert not (tmp_path / "h" / "default").exists()
+
+    monkeypatch.setenv("SEARCHLM_RECALL", "0.99")
+    assert Settings.load().recall == 0.99 and Settings.load(recall=0.9).recall == 0.9
+    for bad in ("high", "0", "1.5", "nan"):
+        monkeypatch.setenv("SEARCHLM_RECALL", bad)
+        with pytest.raises(InputError, match=r"recall target '.*' is not a number above 0 and at most 1"):
+            Settings.load()
+
+
+def test_a_default_store_past_the_tantivy_size_says_how_to_move(make_index, monkeypatch):
+    """Past TANTIVY_ADVICE_CHUNKS, `index` says in one line that `--store faiss+tantivy` moves the index
+    without re-encoding; an index already on tantivy hears nothing."""
+    from searchlm import indexer
+    from searchlm.manifest import Manifest
+
+    monkeypatch.setattr(indexer, "TANTIVY_ADVICE_CHUNKS", 3)
+    settings, report, _ = make_index({f"n{i}.md": f"# N {i}\n\nWords number {i}.\n" for i in range(4)})
+    move = [n for n in report.notices if "--store faiss+tantivy" in n]
+    assert len(move) == 1 and move[0].startswith("4 chunks: keyword search in SQLite FTS5 slows hybrid search")
+    assert f"--name {settings.name} --store faiss+tantivy` moves the index to tantivy without re-encoding" in move[0]
+    manifest = Manifest.load(settings.index_dir)
+    manifest.store = {"backend": "faiss+tantivy"}
+    assert not indexer.store_notices(manifest, manifest.ann, 4)

@@ -21,7 +21,8 @@ BATCH_SIZE = 64  # texts per actor call; Ray Data needs an explicit size when ac
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail in seconds on an address nothing answers at: `ray.init` retries an unreachable GCS for minutes."""
+    """Fail in seconds on an address nothing answers at: `ray.init` retries an unreachable GCS for minutes.
+    A head node's address (HOST:PORT, the GCS) is also asked whether it wants a token (`_authenticate`)."""
     import socket
     from urllib.parse import urlsplit
 
@@ -38,6 +39,83 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
             "check the address (HOST:6379 or ray://HOST:10001) and that the cluster is up (`ray status`), "
             "or run without --ray",
         ) from None
+    if "://" not in address:  # a GCS address; Ray Client (ray://) speaks another protocol
+        _authenticate(address, f"{host}:{port}", timeout)
+
+
+def ray_token() -> tuple[str | None, str]:
+    """The Ray token of this machine and where it came from, looked up as Ray does: RAY_AUTH_TOKEN, then the file
+    RAY_AUTH_TOKEN_PATH names, then ~/.ray/auth_token (which `ray start --head` and a local `ray.init()` write;
+    `ray get-auth-token` prints it)."""
+    from pathlib import Path
+
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return os.environ["RAY_AUTH_TOKEN"].strip(), "RAY_AUTH_TOKEN"
+    named = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    path = Path(named).expanduser() if named else Path.home() / ".ray" / "auth_token"
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        token = ""
+    return token or None, str(path)
+
+
+def _authenticate(address: str, target: str, timeout: float) -> None:
+    """Ask the GCS for its cluster id, as `ray.init` does first: without a token, then with this machine's.
+    A cluster that wants one (Ray 2.5x turns token authentication on by default: `ray start --head` does when
+    ~/.ray/auth_token exists) gets it: token mode is turned on for this process, which `ray.init` itself does
+    only for a cluster it finds (`address='auto'`), never for an explicit address, and it then retried
+    `InvalidAuthToken` for ~20 s. A cluster without authentication is left so (a token-mode client cannot run
+    actors there). A refusal is one line naming the token's source. RAY_AUTH_MODE, when set, is obeyed."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    token, source = ray_token()
+    if mode is not None:
+        sends = mode.lower() == "token" and token is not None
+        if _refused(target, token if sends else None, timeout):
+            _refusal(address, mode, token, source, sends)
+        return
+    if not _refused(target, None, timeout):
+        return
+    if token is None or _refused(target, token, timeout):
+        _refusal(address, mode, token, source, token is not None)
+    os.environ["RAY_AUTH_MODE"] = "token"  # the documented switch; Ray's worker processes inherit it
+    try:  # Ray caches its config on import: refresh it as Ray's own switch (`_enable_token_auth`) does
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):
+        pass
+
+
+def _refused(target: str, token: str | None, timeout: float) -> bool:
+    """Whether the GCS at `target` answers UNAUTHENTICATED (anything else is left for `ray.init` to judge)."""
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return False
+    metadata = [("authorization", f"Bearer {token}")] if token is not None else None
+    with grpc.insecure_channel(target) as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            return exc.code() == grpc.StatusCode.UNAUTHENTICATED
+    return False
+
+
+def _refusal(address: str, mode: str | None, token: str | None, source: str, sent: bool):
+    if token is not None and not sent:
+        why = f"RAY_AUTH_MODE is '{mode}', so the token in {source} is not sent"
+        fix = "unset RAY_AUTH_MODE or set it to token"
+    elif token is None:
+        why = f"no token was found (RAY_AUTH_TOKEN is not set and {source} does not exist)"
+        fix = ("set RAY_AUTH_TOKEN to the cluster's token (`ray get-auth-token` on the head node prints it), "
+               "or write it to ~/.ray/auth_token")
+    else:
+        why = f"it rejected the token from {source}"
+        fix = "set RAY_AUTH_TOKEN to the cluster's token (`ray get-auth-token` on the head node prints it)"
+    raise ModelError(f"the Ray cluster at '{address}' requires token authentication, and {why}", fix)
 
 
 class _Encoder:

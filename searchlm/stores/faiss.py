@@ -1,7 +1,7 @@
 """The FAISS backend of the vector-store seam: one FAISS file, derived from the vectors stored in SQLite.
 
-Type by size: exact `IndexFlatIP` below `HNSW_THRESHOLD` vectors, HNSW above it (recall@10 >= 0.98 against
-exact search, tested); both wrapped in `IndexIDMap` so FAISS ids are chunk ids, and the type is recorded in the
+Type by size: exact `IndexFlatIP` below `HNSW_THRESHOLD` vectors, HNSW above it, its efSearch measured on the
+index's own vectors to reach a recall@10 target against exact search (`tune_ef_search`); both wrapped in `IndexIDMap` so FAISS ids are chunk ids, and the type is recorded in the
 manifest. (Files written before used `IndexIDMap2`, which also keeps a reverse hash map of the ids; nothing here
 looks a vector up by id, and building that map cost every cold search at 1M chunks ~0.1 s and 50 MB. Both load.) The vectors of both types are memory-mapped on load (no copy: a cold search touches only the pages it reads). When
 faiss reports a GPU, unfiltered searches of a flat index run on a GPU copy; filtered ones (an `IDSelector`, which
@@ -26,20 +26,26 @@ from searchlm.stores.base import ChunkFilter, VectorStore
 HNSW_THRESHOLD = 100_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 256  # recall@10 0.999 on 100k MiniLM-like vectors (128: 0.987); ~1 ms a query
-# Past HNSW_LARGE vectors, efSearch 3072: at 1M chunks (benchmarks/scale.py's set with noise 0.5, 100 SciFact
-# queries, benchmarks/probes/efsweep.py) recall@10 is 0.928 at 1024, 0.951 at 2048, 0.955 at 3072 and 4096 (the
-# rest are near-ties), at 16-37 ms of CPU a query; at 100k-200k, 256 already gives 0.998.
-HNSW_LARGE = 500_000
-HNSW_EF_SEARCH_LARGE = 3072
-
-
-def ef_search(count: int, k: int) -> int:
-    return max(HNSW_EF_SEARCH_LARGE if count >= HNSW_LARGE else HNSW_EF_SEARCH, k)
+# efSearch is not set by size: it is measured (`tune_ef_search`) when an HNSW file is built or has grown by
+# RETUNE_GROWTH since, as the smallest of EF_STEPS whose recall@10 against exact search reaches the index's
+# target, and recorded in the manifest. (A fixed 256 gave 0.998 on one synthetic 200k set and 0.447 on another.)
+RECALL_TARGET = 0.95
+EF_STEPS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+EF_UNTUNED = 1024  # an HNSW file from before tuning, until the next `index` run measures it
+TUNE_QUERIES = 200
+# Tuning queries: own vectors moved off the data to this cosine (see tune_ef_search). On the 200k synthetic sets of
+# benchmarks/hnsw_tune.py, 0.5 chose efSearch 64 where unseen SciFact queries reached 0.939; 0.4 chose 192 and 768
+# (SciFact-based, Cranfield+CISI) where their own datasets' queries reach 0.973 and 0.968.
+QUERY_COSINE = 0.4
+TUNING_KEYS = ("ef_search", "recall", "recall_target", "tuned_count", "tuned_queries")
+RETUNE_GROWTH = 1.2
 TOMBSTONE_SHARE = 0.1  # an HNSW file holding more removed vectors than this share is rebuilt from SQLite
 
 
 def choose_type(count: int) -> str:
+    """Exact search below HNSW_THRESHOLD vectors: it is always right, and at 100k vectors one query costs a few
+    ms of one core (a brute-force scan), about what a well-tuned HNSW search costs at 1M; past it the scan grows
+    linearly while HNSW stays near-logarithmic, so HNSW wins by more the bigger the index."""
     return "hnsw" if count >= HNSW_THRESHOLD else "flat"
 
 
@@ -52,6 +58,8 @@ class VectorIndex:
         self._gpu = None  # a GPU copy for unfiltered searches, see to_gpu()
         self._mapped = False  # loaded with IO_FLAG_MMAP_IFC: read-only until _own() copies it
         self.threads: int | None = None  # OpenMP threads for a search; None: faiss's default
+        self.ef = EF_UNTUNED  # HNSW efSearch: what `tune_ef_search` measured, recorded in the manifest
+        self.tuning: dict = {}  # that measurement (ef_search, recall, recall_target, tuned_count, tuned_queries)
 
     @classmethod
     def empty(cls, dimension: int, kind: str = "flat") -> VectorIndex:
@@ -60,7 +68,7 @@ class VectorIndex:
         if kind == "hnsw":
             inner = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            inner.hnsw.efSearch = HNSW_EF_SEARCH
+            inner.hnsw.efSearch = EF_UNTUNED
         else:
             inner = faiss.IndexFlatIP(dimension)
         return cls(faiss.IndexIDMap(inner), kind)
@@ -123,13 +131,13 @@ class VectorIndex:
             selector._inner = inner  # the SWIG wrapper does not keep it alive
         if selector is not None:
             if self.kind == "hnsw":
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef_search(len(self), k))
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef, k))
             else:
                 params = faiss.SearchParameters(sel=selector)
         elif self._gpu is not None:
             return self._gpu.search(queries, k)
         elif self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=ef_search(len(self), k))
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef, k))
         if not self.threads:
             return self.index.search(queries, k, params=params)
         before = faiss.omp_get_max_threads()
@@ -193,6 +201,102 @@ class VectorIndex:
         return True
 
 
+def _stored_vectors(index: VectorIndex) -> np.ndarray:
+    """An HNSW file's vectors, by position, without a copy (its flat storage; memory-mapped when loaded so)."""
+    import faiss
+
+    storage = faiss.downcast_index(faiss.downcast_index(index.index.index).storage)
+    return faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
+
+
+def _exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, dead: np.ndarray,
+               own: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k (scores, positions) of each query over `vectors`, skipping the positions `dead` and each
+    query's own position `own[i]` (a stored vector used as a query), in blocks to bound memory."""
+    n = len(queries)
+    best_s = np.full((n, k), -np.inf, dtype=np.float32)
+    best_p = np.full((n, k), -1, dtype=np.int64)
+    rows = np.arange(n)
+    block = 65_536
+    for lo in range(0, len(vectors), block):
+        scores = queries @ np.asarray(vectors[lo:lo + block]).T
+        hi = lo + scores.shape[1]
+        if len(dead):
+            local = dead[(dead >= lo) & (dead < hi)] - lo
+            scores[:, local] = -np.inf
+        if own is not None:
+            inside = (own >= lo) & (own < hi)
+            scores[rows[inside], own[inside] - lo] = -np.inf
+        both_s = np.hstack([best_s, scores])
+        both_p = np.hstack([best_p, np.broadcast_to(np.arange(lo, hi), scores.shape)])
+        top = np.argpartition(-both_s, k - 1, axis=1)[:, :k]
+        best_s, best_p = np.take_along_axis(both_s, top, 1), np.take_along_axis(both_p, top, 1)
+    order = np.argsort(-best_s, axis=1)
+    return np.take_along_axis(best_s, order, 1), np.take_along_axis(best_p, order, 1)
+
+
+def tune_ef_search(index: VectorIndex, target: float = RECALL_TARGET, tombstones: np.ndarray | None = None,
+                   queries: np.ndarray | None = None, sample: int = TUNE_QUERIES, k: int = 10,
+                   seed: int = 0) -> dict:
+    """The smallest efSearch of EF_STEPS whose recall@k against exact search reaches `target`, measured on this
+    index's own data: `sample` of its live vectors, each moved off the data to cosine QUERY_COSINE by random
+    noise (its own entry left out of both result lists), or the given `queries`. A stored vector itself is an
+    easy query (HNSW finds its neighbours at efSearch 16 where real queries need 4-16x more); real queries lie
+    farther from the chunks (MiniLM: top-1 cosine ~0.57). A hit counts when it is in the exact top k or scores
+    as high as its k-th (ties). Sets `index.ef` and returns the measurement; when no step reaches the target,
+    the largest step and the recall it reached (the manifest and `check` show it).
+
+    Exact search reads every vector once (200 queries over 1M: ~2 s of BLAS); HNSW searches cost ~1-40 ms each
+    per step, so tuning costs seconds to a minute at 1M, against minutes to build the graph."""
+    tombstones = np.zeros(0, dtype=np.int64) if tombstones is None else np.asarray(tombstones, dtype=np.int64)
+    vectors = _stored_vectors(index)
+    ids = index.ids()
+    dead = np.flatnonzero(np.isin(ids, tombstones)) if len(tombstones) else np.zeros(0, dtype=np.int64)
+    live = len(ids) - len(dead)
+    if live < 2:  # nothing to miss
+        index.ef = EF_STEPS[0]
+        index.tuning = {"ef_search": index.ef, "recall": 1.0, "recall_target": target, "tuned_count": live,
+                        "tuned_queries": 0}
+        return index.tuning
+    k = min(k, live - 1)
+    own = None
+    if queries is None:
+        rng = np.random.default_rng(seed)
+        alive = np.setdiff1d(np.arange(len(ids)), dead) if len(dead) else np.arange(len(ids))
+        own = np.sort(rng.choice(alive, size=min(sample, len(alive)), replace=False))
+        queries = np.asarray(vectors[own], dtype=np.float32)
+        if QUERY_COSINE < 1:
+            noise = rng.normal(size=queries.shape).astype(np.float32)
+            noise *= np.sqrt(1 / QUERY_COSINE**2 - 1) / np.linalg.norm(noise, axis=1, keepdims=True)
+            queries = queries + noise
+            queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    exact_s, exact_p = _exact_top(vectors, queries, k, dead, own)
+    exact_ids = ids[exact_p]
+    kth = exact_s[:, -1:] - 1e-5
+    before, threads = index.ef, index.threads
+    index.threads = None  # all cores: tuning runs once, in the indexing process
+    result = {"ef_search": EF_STEPS[-1], "recall": 0.0}
+    try:
+        for ef in EF_STEPS:
+            index.ef = ef
+            scores, found = index.search(queries, k + (own is not None), excluded_ids=tombstones)
+            hits = 0
+            for i in range(len(queries)):
+                keep = found[i] != (ids[own[i]] if own is not None else -2)
+                got, got_s = found[i][keep][:k], scores[i][keep][:k]
+                hits += int(np.sum(np.isin(got, exact_ids[i]) | (got_s >= kth[i, 0]) & (got >= 0)))
+            recall = hits / (k * len(queries))
+            result = {"ef_search": ef, "recall": round(recall, 4)}
+            if recall >= target:
+                break
+    finally:
+        index.ef, index.threads = before, threads
+    index.ef = result["ef_search"]
+    index.tuning = result | {"recall_target": target, "tuned_count": live, "tuned_queries": len(queries)}
+    return index.tuning
+
+
 class FaissStore(VectorStore):
     """One index's FAISS file, kept in step with SQLite's change log."""
 
@@ -236,10 +340,15 @@ class FaissStore(VectorStore):
             # A GPU copy only pays off in a long-lived process: CUDA start-up costs more than a cold search.
             # One OpenMP thread in a server too: its concurrent requests are the parallelism, and 30 request
             # threads each starting a team of OpenMP threads on 2 cores spent more time handing off than searching.
-            return VectorIndex.load(self.path, self.manifest.ann.get("type", "flat"), use_gpu=False, threads=1,
-                                    mmap=mmap)
+            index = VectorIndex.load(self.path, self.manifest.ann.get("type", "flat"), use_gpu=False, threads=1,
+                                     mmap=mmap)
         except Exception:  # a damaged file is derived data: SQLite rebuilds it
             return None
+        ann = self.manifest.ann
+        if isinstance(ann.get("ef_search"), int) and ann["ef_search"] > 0:
+            index.ef = ann["ef_search"]
+            index.tuning = {key: ann[key] for key in TUNING_KEYS if key in ann}
+        return index
 
     def _build(self, store) -> VectorIndex:
         count = store.counts()[1]
@@ -302,6 +411,7 @@ class FaissStore(VectorStore):
         if index is not None:
             self._tombstones = np.asarray(store.tombstones(), dtype=np.int64)
         if index is not None and not pending and self._matches(index, store):
+            self._tune(index, manifest)  # the file is unchanged: efSearch is a search-time setting, in the manifest
             self._index = index
             self._record(manifest, store, index)
             return
@@ -317,6 +427,7 @@ class FaissStore(VectorStore):
             )
         if rebuild:
             index = self._build(store)
+        self._tune(index, manifest)
         index.save(self.path)
         store.clear_vector_changes(seq, self._tombstones.tolist())
         self._index = index
@@ -331,6 +442,26 @@ class FaissStore(VectorStore):
                 and len(index) - len(self._tombstones) == ann.get("count")
                 and index.index.d == self.manifest.dimension)  # a file of another model's vectors is not ours
 
+    def _tune(self, index: VectorIndex, manifest) -> bool:
+        """Measure efSearch (`tune_ef_search`) for an HNSW index never measured, measured for another target, or
+        grown by RETUNE_GROWTH since. Returns whether it measured."""
+        if index.kind != "hnsw":
+            return False
+        target = float(manifest.ann.get("recall_target") or RECALL_TARGET)
+        live = len(index) - len(self._tombstones)
+        done = index.tuning
+        if (done.get("recall_target") == target and done.get("tuned_count", 0) * RETUNE_GROWTH > live
+                and done.get("tuned_count", 0) <= live * RETUNE_GROWTH):
+            return False
+        tune_ef_search(index, target, self._tombstones)
+        index.threads = 1  # as a loaded one (see _read)
+        return True
+
     def _record(self, manifest, store, index: VectorIndex) -> None:
+        target = manifest.ann.get("recall_target")
         manifest.ann = {"backend": "faiss", "type": index.kind, "generation": store.generation, "count": len(index) - len(self._tombstones),
                         "tombstones": len(self._tombstones)}
+        if target is not None:  # asked for with --recall / SEARCHLM_RECALL; kept for later runs
+            manifest.ann["recall_target"] = target
+        if index.kind == "hnsw":
+            manifest.ann.update({key: index.tuning[key] for key in TUNING_KEYS if key in index.tuning})
