@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,71 @@ def test_index_update_search_check_and_server_loss_through_the_cli(milvus_server
         milvus_server.start()  # and back, on the same data
     back = searchlm("search", "how do bees keep warm", "--name", "srv", "-k", "2", "--json", env=env)
     assert top_paths(back)[0].endswith("bees.md")
+
+
+# Short queries beside QUERIES.md's questions, so that 20 need no spelling correction (a replica has no FTS5
+# vocabulary to correct with; see `Searcher.correct`).
+MORE_QUERIES = ["spring tides moon", "sourdough starter", "rank fusion", "LRU cache eviction", "self-attention heads",
+                "cheese rind", "inverted index postings", "stemming", "sentence embeddings", "lighthouse keeper"]
+
+
+def serve_replica(uri: str, port: int, root: Path) -> subprocess.Popen:
+    """`searchlm serve --store URI` with an empty index home, cache and data folder of its own: a machine that
+    shares nothing with the indexing one but the Milvus server."""
+    for part in ("home", "cache", "data"):
+        (root / part).mkdir(parents=True)
+    env = {**cli_env(root / "home"), "SEARCHLM_CACHE": str(root / "cache"), "SEARCHLM_DATA_DIR": str(root / "data")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "searchlm", "serve", "--store", uri, "--name", "team", "--port", str(port), "--lazy",
+         "--workers", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(milvus_server, embedder, tmp_path):
+    import httpx
+
+    from helpers import free_port, sample_queries
+    from searchlm.indexer import index_folder
+    from searchlm.search import Searcher
+    from searchlm.settings import Settings
+
+    from conftest import SAMPLE_CORPUS
+
+    settings = Settings(home=tmp_path / "indexer", name="team", store=milvus_server.uri)
+    index_folder(SAMPLE_CORPUS, settings, embedder=embedder)
+    with Searcher(settings) as local:
+        queries = [q for q in [q for q, _ in sample_queries()] + MORE_QUERIES if local.correct(q) is None][:20]
+        assert len(queries) == 20
+        expected = {q: [h.to_json() for h in local.search(q)] for q in queries}
+    assert all(expected.values())
+
+    ports = [free_port(), free_port()]
+    replicas = [serve_replica(milvus_server.uri, port, tmp_path / f"replica{n}") for n, port in enumerate(ports)]
+    try:
+        for proc, port in zip(replicas, ports):
+            deadline = time.monotonic() + 600  # a fresh machine exports the query encoder from the model first
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "replica did not start in 600 s"
+                time.sleep(0.3)
+        for port in ports:
+            for q in queries:
+                got = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": q}, timeout=60)
+                assert got.status_code == 200, got.text
+                assert got.json()["hits"] == expected[q], q
+        assert [list((tmp_path / f"replica{n}" / "home").iterdir()) for n in range(2)] == [[], []]  # no folder made
+    finally:
+        for proc in replicas:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
