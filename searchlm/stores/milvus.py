@@ -58,11 +58,54 @@ class MilvusStore(VectorStore):
         self.uri = str(index_dir / spec.uri) if self.lite else spec.uri
         self.collection = spec.collection
         self.dense_index = spec.extra.get("dense_index") or ("FLAT" if self.lite else "HNSW")
-        # A replica's records (`MilvusRecords`) already hold a connection to the server: one is enough
-        self.client = getattr(store, "client", None) or _connect(self.uri, self.lite)
+        # A replica's records (`MilvusRecords`) already hold a client of the server: one is enough
+        self._client = getattr(store, "client", None)
+        self._reader = None if self.lite or self._client is not None else ...  # ...: not tried yet (milvus_grpc)
         self._count: int | None = None
         self._check_schema()
         self._loaded = False
+
+    @property
+    def client(self):
+        """pymilvus's `MilvusClient`, connected on first use: a search on a server does without it (`reader`)."""
+        if self._client is None:
+            self._client = _connect(self.uri, self.lite)
+        return self._client
+
+    @property
+    def reader(self):
+        """The gRPC `milvus_grpc.Reader` for the calls a search makes, or None (Milvus Lite, TLS, credentials, or
+        an answer it did not expect: then MilvusClient makes them)."""
+        if self._reader is ...:
+            from searchlm.stores import milvus_grpc
+
+            self._reader = None
+            address = milvus_grpc.plain_address(self.uri)
+            if address is not None:
+                try:
+                    self._reader = milvus_grpc.Reader(address, CONNECT_TIMEOUT)
+                except milvus_grpc.Unreachable as exc:
+                    raise _unreachable(self.uri, str(exc)) from None
+                except milvus_grpc.Unexpected:
+                    pass
+        return self._reader
+
+    def _read(self, method: str, *args):
+        """`reader.method(*args)`, or ... when there is no reader or it could not answer (the caller then asks
+        MilvusClient, and so does every later call)."""
+        reader = self.reader
+        if reader is None:
+            return ...
+        from searchlm.stores import milvus_grpc
+
+        try:
+            return getattr(reader, method)(*args)
+        except milvus_grpc.Unreachable as exc:
+            raise _unreachable(self.uri, str(exc)) from None
+        except milvus_grpc.Unexpected:
+            reader.close()
+            self._reader = None
+            return ...
 
     def _load(self) -> None:
         """A collection must be loaded (into the query nodes' memory) before a search; Milvus Lite releases it
@@ -84,9 +127,11 @@ class MilvusStore(VectorStore):
                 f"index '{self.manifest.name}' uses Milvus collection schema {self.spec.schema}, newer than this "
                 "searchlm writes (upgrade searchlm: pip install -U searchlm)"
             )
-        if not self.client.has_collection(self.collection):
-            return
-        props = self.client.describe_collection(self.collection).get("properties", {}) or {}
+        props = self._read("properties", self.collection)
+        if props is ...:  # no reader, or no such collection (MilvusClient is the one to tell)
+            if not self.client.has_collection(self.collection):
+                return
+            props = self.client.describe_collection(self.collection).get("properties", {}) or {}
         where = f"Milvus collection '{self.collection}' at {self.uri}"
         if "searchlm.schema" not in props:
             raise StoreError(f"{where} was not written by searchlm ({self._fix()})")
@@ -196,6 +241,10 @@ class MilvusStore(VectorStore):
     # -- reading ------------------------------------------------------------------------------------------
     def __len__(self) -> int:
         if self._count is None:
+            count = self._read("count", self.collection)
+            if count is not ...:
+                self._count = count
+                return count
             if not self.client.has_collection(self.collection):
                 return 0
             self._load()
@@ -210,10 +259,13 @@ class MilvusStore(VectorStore):
         expr = self._expr(flt)
         if expr is None:
             return {}
-        self._load()
         params = {"metric_type": "IP"}
         if self.dense_index == "HNSW":
             params["params"] = {"ef": max(EF_SEARCH, k)}
+        found = self._read("search", self.collection, query, "vector", k, expr, params)
+        if found is not ...:
+            return found
+        self._load()
         res = self.client.search(self.collection, data=[np.asarray(query, dtype=np.float32).ravel().tolist()],
                                  anns_field="vector", limit=k, filter=expr, search_params=params, output_fields=["id"])
         return {int(h["id"]): float(h["distance"]) for h in res[0]}
@@ -237,10 +289,13 @@ class MilvusStore(VectorStore):
         return self._bm25(text, len(ids), f"id in {ids}")
 
     def _bm25(self, text: str, k: int, expr: str) -> dict[int, float]:
-        self._load()
         terms = " ".join(porter_terms(text))
         if not terms:
             return {}
+        found = self._read("search", self.collection, terms, "sparse", min(k, TOPK_MAX), expr, {"metric_type": "BM25"})
+        if found is not ...:
+            return {i: abs(s) for i, s in found.items() if s}
+        self._load()
         res = self.client.search(self.collection, data=[terms], anns_field="sparse", limit=min(k, TOPK_MAX), filter=expr,
                                  search_params={"metric_type": "BM25"}, output_fields=["id"])
         # BM25 is never negative; Milvus Lite reports it as a distance (-score), a server as a score.
@@ -268,10 +323,12 @@ class MilvusStore(VectorStore):
         return " and ".join(parts)
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception:
-            pass
+        for part in (self._reader, self._client):
+            if part is not None and part is not ...:
+                try:
+                    part.close()
+                except Exception:
+                    pass
 
 
 def _row(record: tuple) -> dict:
@@ -314,11 +371,14 @@ def _connect(uri: str, lite: bool):
     try:
         return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise StoreError(
-            f"Milvus at '{uri}' cannot be reached ({reason}) (start it, e.g. `docker compose up -d` with Milvus's "
-            "docker-compose.yml, or index with --store milvus for a local Milvus Lite file)"
-        ) from None
+        raise _unreachable(uri, str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__) from None
+
+
+def _unreachable(uri: str, reason: str) -> StoreError:
+    return StoreError(
+        f"Milvus at '{uri}' cannot be reached ({reason}) (start it, e.g. `docker compose up -d` with Milvus's "
+        "docker-compose.yml, or index with --store milvus for a local Milvus Lite file)"
+    )
 
 
 # -- a search replica: the index read from a Milvus server, with no index folder ----------------------------
