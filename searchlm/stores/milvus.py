@@ -340,6 +340,16 @@ def _row(record: tuple) -> dict:
             "start_line": _number(start), "end_line": _number(end), "page": _number(page), "hash": chash or ""}
 
 
+def _passage(r: dict):
+    from searchlm.records import Passage
+
+    return Passage(
+        chunk_id=int(r["id"]), doc_id=int(r["doc_id"]), path=r["path"], kind=r["kind"], doc_kind=r["doc_kind"],
+        title=r["title"], heading=r["heading"], text=r["body"], start_line=_or_none(r["start_line"]),
+        end_line=_or_none(r["end_line"]), page=_or_none(r["page"]), hash=r["hash"],
+    )
+
+
 def _number(value: int | None) -> int:
     return NO_NUMBER if value is None else int(value)
 
@@ -385,7 +395,8 @@ def _unreachable(uri: str, reason: str) -> StoreError:
 class MilvusRecords:
     """What a search reads of an index's SQLite file, read from its Milvus collection instead: the passages of
     chunks by id, their vectors and document kinds. A `Searcher` on a machine without the index folder uses it in
-    place of `Store`; `conn` is None (spelling corrections, path filters and document views need the folder)."""
+    place of `Store`, and serves document views and `ask` too; `conn` is None (spelling corrections and path or
+    kind filters need the folder's SQLite file)."""
 
     conn = None
 
@@ -402,13 +413,30 @@ class MilvusRecords:
         return out
 
     def chunks_by_id(self, ids) -> dict:
-        from searchlm.records import Passage
+        return {int(r["id"]): _passage(r) for r in self._rows(ids, DISPLAY_FIELDS)}
 
-        return {int(r["id"]): Passage(
-            chunk_id=int(r["id"]), doc_id=int(r["doc_id"]), path=r["path"], kind=r["kind"], doc_kind=r["doc_kind"],
-            title=r["title"], heading=r["heading"], text=r["body"], start_line=_or_none(r["start_line"]),
-            end_line=_or_none(r["end_line"]), page=_or_none(r["page"]), hash=r["hash"],
-        ) for r in self._rows(ids, DISPLAY_FIELDS)}
+    def chunks_of_document(self, doc_id: int) -> list:
+        """A document's passages in order (its chunks' ids follow their order: a document's chunks are written
+        together, in order)."""
+        rows = self.client.query(self.collection, filter=f"doc_id == {int(doc_id)}", output_fields=DISPLAY_FIELDS)
+        return [_passage(r) for r in sorted(rows, key=lambda r: r["id"])]
+
+    def document(self, doc_id: int):
+        """The document's row as far as the collection knows it (no size or content hash: they are SQLite's)."""
+        from searchlm.store import DocumentRow
+
+        rows = self.client.query(self.collection, filter=f"doc_id == {int(doc_id)}",
+                                 output_fields=["id", "path", "kind", "title", "mtime_ns", "doc_kind"])
+        if not rows:
+            return None
+        r = min(rows, key=lambda r: r["id"])
+        return DocumentRow(id=int(doc_id), path=r["path"], kind=r["kind"], title=r["title"], size=0,
+                           mtime_ns=int(r["mtime_ns"]), content_hash="", n_chunks=len(rows), doc_kind=r["doc_kind"])
+
+    def document_by_path(self, path: str):
+        rows = self.client.query(self.collection, filter=f"path == {json.dumps(path)}", output_fields=["doc_id"],
+                                 limit=1)
+        return self.document(int(rows[0]["doc_id"])) if rows else None
 
     def doc_kinds_of_chunks(self, ids) -> dict[int, str]:
         """{chunk_id: its document's kind} for those of the chunks whose document is not a guide."""
