@@ -105,6 +105,7 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
     import httpx
 
     from helpers import free_port, sample_queries
+    from searchlm.documents import document_view
     from searchlm.indexer import index_folder
     from searchlm.search import Searcher
     from searchlm.settings import Settings
@@ -117,6 +118,8 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
         queries = [q for q in [q for q, _ in sample_queries()] + MORE_QUERIES if local.correct(q) is None][:20]
         assert len(queries) == 20
         expected = {q: [h.to_json() for h in local.search(q)] for q in queries}
+        top = expected[queries[0]][0]
+        view = document_view(local, top["doc_id"], top["chunk_id"]).to_json()
     assert all(expected.values())
 
     ports = [free_port(), free_port()]
@@ -138,6 +141,9 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
                 got = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": q}, timeout=60)
                 assert got.status_code == 200, got.text
                 assert got.json()["hits"] == expected[q], q
+            shown = httpx.get(f"http://127.0.0.1:{port}/api/documents/{top['doc_id']}",
+                              params={"chunk": top["chunk_id"]}, timeout=60)
+            assert shown.status_code == 200 and shown.json() == view  # a document opens there too
         assert [list((tmp_path / f"replica{n}" / "home").iterdir()) for n in range(2)] == [[], []]  # no folder made
     finally:
         for proc in replicas:

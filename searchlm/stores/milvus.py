@@ -379,7 +379,10 @@ def _connect(uri: str, lite: bool):
             raise StoreError(f"'{uri}' is a Milvus Lite file, and milvus-lite is not installed "
                              "(pip install 'searchlm[milvus]')") from None
     try:
-        return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT)
+        # A server: a connection of this client's own. pymilvus 3 otherwise shares one per URI in the process and
+        # keeps it after every client closed; one the server has since dropped (restarted, or a GOAWAY for too many
+        # keepalive pings from a long idle connection) failed the next client with "Fail connecting to server".
+        return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT, **({} if lite else {"dedicated": True}))
     except Exception as exc:
         raise _unreachable(uri, str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__) from None
 
