@@ -53,6 +53,13 @@ StoreOpt = typer.Option(
 )
 
 
+ReplicaOpt = typer.Option(
+    None, "--store",
+    help="A Milvus server URI (e.g. http://milvus:19530) holding the index: searches it with no index folder on "
+    "this machine, as a search replica (env SEARCHLM_STORE).",
+)
+
+
 def _settings(**values) -> Settings:
     return Settings.load(debug=_debug or None, **values)
 
@@ -299,6 +306,7 @@ def search(
     token_file: Optional[Path] = TokenFileOpt,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Refuse unless the index uses this model."),
     home: Optional[Path] = HomeOpt,
+    store: Optional[str] = ReplicaOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Search an index: hybrid dense + keyword retrieval, best passages first."""
@@ -306,7 +314,7 @@ def search(
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from searchlm.search import SearchOptions
 
-    settings = _settings(name=name, home=home, model=model, server=server)
+    settings = _settings(name=name, home=home, model=model, server=server, store=store)
     options = SearchOptions(
         k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, exclude=tuple(exclude or ()),
         types=type_ or (), since=since, doc_kinds=tuple(doc_kind or ()), exclude_doc_kinds=tuple(exclude_doc_kind or ()),
@@ -590,6 +598,7 @@ def tune(
 def serve(
     name: Optional[str] = NameOpt,
     home: Optional[Path] = HomeOpt,
+    store: Optional[str] = ReplicaOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; keep 127.0.0.1 unless others must connect."),
     port: int = typer.Option(8000, "--port", "-p", help="TCP port to listen on."),
     generator: Optional[str] = typer.Option(None, "--generator", help="Answer model (env SEARCHLM_GENERATOR; default smollm2)."),
@@ -618,7 +627,7 @@ def serve(
 
     from searchlm.server.guard import MAX_REQUEST_LINE, host_names, require_token
 
-    settings = _settings(name=name, home=home, generator=generator, device=device)
+    settings = _settings(name=name, home=home, generator=generator, device=device, store=store)
     token = load_token(token, token_file)
     require_token(host, token)
     from searchlm.server.workers import default_workers, run as run_workers

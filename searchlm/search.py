@@ -116,7 +116,9 @@ class Searcher(Closing):
         from searchlm.homes import describe_indexes, locate
 
         found = locate(settings.name, settings.home)
-        if found is None:
+        # No index folder here, and a Milvus server named: a search replica, reading the index from the server
+        self.replica = found is None and "://" in (settings.store or "")
+        if found is None and not self.replica:
             have = describe_indexes(settings.home)
             hint = f"; your indexes: {have}" if have else ""
             raise IndexNotFoundError(
@@ -124,10 +126,15 @@ class Searcher(Closing):
                 f"pick one with name= and home=, or create it with Index('{settings.name}').update(FOLDER)",
                 f"use --name and --home to pick one, or run `searchlm index DIR --name {settings.name}`",
             )
-        settings = settings.with_(home=found)
+        settings = settings.with_(home=found or settings.home)
         self.settings = settings
         self.index_dir = settings.index_dir
-        self.manifest = Manifest.load(self.index_dir)
+        if self.replica:
+            from searchlm.stores.milvus import open_replica
+
+            self.manifest, self.store = open_replica(settings.name, settings.store)
+        else:
+            self.manifest = Manifest.load(self.index_dir)
         if settings.model and settings.model != self.manifest.model:
             raise IndexMismatchError(
                 f"index '{settings.name}' was built with model '{self.manifest.model}', not '{settings.model}'",
@@ -135,7 +142,8 @@ class Searcher(Closing):
                 f"search without --model, or rebuild: `searchlm drop {settings.name}` then "
                 f"`searchlm index {self.manifest.root} --name {settings.name} --model {settings.model}`",
             )
-        self.store = Store(self.index_dir / DB_FILE, existing=True)
+        if not self.replica:
+            self.store = Store(self.index_dir / DB_FILE, existing=True)
         self._encoder = None
         self._warm = False  # set by warm(): a long-lived process loads the encoder for speed per query
         self._vectors = None
@@ -164,6 +172,10 @@ class Searcher(Closing):
         from searchlm.embed.cache import encoder_problem
         from searchlm.embed.onnx import OnnxEmbedder
 
+        if self.replica:  # no index folder: the shared export of the index's model
+            from searchlm.embed.cache import model_encoder
+
+            return OnnxEmbedder(model_encoder(self.manifest.model), warm=self._warm)
         why = encoder_problem(self.index_dir)
         if why is not None:
             from searchlm.errors import IndexDamagedError
@@ -316,6 +328,8 @@ class Searcher(Closing):
         """The `spelling.Correction` `search` applies to `query` (None when every word is in the index)."""
         from searchlm.spelling import Lexicon, correct_query
 
+        if self.replica:  # the vocabulary is in the index folder's FTS5 tables
+            return None
         generation = self.store.generation
         key = (query.strip(), generation)
         with self._spelling_lock:
@@ -404,7 +418,7 @@ class Searcher(Closing):
 
         filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root,
                                 options.doc_kinds, options.exclude_doc_kinds)
-        if not filters:
+        if not filters or self.replica:
             return ""
         plain = replace(options, path=None, exclude=(), types=(), since=None, doc_kinds=(), exclude_doc_kinds=(),
                         rerank=None, explain=False)

@@ -553,16 +553,16 @@ class Store:
             )
 
     def chunk_records(self, ids: Iterable[int]) -> list[tuple]:
-        """(id, doc_id, path, kind, mtime_ns, title, heading, text, vector blob) of chunks, for a store that keeps
-        them beside the vectors (Milvus)."""
+        """(id, doc_id, path, kind, mtime_ns, title, heading, text, vector blob, start_line, end_line, page,
+        doc_kind, hash) of chunks, for a store that keeps them beside the vectors (Milvus)."""
         ids = [int(i) for i in ids]
         out: list[tuple] = []
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
             out.extend(self.conn.execute(
-                "SELECT c.id, c.doc_id, d.path, d.kind, d.mtime_ns, c.title, c.heading, c.text, c.vector"
-                f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks}) AND c.vector IS NOT NULL",
+                "SELECT c.id, c.doc_id, d.path, d.kind, d.mtime_ns, c.title, c.heading, c.text, c.vector,"
+                f" c.start_line, c.end_line, c.page, {self._doc_kind}, c.hash FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks}) AND c.vector IS NOT NULL",
                 part,
             ))
         return out

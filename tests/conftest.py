@@ -62,3 +62,17 @@ def sample_index(tmp_path_factory, embedder):
     settings = Settings(home=home, name="sample")
     index_folder(SAMPLE_CORPUS, settings, embedder=embedder)
     return settings
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """One Milvus Lite gRPC server for the whole session (`helpers.MilvusServer`), shared by every test that
+    needs a Milvus server; each test uses collections of its own (index names). Skipped without milvus-lite."""
+    pytest.importorskip("milvus_lite")
+    from helpers import MilvusServer
+
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-server")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -176,3 +176,62 @@ def worker_running(pgid: int) -> bool:
         except OSError:
             continue
     return False
+
+
+# -- a Milvus server -------------------------------------------------------------------------------------
+class MilvusServer:
+    """Milvus Lite's own gRPC server (`python -m milvus_lite server`) in a subprocess on a free loopback port,
+    its data in `data_dir`: what `--store http://127.0.0.1:PORT` talks to. `stop()` kills it (a lost server);
+    `start()` runs it again on the same data and port."""
+
+    def __init__(self, data_dir: Path, port: int | None = None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, timeout: float = 90.0) -> "MilvusServer":
+        import subprocess
+        import sys
+        import time
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):  # a connect attempt each 0.1 s until it listens: no fixed sleep
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"milvus_lite server exited {self.proc.returncode}: {self.proc.stdout.read()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"milvus_lite server did not listen on {self.port} in {timeout:.0f} s")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+        self.proc = None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

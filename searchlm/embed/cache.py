@@ -24,14 +24,11 @@ def install_encoder(export, model_id: str, model_path: str, target: Path) -> Non
     """Put an ONNX export of the model at `target`: linked from the shared cache (exported there first by
     `export(folder)` when it is missing or damaged). An unwritable cache gets an export straight into `target`."""
 
-    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
-    cached = cache_home() / "onnx" / key
-    if encoder_problem(cached.parent, cached.name) is not None:
-        try:
-            export(cached)
-        except PermissionError:
-            _replace(target, export)  # an unwritable cache still leaves a working index
-            return
+    try:
+        cached = shared_encoder(export, model_id, model_path)
+    except PermissionError:
+        _replace(target, export)  # an unwritable cache still leaves a working index
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".encoder-", dir=target.parent))
     try:
@@ -45,6 +42,16 @@ def install_encoder(export, model_id: str, model_path: str, target: Path) -> Non
         os.replace(made, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def shared_encoder(export, model_id: str, model_path: str) -> Path:
+    """The shared cached ONNX export of the model (exported there first by `export(folder)` when it is missing or
+    damaged): what an index's `encoder/` links to, and what a search replica with no index folder loads."""
+    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
+    cached = cache_home() / "onnx" / key
+    if encoder_problem(cached.parent, cached.name) is not None:
+        export(cached)
+    return cached
 
 
 def _replace(target: Path, export) -> None:
@@ -81,3 +88,21 @@ def encoder_problem(index_dir: Path, folder_name: str = ENCODER_DIR) -> str | No
         if not isinstance(data, dict):
             return f"{folder_name}/{name} is damaged (not a JSON object)"
     return None
+
+
+def model_encoder(model: str) -> Path:
+    """The shared ONNX query encoder of `model`, exported from the model on this machine first when the cache
+    lacks it: what a search replica loads, having no index folder (and so no `encoder/`)."""
+    import warnings
+
+    from searchlm.embed.base import resolve_model
+
+    def export(folder: Path) -> None:
+        from searchlm.embed.onnx import export_onnx
+        from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_onnx(SentenceTransformerEmbedder(model, device="cpu").model, model, folder)
+
+    return shared_encoder(export, model, resolve_model(model))

@@ -6,6 +6,11 @@ analyzer and a BM25 function that fills a sparse field, and the scalar fields th
 as it does for FAISS. SQLite stays the local record of documents, hashes, chunk texts and vectors (incremental
 indexing, snippets, `ask` and the server read it); the collection is derived from it and can be refilled from it.
 
+A collection on a server also holds what a search shows (each chunk's title, heading, text, lines, page, document
+kind and hash) and, as a collection property, the index's manifest. So a machine with no index folder can search
+it (`MilvusRecords`, `open_replica`): `searchlm serve --store http://HOST:19530 --name N` on any number of
+machines answers the hits the indexing machine does, and an `index` run there is seen by all of them at once.
+
 The collection's properties record the model, dimension and schema it was built with, so an index opened with
 another model, or a collection written by an older searchlm, is refused with a message rather than misread.
 """
@@ -17,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.errors import StoreError
+from searchlm.errors import IndexNotFoundError, InputError, StoreError
 from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore, weighted_fields
 from searchlm.text import porter_terms
 
-SCHEMA = 2  # of the collection's fields; bump when they change (2: the text field holds Porter stems)
+SCHEMA = 3  # of the collection's fields; bump when they change (2: the text field holds Porter stems; 3: what a
+# search shows, and the manifest, for a machine with no index folder)
 # The BM25 field is fed text searchlm has already analysed as FTS5 does (`porter_terms`: diacritics removed,
 # lower-cased, Porter-stemmed), and so is the query: Milvus Lite's analyzer (3.2) only splits on \w+, lower-cases
 # and drops stop words; it accepts a `stemmer` filter and ignores it, and rejects the `english` analyzer. With
@@ -32,6 +38,10 @@ MAX_VARCHAR = 65535  # bytes, Milvus's limit for a VARCHAR field
 BATCH = 1000  # rows per upsert
 HNSW = {"M": 32, "efConstruction": 80}  # as the FAISS backend; Milvus Lite searches exactly (FLAT) by default
 EF_SEARCH = 256
+NO_NUMBER = -1  # a chunk's start_line, end_line or page when it has none (Milvus Lite has no nullable fields)
+MANIFEST_PROPERTY = "searchlm.manifest"
+DISPLAY_FIELDS = ["id", "doc_id", "path", "kind", "doc_kind", "title", "heading", "body", "start_line", "end_line",
+                  "page", "hash"]
 CONNECT_TIMEOUT = 5.0
 TOPK_MAX = 16384  # Milvus's largest search limit
 
@@ -48,10 +58,54 @@ class MilvusStore(VectorStore):
         self.uri = str(index_dir / spec.uri) if self.lite else spec.uri
         self.collection = spec.collection
         self.dense_index = spec.extra.get("dense_index") or ("FLAT" if self.lite else "HNSW")
-        self.client = _connect(self.uri, self.lite)
+        # A replica's records (`MilvusRecords`) already hold a client of the server: one is enough
+        self._client = getattr(store, "client", None)
+        self._reader = None if self.lite or self._client is not None else ...  # ...: not tried yet (milvus_grpc)
         self._count: int | None = None
         self._check_schema()
         self._loaded = False
+
+    @property
+    def client(self):
+        """pymilvus's `MilvusClient`, connected on first use: a search on a server does without it (`reader`)."""
+        if self._client is None:
+            self._client = _connect(self.uri, self.lite)
+        return self._client
+
+    @property
+    def reader(self):
+        """The gRPC `milvus_grpc.Reader` for the calls a search makes, or None (Milvus Lite, TLS, credentials, or
+        an answer it did not expect: then MilvusClient makes them)."""
+        if self._reader is ...:
+            from searchlm.stores import milvus_grpc
+
+            self._reader = None
+            address = milvus_grpc.plain_address(self.uri)
+            if address is not None:
+                try:
+                    self._reader = milvus_grpc.Reader(address, CONNECT_TIMEOUT)
+                except milvus_grpc.Unreachable as exc:
+                    raise _unreachable(self.uri, str(exc)) from None
+                except milvus_grpc.Unexpected:
+                    pass
+        return self._reader
+
+    def _read(self, method: str, *args):
+        """`reader.method(*args)`, or ... when there is no reader or it could not answer (the caller then asks
+        MilvusClient, and so does every later call)."""
+        reader = self.reader
+        if reader is None:
+            return ...
+        from searchlm.stores import milvus_grpc
+
+        try:
+            return getattr(reader, method)(*args)
+        except milvus_grpc.Unreachable as exc:
+            raise _unreachable(self.uri, str(exc)) from None
+        except milvus_grpc.Unexpected:
+            reader.close()
+            self._reader = None
+            return ...
 
     def _load(self) -> None:
         """A collection must be loaded (into the query nodes' memory) before a search; Milvus Lite releases it
@@ -73,9 +127,11 @@ class MilvusStore(VectorStore):
                 f"index '{self.manifest.name}' uses Milvus collection schema {self.spec.schema}, newer than this "
                 "searchlm writes (upgrade searchlm: pip install -U searchlm)"
             )
-        if not self.client.has_collection(self.collection):
-            return
-        props = self.client.describe_collection(self.collection).get("properties", {}) or {}
+        props = self._read("properties", self.collection)
+        if props is ...:  # no reader, or no such collection (MilvusClient is the one to tell)
+            if not self.client.has_collection(self.collection):
+                return
+            props = self.client.describe_collection(self.collection).get("properties", {}) or {}
         where = f"Milvus collection '{self.collection}' at {self.uri}"
         if "searchlm.schema" not in props:
             raise StoreError(f"{where} was not written by searchlm ({self._fix()})")
@@ -111,6 +167,13 @@ class MilvusStore(VectorStore):
         schema.add_field("path", DataType.VARCHAR, max_length=MAX_VARCHAR)
         schema.add_field("kind", DataType.VARCHAR, max_length=64)
         schema.add_field("mtime_ns", DataType.INT64)
+        schema.add_field("doc_kind", DataType.VARCHAR, max_length=64)
+        schema.add_field("title", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("heading", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("body", DataType.VARCHAR, max_length=MAX_VARCHAR)  # the chunk's text as shown
+        for name in ("start_line", "end_line", "page"):
+            schema.add_field(name, DataType.INT64)
+        schema.add_field("hash", DataType.VARCHAR, max_length=128)
         schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
                                      output_field_names=["sparse"]))
         params = c.prepare_index_params()
@@ -156,6 +219,10 @@ class MilvusStore(VectorStore):
         self._count = None
         manifest.ann = {"backend": "milvus", "generation": store.generation, "count": len(self),
                         "dense_index": self.dense_index}
+        if not self.lite:  # what a machine without the index folder opens the index from (`open_replica`)
+            shared = manifest.to_json()
+            shared["documents"], shared["chunks"] = store.counts()
+            self.client.alter_collection_properties(self.collection, {MANIFEST_PROPERTY: json.dumps(shared)})
 
     def _ids(self) -> np.ndarray:
         self._load()
@@ -174,6 +241,10 @@ class MilvusStore(VectorStore):
     # -- reading ------------------------------------------------------------------------------------------
     def __len__(self) -> int:
         if self._count is None:
+            count = self._read("count", self.collection)
+            if count is not ...:
+                self._count = count
+                return count
             if not self.client.has_collection(self.collection):
                 return 0
             self._load()
@@ -188,10 +259,13 @@ class MilvusStore(VectorStore):
         expr = self._expr(flt)
         if expr is None:
             return {}
-        self._load()
         params = {"metric_type": "IP"}
         if self.dense_index == "HNSW":
             params["params"] = {"ef": max(EF_SEARCH, k)}
+        found = self._read("search", self.collection, query, "vector", k, expr, params)
+        if found is not ...:
+            return found
+        self._load()
         res = self.client.search(self.collection, data=[np.asarray(query, dtype=np.float32).ravel().tolist()],
                                  anns_field="vector", limit=k, filter=expr, search_params=params, output_fields=["id"])
         return {int(h["id"]): float(h["distance"]) for h in res[0]}
@@ -215,10 +289,13 @@ class MilvusStore(VectorStore):
         return self._bm25(text, len(ids), f"id in {ids}")
 
     def _bm25(self, text: str, k: int, expr: str) -> dict[int, float]:
-        self._load()
         terms = " ".join(porter_terms(text))
         if not terms:
             return {}
+        found = self._read("search", self.collection, terms, "sparse", min(k, TOPK_MAX), expr, {"metric_type": "BM25"})
+        if found is not ...:
+            return {i: abs(s) for i, s in found.items() if s}
+        self._load()
         res = self.client.search(self.collection, data=[terms], anns_field="sparse", limit=min(k, TOPK_MAX), filter=expr,
                                  search_params={"metric_type": "BM25"}, output_fields=["id"])
         # BM25 is never negative; Milvus Lite reports it as a distance (-score), a server as a score.
@@ -230,6 +307,10 @@ class MilvusStore(VectorStore):
             return ""
         parts = []
         if flt.paths:  # paths as users type them, document kinds: SQLite picks the documents
+            if getattr(self.store, "conn", None) is None:
+                raise InputError(f"--path, --exclude and --kind filters need the index folder of "
+                                 f"'{self.manifest.name}' on this machine (search without them here, or on the "
+                                 "machine that indexed it)")
             where, params = flt.path_sql()
             docs = [int(r[0]) for r in self.store.conn.execute(f"SELECT id FROM documents d WHERE {where}", params)]
             if not docs:
@@ -242,17 +323,39 @@ class MilvusStore(VectorStore):
         return " and ".join(parts)
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception:
-            pass
+        for part in (self._reader, self._client):
+            if part is not None and part is not ...:
+                try:
+                    part.close()
+                except Exception:
+                    pass
 
 
 def _row(record: tuple) -> dict:
-    cid, doc_id, path, kind, mtime_ns, title, heading, text, blob = record
-    body = "\n".join(" ".join(porter_terms(p)) for p in weighted_fields(title, heading, text))
-    return {"id": cid, "vector": np.frombuffer(blob, dtype=np.float32), "text": _fit(body), "doc_id": doc_id,
-            "path": _fit(path), "kind": kind, "mtime_ns": mtime_ns}
+    cid, doc_id, path, kind, mtime_ns, title, heading, text, blob, start, end, page, doc_kind, chash = record
+    stems = "\n".join(" ".join(porter_terms(p)) for p in weighted_fields(title, heading, text))
+    return {"id": cid, "vector": np.frombuffer(blob, dtype=np.float32), "text": _fit(stems), "doc_id": doc_id,
+            "path": _fit(path), "kind": kind, "mtime_ns": mtime_ns, "doc_kind": doc_kind or "guide",
+            "title": _fit(title or ""), "heading": _fit(heading or ""), "body": _fit(text or ""),
+            "start_line": _number(start), "end_line": _number(end), "page": _number(page), "hash": chash or ""}
+
+
+def _passage(r: dict):
+    from searchlm.records import Passage
+
+    return Passage(
+        chunk_id=int(r["id"]), doc_id=int(r["doc_id"]), path=r["path"], kind=r["kind"], doc_kind=r["doc_kind"],
+        title=r["title"], heading=r["heading"], text=r["body"], start_line=_or_none(r["start_line"]),
+        end_line=_or_none(r["end_line"]), page=_or_none(r["page"]), hash=r["hash"],
+    )
+
+
+def _number(value: int | None) -> int:
+    return NO_NUMBER if value is None else int(value)
+
+
+def _or_none(value) -> int | None:
+    return None if value is None or int(value) == NO_NUMBER else int(value)
 
 
 def _fit(text: str) -> str:
@@ -276,10 +379,109 @@ def _connect(uri: str, lite: bool):
             raise StoreError(f"'{uri}' is a Milvus Lite file, and milvus-lite is not installed "
                              "(pip install 'searchlm[milvus]')") from None
     try:
-        return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT)
+        # A server: a connection of this client's own. pymilvus 3 otherwise shares one per URI in the process and
+        # keeps it after every client closed; one the server has since dropped (restarted, or a GOAWAY for too many
+        # keepalive pings from a long idle connection) failed the next client with "Fail connecting to server".
+        return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT, **({} if lite else {"dedicated": True}))
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise StoreError(
-            f"Milvus at '{uri}' cannot be reached ({reason}) (start it, e.g. `docker compose up -d` with Milvus's "
-            "docker-compose.yml, or index with --store milvus for a local Milvus Lite file)"
-        ) from None
+        raise _unreachable(uri, str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__) from None
+
+
+def _unreachable(uri: str, reason: str) -> StoreError:
+    return StoreError(
+        f"Milvus at '{uri}' cannot be reached ({reason}) (start it, e.g. `docker compose up -d` with Milvus's "
+        "docker-compose.yml, or index with --store milvus for a local Milvus Lite file)"
+    )
+
+
+# -- a search replica: the index read from a Milvus server, with no index folder ----------------------------
+class MilvusRecords:
+    """What a search reads of an index's SQLite file, read from its Milvus collection instead: the passages of
+    chunks by id, their vectors and document kinds. A `Searcher` on a machine without the index folder uses it in
+    place of `Store`, and serves document views and `ask` too; `conn` is None (spelling corrections and path or
+    kind filters need the folder's SQLite file)."""
+
+    conn = None
+
+    def __init__(self, client, collection: str, generation: int = 0):
+        self.client = client
+        self.collection = collection
+        self.generation = generation  # of the manifest it was opened with: the collection itself is always current
+
+    def _rows(self, ids, fields: list[str]) -> list[dict]:
+        ids = sorted({int(i) for i in ids})
+        out: list[dict] = []
+        for i in range(0, len(ids), BATCH):
+            out.extend(self.client.query(self.collection, filter=f"id in {ids[i : i + BATCH]}", output_fields=fields))
+        return out
+
+    def chunks_by_id(self, ids) -> dict:
+        return {int(r["id"]): _passage(r) for r in self._rows(ids, DISPLAY_FIELDS)}
+
+    def chunks_of_document(self, doc_id: int) -> list:
+        """A document's passages in order (its chunks' ids follow their order: a document's chunks are written
+        together, in order)."""
+        rows = self.client.query(self.collection, filter=f"doc_id == {int(doc_id)}", output_fields=DISPLAY_FIELDS)
+        return [_passage(r) for r in sorted(rows, key=lambda r: r["id"])]
+
+    def document(self, doc_id: int):
+        """The document's row as far as the collection knows it (no size or content hash: they are SQLite's)."""
+        from searchlm.store import DocumentRow
+
+        rows = self.client.query(self.collection, filter=f"doc_id == {int(doc_id)}",
+                                 output_fields=["id", "path", "kind", "title", "mtime_ns", "doc_kind"])
+        if not rows:
+            return None
+        r = min(rows, key=lambda r: r["id"])
+        return DocumentRow(id=int(doc_id), path=r["path"], kind=r["kind"], title=r["title"], size=0,
+                           mtime_ns=int(r["mtime_ns"]), content_hash="", n_chunks=len(rows), doc_kind=r["doc_kind"])
+
+    def document_by_path(self, path: str):
+        rows = self.client.query(self.collection, filter=f"path == {json.dumps(path)}", output_fields=["doc_id"],
+                                 limit=1)
+        return self.document(int(rows[0]["doc_id"])) if rows else None
+
+    def doc_kinds_of_chunks(self, ids) -> dict[int, str]:
+        """{chunk_id: its document's kind} for those of the chunks whose document is not a guide."""
+        return {int(r["id"]): r["doc_kind"] for r in self._rows(ids, ["id", "doc_kind"]) if r["doc_kind"] != "guide"}
+
+    def vectors_by_id(self, ids) -> dict[int, np.ndarray]:
+        return {int(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in self._rows(ids, ["id", "vector"])}
+
+    def cached_scores(self, model: str, query: str, chunk_hashes: list[str]) -> dict[str, float]:
+        return {}  # a replica keeps no reranker score cache
+
+    def cache_scores(self, model: str, query: str, scores: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:
+            pass
+
+
+def open_replica(name: str, uri: str):
+    """(manifest, records) of index `name` kept on the Milvus server at `uri`, for a machine that has no index
+    folder for it: the manifest the indexing machine wrote into the collection, and a `MilvusRecords`."""
+    from searchlm.manifest import Manifest
+    from searchlm.stores.base import collection_name
+
+    collection = collection_name(name)
+    client = _connect(uri, lite=False)
+    try:
+        props = (client.describe_collection(collection).get("properties", {}) or {}
+                 if client.has_collection(collection) else {})
+        if MANIFEST_PROPERTY not in props:
+            raise IndexNotFoundError(
+                f"index '{name}' is not on this machine, nor in Milvus at {uri} with what a search needs "
+                f"(collection '{collection}' {'was written by an older searchlm' if props else 'is missing'})",
+                f"index it there: Index('{name}', store='{uri}').update(FOLDER)",
+                f"index it there: `searchlm index DIR --name {name} --store {uri}`",
+            )
+        manifest = Manifest.from_json(json.loads(props[MANIFEST_PROPERTY]), name)
+        manifest.store = {**manifest.store, "uri": uri}  # the server as this machine reaches it
+    except BaseException:
+        client.close()
+        raise
+    return manifest, MilvusRecords(client, collection, int(manifest.ann.get("generation", 0)))
