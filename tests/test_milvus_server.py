@@ -88,12 +88,16 @@ MORE_QUERIES = ["spring tides moon", "sourdough starter", "rank fusion", "LRU ca
                 "cheese rind", "inverted index postings", "stemming", "sentence embeddings", "lighthouse keeper"]
 
 
-def serve_replica(uri: str, port: int, root: Path) -> subprocess.Popen:
-    """`searchlm serve --store URI` with an empty index home, cache and data folder of its own: a machine that
-    shares nothing with the indexing one but the Milvus server."""
+def serve_replica(uri: str, port: int, root: Path, fresh_cache: bool = True) -> subprocess.Popen:
+    """`searchlm serve --store URI` with an empty index home and data folder of its own: a machine that shares
+    nothing with the indexing one but the Milvus server. With `fresh_cache` its model cache is empty too (it
+    exports the query encoder first); without, it has the model's export already, as a machine that ran searchlm
+    before (one fresh replica is enough to show the export, and two at once would double its cost)."""
     for part in ("home", "cache", "data"):
         (root / part).mkdir(parents=True)
-    env = {**cli_env(root / "home"), "SEARCHLM_CACHE": str(root / "cache"), "SEARCHLM_DATA_DIR": str(root / "data")}
+    env = {**cli_env(root / "home"), "SEARCHLM_DATA_DIR": str(root / "data")}
+    if fresh_cache:
+        env["SEARCHLM_CACHE"] = str(root / "cache")
     return subprocess.Popen(
         [sys.executable, "-m", "searchlm", "serve", "--store", uri, "--name", "team", "--port", str(port), "--lazy",
          "--workers", "1"],
@@ -123,7 +127,10 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
     assert all(expected.values())
 
     ports = [free_port(), free_port()]
-    replicas = [serve_replica(milvus_server.uri, port, tmp_path / f"replica{n}") for n, port in enumerate(ports)]
+    # Both reuse this machine's model cache: exporting the encoder on a bare machine costs a minute or more of CPU
+    # here, and what is tested is that no index folder is needed (tests/test_cold_start.py covers the export).
+    replicas = [serve_replica(milvus_server.uri, port, tmp_path / f"replica{n}", fresh_cache=False)
+                for n, port in enumerate(ports)]
     try:
         for proc, port in zip(replicas, ports):
             deadline = time.monotonic() + 600  # a fresh machine exports the query encoder from the model first
