@@ -6,8 +6,9 @@
 a new `python -m searchlm search QUERY` process with that tree first on PYTHONPATH, against the same index. Runs
 alternate before/after (which goes first alternates too), each round with a new query, after one untimed run of
 each that puts the files in the page cache, so load on a shared machine falls on both alike. Prints the median
-and p90 wall time of each, the ratio after / before (median of the per-round ratios and ratio of medians) and
-the load average.
+and p90 wall time and CPU time (user + system, from wait4: far less sensitive to other processes than wall time
+on a loaded machine) of each, the ratios after / before (median of the per-round ratios and ratio of medians)
+and the load average.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,16 +34,22 @@ QUERIES = [
 ]
 
 
-def run_once(tree: Path, query: str, home: str, name: str) -> float:
+def run_once(tree: Path, query: str, home: str, name: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one `searchlm search` process."""
     env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1"}
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "searchlm", "search", query, "--home", home, "--name", name,
-                           "-k", "10", "--json"], env=env, capture_output=True, text=True, cwd=tree)
-    took = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"{tree}: {done.stderr.strip()[-400:]}")
-    json.loads(done.stdout)
-    return took
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "searchlm", "search", query, "--home", home, "--name", name,
+                                 "-k", "10", "--json"], env=env, stdout=out, stderr=err, cwd=tree)
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own CPU time, which Popen.wait does not give
+        took = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.exit(f"{tree}: {err.read().decode(errors='replace').strip()[-400:]}")
+        json.loads(out.read())
+    return took, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -55,19 +63,24 @@ def main() -> None:
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     for tree in trees.values():  # untimed: the page cache, Python's bytecode caches
         run_once(tree, "warm up the page cache", args.home, args.name)
-    times: dict[str, list[float]] = {"before": [], "after": []}
+    walls: dict[str, list[float]] = {"before": [], "after": []}
+    cpus: dict[str, list[float]] = {"before": [], "after": []}
     for r in range(args.rounds):
         query = QUERIES[r % len(QUERIES)]
         order = ("before", "after") if r % 2 == 0 else ("after", "before")
         for side in order:
-            times[side].append(run_once(trees[side], query, args.home, args.name))
-    for side, values in times.items():
-        values_sorted = sorted(values)
-        p90 = values_sorted[min(len(values) - 1, int(0.9 * len(values)))]
-        print(f"{side:>6}: median {statistics.median(values):.3f} s, p90 {p90:.3f} s over {len(values)} cold searches")
-    ratios = [a / b for a, b in zip(times["after"], times["before"])]
-    print(f"after / before: median of per-round ratios {statistics.median(ratios):.3f}, "
-          f"ratio of medians {statistics.median(times['after']) / statistics.median(times['before']):.3f}")
+            wall, cpu = run_once(trees[side], query, args.home, args.name)
+            walls[side].append(wall)
+            cpus[side].append(cpu)
+    for what, times in (("wall", walls), ("CPU", cpus)):
+        for side, values in times.items():
+            values_sorted = sorted(values)
+            p90 = values_sorted[min(len(values) - 1, int(0.9 * len(values)))]
+            print(f"{what:>4} {side:>6}: median {statistics.median(values):.3f} s, p90 {p90:.3f} s "
+                  f"over {len(values)} cold searches")
+        ratios = [a / b for a, b in zip(times["after"], times["before"])]
+        print(f"{what:>4} after / before: median of per-round ratios {statistics.median(ratios):.3f}, "
+              f"ratio of medians {statistics.median(times['after']) / statistics.median(times['before']):.3f}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

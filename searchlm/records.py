@@ -67,8 +67,9 @@ class Passage:
         """The file's absolute path: the indexed folder joined with the stored path."""
         return str(Path(self.folder) / self.path) if self.folder else self.path
 
-    def location(self, paths: str = "relative") -> str:
-        """`path:line` or `path#page=N`, the path in the style `paths` (see PATH_STYLES)."""
+    def location(self, paths: str = "cwd") -> str:
+        """`path:line` or `path#page=N`, the path in the style `paths` (see PATH_STYLES; by default from the
+        working folder, as a command line shows it)."""
         return location(shown_path(self, paths), self.start_line, self.page)
 
     def passage_fields(self) -> dict:

@@ -4,7 +4,9 @@ BM25 comes from SQLite FTS5, or from Milvus when the index keeps its vectors the
 from the vector store (FAISS or Milvus). Either way every candidate then gets both scores exactly and the lists
 are fused the same way, and the fused score of a changelog, migration note or API stub is lowered by its kind's
 prior (`doc_kinds.PRIOR`) so a guide of equal relevance ranks first. The query path imports no torch: queries are encoded by the index's ONNX export
-(`embed.onnx`). A `Searcher` holds the loaded store, encoder and vector store, so a server keeps them warm.
+(`embed.onnx`). A `Searcher` holds the loaded store, encoder and vector store, so a server keeps them warm; the
+searchers of a server's pool share one `SearchResources`. A search returns a `SearchResult` (records.py), and
+`SearchOptions.from_params` is how every surface turns its parameters into options.
 """
 
 from __future__ import annotations
@@ -191,8 +193,7 @@ def _param_value(name: str, target: str, value: Any) -> Any:
             raise InputError(f"{name} '{str(value)[:40]}' is not a number (use e.g. {name}=0.5)")
         return number
     if not isinstance(value, str):
-        raise InputError(f"{name} {value!r} is not text (use e.g. {name}=hybrid)" if target == "mode"
-                         else f"{name} {value!r} is not text")
+        raise InputError(f"{name} {str(value)[:40]!r} is not text (give it as a string)")
     return value
 
 

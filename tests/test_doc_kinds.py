@@ -196,9 +196,9 @@ def test_http_and_mcp_take_kinds(kinds_index):
         assert response.status_code == 400 and "'faq'" in response.text
     tools = Tools(settings)
     try:
-        found = tools.search("pool timeout", 10, "hybrid", None, None, None, None, kinds=["migration"])
+        found = tools.search("pool timeout", k=10, kinds=["migration"])
         assert [(_rel(h["path"]), h["doc_kind"]) for h in found["hits"]] == [("docs/migrating.md", "migration")]
-        found = tools.search("pool timeout", 10, "hybrid", None, None, None, None, exclude_kinds="changelog,api,guide")
+        found = tools.search("pool timeout", k=10, exclude_kinds="changelog,api,guide")
         assert [_rel(h["path"]) for h in found["hits"]] == ["docs/migrating.md"]
     finally:
         tools.close()

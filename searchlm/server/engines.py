@@ -7,7 +7,7 @@ free, up to MAX_BATCH, encodes their queries in one ONNX call and runs them one 
 costs about half the encoder CPU of 16 single ones, and one thread running searches hands the GIL to nobody but
 the event loop (32 request threads each running a search took four times the CPU). Other requests (documents,
 answers, reranked searches) lease a searcher from the pool: each has its own SQLite read connection and they
-share the FAISS index, the rerankers and one ONNX query encoder. Answers are generated one at a time, and at most
+share the FAISS index, the rerankers and one ONNX query encoder (one `SearchResources`, handed to each). Answers are generated one at a time, and at most
 ASK_QUEUE wait: past that a request gets 503 with Retry-After instead of a timeout.
 """
 
