@@ -313,8 +313,8 @@ def search(
         typer.echo(json.dumps(result.to_json(paths="cwd"), ensure_ascii=False, indent=2))
         _exit_when_done()
         return
-    if result.index:
-        answered = result.index
+    if result.answered_by:
+        answered = result.answered_by
         typer.echo(typer.style(f"index '{safe_text(answered.name)}' over {safe_text(answered.folder)} "
                                f"(in {safe_text(answered.home)})", dim=True), err=True)
     if result.corrected:
@@ -507,7 +507,7 @@ def eval_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure search quality on a BEIR dataset: nDCG@10, Recall@100, MRR@10 and query latency."""
-    from searchlm import evaluate
+    from searchlm.evaluate import evaluate  # not `from searchlm`: the name is also its module's
     from searchlm import SearchOptions
 
     settings = _settings(home=home, model=model, store=store)

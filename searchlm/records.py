@@ -147,15 +147,15 @@ class IndexRef:
 @dataclass
 class SearchResult:
     """What one search found: the hits, the query as searched when a misspelling was corrected (`corrected`),
-    why the filters left nothing when they did (`filtered`), the index that answered, and how long each step took
-    (`timings`, seconds). It iterates, indexes and counts like its list of hits, so `for hit in index.search(q)`
-    reads as before."""
+    why the filters left nothing when they did (`filtered`), the index that answered (`answered_by`; "index" in
+    its JSON), and how long each step took (`timings`, seconds). It iterates, indexes, counts and compares like its
+    list of hits, so code written when a search returned that list reads as before."""
 
     query: str
     hits: list[Hit] = field(default_factory=list)
     corrected: str | None = None
     filtered: str | None = None
-    index: IndexRef | None = None
+    answered_by: IndexRef | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def __iter__(self):
@@ -170,14 +170,18 @@ class SearchResult:
     def __bool__(self) -> bool:
         return bool(self.hits)
 
+    def index(self, hit: Hit, *args) -> int:
+        """Where `hit` is among the hits, as `list.index` says."""
+        return self.hits.index(hit, *args)
+
     def __eq__(self, other) -> bool:
         """Equal to a list of the same hits (as search results were compared before they were results), or to a
         result of the same search; timings aside."""
         if isinstance(other, list):
             return self.hits == other
         if isinstance(other, SearchResult):
-            return (self.query, self.hits, self.corrected, self.filtered, self.index) == (
-                other.query, other.hits, other.corrected, other.filtered, other.index)
+            return (self.query, self.hits, self.corrected, self.filtered, self.answered_by) == (
+                other.query, other.hits, other.corrected, other.filtered, other.answered_by)
         return NotImplemented
 
     __hash__ = None  # mutable, like the list it stands for
@@ -194,7 +198,7 @@ class SearchResult:
             "query": self.query,
             "corrected": self.corrected,
             "filtered": self.filtered or None,
-            "index": self.index.to_json() if self.index else None,
+            "index": self.answered_by.to_json() if self.answered_by else None,
             "hits": [h.to_json(paths) for h in self.hits],
             "timings": {k: round(v * 1000, 3) for k, v in self.timings.items()},  # milliseconds
         }
@@ -213,7 +217,7 @@ class SearchResult:
         ]
         return cls(
             query=data.get("query") or "", hits=hits, corrected=data.get("corrected"),
-            filtered=data.get("filtered"), index=IndexRef(**{k: index.get(k) or "" for k in ("name", "home", "folder")})
+            filtered=data.get("filtered"), answered_by=IndexRef(**{k: index.get(k) or "" for k in ("name", "home", "folder")})
             if index else None,
             timings={k: v / 1000 for k, v in (data.get("timings") or {}).items() if isinstance(v, (int, float))},
         )

@@ -401,7 +401,7 @@ class Searcher(Closing):
             filtered = self._why_empty(searched, options) or None
             timings["filters"] = time.perf_counter() - searched_at
         return SearchResult(query=query, hits=hits, corrected=corrected, filtered=filtered,
-                            index=self.answered_by, timings=timings)
+                            answered_by=self.answered_by, timings=timings)
 
     def _search(self, query: str, options: SearchOptions, vector: np.ndarray | None = None) -> list[Hit]:
         flt = self._filter(options)

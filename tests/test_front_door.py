@@ -171,7 +171,8 @@ def test_one_search_call_gives_hits_correction_and_why_filters_emptied_it(sample
     assert isinstance(fixed, SearchResult) and fixed.corrected.endswith("keep warm in winter")
     assert fixed.searched == fixed.corrected and plain.corrected is None
     assert len(fixed) == 3 and fixed[0] is fixed.hits[0] and list(fixed) == fixed.hits  # reads as its hits
-    assert fixed.index.name == sample_index.name and fixed.index.folder == str(Path(fixed.index.folder))
+    assert fixed.answered_by.name == sample_index.name and Path(fixed.answered_by.folder).is_absolute()
+    assert fixed.index(fixed[1]) == 1  # like the list of hits a search used to return
     assert set(fixed.timings) == {"prepare", "search"} and "filters" in empty.timings
     assert not empty and "nowhere" in empty.filtered
     hit = fixed[0]
