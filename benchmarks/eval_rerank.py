@@ -55,7 +55,7 @@ def main():
     options = SearchOptions(k=EVAL_DEPTH, group_by_document=True)
     base_hits, seconds, cpu, fresh = {}, [], [], 0
     for n, q in enumerate(qids, start=1):
-        hits = searcher.search(ds.queries[q], options)
+        hits = searcher.search(ds.queries[q], options).hits
         base_hits[q] = hits
         t, c = time.perf_counter(), time.process_time()
         before = _count(searcher, reranker.key)

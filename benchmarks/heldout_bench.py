@@ -66,12 +66,10 @@ def main() -> None:
     report = index_folder(docs, settings)
     print(f"indexed {report.files_seen} files ({report.chunks_total} chunks) in {time.perf_counter() - started:.0f} s")
     searcher = Searcher(settings)
-    root = Path(searcher.manifest.root)
     hits_at_k, markup_snippets, markup_texts, total = 0, 0, 0, 0
     for q in questions:
-        hits = searcher.search(q["question"], SearchOptions(k=k))
-        rels = [str((Path(h.path) if Path(h.path).is_absolute() else Path.cwd() / h.path).resolve().relative_to(root.resolve()))
-                for h in hits]
+        hits = searcher.search(q["question"], SearchOptions(k=k)).hits
+        rels = [h.path for h in hits]  # as stored: relative to the indexed folder
         found = any(r in q["expected"] for r in rels)
         hits_at_k += found
         bad = []

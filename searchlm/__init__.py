@@ -11,12 +11,19 @@ The public API, importable from the package itself (nothing heavy is imported un
 
 - `Index`: one named index; `update`, `search`, `ask`, `summarize`, `document`, `status`, `drop`.
 - `Searcher`: the open search objects of one index, for warm loops; `RemoteSearcher` asks a `searchlm serve`.
-- `list_indexes`, `evaluate` (BEIR datasets), `Settings`.
-- Option and result types: `SearchOptions`, `Hit`, `AskOptions`, `Answer`, `Citation`, `SummaryOptions`,
+- `list_indexes`, `all_indexes` (every home), `evaluate` (BEIR datasets), `check_index`, `watch_folder`,
+  `tune_lm_reranker`, `get_generator` (an answer model), `IndexWatch` (is an open index still the one on disk),
+  `Settings`.
+- Option and result types: `SearchOptions` (`SearchOptions.from_params` reads loose parameters), `SearchResult`
+  (hits, correction, why filters emptied it, `IndexRef`, timings; `to_json` is every surface's search JSON),
+  `Hit`, `SearchResources` (loaded parts searchers share), `AskOptions`, `Answer`, `Citation`, `SummaryOptions`,
   `Summary`, `IndexReport`, `EvalReport`, `DocumentView`.
 - Errors: `SearchlmError` and its subclasses (see `searchlm.errors`).
 - Plugins: `hookimpl` marks a plugin's hook implementations; `get_plugins` lists those installed (see
   `searchlm.plugins`).
+
+Besides the package itself, the surfaces (the CLI, the HTTP server, the MCP server) use only the modules in
+`SURFACE_MODULES`: what a surface needs to check and show input and output the same way as the others.
 """
 
 from __future__ import annotations
@@ -31,6 +38,15 @@ _EXPORTS = {
     "list_indexes": "searchlm.index",
     "Searcher": "searchlm.search",
     "SearchOptions": "searchlm.search",
+    "SearchResources": "searchlm.search",
+    "SearchResult": "searchlm.records",
+    "IndexRef": "searchlm.records",
+    "all_indexes": "searchlm.homes",
+    "check_index": "searchlm.check",
+    "watch_folder": "searchlm.watch",
+    "tune_lm_reranker": "searchlm.tune",
+    "get_generator": "searchlm.generate",
+    "IndexWatch": "searchlm.identity",
     "RemoteSearcher": "searchlm.client",
     "Settings": "searchlm.settings",
     "Hit": "searchlm.records",
@@ -63,6 +79,15 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+SURFACE_MODULES = (
+    "searchlm.errors",  # the error tree
+    "searchlm.settings",  # configuration: flag, SEARCHLM_* variable, default
+    "searchlm.limits",  # the bounds every surface holds input to (query length, ids, answer tokens)
+    "searchlm.snippets",  # a hit's excerpt with the query's words marked
+    "searchlm.terminal",  # text made safe to print on a terminal
+    "searchlm.progress",  # the command line's progress display
+)
 
 
 def __getattr__(name: str):

@@ -208,7 +208,7 @@ def ask(
     if generator is None and on_load is not None and not composed_shape and not is_loaded(name, device):
         on_load(name or DEFAULT_GENERATOR)
         preload = _Preload(name, device)
-    hits = searcher.search(question, SearchOptions(k=options.k, mode=options.mode))
+    hits = searcher.search(question, SearchOptions(k=options.k, mode=options.mode)).hits
     evidence, ranked = weigh_evidence(searcher, question, hits)
     if kind == "number":  # the sentence that holds a figure first, among those that match about as well
         ranked.sort(key=lambda s: -(s.score + NUMBER_BONUS * bool(re.search(r"\d", s.text))))
@@ -681,7 +681,7 @@ def _next_chunk(searcher: "Searcher") -> Callable[[Hit], Hit | None]:
         at = next((i for i, r in enumerate(rows) if r.chunk_id == hit.chunk_id), None)
         if at is None or at + 1 >= len(rows):
             return None
-        return Hit.of(rows[at + 1], path=hit.path)
+        return Hit.of(rows[at + 1], folder=hit.folder)
 
     return following
 

@@ -135,7 +135,7 @@ def index(
     as_json: bool = JsonOpt,
 ) -> None:
     """Index a folder: extract, chunk, embed, and store. Re-runs only touch what changed."""
-    from searchlm.index import Index
+    from searchlm import Index
 
     settings = _settings(name=name, model=model, home=home, device=device, store=store, recall=recall)
     if ctx.args:
@@ -240,7 +240,7 @@ def watch(
     """Keep an index current: index the folder now, then again whenever its files change (Ctrl-C stops)."""
     from datetime import datetime
 
-    from searchlm.watch import watch_folder
+    from searchlm import watch_folder
 
     settings = _settings(name=name, model=model, home=home, device=device)
 
@@ -312,44 +312,30 @@ def search(
     """Search an index: hybrid dense + keyword retrieval, best passages first."""
     # One query needs no BLAS thread pool, which numpy starts on import (one thread per core).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from searchlm.search import SearchOptions
+    from searchlm import SearchOptions
 
     settings = _settings(name=name, home=home, model=model, server=server, store=store)
-    options = SearchOptions(
-        k=k, mode=mode, fusion=fusion, dense_weight=dense_weight, path=path, exclude=tuple(exclude or ()),
-        types=type_ or (), since=since, doc_kinds=tuple(doc_kind or ()), exclude_doc_kinds=tuple(exclude_doc_kind or ()),
-        rerank=rerank, rerank_depth=rerank_depth, rerank_weight=rerank_weight,
-        group_by_document=group_by_document, explain=explain, correct=correct,
-    )
+    options = SearchOptions.from_params({
+        "k": k, "mode": mode, "fusion": fusion, "dense_weight": dense_weight, "path": path, "exclude": exclude,
+        "type": type_, "since": since, "kind": doc_kind, "exclude_kind": exclude_doc_kind, "rerank": rerank,
+        "rerank_depth": rerank_depth, "rerank_weight": rerank_weight, "group_by_document": group_by_document,
+        "explain": explain, "correct": correct,
+    })
     check_query(query)
-    why, answered, fix = "", None, None
     with _searcher(settings, token_file) as searcher:
-        hits = searcher.search(query, options)
-        if correct and hasattr(searcher, "correct"):
-            fix = searcher.correct(query)
-        if not hits and hasattr(searcher, "why_empty"):
-            why = searcher.why_empty(query, options)
-        if hasattr(searcher, "manifest"):  # a local index (a server answers for its own)
-            answered = {"name": searcher.settings.name, "home": str(searcher.settings.home.resolve()),
-                        "folder": searcher.manifest.root}
+        result = searcher.search(query, options)
     if as_json:
-        out = {"query": query, "hits": [h.to_json() for h in hits]}
-        if answered:
-            out["index"] = answered
-        if fix:
-            out["corrected"] = fix.corrected
-        if why:
-            out["filtered"] = why
-        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(result.to_json(paths="cwd"), ensure_ascii=False, indent=2))
         _exit_when_done()
         return
-    if answered:
-        typer.echo(typer.style(f"index '{safe_text(answered['name'])}' over {safe_text(answered['folder'])} "
-                               f"(in {safe_text(answered['home'])})", dim=True), err=True)
-    if fix:
-        typer.echo(f"Showing results for '{safe_text(fix.corrected)}' ('{safe_text(query)}' has words the index does "
-                   "not hold).")
-    _print_hits(fix.corrected if fix else query, hits, why)
+    if result.answered_by:
+        answered = result.answered_by
+        typer.echo(typer.style(f"index '{safe_text(answered.name)}' over {safe_text(answered.folder)} "
+                               f"(in {safe_text(answered.home)})", dim=True), err=True)
+    if result.corrected:
+        typer.echo(f"Showing results for '{safe_text(result.corrected)}' ('{safe_text(query)}' has words the index "
+                   "does not hold).")
+    _print_hits(result.searched, result.hits, result.filtered or "")
     _exit_when_done()
 
 
@@ -383,11 +369,11 @@ def _searcher(settings: Settings, token_file: Path | None = None):
     """A local `Searcher`, or a `RemoteSearcher` when a server is set (the server's own index unless a name was
     given), with the server's token from `token_file` or SEARCHLM_TOKEN."""
     if settings.server:
-        from searchlm.client import RemoteSearcher
+        from searchlm import RemoteSearcher
 
         return RemoteSearcher(settings.server, settings.name if settings.name_given else None,
                               token=load_token(None, token_file))
-    from searchlm.search import Searcher
+    from searchlm import Searcher
 
     searcher = Searcher(settings)
     searcher.on_model_load = lambda what: typer.echo(
@@ -402,7 +388,7 @@ def _print_hits(query: str, hits, why: str = "") -> None:
         typer.echo(f"No results for '{safe_text(query)}'" + (f": {safe_text(why)}." if why else "."))
         return
     for hit in hits:
-        head = typer.style(f"{hit.rank:>2}. {safe_text(hit.location())}", bold=True)
+        head = typer.style(f"{hit.rank:>2}. {safe_text(hit.location('cwd'))}", bold=True)
         heading = f"  {safe_text(hit.heading)}" if hit.heading else (f"  {safe_text(hit.title)}" if hit.title else "")
         absolute = [f"cos {hit.cosine:.2f}"] if hit.cosine is not None else []
         absolute += [f"bm25 {hit.bm25:.1f}"] if hit.bm25 else (["no keyword match"] if hit.bm25 is not None else [])
@@ -432,8 +418,7 @@ def _print_hits(query: str, hits, why: str = "") -> None:
 @handle_errors
 def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     """List every index you have (this home, the per-user one, and each home indexed into) with its folder."""
-    from searchlm.homes import all_indexes
-    from searchlm.manifest import list_indexes
+    from searchlm import all_indexes, list_indexes
 
     settings = _settings(home=home)
     found = [(settings.home, m) for m in list_indexes(settings.home)] if home else all_indexes(settings.home)
@@ -452,7 +437,7 @@ def indexes_cmd(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None
 @handle_errors
 def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     """Show one index's manifest: model, counts, vector index type, where it came from."""
-    from searchlm.index import Index
+    from searchlm import Index
 
     info = Index(settings=_settings(name=name, home=home)).status()
     if as_json:
@@ -476,7 +461,7 @@ def drop(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete an index (the indexed documents themselves are not touched)."""
-    from searchlm.index import Index
+    from searchlm import Index
 
     target = Index(settings=_settings(name=name, home=home))
     if not yes and sys.stdin.isatty():
@@ -494,7 +479,7 @@ def check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Verify an index (manifest, SQLite, FTS5, FAISS, query encoder); --repair rebuilds damaged parts."""
-    from searchlm.check import check_index
+    from searchlm import check_index
 
     settings = _settings(name=name, home=home)
     report = check_index(settings, repair=repair)
@@ -537,8 +522,8 @@ def eval_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure search quality on a BEIR dataset: nDCG@10, Recall@100, MRR@10 and query latency."""
-    from searchlm.evaluate import evaluate
-    from searchlm.search import SearchOptions
+    from searchlm.evaluate import evaluate  # not `from searchlm`: the name is also its module's
+    from searchlm import SearchOptions
 
     settings = _settings(home=home, model=model, store=store)
     options = SearchOptions(
@@ -572,7 +557,7 @@ def tune(
     as_json: bool = JsonOpt,
 ) -> None:
     """Fine-tune the LM reranker on your relevance judgments (SciFact: ~30 min on 2 cores, test nDCG@10 0.745 -> 0.769)."""
-    from searchlm.tune import tune_lm_reranker
+    from searchlm import tune_lm_reranker
 
     settings = _settings(home=home, device=device)
     with _progress(as_json) as progress:
@@ -692,7 +677,7 @@ def ask(
 ) -> None:
     """Answer a question from the index, citing the passages used, or say the documents do not cover it."""
     from searchlm.answer import COMPOSED, AskOptions
-    from searchlm.index import Index
+    from searchlm import Index
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = AskOptions(k=k, generator=settings.generator, max_tokens=max_tokens, temperature=temperature, mode=mode)
@@ -741,8 +726,8 @@ def summarize(
     as_json: bool = JsonOpt,
 ) -> None:
     """Summarize one indexed document, or the top results of a query: its key sentences, quoted and cited."""
-    from searchlm.index import Index
-    from searchlm.summarize import SummaryOptions
+    from searchlm import Index
+    from searchlm import SummaryOptions
 
     settings = _settings(name=name, home=home, generator=generator, device=device)
     options = SummaryOptions(k=k, generator=settings.generator, max_tokens=max_tokens, sentences=sentences,
@@ -780,7 +765,7 @@ def _print_sources(title: str, items) -> None:
     typer.echo(typer.style(title, bold=True))
     for n, item in items:
         heading = f" ({safe_text(item.heading)})" if item.heading else ""
-        typer.echo(f"[{n}] {safe_text(item.location())}{heading}")
+        typer.echo(f"[{n}] {safe_text(item.location('cwd'))}{heading}")
 
 
 # -- plugins ----------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from searchlm.closing import Closing
 from searchlm.errors import InputError, ServerError
-from searchlm.records import Hit
+from searchlm.records import SearchResult
 
 if TYPE_CHECKING:
     from searchlm.search import SearchOptions
@@ -31,7 +31,10 @@ def check_server_url(server: str) -> str:
     return server.strip().rstrip("/")
 
 
-def remote_search(server: str, query: str, params: dict, timeout: float = 30.0, token: str | None = None) -> list[Hit]:
+def remote_search(server: str, query: str, params: dict, timeout: float = 30.0,
+                  token: str | None = None) -> SearchResult:
+    """The `SearchResult` of `query` from the `searchlm serve` at `server`; `params`: `SearchOptions.to_params()`
+    and the server's own (`name`)."""
     server = check_server_url(server)
     query_string = urllib.parse.urlencode({"q": query, **{k: v for k, v in params.items() if v is not None}}, doseq=True)
     request = urllib.request.Request(server + "/api/search?" + query_string)
@@ -57,8 +60,7 @@ def remote_search(server: str, query: str, params: dict, timeout: float = 30.0, 
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
         raise ServerError(f"'{server}' answered, but not as a searchlm server (no hits in its reply); check the address")
-    fields = Hit.__dataclass_fields__
-    return [Hit(**{k: v for k, v in h.items() if k in fields}) for h in data.get("hits", [])]
+    return SearchResult.from_json(data)
 
 
 class RemoteSearcher(Closing):
@@ -73,18 +75,10 @@ class RemoteSearcher(Closing):
 
     # close() is Closing's: one request per search, nothing stays open
 
-    def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> list[Hit]:
+    def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> SearchResult:
+        """The server's `SearchResult` for `query`: the same as a local `Searcher.search` on its index."""
         from searchlm.search import SearchOptions
 
         options = options or SearchOptions(**kwargs)  # validated by the server, which answers 4xx with its reason
-        params = {
-            "k": options.k, "mode": options.mode, "name": self.name, "fusion": options.fusion,
-            "dense_weight": options.dense_weight, "path": options.path, "exclude": list(options.exclude) or None,
-            "type": ",".join(options.types) or None,
-            "kind": list(options.doc_kinds) or None, "exclude_kind": list(options.exclude_doc_kinds) or None,
-            "since": options.since, "rerank": options.rerank,
-            "rerank_depth": options.rerank_depth if options.rerank else None,
-            "rerank_weight": options.rerank_weight, "group_by_document": options.group_by_document or None,
-            "explain": options.explain or None,
-        }
+        params = {**options.to_params(), "name": self.name}
         return remote_search(self.server, query, params, self.timeout, self.token)

@@ -8,6 +8,7 @@ but what an index holds: a deleted, moved or private file next to the indexed fo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from searchlm.errors import DocumentNotFoundError
 from searchlm.records import Passage
@@ -27,8 +28,8 @@ class DocumentPart(Passage):
 class DocumentView:
     id: int
     index: str
-    path: str
-    rel_path: str  # relative to the indexed folder
+    path: str  # absolute: the indexed folder joined with rel_path
+    rel_path: str  # relative to the indexed folder, as stored
     title: str
     kind: str
     parts: list[DocumentPart] = field(default_factory=list)
@@ -71,7 +72,8 @@ def document_view(searcher, doc_id: int, chunk_id: int | None = None) -> Documen
         parts.append(DocumentPart(**{**c.passage_fields(), "text": text},
                                   marked=c.chunk_id == chunk_id))
     return DocumentView(
-        id=row.id, index=searcher.settings.name, path=searcher.display_path(row.path), rel_path=row.path,
+        id=row.id, index=searcher.settings.name, path=str(Path(searcher.manifest.root) / row.path) if searcher.manifest.root else row.path,
+        rel_path=row.path,
         title=row.title, kind=row.kind, parts=parts, marked_chunk=chunk_id,
     )
 

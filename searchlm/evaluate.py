@@ -258,9 +258,9 @@ def evaluate(
         for n, qid in enumerate(query_ids, start=1):
             text = dataset.queries[qid]
             t0 = time.perf_counter()
-            hits = searcher.search(text, options) if text.strip() else []
+            hits = searcher.search(text, options).hits if text.strip() else []
             latencies.append((time.perf_counter() - t0) * 1000)
-            ranked = list(dict.fromkeys(doc_id_of(h.path) for h in hits))
+            ranked = list(dict.fromkeys(doc_id_of(h.path) for h in hits))  # h.path: the stored file name
             # Scores from rank, so the metric sees exactly our order (trec_eval would re-sort score ties by id).
             run[qid] = {d: float(len(ranked) - r) for r, d in enumerate(ranked)}
             if progress:

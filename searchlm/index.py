@@ -25,7 +25,7 @@ from searchlm.settings import Settings
 
 if TYPE_CHECKING:
     from searchlm.answer import Answer, AskOptions
-    from searchlm.records import Hit, IndexReport
+    from searchlm.records import IndexReport, SearchResult
     from searchlm.search import Searcher, SearchOptions
     from searchlm.summarize import Summary, SummaryOptions
 
@@ -122,14 +122,15 @@ class Index(Closing):
 
         return index_status(self.settings)
 
-    def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> "list[Hit]":
-        """Ranked passages for `query`: `k`, `mode` (hybrid, dense, keyword), `path`, `types`, `since`,
-        `rerank`, ... as in `SearchOptions`."""
+    def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> "SearchResult":
+        """Ranked passages for `query`, as a `SearchResult` (its `hits`, the correction searched, why filters
+        left nothing, this index, timings; it iterates over its hits): `k`, `mode` (hybrid, dense, keyword),
+        `path`, `types`, `since`, `rerank`, ... as in `SearchOptions`."""
         return self.searcher.search(query, options, **kwargs)
 
     def search_many(self, queries: list[str], options: "SearchOptions | None" = None,
-                    **kwargs) -> "list[list[Hit]]":
-        """`search` for each query, with the same options, their query vectors encoded together: the hits each
+                    **kwargs) -> "list[SearchResult]":
+        """`search` for each query, with the same options, their query vectors encoded together: the result each
         would get alone, for about half the encoder's CPU (an evaluation, a batch job)."""
         return self.searcher.search_many(queries, options, **kwargs)
 
@@ -180,9 +181,7 @@ class Index(Closing):
 
     def document(self, doc_id: int, chunk_id: int | None = None):
         """One stored document (`DocumentView`: its text rebuilt from its passages), a passage marked."""
-        from searchlm.documents import document_view
-
-        return document_view(self.searcher, doc_id, chunk_id)
+        return self.searcher.document(doc_id, chunk_id)
 
 
 def list_indexes(home: str | Path | None = None):

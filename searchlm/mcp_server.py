@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import threading
-from pathlib import Path
 from typing import Any, Literal
 
 from searchlm.errors import (
@@ -28,6 +27,7 @@ INSTRUCTIONS = (
 )
 
 Mode = Literal["hybrid", "keyword", "dense"]  # module level: the SDK reads the tools' annotations from here
+Paths = Literal["absolute", "relative"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # an index is a folder directly under the home
 
 
@@ -54,7 +54,7 @@ class Tools:
                 self._indexes.pop(name).close()
                 del self._watches[name]
             if name not in self._indexes:
-                from searchlm.identity import IndexWatch
+                from searchlm import IndexWatch
 
                 # Not `Searcher.warm()`: its many-query tuning (more threads, GPU copy) slows the first call's
                 # load time, and an agent's searches come one at a time.
@@ -75,19 +75,19 @@ class Tools:
             self._watches.clear()
 
     # -- the tools, as plain functions over the library -------------------------------------------------
-    def search(self, query: str, k: int, mode: str, path: str | None, types: list[str] | str | None,
-               since: str | None, index: str | None, kinds: list[str] | str | None = None,
-               exclude_kinds: list[str] | str | None = None) -> dict:
+    def search(self, query: str, index: str | None = None, paths: str = "absolute", **params) -> dict:
+        """`SearchResult.to_json` of `query`: `params` are the tool's search arguments (`SearchOptions.from_params`),
+        `paths` how hits show their path (absolute, or relative to the indexed folder)."""
         from searchlm import SearchOptions
 
         check_query(query)
-        types = tuple(types.split(",")) if isinstance(types, str) else tuple(types or ())
-        options = SearchOptions(k=k, mode=mode, path=path or None, types=types, since=since or None,
-                                doc_kinds=kinds or (), exclude_doc_kinds=exclude_kinds or ())
+        _check_paths(paths)
+        options = SearchOptions.from_params(params)
         with self._lock:
-            target = self.index(index)
-            hits = target.search(query, options)
-        return {"index": target.name, "hits": [_hit_json(h) for h in hits]}
+            result = self.index(index).search(query, options)
+        data = result.to_json(paths)
+        data["hits"] = [_hit_json(h) for h in data["hits"]]
+        return data
 
     def get_document(self, doc_id: int | None, path: str | None, start_line: int | None, end_line: int | None,
                      index: str | None) -> dict:
@@ -149,29 +149,22 @@ class Tools:
         }
 
 
-def _hit_json(hit) -> dict:
-    return {k: v for k, v in hit.to_json().items() if k not in ("kind", "explain")}
+def _hit_json(hit: dict) -> dict:
+    return {k: v for k, v in hit.items() if k != "explain"}  # the tool takes no explain
+
+
+def _check_paths(paths: str) -> None:
+    if paths not in ("absolute", "relative"):
+        raise InputError(f"paths '{str(paths)[:40]}' is not absolute or relative", "use paths='absolute'")
 
 
 def _document_id(searcher, path: str) -> int:
-    """A document's id from a path as a hit shows it (relative to the server's folder, or absolute) or as stored
-    (relative to the indexed folder)."""
-    store = searcher.store
-    row = store.document_by_path(path)
-    if row is None:
-        try:
-            rel = Path(path).resolve().relative_to(Path(searcher.manifest.root).resolve()).as_posix()
-            row = store.document_by_path(rel)
-        except (ValueError, OSError):
-            row = None
-    if row is None:
-        tail = "/" + path.lstrip("./")
-        found = [p for p in store.documents() if ("/" + p).endswith(tail)]
-        if len(found) == 1:
-            row = store.document_by_path(found[0])
+    """A document's id from its stored path: a hit's `rel_path` (relative to the indexed folder)."""
+    row = searcher.store.document_by_path(path)
     if row is None:
         raise DocumentNotFoundError(
-            f"document '{path}' not found in index '{searcher.settings.name}' (use a path or doc_id from a search hit)"
+            f"document '{path}' not found in index '{searcher.settings.name}' "
+            "(use a search hit's rel_path or doc_id)"
         )
     return row.id
 
@@ -219,19 +212,26 @@ def build_server(settings: Settings, name: str = "searchlm", tools: Tools | None
         "words, names, identifiers) or dense (meaning only). Filters: path (a glob over the path inside the "
         "indexed folder, e.g. 'docs/*.md'), types (file types, e.g. ['md', 'pdf'] or 'md,pdf'), since (YYYY-MM-DD, modified "
         "on or after), kinds / exclude_kinds (kinds of page: guide, changelog, migration, api; each hit has its "
-        "doc_kind, and guides rank above the others at equal relevance). index: which collection (default: the "
+        "doc_kind, and guides rank above the others at equal relevance). correct: search a misspelled word as the "
+        "nearest indexed word (default true; `corrected` says what was searched). paths: absolute (default) or "
+        "relative (to the indexed folder; each hit also has rel_path). index: which collection (default: the "
         "server's; see list_indexes)."
     ))
     def search(query: str, k: int = 10, mode: Mode = "hybrid", path: str | None = None,
                types: list[str] | str | None = None, since: str | None = None,
                index: str | None = None, kinds: list[str] | str | None = None,
-               exclude_kinds: list[str] | str | None = None) -> dict[str, Any]:
-        return call(tools.search, query, k, mode, path, types, since, index, kinds, exclude_kinds)
+               exclude_kinds: list[str] | str | None = None, correct: bool = True,
+               paths: Paths = "absolute") -> dict[str, Any]:
+        return call(lambda: tools.search(
+            query, index, paths, k=k, mode=mode, path=path, types=types, since=since, kinds=kinds,
+            exclude_kinds=exclude_kinds, correct=correct,
+        ))
 
     @server.tool(description=(
         "Read a whole document from the index, or the part of it between start_line and end_line (the stored "
         "passages that overlap those lines), by the doc_id or path of a search hit. Use it after `search` when a "
-        "passage is not enough context. Returns the text the index holds, not the file on disk."
+        "passage is not enough context. path: a hit's rel_path (the path inside the indexed folder). Returns the "
+        "text the index holds, not the file on disk."
     ))
     def get_document(doc_id: int | None = None, path: str | None = None, start_line: int | None = None,
                      end_line: int | None = None, index: str | None = None) -> dict[str, Any]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# How a surface shows a passage's path: the full path, the path inside the indexed folder (as stored), or relative
+# to the working folder when the file is under it (a command line). Computed only when shown (`shown_path`).
+PATH_STYLES = ("absolute", "relative", "cwd")
 
 
 @dataclass
@@ -44,7 +50,7 @@ class Passage:
 
     chunk_id: int
     doc_id: int
-    path: str  # relative to the indexed folder in the store; as shown to the user in hits and citations
+    path: str  # relative to the indexed folder, as stored; `shown_path` makes the path a surface shows
     title: str = ""
     heading: str = ""
     start_line: int | None = None
@@ -54,9 +60,17 @@ class Passage:
     kind: str = ""  # file type: md, pdf, py, ...
     doc_kind: str = "guide"  # what the page is: guide, changelog, migration or api (searchlm.doc_kinds)
     hash: str = ""  # content hash of the chunk text (vectors and rerank scores are keyed by it)
+    folder: str = ""  # the indexed folder `path` is inside (the index's root; "" where a store row does not say)
 
-    def location(self) -> str:
-        return location(self.path, self.start_line, self.page)
+    @property
+    def full_path(self) -> str:
+        """The file's absolute path: the indexed folder joined with the stored path."""
+        return str(Path(self.folder) / self.path) if self.folder else self.path
+
+    def location(self, paths: str = "cwd") -> str:
+        """`path:line` or `path#page=N`, the path in the style `paths` (see PATH_STYLES; by default from the
+        working folder, as a command line shows it)."""
+        return location(shown_path(self, paths), self.start_line, self.page)
 
     def passage_fields(self) -> dict:
         """This passage's own fields (none of a subclass's), to make another kind of passage of it."""
@@ -76,18 +90,28 @@ class Hit(Passage):
     weak: bool = False  # below the relevance floor `ask` uses to refuse: likely not about the query
 
     @classmethod
-    def of(cls, passage: Passage, *, path: str | None = None, rank: int = 0, score: float = 0.0) -> "Hit":
-        """A hit for a stored passage, its path as the user should see it."""
-        return cls(**{**passage.passage_fields(), "path": passage.path if path is None else path}, rank=rank, score=score)
+    def of(cls, passage: Passage, *, folder: str | None = None, rank: int = 0, score: float = 0.0) -> "Hit":
+        """A hit for a stored passage of the index whose indexed folder is `folder`."""
+        fields = passage.passage_fields()
+        if folder is not None:
+            fields["folder"] = folder
+        return cls(**fields, rank=rank, score=score)
 
-    def to_json(self) -> dict:
+    def to_json(self, paths: str = "absolute") -> dict:
+        """The hit as JSON: `path` shown in the style `paths` (PATH_STYLES), `rel_path` as stored. The indexed
+        folder is the result's (`SearchResult.to_json`'s `index.folder`), not repeated per hit."""
         # Not `asdict`: its deep copy of every field was a tenth of a loaded server's time per search.
-        data = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "hash"}  # hash: the store's key
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in _HIT_PRIVATE}
+        data["path"] = shown_path(self, paths)
+        data["rel_path"] = self.path
         if data["explain"] is None:
             del data["explain"]
         else:
             data["explain"] = dict(data["explain"])
         return data
+
+
+_HIT_PRIVATE = ("hash", "folder")  # hash: the store's key; folder: once per result
 
 
 @dataclass(kw_only=True)
@@ -100,9 +124,103 @@ class Citation(Passage):
     def of(cls, n: int, passage: Passage) -> "Citation":
         return cls(n=n, **passage.passage_fields())
 
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in ("n", "path", "chunk_id", "doc_id", "start_line", "end_line", "page",
+    def to_json(self, paths: str = "absolute") -> dict:
+        data = {k: getattr(self, k) for k in ("n", "path", "chunk_id", "doc_id", "start_line", "end_line", "page",
                                               "heading")}
+        data["path"] = shown_path(self, paths)
+        data["rel_path"] = self.path
+        return data
+
+
+@dataclass(frozen=True)
+class IndexRef:
+    """Which index answered: its name, its index home and the folder it indexes."""
+
+    name: str
+    home: str = ""
+    folder: str = ""
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "home": self.home, "folder": self.folder}
+
+
+@dataclass
+class SearchResult:
+    """What one search found: the hits, the query as searched when a misspelling was corrected (`corrected`),
+    why the filters left nothing when they did (`filtered`), the index that answered (`answered_by`; "index" in
+    its JSON), and how long each step took (`timings`, seconds). It iterates, indexes, counts and compares like its
+    list of hits, so code written when a search returned that list reads as before."""
+
+    query: str
+    hits: list[Hit] = field(default_factory=list)
+    corrected: str | None = None
+    filtered: str | None = None
+    answered_by: IndexRef | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, item):
+        return self.hits[item]
+
+    def __bool__(self) -> bool:
+        return bool(self.hits)
+
+    def index(self, hit: Hit, *args) -> int:
+        """Where `hit` is among the hits, as `list.index` says."""
+        return self.hits.index(hit, *args)
+
+    def __eq__(self, other) -> bool:
+        """Equal to a list of the same hits (as search results were compared before they were results), or to a
+        result of the same search; timings aside."""
+        if isinstance(other, list):
+            return self.hits == other
+        if isinstance(other, SearchResult):
+            return (self.query, self.hits, self.corrected, self.filtered, self.answered_by) == (
+                other.query, other.hits, other.corrected, other.filtered, other.answered_by)
+        return NotImplemented
+
+    __hash__ = None  # mutable, like the list it stands for
+
+    @property
+    def searched(self) -> str:
+        """The query as it was searched: the correction when there is one."""
+        return self.corrected or self.query
+
+    def to_json(self, paths: str = "absolute") -> dict:
+        """The JSON every surface gives for a search (`search --json`, `/api/search`, MCP `search`): the same
+        keys, present even when empty (null), each hit's path in the style `paths` (PATH_STYLES)."""
+        return {
+            "query": self.query,
+            "corrected": self.corrected,
+            "filtered": self.filtered or None,
+            "index": self.answered_by.to_json() if self.answered_by else None,
+            "hits": [h.to_json(paths) for h in self.hits],
+            "timings": {k: round(v * 1000, 3) for k, v in self.timings.items()},  # milliseconds
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SearchResult":
+        """A result read back from `to_json`'s JSON (a `RemoteSearcher`): hits keep their stored `rel_path` as
+        `path` and the index's folder, so they show the same way as local ones."""
+        index = data.get("index") or None
+        folder = (index or {}).get("folder") or ""
+        fields = Hit.__dataclass_fields__
+        hits = [
+            Hit(**{k: v for k, v in h.items() if k in fields and k not in ("path", "folder")},
+                path=h.get("rel_path") or h.get("path") or "", folder=folder)
+            for h in data.get("hits") or []
+        ]
+        return cls(
+            query=data.get("query") or "", hits=hits, corrected=data.get("corrected"),
+            filtered=data.get("filtered"), answered_by=IndexRef(**{k: index.get(k) or "" for k in ("name", "home", "folder")})
+            if index else None,
+            timings={k: v / 1000 for k, v in (data.get("timings") or {}).items() if isinstance(v, (int, float))},
+        )
 
 
 @dataclass
@@ -129,14 +247,30 @@ class IndexReport:
         return self.chunks_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
 
-def cited_json(result) -> dict:
+def cited_json(result, paths: str = "absolute") -> dict:
     """The parts an answer's and a summary's JSON share: their citations, passages, model and time."""
     return {
-        "citations": [c.to_json() for c in result.citations],
-        "passages": [h.to_json() for h in result.passages],
+        "citations": [c.to_json(paths) for c in result.citations],
+        "passages": [h.to_json(paths) for h in result.passages],
         "model": result.model,
         "seconds": round(result.seconds, 3),
     }
+
+
+def shown_path(passage: Passage, paths: str = "absolute") -> str:
+    """The path of `passage` as a surface shows it (PATH_STYLES): `absolute`, `relative` (to the indexed folder:
+    the stored path) or `cwd` (relative to the working folder when the file is under it, else absolute)."""
+    if paths == "relative" or not passage.folder:
+        return passage.path
+    full = passage.full_path
+    if paths == "cwd":
+        here = os.getcwd()
+        try:
+            if Path(full).is_relative_to(here):
+                return os.path.relpath(full, here)
+        except ValueError:
+            pass
+    return full
 
 
 def location(path: str, start_line: int | None, page: int | None) -> str:

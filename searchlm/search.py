@@ -4,16 +4,19 @@ BM25 comes from SQLite FTS5, or from Milvus when the index keeps its vectors the
 from the vector store (FAISS or Milvus). Either way every candidate then gets both scores exactly and the lists
 are fused the same way, and the fused score of a changelog, migration note or API stub is lowered by its kind's
 prior (`doc_kinds.PRIOR`) so a guide of equal relevance ranks first. The query path imports no torch: queries are encoded by the index's ONNX export
-(`embed.onnx`). A `Searcher` holds the loaded store, encoder and vector store, so a server keeps them warm.
+(`embed.onnx`). A `Searcher` holds the loaded store, encoder and vector store, so a server keeps them warm; the
+searchers of a server's pool share one `SearchResources`. A search returns a `SearchResult` (records.py), and
+`SearchOptions.from_params` is how every surface turns its parameters into options.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
-from dataclasses import dataclass
-from pathlib import Path
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +33,7 @@ from searchlm.extract import SUPPORTED, file_kind
 from searchlm.fusion import fuse_minmax, fuse_rrf
 from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest, list_indexes  # noqa: F401 (re-exported)
 from searchlm.query import cjk_query, fts_query, keyword_text
-from searchlm.records import Hit
+from searchlm.records import Hit, IndexRef, SearchResult
 from searchlm.settings import Settings
 from searchlm.store import Store
 from searchlm.stores.base import ChunkFilter
@@ -99,7 +102,7 @@ class SearchOptions:
                     f"(use file types such as {', '.join(sorted(set(SUPPORTED.values()))[:12])}, ...)"
                 )
         parse_kinds(self.doc_kinds + self.exclude_doc_kinds)
-        if not 0.0 <= self.dense_weight <= 1.0:
+        if self.dense_weight is None or not 0.0 <= self.dense_weight <= 1.0:
             raise InputError(f"dense weight {self.dense_weight} is out of range (use a value from 0 to 1)")
         if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
             raise InputError(f"rerank weight {self.rerank_weight} is out of range (use a value from 0 to 1)")
@@ -108,11 +111,120 @@ class SearchOptions:
                              "add rerank='lm', or leave rerank_weight unset", "add --rerank lm, or drop --rerank-weight")
 
 
+    # -- loose parameters -----------------------------------------------------------------------------------
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "SearchOptions":
+        """Options from loose parameters, as every surface receives them: a query string's values (strings, a
+        list for a repeated name), a JSON body or MCP arguments (numbers, booleans, lists), CLI options. Names
+        are the fields' or the short forms the surfaces use (`type`/`types`, `kind`/`kinds`,
+        `exclude_kind`/`exclude_kinds`); None or "" means "not given". Lists of types and kinds may also be
+        comma-separated. The one mapping from parameters to options: the CLI, the HTTP API, `RemoteSearcher` and
+        MCP all use it. An unknown name or a value of the wrong type is an InputError."""
+        values: dict[str, Any] = {}
+        for name, value in params.items():
+            target = PARAM_NAMES.get(name)
+            if target is None:
+                raise InputError(f"unknown search parameter '{str(name)[:40]}' (use {', '.join(sorted(PARAM_NAMES))})")
+            if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):
+                continue
+            values[target] = _param_value(name, target, value)
+        return cls(**values)
+
+    def to_params(self) -> dict[str, Any]:
+        """The parameters `from_params` reads back into these options: the query string `RemoteSearcher` sends.
+        Only what differs from the defaults."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default or (f.name == "dense_weight" and value == DEFAULT_DENSE_WEIGHT):
+                continue
+            name = _SENT_NAMES.get(f.name, f.name)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif f.name == "types":
+                value = ",".join(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[name] = value
+        return out
+
+
+# Parameter names as the surfaces give them -> SearchOptions field.
+PARAM_NAMES = {f: f for f in SearchOptions.__dataclass_fields__} | {
+    "type": "types", "kind": "doc_kinds", "kinds": "doc_kinds", "exclude_kind": "exclude_doc_kinds",
+    "exclude_kinds": "exclude_doc_kinds",
+}
+_SENT_NAMES = {"types": "type", "doc_kinds": "kind", "exclude_doc_kinds": "exclude_kind"}  # as the HTTP API names them
+_LIST_FIELDS = ("exclude", "types", "doc_kinds", "exclude_doc_kinds")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _param_value(name: str, target: str, value: Any) -> Any:
+    """One loose parameter as its field's type: lists for the list fields (a query string repeats a name), else
+    one value (the last, when a name was repeated)."""
+    if target in _LIST_FIELDS:
+        items = [value] if isinstance(value, str) else list(value)
+        if not all(isinstance(v, str) for v in items):
+            raise InputError(f"{name} {value!r} is not a list of words (use e.g. {name}=md)")
+        if target == "exclude":
+            return tuple(items)
+        return tuple(part for v in items for part in v.split(","))  # kinds are split again, and normalised, by split_kinds
+    if isinstance(value, (list, tuple)):
+        value = value[-1]
+    kind = SearchOptions.__dataclass_fields__[target].type
+    if "bool" in kind:
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _TRUE:
+            return True
+        if str(value).strip().lower() in _FALSE:
+            return False
+        raise InputError(f"{name} '{str(value)[:40]}' is not true or false (use {name}=true or {name}=false)")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().lstrip("-").isdigit():
+            raise InputError(f"{name} '{str(value)[:40]}' is not a whole number (use e.g. {name}=10)")
+        return int(value)
+    if "float" in kind:
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not math.isfinite(number):
+            raise InputError(f"{name} '{str(value)[:40]}' is not a number (use e.g. {name}=0.5)")
+        return number
+    if not isinstance(value, str):
+        raise InputError(f"{name} {str(value)[:40]!r} is not text (give it as a string)")
+    return value
+
+
+@dataclass
+class SearchResources:
+    """The loaded parts that searchers of one index can share: the ONNX query encoder, the vector store, the
+    rerankers and the spelling corrections (each thread-safe, or guarded here). A `Searcher` makes its own; a
+    server hands one to each searcher of its pool (`Searcher(settings, resources=...)`), so each has its own
+    SQLite connection and all use one copy of each model. `warm`: tuned for many queries (a server)."""
+
+    warm: bool = False
+    encoder: Any = None
+    vectors: Any = None  # the vector store, and the index generation it was opened at
+    vectors_generation: Any = None
+    rerankers: dict = field(default_factory=dict)
+    corrections: dict = field(default_factory=dict)  # (query, generation) -> spelling.Correction
+    lexicon: list = field(default_factory=lambda: [None, None])  # [store generation, spelling.Lexicon]
+    spelling_lock: Any = field(default_factory=threading.Lock)
+    load_lock: Any = field(default_factory=threading.RLock)  # one thread loads a model while the others wait
+
+    def close(self) -> None:
+        if self.vectors is not None:
+            self.vectors.close()
+            self.vectors = None
+
+
 class Searcher(Closing):
     """Search one index. Heavy parts (encoder, FAISS) load on first use and stay loaded until `close()` (or the
     end of a `with` block). `RemoteSearcher` (searchlm.client) has the same `search` for a `searchlm serve`."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, resources: SearchResources | None = None):
         from searchlm.homes import describe_indexes, locate
 
         found = locate(settings.name, settings.home)
@@ -144,28 +256,30 @@ class Searcher(Closing):
             )
         if not self.replica:
             self.store = Store(self.index_dir / DB_FILE, existing=True)
-        self._encoder = None
-        self._warm = False  # set by warm(): a long-lived process loads the encoder for speed per query
-        self._vectors = None
-        self._vectors_generation = None
-        self._rerankers: dict = {}
-        self._corrections: dict = {}
-        self._lexicon: list = [None, None]  # [store generation, spelling.Lexicon]
-        self._shown: dict[tuple, str] = {}  # display_path's answers
-        self._spelling_lock = threading.Lock()
+        # Given: shared with other searchers of the index, which close them (a server's pool); else our own.
+        self._owns_resources = resources is None
+        self.resources = resources if resources is not None else SearchResources()
         self.on_model_load = None  # called with a reranker's name before its model loads (a CLI says so)
 
     def close(self) -> None:
-        if self._vectors is not None:
-            self._vectors.close()
+        if self._owns_resources:
+            self.resources.close()
         self.store.close()
+
+    @property
+    def answered_by(self) -> IndexRef:
+        """This index: its name, home and indexed folder (a result says which index answered)."""
+        return IndexRef(self.settings.name, str(self.settings.home.resolve()), self.manifest.root)
 
     # -- loading ------------------------------------------------------------------------------------------
     @property
     def encoder(self):
-        if self._encoder is None:
-            self._encoder = self.load_encoder()
-        return self._encoder
+        shared = self.resources
+        if shared.encoder is None:
+            with shared.load_lock:
+                if shared.encoder is None:
+                    shared.encoder = self.load_encoder()
+        return shared.encoder
 
     def load_encoder(self):
         """The index's ONNX query encoder, loaded now (a server shares one among its searchers)."""
@@ -175,7 +289,7 @@ class Searcher(Closing):
         if self.replica:  # no index folder: the shared export of the index's model
             from searchlm.embed.cache import model_encoder
 
-            return OnnxEmbedder(model_encoder(self.manifest.model), warm=self._warm)
+            return OnnxEmbedder(model_encoder(self.manifest.model), warm=self.resources.warm)
         why = encoder_problem(self.index_dir)
         if why is not None:
             from searchlm.errors import IndexDamagedError
@@ -184,7 +298,7 @@ class Searcher(Closing):
                 f"index '{self.settings.name}': the query encoder is damaged ({why}); "
                 f"run `searchlm check --name {self.settings.name} --repair`"
             )
-        return OnnxEmbedder(self.index_dir / ENCODER_DIR, warm=self._warm)
+        return OnnxEmbedder(self.index_dir / ENCODER_DIR, warm=self.resources.warm)
 
     @property
     def vectors(self):
@@ -193,35 +307,49 @@ class Searcher(Closing):
         from searchlm.stores.base import open_store
 
         generation = self.store.generation
-        if self._vectors is not None and self._vectors_generation == generation:
-            return self._vectors
-        if self._vectors is not None:  # the index changed since we loaded it: its manifest may be newer too
-            try:
-                self.manifest = Manifest.load(self.index_dir)
-            except SearchlmError:  # mid-write by another process: the one we have still describes the index
-                pass
-            self._vectors.close()
-        self._vectors = open_store(self.index_dir, self.manifest, self.store, warm=self._warm)
-        self._vectors_generation = generation
-        return self._vectors
+        shared = self.resources
+        found = shared.vectors
+        if found is not None and shared.vectors_generation == generation:
+            return found
+        with shared.load_lock:
+            if shared.vectors is not None and shared.vectors_generation == generation:
+                return shared.vectors  # another searcher of the index opened it meanwhile
+            if shared.vectors is not None:  # the index changed since we loaded it: its manifest may be newer too
+                try:
+                    self.manifest = Manifest.load(self.index_dir)
+                except SearchlmError:  # mid-write by another process: the one we have still describes the index
+                    pass
+                shared.vectors.close()
+                shared.vectors = None
+            shared.vectors = open_store(self.index_dir, self.manifest, self.store, warm=shared.warm)
+            shared.vectors_generation = generation
+            return shared.vectors
 
     def warm(self) -> None:
         """Load encoder and FAISS now (a server calls this at start-up), tuned for many queries."""
-        if not self._warm:
-            self._warm = True
-            self._encoder = None  # a cold-tuned encoder loaded before warm() is reloaded warm
+        shared = self.resources
+        if not shared.warm:
+            with shared.load_lock:
+                shared.warm = True
+                shared.encoder = None  # a cold-tuned encoder loaded before warm() is reloaded warm
         self.encoder.embed_query("warm up")
         self.vectors.warm_up()
 
     # -- search -------------------------------------------------------------------------------------------
-    def search(self, query: str, options: SearchOptions | None = None, **kwargs) -> list[Hit]:
+    def search(self, query: str, options: SearchOptions | None = None, **kwargs) -> SearchResult:
+        """The `SearchResult` of `query`: its hits, the correction searched instead of a misspelled query, why
+        the filters left nothing when they did, this index, and timings. Options as a `SearchOptions` or as
+        keyword arguments of the same names."""
         options = options or SearchOptions(**kwargs)
-        return self._search(self._prepare(query, options), options)
+        started = time.perf_counter()
+        searched, corrected = self._prepare(query, options)
+        prepared = time.perf_counter()
+        return self._result(query, searched, corrected, options, self._search(searched, options), started, prepared)
 
-    def search_many(self, queries: list[str], options: SearchOptions | None = None, **kwargs) -> list[list[Hit]]:
-        """`search` for each query, in order, with the same options: the hits each would get alone, sooner, as
-        their query vectors are encoded together (a batch of 16 short queries costs about half as much CPU as 16
-        one at a time). The first bad query raises its error."""
+    def search_many(self, queries: list[str], options: SearchOptions | None = None, **kwargs) -> list[SearchResult]:
+        """`search` for each query, in order, with the same options: the results each would get alone, sooner,
+        as their query vectors are encoded together (a batch of 16 short queries costs about half as much CPU as
+        16 one at a time). The first bad query raises its error."""
         options = options or SearchOptions(**kwargs)
         results = self.search_each([(q, options) for q in queries])
         for found in results:
@@ -229,43 +357,63 @@ class Searcher(Closing):
                 raise found
         return results
 
-    def search_each(self, requests: list[tuple[str, SearchOptions]]) -> list[list[Hit] | SearchlmError]:
-        """`search(query, options)` for each pair, their query vectors encoded in one call: the hits, or the
+    def search_each(self, requests: list[tuple[str, SearchOptions]]) -> list[SearchResult | SearchlmError]:
+        """`search(query, options)` for each pair, their query vectors encoded in one call: the result, or the
         library error that query alone would raise (one bad request does not fail the others). What a server
         runs for the searches that arrive together."""
-        prepared: list[str | SearchlmError] = []
+        started = time.perf_counter()
+        prepared: list[tuple[str, str | None] | SearchlmError] = []
         for query, options in requests:
             try:
                 prepared.append(self._prepare(query, options))
             except SearchlmError as exc:
                 prepared.append(exc)
         texts = list(dict.fromkeys(
-            q for q, (_, o) in zip(prepared, requests) if isinstance(q, str) and o.mode != "keyword"
+            q[0] for q, (_, o) in zip(prepared, requests) if isinstance(q, tuple) and o.mode != "keyword"
         ))
         vectors: dict[str, np.ndarray] = {}
         if texts and len(self.vectors):
             vectors = dict(zip(texts, self.encoder.embed(texts)))
-        out: list[list[Hit] | SearchlmError] = []
-        for query, (_, options) in zip(prepared, requests):
-            if isinstance(query, SearchlmError):
-                out.append(query)
+        encoded = time.perf_counter()  # the batch's shared part: each result's "prepare"
+        out: list[SearchResult | SearchlmError] = []
+        for ready, (query, options) in zip(prepared, requests):
+            if isinstance(ready, SearchlmError):
+                out.append(ready)
                 continue
+            searched, corrected = ready
             try:
-                out.append(self._search(query, options, vectors.get(query)))
+                hits = self._search(searched, options, vectors.get(searched))
+                out.append(self._result(query, searched, corrected, options, hits, started, encoded))
             except SearchlmError as exc:
                 out.append(exc)
+            started = encoded = time.perf_counter()
         return out
 
-    def _prepare(self, query: str, options: SearchOptions) -> str:
-        """The query as it is searched: options checked, spaces stripped, misspellings corrected."""
+    def _prepare(self, query: str, options: SearchOptions) -> tuple[str, str | None]:
+        """The query as it is searched (options checked, spaces stripped, misspellings corrected), and the
+        correction when there was one."""
         options.validate()
         query = query.strip()
         if not query:
             raise InputError("the query is empty (type some words to search for)")
         if options.correct:
             fix = self.correct(query)
-            query = fix.corrected if fix else query
-        return query
+            if fix:
+                return fix.corrected, fix.corrected
+        return query, None
+
+    def _result(self, query: str, searched: str, corrected: str | None, options: SearchOptions, hits: list[Hit],
+                started: float, prepared: float) -> SearchResult:
+        """The result of a search that found `hits`: when filters left none, why (each filter and how many of the
+        unfiltered hits it removed), from the same search of the same words without them."""
+        searched_at = time.perf_counter()
+        timings = {"prepare": prepared - started, "search": searched_at - prepared}
+        filtered = None
+        if not hits:
+            filtered = self._why_empty(searched, options) or None
+            timings["filters"] = time.perf_counter() - searched_at
+        return SearchResult(query=query, hits=hits, corrected=corrected, filtered=filtered,
+                            answered_by=self.answered_by, timings=timings)
 
     def _search(self, query: str, options: SearchOptions, vector: np.ndarray | None = None) -> list[Hit]:
         flt = self._filter(options)
@@ -332,14 +480,15 @@ class Searcher(Closing):
             return None
         generation = self.store.generation
         key = (query.strip(), generation)
-        with self._spelling_lock:
-            if key not in self._corrections:
-                if len(self._corrections) > 256:
-                    self._corrections.clear()
-                if self._lexicon[0] != generation:  # what it read of an older index no longer holds
-                    self._lexicon[:] = [generation, Lexicon()]
-                self._corrections[key] = correct_query(self.store.conn, query.strip(), self._lexicon[1])
-            return self._corrections[key]
+        shared = self.resources
+        with shared.spelling_lock:
+            if key not in shared.corrections:
+                if len(shared.corrections) > 256:
+                    shared.corrections.clear()
+                if shared.lexicon[0] != generation:  # what it read of an older index no longer holds
+                    shared.lexicon[:] = [generation, Lexicon()]
+                shared.corrections[key] = correct_query(self.store.conn, query.strip(), shared.lexicon[1])
+            return shared.corrections[key]
 
     def _dense(self, query: str, depth: int, flt: ChunkFilter,
                vector: np.ndarray | None = None) -> tuple[np.ndarray | None, dict[int, float]]:
@@ -393,12 +542,21 @@ class Searcher(Closing):
         out = [best_chunk[d] for d in docs]
         return out, {best_chunk[d]: doc_scores.get(d, 0.0) for d in docs}
 
+    def document(self, doc_id: int, chunk_id: int | None = None):
+        """One stored document (`DocumentView`: its text rebuilt from its passages), passage `chunk_id` marked."""
+        from searchlm.documents import document_view
+
+        return document_view(self, doc_id, chunk_id)
+
     def rerank(self, query: str, hits: list[Hit], name: str, depth: int, weight: float | None = None) -> list[Hit]:
         from searchlm.rerank import lazy_reranker, rerank_hits
 
-        if name not in self._rerankers:  # the model loads on the first candidate that is not in the score cache
-            self._rerankers[name] = lazy_reranker(name, self.settings, on_load=self.on_model_load)
-        return rerank_hits(self._rerankers[name], query, hits, depth, self.store, weight)
+        rerankers = self.resources.rerankers
+        if name not in rerankers:  # the model loads on the first candidate that is not in the score cache
+            with self.resources.load_lock:
+                if name not in rerankers:
+                    rerankers[name] = lazy_reranker(name, self.settings, on_load=self.on_model_load)
+        return rerank_hits(rerankers[name], query, hits, depth, self.store, weight)
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _filter(self, options: SearchOptions) -> ChunkFilter:
@@ -410,10 +568,9 @@ class Searcher(Closing):
         kinds = tuple(file_kind(t) for t in options.types if t.strip())
         return ChunkFilter(paths=tuple(paths), kinds=kinds, since_ns=since_ns(options.since) if options.since else None)
 
-    def why_empty(self, query: str, options: SearchOptions) -> str:
-        """Why a filtered search found nothing: each filter and how many of the unfiltered hits it removed."""
-        from dataclasses import replace
-
+    def _why_empty(self, searched: str, options: SearchOptions) -> str:
+        """Why a filtered search of `searched` (the query as searched) found nothing: each filter and how many
+        of the unfiltered hits it removed; "" without filters."""
         from searchlm.filters import build_filters, why_empty
 
         filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root,
@@ -422,24 +579,10 @@ class Searcher(Closing):
             return ""
         plain = replace(options, path=None, exclude=(), types=(), since=None, doc_kinds=(), exclude_doc_kinds=(),
                         rerank=None, explain=False)
-        return why_empty(self.store, filters, [h.doc_id for h in self.search(query, plain)])
-
-    def display_path(self, rel: str) -> str:
-        key = (os.getcwd(), self.manifest.root, rel)
-        shown = self._shown.get(key)
-        if shown is None:  # remembered: a server shows the same paths in search after search
-            full = Path(self.manifest.root) / rel
-            try:
-                shown = os.path.relpath(full) if full.is_relative_to(Path(key[0])) else str(full)
-            except ValueError:
-                shown = str(full)
-            if len(self._shown) > 10_000:
-                self._shown.clear()
-            self._shown[key] = shown
-        return shown
+        return why_empty(self.store, filters, [h.doc_id for h in self._search(searched, plain)])
 
     def _hit(self, row, score: float) -> Hit:
-        return Hit.of(row, path=self.display_path(row.path), score=round(float(score), 6))
+        return Hit.of(row, folder=self.manifest.root, score=round(float(score), 6))
 
 
 def apply_prior(scores: dict[int, float], weights: dict[int, float]) -> dict[int, float]:

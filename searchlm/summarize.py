@@ -126,7 +126,7 @@ def summarize(
     else:
         if not query.strip():
             raise InputError("the query is empty (type what the summary should be about)")
-        passages = searcher.search(query, SearchOptions(k=options.k, mode=options.mode))
+        passages = searcher.search(query, SearchOptions(k=options.k, mode=options.mode)).hits
         target = query
         if not passages:
             raise InputError(f"no passages match '{query}'", "try other words", "try other words, or `searchlm search` to explore")
@@ -326,7 +326,7 @@ def document_passages(searcher: "Searcher", path: str) -> list[Hit]:
     rows = searcher.store.chunks_of_document(doc.id)
     if not rows:
         raise InputError(f"'{path}' has no text in index '{searcher.settings.name}' (nothing to summarize)")
-    return [Hit.of(r, path=searcher.display_path(r.path), rank=i) for i, r in enumerate(rows, start=1)]
+    return [Hit.of(r, folder=searcher.manifest.root, rank=i) for i, r in enumerate(rows, start=1)]
 
 
 # -- map and reduce ---------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def tune_lm_reranker(
         examples = []
         for q in trained:
             relevant = {d for d, rel in dataset.qrels[q].items() if rel > 0}
-            hits = searcher.search(dataset.queries[q], SearchOptions(k=DEPTH, group_by_document=True))
+            hits = searcher.search(dataset.queries[q], SearchOptions(k=DEPTH, group_by_document=True)).hits
             pool = [d for d in (doc_id_of(h.path) for h in hits) if d not in relevant]
             examples += [(dataset.queries[q], d, random.sample(pool, min(negatives, len(pool))))
                          for d in sorted(relevant) if d in dataset.corpus and pool]
@@ -138,7 +138,7 @@ def sweep_weights(reranker, searcher, dataset, qids: list[str], depth: int = DEP
     progress = progress or (lambda phase, done, total: None)
     base = {}
     for n, q in enumerate(qids, start=1):
-        base[q] = searcher.search(dataset.queries[q], SearchOptions(k=EVAL_DEPTH, group_by_document=True))
+        base[q] = searcher.search(dataset.queries[q], SearchOptions(k=EVAL_DEPTH, group_by_document=True)).hits
         rerank_hits(reranker, dataset.queries[q], copy.deepcopy(base[q]), depth, searcher.store)  # fills the cache
         progress("weigh", n, len(qids))
     qrels = {q: dataset.qrels[q] for q in qids}

@@ -15,11 +15,24 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def exports() -> dict[str, str]:
+    """The public API: name -> the module that defines it (`searchlm._EXPORTS`, read without importing it)."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets):
+                return ast.literal_eval(node.value)
+    raise AssertionError("searchlm/__init__.py has no _EXPORTS")
+
+
 def import_graph() -> dict[str, set[str]]:
     """module -> the searchlm modules it imports, at module level or inside a function. Importing `a.b.c`
     runs the `__init__` of `a.b` too, so that counts as an edge; the top package's `__init__` imports its API
-    lazily (PEP 562), so `from searchlm import X` is an edge to where X lives only when that is a submodule."""
+    lazily (PEP 562), so `from searchlm import X` is an edge to the module X lives in (`exports()`), or to X
+    when X is a submodule, and `searchlm.X` in an `import searchlm` module is not followed (an attribute)."""
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    public = exports()
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
@@ -35,7 +48,11 @@ def import_graph() -> dict[str, set[str]]:
                     mod = ".".join(base + ([node.module] if node.module else []))
                 else:
                     mod = node.module or ""
-                targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
+                targets = [
+                    f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules
+                    else public[a.name] if mod == "searchlm" and a.name in public else mod
+                    for a in node.names
+                ]
             for target in targets:
                 if not target.startswith("searchlm"):
                     continue
@@ -87,3 +104,13 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return found
+
+
+def surface_imports(graph: dict[str, set[str]], surfaces: tuple[str, ...], allowed: set[str]) -> dict[str, list[str]]:
+    """For each module of the `surfaces` (a module, or a package and its modules), the searchlm modules it
+    imports that are neither in `allowed` nor part of a surface: those that reach past the public API."""
+    def is_surface(name: str) -> bool:
+        return any(name == s or name.startswith(s + ".") for s in surfaces)
+
+    return {m: sorted(e for e in edges if e not in allowed and not is_surface(e))
+            for m, edges in graph.items() if is_surface(m)}

@@ -30,7 +30,7 @@ def test_search_json_schema_and_readable_output(make_index):
     assert data["query"] == "wild yeast starter"
     hit = data["hits"][0]
     assert set(hit) == {"rank", "score", "path", "chunk_id", "doc_id", "title", "heading", "start_line",
-                        "end_line", "page", "text", "kind", "doc_kind", "cosine", "bm25", "weak"}
+                        "end_line", "page", "text", "kind", "doc_kind", "cosine", "bm25", "weak", "rel_path"}
     assert hit["rank"] == 1 and hit["path"].endswith("b.txt") and hit["start_line"] == 1
     result = run("search", "wild yeast starter", "--name", "t", "--home", home, "-k", "1")
     assert result.exit_code == 0

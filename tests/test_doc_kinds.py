@@ -141,7 +141,7 @@ def test_library_kind_filters(kinds_index):
         without = searcher.search("pool timeout", SearchOptions(k=10, exclude_doc_kinds=("changelog", "api")))
         empty = SearchOptions(k=10, doc_kinds=("api",), path="guide/")
         assert searcher.search("pool timeout", empty) == []
-        why = searcher.why_empty("pool timeout", empty)
+        why = searcher.search("pool timeout", empty).filtered
     assert {_rel(h.path) for h in only} == {"CHANGES.md", "changelog/pooling.md", "docs/migrating.md"}
     assert {_rel(h.path) for h in without} == {"guide/pooling.md", "docs/migrating.md"}
     assert "--kind api removed" in why
@@ -196,9 +196,9 @@ def test_http_and_mcp_take_kinds(kinds_index):
         assert response.status_code == 400 and "'faq'" in response.text
     tools = Tools(settings)
     try:
-        found = tools.search("pool timeout", 10, "hybrid", None, None, None, None, kinds=["migration"])
+        found = tools.search("pool timeout", k=10, kinds=["migration"])
         assert [(_rel(h["path"]), h["doc_kind"]) for h in found["hits"]] == [("docs/migrating.md", "migration")]
-        found = tools.search("pool timeout", 10, "hybrid", None, None, None, None, exclude_kinds="changelog,api,guide")
+        found = tools.search("pool timeout", k=10, exclude_kinds="changelog,api,guide")
         assert [_rel(h["path"]) for h in found["hits"]] == ["docs/migrating.md"]
     finally:
         tools.close()

@@ -133,7 +133,7 @@ def test_exclude_and_why_nothing_is_left(filtered_index):
     assert paths and not any(p.startswith("recipes/") or p == "docs/bakery.html" for p in paths)
     options = SearchOptions(k=5, path="recipes", exclude=("recipes/",))
     assert searcher.search("sourdough", options) == []
-    why = searcher.why_empty("sourdough", options)
+    why = searcher.search("sourdough", options).filtered
     assert "--exclude 'recipes/' removed" in why and "--path 'recipes' removed" in why
     result = CliRunner().invoke(app, ["search", "sourdough", "--home", str(settings.home), "--name", settings.name,
                                       "--path", "orm/"])

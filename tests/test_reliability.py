@@ -569,17 +569,15 @@ def test_a_full_ask_queue_answers_503_with_retry_after(served_good):
     settings, _ = served_good
     app_ = create_app(settings, load_generator=False)
     with TestClient(app_, base_url="http://127.0.0.1") as c:
-        slots = app_.state.engines._ask_slots
-        for _ in range(ASK_QUEUE):  # as if ASK_QUEUE questions were generating or waiting
-            assert slots.acquire(blocking=False)
+        engines = app_.state.engines
+        engines._asking += ASK_QUEUE  # as if ASK_QUEUE questions were generating or waiting
         try:
             for path in ("/api/ask", "/api/ask/stream"):
                 response = c.post(path, json={"question": "How do bees find flowers?"})
                 assert response.status_code == 503 and response.headers["retry-after"].isdigit()
                 assert "ask again" in response.json()["detail"]
         finally:
-            for _ in range(ASK_QUEUE):
-                slots.release()
+            engines._asking -= ASK_QUEUE
 
 
 # -- only what the walk found is read; nothing outside the folder is read through a link ----------------------

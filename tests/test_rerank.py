@@ -206,7 +206,7 @@ def test_scores_are_cached_in_the_index_by_chunk_hash(sample_index):
     searcher = Searcher(sample_index)
     try:
         overlap = Overlap()
-        searcher._rerankers["overlap"] = overlap
+        searcher.resources.rerankers["overlap"] = overlap
         options = SearchOptions(k=5, rerank="overlap", rerank_depth=8, explain=True)
         first = searcher.search("how do bees make honey", options)
         assert overlap.scored == 8
@@ -244,7 +244,7 @@ def test_a_repeated_query_reranks_from_the_cache_without_loading_the_model(sampl
             searcher.on_model_load = loads.append
             hits = searcher.search("coral reef bleaching warm water", options)
             assert loads == ([options.rerank] if not runs else [])  # told once, before the first load only
-            runs.append(([(h.chunk_id, h.score) for h in hits], searcher._rerankers[options.rerank].loaded))
+            runs.append(([(h.chunk_id, h.score) for h in hits], searcher.resources.rerankers[options.rerank].loaded))
         finally:
             searcher.close()
     (first, loaded_first), (second, loaded_second) = runs
@@ -320,7 +320,7 @@ def test_search_rerank_weight_option_sets_the_blend(sample_index):
     """`--rerank-weight 0` keeps the retrieval order; 1 orders the scored candidates by the reranker alone."""
     searcher = Searcher(sample_index)
     try:
-        searcher._rerankers["overlap"] = Overlap()
+        searcher.resources.rerankers["overlap"] = Overlap()
         query = "bees honey hive water"
         plain = searcher.search(query, SearchOptions(k=8))
         zero = searcher.search(query, SearchOptions(k=8, rerank="overlap", rerank_depth=8, rerank_weight=0.0))

@@ -76,14 +76,17 @@ def test_search_returns_the_same_hits_as_the_cli(client, served):
     assert response.status_code == 200
     data = response.json()
     cli = _cli_json(settings, "how do bees tell where flowers are", "-k", "3")
-    assert cli.pop("index")["name"] == settings.name  # the CLI says which index answered; the server its own
+    assert data.pop("timings") and cli.pop("timings")
+    assert cli["index"]["name"] == settings.name  # both say which index answered
+    for hit in cli["hits"]:  # the CLI shows paths from the working folder, the API absolute ones
+        hit["path"] = str(Path(hit["path"]).resolve())
     assert data == cli
     assert data["query"] == "how do bees tell where flowers are"
     assert [h["rank"] for h in data["hits"]] == [1, 2, 3]
     top = data["hits"][0]
     assert top["path"].endswith("bees.md") and "waggle dance" in top["text"]
     assert set(top) == {"rank", "score", "path", "chunk_id", "doc_id", "title", "heading", "start_line",
-                        "end_line", "page", "text", "kind", "doc_kind", "cosine", "bm25", "weak"}
+                        "end_line", "page", "text", "kind", "doc_kind", "cosine", "bm25", "weak", "rel_path"}
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
@@ -111,12 +114,12 @@ def test_snippets_mark_the_query_words(client):
 
 def test_remote_search_client_reads_the_api(client, served):
     """`searchlm search --server URL` parses exactly what the endpoint returns."""
-    from searchlm.records import Hit
+    from searchlm import SearchResult
 
     data = client.get("/api/search", params={"q": "queen and drones", "k": 2}).json()
-    fields = Hit.__dataclass_fields__
-    hits = [Hit(**{k: v for k, v in h.items() if k in fields}) for h in data["hits"]]
-    assert [h.to_json() for h in hits] == data["hits"]
+    again = SearchResult.from_json(data).to_json()
+    assert again.pop("timings").keys() == data.pop("timings").keys()
+    assert again == data
 
 
 # -- limits and errors ------------------------------------------------------------------------------------
@@ -317,8 +320,9 @@ def test_concurrent_searches_share_one_searcher(client):
     assert all(path.endswith(want) for path, want in zip(results, list(queries.values()) * 10))
     index = client.app.state.engines.searcher()
     # the search queue's own searcher shares the warmed FAISS index and encoder: one copy of each per index
-    assert index.queue.searcher._vectors is index._first._vectors
-    assert index.queue.searcher._encoder is index._first._encoder
+    assert index.queue.searcher.resources is index.resources
+    assert index.queue.searcher.vectors is index.resources.vectors and index.resources.vectors is not None
+    assert index.queue.searcher.encoder is index.resources.encoder
     assert index.queue.searches >= 40
 
 
@@ -343,7 +347,7 @@ def test_searches_that_wait_together_run_as_one_batch_with_the_cli_s_hits(served
             release.wait(30)
             return encoder.embed(texts)
 
-    server._encoder = Held()
+    server.resources.encoder = Held()
     searches = SearchQueue(lambda: server)
     try:
         futures = [searches.submit(queries[0], SearchOptions())]
@@ -500,8 +504,9 @@ def test_serve_command_and_search_with_server_option(served):
             env=env, capture_output=True, text=True, timeout=120,
         )
         remote_json, local_json = json.loads(remote.stdout), json.loads(local.stdout)
-        assert local_json.pop("index")["name"] == "docs"  # a local search says which index answered
-        assert remote_json == local_json
+        assert remote_json.pop("timings").keys() == local_json.pop("timings").keys()
+        assert local_json["index"]["name"] == "docs"  # both say which index answered
+        assert remote_json == local_json  # paths too: shown from the same working folder
         bad = subprocess.run(
             [sys.executable, "-m", "searchlm", "search", "tides", "--server", url, "-k", "500"],
             env=env, capture_output=True, text=True, timeout=60,

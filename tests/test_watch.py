@@ -40,8 +40,7 @@ def paths_for(settings, query: str, mode: str = "keyword") -> list[str]:
     """Paths of the hits, relative to the indexed folder."""
     searcher = Searcher(settings)
     try:
-        root = searcher.manifest.root
-        return [os.path.relpath(h.path, root) for h in searcher.search(query, SearchOptions(k=5, mode=mode))]
+        return [h.path for h in searcher.search(query, SearchOptions(k=5, mode=mode))]  # as stored
     finally:
         searcher.close()
 

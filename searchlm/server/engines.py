@@ -7,7 +7,7 @@ free, up to MAX_BATCH, encodes their queries in one ONNX call and runs them one 
 costs about half the encoder CPU of 16 single ones, and one thread running searches hands the GIL to nobody but
 the event loop (32 request threads each running a search took four times the CPU). Other requests (documents,
 answers, reranked searches) lease a searcher from the pool: each has its own SQLite read connection and they
-share the FAISS index, the rerankers and one ONNX query encoder. Answers are generated one at a time, and at most
+share the FAISS index, the rerankers and one ONNX query encoder (one `SearchResources`, handed to each). Answers are generated one at a time, and at most
 ASK_QUEUE wait: past that a request gets 503 with Retry-After instead of a timeout.
 """
 
@@ -27,8 +27,7 @@ from searchlm.errors import (
     DiskFullError, DocumentNotFoundError, IndexBusyError, IndexDamagedError, IndexMismatchError, IndexNotFoundError,
     InputError, ModelError, SearchlmError, ServerBusyError,
 )
-from searchlm.identity import IndexWatch
-from searchlm.search import Searcher
+from searchlm import IndexWatch, Searcher, SearchResources
 from searchlm.settings import Settings, check_index_name
 
 log = logging.getLogger("searchlm.server")
@@ -118,8 +117,10 @@ class SearcherPool:
     def __init__(self, settings: Settings, size: int = POOL_SIZE):
         self.settings = settings
         self.size = size
-        self._first = Searcher(settings)  # a missing or damaged index fails here
-        self._first._warm = True  # a server: tuned for many queries
+        # What the searchers of this index share: one encoder, vector store, set of rerankers and spelling cache,
+        # tuned for many queries (a server).
+        self.resources = SearchResources(warm=True)
+        self._first = Searcher(settings, resources=self.resources)  # a missing or damaged index fails here
         self._free: queue.LifoQueue = queue.LifoQueue()
         self._free.put(self._first)
         self._made = 1
@@ -167,17 +168,9 @@ class SearcherPool:
         return self._new_searcher()
 
     def _new_searcher(self) -> Searcher:
-        """Another connection to the index, sharing the first searcher's loaded parts."""
-        first = self._first
-        searcher = Searcher(self.settings)
-        searcher._warm = first._warm
-        searcher._encoder = first.encoder  # one ONNX session per index (thread-safe), loaded now if not yet
-        searcher._rerankers = first._rerankers  # models load once per index, not once per connection
-        # Spelling corrections and what they read of the vocabulary, once per index (under one lock)
-        searcher._corrections, searcher._lexicon = first._corrections, first._lexicon
-        searcher._spelling_lock = first._spelling_lock
-        if first._vectors is not None:
-            searcher._vectors, searcher._vectors_generation = first._vectors, first._vectors_generation
+        """Another connection to the index, sharing the pool's loaded parts (`resources`)."""
+        searcher = Searcher(self.settings, resources=self.resources)
+        searcher.encoder  # noqa: B018 - one ONNX session per index (thread-safe), loaded now if not yet
         with self._lock:
             self._all.append(searcher)
         return searcher
@@ -197,6 +190,7 @@ class SearcherPool:
             self._queue.close()
         for s in self._all:
             s.close()
+        self.resources.close()
 
     def retire(self, wait: float = 60.0) -> threading.Thread:
         """Close this pool once the requests using it are done (at most `wait` seconds), in a thread of its own:
@@ -210,6 +204,7 @@ class SearcherPool:
                 time.sleep(0.05)
             for s in self._all:
                 s.close()
+            self.resources.close()
 
         thread = threading.Thread(target=close_when_returned, name="searchlm-retire", daemon=True)
         thread.start()
@@ -227,7 +222,8 @@ class Engines:
         self._searchers: dict[str, SearcherPool] = {}
         self._lock = threading.Lock()
         self._ask_lock = threading.Lock()  # one generation at a time: they would only slow each other down
-        self._ask_slots = threading.BoundedSemaphore(ASK_QUEUE)
+        self._asking = 0  # questions generating or waiting for the generator (at most ASK_QUEUE)
+        self._asking_lock = threading.Lock()
         self._generator = generator  # None: settings.generator, loaded by generator()
         self.cancelled = 0  # streamed answers stopped because their client left
         self.generator_error: str | None = None
@@ -260,9 +256,13 @@ class Engines:
     def loaded(self) -> list[str]:
         return sorted(self._searchers)
 
+    @property
+    def generator_loaded(self) -> bool:
+        return self._generator is not None
+
     def generator(self):
         if self._generator is None:
-            from searchlm.generate import get_generator
+            from searchlm import get_generator
 
             self._generator = get_generator(self.settings.generator, self.settings.device)
         return self._generator
@@ -280,7 +280,7 @@ class Engines:
 
     def check_ask_queue(self) -> None:
         """ServerBusyError when ASK_QUEUE questions are already generating or waiting."""
-        if self._ask_slots._value <= 0:  # a glance, not a reservation: ask() takes the slot
+        if self._asking >= ASK_QUEUE:  # a glance, not a reservation: ask() takes the slot
             raise ServerBusyError(
                 f"{ASK_QUEUE} questions are already being answered or waiting; ask again in a few seconds"
             )
@@ -296,31 +296,24 @@ class Engines:
         given = {k: v for k, v in request.model_dump().items() if v is not None and k not in ("question", "name")}
         known = {f.name for f in dataclasses.fields(AskOptions)}
         options = AskOptions(**{k: v for k, v in {**self.ask_defaults, **given}.items() if k in known})
-        if not self._ask_slots.acquire(blocking=False):
-            raise ServerBusyError(
-                f"{ASK_QUEUE} questions are already being answered or waiting; ask again in a few seconds"
-            )
+        with self._asking_lock:
+            if self._asking >= ASK_QUEUE:
+                raise ServerBusyError(
+                    f"{ASK_QUEUE} questions are already being answered or waiting; ask again in a few seconds"
+                )
+            self._asking += 1
         try:
             with self._ask_lock, searcher.lease() as leased:
                 return ask(leased, request.question, options, on_token=on_token, generator=self.generator(),
                            heartbeat=heartbeat)
         finally:
-            self._ask_slots.release()
+            with self._asking_lock:
+                self._asking -= 1
 
     def ask_json(self, request, on_token=None, heartbeat=None) -> dict:
-        """`Answer.to_json()` with each citation's and passage's `doc_id`, so a page can open the document."""
-        data = self.ask(request, on_token, heartbeat).to_json()
-        searcher = self.searcher(request.name)
-        items = [x for key in ("citations", "passages") for x in data.get(key) or [] if isinstance(x, dict)]
-        ids = {x["chunk_id"] for x in items if x.get("chunk_id") is not None}
-        with searcher.lease() as leased:
-            rows = leased.store.chunks_by_id(ids)
-        for x in items:
-            row = rows.get(x.get("chunk_id"))
-            if row is not None:
-                x.setdefault("doc_id", row.doc_id)
-                x.setdefault("rel_path", row.path)
-        return data
+        """`Answer.to_json()`: each citation and passage carries its `doc_id` and stored `rel_path`, so a page
+        can open the document."""
+        return self.ask(request, on_token, heartbeat).to_json()
 
     def close(self) -> None:
         with self._lock:

@@ -97,22 +97,23 @@ async function runSearch(query) {
   const started = performance.now();
   try {
     const data = await getJSON(`/api/search?${params}`);
-    renderResults(data.hits, performance.now() - started);
+    renderResults(data.hits, performance.now() - started, data.corrected, data.filtered);
   } catch (err) {
     $("results").textContent = "";
     setStatus(err.message, true);
   }
 }
 
-function renderResults(hits, ms) {
+function renderResults(hits, ms, corrected, filtered) {
   const list = $("results");
   list.textContent = "";
   $("empty").hidden = true;
+  const shown = corrected ? `Showing results for “${corrected}”. ` : "";
   if (!hits.length) {
-    setStatus(`No results for “${state.query}”.`);
+    setStatus(`${shown}No results for “${corrected || state.query}”${filtered ? `: ${filtered}` : ""}.`);
     return;
   }
-  setStatus(`${hits.length} result${hits.length === 1 ? "" : "s"} in ${Math.round(ms)} ms`);
+  setStatus(`${shown}${hits.length} result${hits.length === 1 ? "" : "s"} in ${Math.round(ms)} ms`);
   for (const hit of hits) list.append(renderHit(hit));
 }
 
