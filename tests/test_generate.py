@@ -91,6 +91,18 @@ def test_stream_passes_on_a_held_back_ending_that_was_no_stop(gpt2):
     assert "".join(seen) == "the end\n"
 
 
+def test_a_stop_string_before_the_answer_begins_does_not_end_it(gpt2):
+    """A base model may open its answer on a new line ("Answer:\\n Paris"): a "\\n" stop ends the answer's first
+    line, not the empty text before it."""
+    from searchlm.generate.hf import TokenStream
+
+    tok = gpt2.tokenizer
+    stream = TokenStream(tok, None, ("\n",))
+    stream.push(tok("\n Paris is big\nQuestion: next", add_special_tokens=False)["input_ids"])
+    stream.finish()
+    assert stream.stopped and stream.text.strip() == "Paris is big"
+
+
 def test_an_exception_in_on_token_stops_generation(gpt2):
     class Gone(Exception):
         pass
