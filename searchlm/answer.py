@@ -9,8 +9,8 @@
    sentence quoted; the instruction quoted with the passage's code block beside it; a quoted sentence for each
    side. It streams as soon as it is decided. Other questions go to the model:
 4. Prompt the generator with the best-ranked sentences, each under its passage number, within the model's
-   window (prompt and answer together); its chat template when it has one, a plain context/question/answer
-   prompt otherwise (GPT-2). `build_prompt` without `focus` packs whole passages instead.
+   window (prompt and answer together); its chat template when it has one, else a completion prompt with one
+   worked example (base models: GPT-2, Gemma 3 270M). `build_prompt` without `focus` packs whole passages instead.
 5. Check the answer as it is generated (`CheckedStream`): markers that name no passage are dropped, a wrong
    one is re-pointed to the passage that holds the sentence, a marker is traced for a sentence without one.
    Each sentence, once complete and checked, is shown at once if it passes (`_Shown`): it cites a passage, does
@@ -746,11 +746,21 @@ def _verbatim(text: str, passages: list[str]) -> bool:
 
 
 # -- prompts ----------------------------------------------------------------------------------------------
-def _render(generator: "Generator", question: str, context: str) -> str:
+# A base model (no chat template: GPT-2, Gemma 3 270M) continues text, so its prompt shows one worked example of
+# the answer's form: a phrase from the text on the "Answer:" line, with the text's number, then a new line (the stop).
+# Without it Gemma 3 270M went on to a new line after "Answer:" and wrote another numbered passage or question
+# ("[2] What was the Eiffel Tower's height?"), which the check rightly dropped, leaving only the quote.
+COMPLETION_EXAMPLE = (
+    f"{INSTRUCTION} Cite the text's number.\n\nText:\n[1] Paris is the capital and largest city of France.\n"
+    "Question: What is the capital of France?\nAnswer: Paris [1]\n\n"
+)
+
+
+def _render(generator: "Generator", question: str, context: str, example: bool = True) -> str:
     if generator.chat:
         user = f"Question: {question}\n\nText:\n{context}\n\n{INSTRUCTION}"
         return generator.render_chat([{"role": "user", "content": user}])
-    return f"Context:\n{context}\nQuestion: {question}\nAnswer:"
+    return f"{COMPLETION_EXAMPLE if example else ''}Text:\n{context}\nQuestion: {question}\nAnswer:"
 
 
 def build_prompt(
@@ -763,11 +773,13 @@ def build_prompt(
     does not cut to the room left. Either way prompt + answer stay inside the model's window: a question too
     long for it is cut, and so is a single sentence longer than the room."""
     budget = generator.prompt_budget(max_tokens)
-    overhead = generator.count_tokens(_render(generator, question, ""))
+    # The worked example of a completion prompt, where it leaves room (not in a 1,024-token window for 900 answer tokens).
+    example = generator.chat or generator.count_tokens(COMPLETION_EXAMPLE) <= budget // 4
+    overhead = generator.count_tokens(_render(generator, question, "", example))
     if overhead > budget // 2:  # a question that would crowd out the passages: keep its start
-        bare = generator.count_tokens(_render(generator, "", ""))
+        bare = generator.count_tokens(_render(generator, "", "", example))
         question = generator.truncate(question, max(8, budget // 2 - bare))
-        overhead = generator.count_tokens(_render(generator, question, ""))
+        overhead = generator.count_tokens(_render(generator, question, "", example))
     room = max(0, budget - overhead - 4)  # a few tokens for merges across the joins
     if focus:
         room = min(room, FOCUS_TOKENS)
@@ -800,12 +812,12 @@ def build_prompt(
             room -= cost
             if room < MIN_PASSAGE_TOKENS:
                 break
-    prompt = _render(generator, question, "\n".join(blocks))
+    prompt = _render(generator, question, "\n".join(blocks), example)
     while blocks and generator.count_tokens(prompt) > budget:  # the parts did not add up exactly: trim the last
         over = generator.count_tokens(prompt) - budget
         blocks[-1] = generator.truncate(blocks[-1], max(0, generator.count_tokens(blocks[-1]) - over - 4))
         if generator.count_tokens(blocks[-1]) < 8:
             blocks.pop()
             shown.pop()
-        prompt = _render(generator, question, "\n".join(blocks))
+        prompt = _render(generator, question, "\n".join(blocks), example)
     return prompt, shown

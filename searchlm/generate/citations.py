@@ -84,7 +84,8 @@ def _repoint(sentence: str, passage_words: list[set[str]], share: float | None) 
     source = trace(bare, passage_words, share)
     if source is None:
         return sentence
-    return _append_marker(re.sub(r"\s+([.,;:!?])", r"\1", " ".join(bare.split())), source)
+    # (a space before a dot that starts a word stays: "files ending in .html")
+    return _append_marker(re.sub(r"\s+([.,;:!?])(?=\s|$)", r"\1", " ".join(bare.split())), source)
 
 
 def _append_marker(sentence: str, n: int) -> str:

@@ -157,7 +157,10 @@ class TokenStream:
         decoded = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         if decoded.endswith("\ufffd"):  # half a character: wait for the rest
             return
-        cut = min((i for i in (decoded.find(s) for s in self.stops) if i >= 0), default=-1)
+        # A stop string counts only after the text has begun: a base model often opens its answer on a new line
+        # ("Answer:\n Paris"), which a "\n" stop would otherwise cut to nothing (Gemma 3 270M did).
+        begun = len(decoded) - len(decoded.lstrip())
+        cut = min((i for i in (decoded.find(s, begun) for s in self.stops) if i >= 0), default=-1)
         if cut >= 0:
             decoded = decoded[:cut]
             self.stopped = True
