@@ -184,10 +184,13 @@ def _check_database(index_dir, name, report, repair):
 
 def _salvage(path: Path) -> tuple[int, int]:
     """Copy every readable document with all its chunks (finite vectors) into a fresh database, then swap it
-    in; the damaged file and its WAL move aside. Returns (documents kept, documents lost)."""
+    in; the damaged file and its WAL move aside. Returns (documents kept, documents lost).
+
+    Row by row: a damaged page loses the rows on it, not the rest of a table (a scan that meets it stops; rows
+    past it are read by their ids), and a damaged index b-tree is never used (rows are read by rowid)."""
     import numpy as np
 
-    from searchlm.store import Store
+    from searchlm.store import Store, _add_cjk_rows
 
     tmp = path.with_name(f".{path.name}.repair")
     for suffix in ("", "-wal", "-shm"):
@@ -199,28 +202,43 @@ def _salvage(path: Path) -> tuple[int, int]:
     except sqlite3.Error:
         old = None
     try:
-        docs = _readable(old, "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks, indexed_at "
-                              "FROM documents ORDER BY id")
+        doc_cols = "id, path, kind, title, size, mtime_ns, content_hash, n_chunks, indexed_at"
+        chunk_cols = "id, doc_id, ordinal, title, heading, start_line, end_line, page, text, hash, vector"
+        docs = _rows(old, "documents", doc_cols)
+        chunks = _rows(old, "chunks", chunk_cols)
+        by_doc: dict[int, list] = {}
+        for c in chunks.values():
+            by_doc.setdefault(c[1], []).append(c)
+        # A document whose row is lost but whose chunks survive is read again by the next `index` (its file is
+        # still in the folder); its chunks' vectors are not lost either: the next run reuses them by hash.
         copy = _readable(old, "SELECT value FROM meta WHERE key = 'manifest'")
         with fresh.conn:
             if copy:
                 fresh.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('manifest', ?)", copy[0])
-            for doc in docs:
-                chunks = _readable(old, "SELECT id, doc_id, ordinal, title, heading, start_line, end_line, page, "
-                                        "text, hash, vector FROM chunks WHERE doc_id = ? ORDER BY ordinal", (doc[0],))
-                good = len(chunks) == doc[7] and all(
-                    isinstance(c[10], bytes) and np.isfinite(np.frombuffer(c[10], dtype=np.float32)).all()
-                    and isinstance(c[8], str) for c in chunks)
+            for doc in docs.values():
+                mine = sorted(by_doc.get(doc[0], []), key=lambda c: c[2])
+                good = (isinstance(doc[1], str) and len(mine) == doc[7] and all(
+                    isinstance(c[10], bytes) and len(c[10]) % 4 == 0
+                    and np.isfinite(np.frombuffer(c[10], dtype=np.float32)).all()
+                    and isinstance(c[8], str) for c in mine))
                 if not good:
                     lost += 1
                     continue
-                fresh.conn.execute("INSERT INTO documents(id, path, kind, title, size, mtime_ns, content_hash, "
-                                   "n_chunks, indexed_at) VALUES (?,?,?,?,?,?,?,?,?)", doc)
-                fresh.conn.executemany("INSERT INTO chunks(id, doc_id, ordinal, title, heading, start_line, "
-                                       "end_line, page, text, hash, vector) VALUES (?,?,?,?,?,?,?,?,?,?,?)", chunks)
+                try:
+                    fresh.conn.execute(f"INSERT INTO documents({doc_cols}) VALUES (?,?,?,?,?,?,?,?,?)", doc)
+                    fresh.conn.executemany(f"INSERT INTO chunks({chunk_cols}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", mine)
+                except sqlite3.IntegrityError:  # a garbled row that reads (a repeated path, a wrong type)
+                    fresh.conn.execute("DELETE FROM documents WHERE id = ?", (doc[0],))
+                    lost += 1
+                    continue
+                _add_cjk_rows(fresh.conn, [(c[0], c[3], c[4], c[8]) for c in mine])
                 kept += 1
             fresh.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(int(time.time())),))
         fresh.fill_doc_kinds()
+        try:  # documents whose rows were lost altogether count as lost too
+            lost = max(lost, int(json.loads(copy[0][0])["documents"]) - kept) if copy else lost
+        except (ValueError, KeyError, TypeError):
+            pass
     finally:
         if old is not None:
             old.close()
@@ -233,6 +251,43 @@ def _salvage(path: Path) -> tuple[int, int]:
     Path(f"{path}-shm").unlink(missing_ok=True)
     os.replace(tmp, path)
     return kept, lost
+
+
+SALVAGE_GAP = 1000  # ids probed one by one past the last row a scan read, to step over a damaged page
+
+
+def _rows(conn, table: str, columns: str) -> dict[int, tuple]:
+    """Every readable row of `table` by rowid: scanned in rowid order while the scan holds; where it breaks,
+    the ids after the last row read are tried one by one until a row reads again (or SALVAGE_GAP ids in a row
+    fail, past the largest id the table reports), and the scan resumes from there."""
+    out: dict[int, tuple] = {}
+    if conn is None:
+        return out
+    top = 0
+    for sql in (f"SELECT max(id) FROM {table}", f"SELECT seq FROM sqlite_sequence WHERE name = '{table}'"):
+        got = _readable(conn, sql)
+        if got and isinstance(got[0][0], int):
+            top = max(top, got[0][0])
+    after = 0
+    while True:
+        try:
+            for row in conn.execute(f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id", (after,)):
+                out[row[0]] = row
+                after = row[0]
+            return out
+        except sqlite3.DatabaseError:
+            pass
+        probe, misses = after + 1, 0
+        while True:
+            row = _readable(conn, f"SELECT {columns} FROM {table} WHERE id = ?", (probe,))
+            if row:
+                out[probe] = row[0]
+                after = probe
+                break
+            misses += 1
+            if probe > top and misses > SALVAGE_GAP:
+                return out
+            probe += 1
 
 
 def _readable(conn, sql: str, params=()) -> list:
