@@ -23,9 +23,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from searchlm import integrity
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, SearchlmError
+from searchlm.diskspace import disk_errors
 from searchlm.lock import write_lock
-from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, MANIFEST, Manifest
+from searchlm.manifest import DB_FILE, ENCODER_DIR, MANIFEST, Manifest
 from searchlm.embed.cache import encoder_problem
 from searchlm.settings import Settings
 
@@ -61,32 +63,6 @@ class CheckReport:
                 "notes": self.notes}
 
 
-# -- checks used on their own by the indexer and the searcher ------------------------------------------------
-def vectors_problem(path: Path, manifest: Manifest, expected: int) -> tuple[str | None, str | None]:
-    """What is wrong with the FAISS file (unreadable, wrong dimension, wrong count), or None; and, when it is what
-    a run killed before its FAISS save leaves (no file yet, or a count behind SQLite's), how to say so. An index
-    whose vectors live in Milvus has no FAISS file to check."""
-    from searchlm.stores.base import TANTIVY, StoreSpec
-
-    if StoreSpec.from_json(manifest.store).backend not in ("faiss", TANTIVY):  # Milvus keeps its own
-        return None, None
-    if not path.is_file():
-        return f"{FAISS_FILE} is missing", "it was not written yet"
-    from searchlm.stores.faiss import VectorIndex
-
-    try:
-        index = VectorIndex.load(path, manifest.ann.get("type", "flat"), use_gpu=False)
-    except (RuntimeError, MemoryError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
-        return f"{FAISS_FILE} cannot be read ({reason})", None
-    if index.index.d != manifest.dimension:
-        return f"{FAISS_FILE} has dimension {index.index.d}, not {manifest.dimension}", None
-    live = len(index) - int(manifest.ann.get("tombstones", 0))  # HNSW keeps removed ids until it is rebuilt
-    if live != expected:
-        return f"{FAISS_FILE} holds {live} vectors for {expected} chunks", f"it holds {live} vectors for {expected} chunks"
-    return None, None
-
-
 # -- the whole check -----------------------------------------------------------------------------------------
 def check_index(settings: Settings, repair: bool = False, embedder=None) -> CheckReport:
     """Check the index `settings.name`; with `repair`, fix what can be rebuilt. `embedder`: an already loaded
@@ -97,7 +73,7 @@ def check_index(settings: Settings, repair: bool = False, embedder=None) -> Chec
     if not (index_dir / MANIFEST).is_file() and not (index_dir / DB_FILE).is_file():
         raise IndexNotFoundError(f"index '{name}' not found in {settings.home} (see `searchlm indexes` for the names)")
     guard = write_lock(index_dir, name) if repair else _nothing()
-    with guard:
+    with guard, disk_errors(index_dir):
         store = _check_database(index_dir, name, report, repair)
         manifest = _check_manifest(index_dir, name, report, repair, store)
         if store is None:
@@ -105,9 +81,9 @@ def check_index(settings: Settings, repair: bool = False, embedder=None) -> Chec
         try:
             if manifest is not None:
                 _check_fts(store, report, repair)
-                _check_vectors(store, manifest, index_dir, report, repair)
+                _check_store(store, manifest, index_dir, report, repair)
                 _check_counts(store, manifest, index_dir, report, repair)
-            _check_encoder(index_dir, manifest, report, repair, embedder)
+            _check_encoder(index_dir, manifest, report, repair, embedder, store)
         finally:
             store.close()
     return report
@@ -314,50 +290,49 @@ def _check_fts(store, report, repair) -> None:
         problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from the chunks)"
 
 
-def _check_vectors(store, manifest, index_dir, report, repair) -> None:
-    (count,) = store.conn.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()
-    why, behind = vectors_problem(index_dir / FAISS_FILE, manifest, count)
-    if manifest.ann.get("generation") != store.generation and (why is None or behind):
-        # Killed between a commit and the FAISS save (or before a new index's first one): the file is behind or
-        # not written yet, and a searcher catches it up from SQLite. Kill tests saw "holds 267 vectors for 265
-        # chunks" and "is missing" and counted those indexes unusable, though they answered.
-        why = f"{FAISS_FILE} is older than the database (an interrupted run)" + (f": {behind}" if behind else "")
-    if why is None:
-        _check_keywords(store, manifest, index_dir, report, repair)
-        return
-    problem = Problem("vectors", why)
-    report.problems.append(problem)
-    if repair:
-        from searchlm.indexer import rebuild_vectors
+def _check_store(store, manifest, index_dir, report, repair) -> None:
+    """The index's vector store, whatever its backend: `verify()` against SQLite, and `repair()` from it. A store
+    that cannot even be opened is set aside (`discard`) and filled again from SQLite."""
+    from searchlm.stores.base import discard_store, open_store
 
-        rebuild_vectors(store, manifest, index_dir)
-        manifest.save(index_dir, store)
-        problem.repaired = True
-    else:
-        problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from the vectors in SQLite)"
-
-
-def _check_keywords(store, manifest, index_dir, report, repair) -> None:
-    """`--store faiss+tantivy`: the tantivy index must hold what SQLite does (searches read FTS5 until it does)."""
-    from searchlm.stores.base import TANTIVY, StoreSpec, open_store
-
-    if StoreSpec.from_json(manifest.store).backend != TANTIVY:
-        return
-    vectors = open_store(index_dir, manifest, store)
     try:
-        if vectors.keyword:
+        vectors = open_store(index_dir, manifest, store)
+    except Exception as exc:  # noqa: BLE001 - a damaged store may fail in its own library, in any way
+        vectors, found = None, [f"the vector store cannot be opened ({_first_line(exc)})"]
+    else:
+        try:
+            found = vectors.verify()
+        except Exception as exc:  # noqa: BLE001
+            found = [f"the vector store cannot be read ({_first_line(exc)})"]
+    try:
+        if not found:
             return
-        problem = Problem("keywords", "the tantivy keyword index is missing, damaged, of an older layout or behind the database "
-                          "(keyword search reads SQLite FTS5 meanwhile, slower on a big index)")
-        report.problems.append(problem)
-        if repair:
-            vectors.sync(store, manifest)
-            manifest.save(index_dir, store)
-            problem.repaired = True
-        else:
-            problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from SQLite)"
+        problems = [Problem("keywords" if "tantivy" in why else "vectors", why) for why in found]
+        report.problems.extend(problems)
+        if not repair:
+            for problem in problems:
+                problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from SQLite)"
+            return
+        if vectors is None:
+            aside = discard_store(index_dir, manifest)
+            if aside:
+                report.notes.append(f"the damaged store was moved aside as {aside}")
+            vectors = open_store(index_dir, manifest, store)
+        vectors.repair()
+        manifest.save(index_dir, store)
+        left = vectors.verify()
+        for problem in problems:
+            problem.repaired = not left
+            if left:
+                problem.fix = f"still: {left[0]}"
     finally:
-        vectors.close()
+        if vectors is not None:
+            vectors.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] if text else type(exc).__name__
 
 
 def _check_counts(store, manifest, index_dir, report, repair) -> None:
@@ -374,26 +349,35 @@ def _check_counts(store, manifest, index_dir, report, repair) -> None:
         report.notes.append(f"{bad} chunks have no vector (the next `searchlm index` embeds them)")
 
 
-def _check_encoder(index_dir, manifest, report, repair, embedder) -> None:
-    why = encoder_problem(index_dir)
+def _check_encoder(index_dir, manifest, report, repair, embedder, store) -> None:
+    """The encoder's files are there, parse, and match the digests recorded when they were copied."""
+    recorded = manifest.files if manifest is not None else None
+    why = encoder_problem(index_dir, recorded=recorded, deep=True)
+    if why is None and manifest is not None and not integrity.under(manifest.files, ENCODER_DIR + "/"):
+        # An index from before digests were recorded: its encoder may be a hard link into the shared cache.
+        why = "its files have no recorded digests (a copy shared with other indexes, from an older searchlm)"
     if why is None:
         return
     problem = Problem("encoder", f"the query encoder: {why}")
     report.problems.append(problem)
     if not repair or manifest is None:
-        problem.fix = f"run `searchlm check --name {report.name} --repair` (exports it again from the model)"
+        problem.fix = f"run `searchlm check --name {report.name} --repair` (copies it again from the model's export)"
         return
-    restore_encoder(index_dir, manifest.model, embedder)
-    problem.repaired = encoder_problem(index_dir) is None
+    restore_encoder(index_dir, manifest, embedder)
+    manifest.save(index_dir, store)
+    problem.repaired = encoder_problem(index_dir, recorded=manifest.files, deep=True) is None
 
 
-def restore_encoder(index_dir: Path, model: str, embedder=None) -> None:
-    """Put the ONNX query encoder back: from the shared cache when it has it, else exported from the model."""
+def restore_encoder(index_dir: Path, manifest: Manifest, embedder=None) -> None:
+    """Put a verified private copy of the ONNX query encoder back, from the shared cache's export of the model
+    (exported again when the cache lacks it or is damaged), and record its digests in `manifest`."""
     import warnings
 
     from searchlm.embed.base import resolve_model
-    from searchlm.embed.cache import install_encoder
+    from searchlm.embed.cache import install_encoder, record_encoder
     from searchlm.embed.onnx import export_onnx
+
+    model = manifest.model
 
     def export(folder: Path) -> None:
         nonlocal embedder
@@ -405,7 +389,7 @@ def restore_encoder(index_dir: Path, model: str, embedder=None) -> None:
             warnings.simplefilter("ignore")
             export_onnx(embedder.model, model, folder)
 
-    install_encoder(export, model, resolve_model(model), index_dir / ENCODER_DIR)
+    record_encoder(manifest, install_encoder(export, model, resolve_model(model), index_dir / ENCODER_DIR))
 
 
 def _why(message: str) -> str:

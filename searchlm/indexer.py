@@ -36,6 +36,7 @@ from searchlm.errors import (
 )
 from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular, wall_clock_exceeded
 from searchlm.lock import write_lock
+from searchlm.diskspace import disk_errors
 from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
@@ -107,7 +108,7 @@ def index_folder(
     report = IndexReport(name=settings.name)
     progress = progress or (lambda phase, done, total: None)
 
-    with write_lock(index_dir, settings.name), _disk_errors(index_dir):
+    with write_lock(index_dir, settings.name), disk_errors(index_dir):
         manifest = _existing_manifest(index_dir, root, settings)
         chunker = chunker or ChunkerSettings(**(manifest.chunker if manifest else {}))
         progress("scan", 0, 0)
@@ -137,20 +138,6 @@ def index_folder(
     remember_home(settings.home)
     report.seconds = time.perf_counter() - started
     return report
-
-
-@contextlib.contextmanager
-def _disk_errors(index_dir: Path):
-    """A full disk or quota as a DiskFullError naming the path, instead of a traceback from deep inside."""
-    from searchlm.diskspace import disk_full, is_disk_full
-
-    try:
-        yield
-    except (OSError, sqlite3.OperationalError) as exc:
-        if not is_disk_full(exc):
-            raise
-        where = Path(getattr(exc, "filename", None) or index_dir)
-        raise disk_full(where, getattr(exc, "needed", None)) from None
 
 
 def _existing_manifest(index_dir: Path, root: Path, settings: Settings) -> Manifest | None:
@@ -201,6 +188,7 @@ class _IndexRun:
         self._on_file: Callable[[str | None], None] = lambda path: None
         self._pool = None  # the extraction process, started by the first PDF, DOCX or HTML file
         self._targets = None  # the folder's Sphinx labels and titles, scanned when the first .rst file is read
+        self._encoder_checked = False  # the query encoder was checked (and put back if need be) this run
 
     # Models load only when something needs embedding: an unchanged re-run imports no torch.
     @property
@@ -474,9 +462,14 @@ class _IndexRun:
             self.manifest.save(self.index_dir, self.store)
         from searchlm.embed.cache import encoder_problem
 
-        if encoder_problem(self.index_dir) is not None:  # missing, or a file of it lost: put it back
+        if self._encoder_checked:
+            return
+        self._encoder_checked = True
+        # Missing, a file of it lost, or not the copy recorded (damaged): put it back. Checked by size and time
+        # once a run; `check` compares digests.
+        if encoder_problem(self.index_dir, recorded=self.manifest.files) is not None:
             from searchlm.embed.base import resolve_model
-            from searchlm.embed.cache import install_encoder
+            from searchlm.embed.cache import install_encoder, record_encoder
             from searchlm.embed.onnx import export_onnx
 
             def export(folder: Path) -> None:
@@ -484,7 +477,9 @@ class _IndexRun:
                     warnings.simplefilter("ignore")
                     export_onnx(self._torch_model(), self.model, folder)
 
-            install_encoder(export, self.model, resolve_model(self.model), self.index_dir / ENCODER_DIR)
+            entries = install_encoder(export, self.model, resolve_model(self.model), self.index_dir / ENCODER_DIR)
+            record_encoder(self.manifest, entries)
+            self.manifest.save(self.index_dir, self.store)
 
     def _torch_model(self):
         """The sentence-transformers model to export: the embedder's own, or (a remote embedder) a local copy."""

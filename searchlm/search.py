@@ -9,6 +9,7 @@ prior (`doc_kinds.PRIOR`) so a guide of equal relevance ranks first. The query p
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -34,6 +35,8 @@ from searchlm.records import Hit
 from searchlm.settings import Settings
 from searchlm.store import Store
 from searchlm.stores.base import ChunkFilter
+
+log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("minmax", "rrf")
@@ -137,6 +140,7 @@ class Searcher(Closing):
             )
         self.store = Store(self.index_dir / DB_FILE, existing=True)
         self._encoder = None
+        self._encoder_warned = False
         self._warm = False  # set by warm(): a long-lived process loads the encoder for speed per query
         self._vectors = None
         self._vectors_generation = None
@@ -164,7 +168,7 @@ class Searcher(Closing):
         from searchlm.embed.cache import encoder_problem
         from searchlm.embed.onnx import OnnxEmbedder
 
-        why = encoder_problem(self.index_dir)
+        why = encoder_problem(self.index_dir, recorded=self.manifest.files)
         if why is not None:
             from searchlm.errors import IndexDamagedError
 
@@ -178,8 +182,6 @@ class Searcher(Closing):
     def vectors(self):
         """The vector store (FAISS or Milvus), reopened when the index changed since it was opened; a FAISS
         file that lags SQLite (an interrupted or running `index`) is brought up to date in memory."""
-        from searchlm.stores.base import open_store
-
         generation = self.store.generation
         if self._vectors is not None and self._vectors_generation == generation:
             return self._vectors
@@ -189,9 +191,31 @@ class Searcher(Closing):
             except SearchlmError:  # mid-write by another process: the one we have still describes the index
                 pass
             self._vectors.close()
-        self._vectors = open_store(self.index_dir, self.manifest, self.store, warm=self._warm)
+        self._vectors = self._open_vectors()
         self._vectors_generation = generation
         return self._vectors
+
+    def _open_vectors(self):
+        """The index's vector store; when it cannot be opened or a file of it is not the one recorded, one line
+        says so and the vectors stored in SQLite are searched instead (keywords then come from SQLite FTS5)."""
+        from searchlm.stores.base import open_store, sqlite_vectors
+
+        try:
+            vectors = open_store(self.index_dir, self.manifest, self.store, warm=self._warm)
+        except Exception as exc:  # noqa: BLE001 - a damaged store fails in its own library, in any way
+            why = str(exc) or type(exc).__name__
+        else:
+            try:
+                why = vectors.quick_problem()
+            except Exception as exc:  # noqa: BLE001 - a store that fails its own check is as damaged
+                why = f"{type(exc).__name__}: {exc}"
+            if not why:
+                return vectors
+            vectors.close()
+        name = self.settings.name
+        log.warning("index '%s': %s; searching the copy in SQLite (run `searchlm check --name %s --repair`)",
+                    name, " ".join(why.split())[:200], name)
+        return sqlite_vectors(self.index_dir, self.manifest, self.store)
 
     def warm(self) -> None:
         """Load encoder and FAISS now (a server calls this at start-up), tuned for many queries."""
@@ -231,7 +255,7 @@ class Searcher(Closing):
             q for q, (_, o) in zip(prepared, requests) if isinstance(q, str) and o.mode != "keyword"
         ))
         vectors: dict[str, np.ndarray] = {}
-        if texts and len(self.vectors):
+        if texts and len(self.vectors) and self._encoder_usable():
             vectors = dict(zip(texts, self.encoder.embed(texts)))
         out: list[list[Hit] | SearchlmError] = []
         for query, (_, options) in zip(prepared, requests):
@@ -278,7 +302,7 @@ class Searcher(Closing):
                 found = dict(self.store.keyword_search(fts, depth, where, params, cjk_query=cjk))
             keyword = {i: s for i, s in found.items() if math.isfinite(s)}  # a damaged page must not rank first
         if options.mode in ("hybrid", "dense"):
-            q, dense = self._dense(query, depth, flt, vector)
+            q, dense = self._dense(query, depth, flt, vector, hybrid=options.mode == "hybrid")
             if options.mode == "hybrid":
                 self._complete(fts, q, keyword, dense, cjk, in_store)
 
@@ -327,10 +351,30 @@ class Searcher(Closing):
                 self._corrections[key] = correct_query(self.store.conn, query.strip(), self._lexicon[1])
             return self._corrections[key]
 
+    def _encoder_usable(self, hybrid: bool = True) -> bool:
+        """Whether the query encoder loads. A damaged one is an IndexDamagedError in dense mode; in hybrid mode
+        one line says so and the search is keyword-only (never silently)."""
+        from searchlm.errors import IndexDamagedError
+
+        if self._encoder is not None:
+            return True
+        try:
+            self._encoder = self.load_encoder()
+            return True
+        except IndexDamagedError as exc:
+            if not hybrid:
+                raise
+            if not self._encoder_warned:
+                self._encoder_warned = True
+                log.warning("%s; searching keywords only meanwhile", exc)
+            return False
+
     def _dense(self, query: str, depth: int, flt: ChunkFilter,
-               vector: np.ndarray | None = None) -> tuple[np.ndarray | None, dict[int, float]]:
+               vector: np.ndarray | None = None, hybrid: bool = True) -> tuple[np.ndarray | None, dict[int, float]]:
         vectors = self.vectors
         if len(vectors) == 0:
+            return None, {}
+        if vector is None and not self._encoder_usable(hybrid):
             return None, {}
         q = self.encoder.embed_query(query) if vector is None else vector
         return q, {i: s for i, s in vectors.search(q, depth, flt).items() if math.isfinite(s)}

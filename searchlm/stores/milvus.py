@@ -13,10 +13,13 @@ another model, or a collection written by an older searchlm, is refused with a m
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
+from searchlm import integrity
 from searchlm.errors import StoreError
 from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore, weighted_fields
 from searchlm.text import porter_terms
@@ -44,6 +47,7 @@ class MilvusStore(VectorStore):
         self.manifest = manifest
         self.store = store
         self.spec = spec
+        self.index_dir = index_dir
         self.lite = "://" not in spec.uri
         self.uri = str(index_dir / spec.uri) if self.lite else spec.uri
         self.collection = spec.collection
@@ -155,7 +159,79 @@ class MilvusStore(VectorStore):
         store.clear_vector_changes(seq)
         self._count = None
         manifest.ann = {"backend": "milvus", "generation": store.generation, "count": len(self),
-                        "dense_index": self.dense_index}
+                        "dense_index": self.dense_index, "ids": integrity.ids_digest(store.chunk_ids())}
+        self._record_files(manifest)
+
+    # -- checking -----------------------------------------------------------------------------------------
+    def lite_files(self) -> list[str]:
+        """Milvus Lite's data files in the index folder (its lock and its previous manifest aside); none for a
+        server."""
+        if not self.lite:
+            return []
+        return integrity.files_under(self.index_dir, self.spec.uri,
+                                     skip=lambda name: name == "LOCK" or name.endswith(".prev"))
+
+    def _record_files(self, manifest) -> None:
+        if self.lite:
+            integrity.record(self.index_dir, manifest.files, self.lite_files(), prefix=self.spec.uri + "/")
+
+    def quick_problem(self) -> str | None:
+        """Cheap: a Lite data file that changed since the last sync, or a collection that is missing."""
+        ann = self.manifest.ann
+        if not self.client.has_collection(self.collection):
+            return f"the Milvus collection '{self.collection}' is missing" + (
+                "" if ann.get("backend") == "milvus" else " (not written yet: an interrupted first run)")
+        if self.lite and ann.get("generation") == self.store.generation:
+            return integrity.quick_problem(self.index_dir, self.manifest.files,
+                                           integrity.under(self.manifest.files, self.spec.uri + "/"))
+        return None
+
+    def verify(self) -> list[str]:
+        """The collection holds exactly SQLite's chunk ids (count and digest), and a search answers."""
+        ann, store = self.manifest.ann, self.store
+        if not self.client.has_collection(self.collection):
+            return [f"the Milvus collection '{self.collection}' is missing"]
+        if ann.get("backend") != "milvus" or ann.get("generation") != store.generation \
+                or store.has_pending_vector_changes():
+            return ["the Milvus collection is older than the database (an interrupted run)"]
+        if self.lite:
+            damaged = integrity.verify(self.index_dir, self.manifest.files,
+                                       integrity.under(self.manifest.files, self.spec.uri + "/"))
+            if damaged:
+                return [f"the Milvus Lite data is damaged ({damaged[0]})"]
+        wanted = store.chunk_ids()
+        try:
+            held = self._ids()
+            self.search(np.zeros(self.manifest.dimension, dtype=np.float32), 1)
+        except Exception as exc:  # noqa: BLE001 - whatever Milvus says of its damaged files
+            return [f"the Milvus collection cannot be read ({_first_line(exc)})"]
+        if len(held) != len(wanted):
+            return [f"the Milvus collection holds {len(held)} chunks for {len(wanted)} in the database"]
+        if integrity.ids_digest(held) != integrity.ids_digest(wanted):
+            return ["the Milvus collection holds chunk ids the database does not have"]
+        return []
+
+    def repair(self) -> None:
+        """Drop the collection and fill a new one from SQLite."""
+        if self.client.has_collection(self.collection):
+            self.client.drop_collection(self.collection)
+        self._loaded = False
+        self.manifest.ann = {}
+        self.sync(self.store, self.manifest)
+
+    @classmethod
+    def discard(cls, index_dir: Path, manifest, spec: StoreSpec) -> str | None:
+        """A Milvus Lite folder that cannot even be opened is moved aside (a new one is filled from SQLite);
+        a server's collection is the server's to fix."""
+        if "://" in spec.uri:
+            return None
+        path = index_dir / spec.uri
+        if not path.exists():
+            return None
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        manifest.ann = {}
+        return aside.name
 
     def _ids(self) -> np.ndarray:
         self._load()
@@ -246,6 +322,11 @@ class MilvusStore(VectorStore):
             self.client.close()
         except Exception:
             pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] if text else type(exc).__name__
 
 
 def _row(record: tuple) -> dict:
