@@ -200,8 +200,14 @@ class Searcher(Closing):
         says so and the vectors stored in SQLite are searched instead (keywords then come from SQLite FTS5)."""
         from searchlm.stores.base import open_store, sqlite_vectors
 
+        from searchlm.errors import IndexDamagedError
+
         try:
             vectors = open_store(self.index_dir, self.manifest, self.store, warm=self._warm)
+        except IndexDamagedError as exc:
+            why = str(exc).split("; run ")[0]
+        except SearchlmError:  # a refusal (another model's collection, a server down): its own one line
+            raise
         except Exception as exc:  # noqa: BLE001 - a damaged store fails in its own library, in any way
             why = str(exc) or type(exc).__name__
         else:

@@ -360,6 +360,12 @@ def _connect(uri: str, lite: bool):
         return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT)
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        if lite and Path(uri).exists():  # our own file that Milvus Lite cannot open: damaged derived data
+            from searchlm.errors import IndexDamagedError
+
+            name = Path(uri).parent.name
+            raise IndexDamagedError(f"index '{name}': the Milvus Lite data at {uri} cannot be opened ({reason}); "
+                                    f"run `searchlm check --name {name} --repair`") from None
         raise StoreError(
             f"Milvus at '{uri}' cannot be reached ({reason}) (start it, e.g. `docker compose up -d` with Milvus's "
             "docker-compose.yml, or index with --store milvus for a local Milvus Lite file)"

@@ -125,8 +125,10 @@ class TantivyStore(FaissStore):
             index = tantivy.Index.open(str(self.keyword_path))
             _register(index)
             return index
-        except (ValueError, OSError) as exc:  # damaged or foreign files: derived data, rebuilt from SQLite
-            log.warning("the tantivy index at %s cannot be opened (%s): searching SQLite FTS5", self.keyword_path, exc)
+        except BaseException as exc:  # damaged or foreign files (a panic, too): derived data, rebuilt from SQLite
+            if not _damage(exc):
+                raise
+            self._damaged(f"it cannot be opened: {exc}")
             return None
 
     def keyword_files(self) -> list[str]:
