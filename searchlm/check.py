@@ -7,8 +7,12 @@ what survives.
                     -> the readable documents and chunks are copied into a fresh database; the damaged file is
                        kept beside it (index.db.damaged-TIME); lost documents are re-read by the next `index`
     FTS5            the keyword index agrees with the chunks -> rebuilt from the chunks
-    vectors.faiss   loads and holds one vector per stored chunk -> rebuilt from the vectors in SQLite
-    encoder/        the ONNX query encoder's files are there and parse -> exported again from the model
+    vector store    whatever the backend (FAISS, faiss+tantivy, Milvus): its `verify()` against SQLite, i.e. the
+                    digests the manifest recorded for its files (`integrity.py`), counts, ids, finite unit vectors
+                    -> its `repair()`: rebuilt from SQLite (FAISS from the stored vectors, tantivy from the chunk
+                       texts, the Milvus collection from both); one that cannot even be opened is set aside first
+    encoder/        the ONNX query encoder's files are there, parse, and match their recorded digests
+                    -> a private copy of the model's export is put back (exported again if the cache is damaged)
 
 Every problem is one line; nothing here raises a traceback for damage, and nothing outside the index folder
 is touched (the encoder cache aside, see `embed.cache`).

@@ -467,7 +467,10 @@ class _IndexRun:
         self._encoder_checked = True
         # Missing, a file of it lost, or not the copy recorded (damaged): put it back. Checked by size and time
         # once a run; `check` compares digests.
-        if encoder_problem(self.index_dir, recorded=self.manifest.files) is not None:
+        # An index from before digests were recorded gets its private copy now (its encoder may be hard links
+        # into the shared cache).
+        if encoder_problem(self.index_dir, recorded=self.manifest.files) is not None or not any(
+                k.startswith(ENCODER_DIR + "/") for k in self.manifest.files):
             from searchlm.embed.base import resolve_model
             from searchlm.embed.cache import install_encoder, record_encoder
             from searchlm.embed.onnx import export_onnx

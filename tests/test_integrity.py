@@ -208,16 +208,21 @@ def test_damage_to_a_store_file_is_one_line_searched_around_then_repaired(small,
     assert documents(settings) == set(SMALL)
 
 
-def test_a_garbled_faiss_body_is_rebuilt_by_the_next_index_run(small, tmp_path, embedder):
-    """Random bytes inside vectors.faiss (same size): cosines of 4e37, and a re-run of `index` kept the file."""
+@pytest.mark.parametrize("backend", ["faiss", "faiss+tantivy"])
+def test_a_garbled_store_file_is_rebuilt_by_the_next_index_run(small, tmp_path, embedder, backend):
+    """Random bytes inside vectors.faiss or a tantivy segment (same size): cosines of 4e37 or a panic in every
+    search, and a re-run of `index` kept the file."""
     from searchlm.indexer import index_folder
 
-    settings = linked_copy(small("faiss"), tmp_path / "home")
-    garble(settings.index_dir / "vectors.faiss", 200, 1024)
-    index_folder(small.corpus, settings, embedder=embedder)
+    settings = linked_copy(small(backend), tmp_path / "home")
+    rel = main_file(settings, backend)
+    size = (settings.index_dir / rel).stat().st_size
+    garble(settings.index_dir / rel, size // 4, size // 2)
+    assert index_folder(small.corpus, settings, embedder=embedder).chunks_embedded == 0
     assert check_index(settings).ok
     with Searcher(settings) as searcher:
         hits = searcher.search("waggle dance hive", k=3, mode="dense")
+        assert searcher.search("waggle dance hive", k=1, mode="keyword")[0].path.endswith("bees.md")
     assert hits[0].path.endswith("bees.md") and all(-1.01 <= h.score <= 1.01 for h in hits)
 
 

@@ -241,7 +241,9 @@ class TantivyStore(FaissStore):
         state = manifest.ann.get("keyword") or {}
         in_step = (state.get("schema") == SCHEMA and state.get("generation") is not None
                    and state.get("generation") == manifest.ann.get("generation"))
-        index = self._open()
+        damaged = in_step and integrity.quick_problem(self.index_dir, manifest.files,
+                                                      integrity.under(manifest.files, KEYWORD_DIR + "/"))
+        index = None if damaged else self._open()
         pending = store.has_pending_vector_changes()
         whole = index is not None and in_step and index.searcher().num_docs == state.get("count")
         if whole and not pending and state.get("generation") == store.generation:
