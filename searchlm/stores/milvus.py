@@ -350,6 +350,7 @@ def _connect(uri: str, lite: bool):
     import logging
 
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # errors reach the user once, as a StoreError
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # damage too: once, as searchlm's own line
     if lite:
         try:
             import milvus_lite  # noqa: F401
