@@ -491,16 +491,19 @@ def run_store_damage(workdir: Path, stores=STORES, docs: int = 30, limit: int | 
                       restored=0, docs_lost=0)
         for rel in files[: limit or None]:
             for how in DAMAGES:
-                target = Settings(home=home, name="d", store=backend)
+                # A new name each case: Milvus Lite keeps a server per data folder alive in this process, and
+                # one whose folder was deleted and copied again under it fails as no separate process would.
+                name = f"d{counts['cases']}"
+                target = Settings(home=home, name=name, store=backend)
                 shutil.rmtree(target.index_dir, ignore_errors=True)
                 shutil.copytree(pristine.index_dir, target.index_dir, symlinks=True)
-                _rename_index(target.index_dir, "d")
+                _rename_index(target.index_dir, name)
                 before = _stored_docs(target.index_dir)
                 damage_file(target.index_dir / rel, how, rng)
                 row = {"store": backend, "file": rel, "damage": how}
                 err = workdir / "fd2.txt"
                 with fd2_to(err):
-                    first = CliRunner().invoke(app, ["search", queries[0][0], "--home", str(home), "--name", "d",
+                    first = CliRunner().invoke(app, ["search", queries[0][0], "--home", str(home), "--name", name,
                                                      "-k", "1", "--json"])
                 raw = err.read_text(errors="replace") + (first.stderr or "")
                 extra = [line for line in raw.splitlines() if line.strip()]
@@ -583,15 +586,18 @@ def _right_on_copy(pristine, target, rel, how, queries, home, rng) -> int:
     """Right top hits of a fresh damaged copy, before any repair (for a damage `check` did not report)."""
     from searchlm.search import Searcher
 
+    target = Settings(home=home, name=f"{target.name}p", store=target.store)
     shutil.rmtree(target.index_dir, ignore_errors=True)
     shutil.copytree(pristine.index_dir, target.index_dir, symlinks=True)
-    _rename_index(target.index_dir, "d")
+    _rename_index(target.index_dir, target.name)
     damage_file(target.index_dir / rel, how, rng)
     try:
         with fd2_to(home / "fd2-probe.txt"), Searcher(target) as s:
             return sum(bool(h := s.search(q, k=1)) and h[0].path.endswith(want) for q, want in queries)
     except Exception:  # noqa: BLE001 - a damage that stops searches is not silent
         return 10
+    finally:
+        shutil.rmtree(target.index_dir, ignore_errors=True)
 
 
 # -- disk full ----------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def check_index(settings: Settings, repair: bool = False, embedder=None) -> Chec
     if not (index_dir / MANIFEST).is_file() and not (index_dir / DB_FILE).is_file():
         raise IndexNotFoundError(f"index '{name}' not found in {settings.home} (see `searchlm indexes` for the names)")
     guard = write_lock(index_dir, name) if repair else _nothing()
-    with guard, disk_errors(index_dir):
+    with disk_errors(index_dir), guard:
         store = _check_database(index_dir, name, report, repair)
         manifest = _check_manifest(index_dir, name, report, repair, store)
         if store is None:
@@ -215,10 +215,13 @@ def _salvage(path: Path) -> tuple[int, int]:
                 kept += 1
             fresh.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(int(time.time())),))
         fresh.fill_doc_kinds()
-        try:  # documents whose rows were lost altogether count as lost too
-            lost = max(lost, int(json.loads(copy[0][0])["documents"]) - kept) if copy else lost
-        except (ValueError, KeyError, TypeError):
-            pass
+        # Documents whose rows were lost altogether count as lost too: the manifest (or its copy) has the count.
+        for source in (lambda: copy[0][0], lambda: (path.parent / MANIFEST).read_text(encoding="utf-8")):
+            try:
+                lost = max(lost, int(json.loads(source())["documents"]) - kept)
+                break
+            except (OSError, IndexError, ValueError, KeyError, TypeError):
+                continue
     finally:
         if old is not None:
             old.close()

@@ -108,7 +108,7 @@ def index_folder(
     report = IndexReport(name=settings.name)
     progress = progress or (lambda phase, done, total: None)
 
-    with write_lock(index_dir, settings.name), disk_errors(index_dir):
+    with disk_errors(index_dir), write_lock(index_dir, settings.name):
         manifest = _existing_manifest(index_dir, root, settings)
         chunker = chunker or ChunkerSettings(**(manifest.chunker if manifest else {}))
         progress("scan", 0, 0)

@@ -494,6 +494,45 @@ def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
         subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily: a closed-late connection must not keep it
 
 
+@pytest.mark.slow
+def test_check_repair_and_a_first_run_on_a_full_disk_are_one_line(tmp_path, embedder, monkeypatch):
+    """`check --repair` rebuilding FAISS, and a first run copying its encoder, on a full disk: a FAISS
+    RuntimeError or OSError traceback before."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        corpus = write_files(tmp_path / "c", GOOD)
+        settings = Settings(home=mount, name="full")
+        index_folder(corpus, settings, embedder=embedder)  # fits: the encoder is a link to the cache's folder
+        faiss_file = settings.index_dir / "vectors.faiss"
+        faiss_file.write_bytes(b"\0" * faiss_file.stat().st_size)
+        with open(mount / "filler", "wb") as f:  # fill the disk
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        with pytest.raises(SearchlmError, match="no space left") as caught:
+            check_index(settings, repair=True)
+        assert "\n" not in str(caught.value)
+        monkeypatch.delenv("SEARCHLM_SHARED_ENCODER")  # a private encoder copy does not fit either
+        with pytest.raises(SearchlmError, match="no space left") as caught:
+            index_folder(corpus, Settings(home=mount, name="first"), embedder=embedder)
+        assert "\n" not in str(caught.value)
+        (mount / "filler").unlink()
+        monkeypatch.setenv("SEARCHLM_SHARED_ENCODER", "1")
+        assert check_index(settings, repair=True).ok
+        assert Searcher(settings).search("waggle dance", k=1)[0].path.endswith("bees.md")
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 # -- the server: cross-site requests, token, queue, paths ----------------------------------------------------
 @pytest.fixture
 def served_good(make_index):

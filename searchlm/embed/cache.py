@@ -5,8 +5,9 @@ An index's `encoder/` folder is a private copy of the cached export, verified fi
 recorded in the cache when the export was made (`digests.json`): damage to one index's encoder (or to the cache)
 never reaches another index, and `check --repair` copies it again. The digests of the copy go into the index's
 manifest (`manifest.files`, see `searchlm.integrity`), which `check` verifies and a search compares by size and
-time. `SEARCHLM_SHARED_ENCODER=1` hard-links the cached files instead (no extra space for many indexes of one
-model, at the price of sharing any damage; check and repair still work per index).
+time. `SEARCHLM_SHARED_ENCODER=1` hard-links the cached files instead, or links the cached folder from another
+file system (no extra space for many indexes of one model, at the price of sharing any damage; check and repair
+still work per index).
 """
 
 from __future__ import annotations
@@ -91,10 +92,10 @@ def _install_copy(cached: Path, reference: dict, target: Path) -> bool:
         if shared:
             try:
                 shutil.copytree(cached, made, copy_function=os.link, ignore=_ignore)
-            except (OSError, shutil.Error):  # another file system: copy after all
+            except (OSError, shutil.Error):  # another file system: a link to the shared folder
                 shutil.rmtree(made, ignore_errors=True)
-            else:
-                copied = True
+                os.symlink(cached.resolve(), made, target_is_directory=True)
+            copied = True
         if copied and set(_files(made)) != set(reference):
             return False
         if not copied:  # a private copy, checked byte for byte against the export's digests
