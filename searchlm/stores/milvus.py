@@ -212,7 +212,8 @@ class MilvusStore(VectorStore):
         return []
 
     def repair(self) -> None:
-        """Drop the collection and fill a new one from SQLite."""
+        """Drop the collection and fill a new one from SQLite. (Moving a Lite folder aside here instead does not
+        work in-process: Milvus Lite keeps serving the moved folder's path until the process ends.)"""
         if self.client.has_collection(self.collection):
             self.client.drop_collection(self.collection)
         self._loaded = False
@@ -342,6 +343,8 @@ def _fit(text: str) -> str:
 
 
 def _connect(uri: str, lite: bool):
+    # gRPC's C core logs a Lite server's shutdown ("Got goaway") to stderr at its info level when asked to.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         from pymilvus import MilvusClient
     except ImportError:
