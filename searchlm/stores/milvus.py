@@ -216,6 +216,10 @@ class MilvusStore(VectorStore):
         work in-process: Milvus Lite keeps serving the moved folder's path until the process ends.)"""
         if self.client.has_collection(self.collection):
             self.client.drop_collection(self.collection)
+        elif self.lite:  # files of a collection Milvus Lite no longer lists (its schema lost) block a new one
+            import shutil
+
+            shutil.rmtree(Path(self.uri) / "collections" / self.collection, ignore_errors=True)
         self._loaded = False
         self.manifest.ann = {}
         self.sync(self.store, self.manifest)
