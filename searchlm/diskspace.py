@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
+import sqlite3
 from pathlib import Path
 
 from searchlm.errors import DiskFullError
@@ -16,7 +18,20 @@ def is_disk_full(exc: BaseException) -> bool:
         return True
     if isinstance(exc, shutil.Error):  # copytree gathers the per-file OSErrors as text
         return "No space left" in str(exc) or "quota exceeded" in str(exc).lower()
-    return "database or disk is full" in str(exc)
+    text = str(exc)  # SQLite says it in words; FAISS's RuntimeError quotes the C library's message
+    return "database or disk is full" in text or "No space left on device" in text or "Disk quota exceeded" in text
+
+
+@contextlib.contextmanager
+def disk_errors(where: Path):
+    """A full disk or quota met inside (SQLite, FAISS, a copy) as one DiskFullError naming the path, instead of
+    a traceback from deep inside."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError, RuntimeError, shutil.Error) as exc:
+        if not is_disk_full(exc):
+            raise
+        raise disk_full(Path(getattr(exc, "filename", None) or where), getattr(exc, "needed", None)) from None
 
 
 def free_bytes(path: Path) -> int | None:

@@ -37,6 +37,7 @@ from searchlm.errors import (
 from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular, wall_clock_exceeded
 from searchlm.extract.markdown import MYST_REFERENCE
 from searchlm.lock import write_lock
+from searchlm.diskspace import disk_errors
 from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
@@ -108,7 +109,7 @@ def index_folder(
     report = IndexReport(name=settings.name)
     progress = progress or (lambda phase, done, total: None)
 
-    with write_lock(index_dir, settings.name), _disk_errors(index_dir):
+    with disk_errors(index_dir), write_lock(index_dir, settings.name):
         manifest = _existing_manifest(index_dir, root, settings)
         chunker = chunker or ChunkerSettings(**(manifest.chunker if manifest else {}))
         progress("scan", 0, 0)
@@ -148,20 +149,6 @@ def _documents(store: Store) -> int:
         return store.counts()[0]
     except sqlite3.Error:  # a store that cannot be read is not known to be empty: keep it
         return 1
-
-
-@contextlib.contextmanager
-def _disk_errors(index_dir: Path):
-    """A full disk or quota as a DiskFullError naming the path, instead of a traceback from deep inside."""
-    from searchlm.diskspace import disk_full, is_disk_full
-
-    try:
-        yield
-    except (OSError, sqlite3.OperationalError) as exc:
-        if not is_disk_full(exc):
-            raise
-        where = Path(getattr(exc, "filename", None) or index_dir)
-        raise disk_full(where, getattr(exc, "needed", None)) from None
 
 
 def _existing_manifest(index_dir: Path, root: Path, settings: Settings) -> Manifest | None:
@@ -212,6 +199,7 @@ class _IndexRun:
         self._on_file: Callable[[str | None], None] = lambda path: None
         self._pool = None  # the extraction process, started by the first PDF, DOCX or HTML file
         self._targets = None  # the folder's Sphinx labels and titles, scanned when the first .rst file is read
+        self._encoder_checked = False  # the query encoder was checked (and put back if need be) this run
 
     # Models load only when something needs embedding: an unchanged re-run imports no torch.
     @property
@@ -487,9 +475,17 @@ class _IndexRun:
             self.manifest.save(self.index_dir, self.store)
         from searchlm.embed.cache import encoder_problem
 
-        if encoder_problem(self.index_dir) is not None:  # missing, or a file of it lost: put it back
+        if self._encoder_checked:
+            return
+        self._encoder_checked = True
+        # Missing, a file of it lost, or not the copy recorded (damaged): put it back. Checked by size and time
+        # once a run; `check` compares digests.
+        # An index from before digests were recorded gets its private copy now (its encoder may be hard links
+        # into the shared cache).
+        if encoder_problem(self.index_dir, recorded=self.manifest.files) is not None or not any(
+                k.startswith(ENCODER_DIR + "/") for k in self.manifest.files):
             from searchlm.embed.base import resolve_model
-            from searchlm.embed.cache import install_encoder
+            from searchlm.embed.cache import install_encoder, record_encoder
             from searchlm.embed.onnx import export_onnx
 
             def export(folder: Path) -> None:
@@ -497,7 +493,9 @@ class _IndexRun:
                     warnings.simplefilter("ignore")
                     export_onnx(self._torch_model(), self.model, folder)
 
-            install_encoder(export, self.model, resolve_model(self.model), self.index_dir / ENCODER_DIR)
+            entries = install_encoder(export, self.model, resolve_model(self.model), self.index_dir / ENCODER_DIR)
+            record_encoder(self.manifest, entries)
+            self.manifest.save(self.index_dir, self.store)
 
     def _torch_model(self):
         """The sentence-transformers model to export: the embedder's own, or (a remote embedder) a local copy."""

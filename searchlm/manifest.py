@@ -32,6 +32,8 @@ class Manifest:
     chunks: int = 0
     store: dict = field(default_factory=lambda: {"backend": "faiss"})  # the vector store, see stores/base.py
     ann: dict = field(default_factory=dict)  # the store's state, e.g. FAISS {"type": "flat"|"hnsw", "generation", "count"}
+    # Derived files (FAISS, tantivy segments, encoder) -> {size, mtime_ns, digest}: see integrity.py
+    files: dict = field(default_factory=dict)
     readers: dict = field(default_factory=dict)  # kind -> reader version the documents were extracted with (1 if absent)
     updated_at: float = 0.0
     # Made anew each time an index is created (indexes from before it have ""): a server that opened an index
@@ -78,7 +80,7 @@ class Manifest:
         except TypeError as exc:
             raise damaged(name, str(exc)[:80]) from None
         for key, kind in (("name", str), ("root", str), ("model", str), ("dimension", int), ("chunker", dict),
-                          ("ann", dict), ("readers", dict), ("documents", int), ("chunks", int)):
+                          ("ann", dict), ("files", dict), ("readers", dict), ("documents", int), ("chunks", int)):
             if not isinstance(getattr(manifest, key), kind):
                 raise damaged(name, f"'{key}' is not a {kind.__name__}")
         if manifest.dimension < 1:

@@ -11,6 +11,7 @@ searchers of a server's pool share one `SearchResources`. A search returns a `Se
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -37,6 +38,8 @@ from searchlm.records import Hit, IndexRef, SearchResult
 from searchlm.settings import Settings
 from searchlm.store import Store
 from searchlm.stores.base import ChunkFilter
+
+log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "keyword")
 FUSIONS = ("minmax", "rrf")
@@ -259,6 +262,7 @@ class Searcher(Closing):
         # Given: shared with other searchers of the index, which close them (a server's pool); else our own.
         self._owns_resources = resources is None
         self.resources = resources if resources is not None else SearchResources()
+        self._encoder_warned = False  # a damaged encoder is said once, then searches are keyword-only
         self.on_model_load = None  # called with a reranker's name before its model loads (a CLI says so)
 
     def close(self) -> None:
@@ -290,7 +294,7 @@ class Searcher(Closing):
             from searchlm.embed.cache import model_encoder
 
             return OnnxEmbedder(model_encoder(self.manifest.model), warm=self.resources.warm)
-        why = encoder_problem(self.index_dir)
+        why = encoder_problem(self.index_dir, recorded=self.manifest.files)
         if why is not None:
             from searchlm.errors import IndexDamagedError
 
@@ -304,8 +308,6 @@ class Searcher(Closing):
     def vectors(self):
         """The vector store (FAISS or Milvus), reopened when the index changed since it was opened; a FAISS
         file that lags SQLite (an interrupted or running `index`) is brought up to date in memory."""
-        from searchlm.stores.base import open_store
-
         generation = self.store.generation
         shared = self.resources
         found = shared.vectors
@@ -321,9 +323,37 @@ class Searcher(Closing):
                     pass
                 shared.vectors.close()
                 shared.vectors = None
-            shared.vectors = open_store(self.index_dir, self.manifest, self.store, warm=shared.warm)
+            shared.vectors = self._open_vectors()
             shared.vectors_generation = generation
             return shared.vectors
+
+    def _open_vectors(self):
+        """The index's vector store; when it cannot be opened or a file of it is not the one recorded, one line
+        says so and the vectors stored in SQLite are searched instead (keywords then come from SQLite FTS5)."""
+        from searchlm.stores.base import open_store, sqlite_vectors
+
+        from searchlm.errors import IndexDamagedError
+
+        try:
+            vectors = open_store(self.index_dir, self.manifest, self.store, warm=self.resources.warm)
+        except IndexDamagedError as exc:
+            why = str(exc).split("; run ")[0]
+        except SearchlmError:  # a refusal (another model's collection, a server down): its own one line
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged store fails in its own library, in any way
+            why = str(exc) or type(exc).__name__
+        else:
+            try:
+                why = vectors.quick_problem()
+            except Exception as exc:  # noqa: BLE001 - a store that fails its own check is as damaged
+                why = f"{type(exc).__name__}: {exc}"
+            if not why:
+                return vectors
+            vectors.close()
+        name = self.settings.name
+        log.warning("index '%s': %s; searching the copy in SQLite (run `searchlm check --name %s --repair`)",
+                    name, " ".join(why.split())[:200], name)
+        return sqlite_vectors(self.index_dir, self.manifest, self.store)
 
     def warm(self) -> None:
         """Load encoder and FAISS now (a server calls this at start-up), tuned for many queries."""
@@ -372,7 +402,7 @@ class Searcher(Closing):
             q[0] for q, (_, o) in zip(prepared, requests) if isinstance(q, tuple) and o.mode != "keyword"
         ))
         vectors: dict[str, np.ndarray] = {}
-        if texts and len(self.vectors):
+        if texts and len(self.vectors) and self._encoder_usable():
             vectors = dict(zip(texts, self.encoder.embed(texts)))
         encoded = time.perf_counter()  # the batch's shared part: each result's "prepare"
         out: list[SearchResult | SearchlmError] = []
@@ -438,7 +468,7 @@ class Searcher(Closing):
                 found = dict(self.store.keyword_search(fts, depth, where, params, cjk_query=cjk))
             keyword = {i: s for i, s in found.items() if math.isfinite(s)}  # a damaged page must not rank first
         if options.mode in ("hybrid", "dense"):
-            q, dense = self._dense(query, depth, flt, vector)
+            q, dense = self._dense(query, depth, flt, vector, hybrid=options.mode == "hybrid")
             if options.mode == "hybrid":
                 self._complete(fts, q, keyword, dense, cjk, in_store)
 
@@ -490,10 +520,30 @@ class Searcher(Closing):
                 shared.corrections[key] = correct_query(self.store.conn, query.strip(), shared.lexicon[1])
             return shared.corrections[key]
 
+    def _encoder_usable(self, hybrid: bool = True) -> bool:
+        """Whether the query encoder loads. A damaged one is an IndexDamagedError in dense mode; in hybrid mode
+        one line says so and the search is keyword-only (never silently)."""
+        from searchlm.errors import IndexDamagedError
+
+        if self.resources.encoder is not None:
+            return True
+        try:
+            self.encoder  # noqa: B018 - loads it into the shared resources
+            return True
+        except IndexDamagedError as exc:
+            if not hybrid:
+                raise
+            if not self._encoder_warned:
+                self._encoder_warned = True
+                log.warning("%s; searching keywords only meanwhile", exc)
+            return False
+
     def _dense(self, query: str, depth: int, flt: ChunkFilter,
-               vector: np.ndarray | None = None) -> tuple[np.ndarray | None, dict[int, float]]:
+               vector: np.ndarray | None = None, hybrid: bool = True) -> tuple[np.ndarray | None, dict[int, float]]:
         vectors = self.vectors
         if len(vectors) == 0:
+            return None, {}
+        if vector is None and not self._encoder_usable(hybrid):
             return None, {}
         q = self.encoder.embed_query(query) if vector is None else vector
         return q, {i: s for i, s in vectors.search(q, depth, flt).items() if math.isfinite(s)}

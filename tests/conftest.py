@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The suite builds hundreds of indexes: they hard-link the cached encoder export instead of each copying and
+# hashing 174 MB. The private copy (the default) has its own test, which unsets this.
+os.environ.setdefault("SEARCHLM_SHARED_ENCODER", "1")
 # The per-user registry of index homes (searchlm/homes.py) goes to a temporary folder, never the user's own.
 os.environ["SEARCHLM_DATA_DIR"] = tempfile.mkdtemp(prefix="searchlm-data-")
 

@@ -435,49 +435,38 @@ def test_check_on_a_healthy_index_and_the_cli(make_index):
     assert result.exit_code == 0 and "ok" in result.output
     (settings.index_dir / "vectors.faiss").write_bytes(b"junk")
     result = CliRunner().invoke(app, ["check", "--home", str(settings.home), "--name", settings.name])
-    assert result.exit_code == 1 and "vectors: vectors.faiss cannot be read" in result.output and "--repair" in result.output
+    assert result.exit_code == 1 and "vectors: vectors.faiss has 4 bytes" in result.output and "--repair" in result.output
     result = CliRunner().invoke(app, ["check", "--home", str(settings.home), "--name", settings.name, "--repair"])
     assert result.exit_code == 0 and "repaired" in result.output
 
 
-# -- one shared encoder per model ---------------------------------------------------------------------------
-def test_indexes_share_one_encoder_copy_and_survive_the_cache(tmp_path, embedder, monkeypatch):
+# -- one export per model, a private verified copy per index ----------------------------------------------
+def test_each_index_has_a_private_encoder_copy_and_damage_stays_in_it(tmp_path, embedder, monkeypatch):
+    """Encoder files were hard links into the shared cache: random bytes in one index's weights reached every
+    index of the model. Now each index holds a copy checked against the export's digests."""
     import shutil
 
     monkeypatch.setenv("SEARCHLM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SEARCHLM_SHARED_ENCODER", raising=False)
     corpus = write_files(tmp_path / "c", GOOD)
     one, two = (Settings(home=tmp_path / "home", name=n) for n in ("one", "two"))
     for s in (one, two):
         index_folder(corpus, s, embedder=embedder)
     a, b = (s.index_dir / "encoder" / "encoder.onnx" for s in (one, two))
-    assert a.stat().st_ino == b.stat().st_ino and a.stat().st_nlink >= 3  # hard links, not copies
-    shutil.rmtree(tmp_path / "cache")
-    assert Searcher(one).search("waggle dance", k=1)[0].path.endswith("bees.md")
-
-
-@pytest.mark.skipif(os.stat("/tmp").st_dev == os.stat("/dev/shm").st_dev if os.path.isdir("/dev/shm") else True,
-                    reason="needs a second file system for the cache")
-def test_an_index_on_another_file_system_links_the_shared_copy(tmp_path, embedder, monkeypatch):
-    import shutil
-    import tempfile
-
-    cache = Path(tempfile.mkdtemp(dir="/dev/shm"))
-    monkeypatch.setenv("SEARCHLM_CACHE", str(cache))
-    try:
-        corpus = tmp_path / "c"
-        corpus.mkdir()
-        (corpus / "bees.md").write_text(GOOD["bees.md"])
-        settings = Settings(home=tmp_path / "home", name="far")
-        index_folder(corpus, settings, embedder=embedder)
-        assert (settings.index_dir / "encoder").is_symlink()  # no 174 MB copy
-        assert Searcher(settings).search("waggle dance", k=1)
-        shutil.rmtree(cache)
-        with pytest.raises(IndexDamagedError, match="check --name far --repair"):
-            Searcher(settings).search("waggle dance", k=1)
-        assert check_index(settings, repair=True, embedder=embedder).ok
-        assert Searcher(settings).search("waggle dance", k=1)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+    assert a.stat().st_ino != b.stat().st_ino and a.stat().st_nlink == 1  # copies, not links
+    size = a.stat().st_size
+    with open(a, "r+b") as f:  # garble the middle of one index's weights
+        f.seek(size // 2)
+        f.write(os.urandom(4096))
+    with Searcher(two) as searcher:  # the other index is untouched
+        assert searcher.search("waggle dance", k=1, mode="dense")[0].path.endswith("bees.md")
+    report = check_index(one)
+    assert [p.part for p in report.problems] == ["encoder"] and "digest" in report.problems[0].message
+    with pytest.raises(IndexDamagedError, match="check --name one --repair"):
+        Searcher(one).search("waggle dance", k=1, mode="dense")
+    assert check_index(one, repair=True, embedder=embedder).ok and check_index(one).ok
+    shutil.rmtree(tmp_path / "cache")  # the copies do not need the cache
+    assert Searcher(one).search("waggle dance", k=1, mode="dense")[0].path.endswith("bees.md")
 
 
 # -- disk full ----------------------------------------------------------------------------------------------
@@ -503,6 +492,45 @@ def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
         assert Searcher(settings).search("waggle dance", k=1)[0].path.endswith("bees.md")
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily: a closed-late connection must not keep it
+
+
+@pytest.mark.slow
+def test_check_repair_and_a_first_run_on_a_full_disk_are_one_line(tmp_path, embedder, monkeypatch):
+    """`check --repair` rebuilding FAISS, and a first run copying its encoder, on a full disk: a FAISS
+    RuntimeError or OSError traceback before."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        corpus = write_files(tmp_path / "c", GOOD)
+        settings = Settings(home=mount, name="full")
+        index_folder(corpus, settings, embedder=embedder)  # fits: the encoder is a link to the cache's folder
+        faiss_file = settings.index_dir / "vectors.faiss"
+        faiss_file.write_bytes(b"\0" * faiss_file.stat().st_size)
+        with open(mount / "filler", "wb") as f:  # fill the disk
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        with pytest.raises(SearchlmError, match="no space left") as caught:
+            check_index(settings, repair=True)
+        assert "\n" not in str(caught.value)
+        monkeypatch.delenv("SEARCHLM_SHARED_ENCODER")  # a private encoder copy does not fit either
+        with pytest.raises(SearchlmError, match="no space left") as caught:
+            index_folder(corpus, Settings(home=mount, name="first"), embedder=embedder)
+        assert "\n" not in str(caught.value)
+        (mount / "filler").unlink()
+        monkeypatch.setenv("SEARCHLM_SHARED_ENCODER", "1")
+        assert check_index(settings, repair=True).ok
+        assert Searcher(settings).search("waggle dance", k=1)[0].path.endswith("bees.md")
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 # -- the server: cross-site requests, token, queue, paths ----------------------------------------------------

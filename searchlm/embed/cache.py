@@ -1,10 +1,13 @@
-"""A per-user cache of ONNX encoder exports: one shared copy per model fingerprint, exported once, not once per
-index (the export is ~174 MB with its runtime-optimized copy).
+"""A per-user cache of ONNX encoder exports: one export per model fingerprint, made once, not once per index
+(the export is ~174 MB with its runtime-optimized copy).
 
-An index's `encoder/` folder gets hard links to the cached files when the index home and the cache share a
-file system: no extra space, and the index keeps working if the cache is deleted. Across file systems (where a
-hard link is impossible) `encoder/` is a symlink to the shared copy instead of a 174 MB copy; if that copy is
-deleted, `searchlm check --repair` or the next `searchlm index` exports it again.
+An index's `encoder/` folder is a private copy of the cached export, verified file by file against the digests
+recorded in the cache when the export was made (`digests.json`): damage to one index's encoder (or to the cache)
+never reaches another index, and `check --repair` copies it again. The digests of the copy go into the index's
+manifest (`manifest.files`, see `searchlm.integrity`), which `check` verifies and a search compares by size and
+time. `SEARCHLM_SHARED_ENCODER=1` hard-links the cached files instead, or links the cached folder from another
+file system (no extra space for many indexes of one model, at the price of sharing any damage; check and repair
+still work per index).
 """
 
 from __future__ import annotations
@@ -16,47 +19,131 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from searchlm import integrity
 from searchlm.cache import cache_home, model_fingerprint
+from searchlm.errors import IndexDamagedError
 from searchlm.manifest import ENCODER_DIR
 
+DIGESTS = "digests.json"  # in a cached export: the digest of each file, written right after the export
 
-def install_encoder(export, model_id: str, model_path: str, target: Path) -> None:
-    """Put an ONNX export of the model at `target`: linked from the shared cache (exported there first by
-    `export(folder)` when it is missing or damaged). An unwritable cache gets an export straight into `target`."""
 
+def install_encoder(export, model_id: str, model_path: str, target: Path) -> dict:
+    """Put a verified private copy of the model's ONNX export at `target` (exported into the shared cache first
+    by `export(folder)` when it is missing, damaged or unrecorded there). Returns the copy's manifest entries
+    ({'encoder/NAME': {size, mtime_ns, digest}}). An unwritable cache gets an export straight into `target`."""
+    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
+    cached = cache_home() / "onnx" / key
+    for attempt in range(2):
+        reference = _reference(cached) if attempt == 0 else None
+        if reference is None:
+            try:
+                export(cached)
+                reference = _write_reference(cached)
+            except PermissionError:
+                _remove(target)
+                export(target)  # an unwritable cache still leaves a working index
+                return _entries(target)
+        if _install_copy(cached, reference, target):
+            return _entries(target, reference)
+    raise IndexDamagedError(f"the ONNX encoder exported to {cached} does not match its own digests after a fresh "
+                            "export (check the disk, then run the command again)")
+
+
+def shared_encoder(export, model_id: str, model_path: str) -> Path:
+    """The cached ONNX export of the model, exported there first by `export(folder)` when it is missing or does
+    not match its digests: what a search replica with no index folder (and so no `encoder/`) loads."""
+    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
+    cached = cache_home() / "onnx" / key
+    if _reference(cached) is None:
+        export(cached)
+        _write_reference(cached)
+    return cached
+
+
+def _reference(cached: Path) -> dict | None:
+    """The cached export's recorded digests, when the export is whole (an export from before digests were
+    recorded gets them now)."""
+    if encoder_problem(cached.parent, cached.name) is not None:
+        return None
     try:
-        cached = shared_encoder(export, model_id, model_path)
-    except PermissionError:
-        _replace(target, export)  # an unwritable cache still leaves a working index
-        return
+        data = json.loads((cached / DIGESTS).read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data:
+            return data
+    except (OSError, ValueError):
+        pass
+    try:
+        return _write_reference(cached)
+    except OSError:
+        return None
+
+
+def _write_reference(cached: Path) -> dict:
+    digests = {rel: integrity.file_digest(cached / rel) for rel in _files(cached)}
+    tmp = cached / f".{DIGESTS}.tmp"
+    tmp.write_text(json.dumps(digests, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, cached / DIGESTS)
+    return digests
+
+
+def _files(folder: Path) -> list[str]:
+    return [rel for rel in integrity.files_under(folder, ".", skip=lambda n: n.startswith("."))
+            if rel != DIGESTS]
+
+
+def _install_copy(cached: Path, reference: dict, target: Path) -> bool:
+    """Copy (or, with SEARCHLM_SHARED_ENCODER=1, hard-link) the cached export into a temp folder beside
+    `target`, check every file against `reference`, then swap it in. False when a file does not match (the
+    cache is damaged)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".encoder-", dir=target.parent))
+    shared = os.environ.get("SEARCHLM_SHARED_ENCODER", "") not in ("", "0")
     try:
-        try:
-            shutil.copytree(cached, tmp / "e", copy_function=os.link)
-            made = tmp / "e"
-        except (OSError, shutil.Error):  # another file system: share the cached copy instead of copying it
-            os.symlink(cached.resolve(), tmp / "link", target_is_directory=True)
-            made = tmp / "link"
+        made = tmp / "e"
+        copied = False
+        if shared:
+            try:
+                shutil.copytree(cached, made, copy_function=os.link, ignore=_ignore)
+            except (OSError, shutil.Error):  # another file system: a link to the shared folder
+                shutil.rmtree(made, ignore_errors=True)
+                os.symlink(cached.resolve(), made, target_is_directory=True)
+            copied = True
+        if copied and set(_files(made)) != set(reference):
+            return False
+        if not copied:  # a private copy, checked byte for byte against the export's digests
+            shutil.copytree(cached, made, ignore=_ignore)
+            if set(_files(made)) != set(reference):
+                return False
+            for rel, digest in reference.items():
+                if integrity.file_digest(made / rel) != digest:
+                    return False
+        os.chmod(made, 0o755)
         _remove(target)
         os.replace(made, target)
+        return True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def shared_encoder(export, model_id: str, model_path: str) -> Path:
-    """The shared cached ONNX export of the model (exported there first by `export(folder)` when it is missing or
-    damaged): what an index's `encoder/` links to, and what a search replica with no index folder loads."""
-    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
-    cached = cache_home() / "onnx" / key
-    if encoder_problem(cached.parent, cached.name) is not None:
-        export(cached)
-    return cached
+def _ignore(folder, names):
+    return [n for n in names if n == DIGESTS or n.startswith(".")]
 
 
-def _replace(target: Path, export) -> None:
-    _remove(target)
-    export(target)
+def _entries(target: Path, reference: dict | None = None) -> dict:
+    """Manifest entries of the encoder's files, as paths in the index folder (digests from `reference` when the
+    copy was just checked against it)."""
+    files: dict = {}
+    for rel in _files(target):
+        st = (target / rel).stat()
+        digest = (reference or {}).get(rel) or integrity.file_digest(target / rel)
+        files[f"{target.name}/{rel}"] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "digest": digest}
+    return files
+
+
+def record_encoder(manifest, entries: dict) -> None:
+    """Replace the manifest's encoder entries with `entries` (what `install_encoder` returned)."""
+    for key in [k for k in manifest.files if k.startswith(ENCODER_DIR + "/")]:
+        del manifest.files[key]
+    manifest.files.update(entries)
 
 
 def _remove(target: Path) -> None:
@@ -69,8 +156,11 @@ def _remove(target: Path) -> None:
 ENCODER_FILES = ("encoder.onnx", "tokenizer.json", "onnx_encoder.json")
 
 
-def encoder_problem(index_dir: Path, folder_name: str = ENCODER_DIR) -> str | None:
-    """What is wrong with the index's ONNX query encoder (or with any export folder), or None."""
+def encoder_problem(index_dir: Path, folder_name: str = ENCODER_DIR, recorded: dict | None = None,
+                    deep: bool = False) -> str | None:
+    """What is wrong with the index's ONNX query encoder (or with any export folder), or None. With `recorded`
+    (a manifest's `files`), its files are compared with what was recorded: by size and time (a stat each), or
+    with `deep`, by digest."""
     folder = index_dir / folder_name
     if folder.is_symlink() and not folder.exists():
         return f"{folder_name}/ points at a shared copy that is gone ({os.readlink(folder)})"
@@ -87,6 +177,12 @@ def encoder_problem(index_dir: Path, folder_name: str = ENCODER_DIR) -> str | No
             return f"{folder_name}/{name} is damaged ({type(exc).__name__})"
         if not isinstance(data, dict):
             return f"{folder_name}/{name} is damaged (not a JSON object)"
+    if recorded:
+        rels = integrity.under(recorded, folder_name + "/")
+        if deep:
+            damaged = integrity.verify(index_dir, recorded, rels)
+            return damaged[0] if damaged else None
+        return integrity.quick_problem(index_dir, recorded, rels)
     return None
 
 

@@ -1,6 +1,7 @@
 """The vector-store seam: where an index keeps its vectors, and for some backends its keyword index too.
 
-    VectorStore        the contract: sync with SQLite, search (dense; keyword when `keyword` is True), close
+    VectorStore        the contract: sync with SQLite, search (dense; keyword when `keyword` is True), verify and
+                       repair (what `searchlm check` runs, for every backend alike), close
     ├── FaissStore     stores/faiss.py: one FAISS file in the index folder (the default, embedded)
     │   └── TantivyStore   stores/tantivy.py: the same FAISS file, and BM25 in a tantivy index beside it (fast past
     │                      a million chunks, where FTS5's full scoring is not)
@@ -125,6 +126,26 @@ class VectorStore:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def verify(self) -> list[str]:
+        """Deep check against SQLite (`searchlm check`): what is wrong, one line each; [] when all is well. A
+        line saying "older than the database" is an interrupted run that searches catch up, not damage."""
+        raise NotImplementedError
+
+    def quick_problem(self) -> str | None:
+        """Cheap (a few stats), at open: a derived file that is not the one the manifest recorded, or data that
+        is gone. A searcher that gets one says so in one line and searches SQLite's copy instead."""
+        return None
+
+    @classmethod
+    def discard(cls, index_dir: Path, manifest: Manifest, spec: StoreSpec) -> str | None:
+        """Set aside what cannot even be opened, so `repair` starts afresh; returns what was moved, or None."""
+        return None
+
+    def repair(self) -> None:
+        """Rebuild what this store holds from SQLite (`check --repair`) and record it in the manifest (which the
+        caller saves)."""
+        raise NotImplementedError
+
     def warm_up(self) -> None:
         """Load what the first search would (a server calls this at start-up)."""
 
@@ -160,9 +181,9 @@ def collection_name(index_name: str) -> str:
     return "searchlm_" + (re.sub(r"[^A-Za-z0-9_]", "_", index_name) or "default")
 
 
-def open_store(index_dir: Path, manifest: Manifest, store: Store, *, warm: bool = False) -> VectorStore:
-    """The manifest's vector store for this index, ready to search or sync. Backends are registered by name
-    (searchlm/plugins.py, `register_stores`: the built-ins and what plugins add), imported on first use."""
+def store_class(manifest: Manifest) -> type[VectorStore]:
+    """The class of the manifest's vector store. Backends are registered by name (searchlm/plugins.py,
+    `register_stores`: the built-ins and what plugins add), imported on first use (faiss and pymilvus are heavy)."""
     from searchlm.plugins import stores
 
     spec = StoreSpec.from_json(manifest.store)
@@ -172,4 +193,22 @@ def open_store(index_dir: Path, manifest: Manifest, store: Store, *, warm: bool 
             f"index '{manifest.name}' keeps its vectors in '{spec.backend}', which this searchlm does not know "
             "(install the plugin that provides it, or upgrade searchlm: pip install -U searchlm)"
         )
-    return backend.load()(index_dir, manifest, store, spec=spec, warm=warm)
+    return backend.load()
+
+
+def discard_store(index_dir: Path, manifest: Manifest) -> str | None:
+    """Set aside the store's data that cannot be opened (see `VectorStore.discard`)."""
+    return store_class(manifest).discard(index_dir, manifest, StoreSpec.from_json(manifest.store))
+
+
+def sqlite_vectors(index_dir: Path, manifest: Manifest, store: Store) -> VectorStore:
+    """The vectors stored in SQLite, searched exactly in memory: what a search falls back on when the index's own
+    vector store is damaged or gone (keyword search then reads SQLite FTS5)."""
+    from searchlm.stores.faiss import FaissStore
+
+    return FaissStore(index_dir, manifest, store, in_memory=True)
+
+
+def open_store(index_dir: Path, manifest: Manifest, store: Store, *, warm: bool = False) -> VectorStore:
+    """The manifest's vector store for this index, ready to search or sync."""
+    return store_class(manifest)(index_dir, manifest, store, spec=StoreSpec.from_json(manifest.store), warm=warm)

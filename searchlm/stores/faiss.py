@@ -14,14 +14,18 @@ SQLite once they pass `TOMBSTONE_SHARE` of it.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
+from searchlm import integrity
 from searchlm.fileio import temp_path_for
 from searchlm.manifest import FAISS_FILE
 from searchlm.stores.base import ChunkFilter, VectorStore
+
+log = logging.getLogger(__name__)
 
 HNSW_THRESHOLD = 100_000
 HNSW_M = 32
@@ -302,8 +306,9 @@ class FaissStore(VectorStore):
 
     name = "faiss"
 
-    def __init__(self, index_dir: Path, manifest, store, spec=None, warm: bool = False):
+    def __init__(self, index_dir: Path, manifest, store, spec=None, warm: bool = False, in_memory: bool = False):
         self.path = index_dir / FAISS_FILE
+        self.in_memory = in_memory  # built from SQLite, never read or written (see stores.base.sqlite_vectors)
         self.manifest = manifest
         self.store = store
         self.warm = warm
@@ -334,7 +339,12 @@ class FaissStore(VectorStore):
     def _read(self, mmap: bool = True) -> VectorIndex | None:
         """The file, memory-mapped for searching; read into memory for editing (a mapped index is read-only, and
         copying it costs twice a plain read: 4.4 s against 0.8 s for 50k vectors under load)."""
-        if not self.path.is_file():
+        if self.in_memory or not self.path.is_file():
+            return None
+        why = self.quick_problem()
+        if why:  # derived data: SQLite holds every vector, and the searcher or the run rebuilds it from there
+            log.warning("index '%s': %s; searching the vectors stored in SQLite (run `searchlm check --name %s "
+                        "--repair`)", self.manifest.name, why, self.manifest.name)
             return None
         try:
             # A GPU copy only pays off in a long-lived process: CUDA start-up costs more than a cold search.
@@ -349,6 +359,17 @@ class FaissStore(VectorStore):
             index.ef = ann["ef_search"]
             index.tuning = {key: ann[key] for key in TUNING_KEYS if key in ann}
         return index
+
+    def _current(self) -> bool:
+        """The manifest describes the files as they are now (no run was interrupted between them)."""
+        return self.manifest.ann.get("generation") == self.store.generation
+
+    def quick_problem(self) -> str | None:
+        """Cheap (a stat): the FAISS file is not the one the manifest recorded; None when it is, or when the
+        manifest records the state of another generation (an interrupted run: the file is rebuilt anyway)."""
+        if self.in_memory or not self._current():
+            return None
+        return integrity.quick_problem(self.path.parent, self.manifest.files, [self.path.name])
 
     def _build(self, store) -> VectorIndex:
         count = store.counts()[1]
@@ -457,7 +478,49 @@ class FaissStore(VectorStore):
         index.threads = 1  # as a loaded one (see _read)
         return True
 
+    # -- checking -----------------------------------------------------------------------------------------
+    def verify(self) -> list[str]:
+        """What is wrong with the FAISS file, one line each: missing, of another digest, unreadable, of another
+        dimension or count, holding ids SQLite does not, or vectors that are not finite unit vectors."""
+        from searchlm.manifest import FAISS_FILE
+
+        store, manifest = self.store, self.manifest
+        (count,) = store.conn.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()
+        current = self._current()
+        if not self.path.is_file():
+            if not current:
+                return [f"{FAISS_FILE} is older than the database (an interrupted run): it was not written yet"]
+            return [f"{FAISS_FILE} is missing"]
+        if current:
+            damaged = integrity.verify(self.path.parent, manifest.files, [FAISS_FILE])
+            if damaged:
+                return damaged
+        try:
+            index = VectorIndex.load(self.path, manifest.ann.get("type", "flat"), use_gpu=False)
+        except (RuntimeError, MemoryError, ValueError) as exc:
+            reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+            return [f"{FAISS_FILE} cannot be read ({reason})"]
+        if index.index.d != manifest.dimension:
+            return [f"{FAISS_FILE} has dimension {index.index.d}, not {manifest.dimension}"]
+        live = len(index) - int(manifest.ann.get("tombstones", 0))  # HNSW keeps removed ids until rebuilt
+        if not current or store.has_pending_vector_changes():
+            # Killed between a commit and the FAISS save: the file is behind, and a searcher catches it up.
+            if live != count:
+                return [f"{FAISS_FILE} is older than the database (an interrupted run): it holds {live} vectors "
+                        f"for {count} chunks"]
+            return [f"{FAISS_FILE} is older than the database (an interrupted run)"]
+        if live != count:
+            return [f"{FAISS_FILE} holds {live} vectors for {count} chunks"]
+        return _content_problems(index, store, FAISS_FILE)
+
+    def repair(self) -> None:
+        """Rebuild the FAISS file from the vectors in SQLite (no re-encoding) and record it in the manifest."""
+        self.path.unlink(missing_ok=True)
+        self._index = None
+        self.sync(self.store, self.manifest)
+
     def _record(self, manifest, store, index: VectorIndex) -> None:
+        integrity.record(self.path.parent, manifest.files, [self.path.name])
         target = manifest.ann.get("recall_target")
         manifest.ann = {"backend": "faiss", "type": index.kind, "generation": store.generation, "count": len(index) - len(self._tombstones),
                         "tombstones": len(self._tombstones)}
@@ -465,3 +528,38 @@ class FaissStore(VectorStore):
             manifest.ann["recall_target"] = target
         if index.kind == "hnsw":
             manifest.ann.update({key: index.tuning[key] for key in TUNING_KEYS if key in index.tuning})
+
+
+SAMPLE = 2048  # vectors compared with SQLite's by `verify`
+
+
+def _content_problems(index: VectorIndex, store, name: str) -> list[str]:
+    """A FAISS file that loads can still hold garbage: ids SQLite does not have, vectors that are not finite unit
+    vectors, or vectors other than the stored ones (a sample)."""
+    import faiss
+
+    ids = index.ids()
+    wanted = store.chunk_ids()
+    tomb = np.asarray(store.tombstones(), dtype=np.int64)
+    live = ids[~np.isin(ids, tomb)] if len(tomb) else ids
+    if len(live) != len(wanted) or not np.array_equal(np.sort(live), np.sort(wanted)):
+        return [f"{name} holds chunk ids the database does not have"]
+    inner = faiss.downcast_index(index.index.index)
+    storage = faiss.downcast_index(inner.storage) if hasattr(inner, "storage") else inner
+    n = storage.ntotal
+    if n == 0:
+        return []
+    rng = np.random.default_rng(0)
+    positions = np.sort(rng.choice(n, size=min(SAMPLE, n), replace=False))
+    vectors = np.vstack([storage.reconstruct(int(p)) for p in positions])
+    if not np.isfinite(vectors).all():
+        return [f"{name} holds vectors that are not finite numbers"]
+    norms = np.linalg.norm(vectors, axis=1)
+    if np.abs(norms - 1.0).max() > 1e-2:
+        return [f"{name} holds vectors of length {float(norms[np.argmax(np.abs(norms - 1))]):.3g}, not unit vectors"]
+    stored = store.vectors_by_id(ids[positions].tolist())
+    for p, v in zip(positions, vectors):
+        s = stored.get(int(ids[p]))
+        if s is not None and (s.shape != v.shape or np.abs(s - v).max() > 1e-4):
+            return [f"{name} holds vectors other than the ones stored for their chunks"]
+    return []

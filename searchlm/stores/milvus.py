@@ -18,10 +18,13 @@ another model, or a collection written by an older searchlm, is refused with a m
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
+from searchlm import integrity
 from searchlm.errors import IndexNotFoundError, InputError, StoreError
 from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore, weighted_fields
 from searchlm.text import porter_terms
@@ -54,6 +57,7 @@ class MilvusStore(VectorStore):
         self.manifest = manifest
         self.store = store
         self.spec = spec
+        self.index_dir = index_dir
         self.lite = "://" not in spec.uri
         self.uri = str(index_dir / spec.uri) if self.lite else spec.uri
         self.collection = spec.collection
@@ -218,11 +222,92 @@ class MilvusStore(VectorStore):
         store.clear_vector_changes(seq)
         self._count = None
         manifest.ann = {"backend": "milvus", "generation": store.generation, "count": len(self),
-                        "dense_index": self.dense_index}
+                        "dense_index": self.dense_index, "ids": integrity.ids_digest(store.chunk_ids())}
+        self._record_files(manifest)
         if not self.lite:  # what a machine without the index folder opens the index from (`open_replica`)
             shared = manifest.to_json()
             shared["documents"], shared["chunks"] = store.counts()
             self.client.alter_collection_properties(self.collection, {MANIFEST_PROPERTY: json.dumps(shared)})
+
+    # -- checking -----------------------------------------------------------------------------------------
+    def lite_files(self) -> list[str]:
+        """Milvus Lite's data files in the index folder (its lock and its previous manifest aside); none for a
+        server."""
+        if not self.lite:
+            return []
+        return integrity.files_under(self.index_dir, self.spec.uri,
+                                     skip=lambda name: name == "LOCK" or name.endswith(".prev"))
+
+    def _record_files(self, manifest) -> None:
+        if self.lite:
+            integrity.record(self.index_dir, manifest.files, self.lite_files(), prefix=self.spec.uri + "/")
+
+    def quick_problem(self) -> str | None:
+        """Cheap: a Lite data file that changed since the last sync, or a collection that is missing. A server's
+        collection is not asked about here (that would import pymilvus on every cold search, see `reader`): a
+        search that finds it gone says so, and `check` verifies it."""
+        ann = self.manifest.ann
+        if not self.lite:
+            return None
+        if not self.client.has_collection(self.collection):
+            return f"the Milvus collection '{self.collection}' is missing" + (
+                "" if ann.get("backend") == "milvus" else " (not written yet: an interrupted first run)")
+        if self.lite and ann.get("generation") == self.store.generation:
+            return integrity.quick_problem(self.index_dir, self.manifest.files,
+                                           integrity.under(self.manifest.files, self.spec.uri + "/"))
+        return None
+
+    def verify(self) -> list[str]:
+        """The collection holds exactly SQLite's chunk ids (count and digest), and a search answers."""
+        ann, store = self.manifest.ann, self.store
+        if not self.client.has_collection(self.collection):
+            return [f"the Milvus collection '{self.collection}' is missing"]
+        if ann.get("backend") != "milvus" or ann.get("generation") != store.generation \
+                or store.has_pending_vector_changes():
+            return ["the Milvus collection is older than the database (an interrupted run)"]
+        if self.lite:
+            damaged = integrity.verify(self.index_dir, self.manifest.files,
+                                       integrity.under(self.manifest.files, self.spec.uri + "/"))
+            if damaged:
+                return [f"the Milvus Lite data is damaged ({damaged[0]})"]
+        wanted = store.chunk_ids()
+        try:
+            held = self._ids()
+            self.search(np.zeros(self.manifest.dimension, dtype=np.float32), 1)
+        except Exception as exc:  # noqa: BLE001 - whatever Milvus says of its damaged files
+            return [f"the Milvus collection cannot be read ({_first_line(exc)})"]
+        if len(held) != len(wanted):
+            return [f"the Milvus collection holds {len(held)} chunks for {len(wanted)} in the database"]
+        if integrity.ids_digest(held) != integrity.ids_digest(wanted):
+            return ["the Milvus collection holds chunk ids the database does not have"]
+        return []
+
+    def repair(self) -> None:
+        """Drop the collection and fill a new one from SQLite. (Moving a Lite folder aside here instead does not
+        work in-process: Milvus Lite keeps serving the moved folder's path until the process ends.)"""
+        if self.client.has_collection(self.collection):
+            self.client.drop_collection(self.collection)
+        elif self.lite:  # files of a collection Milvus Lite no longer lists (its schema lost) block a new one
+            import shutil
+
+            shutil.rmtree(Path(self.uri) / "collections" / self.collection, ignore_errors=True)
+        self._loaded = False
+        self.manifest.ann = {}
+        self.sync(self.store, self.manifest)
+
+    @classmethod
+    def discard(cls, index_dir: Path, manifest, spec: StoreSpec) -> str | None:
+        """A Milvus Lite folder that cannot even be opened is moved aside (a new one is filled from SQLite);
+        a server's collection is the server's to fix."""
+        if "://" in spec.uri:
+            return None
+        path = index_dir / spec.uri
+        if not path.exists():
+            return None
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        manifest.ann = {}
+        return aside.name
 
     def _ids(self) -> np.ndarray:
         self._load()
@@ -331,6 +416,11 @@ class MilvusStore(VectorStore):
                     pass
 
 
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] if text else type(exc).__name__
+
+
 def _row(record: tuple) -> dict:
     cid, doc_id, path, kind, mtime_ns, title, heading, text, blob, start, end, page, doc_kind, chash = record
     stems = "\n".join(" ".join(porter_terms(p)) for p in weighted_fields(title, heading, text))
@@ -364,6 +454,8 @@ def _fit(text: str) -> str:
 
 
 def _connect(uri: str, lite: bool):
+    # gRPC's C core logs a Lite server's shutdown ("Got goaway") to stderr at its info level when asked to.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         from pymilvus import MilvusClient
     except ImportError:
@@ -372,6 +464,7 @@ def _connect(uri: str, lite: bool):
     import logging
 
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # errors reach the user once, as a StoreError
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # damage too: once, as searchlm's own line
     if lite:
         try:
             import milvus_lite  # noqa: F401
@@ -384,7 +477,14 @@ def _connect(uri: str, lite: bool):
         # keepalive pings from a long idle connection) failed the next client with "Fail connecting to server".
         return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT, **({} if lite else {"dedicated": True}))
     except Exception as exc:
-        raise _unreachable(uri, str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__) from None
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        if lite and Path(uri).exists():  # our own file that Milvus Lite cannot open: damaged derived data
+            from searchlm.errors import IndexDamagedError
+
+            name = Path(uri).parent.name
+            raise IndexDamagedError(f"index '{name}': the Milvus Lite data at {uri} cannot be opened ({reason}); "
+                                    f"run `searchlm check --name {name} --repair`") from None
+        raise _unreachable(uri, reason) from None
 
 
 def _unreachable(uri: str, reason: str) -> StoreError:

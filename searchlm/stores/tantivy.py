@@ -25,6 +25,7 @@ import shutil
 import time
 from pathlib import Path
 
+from searchlm import integrity
 from searchlm.errors import InputError, SearchlmError
 from searchlm.manifest import Manifest
 from searchlm.query import fts_query
@@ -124,14 +125,25 @@ class TantivyStore(FaissStore):
             index = tantivy.Index.open(str(self.keyword_path))
             _register(index)
             return index
-        except (ValueError, OSError) as exc:  # damaged or foreign files: derived data, rebuilt from SQLite
-            log.warning("the tantivy index at %s cannot be opened (%s): searching SQLite FTS5", self.keyword_path, exc)
+        except BaseException as exc:  # damaged or foreign files (a panic, too): derived data, rebuilt from SQLite
+            if not _damage(exc):
+                raise
+            self._damaged(f"it cannot be opened: {exc}")
             return None
+
+    def keyword_files(self) -> list[str]:
+        """tantivy's files as the manifest records them (its lock files aside: they come and go)."""
+        return integrity.files_under(self.index_dir, KEYWORD_DIR, skip=lambda name: name.startswith(".tantivy-"))
 
     def _open_current(self):
         state = self.manifest.ann.get("keyword") or {}
         if (state.get("schema") != SCHEMA or state.get("generation") != self.store.generation
                 or self.store.has_pending_vector_changes()):
+            return None
+        why = integrity.quick_problem(self.index_dir, self.manifest.files,
+                                      integrity.under(self.manifest.files, KEYWORD_DIR + "/"))
+        if why:
+            self._damaged(why)
             return None
         index = self._open()
         if index is None:
@@ -157,6 +169,14 @@ class TantivyStore(FaissStore):
             return False
         return _only_ids(self._kw[0], allowed)
 
+    def _damaged(self, why: str) -> None:
+        """Say once that tantivy is damaged and search SQLite FTS5 until `check --repair` or `index` rebuilds it."""
+        name = self.manifest.name
+        log.warning("index '%s': the tantivy keyword index is damaged (%s); searching SQLite FTS5 (run `searchlm "
+                    "check --name %s --repair`)", name, " ".join(str(why).split())[:160], name)
+        self._kw = False
+        self._looked = float("inf")
+
     def _run(self, query, limit: int) -> dict[int, float]:
         searcher = self._kw[1]
         hits = searcher.search(query, limit, count=False).hits
@@ -166,9 +186,17 @@ class TantivyStore(FaissStore):
         return {int(i): float(score) for (score, _), i in zip(hits, ids)}
 
     def keyword_search(self, text: str, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
-        """Top-k {chunk_id: BM25}, filtered before the cut (from FTS5 while tantivy is not current)."""
-        if not self.keyword:
-            return dict(self.store.keyword_search(fts_query(text), k, *(flt or ChunkFilter()).sql()))
+        """Top-k {chunk_id: BM25}, filtered before the cut (from FTS5 while tantivy is not current or fails)."""
+        if self.keyword:
+            try:
+                return self._keyword_search(text, k, flt)
+            except BaseException as exc:  # tantivy panics (PanicException is a BaseException) on damaged segments
+                if not _damage(exc):
+                    raise
+                self._damaged(f"{type(exc).__name__}: {exc}")
+        return dict(self.store.keyword_search(fts_query(text), k, *(flt or ChunkFilter()).sql()))
+
+    def _keyword_search(self, text: str, k: int, flt: ChunkFilter | None) -> dict[int, float]:
         index = self._kw[0]
         query = self._text_query(index, text)
         restrict = self._filter_query(flt)
@@ -180,8 +208,16 @@ class TantivyStore(FaissStore):
 
     def keyword_scores(self, text: str, ids: list[int]) -> dict[int, float]:
         """BM25 of particular chunks, as `keyword_search` scores them; chunks matching no query word are absent."""
-        if not self.keyword:
-            return self.store.keyword_scores(fts_query(text), ids)
+        if self.keyword:
+            try:
+                return self._keyword_scores(text, ids)
+            except BaseException as exc:
+                if not _damage(exc):
+                    raise
+                self._damaged(f"{type(exc).__name__}: {exc}")
+        return self.store.keyword_scores(fts_query(text), ids)
+
+    def _keyword_scores(self, text: str, ids: list[int]) -> dict[int, float]:
         index = self._kw[0]
         query = self._text_query(index, text)
         if query is None or not ids:
@@ -205,7 +241,9 @@ class TantivyStore(FaissStore):
         state = manifest.ann.get("keyword") or {}
         in_step = (state.get("schema") == SCHEMA and state.get("generation") is not None
                    and state.get("generation") == manifest.ann.get("generation"))
-        index = self._open()
+        damaged = in_step and integrity.quick_problem(self.index_dir, manifest.files,
+                                                      integrity.under(manifest.files, KEYWORD_DIR + "/"))
+        index = None if damaged else self._open()
         pending = store.has_pending_vector_changes()
         whole = index is not None and in_step and index.searcher().num_docs == state.get("count")
         if whole and not pending and state.get("generation") == store.generation:
@@ -261,3 +299,41 @@ class TantivyStore(FaissStore):
         super()._record(manifest, store, index)
         if self._kw_state is not None:
             manifest.ann["keyword"] = {"engine": "tantivy", **self._kw_state}
+            integrity.record(self.index_dir, manifest.files, self.keyword_files(), prefix=KEYWORD_DIR + "/")
+
+    # -- checking -----------------------------------------------------------------------------------------
+    def verify(self) -> list[str]:
+        """The FAISS file's problems, then tantivy's: files of another digest, an index that does not open, does
+        not hold what SQLite does, or fails a search."""
+        problems = super().verify()
+        if any("older than the database" in p for p in problems):
+            return problems  # an interrupted run: both are caught up together
+        recorded = integrity.under(self.manifest.files, KEYWORD_DIR + "/")
+        damaged = integrity.verify(self.index_dir, self.manifest.files, recorded)
+        if damaged:
+            return problems + [f"the tantivy keyword index is damaged ({damaged[0]})"]
+        self._kw, self._looked = None, 0.0
+        try:
+            current = self.keyword
+            if current:
+                self._keyword_search("water", 10, None)
+        except BaseException as exc:
+            if not _damage(exc):
+                raise
+            return problems + [f"the tantivy keyword index fails a search ({type(exc).__name__})"]
+        if not current:
+            problems.append("the tantivy keyword index is missing, damaged, of an older layout or behind the "
+                            "database (keyword search reads SQLite FTS5 meanwhile, slower on a big index)")
+        return problems
+
+    def repair(self) -> None:
+        """Rebuild both from SQLite: tantivy from the chunk texts, FAISS from the stored vectors."""
+        self._kw = None
+        shutil.rmtree(self.keyword_path, ignore_errors=True)
+        self.manifest.ann.pop("keyword", None)
+        super().repair()
+
+
+def _damage(exc: BaseException) -> bool:
+    """An error of tantivy's reading (a Rust panic, an I/O or format error), not an interrupt."""
+    return not isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError))
