@@ -330,7 +330,8 @@ class Searcher(Closing):
     def _open_vectors(self):
         """The index's vector store; when it cannot be opened or a file of it is not the one recorded, one line
         says so and the vectors stored in SQLite are searched instead (keywords then come from SQLite FTS5)."""
-        from searchlm.stores.base import open_store, sqlite_vectors
+        from searchlm.stores.base import open_store
+        from searchlm.stores.faiss import sqlite_vectors
 
         from searchlm.errors import IndexDamagedError
 

@@ -49,7 +49,7 @@ def test_fts_query_is_always_safe(sample_index, text):
     searcher = Searcher(sample_index)
     try:
         hits = searcher.search(text, SearchOptions(k=3, mode="keyword"))
-        assert isinstance(hits, list)
+        assert isinstance(hits.hits, list) and len(hits) <= 3
         hybrid = searcher.search(text, SearchOptions(k=3))
         assert len(hybrid) <= 3
     finally:

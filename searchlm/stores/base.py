@@ -201,14 +201,6 @@ def discard_store(index_dir: Path, manifest: Manifest) -> str | None:
     return store_class(manifest).discard(index_dir, manifest, StoreSpec.from_json(manifest.store))
 
 
-def sqlite_vectors(index_dir: Path, manifest: Manifest, store: Store) -> VectorStore:
-    """The vectors stored in SQLite, searched exactly in memory: what a search falls back on when the index's own
-    vector store is damaged or gone (keyword search then reads SQLite FTS5)."""
-    from searchlm.stores.faiss import FaissStore
-
-    return FaissStore(index_dir, manifest, store, in_memory=True)
-
-
 def open_store(index_dir: Path, manifest: Manifest, store: Store, *, warm: bool = False) -> VectorStore:
     """The manifest's vector store for this index, ready to search or sync."""
     return store_class(manifest)(index_dir, manifest, store, spec=StoreSpec.from_json(manifest.store), warm=warm)

@@ -308,7 +308,7 @@ class FaissStore(VectorStore):
 
     def __init__(self, index_dir: Path, manifest, store, spec=None, warm: bool = False, in_memory: bool = False):
         self.path = index_dir / FAISS_FILE
-        self.in_memory = in_memory  # built from SQLite, never read or written (see stores.base.sqlite_vectors)
+        self.in_memory = in_memory  # built from SQLite, never read or written (see sqlite_vectors)
         self.manifest = manifest
         self.store = store
         self.warm = warm
@@ -563,3 +563,9 @@ def _content_problems(index: VectorIndex, store, name: str) -> list[str]:
         if s is not None and (s.shape != v.shape or np.abs(s - v).max() > 1e-4):
             return [f"{name} holds vectors other than the ones stored for their chunks"]
     return []
+
+
+def sqlite_vectors(index_dir: Path, manifest: Manifest, store: Store) -> VectorStore:
+    """The vectors stored in SQLite, searched exactly in memory: what a search falls back on when the index's own
+    vector store is damaged or gone (keyword search then reads SQLite FTS5)."""
+    return FaissStore(index_dir, manifest, store, in_memory=True)
