@@ -328,7 +328,7 @@ def _check_encoder(index_dir, manifest, report, repair, embedder) -> None:
     if not repair or manifest is None:
         problem.fix = f"run `searchlm check --name {report.name} --repair` (exports it again from the model)"
         return
-    restore_encoder(index_dir, manifest.model, embedder)
+    restore_encoder(index_dir, manifest.encoder_source(index_dir), embedder)
     problem.repaired = encoder_problem(index_dir) is None
 
 
