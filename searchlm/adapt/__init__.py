@@ -260,8 +260,7 @@ class _Adaptation:
             saved = []
         state = self.state
         if not state.get("structure"):
-            limit = min(MAX_STRUCTURE, self.sample * 2 if self.sample else MAX_STRUCTURE)
-            saved = pq.structure_queries(outline, limit, self.seed)
+            saved = pq.structure_queries(outline, MAX_STRUCTURE, self.seed)
             for q in saved:
                 q.held_out = pq.held_out(q.doc_id, HELD_OUT)
             write_json_atomic(path, [q.to_json() for q in saved])  # (a list: write_json_atomic dumps any JSON)

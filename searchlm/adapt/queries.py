@@ -80,13 +80,15 @@ def _usable(text: str) -> bool:
     return MIN_WORDS <= len(words) <= MAX_WORDS and not re.search(r"\.\w{1,5}$", text)  # not a file name
 
 
+# One example, then the passage: the packaged SmolLM2-135M writes a question after it; asked by instruction (with or
+# without its chat template) it described the passage or repeated the instruction instead (RESULTS.md).
+EXAMPLE = ("Passage: Honey bees survive the winter by forming a tight cluster inside the hive. The bees in the middle "
+           "shiver their flight muscles to produce heat, and they rotate so that no bee stays on the cold outside.\n"
+           "Question: How do honey bees keep warm in winter?\n\n")
+
+
 def generation_prompt(generator, passage: str) -> str:
-    passage = generator.truncate(passage, PROMPT_PASSAGE_TOKENS)
-    ask = ("Write one short search query that this passage answers. Reply with the query only.\n\n"
-           f"Passage: {passage}")
-    if generator.chat:
-        return generator.render_chat([{"role": "user", "content": ask}])
-    return f"{ask}\n\nQuery:"
+    return f"{EXAMPLE}Passage: {generator.truncate(passage, PROMPT_PASSAGE_TOKENS)}\nQuestion:"
 
 
 def generate_queries(generator, chunks, deadline: float, progress=None, done: list | None = None,
@@ -115,7 +117,10 @@ def generate_queries(generator, chunks, deadline: float, progress=None, done: li
 def clean_query(text: str) -> str:
     text = text.strip().strip('"').strip()
     text = re.sub(r"^(query|question|search query)\s*:\s*", "", text, flags=re.I).strip().strip('"')
-    return text if MIN_WORDS <= len(text.split()) <= MAX_WORDS else ""
+    words = text.lower().split()
+    if not MIN_WORDS <= len(words) <= MAX_WORDS or len(set(words)) < 0.6 * len(words):  # too short, long, or looping
+        return ""
+    return text
 
 
 def mine(searcher, queries: list[PseudoQuery], progress=None, batch: int = 16) -> None:

@@ -54,6 +54,13 @@ def make_candidate(index_dir: Path, store, model_dir_name: str | None) -> Path:
         else:
             _link_or_copy(entry, tmp / entry.name)
     store.backup_to(tmp / DB_FILE)
+    from searchlm.store import Store
+
+    copy = Store(tmp / DB_FILE, existing=True)
+    try:
+        copy.set_meta(ENCODED_KEY, "-1")  # the live index may be an adapted one, with its own re-encoding's mark
+    finally:
+        copy.close()
     os.replace(tmp, target)
     return target
 
