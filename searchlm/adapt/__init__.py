@@ -145,7 +145,6 @@ class _Adaptation:
 
     # -- adapt ---------------------------------------------------------------------------------------------
     def run(self) -> AdaptReport:
-        from searchlm.adapt import queries as pq
         from searchlm.adapt import stage
         from searchlm.store import Store
 
