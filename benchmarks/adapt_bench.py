@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     a = ap.parse_args()
 
-    from searchlm.adapt import MARGIN
+    from searchlm.adapt import MARGIN, MIN_GATE
     from searchlm.evaluate import ensure_eval_index, evaluate, load_beir
     from searchlm.index import Index
     from searchlm.search import SearchOptions
@@ -65,7 +65,8 @@ def main() -> None:
         seconds = time.monotonic() - t
         after = {"hybrid": score("hybrid"), "dense": score("dense")} if report.kept else dict(before)
         gate = report.gate
-        would_keep = bool(gate) and gate["new_mrr"] >= gate["old_mrr"] + MARGIN
+        judged = report.queries.get("generated", {}).get("held_out", 0)  # the real gate judges these only
+        would_keep = bool(gate) and judged >= 2 * MIN_GATE and gate["new_mrr"] >= gate["old_mrr"] + MARGIN
         row = {"dataset": dataset.name, "documents": len(dataset.corpus), "chunks": chunks,
                "minutes": a.minutes, "seconds": round(seconds), "kept": report.kept, "reason": report.reason,
                "before": {k: round(v, 4) for k, v in before.items()},

@@ -105,8 +105,10 @@ def test_the_gate_leaves_the_index_as_it_was_when_the_adapted_encoder_is_not_bet
     before = _results(tiny)
     manifest = (tiny.index_dir / "manifest.json").read_text()
     with Index(settings=tiny) as index:
-        report = index.adapt(minutes=30, sample=1, steps=1, margin=2.0)  # no MRR gains 2: always refused
-        assert not report.kept and "did not beat" in report.reason and "unchanged" in report.reason
+        # No MRR gains 2, and one generated query is too few to judge by: refused either way
+        report = index.adapt(minutes=30, sample=1, steps=1, margin=2.0)
+        assert not report.kept and "unchanged" in report.reason
+        assert "held-out generated queries" in report.reason or "did not beat" in report.reason
     assert (tiny.index_dir / "manifest.json").read_text() == manifest
     assert _results(tiny) == before
 

@@ -35,8 +35,9 @@ MARGIN = 0.01  # mean reciprocal rank the adapted index must gain on the gate's 
 WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MAX_STRUCTURE = 3000  # title, heading and sentence queries at most
 MIN_TRAIN = 16  # fewer training queries than this: nothing to learn from
+MIN_GATE = 30  # held-out generated queries the gate needs (and as many again to tune the fusion weight)
 MIN_TUNE = 50  # held-out generated queries needed to tune the fusion weight (fewer: the index's weight stays)
-GATE_SOURCES = ("generated", "heading", "title")  # a held-out sentence is found word for word by the old index
+GATE_SOURCES = ("generated", "heading", "title")  # with the gate off: a held-out sentence is found word for word
 
 
 @dataclass
@@ -330,9 +331,17 @@ class _Adaptation:
         from searchlm.search import DEFAULT_DENSE_WEIGHT, Searcher
 
         t = time.monotonic()
-        held = [q for q in queries if q.held_out and q.text and q.source in GATE_SOURCES]
-        if len(held) < 20:
-            held = [q for q in queries if q.held_out and q.text]
+        # Judged on generated queries only: on CISI, after 56 steps, titles' MRR rose 0.847 -> 0.942 (dense) while
+        # the judged nDCG@10 fell 0.417 -> 0.376; a title is its passage's own words and flatters an encoder
+        # trained on titles. A negative margin turns the gate off (tests, benchmarks).
+        held = [q for q in queries if q.held_out and q.text and q.source == "generated"]
+        if len(held) < 2 * MIN_GATE and self.margin < 0:
+            held = [q for q in queries if q.held_out and q.text and q.source in GATE_SOURCES] or \
+                [q for q in queries if q.held_out and q.text]
+        elif len(held) < 2 * MIN_GATE:
+            return self._give_up(report, f"only {len(held)} held-out generated queries to judge the adapted "
+                                         f"encoder by (at least {2 * MIN_GATE} are needed: give adapt more minutes or "
+                                         "a GPU); the index is unchanged")
         tune = [q for q in held if (q.doc_id * 40503) % 2 == 0]
         gate = [q for q in held if (q.doc_id * 40503) % 2 == 1]
         if not tune or not gate:
