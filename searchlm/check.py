@@ -399,7 +399,7 @@ def restore_encoder(index_dir: Path, manifest: Manifest, embedder=None) -> None:
     from searchlm.embed.cache import install_encoder, record_encoder
     from searchlm.embed.onnx import export_onnx
 
-    model = manifest.model
+    model = manifest.encoder_source(index_dir)  # its adapted encoder (`searchlm adapt`), else the packaged model
 
     def export(folder: Path) -> None:
         nonlocal embedder

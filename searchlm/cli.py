@@ -444,6 +444,8 @@ def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_jso
         typer.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
+        if key == "adapted":  # the `encoder` line says it; --json has the details
+            continue
         if key.endswith("_at") and isinstance(value, (int, float)) and value > 0:  # epoch seconds, for machines
             from datetime import datetime
 
@@ -451,6 +453,39 @@ def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_jso
         elif isinstance(value, dict):  # chunker and ann settings: "type=flat, count=324", not a Python repr
             value = ", ".join(f"{k}={v}" for k, v in sorted(value.items(), key=lambda kv: kv[0] != "type"))
         typer.echo(f"{key:<16} {safe_text(value)}")
+
+
+@app.command()
+@handle_errors
+def adapt(
+    name: Optional[str] = NameOpt,
+    home: Optional[Path] = HomeOpt,
+    minutes: float = typer.Option(30.0, "--minutes", help="Time budget for the whole job (queries, training, "
+                                  "re-encoding); sample size and epochs follow from it."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="At most this many passages get a query written "
+                                         "by the language model (default: as many as the time allows)."),
+    undo: bool = typer.Option(False, "--undo", help="Restore the packaged encoder (re-encodes the index)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default auto)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fine-tune the index's encoder on its own documents, no judgments needed; kept only if it ranks better."""
+    from searchlm.index import Index
+
+    settings = _settings(name=name, home=home, device=device)
+    with _sigterm_interrupts(), Index(settings=settings) as target, _progress(quiet or as_json) as progress:
+        report = target.adapt(minutes=minutes, sample=sample, undo=undo, progress=progress,
+                              on_message=progress.message if progress else None)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        return
+    typer.echo(f"{'Adapted' if report.kept else 'Not adapted' if not undo else 'Restored'}: {safe_text(report.reason)}")
+    if report.gate:
+        g = report.gate
+        typer.echo(f"held-out pseudo-queries: {g['queries']}  MRR {g['old_mrr']:.3f} -> {g['new_mrr']:.3f}  "
+                   f"dense alone {g['old_dense_mrr']:.3f} -> {g['new_dense_mrr']:.3f}")
+    if report.seconds:
+        typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()))
 
 
 @app.command()

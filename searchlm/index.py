@@ -108,6 +108,34 @@ class Index(Closing):
         self.close()  # a searcher opened before the update re-reads the manifest on next use
         return report
 
+    def adapt(
+        self,
+        *,
+        minutes: float = 30.0,
+        sample: int | None = None,
+        undo: bool = False,
+        margin: float | None = None,
+        steps: int | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        on_message: Callable[[str], None] | None = None,
+    ):
+        """Fine-tune this index's encoder on its own documents (no judgments: pseudo-queries, hard negatives
+        and the current search as teacher) within about `minutes`, re-encode the index with it, and keep it
+        only if it ranks held-out pseudo-queries better (`AdaptReport.kept` and `.reason` say). `sample` caps
+        the passages the language model writes queries for; `margin` is the gain the gate asks for (default
+        `adapt.MARGIN`), `steps` caps the training steps. `undo=True` restores the packaged encoder. A kill
+        at any moment leaves the index answering as before; calling again resumes."""
+        from searchlm.adapt import MARGIN, adapt_index, undo_adapt
+
+        self.close()
+        if undo:
+            report = undo_adapt(self.settings, progress=progress, on_message=on_message)
+        else:
+            report = adapt_index(self.settings, minutes=minutes, sample=sample, progress=progress,
+                                 on_message=on_message, margin=MARGIN if margin is None else margin, steps=steps)
+        self.close()
+        return report
+
     def drop(self) -> None:
         """Delete this index's folder (the indexed documents are not touched)."""
         from searchlm.index_admin import drop_index

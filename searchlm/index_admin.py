@@ -41,9 +41,22 @@ def index_status(settings: Settings) -> dict:
         chunks=chunks,
         path=str(settings.index_dir),
         vectors_current=manifest.ann.get("generation") == generation and not pending,
+        encoder=_encoder_line(manifest),
         size_mb=round(sum(f.stat().st_size for f in settings.index_dir.rglob("*") if f.is_file()) / 2**20, 1),
     )
     return info
+
+
+def _encoder_line(manifest: Manifest) -> str:
+    """Which encoder the index's vectors are from: the packaged model, or the one `adapt` fine-tuned."""
+    if not manifest.adapted:
+        return manifest.model
+    import datetime
+
+    when = manifest.adapted.get("adapted_at")
+    day = datetime.date.fromtimestamp(when).isoformat() if isinstance(when, (int, float)) else "?"
+    return (f"{manifest.adapted.get('model')}/ (adapted from {manifest.adapted.get('base', manifest.model)} on {day}; "
+            f"fusion weight {manifest.dense_weight}; `searchlm adapt --undo` restores {manifest.model})")
 
 
 def drop_index(settings: Settings) -> None:

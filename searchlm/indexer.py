@@ -191,7 +191,8 @@ class _IndexRun:
         self.report = report
         self.progress = progress
         self._embedder = embedder
-        self.model = manifest.model if manifest else (settings.model or DEFAULT_MODEL)
+        # An adapted index (`searchlm adapt`) encodes new passages with its own fine-tuned encoder.
+        self.model = manifest.encoder_source(index_dir) if manifest else (settings.model or DEFAULT_MODEL)
         self._counter: TokenCounter | None = None
         self._notify: Callable[[str], None] = lambda message: None
         self._to_embed = 0

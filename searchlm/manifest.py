@@ -39,6 +39,10 @@ class Manifest:
     # Made anew each time an index is created (indexes from before it have ""): a server that opened an index
     # tells it from one dropped and created again under the same name (see identity.py).
     index_id: str = ""
+    # Set by `searchlm adapt` (see adapt/): the fine-tuned encoder's folder inside the index ("model", relative),
+    # the fusion weight tuned with it ("dense_weight"), and what it was trained on and how it did. Empty: the
+    # index encodes with `model` as given.
+    adapted: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, index_dir: Path) -> "Manifest":
@@ -80,7 +84,8 @@ class Manifest:
         except TypeError as exc:
             raise damaged(name, str(exc)[:80]) from None
         for key, kind in (("name", str), ("root", str), ("model", str), ("dimension", int), ("chunker", dict),
-                          ("ann", dict), ("files", dict), ("readers", dict), ("documents", int), ("chunks", int)):
+                          ("ann", dict), ("files", dict), ("readers", dict), ("adapted", dict), ("documents", int),
+                          ("chunks", int)):
             if not isinstance(getattr(manifest, key), kind):
                 raise damaged(name, f"'{key}' is not a {kind.__name__}")
         if manifest.dimension < 1:
@@ -89,6 +94,17 @@ class Manifest:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def encoder_source(self, index_dir: Path) -> str:
+        """What to load to encode this index's passages: its adapted encoder's folder, else `model`."""
+        folder = self.adapted.get("model") if self.adapted else None
+        return str(index_dir / folder) if folder else self.model
+
+    @property
+    def dense_weight(self) -> float | None:
+        """The fusion weight tuned for this index's encoder (by `adapt`), or None for the default."""
+        weight = self.adapted.get("dense_weight") if self.adapted else None
+        return float(weight) if isinstance(weight, (int, float)) else None
 
     def save(self, index_dir: Path, store=None) -> None:
         """Write `manifest.json` atomically; with `store`, keep a copy in SQLite that `check --repair` restores

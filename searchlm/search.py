@@ -60,7 +60,7 @@ class SearchOptions:
     k: int = 10
     mode: str = "hybrid"
     fusion: str = "minmax"
-    dense_weight: float | None = None  # weight of dense scores in fusion; None: DEFAULT_DENSE_WEIGHT
+    dense_weight: float | None = None  # weight of dense scores in fusion; None: the index's (adapt) or DEFAULT_DENSE_WEIGHT
     depth: int = 100  # candidates taken from each retriever before fusion
     path: str | None = None  # a file, folder or glob: absolute, from the current folder or the indexed one
     exclude: tuple[str, ...] = ()  # the same forms; documents matching any are left out
@@ -77,8 +77,6 @@ class SearchOptions:
     correct: bool = True  # search a word the index has never seen as its nearest indexed word (see spelling.py)
 
     def __post_init__(self) -> None:
-        if self.dense_weight is None:
-            self.dense_weight = DEFAULT_DENSE_WEIGHT
         if isinstance(self.exclude, str):
             self.exclude = (self.exclude,)
         self.exclude = tuple(self.exclude or ())
@@ -105,7 +103,7 @@ class SearchOptions:
                     f"(use file types such as {', '.join(sorted(set(SUPPORTED.values()))[:12])}, ...)"
                 )
         parse_kinds(self.doc_kinds + self.exclude_doc_kinds)
-        if self.dense_weight is None or not 0.0 <= self.dense_weight <= 1.0:
+        if self.dense_weight is not None and not 0.0 <= self.dense_weight <= 1.0:
             raise InputError(f"dense weight {self.dense_weight} is out of range (use a value from 0 to 1)")
         if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
             raise InputError(f"rerank weight {self.rerank_weight} is out of range (use a value from 0 to 1)")
@@ -139,7 +137,7 @@ class SearchOptions:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value == f.default or (f.name == "dense_weight" and value == DEFAULT_DENSE_WEIGHT):
+            if value == f.default:
                 continue
             name = _SENT_NAMES.get(f.name, f.name)
             if isinstance(value, bool):
@@ -473,14 +471,19 @@ class Searcher(Closing):
             if options.mode == "hybrid":
                 self._complete(fts, q, keyword, dense, cjk, in_store)
 
+        weight = options.dense_weight
+        if weight is None:  # the weight tuned with an adapted encoder, else the default
+            weight = self.manifest.dense_weight
+            weight = DEFAULT_DENSE_WEIGHT if weight is None else weight
+
         def fuse(kw: dict[int, float], dn: dict[int, float]) -> dict[int, float]:
             if options.mode == "keyword":
                 return kw
             if options.mode == "dense":
                 return dn
             if options.fusion == "rrf":
-                return fuse_rrf(kw, dn, options.dense_weight)
-            return fuse_minmax(kw, dn, options.dense_weight)
+                return fuse_rrf(kw, dn, weight)
+            return fuse_minmax(kw, dn, weight)
 
         fused = fuse(keyword, dense)
         weights: dict[int, float] = {}

@@ -513,6 +513,32 @@ class Store:
                 out[cid] = np.frombuffer(blob, dtype=np.float32)
         return out
 
+    # -- re-encoding (`searchlm adapt`) -----------------------------------------------------------------------
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the whole database at `path` (SQLite's online backup: readers and a writer may
+        go on meanwhile)."""
+        target = sqlite3.connect(str(path))
+        try:
+            self.conn.backup(target)
+        finally:
+            target.close()
+
+    def chunk_outline(self) -> list[tuple[int, int, int, str, str, str, str]]:
+        """(id, doc_id, ordinal, title, heading, text, hash) of every chunk, in id order."""
+        return self.conn.execute(
+            "SELECT id, doc_id, ordinal, title, heading, text, hash FROM chunks ORDER BY id").fetchall()
+
+    def replace_vectors(self, rows: Iterable[tuple[int, bytes]], done_key: str, done: int) -> None:
+        """Store new vectors for chunks (id, float32 bytes) and record `done` under `done_key` in `meta`, in one
+        transaction: a re-encoding killed at any point resumes after the last batch it committed."""
+        with self.conn:
+            self.conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?", ((blob, int(i)) for i, blob in rows))
+            self._set_meta(done_key, str(done))
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.conn:
+            self._set_meta(key, value)
+
     # -- the vector store's change log (see _m003_vector_log) ---------------------------------------------------
     def pending_vector_changes(self) -> tuple[int, dict[int, int]]:
         """(last seq, {chunk_id: op}) of the changes not yet applied to the vector store; the last op per chunk wins."""

@@ -176,7 +176,7 @@ class _KeptEmbedder:
             from searchlm.manifest import Manifest
 
             try:
-                model = Manifest.load(self.settings.index_dir).model
+                model = Manifest.load(self.settings.index_dir).encoder_source(self.settings.index_dir)
             except Exception:  # noqa: BLE001 - no index yet: the model it will be built with
                 model = self.settings.model or DEFAULT_MODEL
             self.say(f"Loading embedding model '{model}' (a few seconds; kept for the next changes)")

@@ -139,6 +139,11 @@ def _entries(target: Path, reference: dict | None = None) -> dict:
     return files
 
 
+def encoder_entries(target: Path) -> dict:
+    """Manifest entries of an encoder folder's files, digested now (an encoder written in place, as `adapt`'s)."""
+    return _entries(target)
+
+
 def record_encoder(manifest, entries: dict) -> None:
     """Replace the manifest's encoder entries with `entries` (what `install_encoder` returned)."""
     for key in [k for k in manifest.files if k.startswith(ENCODER_DIR + "/")]:

@@ -34,7 +34,7 @@ async def search(
     k: int = Query(10, ge=1, le=MAX_K, description="How many results."),
     mode: Literal[MODES] = Query("hybrid", description="hybrid, dense or keyword."),  # type: ignore[valid-type]
     fusion: Literal["minmax", "rrf"] = Query("minmax", description="How hybrid fuses scores."),
-    dense_weight: float = Query(DEFAULT_DENSE_WEIGHT, ge=0.0, le=1.0, description="Weight of dense scores in minmax fusion."),
+    dense_weight: Optional[float] = Query(None, ge=0.0, le=1.0, description=f"Weight of dense scores in minmax fusion (default: the index's own, set by `adapt`, else {DEFAULT_DENSE_WEIGHT})."),
     path: Optional[str] = Query(None, max_length=500, description="Only this file, folder or glob (absolute or relative to the indexed folder)."),
     exclude: Optional[list[str]] = Query(None, description="Leave out these files, folders or globs (repeatable)."),
     type: Optional[str] = Query(None, max_length=200, description="Only these file types, comma-separated."),
