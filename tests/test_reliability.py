@@ -483,9 +483,10 @@ def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
         corpus = write_files(tmp_path / "c", GOOD)
         settings = Settings(home=mount, name="full")
         index_folder(corpus, settings, embedder=embedder)  # small: fits (the encoder is linked from the cache)
-        big = " ".join(f"word{i}" for i in range(120_000))
-        for i in range(6):
-            (corpus / f"big{i}.txt").write_text(f"Big {i}\n\n{big}\n")
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        (mount / "filler").write_bytes(b"\0" * max(0, free - 64 * 1024))  # 64 KB left: a small run overflows it
+        big = " ".join(f"word{i}" for i in range(30_000))  # ~200 KB: ~100 chunks to embed, not thousands
+        (corpus / "big0.txt").write_text(f"Big 0\n\n{big}\n")
         with pytest.raises(SearchlmError, match="no space left") as caught:
             index_folder(corpus, settings, embedder=embedder)
         assert "\n" not in str(caught.value) and "free" in str(caught.value)
