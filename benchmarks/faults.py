@@ -585,6 +585,7 @@ def _stored_docs(index_dir: Path) -> set[str]:
 def _right_on_copy(pristine, target, rel, how, queries, home, rng) -> int:
     """Right top hits of a fresh damaged copy, before any repair (for a damage `check` did not report)."""
     from searchlm.search import Searcher
+    from searchlm.settings import Settings
 
     target = Settings(home=home, name=f"{target.name}p", store=target.store)
     shutil.rmtree(target.index_dir, ignore_errors=True)

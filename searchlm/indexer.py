@@ -459,9 +459,11 @@ class _IndexRun:
         pool.shutdown(wait=False, cancel_futures=True)
 
     def _ensure_manifest_and_encoder(self) -> None:
-        """First run: write the manifest and export the ONNX query encoder before committing any document, so
-        an interrupted first run still leaves a searchable index."""
-        if self.manifest is None:
+        """First run: put the ONNX query encoder in place, then write the manifest, before committing any
+        document, so an interrupted first run leaves either no index yet or a searchable one (a private encoder
+        copy takes seconds: a manifest written before it left a window with an index and no encoder)."""
+        new = self.manifest is None
+        if new:
             self.manifest = Manifest(
                 name=self.settings.name,
                 root=str(self.root),
@@ -473,7 +475,6 @@ class _IndexRun:
                 store=parse_store(self.settings.store, self.settings.name).to_json(),
                 index_id=uuid.uuid4().hex,
             )
-            self.manifest.save(self.index_dir, self.store)
         from searchlm.embed.cache import encoder_problem
 
         if self._encoder_checked:
@@ -483,7 +484,7 @@ class _IndexRun:
         # once a run; `check` compares digests.
         # An index from before digests were recorded gets its private copy now (its encoder may be hard links
         # into the shared cache).
-        if encoder_problem(self.index_dir, recorded=self.manifest.files) is not None or not any(
+        if new or encoder_problem(self.index_dir, recorded=self.manifest.files) is not None or not any(
                 k.startswith(ENCODER_DIR + "/") for k in self.manifest.files):
             from searchlm.embed.base import resolve_model
             from searchlm.embed.cache import install_encoder, record_encoder
