@@ -27,12 +27,18 @@ from searchlm.manifest import ENCODER_DIR
 DIGESTS = "digests.json"  # in a cached export: the digest of each file, written right after the export
 
 
+def cached_export(model_id: str, model_path: str) -> Path:
+    """Where the model's ONNX export lives in the shared cache: one folder per model fingerprint (a hub name's
+    hash when the model has no local files)."""
+    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]
+    return cache_home() / "onnx" / key
+
+
 def install_encoder(export, model_id: str, model_path: str, target: Path) -> dict:
     """Put a verified private copy of the model's ONNX export at `target` (exported into the shared cache first
     by `export(folder)` when it is missing, damaged or unrecorded there). Returns the copy's manifest entries
     ({'encoder/NAME': {size, mtime_ns, digest}}). An unwritable cache gets an export straight into `target`."""
-    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
-    cached = cache_home() / "onnx" / key
+    cached = cached_export(model_id, model_path)
     for attempt in range(2):
         reference = _reference(cached) if attempt == 0 else None
         if reference is None:
@@ -52,8 +58,7 @@ def install_encoder(export, model_id: str, model_path: str, target: Path) -> dic
 def shared_encoder(export, model_id: str, model_path: str) -> Path:
     """The cached ONNX export of the model, exported there first by `export(folder)` when it is missing or does
     not match its digests: what a search replica with no index folder (and so no `encoder/`) loads."""
-    key = model_fingerprint(model_path) or hashlib.sha256(model_id.encode()).hexdigest()[:16]  # a hub name
-    cached = cache_home() / "onnx" / key
+    cached = cached_export(model_id, model_path)
     if _reference(cached) is None:
         export(cached)
         _write_reference(cached)
