@@ -474,12 +474,13 @@ def continuation(text: str, position: int, kind: str, said: str = "") -> str:
     if not after:
         return ""
     taken: list[str] = []
-    if ANAPHOR.match(LIST_MARK.sub("", after[0])) and not LIST_MARK.match(after[0]):
+    if not LIST_MARK.match(after[0]) and ANAPHOR.match(after[0]):
         taken.append(after[0])
     if kind == "number" and not re.search(r"\d", said + " ".join(taken)):
         found = next((s for s in after if re.search(r"\d", s)), None)
         if found is not None and found not in taken:
-            taken = after[:after.index(found) + 1] if len(" ".join(after[:after.index(found) + 1])) < 300 else [found]
+            upto = after[:after.index(found) + 1]
+            taken = upto if len(" ".join(upto)) < 300 else [found]
     return " ".join(taken)
 
 
@@ -497,6 +498,11 @@ def passage_units(text: str) -> list[tuple[str, str]]:
     return units
 
 
+def _share(wanted: list[str], have: set[str]) -> float:
+    """The share of the question's content words `wanted` that a text's words `have` hold (0 for no words)."""
+    return sum(w in have for w in wanted) / len(wanted) if wanted else 0.0
+
+
 def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tuple[float, list[Sentence]]:
     """(evidence score, the sentences of the top passages, best first); see EVIDENCE_THRESHOLD.
 
@@ -511,7 +517,7 @@ def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tupl
     for n, hit in enumerate(top, start=1):
         if wanted:
             have = word_set(f"{hit.title} {hit.heading} {hit.text}")
-            coverage = max(coverage, sum(w in have for w in wanted) / len(wanted))
+            coverage = max(coverage, _share(wanted, have))
         units.extend((n, i, s) for i, (kind, s) in enumerate(passage_units(hit.text))
                      if kind == "sentence" and len(s.split()) >= 3)
     units = units[:MAX_EVIDENCE_SENTENCES] or [(n, 0, h.text) for n, h in enumerate(top, start=1)]
@@ -526,7 +532,7 @@ def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tupl
         if ANAPHOR.match(LIST_MARK.sub("", text)):  # "It supports Windows directly." under the heading "Waitress"
             about = f"{top[n - 1].title or ''} {(top[n - 1].heading or '').rsplit('>', 1)[-1]}".strip()
             have |= word_set(about)
-        share = sum(w in have for w in wanted) / len(wanted) if wanted else 0.0
+        share = _share(wanted, have)
         score = SENTENCE_WEIGHT * sim + (1 - SENTENCE_WEIGHT) * share
         if text.rstrip().endswith((":", "?")):
             score -= LEAD_IN_PENALTY
@@ -623,7 +629,7 @@ def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | Non
     wanted = content_words(question)
 
     def key(s: Sentence) -> tuple:
-        held = sum(w in word_set(f"{s.text} {s.about}") for w in wanted) / len(wanted) if wanted else 0.0
+        held = _share(wanted, word_set(f"{s.text} {s.about}"))
         return (not questions.CONCLUSION.match(s.text), -(s.score + OVERLAP_WEIGHT * held))
 
     close = sorted((s for s in ranked if ranked[0].score - s.score <= DECIDING_MARGIN), key=key)
@@ -649,7 +655,7 @@ def figure(question: str, hits: list[Hit], ranked: list[Sentence]) -> tuple[Sent
         if ranked[0].score - sentence.score > DECIDING_MARGIN:
             break
         text = _continued(sentence, hits, "number")
-        held = sum(w in word_set(text) for w in wanted) / len(wanted) if wanted else 0.0
+        held = _share(wanted, word_set(text))
         key = sentence.score + NUMBER_BONUS * bool(re.search(r"\d", text)) + OVERLAP_WEIGHT * held
         if best_key is None or key > best_key:
             best, best_key, best_text = sentence, key, text
