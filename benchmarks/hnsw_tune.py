@@ -1,6 +1,6 @@
 """Self-tuned HNSW efSearch (issue #23) on synthetic sets made as `benchmarks/scale.py` makes them, and on real
 vectors: recall@10 against exact search of held-out real queries at the efSearch `tune_ef_search` chooses (on the
-index's own vectors, moved off the data: never the reported queries), against the fixed efSearch used before
+index's own vectors, `probe_queries`: never the reported queries), against the fixed efSearch used before
 (256 below 500k vectors), and the warm dense query latency at both (interleaved, one thread, p50).
 
     python benchmarks/hnsw_tune.py --name cranfield+cisi-200k --source EVAL_CRANFIELD --source EVAL_CISI \\
@@ -97,7 +97,7 @@ def main() -> None:
     ap.add_argument("--per-dataset", type=int, default=100)
     ap.add_argument("--chunks", type=int, default=200_000)
     ap.add_argument("--targets", default="0.95,0.99")
-    ap.add_argument("--query-cosines", default="", help="also tune with these QUERY_COSINE values (probe)")
+    ap.add_argument("--mixes", default="", help="also tune with probe queries mixing these many vectors (PROBE_MIX)")
     ap.add_argument("--index-file", type=Path, help="the HNSW file: read if it exists, else built and written")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -136,17 +136,17 @@ def main() -> None:
                     for ef in EF_STEPS if ef <= 4096} for spec, q in sets.items()}
     print(json.dumps({"set": args.name, "heldout_sweep": sweep, "load": loadavg()}), flush=True)
     results = {"set": args.name, "vectors": len(ids), "build_s": built, "sweep": sweep, "rows": []}
-    cosines = [faiss_store.QUERY_COSINE] + [float(c) for c in args.query_cosines.split(",") if c]
-    for cosine in cosines:
-        faiss_store.QUERY_COSINE = cosine
+    mixes = [faiss_store.PROBE_MIX] + [int(m) for m in args.mixes.split(",") if m]
+    for mix in mixes:
+        faiss_store.PROBE_MIX = mix
         for target in (float(t) for t in args.targets.split(",")):
             t0 = time.perf_counter()
             tuned = tune_ef_search(index, target)
             tune_s = time.perf_counter() - t0
             ef = tuned["ef_search"]
-            row = {"set": args.name, "query_cosine": cosine, "target": target, "tuned": tuned, "tune_s": round(tune_s, 1),
+            row = {"set": args.name, "probe_mix": mix, "target": target, "tuned": tuned, "tune_s": round(tune_s, 1),
                    "heldout_recall": {spec: sweep[spec].get(ef) for spec in sets}, "load": loadavg()}
-            if cosine == cosines[0]:
+            if mix == mixes[0]:
                 lat = latency_p50(index, next(iter(sets.values()))[:50], sorted({OLD_EF, ef}))
                 row.update(p50_ms_256=lat[OLD_EF], p50_ms_tuned=lat[ef])
             print(json.dumps(row), flush=True)

@@ -308,7 +308,7 @@ def _note_tuning(manifest, report) -> None:
         return
     below = " - below it" if ann.get("recall", 0) < ann.get("recall_target", 0) else ""
     report.notes.append(f"HNSW efSearch {ann['ef_search']}: recall@10 {ann.get('recall')} against exact search on "
-                        f"{ann.get('tuned_queries')} of {ann.get('tuned_count')} vectors (target "
+                        f"{ann.get('tuned_queries')} probe queries made from {ann.get('tuned_count')} vectors (target "
                         f"{ann.get('recall_target')}{below})")
 
 

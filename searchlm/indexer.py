@@ -651,7 +651,7 @@ def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
     if "ef_search" in ann and any(ann.get(key) != before.get(key) for key in measured):
         met = "" if ann["recall"] >= ann["recall_target"] else " (below the target even at the largest efSearch)"
         notices.append(f"HNSW efSearch {ann['ef_search']}: recall@10 {ann['recall']:.3f} against exact search on "
-                       f"{ann['tuned_queries']} of the index's vectors, target {ann['recall_target']}{met}.")
+                       f"{ann['tuned_queries']} probe queries made from the index's vectors, target {ann['recall_target']}{met}.")
     if StoreSpec.from_json(manifest.store).backend == DEFAULT_STORE and chunks >= TANTIVY_ADVICE_CHUNKS:
         notices.append(f"{chunks:,} chunks: keyword search in SQLite FTS5 slows hybrid search at this size; "
                        f"`searchlm index {manifest.root} --name {manifest.name} --store faiss+tantivy` moves the "

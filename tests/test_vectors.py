@@ -234,8 +234,41 @@ def test_tuned_ef_search_is_the_smallest_step_that_reaches_the_target(hard):
         assert recall(vectors.EF_STEPS[vectors.EF_STEPS.index(ef) - 1]) < tuned["recall_target"]
 
 
+def test_probe_queries_lie_between_chunks_as_real_queries_do():
+    """Tuning queries are not stored vectors (a stored vector finds itself at cosine 1 and its clump at any
+    efSearch): each is the midpoint of two live vectors, its top-1 cosine in the range of real MiniLM queries
+    (0.57-0.68 median), its exact top 10 drawn from both members' neighbourhoods; removed vectors are never used."""
+    x, _ = embedding_like(4000, 384, seed=3)
+    alive = np.arange(1000, 4000)
+    probes = vectors.probe_queries(x, alive, 300, np.random.default_rng(0))
+    assert probes.shape == (300, 384) and np.allclose(np.linalg.norm(probes, axis=1), 1, atol=1e-5)
+    scores = np.sort(probes @ x[alive].T, axis=1)[:, ::-1]
+    assert scores[:, 0].max() < 0.99  # no probe is a stored vector
+    assert 0.55 < np.median(scores[:, 0]) < 0.85 and np.median(scores[:, 0] - scores[:, 9]) > 0.05
+    # Each probe is the sum of two live vectors: rebuilt from the same generator, both are in its top 10, and
+    # no removed vector (positions below 1000) is one of them.
+    rng = np.random.default_rng(0)
+    pairs = np.stack([rng.choice(alive, size=2, replace=False) for _ in range(300)])
+    assert np.allclose(probes, (x[pairs[:, 0]] + x[pairs[:, 1]]) / np.linalg.norm(x[pairs[:, 0]] + x[pairs[:, 1]],
+                                                                                   axis=1, keepdims=True), atol=1e-5)
+    top10 = alive[np.argsort(-(probes @ x[alive].T), axis=1)[:, :10]]
+    assert np.mean([set(p) <= set(t) for p, t in zip(pairs, top10)]) > 0.9
+
+
+def test_chosen_efsearch_rises_with_the_recall_target_on_probe_queries(hard):
+    """On its own probe queries (no queries given), a higher target never chooses a smaller efSearch, and a
+    target the probes reach at the first step does not ask for more."""
+    *_, index = hard
+    low = vectors.tune_ef_search(index, 0.5)
+    mid = vectors.tune_ef_search(index, 0.9)
+    high = vectors.tune_ef_search(index, 0.99)
+    assert low["ef_search"] <= mid["ef_search"] < high["ef_search"]
+    assert low["recall"] >= 0.5 and mid["recall"] >= 0.9 and high["tuned_queries"] == vectors.TUNE_QUERIES
+    assert index.ef == high["ef_search"]
+
+
 def test_tuning_on_its_own_vectors_leaves_removed_ones_out_and_holds_for_unseen_queries(hard):
-    """With no queries given, the index's own vectors (moved off the data, none of them a reported query) choose
+    """With no queries given, probes made of the index's own vectors (none of them a reported query) choose
     efSearch; unseen queries reach about the target there. Tombstoned ids are never counted as neighbours."""
     x, ids, q, index = hard
     tuned = vectors.tune_ef_search(index, 0.95, tombstones=ids[:4000])
