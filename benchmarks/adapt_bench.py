@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--queries", type=Path, default=None,
                     help="a folder: each set's mined pseudo-queries are saved there when training starts, and a "
                     "later run with the same folder starts from them (compare training recipes on the same queries)")
+    ap.add_argument("--steps", type=int, default=None, help="at most this many training steps")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default adapt.train.LR)")
     ap.add_argument("--freeze", type=int, default=None, help="lower layers kept frozen (default adapt.train.FREEZE_LAYERS)")
     ap.add_argument("--train-sources", default=None,
@@ -88,7 +89,7 @@ def main() -> None:
         t = time.monotonic()
         with Index(settings=settings) as index:
             chunks = index.status()["chunks"]
-            report = index.adapt(minutes=a.minutes, sample=a.sample, margin=a.margin, progress=snapshot,
+            report = index.adapt(minutes=a.minutes, sample=a.sample, margin=a.margin, progress=snapshot, steps=a.steps,
                                  on_message=lambda m: print(f"  {m}", flush=True))
         seconds = time.monotonic() - t
         after = {"hybrid": score("hybrid"), "dense": score("dense")} if report.kept else dict(before)

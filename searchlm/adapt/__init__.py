@@ -10,8 +10,9 @@
 Everything between the start and the swap happens in `<home>/.adapt-<name>/` with its progress in `state.json`
 and the candidate's database: the live index keeps answering with its old encoder until the swap, a kill at any
 moment leaves it so, and running `adapt` again resumes where the killed run stopped. The gate keeps the adapted
-index only if it ranks held-out pseudo-queries' documents better than the old one by `MARGIN` (mean reciprocal
-rank); otherwise nothing changes. `undo_adapt` re-encodes with the packaged model the same way.
+index only if it ranks held-out generated questions' documents better than the old one by `MARGIN` (mean reciprocal
+rank) and by two standard errors of the per-query gains; otherwise nothing changes (and with too few held-out
+questions to judge by, nothing is trained). `undo_adapt` re-encodes with the packaged model the same way.
 """
 
 from __future__ import annotations
