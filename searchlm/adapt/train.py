@@ -19,13 +19,16 @@ from pathlib import Path
 SCALE = 20.0  # cosine x 20, as MultipleNegativesRankingLoss
 MARGIN_WEIGHT = 1.0
 TRAIN_MAX_TOKENS = 128  # passages are cut here while training (a step costs in proportion); indexing reads 256
+LR = 2e-5
+FREEZE_LAYERS = 0  # the token embeddings and this many lower transformer layers stay as they were
 
 
 def fine_tune(base: str, examples: list[tuple[str, str, str, float]], out: Path, deadline: float,
-              epochs: int = 1, batch: int = 16, lr: float = 2e-5, seed: int = 0, progress=None,
-              device: str = "cpu", max_steps: int | None = None) -> dict:
+              epochs: int = 1, batch: int = 16, lr: float | None = None, seed: int = 0, progress=None,
+              device: str = "cpu", max_steps: int | None = None, freeze_layers: int | None = None) -> dict:
     """Train a copy of the sentence-transformers model `base` on `examples` until `deadline`, `epochs` passes
-    or `max_steps` steps, and save it to `out` (atomically). Returns what was done."""
+    or `max_steps` steps, and save it to `out` (atomically). `freeze_layers` > 0 keeps the token embeddings and
+    that many lower layers as they were (less to move, a cheaper backward pass). Returns what was done."""
     import shutil
     import tempfile
 
@@ -40,7 +43,9 @@ def fine_tune(base: str, examples: list[tuple[str, str, str, float]], out: Path,
     model = SentenceTransformer(resolve_model(base), device=device)
     full_length = model.max_seq_length
     model.max_seq_length = min(TRAIN_MAX_TOKENS, full_length or TRAIN_MAX_TOKENS)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    lr = LR if lr is None else lr
+    frozen = _freeze(model, FREEZE_LAYERS if freeze_layers is None else freeze_layers)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     steps_per_epoch = max(1, len(examples) // batch)
     total, step, losses = epochs * steps_per_epoch, 0, []
     if max_steps is not None:
@@ -90,7 +95,8 @@ def fine_tune(base: str, examples: list[tuple[str, str, str, float]], out: Path,
         shutil.rmtree(tmp, ignore_errors=True)
     head = losses[: max(1, len(losses) // 10)]
     tail = losses[-max(1, len(losses) // 10):]
-    return {"steps": step, "of_steps": total, "examples": len(examples), "batch": batch,
+    return {"steps": step, "of_steps": total, "examples": len(examples), "batch": batch, "lr": lr,
+            "frozen_layers": frozen,
             "seconds": round(time.monotonic() - started, 1),
             "loss_first": round(sum(head) / len(head), 4) if losses else None,
             "loss_last": round(sum(tail) / len(tail), 4) if losses else None}
@@ -103,3 +109,19 @@ def _encode(model, texts: list[str]):
     features = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
     return model(features)["sentence_embedding"]
 
+
+
+def _freeze(model, layers: int) -> int:
+    """Freeze the embeddings and the lower `layers` transformer layers of a BERT-like encoder; returns how many
+    layers were frozen (0 where the model has no such layout)."""
+    if layers <= 0:
+        return 0
+    encoder = getattr(model[0], "auto_model", None)
+    blocks = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if encoder is None or blocks is None:
+        return 0
+    layers = min(layers, len(blocks))
+    for module in [encoder.embeddings, *blocks[:layers]]:
+        for p in module.parameters():
+            p.requires_grad = False
+    return layers
