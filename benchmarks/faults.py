@@ -104,7 +104,7 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     from searchlm.check import check_index
     from searchlm.search import Searcher
     from searchlm.settings import Settings
-    from searchlm.stores.faiss import VectorIndex
+    from searchlm.stores.faiss import FaissIndex
 
     problems = []
     settings = Settings(home=home, name=name)
@@ -113,7 +113,7 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     n_docs, n_chunks = conn.execute("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone()
     conn.close()
     ann = json.loads((settings.index_dir / "manifest.json").read_text())["ann"]
-    faiss_count = len(VectorIndex.load(settings.index_dir / "vectors.faiss", ann.get("type", "flat"), use_gpu=False))
+    faiss_count = len(FaissIndex.load(settings.index_dir / "vectors.faiss", ann.get("type", "flat"), use_gpu=False))
     if n_docs != files:
         problems.append(f"documents {n_docs} != files {files}")
     if n_chunks != faiss_count:

@@ -308,12 +308,11 @@ def build_tantivy(args, index_dir: Path) -> dict:
     (build time: tantivy alone, the FAISS file is the HNSW one), then a second 1 % update goes to both."""
     from searchlm.manifest import Manifest
     from searchlm.stores import faiss as faiss_store
-    from searchlm.stores.base import TANTIVY
 
     shutil.copytree(args.workdir / "hnsw" / "scale", index_dir)
     faiss_store.HNSW_THRESHOLD = 1
     manifest = Manifest.load(index_dir)
-    manifest.store = {"backend": TANTIVY}
+    manifest.store = {"backend": "faiss+tantivy"}
     return timed_build(args, index_dir, manifest, "tantivy", SEED + 3)
 
 

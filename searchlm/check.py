@@ -320,16 +320,16 @@ def _check_store(store, manifest, index_dir, report, repair) -> None:
     try:
         vectors = open_store(index_dir, manifest, store)
     except Exception as exc:  # noqa: BLE001 - a damaged store may fail in its own library, in any way
-        vectors, found = None, [f"the vector store cannot be opened ({_first_line(exc)})"]
+        vectors, found = None, [("vectors", f"the vector store cannot be opened ({_first_line(exc)})")]
     else:
         try:
-            found = vectors.verify()
+            found = vectors.problems()
         except Exception as exc:  # noqa: BLE001
-            found = [f"the vector store cannot be read ({_first_line(exc)})"]
+            found = [("vectors", f"the vector store cannot be read ({_first_line(exc)})")]
     try:
         if not found:
             return
-        problems = [Problem("keywords" if "tantivy" in why else "vectors", why) for why in found]
+        problems = [Problem(part, why) for part, why in found]
         report.problems.extend(problems)
         if not repair:
             for problem in problems:

@@ -1,4 +1,4 @@
-"""`index_folder`: walk a folder, extract, chunk, embed what is new, and keep SQLite + FAISS + manifest in step.
+"""`index_folder`: walk a folder, extract, chunk, embed what is new, and keep SQLite, the store and the manifest in step.
 
 Incremental by design: a file whose size and mtime are unchanged is not read; a changed file is re-chunked but
 only chunks with a new content hash are embedded (vectors are reused by hash, also across files, so a moved
@@ -42,7 +42,7 @@ from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
 from searchlm.store import Store
-from searchlm.stores.base import StoreSpec, VectorStore, open_store, parse_store
+from searchlm.stores.base import ComposedStore, StoreSpec, open_store, parse_store
 from searchlm.walk import FoundFile, walk
 
 log = logging.getLogger(__name__)
@@ -557,7 +557,7 @@ class _IndexRun:
         tuned = dict(manifest.ann)
         if self.settings.recall is not None:  # kept in the manifest: later runs tune to it too
             manifest.ann["recall_target"] = self.settings.recall
-        # The store repairs what it holds (a damaged or missing FAISS file is rebuilt from SQLite's vectors).
+        # The store repairs what it holds (a damaged or missing vector file is rebuilt from SQLite's vectors).
         sync_vectors(self.store, manifest, self.index_dir, self.progress).close()
         self.report.notices.extend(store_notices(manifest, tuned, chunks))
         manifest.documents, manifest.chunks = docs, chunks
@@ -623,9 +623,9 @@ class _Feed:
             self._cond.notify_all()
 
 
-def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Progress | None = None) -> VectorStore:
-    """Apply SQLite's pending chunk changes to the index's vector store (no re-encoding; a full build when the
-    store is new or cannot be updated) and record it in the manifest (not saved here)."""
+def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Progress | None = None) -> ComposedStore:
+    """Apply SQLite's pending chunk changes to the index's store, vectors and keywords (no re-encoding; a full
+    build when the store is new or cannot be updated) and record it in the manifest (not saved here)."""
     vectors = open_store(index_dir, manifest, store)
     try:
         vectors.sync(store, manifest, progress)
@@ -659,13 +659,10 @@ def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
     return notices
 
 
-def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path):
-    """Rebuild the FAISS file from SQLite (no re-encoding) and record it in the manifest (not saved here)."""
-    from searchlm.manifest import FAISS_FILE
-
-    (index_dir / FAISS_FILE).unlink(missing_ok=True)  # derived data: SQLite holds every vector
-    vectors = sync_vectors(store, manifest, index_dir)
-    return vectors.index
+def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path) -> None:
+    """Rebuild the store's vectors from SQLite (no re-encoding) and record them in the manifest (not saved here)."""
+    with open_store(index_dir, manifest, store) as stored:
+        stored.rebuild_vectors()
 
 
 def _even_calls(texts: list[str], batch_size: int) -> list[list[str]]:

@@ -21,7 +21,7 @@ from helpers import registered
 from searchlm import hookimpl
 from searchlm.cli import app
 from searchlm.errors import InputError, ModelError
-from searchlm.plugins import embedders, generators, get_plugins, rerankers, stores
+from searchlm.plugins import embedders, generators, get_plugins, keyword_indexes, rerankers, stores
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = REPO / "tests" / "plugin_pkg"
@@ -132,12 +132,14 @@ def test_the_plugin_package_installs_with_pip(tmp_path):
 # -- the registry, in-process: a plugin object registered and removed -----------------------------------------
 def test_the_built_ins_register_through_the_same_hooks():
     assert rerankers.names() == ["cross-encoder", "lm"]
-    assert stores.names() == ["faiss", "faiss+tantivy", "milvus"]
+    assert stores.names() == ["faiss", "milvus"]
+    assert keyword_indexes.names() == ["fts5", "milvus", "tantivy"]  # after a store's '+': faiss+tantivy
     assert embedders.names() == ["local", "ray", "sentence-transformers"]
     assert generators.names() == ["llm"]
     assert get_plugins() == []  # nothing installed in the test environment
     (builtin,) = get_plugins(all=True)
-    assert builtin.builtin and builtin.registers["stores"] == ["faiss", "faiss+tantivy", "milvus"]
+    assert builtin.builtin and builtin.registers["stores"] == ["faiss", "milvus"]
+    assert builtin.registers["keyword_indexes"] == ["fts5", "tantivy", "milvus"]
     result = CliRunner().invoke(app, ["plugins"])
     assert result.exit_code == 0 and result.output.startswith("No plugins installed")
 

@@ -321,7 +321,7 @@ def test_concurrent_searches_share_one_searcher(client):
     index = client.app.state.engines.searcher()
     # the search queue's own searcher shares the warmed FAISS index and encoder: one copy of each per index
     assert index.queue.searcher.resources is index.resources
-    assert index.queue.searcher.vectors is index.resources.vectors and index.resources.vectors is not None
+    assert index.queue.searcher.indexes is index.resources.indexes and index.resources.indexes is not None
     assert index.queue.searcher.encoder is index.resources.encoder
     assert index.queue.searches >= 40
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from searchlm import integrity
 from searchlm.errors import IndexNotFoundError, InputError, StoreError
-from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore, weighted_fields
+from searchlm.stores.base import ChunkFilter, StoreSpec, VectorIndex, weighted_fields
 from searchlm.text import porter_terms
 
 SCHEMA = 3  # of the collection's fields; bump when they change (2: the text field holds Porter stems; 3: what a
@@ -49,9 +49,9 @@ CONNECT_TIMEOUT = 5.0
 TOPK_MAX = 16384  # Milvus's largest search limit
 
 
-class MilvusStore(VectorStore):
+class MilvusStore(VectorIndex):
     name = "milvus"
-    keyword = True
+    keywords = "milvus"  # BM25 in the same collection (stores/milvus_keywords.py)
 
     def __init__(self, index_dir: Path, manifest, store, spec: StoreSpec, warm: bool = False):
         self.manifest = manifest
