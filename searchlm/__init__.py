@@ -82,6 +82,7 @@ __all__ = sorted(_EXPORTS)
 
 SURFACE_MODULES = (
     "searchlm.errors",  # the error tree
+    "searchlm.db_errors",  # an sqlite3 error that escapes a command or request, as the same library error
     "searchlm.settings",  # configuration: flag, SEARCHLM_* variable, default
     "searchlm.limits",  # the bounds every surface holds input to (query length, ids, answer tokens)
     "searchlm.snippets",  # a hit's excerpt with the query's words marked

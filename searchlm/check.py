@@ -6,11 +6,11 @@ what survives.
     index.db        opens, `PRAGMA integrity_check` is ok
                     -> the readable documents and chunks are copied into a fresh database; the damaged file is
                        kept beside it (index.db.damaged-TIME); lost documents are re-read by the next `index`
-    FTS5            the keyword index agrees with the chunks -> rebuilt from the chunks
-    vector store    whatever the backend (FAISS, faiss+tantivy, Milvus): its `verify()` against SQLite, i.e. the
-                    digests the manifest recorded for its files (`integrity.py`), counts, ids, finite unit vectors
-                    -> its `repair()`: rebuilt from SQLite (FAISS from the stored vectors, tantivy from the chunk
-                       texts, the Milvus collection from both); one that cannot even be opened is set aside first
+    keywords        SQLite's own keyword tables agree with the chunks -> rebuilt from the chunks
+    store           its vector index and keyword index, whatever their backends (`stores/`): each one's `verify()`
+                    against SQLite, i.e. the digests the manifest recorded for its files (`integrity.py`), counts,
+                    ids, finite unit vectors -> `repair()`: rebuilt from SQLite (vectors from the stored vectors,
+                    keywords from the chunk texts); a store that cannot even be opened is set aside first
     encoder/        the ONNX query encoder's files are there, parse, and match their recorded digests
                     -> a private copy of the model's export is put back (exported again if the cache is damaged)
 
@@ -45,7 +45,7 @@ class Problem:
     fix: str = ""  # what the user can do when --repair could not
 
     def __post_init__(self):
-        self.message = " ".join(self.message.split())  # one line, whatever SQLite or FAISS said
+        self.message = " ".join(self.message.split())  # one line, whatever SQLite or a store library said
 
     def to_json(self) -> dict:
         return {"part": self.part, "message": self.message, "repaired": self.repaired, "fix": self.fix}
@@ -137,7 +137,7 @@ def _check_database(index_dir, name, report, repair):
     problem = None
     store = None
     try:
-        store = Store(path, existing=True)  # read-write: FTS5's integrity-check is an INSERT (that writes nothing)
+        store = Store(path, existing=True)  # read-write: the keyword table's integrity-check is an INSERT (that writes nothing)
         rows = store.conn.execute("PRAGMA integrity_check(20)").fetchall()
         if [r[0] for r in rows] != ["ok"]:
             problem = Problem("database", f"{DB_FILE} is damaged ({'; '.join(r[0] for r in rows[:2])[:160]})")
@@ -299,7 +299,7 @@ def _check_fts(store, report, repair) -> None:
 
 
 def _note_tuning(manifest, report) -> None:
-    """An HNSW index's efSearch and the recall@10 measured for it (see `stores.faiss.tune_ef_search`)."""
+    """An HNSW index's efSearch and the recall@10 measured for it (see the store's `tune_ef_search`)."""
     ann = manifest.ann
     if ann.get("type") != "hnsw":
         return
@@ -313,8 +313,8 @@ def _note_tuning(manifest, report) -> None:
 
 
 def _check_store(store, manifest, index_dir, report, repair) -> None:
-    """The index's vector store, whatever its backend: `verify()` against SQLite, and `repair()` from it. A store
-    that cannot even be opened is set aside (`discard`) and filled again from SQLite."""
+    """The index's store (vector and keyword index), whatever its backends: `verify()` against SQLite, and
+    `repair()` from it. A store that cannot even be opened is set aside (`discard`) and filled again from SQLite."""
     from searchlm.stores.base import discard_store, open_store
 
     try:

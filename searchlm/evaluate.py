@@ -25,6 +25,7 @@ from searchlm.errors import InputError
 from searchlm.fileio import write_json_atomic
 from searchlm.search import SearchOptions
 from searchlm.settings import DEFAULT_MODEL, Settings
+from searchlm.stores import DEFAULT_STORE
 
 EVAL_DEPTH = 100  # documents ranked per query: enough for Recall@100
 FINGERPRINT_FILE = "eval.json"
@@ -172,7 +173,7 @@ def eval_index_name(dataset: str, model: str | None, store: str | None = None) -
     slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "dataset"
     if model and model != DEFAULT_MODEL:
         slug += "-" + re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
-    if store and store != "faiss":
+    if store and store != DEFAULT_STORE:
         slug += "-" + re.sub(r"[^a-z0-9]+", "-", store.lower()).strip("-")
     return f"eval-{slug}"
 
@@ -190,7 +191,7 @@ def ensure_eval_index(
     target = settings.with_(name=name, model=model)
     index_dir = target.index_dir
     fingerprint = {"format": FORMAT_VERSION, "corpus": dataset.corpus_hash, "model": model, "chunker": chunker.to_json()}
-    if settings.store and settings.store != "faiss":
+    if settings.store and settings.store != DEFAULT_STORE:
         fingerprint["store"] = settings.store
     stamp = index_dir / FINGERPRINT_FILE
     if stamp.is_file() and (index_dir / "manifest.json").is_file():

@@ -9,7 +9,7 @@
         answer = index.ask("How do bees keep warm in winter?")
 
 An `Index` is cheap to create: nothing is opened until a method needs it. The searcher it opens (SQLite, the
-ONNX query encoder, FAISS) stays open until `close()` or the end of the `with` block, so a long-lived caller
+ONNX query encoder, vector index) stays open until `close()` or the end of the `with` block, so a long-lived caller
 pays each load once. Options can be given as an options object (`SearchOptions`, `AskOptions`, ...) or as
 keyword arguments of the same names.
 """
@@ -182,7 +182,7 @@ class Index(Closing):
         if on_load is not None and not needs_model(question):
             on_load = None  # answered from the passages' own sentences: no model to load
         if on_load is not None and self._searcher is None and self.exists:
-            # Say it before opening the index (SQLite, the query encoder, FAISS): it is the first thing to wait for.
+            # Say it before opening the index (SQLite, the query encoder, the vector index): it is the first thing to wait for.
             from searchlm.generate.registry import DEFAULT_GENERATOR, is_loaded
 
             name = options.generator or self.settings.generator

@@ -86,7 +86,7 @@ class Hit(Passage):
     explain: dict | None = None
     # Scores that mean the same in every query:
     cosine: float | None = None  # the passage's cosine to the query (MiniLM: ~0.2 unrelated, 0.5+ on topic)
-    bm25: float | None = None  # its FTS5 BM25 score; 0.0 when it holds no query term
+    bm25: float | None = None  # its BM25 score from the keyword index; 0.0 when it holds no query term
     weak: bool = False  # below the relevance floor `ask` uses to refuse: likely not about the query
 
     @classmethod

@@ -30,7 +30,7 @@ from searchlm.errors import (
 )
 from searchlm.extract import SUPPORTED, file_kind
 from searchlm.fusion import fuse_minmax, fuse_rrf
-from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest, list_indexes  # noqa: F401 (re-exported)
+from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest, list_indexes  # noqa: F401 (re-exported)
 from searchlm.records import Hit, IndexRef, SearchResult
 from searchlm.settings import Settings
 from searchlm.store import Store
@@ -226,7 +226,7 @@ class Searcher(Closing):
         from searchlm.homes import describe_indexes, locate
 
         found = locate(settings.name, settings.home)
-        # No index folder here, and a Milvus server named: a search replica, reading the index from the server
+        # No index folder here, and a store server named: a search replica, reading the index from the server
         self.replica = found is None and "://" in (settings.store or "")
         if found is None and not self.replica:
             have = describe_indexes(settings.home)
@@ -240,7 +240,7 @@ class Searcher(Closing):
         self.settings = settings
         self.index_dir = settings.index_dir
         if self.replica:
-            from searchlm.stores.milvus import open_replica
+            from searchlm.stores.replica import open_replica
 
             self.manifest, self.store = open_replica(settings.name, settings.store)
         else:
@@ -336,7 +336,7 @@ class Searcher(Closing):
         """The index's store; when it cannot be opened or a file of it is not the one recorded, one line says so
         and SQLite's own copies are searched instead (its stored vectors, exactly, and its keyword index)."""
         from searchlm.stores.base import open_store
-        from searchlm.stores.faiss import sqlite_store
+        from searchlm.stores.fallback import sqlite_store
 
         from searchlm.errors import IndexDamagedError
 
@@ -510,7 +510,7 @@ class Searcher(Closing):
         """The `spelling.Correction` `search` applies to `query` (None when every word is in the index)."""
         from searchlm.spelling import Lexicon, correct_query
 
-        if self.replica:  # the vocabulary is in the index folder's FTS5 tables
+        if self.replica:  # the vocabulary is in the index folder's database
             return None
         generation = self.store.generation
         key = (query.strip(), generation)

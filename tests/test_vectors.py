@@ -306,14 +306,14 @@ def test_recall_target_from_the_environment_and_a_bad_one_refused(monkeypatch, t
 def test_a_default_store_past_the_tantivy_size_says_how_to_move(make_index, monkeypatch):
     """Past TANTIVY_ADVICE_CHUNKS, `index` says in one line that `--store faiss+tantivy` moves the index
     without re-encoding; an index already on tantivy hears nothing."""
-    from searchlm import indexer
     from searchlm.manifest import Manifest
+    from searchlm.stores import base
 
-    monkeypatch.setattr(indexer, "TANTIVY_ADVICE_CHUNKS", 3)
+    monkeypatch.setattr(base, "TANTIVY_ADVICE_CHUNKS", 3)
     settings, report, _ = make_index({f"n{i}.md": f"# N {i}\n\nWords number {i}.\n" for i in range(4)})
     move = [n for n in report.notices if "--store faiss+tantivy" in n]
     assert len(move) == 1 and move[0].startswith("4 chunks: keyword search in SQLite FTS5 slows hybrid search")
     assert f"--name {settings.name} --store faiss+tantivy` moves the index to tantivy without re-encoding" in move[0]
     manifest = Manifest.load(settings.index_dir)
     manifest.store = {"backend": "faiss+tantivy"}
-    assert not indexer.store_notices(manifest, manifest.ann, 4)
+    assert not base.store_notices(manifest, manifest.ann, 4)

@@ -104,11 +104,12 @@ class _Adaptation:
         self.times: dict[str, float] = {}
         stage.recover(self.index_dir)
         self.manifest = Manifest.load(self.index_dir)
-        from searchlm.stores.base import StoreSpec
+        from searchlm.stores.base import DEFAULT_STORE, StoreSpec
 
-        if StoreSpec.from_json(self.manifest.store).backend not in ("faiss", "faiss+tantivy", "tantivy"):
+        if StoreSpec.from_json(self.manifest.store).vectors != DEFAULT_STORE:
             raise InputError(f"index '{settings.name}' keeps its vectors in {self.manifest.store.get('backend')}; "
-                             "adapt re-encodes FAISS indexes only", "adapt an index built with the default store")
+                             "adapt re-encodes indexes of the default store only",
+                             "adapt an index built with the default store")
 
     # -- state ---------------------------------------------------------------------------------------------
     def _state(self, mode: str) -> dict:

@@ -3,7 +3,7 @@
 The live index is never written until the swap: `adapt` copies it into `<home>/.adapt-<name>/<name>/` (SQLite's
 online backup for the database, hard links for everything else), re-encodes every chunk's vector there with the
 new encoder (committing the vectors and how far it got in one transaction per batch, so a re-run resumes),
-rebuilds the FAISS file and writes the manifest. Only a candidate that passed the gate is swapped in, with one
+rebuilds the vector index and writes the manifest. Only a candidate that passed the gate is swapped in, with one
 `renameat2(RENAME_EXCHANGE)` where Linux has it: a kill at any moment leaves either the old index or the new
 one, both complete. Elsewhere two renames do it, and `recover` finishes a swap a kill cut in half.
 """
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest
+from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
+from searchlm.stores.faiss import FAISS_FILE
 
 ENCODED_KEY = "adapt_encoded_upto"  # meta key in the candidate's database: last chunk id re-encoded
 BATCH = 64  # chunks re-encoded per committed transaction
@@ -108,7 +109,7 @@ def embed_text(title: str, heading: str, text: str) -> str:
 
 
 def finish_candidate(candidate: Path, manifest: Manifest, progress=None) -> None:
-    """Rebuild the candidate's FAISS file from its re-encoded vectors and write its manifest."""
+    """Rebuild the candidate's vector index from its re-encoded vectors and write its manifest."""
     import uuid
 
     from searchlm.indexer import rebuild_vectors

@@ -7,7 +7,7 @@ free, up to MAX_BATCH, encodes their queries in one ONNX call and runs them one 
 costs about half the encoder CPU of 16 single ones, and one thread running searches hands the GIL to nobody but
 the event loop (32 request threads each running a search took four times the CPU). Other requests (documents,
 answers, reranked searches) lease a searcher from the pool: each has its own SQLite read connection and they
-share the FAISS index, the rerankers and one ONNX query encoder (one `SearchResources`, handed to each). Answers are generated one at a time, and at most
+share the vector index, the rerankers and one ONNX query encoder (one `SearchResources`, handed to each). Answers are generated one at a time, and at most
 ASK_QUEUE wait: past that a request gets 503 with Retry-After instead of a timeout.
 """
 
@@ -57,7 +57,7 @@ class SearchQueue:
 
     def __init__(self, open_searcher: Callable[[], Searcher], max_batch: int = MAX_BATCH):
         # Opened by the queue's thread on its first batch, after the server has warmed the index's first searcher,
-        # so it shares that searcher's FAISS index instead of loading a second copy.
+        # so it shares that searcher's vector index instead of loading a second copy.
         self._open_searcher = open_searcher
         self.searcher: Searcher | None = None
         self.max_batch = max_batch

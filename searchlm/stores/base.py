@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from searchlm.manifest import Manifest
     from searchlm.store import Store
 
-DEFAULT_STORE = "faiss"
+from searchlm.stores import DEFAULT_STORE  # noqa: F401 (re-exported)
+
 MILVUS = "milvus"  # the store a server URI names
 TITLE_REPEAT = 2  # the title counts twice, as FTS5's bm25 weights (title 2, heading 1, text 1) do
 
@@ -297,6 +298,28 @@ def parse_store(value: str | None, index_name: str) -> StoreSpec:
     if vectors == MILVUS and not plus:
         return StoreSpec(MILVUS, uri="milvus.db", collection=collection_name(index_name))
     return StoreSpec(f"{vectors}+{keywords}" if plus else vectors)
+
+
+# Past this many chunks, hybrid search on the default store spends most of its time in SQLite FTS5, which scores
+# every matching chunk (no top-k pruning): its keyword side costs ~120 ms a query at 50k chunks and grows
+# linearly (hybrid p50 487 ms at 200k against 110 ms with faiss+tantivy; benchmarks/RESULTS.md, issues #12, #23).
+TANTIVY_ADVICE_CHUNKS = 50_000
+
+
+def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
+    """One line each: a new efSearch measurement; a default store past TANTIVY_ADVICE_CHUNKS."""
+    notices = []
+    ann = manifest.ann
+    measured = ("ef_search", "recall", "recall_target", "tuned_count")
+    if "ef_search" in ann and any(ann.get(key) != before.get(key) for key in measured):
+        met = "" if ann["recall"] >= ann["recall_target"] else " (below the target even at the largest efSearch)"
+        notices.append(f"HNSW efSearch {ann['ef_search']}: recall@10 {ann['recall']:.3f} against exact search on "
+                       f"{ann['tuned_queries']} of the index's vectors, target {ann['recall_target']}{met}.")
+    if StoreSpec.from_json(manifest.store).backend == DEFAULT_STORE and chunks >= TANTIVY_ADVICE_CHUNKS:
+        notices.append(f"{chunks:,} chunks: keyword search in SQLite FTS5 slows hybrid search at this size; "
+                       f"`searchlm index {manifest.root} --name {manifest.name} --store faiss+tantivy` moves the "
+                       "index to tantivy without re-encoding (pip install 'searchlm[tantivy]').")
+    return notices
 
 
 def collection_name(index_name: str) -> str:

@@ -22,10 +22,11 @@ import numpy as np
 
 from searchlm import integrity
 from searchlm.fileio import temp_path_for
-from searchlm.manifest import FAISS_FILE
-from searchlm.stores.base import ChunkFilter, ComposedStore, VectorIndex
+from searchlm.stores.base import ChunkFilter, VectorIndex
 
 log = logging.getLogger(__name__)
+
+FAISS_FILE = "vectors.faiss"
 
 HNSW_THRESHOLD = 100_000
 HNSW_M = 32
@@ -482,8 +483,6 @@ class FaissStore(VectorIndex):
     def verify(self) -> list[str]:
         """What is wrong with the FAISS file, one line each: missing, of another digest, unreadable, of another
         dimension or count, holding ids SQLite does not, or vectors that are not finite unit vectors."""
-        from searchlm.manifest import FAISS_FILE
-
         store, manifest = self.store, self.manifest
         (count,) = store.conn.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()
         current = self._current()
@@ -563,12 +562,3 @@ def _content_problems(index: FaissIndex, store, name: str) -> list[str]:
         if s is not None and (s.shape != v.shape or np.abs(s - v).max() > 1e-4):
             return [f"{name} holds vectors other than the ones stored for their chunks"]
     return []
-
-
-def sqlite_store(index_dir: Path, manifest: Manifest, store: Store) -> ComposedStore:
-    """The vectors stored in SQLite, searched exactly in memory, and SQLite's own keyword index: what a search
-    falls back on when the index's own store is damaged or gone."""
-    from searchlm.stores.fts5 import Fts5Keywords
-
-    vectors = FaissStore(index_dir, manifest, store, in_memory=True)
-    return ComposedStore(vectors, Fts5Keywords(index_dir, manifest, store, vectors=vectors))
