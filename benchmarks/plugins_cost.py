@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PROBE = """
 import json, time
-import searchlm.cli, searchlm.search, searchlm.stores.base
+import searchlm.cli, searchlm.search.searcher, searchlm.stores.base
 t0, c0 = time.perf_counter(), time.process_time()
 import searchlm.plugins as plugins
 plugins.stores.find("faiss")

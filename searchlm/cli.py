@@ -75,7 +75,7 @@ def handle_errors(fn):
             if _settings().debug:
                 raise
             if isinstance(exc, sqlite3.Error):  # a page that turned out damaged mid-query
-                from searchlm.db_errors import translate
+                from searchlm.indexing.db_errors import translate
 
                 exc = translate(exc, Path(kwargs.get("home") or "indexes") / str(kwargs.get("name") or "default") / "index.db")
             typer.echo(f"Error: {safe_text(exc.cli_message() if isinstance(exc, SearchlmError) else exc)}", err=True)
@@ -382,7 +382,7 @@ def _searcher(settings: Settings, token_file: Path | None = None):
 
 
 def _print_hits(query: str, hits, why: str = "") -> None:
-    from searchlm.snippets import snippet_spans
+    from searchlm.search.snippets import snippet_spans
 
     if not hits:
         typer.echo(f"No results for '{safe_text(query)}'" + (f": {safe_text(why)}." if why else "."))
@@ -711,7 +711,7 @@ def ask(
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer a question from the index, citing the passages used, or say the documents do not cover it."""
-    from searchlm.answer import COMPOSED, AskOptions
+    from searchlm.search.answer import COMPOSED, AskOptions
     from searchlm import Index
 
     settings = _settings(name=name, home=home, generator=generator, device=device)

@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote
 
 from searchlm.errors import InputError
 from searchlm.fileio import write_json_atomic
-from searchlm.search import SearchOptions
+from searchlm.search.searcher import SearchOptions
 from searchlm.settings import DEFAULT_MODEL, Settings
 from searchlm.stores import DEFAULT_STORE
 
@@ -183,7 +183,7 @@ def ensure_eval_index(
 ) -> Settings:
     """Build (or reuse) the index of a dataset's corpus. Returns settings pointing at it. `embedder`: an
     already loaded embedder of the same model (tests share one)."""
-    from searchlm.chunking import ChunkerSettings
+    from searchlm.indexing.chunking import ChunkerSettings
 
     model = settings.model or DEFAULT_MODEL
     chunker = chunker or ChunkerSettings()
@@ -200,9 +200,9 @@ def ensure_eval_index(
                 return target
         except json.JSONDecodeError:
             pass
-    from searchlm.index_admin import drop_index
-    from searchlm.indexer import index_folder
-    from searchlm.manifest import Manifest
+    from searchlm.indexing.admin import drop_index
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.indexing.manifest import Manifest
 
     if (index_dir / "manifest.json").is_file():
         manifest = Manifest.load(index_dir)
@@ -244,7 +244,7 @@ def evaluate(
     document rankings with nDCG@10, Recall@100 and MRR@10. `limit` takes the first N judged queries.
     `settings` (default: from `SEARCHLM_*`) gives the index home and model of the eval index."""
     settings = settings or Settings.load()
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
     dataset = load_beir(Path(dataset_dir), split)
     target = ensure_eval_index(dataset, settings, chunker=chunker, progress=progress, embedder=embedder)

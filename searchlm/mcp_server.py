@@ -266,7 +266,7 @@ def _argument_error(error: dict) -> str:
 def serve_stdio(settings: Settings, name: str = "searchlm") -> None:
     tools = Tools(settings)
     server = build_server(settings, name, tools)
-    import searchlm.search  # noqa: F401  the light part of the first search (numpy, SQLite): no model, no vector index
+    import searchlm.search.searcher  # noqa: F401  the light part of the first search (numpy, SQLite): no model, no vector index
 
     try:
         server.run("stdio")

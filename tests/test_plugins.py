@@ -60,7 +60,7 @@ def searchlm(site: Path, *args: str) -> subprocess.CompletedProcess:
 def bees(tmp_path_factory, embedder):
     """Settings of a three-document index, one passage each: short, middling and long."""
     from conftest import write_files
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     root = tmp_path_factory.mktemp("bees")
@@ -70,7 +70,7 @@ def bees(tmp_path_factory, embedder):
 
 
 def test_an_installed_plugin_reranks_a_search_by_name(bees, tmp_path):
-    from searchlm.search import Searcher, SearchOptions
+    from searchlm.search.searcher import Searcher, SearchOptions
 
     settings = bees
     query = "how do bees make honey from nectar"
@@ -183,8 +183,8 @@ def test_a_registered_plugin_adds_names_until_it_is_removed():
 def test_a_plugin_store_and_embedder_index_and_search(tmp_path, embedder):
     """A store and an embedder from a plugin, chosen by name in Settings: the manifest records the store, the
     index reopens through the registry, and without the plugin it says which store it needs."""
-    from searchlm.indexer import index_folder
-    from searchlm.search import Searcher, SearchOptions
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import Searcher, SearchOptions
     from searchlm.settings import Settings
     from searchlm.stores.faiss import FaissStore
     from conftest import write_files

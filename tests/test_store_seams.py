@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from searchlm.filters import Filter
-from searchlm.indexer import index_folder
-from searchlm.manifest import DB_FILE, Manifest
+from searchlm.search.filters import Filter
+from searchlm.indexing.indexer import index_folder
+from searchlm.indexing.manifest import DB_FILE, Manifest
 from searchlm.settings import Settings
-from searchlm.store import Store
+from searchlm.indexing.database import Store
 from searchlm.stores.base import ChunkFilter, ComposedStore, KeywordIndex, VectorIndex, open_store, parse_store
 from conftest import write_files
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from searchlm.errors import StoreError
-from searchlm.indexer import index_folder
-from searchlm.manifest import DB_FILE, Manifest
-from searchlm.search import Searcher
+from searchlm.indexing.indexer import index_folder
+from searchlm.indexing.manifest import DB_FILE, Manifest
+from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
-from searchlm.store import Store
+from searchlm.indexing.database import Store
 from conftest import write_files
 
 BACKENDS = ["faiss", "faiss+tantivy", "milvus"]
@@ -210,7 +210,7 @@ def test_tantivy_keyword_index_updates_in_place_and_ranks_as_fts5(build, embedde
 
 
 def test_a_missing_or_damaged_tantivy_index_falls_back_to_fts5_and_is_rebuilt(build, embedder):
-    from searchlm.check import check_index
+    from searchlm.indexing.check import check_index
     from searchlm.stores.tantivy import KEYWORD_DIR
 
     settings, _, corpus = build("faiss+tantivy", name="kwd")
@@ -419,7 +419,7 @@ def test_server_and_ask_work_on_a_milvus_index(build, tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from searchlm.answer import AskOptions, ask
+    from searchlm.search.answer import AskOptions, ask
     from searchlm.server import create_app
     from helpers import build_tiny_gpt2
 

@@ -135,10 +135,10 @@ def test_allowed_ids_filter_before_the_cut(data, kind):
 
 
 def test_type_chosen_by_size_and_recorded_in_manifest(make_index, monkeypatch):
-    from searchlm.indexer import rebuild_vectors
-    from searchlm.manifest import DB_FILE, Manifest
-    from searchlm.search import Searcher
-    from searchlm.store import Store
+    from searchlm.indexing.indexer import rebuild_vectors
+    from searchlm.indexing.manifest import DB_FILE, Manifest
+    from searchlm.search.searcher import Searcher
+    from searchlm.indexing.database import Store
 
     assert choose_type(vectors.HNSW_THRESHOLD - 1) == "flat" and choose_type(vectors.HNSW_THRESHOLD) == "hnsw"
     files = {f"note{i}.md": f"# Note {i}\n\nThe number {i} is written here, with some words about topic {i % 3}.\n"
@@ -254,9 +254,9 @@ def test_hnsw_efsearch_is_measured_recorded_shown_and_retuned_for_a_new_target(m
     from typer.testing import CliRunner
 
     from searchlm.cli import app
-    from searchlm.indexer import index_folder
-    from searchlm.manifest import Manifest
-    from searchlm.search import Searcher
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.indexing.manifest import Manifest
+    from searchlm.search.searcher import Searcher
 
     monkeypatch.setattr(vectors, "HNSW_THRESHOLD", 5)
     files = {f"note{i}.md": f"# Note {i}\n\nThe number {i} is written here, with words about topic {i % 3}.\n"
@@ -306,7 +306,7 @@ def test_recall_target_from_the_environment_and_a_bad_one_refused(monkeypatch, t
 def test_a_default_store_past_the_tantivy_size_says_how_to_move(make_index, monkeypatch):
     """Past TANTIVY_ADVICE_CHUNKS, `index` says in one line that `--store faiss+tantivy` moves the index
     without re-encoding; an index already on tantivy hears nothing."""
-    from searchlm.manifest import Manifest
+    from searchlm.indexing.manifest import Manifest
     from searchlm.stores import base
 
     monkeypatch.setattr(base, "TANTIVY_ADVICE_CHUNKS", 3)

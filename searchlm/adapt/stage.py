@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.stores.faiss import FAISS_FILE
 
 ENCODED_KEY = "adapt_encoded_upto"  # meta key in the candidate's database: last chunk id re-encoded
@@ -55,7 +55,7 @@ def make_candidate(index_dir: Path, store, model_dir_name: str | None) -> Path:
         else:
             _link_or_copy(entry, tmp / entry.name)
     store.backup_to(tmp / DB_FILE)
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
 
     copy = Store(tmp / DB_FILE, existing=True)
     try:
@@ -76,7 +76,7 @@ def _link_or_copy(src, dst) -> None:
 def reencode(candidate: Path, embedder, progress=None, deadline: float | None = None) -> bool:
     """Encode every chunk of the candidate with `embedder`, after those already done (resumable); True when all
     are done, False when `deadline` (a `time.monotonic()` value) came first."""
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
 
     progress = progress or (lambda phase, done, total: None)
     store = Store(candidate / DB_FILE, existing=True)
@@ -103,7 +103,7 @@ def reencode(candidate: Path, embedder, progress=None, deadline: float | None = 
 
 def embed_text(title: str, heading: str, text: str) -> str:
     """The text the indexer embedded for a stored chunk (its hash is of this text)."""
-    from searchlm.chunking import embed_text_for
+    from searchlm.indexing.chunking import embed_text_for
 
     return embed_text_for(title, tuple(heading.split(" > ")) if heading else (), text)
 
@@ -112,8 +112,8 @@ def finish_candidate(candidate: Path, manifest: Manifest, progress=None) -> None
     """Rebuild the candidate's vector index from its re-encoded vectors and write its manifest."""
     import uuid
 
-    from searchlm.indexer import rebuild_vectors
-    from searchlm.store import Store
+    from searchlm.indexing.indexer import rebuild_vectors
+    from searchlm.indexing.database import Store
 
     store = Store(candidate / DB_FILE, existing=True)
     try:

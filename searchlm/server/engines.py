@@ -289,7 +289,7 @@ class Engines:
         """Answer `request` (an `AskRequest`) with `answer.ask`; `on_token` gets the text as it is shown,
         `heartbeat` is called as the model writes (raise from it to stop)."""
         try:
-            from searchlm.answer import AskOptions, ask
+            from searchlm.search.answer import AskOptions, ask
         except ImportError as exc:
             raise ModelError(f"answering is not available here ({exc}); reinstall searchlm with its extras") from None
         searcher = self.searcher(request.name)

@@ -35,8 +35,8 @@ from searchlm.errors import InputError
 if TYPE_CHECKING:
     import numpy as np
 
-    from searchlm.manifest import Manifest
-    from searchlm.store import Store
+    from searchlm.indexing.manifest import Manifest
+    from searchlm.indexing.database import Store
 
 from searchlm.stores import DEFAULT_STORE  # noqa: F401 (re-exported)
 
@@ -53,7 +53,7 @@ def weighted_fields(title: str | None, heading: str | None, text: str | None) ->
 @dataclass
 class ChunkFilter:
     """What `--path/--exclude/--type/--since/--kind/--exclude-kind` keep; each backend applies it before its top-k
-    cut. Paths and document kinds come as SQL over `documents d` (`searchlm.filters` turns what a user types into
+    cut. Paths and document kinds come as SQL over `documents d` (`searchlm.search.filters` turns what a user types into
     it); a backend that cannot run SQL asks SQLite for the documents they keep."""
 
     paths: tuple = ()  # `filters.Filter`s for --path, --exclude, --kind, --exclude-kind: their `sql` and `params`

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm import integrity
+from searchlm.indexing import integrity
 from searchlm.fileio import temp_path_for
 from searchlm.stores.base import ChunkFilter, VectorIndex
 

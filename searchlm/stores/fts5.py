@@ -5,7 +5,7 @@ both scores the sum."""
 
 from __future__ import annotations
 
-from searchlm.query import cjk_query, fts_query
+from searchlm.stores.query import cjk_query, fts_query
 from searchlm.stores.base import ChunkFilter, KeywordIndex
 
 

@@ -4,7 +4,7 @@ verify or repair."""
 
 from __future__ import annotations
 
-from searchlm.query import keyword_text
+from searchlm.stores.query import keyword_text
 from searchlm.stores.base import ChunkFilter, KeywordIndex
 
 

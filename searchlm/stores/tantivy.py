@@ -25,10 +25,10 @@ import shutil
 import time
 from pathlib import Path
 
-from searchlm import integrity
+from searchlm.indexing import integrity
 from searchlm.errors import InputError, SearchlmError
-from searchlm.manifest import Manifest
-from searchlm.query import cjk_query, keyword_text
+from searchlm.indexing.manifest import Manifest
+from searchlm.stores.query import cjk_query, keyword_text
 from searchlm.cjk import strip_cjk
 from searchlm.stores.base import ChunkFilter, KeywordIndex, weighted_fields
 from searchlm.stores.fts5 import Fts5Keywords

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from searchlm.db_errors import damaged_db, translate
-from searchlm.doc_kinds import GUIDE
-from searchlm.doc_kinds import RULES_VERSION as DOC_KIND_RULES
-from searchlm.doc_kinds import detect as detect_doc_kind
+from searchlm.indexing.db_errors import damaged_db, translate
+from searchlm.indexing.doc_kinds import GUIDE
+from searchlm.indexing.doc_kinds import RULES_VERSION as DOC_KIND_RULES
+from searchlm.indexing.doc_kinds import detect as detect_doc_kind
 from searchlm.records import Chunk, Passage
 
 if TYPE_CHECKING:  # numpy is imported where vectors are handled: `searchlm indexes` needs none of it
@@ -120,7 +120,7 @@ def _m003_vector_log(conn: sqlite3.Connection) -> None:
 
 
 def _m004_doc_kind(conn: sqlite3.Connection) -> None:
-    """Each document's kind (guide, changelog, migration, api: `searchlm.doc_kinds`). `put_document` computes it for
+    """Each document's kind (guide, changelog, migration, api: `searchlm.indexing.doc_kinds`). `put_document` computes it for
     each document it writes; for the documents already stored, `Store._migrate` computes it from what they store,
     as it does again whenever `doc_kinds.RULES_VERSION` changes. Not in the vector log's trigger: no vector store
     keeps it (a kind filter is resolved to documents in SQLite)."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from searchlm.closing import Closing
-from searchlm.doc_kinds import PRIOR, parse_kinds, split_kinds
+from searchlm.indexing.doc_kinds import PRIOR, parse_kinds, split_kinds
 from searchlm.errors import (
     IndexMismatchError,
     IndexNotFoundError,
@@ -29,11 +29,11 @@ from searchlm.errors import (
     SearchlmError,
 )
 from searchlm.extract import SUPPORTED, file_kind
-from searchlm.fusion import fuse_minmax, fuse_rrf
-from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest, list_indexes  # noqa: F401 (re-exported)
+from searchlm.search.fusion import fuse_minmax, fuse_rrf
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest, list_indexes  # noqa: F401 (re-exported)
 from searchlm.records import Hit, IndexRef, SearchResult
 from searchlm.settings import Settings
-from searchlm.store import Store
+from searchlm.indexing.database import Store
 from searchlm.stores.base import ChunkFilter
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class Searcher(Closing):
     end of a `with` block). `RemoteSearcher` (searchlm.client) has the same `search` for a `searchlm serve`."""
 
     def __init__(self, settings: Settings, resources: SearchResources | None = None):
-        from searchlm.homes import describe_indexes, locate
+        from searchlm.indexing.homes import describe_indexes, locate
 
         found = locate(settings.name, settings.home)
         # No index folder here, and a store server named: a search replica, reading the index from the server
@@ -508,7 +508,7 @@ class Searcher(Closing):
 
     def correct(self, query: str):
         """The `spelling.Correction` `search` applies to `query` (None when every word is in the index)."""
-        from searchlm.spelling import Lexicon, correct_query
+        from searchlm.search.spelling import Lexicon, correct_query
 
         if self.replica:  # the vocabulary is in the index folder's database
             return None
@@ -591,7 +591,7 @@ class Searcher(Closing):
 
     def document(self, doc_id: int, chunk_id: int | None = None):
         """One stored document (`DocumentView`: its text rebuilt from its passages), passage `chunk_id` marked."""
-        from searchlm.documents import document_view
+        from searchlm.search.documents import document_view
 
         return document_view(self, doc_id, chunk_id)
 
@@ -607,8 +607,8 @@ class Searcher(Closing):
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _filter(self, options: SearchOptions) -> ChunkFilter:
-        """The filters as each store applies them: paths as users type them (`searchlm.filters`), kinds, a date."""
-        from searchlm.filters import build_filters, since_ns
+        """The filters as each store applies them: paths as users type them (`searchlm.search.filters`), kinds, a date."""
+        from searchlm.search.filters import build_filters, since_ns
 
         paths = build_filters(options.path, options.exclude, (), None, self.manifest.root,
                               options.doc_kinds, options.exclude_doc_kinds)
@@ -618,7 +618,7 @@ class Searcher(Closing):
     def _why_empty(self, searched: str, options: SearchOptions) -> str:
         """Why a filtered search of `searched` (the query as searched) found nothing: each filter and how many
         of the unfiltered hits it removed; "" without filters."""
-        from searchlm.filters import build_filters, why_empty
+        from searchlm.search.filters import build_filters, why_empty
 
         filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root,
                                 options.doc_kinds, options.exclude_doc_kinds)

@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchlm import integrity
+from searchlm.indexing import integrity
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, SearchlmError
 from searchlm.diskspace import disk_errors
-from searchlm.lock import write_lock
-from searchlm.manifest import DB_FILE, ENCODER_DIR, MANIFEST, Manifest
+from searchlm.indexing.lock import write_lock
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, MANIFEST, Manifest
 from searchlm.embed.cache import encoder_problem
 from searchlm.settings import Settings
 
@@ -131,7 +131,7 @@ def _check_manifest(index_dir, name, report, repair, store) -> Manifest | None:
 
 
 def _check_database(index_dir, name, report, repair):
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
 
     path = index_dir / DB_FILE
     problem = None
@@ -171,7 +171,7 @@ def _salvage(path: Path) -> tuple[int, int]:
     past it are read by their ids), and a damaged index b-tree is never used (rows are read by rowid)."""
     import numpy as np
 
-    from searchlm.store import Store, _add_cjk_rows
+    from searchlm.indexing.database import Store, _add_cjk_rows
 
     tmp = path.with_name(f".{path.name}.repair")
     for suffix in ("", "-wal", "-shm"):

@@ -9,7 +9,7 @@ from pathlib import Path
 from searchlm import __version__
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, SearchlmError
 from searchlm.fileio import write_json_atomic
-from searchlm.store import SCHEMA_VERSION
+from searchlm.indexing.database import SCHEMA_VERSION
 from searchlm.stores import DEFAULT_STORE
 
 MANIFEST = "manifest.json"

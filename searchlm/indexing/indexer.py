@@ -29,21 +29,21 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document
+from searchlm.indexing.chunking import ChunkerSettings, TokenCounter, chunk_document
 from searchlm.errors import (
     ExtractionError, IndexMismatchError, IndexNotFoundError, InputError, ModelError, NothingToIndexError,
     SearchlmError,
 )
 from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular, wall_clock_exceeded
 from searchlm.extract.markdown import MYST_REFERENCE
-from searchlm.lock import write_lock
+from searchlm.indexing.lock import write_lock
 from searchlm.diskspace import disk_errors
-from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
-from searchlm.store import Store
+from searchlm.indexing.database import Store
 from searchlm.stores.base import ComposedStore, StoreSpec, open_store, parse_store, store_notices
-from searchlm.walk import FoundFile, walk
+from searchlm.indexing.walk import FoundFile, walk
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def index_folder(
     if not root.is_dir():
         raise InputError(f"path '{root}' is a file, not a folder (pass the folder that contains it)")
     root = root.resolve()
-    from searchlm.homes import locate, remember_home
+    from searchlm.indexing.homes import locate, remember_home
 
     settings = settings.with_(home=locate(settings.name, settings.home) or settings.home)  # found from anywhere
     index_dir = settings.index_dir
