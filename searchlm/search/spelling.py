@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from searchlm.text import STOPWORDS
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_TOKENIZE = "porter unicode61 remove_diacritics 2"  # the index's own (store.py)
+_TOKENIZE = "porter unicode61 remove_diacritics 2"  # the index's own (indexing/database.py)
 MIN_LENGTH = 4
 
 

@@ -117,7 +117,7 @@ class SearcherPool:
     def __init__(self, settings: Settings, size: int = POOL_SIZE):
         self.settings = settings
         self.size = size
-        # What the searchers of this index share: one encoder, vector store, set of rerankers and spelling cache,
+        # What the searchers of this index share: one encoder, store, set of rerankers and spelling cache,
         # tuned for many queries (a server).
         self.resources = SearchResources(warm=True)
         self._first = Searcher(settings, resources=self.resources)  # a missing or damaged index fails here
@@ -128,7 +128,7 @@ class SearcherPool:
         self._all = [self._first]
         self._queue: SearchQueue | None = None
         self._queue_lock = threading.Lock()
-        # Whether the index on disk is still this one: a dropped or re-created index is closed (identity.py)
+        # Whether the index on disk is still this one: a dropped or re-created index is closed (indexing/identity.py)
         self.watch = IndexWatch(self._first.index_dir)
 
     @property
