@@ -4,8 +4,9 @@ default keyword index's, kept by triggers in every index). (search/spelling.py r
 SQLite is the source of truth; the store (`stores/`: a vector index and a keyword index) is derived from the
 `vector` column and can be rebuilt at any time. Chunk ids (`INTEGER PRIMARY KEY AUTOINCREMENT`, never reused) are
 the vector ids. Every write bumps `meta.generation`. Triggers log each chunk added, removed or re-described
-(its document renamed or touched) in `vector_log`, which the store applies (to its vector and keyword index) and then clears: an update costs
-time in proportion to the change, and a log that is not empty means the store may lag (see `stores/`).
+(its document renamed or touched) in `vector_log`, which the store applies (to its vector and keyword index) and
+then clears: an update costs time in proportion to the change, and a log that is not empty means the store may lag
+(see `stores/`).
 """
 
 from __future__ import annotations
