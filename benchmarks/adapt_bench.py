@@ -56,7 +56,7 @@ def main() -> None:
     from searchlm.adapt import MARGIN, MIN_GATE, SIGNIFICANCE
     from searchlm.evaluate import ensure_eval_index, evaluate, load_beir
     from searchlm.index import Index
-    from searchlm.search import SearchOptions
+    from searchlm.search.searcher import SearchOptions
     from searchlm.settings import Settings
 
     rows = []

@@ -68,7 +68,7 @@ def contains_gold(prediction: str, golds: list[str]) -> bool:
 
 # -- setup ------------------------------------------------------------------------------------------------
 def build_index(data: Path, home: Path, name: str):
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     settings = Settings(home=home, name=name)
@@ -95,14 +95,14 @@ def load_questions(data: Path, n: int, seed: int) -> list[dict]:
 
 # -- run --------------------------------------------------------------------------------------------------
 def run(args) -> dict:
-    from searchlm.answer import AskOptions, ask
+    from searchlm.search.answer import AskOptions, ask
     from searchlm.generate import get_generator
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
     if args.focus_tokens is not None:
-        import searchlm.answer
+        import searchlm.search.answer
 
-        searchlm.answer.FOCUS_TOKENS = args.focus_tokens
+        searchlm.search.answer.FOCUS_TOKENS = args.focus_tokens
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="answer-bench-")) / "home"
     settings = build_index(Path(args.data), home, "xquad")
     searcher = Searcher(settings)

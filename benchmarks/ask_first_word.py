@@ -91,7 +91,7 @@ def mark(what): print(f"  {{time.perf_counter() - T0:6.2f}} s  {{what}}", flush=
 import searchlm.cli
 mark("imports (searchlm.cli)")
 from searchlm.index import Index
-import searchlm.answer as A
+import searchlm.search.answer as A
 get, weigh, build = A.get_generator, A.weigh_evidence, A.build_prompt
 def timed_get(*a):
     t = time.perf_counter(); g = get(*a); mark(f"model loaded ({{time.perf_counter() - t:.2f}} s in its thread)"); return g

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from searchlm import cjk  # noqa: E402
-from searchlm.query import fts_query  # noqa: E402
+from searchlm.stores.query import fts_query  # noqa: E402
 
 WORDS = [
     ("熊猫", "cjk/zh-giant-panda.md"), ("竹子", "cjk/zh-giant-panda.md"), ("地震", "cjk/ja-earthquake-preparedness.txt"),

@@ -151,11 +151,11 @@ def test_queries(n: int) -> list[str]:
 
 # -- building the index -----------------------------------------------------------------------------------
 def build(workdir: Path, home: Path, base_docs: int, target_chunks: int) -> None:
-    from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document
+    from searchlm.indexing.chunking import ChunkerSettings, TokenCounter, chunk_document
     from searchlm.embed.base import resolve_model
     from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
     from searchlm.extract import extract
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import DEFAULT_MODEL, Settings
 
     corpus = workdir / "corpus"

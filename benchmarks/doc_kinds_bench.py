@@ -1,4 +1,4 @@
-"""The document-kind prior (searchlm.doc_kinds.PRIOR) on a manual whose changelogs and migration notes crowd its
+"""The document-kind prior (searchlm.indexing.doc_kinds.PRIOR) on a manual whose changelogs and migration notes crowd its
 guides: hit@5 and the share of questions whose first hit is a guide, without the prior and with each weight tried.
 
     pip download --no-deps --no-binary :all: sqlalchemy==2.0.36 -d /tmp/sa && tar xzf /tmp/sa/sqlalchemy-2.0.36.tar.gz -C /tmp/sa
@@ -30,8 +30,8 @@ import json
 import os
 from pathlib import Path
 
-from searchlm.doc_kinds import PRIOR
-from searchlm.search import Searcher, SearchOptions
+from searchlm.indexing.doc_kinds import PRIOR
+from searchlm.search.searcher import Searcher, SearchOptions
 from searchlm.settings import Settings
 
 QUESTIONS = Path(__file__).with_name("doc_kinds_questions.jsonl")

@@ -42,7 +42,7 @@ def main() -> None:
 
     from searchlm.embed.base import resolve_model
     from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
-    from searchlm.indexer import EMBED_BATCH
+    from searchlm.indexing.indexer import EMBED_BATCH
     from searchlm.settings import DEFAULT_MODEL
 
     texts = chunk_texts(args.docs)
@@ -73,7 +73,7 @@ def main() -> None:
 
 def chunk_texts(n_docs: int) -> list[str]:
     """Embed texts of the first n_docs SciFact abstracts, chunked exactly as `searchlm index` chunks them."""
-    from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document
+    from searchlm.indexing.chunking import ChunkerSettings, TokenCounter, chunk_document
     from searchlm.embed.base import resolve_model
     from searchlm.extract import extract
     from searchlm.settings import DEFAULT_MODEL

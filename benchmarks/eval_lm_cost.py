@@ -7,7 +7,7 @@ import time, os, contextlib, torch
 os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path
 from searchlm.evaluate import load_beir, natural_order
-from searchlm.search import Searcher, SearchOptions
+from searchlm.search.searcher import Searcher, SearchOptions
 from searchlm.settings import Settings
 from searchlm.rerank.base import passage_text
 from searchlm.rerank.lm import LMReranker, PROMPT

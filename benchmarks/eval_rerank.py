@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from searchlm.evaluate import EVAL_DEPTH, natural_order, doc_id_of, ensure_eval_index, load_beir, score_run  # noqa: E402
 from searchlm.rerank import load_reranker, rerank_hits  # noqa: E402
-from searchlm.search import Searcher, SearchOptions  # noqa: E402
+from searchlm.search.searcher import Searcher, SearchOptions  # noqa: E402
 from searchlm.settings import Settings  # noqa: E402
 
 

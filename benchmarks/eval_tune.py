@@ -19,7 +19,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from searchlm.evaluate import doc_id_of, ensure_eval_index, load_beir, score_run  # noqa: E402
-from searchlm.query import fts_query  # noqa: E402
+from searchlm.stores.query import fts_query  # noqa: E402
 from searchlm.settings import Settings  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def with_phrases(text: str) -> str:
     """fts_query plus each pair of adjacent content words as a phrase (a sequential-dependence flavour)."""
     import re
 
-    from searchlm.query import STOPWORDS
+    from searchlm.stores.query import STOPWORDS
 
     base = fts_query(text)
     words = [w.lower() for w in re.findall(r"\w+", text)]
@@ -37,7 +37,7 @@ def with_phrases(text: str) -> str:
 
 def collect(dataset_dir: Path, split: str, home: Path, depth: int, limit: int | None, bm25_weights=(2.0, 1.0, 1.0),
             phrases: bool = False):
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
     ds = load_beir(dataset_dir, split)
     target = ensure_eval_index(ds, Settings(home=home))
@@ -160,7 +160,7 @@ def main():
     report("keyword (doc max)", lambda kw, dn: doc_max(kw, chunk_doc))
     report("dense (doc max)", lambda kw, dn: doc_max(dn, chunk_doc))
     if "windows" in groups and a.windows:
-        from searchlm.search import Searcher  # noqa: F401  (encoder for the queries)
+        from searchlm.search.searcher import Searcher  # noqa: F401  (encoder for the queries)
 
         z = np.load(a.windows)
         wids, wdoc, wvecs = [str(x) for x in z["ids"]], z["wdoc"], z["vecs"]

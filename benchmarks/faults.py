@@ -80,8 +80,8 @@ WORDS = ("river stone garden market window ladder engine harbor violin pepper or
 
 def check_usable(home: Path, name: str) -> str | None:
     """None when the index opens, checks clean (stale FAISS allowed) and answers a search; else why not."""
-    from searchlm.check import check_index
-    from searchlm.search import Searcher
+    from searchlm.indexing.check import check_index
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     settings = Settings(home=home, name=name)
@@ -101,10 +101,10 @@ def check_usable(home: Path, name: str) -> str | None:
 
 
 def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]:
-    from searchlm.check import check_index
-    from searchlm.search import Searcher
+    from searchlm.indexing.check import check_index
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
-    from searchlm.stores.faiss import VectorIndex
+    from searchlm.stores.faiss import FaissIndex
 
     problems = []
     settings = Settings(home=home, name=name)
@@ -113,7 +113,7 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     n_docs, n_chunks = conn.execute("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone()
     conn.close()
     ann = json.loads((settings.index_dir / "manifest.json").read_text())["ann"]
-    faiss_count = len(VectorIndex.load(settings.index_dir / "vectors.faiss", ann.get("type", "flat"), use_gpu=False))
+    faiss_count = len(FaissIndex.load(settings.index_dir / "vectors.faiss", ann.get("type", "flat"), use_gpu=False))
     if n_docs != files:
         problems.append(f"documents {n_docs} != files {files}")
     if n_chunks != faiss_count:
@@ -461,11 +461,11 @@ def run_store_damage(workdir: Path, stores=STORES, docs: int = 30, limit: int | 
 
     from typer.testing import CliRunner
 
-    from searchlm.check import check_index
+    from searchlm.indexing.check import check_index
     from searchlm.cli import app
     from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
-    from searchlm.indexer import index_folder
-    from searchlm.search import Searcher
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     os.environ.pop("SEARCHLM_SHARED_ENCODER", None)  # private encoder copies, the default
@@ -584,7 +584,7 @@ def _stored_docs(index_dir: Path) -> set[str]:
 
 def _right_on_copy(pristine, target, rel, how, queries, home, rng) -> int:
     """Right top hits of a fresh damaged copy, before any repair (for a damage `check` did not report)."""
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     target = Settings(home=home, name=f"{target.name}p", store=target.store)
@@ -747,7 +747,7 @@ def _cpu_seconds(pid: int) -> float:
 def _same_as_library(home: Path, queries: list[str], results) -> int:
     """How many responses hold exactly the hits (chunk, score, rank) that `Searcher.search` returns for the same
     query in this process: what `searchlm search --json` prints."""
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     same = 0

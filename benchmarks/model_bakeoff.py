@@ -113,7 +113,7 @@ def summarize_answers(records: list[dict]) -> dict:
 
 def run_flask(args, generators: dict) -> dict:
     import manual_qa_bench as qa
-    from searchlm.answer import AskOptions, ask, needs_model
+    from searchlm.search.answer import AskOptions, ask, needs_model
     from searchlm.index import Index
 
     questions = qa.load_questions(qa.HERE / "manual_qa_questions.jsonl", 0)
@@ -149,8 +149,8 @@ def run_flask(args, generators: dict) -> dict:
 
 def run_xquad(args, generators: dict) -> dict:
     import answer_bench as ab
-    from searchlm.answer import AskOptions, ask, needs_model
-    from searchlm.search import Searcher
+    from searchlm.search.answer import AskOptions, ask, needs_model
+    from searchlm.search.searcher import Searcher
 
     data = DATASETS / "xquad_en"
     settings = ab.build_index(data, args.home / "xquad", "xquad")
@@ -189,7 +189,7 @@ def run_xquad(args, generators: dict) -> dict:
 def run_rerank(args) -> dict:
     from searchlm.evaluate import EVAL_DEPTH, doc_id_of, ensure_eval_index, load_beir, natural_order, score_run
     from searchlm.rerank import load_reranker, rerank_hits
-    from searchlm.search import Searcher, SearchOptions
+    from searchlm.search.searcher import Searcher, SearchOptions
     from searchlm.settings import Settings
 
     depth = 20

@@ -5,7 +5,7 @@
 A search looks its store up by name, so every cold search now imports pluggy, builds the plugin manager and
 registers the built-ins. Timed in new processes, interleaved so that load swings hit both alike:
 
-- `registry`: import what a search imports anyway (the CLI, search.py, the store seam), then time
+- `registry`: import what a search imports anyway (the CLI, search/searcher.py, the store seam), then time
   `import searchlm.plugins` + `stores.find('faiss')` inside the process (perf_counter), median of --runs;
 - `entry points`: the same process then scans the installed packages' entry points (`load_plugins`), which a
   search with a built-in name never does, shown for scale;
@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PROBE = """
 import json, time
-import searchlm.cli, searchlm.search, searchlm.stores.base
+import searchlm.cli, searchlm.search.searcher, searchlm.stores.base
 t0, c0 = time.perf_counter(), time.process_time()
 import searchlm.plugins as plugins
 plugins.stores.find("faiss")

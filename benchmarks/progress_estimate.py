@@ -42,7 +42,7 @@ def write_corpus(folder: Path, corpus: str, docs: int) -> Path:
 
 
 def one_run(folder: Path, home: Path, at: float) -> dict:
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.progress import Estimate
     from searchlm.settings import Settings
 

@@ -20,8 +20,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
-from searchlm.indexer import index_folder  # noqa: E402
-from searchlm.search import Searcher, SearchOptions  # noqa: E402
+from searchlm.indexing.indexer import index_folder  # noqa: E402
+from searchlm.search.searcher import Searcher, SearchOptions  # noqa: E402
 from searchlm.settings import Settings  # noqa: E402
 
 

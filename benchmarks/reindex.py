@@ -33,7 +33,7 @@ def main() -> None:
 
     from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
     from searchlm.evaluate import doc_filename, document_markdown
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import DEFAULT_MODEL, Settings
 
     docs = scifact_docs(args.docs)

@@ -212,7 +212,7 @@ class Synthetic:
 
 
 def build_base(sources: list[Path], out: Path, target: int) -> None:
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
 
     rows, vecs = load_sources(sources)
     synth = Synthetic(vecs)
@@ -279,7 +279,7 @@ def insert_document(conn, rng, rows, synth: Synthetic, copy: int, start: int, ta
 
 # -- one backend, in its own process ---------------------------------------------------------------------------
 def build_backend(args, base: Path, backend: str) -> dict:
-    from searchlm.manifest import Manifest
+    from searchlm.indexing.manifest import Manifest
     from searchlm.settings import DEFAULT_MODEL
     from searchlm.stores import faiss as faiss_store
     from searchlm.stores.base import parse_store
@@ -306,21 +306,20 @@ def build_backend(args, base: Path, backend: str) -> dict:
 def build_tantivy(args, index_dir: Path) -> dict:
     """`faiss+tantivy` on the HNSW backend's folder (built first): the tantivy index is built from its SQLite
     (build time: tantivy alone, the FAISS file is the HNSW one), then a second 1 % update goes to both."""
-    from searchlm.manifest import Manifest
+    from searchlm.indexing.manifest import Manifest
     from searchlm.stores import faiss as faiss_store
-    from searchlm.stores.base import TANTIVY
 
     shutil.copytree(args.workdir / "hnsw" / "scale", index_dir)
     faiss_store.HNSW_THRESHOLD = 1
     manifest = Manifest.load(index_dir)
-    manifest.store = {"backend": TANTIVY}
+    manifest.store = {"backend": "faiss+tantivy"}
     return timed_build(args, index_dir, manifest, "tantivy", SEED + 3)
 
 
 def timed_build(args, index_dir: Path, manifest, backend: str, seed: int) -> dict:
     """Build the store from SQLite (timed), then the 1 % update (timed); peak RSS of the process."""
-    from searchlm.indexer import sync_vectors
-    from searchlm.store import Store
+    from searchlm.indexing.indexer import sync_vectors
+    from searchlm.indexing.database import Store
 
     store = Store(index_dir / "index.db")
     out: dict = {"backend": backend}
@@ -337,7 +336,7 @@ def timed_build(args, index_dir: Path, manifest, backend: str, seed: int) -> dic
 
 def update(args, store, manifest, index_dir: Path, out: dict, seed: int) -> None:
     """1 % update: 0.5 % of the chunks' documents deleted, as many chunks added (new documents), then synced."""
-    from searchlm.indexer import sync_vectors
+    from searchlm.indexing.indexer import sync_vectors
 
     rng = np.random.default_rng(seed)
     docs = store.conn.execute("SELECT path, n_chunks FROM documents").fetchall()
@@ -370,7 +369,7 @@ def update(args, store, manifest, index_dir: Path, out: dict, seed: int) -> None
 
 def query_backend(args, base: Path, backend: str) -> dict:
     """Warm in-process queries on a built backend (at normal priority, under the timing lock)."""
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     home = args.workdir / backend

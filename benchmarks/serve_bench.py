@@ -97,7 +97,7 @@ def main() -> None:
 
 # -- indexes and queries ----------------------------------------------------------------------------------
 def ensure_sample_index(home: Path) -> None:
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     started = time.perf_counter()
@@ -158,7 +158,7 @@ class Server:
 def measure_search(home: Path, name: str, queries: list[str], n: int) -> dict:
     import httpx
 
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     chunks = manifest(home / name)["chunks"]

@@ -31,11 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document  # noqa: E402
+from searchlm.indexing.chunking import ChunkerSettings, TokenCounter, chunk_document  # noqa: E402
 from searchlm.embed.base import resolve_model  # noqa: E402
 from searchlm.errors import ExtractionError  # noqa: E402
 from searchlm.extract import extract, kind_of  # noqa: E402
-from searchlm.walk import walk  # noqa: E402
+from searchlm.indexing.walk import walk  # noqa: E402
 
 PROSE = {"rst", "md", "txt", "html"}
 PRIVATE = re.compile(r"(?<![\w.])_[a-z]+\.(?!(?:html|py|txt|rst|css|js)\b)(?=\w)")  # not self._x.y, _x.html

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
-from searchlm.search import Searcher, SearchOptions  # noqa: E402
+from searchlm.search.searcher import Searcher, SearchOptions  # noqa: E402
 from searchlm.settings import Settings  # noqa: E402
 
 

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 def evidence(query, hit):
     from searchlm.text import content_words, words
-    from searchlm.search import EVIDENCE_WEIGHT
+    from searchlm.search.searcher import EVIDENCE_WEIGHT
 
     wanted = set(content_words(query))
     have = set(words(f"{hit.title} {hit.heading} {hit.text}"))
@@ -39,8 +39,8 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from heldout_bench import sample_questions
 
-    from searchlm.indexer import index_folder
-    from searchlm.search import SearchOptions, Searcher
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import SearchOptions, Searcher
     from searchlm.settings import Settings
 
     settings = Settings(home=args.home, name="sample")

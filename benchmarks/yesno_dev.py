@@ -1,5 +1,5 @@
 """Yes/no verdicts on a small dev set over sample_corpus/ (benchmarks/yesno_dev.jsonl): the set the verdict rules in
-searchlm/questions.py and answer.deciding were tuned on, so that the held-out Flask set (manual_qa_bench.py) stays
+searchlm/search/questions.py and answer.deciding were tuned on, so that the held-out Flask set (manual_qa_bench.py) stays
 held out. Composed answers load no model: this runs in seconds on an index of the sample corpus.
 
     searchlm index sample_corpus --name sample --home H

@@ -36,27 +36,27 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Index": "searchlm.index",
     "list_indexes": "searchlm.index",
-    "Searcher": "searchlm.search",
-    "SearchOptions": "searchlm.search",
-    "SearchResources": "searchlm.search",
+    "Searcher": "searchlm.search.searcher",
+    "SearchOptions": "searchlm.search.searcher",
+    "SearchResources": "searchlm.search.searcher",
     "SearchResult": "searchlm.records",
     "IndexRef": "searchlm.records",
-    "all_indexes": "searchlm.homes",
-    "check_index": "searchlm.check",
-    "watch_folder": "searchlm.watch",
+    "all_indexes": "searchlm.indexing.homes",
+    "check_index": "searchlm.indexing.check",
+    "watch_folder": "searchlm.indexing.watch",
     "tune_lm_reranker": "searchlm.tune",
     "get_generator": "searchlm.generate",
-    "IndexWatch": "searchlm.identity",
+    "IndexWatch": "searchlm.indexing.identity",
     "RemoteSearcher": "searchlm.client",
     "Settings": "searchlm.settings",
     "Hit": "searchlm.records",
     "IndexReport": "searchlm.records",
     "Citation": "searchlm.records",
-    "AskOptions": "searchlm.answer",
-    "Answer": "searchlm.answer",
-    "SummaryOptions": "searchlm.summarize",
-    "Summary": "searchlm.summarize",
-    "DocumentView": "searchlm.documents",
+    "AskOptions": "searchlm.search.answer",
+    "Answer": "searchlm.search.answer",
+    "SummaryOptions": "searchlm.search.summarize",
+    "Summary": "searchlm.search.summarize",
+    "DocumentView": "searchlm.search.documents",
     "evaluate": "searchlm.evaluate",
     "EvalReport": "searchlm.evaluate",
     "SearchlmError": "searchlm.errors",
@@ -82,9 +82,10 @@ __all__ = sorted(_EXPORTS)
 
 SURFACE_MODULES = (
     "searchlm.errors",  # the error tree
+    "searchlm.indexing.db_errors",  # an sqlite3 error that escapes a command or request, as the same library error
     "searchlm.settings",  # configuration: flag, SEARCHLM_* variable, default
     "searchlm.limits",  # the bounds every surface holds input to (query length, ids, answer tokens)
-    "searchlm.snippets",  # a hit's excerpt with the query's words marked
+    "searchlm.search.snippets",  # a hit's excerpt with the query's words marked
     "searchlm.terminal",  # text made safe to print on a terminal
     "searchlm.progress",  # the command line's progress display
 )

@@ -1,11 +1,11 @@
 """Chinese, Japanese and Korean text for keyword search: overlapping character bigrams.
 
-FTS5's unicode61 tokenizer splits on spaces and punctuation, so a Chinese or Japanese sentence is one token and a
+SQLite's unicode61 tokenizer splits on spaces and punctuation, so a Chinese or Japanese sentence is one token and a
 Korean word carries its particle ("컴퓨터는"): no word inside them can be found. Each run of CJK characters is
 therefore also indexed as its overlapping bigrams ("机器学习" -> "机器 器学 学习"), the scheme of Lucene's
-CJKAnalyzer, in a second FTS5 table beside the main one. A query's CJK runs become the same bigrams, OR-ed (BM25
+CJKAnalyzer, in a second keyword table beside the main one. A query's CJK runs become the same bigrams, OR-ed (BM25
 rewards the passages that share most of them) plus the whole run as a phrase (adjacent bigrams: the exact word).
-Bigrams find two-character words, which FTS5's trigram tokenizer cannot (it needs three characters), and need no
+Bigrams find two-character words, which SQLite's trigram tokenizer cannot (it needs three characters), and need no
 dictionary per language, unlike jieba (Chinese only). Measured in benchmarks/RESULTS.md ("CJK keyword search").
 """
 
@@ -70,7 +70,7 @@ def query_grams(text: str) -> tuple[list[str], list[str]]:
 
 
 def match_query(text: str) -> str:
-    """The FTS5 MATCH string for the CJK table, or "" when `text` has no CJK characters."""
+    """The MATCH string for the CJK table, or "" when `text` has no CJK characters."""
     terms, phrases = query_grams(text)
     parts = [f'"{t}"*' if len(t) == 1 else f'"{t}"' for t in terms]
     parts += ['"' + " ".join(bigrams(p)) + '"' for p in phrases]

@@ -75,7 +75,7 @@ def handle_errors(fn):
             if _settings().debug:
                 raise
             if isinstance(exc, sqlite3.Error):  # a page that turned out damaged mid-query
-                from searchlm.store import translate
+                from searchlm.indexing.db_errors import translate
 
                 exc = translate(exc, Path(kwargs.get("home") or "indexes") / str(kwargs.get("name") or "default") / "index.db")
             typer.echo(f"Error: {safe_text(exc.cli_message() if isinstance(exc, SearchlmError) else exc)}", err=True)
@@ -350,7 +350,7 @@ _exit_now = False
 
 def run() -> None:
     """The `searchlm` command. After a search has printed its results, the process ends at once instead of
-    tearing down FAISS, onnxruntime and the interpreter, which kept the user waiting ~0.2 s longer (0.23 s on a
+    tearing down the vector index, onnxruntime and the interpreter, which kept the user waiting ~0.2 s longer (0.23 s on a
     1M-chunk index: 1.17 s against 0.94 s). Output is flushed first; a search only reads the index."""
     try:
         app(prog_name="searchlm")
@@ -382,7 +382,7 @@ def _searcher(settings: Settings, token_file: Path | None = None):
 
 
 def _print_hits(query: str, hits, why: str = "") -> None:
-    from searchlm.snippets import snippet_spans
+    from searchlm.search.snippets import snippet_spans
 
     if not hits:
         typer.echo(f"No results for '{safe_text(query)}'" + (f": {safe_text(why)}." if why else "."))
@@ -711,7 +711,7 @@ def ask(
     as_json: bool = JsonOpt,
 ) -> None:
     """Answer a question from the index, citing the passages used, or say the documents do not cover it."""
-    from searchlm.answer import COMPOSED, AskOptions
+    from searchlm.search.answer import COMPOSED, AskOptions
     from searchlm import Index
 
     settings = _settings(name=name, home=home, generator=generator, device=device)

@@ -14,7 +14,7 @@ from searchlm.errors import InputError, ServerError
 from searchlm.records import SearchResult
 
 if TYPE_CHECKING:
-    from searchlm.search import SearchOptions
+    from searchlm.search.searcher import SearchOptions
 
 
 def check_server_url(server: str) -> str:
@@ -77,7 +77,7 @@ class RemoteSearcher(Closing):
 
     def search(self, query: str, options: "SearchOptions | None" = None, **kwargs) -> SearchResult:
         """The server's `SearchResult` for `query`: the same as a local `Searcher.search` on its index."""
-        from searchlm.search import SearchOptions
+        from searchlm.search.searcher import SearchOptions
 
         options = options or SearchOptions(**kwargs)  # validated by the server, which answers 4xx with its reason
         params = {**options.to_params(), "name": self.name}

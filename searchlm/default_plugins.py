@@ -16,8 +16,14 @@ def register_embedders(register):
 @hookimpl
 def register_stores(register):
     register("faiss", "searchlm.stores.faiss:FaissStore")
-    register("faiss+tantivy", "searchlm.stores.tantivy:TantivyStore", extra="tantivy")
     register("milvus", "searchlm.stores.milvus:MilvusStore", extra="milvus")
+
+
+@hookimpl
+def register_keyword_indexes(register):
+    register("fts5", "searchlm.stores.fts5:Fts5Keywords")
+    register("tantivy", "searchlm.stores.tantivy:TantivyKeywords", extra="tantivy")
+    register("milvus", "searchlm.stores.milvus_keywords:MilvusKeywords", extra="milvus")
 
 
 @hookimpl

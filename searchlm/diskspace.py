@@ -18,13 +18,13 @@ def is_disk_full(exc: BaseException) -> bool:
         return True
     if isinstance(exc, shutil.Error):  # copytree gathers the per-file OSErrors as text
         return "No space left" in str(exc) or "quota exceeded" in str(exc).lower()
-    text = str(exc)  # SQLite says it in words; FAISS's RuntimeError quotes the C library's message
+    text = str(exc)  # SQLite says it in words; a C library's RuntimeError quotes its message
     return "database or disk is full" in text or "No space left on device" in text or "Disk quota exceeded" in text
 
 
 @contextlib.contextmanager
 def disk_errors(where: Path):
-    """A full disk or quota met inside (SQLite, FAISS, a copy) as one DiskFullError naming the path, instead of
+    """A full disk or quota met inside (SQLite, the store, a copy) as one DiskFullError naming the path, instead of
     a traceback from deep inside."""
     try:
         yield

@@ -7,12 +7,12 @@
     ├── DocumentNotFoundError     no document (or chunk) of that id in the index
     ├── IndexMismatchError        the index was built with another model or schema than the one asked for
     ├── IndexBusyError            another process holds the index's write lock
-    ├── IndexDamagedError         a damaged index file (manifest, SQLite, FAISS, encoder); names `check --repair`
+    ├── IndexDamagedError         a damaged index file (manifest, SQLite, the store, encoder); names `check --repair`
     ├── DiskFullError             no space left writing a file; names the path and the space needed
     ├── ServerBusyError           the server's queue for that work is full (HTTP 503 with Retry-After)
     ├── ModelError                a model that cannot be found or loaded (names the extra or path to fix it)
     ├── ExtractionError           one file could not be read; the indexer skips it and lists it
-    ├── StoreError                the index's vector store (a Milvus server or collection) cannot be used
+    ├── StoreError                the index's store (a store server or collection) cannot be used
     ├── PluginError               an installed plugin (a `searchlm` entry point) that fails to load
     └── ServerError               a searchlm server that cannot be reached or answered with an error
 

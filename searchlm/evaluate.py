@@ -23,8 +23,9 @@ from urllib.parse import quote, unquote
 
 from searchlm.errors import InputError
 from searchlm.fileio import write_json_atomic
-from searchlm.search import SearchOptions
+from searchlm.search.searcher import SearchOptions
 from searchlm.settings import DEFAULT_MODEL, Settings
+from searchlm.stores import DEFAULT_STORE
 
 EVAL_DEPTH = 100  # documents ranked per query: enough for Recall@100
 FINGERPRINT_FILE = "eval.json"
@@ -172,7 +173,7 @@ def eval_index_name(dataset: str, model: str | None, store: str | None = None) -
     slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "dataset"
     if model and model != DEFAULT_MODEL:
         slug += "-" + re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
-    if store and store != "faiss":
+    if store and store != DEFAULT_STORE:
         slug += "-" + re.sub(r"[^a-z0-9]+", "-", store.lower()).strip("-")
     return f"eval-{slug}"
 
@@ -182,7 +183,7 @@ def ensure_eval_index(
 ) -> Settings:
     """Build (or reuse) the index of a dataset's corpus. Returns settings pointing at it. `embedder`: an
     already loaded embedder of the same model (tests share one)."""
-    from searchlm.chunking import ChunkerSettings
+    from searchlm.indexing.chunking import ChunkerSettings
 
     model = settings.model or DEFAULT_MODEL
     chunker = chunker or ChunkerSettings()
@@ -190,7 +191,7 @@ def ensure_eval_index(
     target = settings.with_(name=name, model=model)
     index_dir = target.index_dir
     fingerprint = {"format": FORMAT_VERSION, "corpus": dataset.corpus_hash, "model": model, "chunker": chunker.to_json()}
-    if settings.store and settings.store != "faiss":
+    if settings.store and settings.store != DEFAULT_STORE:
         fingerprint["store"] = settings.store
     stamp = index_dir / FINGERPRINT_FILE
     if stamp.is_file() and (index_dir / "manifest.json").is_file():
@@ -199,9 +200,9 @@ def ensure_eval_index(
                 return target
         except json.JSONDecodeError:
             pass
-    from searchlm.index_admin import drop_index
-    from searchlm.indexer import index_folder
-    from searchlm.manifest import Manifest
+    from searchlm.indexing.admin import drop_index
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.indexing.manifest import Manifest
 
     if (index_dir / "manifest.json").is_file():
         manifest = Manifest.load(index_dir)
@@ -243,7 +244,7 @@ def evaluate(
     document rankings with nDCG@10, Recall@100 and MRR@10. `limit` takes the first N judged queries.
     `settings` (default: from `SEARCHLM_*`) gives the index home and model of the eval index."""
     settings = settings or Settings.load()
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
     dataset = load_beir(Path(dataset_dir), split)
     target = ensure_eval_index(dataset, settings, chunker=chunker, progress=progress, embedder=embedder)

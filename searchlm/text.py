@@ -35,7 +35,7 @@ GENERIC_WORDS = frozenset(
 
 @functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """A light suffix strip, so "points" matches "point" and "trained" "train" (FTS5 does its own Porter).
+    """A light suffix strip, so "points" matches "point" and "trained" "train" (the keyword index does its own Porter).
     Cached: every hit of every search stems its passage's words."""
     for suffix in ("ing", "ed", "es", "s", "ly"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
@@ -44,9 +44,9 @@ def stem(word: str) -> str:
 
 
 def porter_terms(text: str) -> list[str]:
-    """Words as SQLite FTS5's `porter unicode61 remove_diacritics 2` tokenizer indexes them: letters and digits
+    """Words as SQLite's `porter unicode61 remove_diacritics 2` tokenizer indexes them: letters and digits
     (an underscore separates), diacritics removed, lower-cased, Porter-stemmed. For a keyword engine that cannot
-    stem itself (Milvus Lite), so that its BM25 sees the terms FTS5 sees."""
+    stem itself, so that its BM25 sees the terms SQLite's keyword tables see."""
     import unicodedata
 
     plain = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
@@ -55,7 +55,7 @@ def porter_terms(text: str) -> list[str]:
 
 @functools.cache
 def _porter():
-    import snowballstemmer  # the original Porter algorithm, as FTS5's porter tokenizer
+    import snowballstemmer  # the original Porter algorithm, as SQLite's porter tokenizer
 
     return snowballstemmer.stemmer("porter")
 

@@ -76,7 +76,7 @@ def tune_lm_reranker(
     import torch
 
     from searchlm.generate.hf import save_plain_folder
-    from searchlm.search import Searcher, SearchOptions
+    from searchlm.search.searcher import Searcher, SearchOptions
 
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -133,7 +133,7 @@ def sweep_weights(reranker, searcher, dataset, qids: list[str], depth: int = DEP
                   progress=None) -> dict[float, float]:
     """Mean nDCG@10 over `qids` of retrieval blended with `reranker` at each weight (scores computed once and
     cached in the index's store)."""
-    from searchlm.search import SearchOptions
+    from searchlm.search.searcher import SearchOptions
 
     progress = progress or (lambda phase, done, total: None)
     base = {}

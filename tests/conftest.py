@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The suite builds hundreds of indexes: they hard-link the cached encoder export instead of each copying and
 # hashing 174 MB. The private copy (the default) has its own test, which unsets this.
 os.environ.setdefault("SEARCHLM_SHARED_ENCODER", "1")
-# The per-user registry of index homes (searchlm/homes.py) goes to a temporary folder, never the user's own.
+# The per-user registry of index homes (searchlm/indexing/homes.py) goes to a temporary folder, never the user's own.
 os.environ["SEARCHLM_DATA_DIR"] = tempfile.mkdtemp(prefix="searchlm-data-")
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
 @pytest.fixture
 def make_index(tmp_path, embedder):
     """make_index(files, name="t") -> (settings, report, corpus_dir): index a dict of files with the shared model."""
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     def _make(files: dict[str, str | bytes], name: str = "t", corpus: Path | None = None):
@@ -58,7 +58,7 @@ def make_index(tmp_path, embedder):
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory, embedder):
     """Settings for an index of sample_corpus/, built once per session."""
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     home = tmp_path_factory.mktemp("sample-home")

@@ -46,7 +46,7 @@ def _corpus() -> dict[str, str]:
 
 @pytest.fixture
 def tiny(tmp_path, embedder):
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     corpus = write_files(tmp_path / "corpus", _corpus())
@@ -123,7 +123,7 @@ def test_adapt_says_when_there_is_nothing_to_undo(tiny):
 
 def test_a_kill_mid_reencoding_leaves_the_old_index_answering_and_a_rerun_resumes(tiny):
     from searchlm.adapt.stage import ENCODED_KEY, candidate_dir
-    from searchlm.check import check_index
+    from searchlm.indexing.check import check_index
     from searchlm.index import Index
 
     before = _results(tiny)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from searchlm.answer import EVIDENCE_THRESHOLD, REFUSAL, AskOptions, Answer, _tidy, ask
+from searchlm.search.answer import EVIDENCE_THRESHOLD, REFUSAL, AskOptions, Answer, _tidy, ask
 from searchlm.generate import get_generator
 from searchlm.cli import app
 from searchlm import hookimpl
 from searchlm.errors import InputError
 from searchlm.generate.citations import CheckedStream, MarkerFilter, check_citations, cited_numbers
-from searchlm.search import Searcher, SearchOptions
+from searchlm.search.searcher import Searcher, SearchOptions
 from helpers import ScriptedGenerator, build_tiny_gpt2, registered
 
 FILES = {
@@ -342,7 +342,7 @@ def test_paraphrase_is_cited_to_the_passage_holding_most_of_its_words_at_a_lower
 
 
 def test_sources_are_numbered_in_citing_order():
-    from searchlm.answer import renumber
+    from searchlm.search.answer import renumber
 
     assert renumber("Bees fan [3] and cluster [2]. Again [3].", [3, 2]) == ("Bees fan [1] and cluster [2]. Again [1].", [3, 2])
 
@@ -379,7 +379,7 @@ def test_cli_streams_nothing_that_is_not_in_the_final_answer(index, tiny_gpt2_di
 
 
 # -- composed answers: yes/no, how-to, comparison ------------------------------------------------------------
-from searchlm import questions  # noqa: E402
+from searchlm.search import questions  # noqa: E402
 from searchlm.text import is_code, sentences  # noqa: E402
 
 COMPOSED_FILES = {
@@ -478,7 +478,7 @@ def test_cli_ask_json_says_how_each_sentence_was_made(composed):
 
 
 def test_a_second_sentence_is_quoted_only_when_it_ranks_as_well_and_adds_something():
-    from searchlm.answer import Sentence, runner_up
+    from searchlm.search.answer import Sentence, runner_up
 
     best = Sentence(1, 0, "The tower was finished in 1889 for the fair.", 0.80)
     close = Sentence(2, 3, "Gustave Eiffel's company designed and built the iron lattice tower.", 0.77)
@@ -507,7 +507,7 @@ def test_a_how_to_whose_instruction_ends_its_chunk_takes_the_code_from_the_next(
 
 
 # -- sentences that go on, figures, and "It …" under a heading ----------------------------------------------
-from searchlm.answer import continuation  # noqa: E402
+from searchlm.search.answer import continuation  # noqa: E402
 
 CONTINUED_FILES = {
     "limits.md": "# Form limits\n\nMAX_FORM_PARTS controls how many form fields the parser reads. It is set to 1000 "

@@ -106,8 +106,8 @@ def test_search_open_ask_and_follow_a_citation(live_server, tmp_path):
             page.screenshot(path=str(tmp_path / "search-and-document.png"))
 
             # Ask: tokens stream in, then the answer carries clickable citations.
-            if importlib.util.find_spec("searchlm.answer") is None:
-                pytest.skip("searchlm.answer is not in this checkout yet: the ask half of the page is untested")
+            if importlib.util.find_spec("searchlm.search.answer") is None:
+                pytest.skip("searchlm.search.answer is not in this checkout yet: the ask half of the page is untested")
             page.click("#viewer-close")
             expect(page.locator("#viewer")).to_be_hidden()
             page.fill("#q", "What does the waggle dance tell other bees?")

@@ -1,4 +1,4 @@
-from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document, content_hash
+from searchlm.indexing.chunking import ChunkerSettings, TokenCounter, chunk_document, content_hash
 from searchlm.embed.base import resolve_model
 from searchlm.records import Block, ExtractedDocument
 from pathlib import Path
@@ -54,7 +54,7 @@ def test_long_chinese_paragraph_is_windowed_on_its_sentence_marks():
 
 
 def test_is_stub_tells_names_from_prose():
-    from searchlm.chunking import is_stub
+    from searchlm.indexing.chunking import is_stub
 
     for stub in ("Flask", "2.0.36", "Session sessionmaker ORMExecuteState SessionTransaction", "orm.Session.",
                  "create_engine(), sessionmaker.", "pip install flask", "Given a mapping as:"):
@@ -118,7 +118,7 @@ def test_stubs_stay_where_nothing_can_take_them():
 def test_an_unbroken_line_is_cut_into_chunks_of_bounded_length():
     """A 19 MB line with no space was one "word" of one unknown token, so one chunk, printed whole as a snippet.
     Each chunk now holds at most MAX_CHARS_PER_TOKEN characters per token of the budget, and nothing is lost."""
-    from searchlm.chunking import MAX_CHARS_PER_TOKEN
+    from searchlm.indexing.chunking import MAX_CHARS_PER_TOKEN
 
     line = "".join(chr(0x61 + i % 26) for i in range(300_000))
     head = "A short sentence first. "
@@ -132,7 +132,7 @@ def test_an_unbroken_line_is_cut_into_chunks_of_bounded_length():
 
 
 def test_a_snippet_never_shows_a_long_word_whole():
-    from searchlm.snippets import MAX_WORD_CHARS, snippet_text
+    from searchlm.search.snippets import MAX_WORD_CHARS, snippet_text
 
     word = "x" * 1_000_000
     shown = snippet_text(f"before {word} after the needle", "needle")

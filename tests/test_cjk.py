@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from searchlm import cjk
-from searchlm.query import cjk_query, fts_query
-from searchlm.snippets import snippet_text
+from searchlm.stores.query import cjk_query, fts_query
+from searchlm.search.snippets import snippet_text
 from helpers import sample_queries
 
 CJK_QUERIES = [(q, path) for q, path in sample_queries() if cjk.has_cjk(q)]
@@ -51,7 +51,7 @@ def test_snippets_mark_cjk_words():
     ("多头注意力", "cjk/zh-transformer-attention.md"),
 ])
 def test_a_word_inside_cjk_text_is_found(sample_index, word, expected):
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
     hits = Searcher(sample_index).search(word, k=3, mode="keyword")
     assert hits and hits[0].path.endswith(expected), [h.path for h in hits]
@@ -60,7 +60,7 @@ def test_a_word_inside_cjk_text_is_found(sample_index, word, expected):
 @pytest.mark.slow
 @pytest.mark.parametrize("question, expected", CJK_QUERIES)
 def test_each_cjk_question_is_found_by_keyword_search(sample_index, question, expected):
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
     hits = Searcher(sample_index).search(question, k=3, mode="keyword")
     assert any(h.path.endswith(expected) for h in hits), f"{question!r}: expected {expected}, got {[h.path for h in hits]}"
@@ -72,8 +72,8 @@ def test_cjk_questions_are_in_queries_md():
 
 
 def test_an_index_from_before_cjk_migrates_and_finds_cjk(make_index):
-    from searchlm.search import Searcher
-    from searchlm.store import SCHEMA_VERSION, Store
+    from searchlm.search.searcher import Searcher
+    from searchlm.indexing.database import SCHEMA_VERSION, Store
 
     settings, _, _ = make_index({"notes/panda.md": "# 熊猫\n\n大熊猫每天吃很多竹子。\n", "notes/bees.md": "# Bees\n\nBees keep warm.\n"})
     db = settings.index_dir / "index.db"
@@ -95,8 +95,8 @@ def test_an_index_from_before_cjk_migrates_and_finds_cjk(make_index):
 
 
 def test_reindexing_and_deleting_keep_the_cjk_table_in_step(make_index, embedder):
-    from searchlm.indexer import index_folder
-    from searchlm.store import Store
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.indexing.database import Store
 
     settings, _, corpus = make_index({"a.md": "# 甲\n\n熊猫吃竹子。\n", "b.md": "# 乙\n\n김치를 담근다.\n"})
     (corpus / "a.md").write_text("# 甲\n\n蜜蜂过冬。\n", encoding="utf-8")

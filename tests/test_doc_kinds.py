@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from conftest import write_files
 from searchlm.cli import app
-from searchlm.doc_kinds import DOC_KINDS, PRIOR, detect, parse_kinds
+from searchlm.indexing.doc_kinds import DOC_KINDS, PRIOR, detect, parse_kinds
 from searchlm.errors import InputError
-from searchlm.search import Searcher, SearchOptions
+from searchlm.search.searcher import Searcher, SearchOptions
 
 POOL = "Set pool_timeout to wait for a free connection when the connection pool is exhausted."
 FILES = {
@@ -77,7 +77,7 @@ def test_parse_kinds_splits_checks_and_names_the_bad_value():
 
 @pytest.fixture(scope="module")
 def kinds_index(tmp_path_factory, embedder):
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     root = tmp_path_factory.mktemp("kinds")
@@ -205,7 +205,7 @@ def test_http_and_mcp_take_kinds(kinds_index):
 
 
 def test_kind_follows_reindex_and_a_move(make_index, embedder):
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
 
     settings, _, corpus = make_index({"pooling.md": f"# Connection pooling\n\n{POOL}\n",
                                       "CHANGES.md": FILES["CHANGES.md"]})
@@ -219,7 +219,7 @@ def test_kind_follows_reindex_and_a_move(make_index, embedder):
 
 
 def test_an_index_from_before_kinds_migrates_and_keeps_working(make_index):
-    from searchlm.store import SCHEMA_VERSION, Store
+    from searchlm.indexing.database import SCHEMA_VERSION, Store
 
     settings, _, _ = make_index({"guide.md": f"# Connection pooling\n\n{POOL}\n", "NEWS.md": FILES["CHANGES.md"]})
     db = settings.index_dir / "index.db"
@@ -240,7 +240,7 @@ def test_an_index_from_before_kinds_migrates_and_keeps_working(make_index):
 
 
 def test_kinds_are_decided_again_when_the_rules_change(make_index):
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
 
     settings, _, _ = make_index({"guide.md": f"# Connection pooling\n\n{POOL}\n"})
     db = settings.index_dir / "index.db"
@@ -265,7 +265,7 @@ def test_only_guides_means_the_prior_changes_nothing(make_index):
 
 
 def test_a_salvaged_database_keeps_its_kinds(make_index):
-    from searchlm.check import _salvage
+    from searchlm.indexing.check import _salvage
 
     settings, _, _ = make_index({"guide.md": f"# Connection pooling\n\n{POOL}\n", "CHANGES.md": FILES["CHANGES.md"]})
     kept, lost = _salvage(settings.index_dir / "index.db")  # what `check --repair` copies into a fresh database

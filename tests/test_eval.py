@@ -22,7 +22,7 @@ from searchlm.evaluate import (
     score_run,
 )
 from searchlm.extract.text import extract_text
-from searchlm.search import SearchOptions
+from searchlm.search.searcher import SearchOptions
 from searchlm.settings import Settings
 
 # -- loading ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from conftest import write_files
 from searchlm.cli import app
 from searchlm.errors import InputError
-from searchlm.search import Searcher, SearchOptions
+from searchlm.search.searcher import Searcher, SearchOptions
 
 OLD = datetime(2020, 3, 1).timestamp()
 NEW = datetime(2024, 6, 1).timestamp()
@@ -31,7 +31,7 @@ NEW_FILES = {"docs/baking.md", "docs/garden.md"}
 
 @pytest.fixture(scope="module")
 def filtered_index(tmp_path_factory, embedder):
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     root = tmp_path_factory.mktemp("filters")

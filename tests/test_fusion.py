@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from searchlm.fusion import fuse_minmax, fuse_rrf, minmax
-from searchlm.query import fts_query
-from searchlm.search import Searcher, SearchOptions
+from searchlm.search.fusion import fuse_minmax, fuse_rrf, minmax
+from searchlm.stores.query import fts_query
+from searchlm.search.searcher import Searcher, SearchOptions
 
 
 # -- fusion functions ------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def _tensor(ids):
 
 # -- prompt budgets ---------------------------------------------------------------------------------------
 def test_whole_passage_prompt_fits_gpt2_window_answer_included(gpt2):
-    from searchlm.answer import COMPLETION_EXAMPLE, build_prompt
+    from searchlm.search.answer import COMPLETION_EXAMPLE, build_prompt
 
     long_text = " ".join(TEXTS * 60)  # several thousand tokens each
     hits = [hit(n, f"{n} {long_text}") for n in range(1, 6)]
@@ -136,7 +136,7 @@ def test_whole_passage_prompt_fits_gpt2_window_answer_included(gpt2):
 
 
 def test_short_passages_all_go_in_and_long_question_is_cut(gpt2):
-    from searchlm.answer import build_prompt
+    from searchlm.search.answer import build_prompt
 
     hits = [hit(n, TEXTS[n - 1]) for n in range(1, 4)]
     prompt, shown = build_prompt(gpt2, "Who harvests the honey?", hits, 64)
@@ -149,7 +149,7 @@ def test_short_passages_all_go_in_and_long_question_is_cut(gpt2):
 
 
 def test_focused_prompt_uses_best_sentences_in_reading_order(gpt2):
-    from searchlm.answer import FOCUS_TOKENS, Sentence, _render, build_prompt
+    from searchlm.search.answer import FOCUS_TOKENS, Sentence, _render, build_prompt
 
     hits = [hit(1, "A. B."), hit(2, "C.")]
     focus = [Sentence(2, 0, "Bees make honey in hives.", 0.9), Sentence(1, 1, "Honey is sweet.", 0.8),

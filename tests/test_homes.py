@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import write_files
 from searchlm.cli import app
-from searchlm.homes import data_dir, default_home
+from searchlm.indexing.homes import data_dir, default_home
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_default_home_is_local_folder_when_it_exists(elsewhere, monkeypatch):
 
 
 def test_index_is_found_from_anywhere(elsewhere, embedder):
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     corpus = write_files(elsewhere / "docs", {"bees.md": "# Bees\n\nHoney bees cluster to keep warm in winter.\n"})

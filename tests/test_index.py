@@ -9,11 +9,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from searchlm import indexer
+from searchlm.indexing import indexer
 from searchlm.errors import IndexBusyError, IndexMismatchError, InputError, NothingToIndexError
-from searchlm.indexer import index_folder
-from searchlm.lock import write_lock
-from searchlm.search import Searcher, SearchOptions
+from searchlm.indexing.indexer import index_folder
+from searchlm.indexing.lock import write_lock
+from searchlm.search.searcher import Searcher, SearchOptions
 from searchlm.settings import Settings
 
 DOCS = {

@@ -11,8 +11,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from searchlm.check import check_index
-from searchlm.search import Searcher
+from searchlm.indexing.check import check_index
+from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
 
 
@@ -50,7 +50,7 @@ def built(tmp_path_factory, embedder):
     """A 60-document FAISS index (three pages of documents in SQLite), built once: tests damage copies of it."""
     import random
 
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
 
     root = tmp_path_factory.mktemp("integrity")
     corpus = root / "corpus"
@@ -115,7 +115,7 @@ QUERIES = [("waggle dance hive", "bees.md"), ("moon gravity neap", "tides.txt"),
 @pytest.fixture(scope="module")
 def small(tmp_path_factory, embedder):
     """small(backend) -> Settings of a pristine 4-document index in that store, built once per backend."""
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
 
     root = tmp_path_factory.mktemp("small")
     corpus = root / "corpus"
@@ -174,7 +174,7 @@ def right_hits(settings: Settings) -> int:
 
 
 def test_the_manifest_records_a_digest_of_every_derived_file(small):
-    from searchlm.integrity import file_digest
+    from searchlm.indexing.integrity import file_digest
 
     for backend in ("faiss", "faiss+tantivy"):
         settings = small(backend)
@@ -212,7 +212,7 @@ def test_damage_to_a_store_file_is_one_line_searched_around_then_repaired(small,
 def test_a_garbled_store_file_is_rebuilt_by_the_next_index_run(small, tmp_path, embedder, backend):
     """Random bytes inside vectors.faiss or a tantivy segment (same size): cosines of 4e37 or a panic in every
     search, and a re-run of `index` kept the file."""
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
 
     settings = linked_copy(small(backend), tmp_path / "home")
     rel = main_file(settings, backend)

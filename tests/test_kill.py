@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from searchlm.search import Searcher
+from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
 from helpers import group_members, worker_running
 

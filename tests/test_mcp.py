@@ -172,8 +172,8 @@ def test_server_start_loads_nothing_heavy(tmp_path):
 
 @pytest.mark.slow
 def test_a_dropped_index_is_an_error_and_a_replaced_one_is_searched_anew(make_index, embedder):
-    from searchlm.index_admin import drop_index
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.admin import drop_index
+    from searchlm.indexing.indexer import index_folder
 
     settings, _, corpus = make_index({"old.md": "# Lighthouses\n\nThe lighthouse keeper trims the lamp wick.\n"})
 

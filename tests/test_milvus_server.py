@@ -109,9 +109,9 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
     import httpx
 
     from helpers import free_port, sample_queries
-    from searchlm.documents import document_view
-    from searchlm.indexer import index_folder
-    from searchlm.search import Searcher
+    from searchlm.search.documents import document_view
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     from conftest import SAMPLE_CORPUS
@@ -166,14 +166,14 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
 def test_a_search_on_a_server_asks_grpc_directly_and_finds_what_milvusclient_finds(milvus_server, embedder, tmp_path):
     """A search against a server sends its three RPCs itself (stores/milvus_grpc.py) rather than importing pymilvus
     (1.2-1.8 s of a cold search): same hits as through MilvusClient, in every mode and with a filter."""
-    from searchlm.indexer import index_folder
-    from searchlm.search import Searcher
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     corpus = write_files(tmp_path / "corpus", DOCS)
     settings = Settings(home=tmp_path / "indexes", name="grpc", store=milvus_server.uri)
     index_folder(corpus, settings, embedder=embedder)
-    code = ("import sys; from searchlm.search import Searcher; from searchlm.settings import Settings; "
+    code = ("import sys; from searchlm.search.searcher import Searcher; from searchlm.settings import Settings; "
             f"s = Searcher(Settings(home={str(settings.home)!r}, name='grpc')); "
             "print(s.search('how do bees keep warm')[0].path.split('/')[-1], 'pymilvus' in sys.modules)")
     cold = subprocess.run([sys.executable, "-c", code], env=cli_env(settings.home), capture_output=True, text=True,

@@ -21,7 +21,7 @@ from helpers import registered
 from searchlm import hookimpl
 from searchlm.cli import app
 from searchlm.errors import InputError, ModelError
-from searchlm.plugins import embedders, generators, get_plugins, rerankers, stores
+from searchlm.plugins import embedders, generators, get_plugins, keyword_indexes, rerankers, stores
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = REPO / "tests" / "plugin_pkg"
@@ -60,7 +60,7 @@ def searchlm(site: Path, *args: str) -> subprocess.CompletedProcess:
 def bees(tmp_path_factory, embedder):
     """Settings of a three-document index, one passage each: short, middling and long."""
     from conftest import write_files
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
     from searchlm.settings import Settings
 
     root = tmp_path_factory.mktemp("bees")
@@ -70,7 +70,7 @@ def bees(tmp_path_factory, embedder):
 
 
 def test_an_installed_plugin_reranks_a_search_by_name(bees, tmp_path):
-    from searchlm.search import Searcher, SearchOptions
+    from searchlm.search.searcher import Searcher, SearchOptions
 
     settings = bees
     query = "how do bees make honey from nectar"
@@ -132,12 +132,14 @@ def test_the_plugin_package_installs_with_pip(tmp_path):
 # -- the registry, in-process: a plugin object registered and removed -----------------------------------------
 def test_the_built_ins_register_through_the_same_hooks():
     assert rerankers.names() == ["cross-encoder", "lm"]
-    assert stores.names() == ["faiss", "faiss+tantivy", "milvus"]
+    assert stores.names() == ["faiss", "milvus"]
+    assert keyword_indexes.names() == ["fts5", "milvus", "tantivy"]  # after a store's '+': faiss+tantivy
     assert embedders.names() == ["local", "ray", "sentence-transformers"]
     assert generators.names() == ["llm"]
     assert get_plugins() == []  # nothing installed in the test environment
     (builtin,) = get_plugins(all=True)
-    assert builtin.builtin and builtin.registers["stores"] == ["faiss", "faiss+tantivy", "milvus"]
+    assert builtin.builtin and builtin.registers["stores"] == ["faiss", "milvus"]
+    assert builtin.registers["keyword_indexes"] == ["fts5", "tantivy", "milvus"]
     result = CliRunner().invoke(app, ["plugins"])
     assert result.exit_code == 0 and result.output.startswith("No plugins installed")
 
@@ -181,8 +183,8 @@ def test_a_registered_plugin_adds_names_until_it_is_removed():
 def test_a_plugin_store_and_embedder_index_and_search(tmp_path, embedder):
     """A store and an embedder from a plugin, chosen by name in Settings: the manifest records the store, the
     index reopens through the registry, and without the plugin it says which store it needs."""
-    from searchlm.indexer import index_folder
-    from searchlm.search import Searcher, SearchOptions
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import Searcher, SearchOptions
     from searchlm.settings import Settings
     from searchlm.stores.faiss import FaissStore
     from conftest import write_files

@@ -8,7 +8,7 @@ import re
 
 from conftest import write_files
 
-from searchlm.indexer import index_folder
+from searchlm.indexing.indexer import index_folder
 from searchlm.progress import Estimate, ProgressDisplay, Rate, format_clock, format_rate, format_seconds
 from searchlm.settings import Settings
 
@@ -253,7 +253,7 @@ def test_rates_and_durations_read_well():
 def test_a_window_is_embedded_in_even_calls_with_the_encoders_own_batches():
     """Progress comes after each call; calls of one longer and one shorter batch cost about the same, so a rate
     measured over the first calls of a window holds for the rest (longest-first calls overestimated by 46 %)."""
-    from searchlm.indexer import _even_calls
+    from searchlm.indexing.indexer import _even_calls
 
     texts = [f"t{'x' * n}" for n in range(200)]
     calls = _even_calls(texts, 32)

@@ -40,8 +40,8 @@ def vectors_by_hash(index_dir) -> dict[str, np.ndarray]:
 def test_index_with_ray_matches_the_local_path(local_ray, embedder, tmp_path):
     from searchlm.embed import load_embedder
     from searchlm.embed.ray import RayEmbedder
-    from searchlm.indexer import index_folder
-    from searchlm.search import Searcher
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     corpus = tmp_path / "corpus"
@@ -191,8 +191,8 @@ def _index_on(address: str, env: dict, home, corpus, name: str = "ray"):
 def test_ray_start_head_cluster_with_its_token_indexes_as_locally(ray_head, embedder, tmp_path):
     """`--ray HOST:PORT` against `ray start --head` with Ray's default token authentication works out of the box
     (the token in ~/.ray/auth_token, as Ray's CLI finds it) and gives the same top 10 as a local index."""
-    from searchlm.indexer import index_folder
-    from searchlm.search import Searcher
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
 
     corpus = tmp_path / "corpus"

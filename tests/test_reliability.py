@@ -15,14 +15,14 @@ from typer.testing import CliRunner
 
 from conftest import write_files
 from helpers import docx_bomb
-from searchlm.check import check_index
+from searchlm.indexing.check import check_index
 from searchlm.cli import app
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, InputError, SearchlmError
-from searchlm.index_admin import drop_index
-from searchlm.indexer import index_folder
-from searchlm.search import Searcher
+from searchlm.indexing.admin import drop_index
+from searchlm.indexing.indexer import index_folder
+from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
-from searchlm.walk import walk
+from searchlm.indexing.walk import walk
 
 GOOD = {
     "bees.md": "# Bees\n\nHoney bees perform a waggle dance to tell the hive where flowers are.\n",

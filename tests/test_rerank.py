@@ -17,7 +17,7 @@ from searchlm.cli import app
 from searchlm.errors import InputError, ModelError
 from searchlm.records import Hit
 from searchlm.rerank import Reranker, load_reranker, rerank_hits
-from searchlm.search import Searcher, SearchOptions
+from searchlm.search.searcher import Searcher, SearchOptions
 from searchlm.settings import Settings
 
 TEXTS = [

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import SAMPLE_CORPUS
 from helpers import sample_queries
-from searchlm.search import Searcher
-from searchlm.walk import walk
+from searchlm.search.searcher import Searcher
+from searchlm.indexing.walk import walk
 
 
 def test_sample_corpus_has_the_promised_mix():

@@ -40,7 +40,7 @@ CORPUS = {
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, embedder):
     """Settings of one small real index (built once for this module) and its corpus folder."""
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
 
     root = tmp_path_factory.mktemp("serve")
     corpus = write_files(root / "corpus", CORPUS)
@@ -321,7 +321,7 @@ def test_concurrent_searches_share_one_searcher(client):
     index = client.app.state.engines.searcher()
     # the search queue's own searcher shares the warmed FAISS index and encoder: one copy of each per index
     assert index.queue.searcher.resources is index.resources
-    assert index.queue.searcher.vectors is index.resources.vectors and index.resources.vectors is not None
+    assert index.queue.searcher.indexes is index.resources.indexes and index.resources.indexes is not None
     assert index.queue.searcher.encoder is index.resources.encoder
     assert index.queue.searches >= 40
 
@@ -330,7 +330,7 @@ def test_searches_that_wait_together_run_as_one_batch_with_the_cli_s_hits(served
     """The server's search queue takes the searches that arrived while it was busy as one batch (their queries
     encoded in one call), and each gets exactly the hits, scores included, that a one-shot CLI search computes
     alone (so a server's scores equal `searchlm search --json`'s)."""
-    from searchlm.search import Searcher, SearchOptions
+    from searchlm.search.searcher import Searcher, SearchOptions
     from searchlm.server.engines import SearchQueue
 
     settings, _ = served
@@ -369,7 +369,7 @@ def test_one_bad_search_in_a_batch_fails_alone_and_the_queue_goes_on(served):
     """A search the library refuses raises its own error to its own caller; the others in its batch get their
     hits, and the queue serves the next batch."""
     from searchlm.errors import InputError
-    from searchlm.search import Searcher, SearchOptions
+    from searchlm.search.searcher import Searcher, SearchOptions
     from searchlm.server.engines import SearchQueue
 
     settings, _ = served
@@ -399,7 +399,7 @@ def test_a_batch_of_mixed_lengths_is_encoded_in_runs_of_similar_lengths_with_eac
     import numpy as np
 
     from searchlm.embed.onnx import CALL_COST_TOKENS, OnnxEmbedder, _runs
-    from searchlm.manifest import ENCODER_DIR
+    from searchlm.indexing.manifest import ENCODER_DIR
 
     settings, _ = served
     encoder = OnnxEmbedder(settings.index_dir / ENCODER_DIR, warm=True)
@@ -543,7 +543,7 @@ def _events(text: str) -> list[tuple[str, dict]]:
 
 @pytest.fixture(scope="module")
 def ask_client(served):
-    pytest.importorskip("searchlm.answer")
+    pytest.importorskip("searchlm.search.answer")
     from searchlm.server import create_app
 
     settings, _ = served
@@ -587,7 +587,7 @@ def test_ask_stream_sends_tokens_then_the_whole_answer(ask_client):
 
 def test_ask_stream_sends_the_checked_answer(served, tmp_path):
     """The tokens add up to the answer event's text: a mislabelled marker is re-pointed before it is sent."""
-    pytest.importorskip("searchlm.answer")
+    pytest.importorskip("searchlm.search.answer")
     from searchlm.generate import get_generator
     from searchlm.server import create_app
     from helpers import ScriptedGenerator, build_tiny_gpt2
@@ -614,7 +614,7 @@ def test_ask_refuses_out_of_corpus_questions_without_tokens(ask_client):
 
 
 def test_ask_errors_are_json_before_the_stream_starts(client):
-    pytest.importorskip("searchlm.answer")
+    pytest.importorskip("searchlm.search.answer")
     response = client.post("/api/ask/stream", json={"question": "bees?", "name": "missing"})
     assert response.status_code == 404 and "index 'missing' not found" in response.json()["detail"]
     response = client.post("/api/ask/stream", json={"question": "   "})
@@ -626,7 +626,7 @@ def test_ask_errors_are_json_before_the_stream_starts(client):
 def test_a_client_that_leaves_stops_the_generation(served, tmp_path):
     """Closing the stream after the first token frees the generator long before the answer would end, even
     while the model writes a sentence that is not shown yet (the check shows whole sentences)."""
-    pytest.importorskip("searchlm.answer")
+    pytest.importorskip("searchlm.search.answer")
     import httpx
     import uvicorn
 
@@ -674,7 +674,7 @@ def test_a_client_that_leaves_stops_the_generation(served, tmp_path):
 
 
 def test_a_generator_that_cannot_load_leaves_search_working(served, tmp_path):
-    pytest.importorskip("searchlm.answer")
+    pytest.importorskip("searchlm.search.answer")
     from searchlm.server import create_app
 
     settings, _ = served
@@ -701,8 +701,8 @@ def _until(check, seconds: float = 15.0):
 
 
 def test_a_dropped_index_is_404_and_a_replaced_one_is_served_anew(make_index, embedder):
-    from searchlm.index_admin import drop_index
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.admin import drop_index
+    from searchlm.indexing.indexer import index_folder
     from searchlm.server import create_app
 
     settings, _, corpus = make_index({"old.md": "# Lighthouses\n\nThe lighthouse keeper trims the lamp wick.\n"},

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from searchlm.cli import app
-from searchlm.search import SearchOptions, Searcher
+from searchlm.search.searcher import SearchOptions, Searcher
 
 # (misspelled, correctly spelled, expected document): the sample corpus questions of QUERIES.md, short forms.
 TYPOS = [

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from searchlm.errors import StoreError
-from searchlm.indexer import index_folder
-from searchlm.manifest import DB_FILE, Manifest
-from searchlm.search import Searcher
+from searchlm.indexing.indexer import index_folder
+from searchlm.indexing.manifest import DB_FILE, Manifest
+from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
-from searchlm.store import Store
+from searchlm.indexing.database import Store
 from conftest import write_files
 
 BACKENDS = ["faiss", "faiss+tantivy", "milvus"]
@@ -72,7 +72,7 @@ def test_vector_store_contract(backend, build, embedder):
 
     searcher = Searcher(settings)
     try:
-        assert searcher.vectors.keyword == (backend != "faiss")  # BM25 in the store, not in SQLite FTS5
+        assert searcher.keywords.current().name == {"faiss": "fts5", "faiss+tantivy": "tantivy"}.get(backend, backend)
         vectors = stored_vectors(settings)
         assert len(searcher.vectors) == len(vectors)
         for cid, vec in vectors.items():
@@ -102,7 +102,7 @@ def test_vector_store_contract(backend, build, embedder):
     assert not pending(settings)
     searcher = Searcher(settings)
     try:
-        assert searcher.vectors.keyword == (backend != "faiss")
+        assert searcher.keywords.current().name == {"faiss": "fts5", "faiss+tantivy": "tantivy"}.get(backend, backend)
         vectors = stored_vectors(settings)
         assert len(searcher.vectors) == len(vectors)
         everything = set(searcher.vectors.search(np.ones(384, dtype=np.float32) / np.sqrt(384), 100))
@@ -175,7 +175,7 @@ KEYWORD_QUERIES = ("dancing bees", "splits", "a loop that slips", "weighing toke
 def tantivy_top_hit(settings: Settings, query: str) -> str:
     """The path of the top keyword hit of `query`, from a searcher that reads tantivy (not the FTS5 fallback)."""
     with Searcher(settings) as searcher:
-        assert searcher.vectors.keyword
+        assert searcher.keywords.keyword
         return searcher.search(query, mode="keyword", k=1)[0].path
 
 
@@ -200,17 +200,17 @@ def test_tantivy_keyword_index_updates_in_place_and_ranks_as_fts5(build, embedde
     assert folder.stat().st_ino == before  # updated in place, not rebuilt
     searcher = Searcher(settings)
     try:
-        assert searcher.vectors.keyword
+        assert searcher.keywords.keyword
         assert [h.path.rsplit("/", 1)[-1] for h in searcher.search("zanzibarite", mode="keyword")] == ["bees.md"]
         assert searcher.search("waggle dance", mode="keyword", k=10, path="notes/*") == []  # the old text is gone
-        top = searcher.vectors.keyword_search("loops hold slip", 10)
-        assert searcher.vectors.keyword_scores("loops hold slip", list(top)) == pytest.approx(top)
+        top = searcher.keywords.keyword_search("loops hold slip", 10)
+        assert searcher.keywords.keyword_scores("loops hold slip", list(top)) == pytest.approx(top)
     finally:
         searcher.close()
 
 
 def test_a_missing_or_damaged_tantivy_index_falls_back_to_fts5_and_is_rebuilt(build, embedder):
-    from searchlm.check import check_index
+    from searchlm.indexing.check import check_index
     from searchlm.stores.tantivy import KEYWORD_DIR
 
     settings, _, corpus = build("faiss+tantivy", name="kwd")
@@ -228,10 +228,10 @@ def test_a_missing_or_damaged_tantivy_index_falls_back_to_fts5_and_is_rebuilt(bu
             (settings.index_dir / "manifest.json").write_text(json.dumps(manifest))
         searcher = Searcher(settings)
         try:
-            assert not searcher.vectors.keyword  # FTS5 answers meanwhile: slower on a big index, never wrong
+            assert not searcher.keywords.keyword  # FTS5 answers meanwhile: slower on a big index, never wrong
             assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
-            found = searcher.vectors.keyword_search("sourdough starter", 3)  # the store's own API falls back too
-            assert searcher.vectors.keyword_scores("sourdough starter", list(found)) == pytest.approx(found)
+            found = searcher.keywords.keyword_search("sourdough starter", 3)  # the store's own API falls back too
+            assert searcher.keywords.keyword_scores("sourdough starter", list(found)) == pytest.approx(found)
         finally:
             searcher.close()
         report = check_index(settings)
@@ -253,7 +253,7 @@ def test_cjk_words_are_searched_in_sqlite_beside_tantivy(build):
     settings, _, _ = build("faiss+tantivy", files=files, name="cjk")
     searcher = Searcher(settings)
     try:
-        assert searcher.vectors.keyword
+        assert searcher.keywords.keyword
         assert searcher.search("机器学习", mode="keyword", k=1)[0].path.endswith("zh/ml.md")
         words_only = {h.path.rsplit("/", 2)[-2]: h.score for h in searcher.search("bees", mode="keyword", k=5)}
         both = {h.path.rsplit("/", 2)[-2]: h.score for h in searcher.search("机器学习 bees", mode="keyword", k=5)}
@@ -278,11 +278,11 @@ def test_a_searcher_that_found_tantivy_behind_uses_it_once_the_run_has_caught_up
         store.close()
     searcher = Searcher(settings)
     try:
-        assert not searcher.vectors.keyword
+        assert not searcher.keywords.keyword
         assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
         index_folder(corpus, settings, embedder=embedder)  # the run ends: log applied to both stores, cleared
         assert not pending(settings)
-        assert searcher.vectors.keyword
+        assert searcher.keywords.keyword
         assert searcher.search("sourdough starter yeast", mode="keyword", k=1)[0].path.endswith("bread.txt")
     finally:
         searcher.close()
@@ -419,7 +419,7 @@ def test_server_and_ask_work_on_a_milvus_index(build, tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from searchlm.answer import AskOptions, ask
+    from searchlm.search.answer import AskOptions, ask
     from searchlm.server import create_app
     from helpers import build_tiny_gpt2
 

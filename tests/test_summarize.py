@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from searchlm.generate import get_generator
 from searchlm.cli import app
 from searchlm.errors import InputError
-from searchlm.search import Searcher
-from searchlm.summarize import SummaryOptions, _render, key_sentences, pack, summarize
+from searchlm.search.searcher import Searcher
+from searchlm.search.summarize import SummaryOptions, _render, key_sentences, pack, summarize
 from helpers import ScriptedGenerator, build_tiny_gpt2, hit
 
 SECTIONS = [
@@ -131,7 +131,7 @@ def test_smollm2_summarizes_a_document(indexed):
 
 
 def test_repeated_sentences_are_dropped_before_they_are_shown():
-    from searchlm.summarize import checked_summary
+    from searchlm.search.summarize import checked_summary
 
     shown: list[str] = []
     stream = checked_summary([hit(1, "Bees make honey."), hit(2, "Hives hold many bees.")], shown.append)

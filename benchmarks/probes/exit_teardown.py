@@ -20,7 +20,7 @@ elif what == "tantivy":
     import tantivy
     i = tantivy.Index.open(sys.argv[2] + "/keywords.tantivy"); s = i.searcher()
 elif what == "sqlite":
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
     st = Store(Path(sys.argv[2]) / "index.db", existing=True); st.generation
 elif what == "numpy":
     import numpy

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hnsw_tune import dataset_queries, synthetic, loadavg
 from scale import load_sources
 from searchlm.embed.onnx import OnnxEmbedder
-from searchlm.stores.faiss import VectorIndex, _exact_top, EF_STEPS
+from searchlm.stores.faiss import FaissIndex, _exact_top, EF_STEPS
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--source", type=Path, action="append")
@@ -39,7 +39,7 @@ if a.build_m and not a.index_file.exists():
     for i in range(0, n, 50000):
         idx.add_with_ids(np.ascontiguousarray(x[i:i+50000]), np.arange(i+1, min(i+50000, n)+1).astype(np.int64))
     faiss.write_index(idx, str(a.index_file)); print(json.dumps({"built_s": round(time.time()-t0), "M": a.build_m, "efC": a.build_efc, "load": loadavg()}), flush=True)
-index = VectorIndex.load(a.index_file, "hnsw", use_gpu=False, mmap=False)
+index = FaissIndex.load(a.index_file, "hnsw", use_gpu=False, mmap=False)
 enc = OnnxEmbedder(a.source[0] / "encoder")
 sets = {s: np.asarray(enc.embed(dataset_queries(s.split("+"), 100)), dtype=np.float32) for s in a.queries.split(",")}
 rng = np.random.default_rng(1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from cold_search import test_queries
 
-from searchlm.query import fts_query
-from searchlm.search import Searcher
+from searchlm.stores.query import fts_query
+from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
 
 home = Path(sys.argv[1])

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from searchlm.errors import InputError
 from searchlm.fileio import write_json_atomic
-from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.settings import Settings
 
 MODEL_DIR = "adapted-encoder"  # the fine-tuned sentence-transformers model, inside the index folder
@@ -66,8 +66,8 @@ def adapt_index(settings: Settings, minutes: float = 30.0, sample: int | None = 
                 on_message=None, seed: int = 0, margin: float = MARGIN, steps: int | None = None) -> AdaptReport:
     """Adapt index `settings.name`'s encoder to its documents within about `minutes` (see the module doc);
     `margin`: the held-out MRR gain the gate asks for; `steps`: at most this many training steps."""
-    from searchlm.index_admin import _located
-    from searchlm.lock import write_lock
+    from searchlm.indexing.admin import _located
+    from searchlm.indexing.lock import write_lock
 
     if minutes <= 0:
         raise InputError(f"minutes {minutes} is out of range (use a positive number, e.g. 30)")
@@ -82,8 +82,8 @@ def adapt_index(settings: Settings, minutes: float = 30.0, sample: int | None = 
 
 def undo_adapt(settings: Settings, progress=None, on_message=None) -> AdaptReport:
     """Give index `settings.name` its packaged encoder back: re-encoded with it, the fusion weight default."""
-    from searchlm.index_admin import _located
-    from searchlm.lock import write_lock
+    from searchlm.indexing.admin import _located
+    from searchlm.indexing.lock import write_lock
 
     settings = _located(settings)
     with write_lock(settings.index_dir, settings.name):
@@ -109,18 +109,19 @@ class _Adaptation:
         self.times: dict[str, float] = {}
         stage.recover(self.index_dir)
         self.manifest = Manifest.load(self.index_dir)
-        from searchlm.stores.base import StoreSpec
+        from searchlm.stores.base import DEFAULT_STORE, StoreSpec
 
-        if StoreSpec.from_json(self.manifest.store).backend not in ("faiss", "faiss+tantivy", "tantivy"):
+        if StoreSpec.from_json(self.manifest.store).vectors != DEFAULT_STORE:
             raise InputError(f"index '{settings.name}' keeps its vectors in {self.manifest.store.get('backend')}; "
-                             "adapt re-encodes FAISS indexes only", "adapt an index built with the default store")
+                             "adapt re-encodes indexes of the default store only",
+                             "adapt an index built with the default store")
 
     # -- state ---------------------------------------------------------------------------------------------
     def _state(self, mode: str) -> dict:
         """The saved progress of an adaptation of this very index state, else a fresh one (old work removed)."""
         import json
 
-        from searchlm.store import Store
+        from searchlm.indexing.database import Store
 
         store = Store(self.index_dir / DB_FILE, existing=True)
         try:
@@ -153,7 +154,7 @@ class _Adaptation:
     # -- adapt ---------------------------------------------------------------------------------------------
     def run(self) -> AdaptReport:
         from searchlm.adapt import stage
-        from searchlm.store import Store
+        from searchlm.indexing.database import Store
 
         state = self._state("adapt")
         report = AdaptReport(self.settings.name, seconds=self.times)
@@ -266,7 +267,7 @@ class _Adaptation:
         import json
 
         from searchlm.adapt import queries as pq
-        from searchlm.search import Searcher
+        from searchlm.search.searcher import Searcher
 
         path = self.work / QUERIES_FILE
         try:
@@ -342,7 +343,7 @@ class _Adaptation:
         """Tune the fusion weight on half the held-out queries; keep the candidate if it beats the old index on
         the other half by MARGIN."""
         from searchlm.adapt import stage
-        from searchlm.search import DEFAULT_DENSE_WEIGHT, Searcher
+        from searchlm.search.searcher import DEFAULT_DENSE_WEIGHT, Searcher
 
         t = time.monotonic()
         # Judged on generated queries only: on CISI, after 56 steps, titles' MRR rose 0.847 -> 0.942 (dense) while
@@ -397,7 +398,7 @@ class _Adaptation:
         manifest = Manifest.load(candidate)
         manifest.adapted["dense_weight"] = weight
         manifest.adapted["gate"] = report.gate
-        from searchlm.store import Store
+        from searchlm.indexing.database import Store
 
         store = Store(candidate / DB_FILE, existing=True)
         try:
@@ -421,8 +422,8 @@ class _Adaptation:
     # -- undo ----------------------------------------------------------------------------------------------
     def undo(self) -> AdaptReport:
         from searchlm.adapt import stage
-        from searchlm.check import restore_encoder
-        from searchlm.store import Store
+        from searchlm.indexing.check import restore_encoder
+        from searchlm.indexing.database import Store
 
         report = AdaptReport(self.settings.name, seconds=self.times)
         if not self.manifest.adapted:
@@ -468,7 +469,7 @@ def mrr(searcher, queries, weight: float, k: int = 10) -> float:
 
 def reciprocal_ranks(searcher, queries, weight: float, k: int = 10) -> list[float]:
     """Each query's reciprocal rank of its own document in the top `k` documents (0 when not there)."""
-    from searchlm.search import SearchOptions
+    from searchlm.search.searcher import SearchOptions
 
     options = SearchOptions(k=k, group_by_document=True, dense_weight=weight, correct=False,
                             mode="dense" if weight >= 1.0 else "hybrid")

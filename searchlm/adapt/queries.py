@@ -126,7 +126,7 @@ def clean_query(text: str) -> str:
 def mine(searcher, queries: list[PseudoQuery], progress=None, batch: int = 16) -> None:
     """Run every query through the current hybrid search: mark whether it finds its document in the top
     ROUND_TRIP_K, and keep the top other documents' passages as hard negatives with their fused scores."""
-    from searchlm.search import SearchOptions
+    from searchlm.search.searcher import SearchOptions
 
     progress = progress or (lambda phase, n, total: None)
     options = SearchOptions(k=ROUND_TRIP_K, group_by_document=True, correct=False)

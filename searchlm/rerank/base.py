@@ -9,7 +9,7 @@ retrieval on its own still adds to it (query likelihood alone ranks SciFact wors
 from __future__ import annotations
 
 from searchlm.errors import InputError
-from searchlm.fusion import minmax
+from searchlm.search.fusion import minmax
 from searchlm.records import Hit
 
 

@@ -1,7 +1,7 @@
 """`create_app(settings)`: the FastAPI app behind `searchlm serve`.
 
 It calls the same library API as the CLI (`Searcher.search`, `ask`) and keeps their models warm: searchers
-(ONNX encoder + FAISS) load once per index and the generator once per process (`engines.Engines`). Its routes
+(ONNX encoder + vector index) load once per index and the generator once per process (`engines.Engines`). Its routes
 are routers by concern (`routes/`): the page, what is loaded, search and documents, answers. It serves only
 what an index's SQLite store holds and the static page shipped in this package; no file on disk is ever read
 on a request's behalf. Errors come back as JSON `{"detail": message}` (`errors.py`).
@@ -43,7 +43,7 @@ def create_app(
     `generator` answers instead of the one `settings.generator` names (any `Generator`: a caller's own model).
     `token`: when given, every /api/ request needs `Authorization: Bearer <token>` (required off loopback).
     """
-    # FAISS's and torch's OpenMP threads busy-wait after each call by default and then starve the ONNX query
+    # The vector index's and torch's OpenMP threads busy-wait after each call by default and then starve the ONNX query
     # encoder that runs next: on 2 cores a 50k-chunk hybrid search took ~150 ms with it and ~95 ms without.
     # It only takes effect before the first OpenMP library loads, which is the case under `searchlm serve`.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -7,7 +7,7 @@ free, up to MAX_BATCH, encodes their queries in one ONNX call and runs them one 
 costs about half the encoder CPU of 16 single ones, and one thread running searches hands the GIL to nobody but
 the event loop (32 request threads each running a search took four times the CPU). Other requests (documents,
 answers, reranked searches) lease a searcher from the pool: each has its own SQLite read connection and they
-share the FAISS index, the rerankers and one ONNX query encoder (one `SearchResources`, handed to each). Answers are generated one at a time, and at most
+share the vector index, the rerankers and one ONNX query encoder (one `SearchResources`, handed to each). Answers are generated one at a time, and at most
 ASK_QUEUE wait: past that a request gets 503 with Retry-After instead of a timeout.
 """
 
@@ -57,7 +57,7 @@ class SearchQueue:
 
     def __init__(self, open_searcher: Callable[[], Searcher], max_batch: int = MAX_BATCH):
         # Opened by the queue's thread on its first batch, after the server has warmed the index's first searcher,
-        # so it shares that searcher's FAISS index instead of loading a second copy.
+        # so it shares that searcher's vector index instead of loading a second copy.
         self._open_searcher = open_searcher
         self.searcher: Searcher | None = None
         self.max_batch = max_batch
@@ -117,7 +117,7 @@ class SearcherPool:
     def __init__(self, settings: Settings, size: int = POOL_SIZE):
         self.settings = settings
         self.size = size
-        # What the searchers of this index share: one encoder, vector store, set of rerankers and spelling cache,
+        # What the searchers of this index share: one encoder, store, set of rerankers and spelling cache,
         # tuned for many queries (a server).
         self.resources = SearchResources(warm=True)
         self._first = Searcher(settings, resources=self.resources)  # a missing or damaged index fails here
@@ -128,7 +128,7 @@ class SearcherPool:
         self._all = [self._first]
         self._queue: SearchQueue | None = None
         self._queue_lock = threading.Lock()
-        # Whether the index on disk is still this one: a dropped or re-created index is closed (identity.py)
+        # Whether the index on disk is still this one: a dropped or re-created index is closed (indexing/identity.py)
         self.watch = IndexWatch(self._first.index_dir)
 
     @property
@@ -289,7 +289,7 @@ class Engines:
         """Answer `request` (an `AskRequest`) with `answer.ask`; `on_token` gets the text as it is shown,
         `heartbeat` is called as the model writes (raise from it to stop)."""
         try:
-            from searchlm.answer import AskOptions, ask
+            from searchlm.search.answer import AskOptions, ask
         except ImportError as exc:
             raise ModelError(f"answering is not available here ({exc}); reinstall searchlm with its extras") from None
         searcher = self.searcher(request.name)

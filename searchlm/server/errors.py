@@ -29,7 +29,7 @@ def add_error_handlers(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(sqlite3.DatabaseError)
     async def _database_error(request: Request, exc: sqlite3.DatabaseError):
-        from searchlm.store import translate
+        from searchlm.indexing.db_errors import translate
 
         name = request.query_params.get("name") or settings.name
         error = translate(exc, settings.home / name / "index.db")

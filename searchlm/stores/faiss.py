@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm import integrity
+from searchlm.indexing import integrity
 from searchlm.fileio import temp_path_for
-from searchlm.manifest import FAISS_FILE
-from searchlm.stores.base import ChunkFilter, VectorStore
+from searchlm.stores.base import ChunkFilter, VectorIndex
 
 log = logging.getLogger(__name__)
+
+FAISS_FILE = "vectors.faiss"
 
 HNSW_THRESHOLD = 100_000
 HNSW_M = 32
@@ -55,7 +56,7 @@ def choose_type(count: int) -> str:
     return "hnsw" if count >= HNSW_THRESHOLD else "flat"
 
 
-class VectorIndex:
+class FaissIndex:
     """add / remove / search / save / load over one FAISS index of normalized vectors."""
 
     def __init__(self, index, kind: str):
@@ -68,7 +69,7 @@ class VectorIndex:
         self.tuning: dict = {}  # that measurement (ef_search, recall, recall_target, tuned_count, tuned_queries)
 
     @classmethod
-    def empty(cls, dimension: int, kind: str = "flat") -> VectorIndex:
+    def empty(cls, dimension: int, kind: str = "flat") -> FaissIndex:
         import faiss
 
         if kind == "hnsw":
@@ -80,7 +81,7 @@ class VectorIndex:
         return cls(faiss.IndexIDMap(inner), kind)
 
     @classmethod
-    def build(cls, dimension: int, batches, count: int, kind: str | None = None) -> VectorIndex:
+    def build(cls, dimension: int, batches, count: int, kind: str | None = None) -> FaissIndex:
         """Build from (ids, vectors) batches, e.g. `Store.iter_vectors()`."""
         index = cls.empty(dimension, kind or choose_type(count))
         for ids, vectors in batches:
@@ -166,7 +167,7 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, kind: str = "flat", use_gpu: bool = True, threads: int | None = None,
-             mmap: bool = True) -> VectorIndex:
+             mmap: bool = True) -> FaissIndex:
         """Read a FAISS file; its vectors are memory-mapped rather than copied (an HNSW file keeps only its graph
         in memory: 200k vectors read in 0.08 s instead of 3.3 s).
 
@@ -207,7 +208,7 @@ class VectorIndex:
         return True
 
 
-def _stored_vectors(index: VectorIndex) -> np.ndarray:
+def _stored_vectors(index: FaissIndex) -> np.ndarray:
     """An HNSW file's vectors, by position, without a copy (its flat storage; memory-mapped when loaded so)."""
     import faiss
 
@@ -275,7 +276,7 @@ def moved_queries(vectors: np.ndarray, own: np.ndarray, rng, cosine: float | Non
     return queries / np.linalg.norm(queries, axis=1, keepdims=True)
 
 
-def tune_ef_search(index: VectorIndex, target: float = RECALL_TARGET, tombstones: np.ndarray | None = None,
+def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones: np.ndarray | None = None,
                    queries: np.ndarray | None = None, sample: int = TUNE_QUERIES, k: int = 10,
                    seed: int = 0) -> dict:
     """The smallest efSearch of EF_STEPS whose recall@k against exact search reaches `target`, measured on this
@@ -330,7 +331,7 @@ def tune_ef_search(index: VectorIndex, target: float = RECALL_TARGET, tombstones
     return index.tuning
 
 
-def _recall(index: VectorIndex, queries: np.ndarray, own: np.ndarray | None, ids: np.ndarray,
+def _recall(index: FaissIndex, queries: np.ndarray, own: np.ndarray | None, ids: np.ndarray,
             exact_ids: np.ndarray, kth: np.ndarray, k: int, tombstones: np.ndarray) -> float:
     """recall@k of `index` at its current efSearch: a hit is in the exact top k or scores as high as its k-th;
     a query's own stored vector (`own`) is left out of its results."""
@@ -343,7 +344,7 @@ def _recall(index: VectorIndex, queries: np.ndarray, own: np.ndarray | None, ids
     return hits / (k * len(queries))
 
 
-class FaissStore(VectorStore):
+class FaissStore(VectorIndex):
     """One index's FAISS file, kept in step with SQLite's change log."""
 
     name = "faiss"
@@ -354,12 +355,12 @@ class FaissStore(VectorStore):
         self.manifest = manifest
         self.store = store
         self.warm = warm
-        self._index: VectorIndex | None = None
+        self._index: FaissIndex | None = None
         self._tombstones = np.zeros(0, dtype=np.int64)
 
     # -- reading ------------------------------------------------------------------------------------------
     @property
-    def index(self) -> VectorIndex:
+    def index(self) -> FaissIndex:
         """The FAISS file as SQLite says it should be: pending changes applied in memory (a run that was
         interrupted, or is writing now), or rebuilt from SQLite when the file is missing or does not match."""
         if self._index is None:
@@ -378,7 +379,7 @@ class FaissStore(VectorStore):
             self._index = index
         return self._index
 
-    def _read(self, mmap: bool = True) -> VectorIndex | None:
+    def _read(self, mmap: bool = True) -> FaissIndex | None:
         """The file, memory-mapped for searching; read into memory for editing (a mapped index is read-only, and
         copying it costs twice a plain read: 4.4 s against 0.8 s for 50k vectors under load)."""
         if self.in_memory or not self.path.is_file():
@@ -392,7 +393,7 @@ class FaissStore(VectorStore):
             # A GPU copy only pays off in a long-lived process: CUDA start-up costs more than a cold search.
             # One OpenMP thread in a server too: its concurrent requests are the parallelism, and 30 request
             # threads each starting a team of OpenMP threads on 2 cores spent more time handing off than searching.
-            index = VectorIndex.load(self.path, self.manifest.ann.get("type", "flat"), use_gpu=False, threads=1,
+            index = FaissIndex.load(self.path, self.manifest.ann.get("type", "flat"), use_gpu=False, threads=1,
                                      mmap=mmap)
         except Exception:  # a damaged file is derived data: SQLite rebuilds it
             return None
@@ -413,10 +414,10 @@ class FaissStore(VectorStore):
             return None
         return integrity.quick_problem(self.path.parent, self.manifest.files, [self.path.name])
 
-    def _build(self, store) -> VectorIndex:
+    def _build(self, store) -> FaissIndex:
         count = store.counts()[1]
         self._tombstones = np.zeros(0, dtype=np.int64)
-        index = VectorIndex.build(self.manifest.dimension, store.iter_vectors(), count, choose_type(count))
+        index = FaissIndex.build(self.manifest.dimension, store.iter_vectors(), count, choose_type(count))
         index.threads = 1  # as a loaded one (see _read)
         return index
 
@@ -440,7 +441,7 @@ class FaissStore(VectorStore):
         return {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
 
     # -- writing ------------------------------------------------------------------------------------------
-    def _apply(self, index: VectorIndex, store) -> int:
+    def _apply(self, index: FaissIndex, store) -> int:
         """Apply the change log to `index` (idempotent). Returns the last log seq applied."""
         seq, changes = store.pending_vector_changes()
         if not changes:
@@ -496,7 +497,7 @@ class FaissStore(VectorStore):
         self._index = index
         self._record(manifest, store, index)
 
-    def _matches(self, index: VectorIndex, store) -> bool:
+    def _matches(self, index: FaissIndex, store) -> bool:
         """With no pending changes, the file is this store's if the manifest recorded it for the store's current
         generation and it holds as many live vectors as recorded there (a file from an older searchlm, or
         one left behind by a run killed before it recorded it, is rebuilt)."""
@@ -505,7 +506,7 @@ class FaissStore(VectorStore):
                 and len(index) - len(self._tombstones) == ann.get("count")
                 and index.index.d == self.manifest.dimension)  # a file of another model's vectors is not ours
 
-    def _tune(self, index: VectorIndex, manifest) -> bool:
+    def _tune(self, index: FaissIndex, manifest) -> bool:
         """Measure efSearch (`tune_ef_search`) for an HNSW index never measured, measured for another target, or
         grown by RETUNE_GROWTH since. Returns whether it measured."""
         if index.kind != "hnsw":
@@ -524,8 +525,6 @@ class FaissStore(VectorStore):
     def verify(self) -> list[str]:
         """What is wrong with the FAISS file, one line each: missing, of another digest, unreadable, of another
         dimension or count, holding ids SQLite does not, or vectors that are not finite unit vectors."""
-        from searchlm.manifest import FAISS_FILE
-
         store, manifest = self.store, self.manifest
         (count,) = store.conn.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()
         current = self._current()
@@ -538,7 +537,7 @@ class FaissStore(VectorStore):
             if damaged:
                 return damaged
         try:
-            index = VectorIndex.load(self.path, manifest.ann.get("type", "flat"), use_gpu=False)
+            index = FaissIndex.load(self.path, manifest.ann.get("type", "flat"), use_gpu=False)
         except (RuntimeError, MemoryError, ValueError) as exc:
             reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
             return [f"{FAISS_FILE} cannot be read ({reason})"]
@@ -561,7 +560,7 @@ class FaissStore(VectorStore):
         self._index = None
         self.sync(self.store, self.manifest)
 
-    def _record(self, manifest, store, index: VectorIndex) -> None:
+    def _record(self, manifest, store, index: FaissIndex) -> None:
         integrity.record(self.path.parent, manifest.files, [self.path.name])
         target = manifest.ann.get("recall_target")
         manifest.ann = {"backend": "faiss", "type": index.kind, "generation": store.generation, "count": len(index) - len(self._tombstones),
@@ -575,7 +574,7 @@ class FaissStore(VectorStore):
 SAMPLE = 2048  # vectors compared with SQLite's by `verify`
 
 
-def _content_problems(index: VectorIndex, store, name: str) -> list[str]:
+def _content_problems(index: FaissIndex, store, name: str) -> list[str]:
     """A FAISS file that loads can still hold garbage: ids SQLite does not have, vectors that are not finite unit
     vectors, or vectors other than the stored ones (a sample)."""
     import faiss
@@ -605,9 +604,3 @@ def _content_problems(index: VectorIndex, store, name: str) -> list[str]:
         if s is not None and (s.shape != v.shape or np.abs(s - v).max() > 1e-4):
             return [f"{name} holds vectors other than the ones stored for their chunks"]
     return []
-
-
-def sqlite_vectors(index_dir: Path, manifest: Manifest, store: Store) -> VectorStore:
-    """The vectors stored in SQLite, searched exactly in memory: what a search falls back on when the index's own
-    vector store is damaged or gone (keyword search then reads SQLite FTS5)."""
-    return FaissStore(index_dir, manifest, store, in_memory=True)

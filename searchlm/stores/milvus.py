@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm import integrity
+from searchlm.indexing import integrity
 from searchlm.errors import IndexNotFoundError, InputError, StoreError
-from searchlm.stores.base import ChunkFilter, StoreSpec, VectorStore, weighted_fields
+from searchlm.stores.base import ChunkFilter, StoreSpec, VectorIndex, weighted_fields
 from searchlm.text import porter_terms
 
 SCHEMA = 3  # of the collection's fields; bump when they change (2: the text field holds Porter stems; 3: what a
@@ -42,16 +42,16 @@ BATCH = 1000  # rows per upsert
 HNSW = {"M": 32, "efConstruction": 80}  # as the FAISS backend; Milvus Lite searches exactly (FLAT) by default
 EF_SEARCH = 256
 NO_NUMBER = -1  # a chunk's start_line, end_line or page when it has none (Milvus Lite has no nullable fields)
-MANIFEST_PROPERTY = "searchlm.manifest"
+MANIFEST_PROPERTY = "searchlm.indexing.manifest"
 DISPLAY_FIELDS = ["id", "doc_id", "path", "kind", "doc_kind", "title", "heading", "body", "start_line", "end_line",
                   "page", "hash"]
 CONNECT_TIMEOUT = 5.0
 TOPK_MAX = 16384  # Milvus's largest search limit
 
 
-class MilvusStore(VectorStore):
+class MilvusStore(VectorIndex):
     name = "milvus"
-    keyword = True
+    keywords = "milvus"  # BM25 in the same collection (stores/milvus_keywords.py)
 
     def __init__(self, index_dir: Path, manifest, store, spec: StoreSpec, warm: bool = False):
         self.manifest = manifest
@@ -526,7 +526,7 @@ class MilvusRecords:
 
     def document(self, doc_id: int):
         """The document's row as far as the collection knows it (no size or content hash: they are SQLite's)."""
-        from searchlm.store import DocumentRow
+        from searchlm.indexing.database import DocumentRow
 
         rows = self.client.query(self.collection, filter=f"doc_id == {int(doc_id)}",
                                  output_fields=["id", "path", "kind", "title", "mtime_ns", "doc_kind"])
@@ -564,7 +564,7 @@ class MilvusRecords:
 def open_replica(name: str, uri: str):
     """(manifest, records) of index `name` kept on the Milvus server at `uri`, for a machine that has no index
     folder for it: the manifest the indexing machine wrote into the collection, and a `MilvusRecords`."""
-    from searchlm.manifest import Manifest
+    from searchlm.indexing.manifest import Manifest
     from searchlm.stores.base import collection_name
 
     collection = collection_name(name)

@@ -1,12 +1,12 @@
-"""FAISS vectors with a tantivy keyword index (`--store faiss+tantivy`): BM25 that stays fast past a million chunks.
+"""A tantivy keyword index (`--store faiss+tantivy`: FAISS vectors, tantivy BM25) that stays fast past a million chunks.
 
 SQLite FTS5 scores every chunk that shares a word with the query before it sorts them; a SciFact question matches
 about a third of the chunks, so at 1M chunks the keyword half of a hybrid search takes over a second. tantivy
 (Lucene's design, in Rust) skips the chunks that cannot reach the top k (block-max WAND) and answers in
-milliseconds. The vectors stay in FAISS exactly as in the default store (`FaissStore`, the same file).
+milliseconds. It is the keyword side of the store only: the vectors stay in the store's vector index (FAISS).
 
 The tantivy index (`keywords.tantivy/` in the index folder) is derived data, like the FAISS file: SQLite stays the
-source of truth, and `sync` applies the same change log to both before the log is cleared, so a run killed at any
+source of truth, and the store's `sync` applies the same change log to both before the log is cleared, so a run killed at any
 point is repaired by the next one. SQLite's FTS5 tables are still kept by their triggers: CJK bigrams and spelling
 read them, and so does a search that finds the tantivy index behind SQLite (a run writing now, or a damaged or
 missing index): it answers from FTS5, slower but complete, until `index` or `check --repair` rebuilds tantivy.
@@ -25,12 +25,13 @@ import shutil
 import time
 from pathlib import Path
 
-from searchlm import integrity
+from searchlm.indexing import integrity
 from searchlm.errors import InputError, SearchlmError
-from searchlm.manifest import Manifest
-from searchlm.query import fts_query
-from searchlm.stores.base import ChunkFilter, weighted_fields
-from searchlm.stores.faiss import FaissStore
+from searchlm.indexing.manifest import Manifest
+from searchlm.stores.query import cjk_query, keyword_text
+from searchlm.cjk import strip_cjk
+from searchlm.stores.base import ChunkFilter, KeywordIndex, weighted_fields
+from searchlm.stores.fts5 import Fts5Keywords
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,17 @@ def _register(index) -> None:
     index.register_tokenizer(ANALYZER, analyzer)
 
 
-class TantivyStore(FaissStore):
-    """`FaissStore` for the vectors, tantivy for BM25 while it is current; SQLite FTS5 otherwise."""
+class TantivyKeywords(KeywordIndex):
+    """tantivy for BM25 while it is current; SQLite FTS5 otherwise. CJK bigrams stay in SQLite's chunks_cjk table
+    either way."""
 
-    name = "faiss+tantivy"
-    cjk_in_sqlite = True  # CJK bigrams stay in SQLite's chunks_cjk table
+    name = "tantivy"
 
-    def __init__(self, index_dir: Path, manifest, store, spec=None, warm: bool = False):
-        super().__init__(index_dir, manifest, store, spec=spec, warm=warm)
+    def __init__(self, index_dir: Path, manifest, store, vectors=None):
         self.index_dir = index_dir
+        self.manifest = manifest
+        self.store = store
+        self.fts5 = Fts5Keywords(store=store)  # what answers while tantivy cannot
         self.keyword_path = index_dir / KEYWORD_DIR
         self._looked = 0.0
         self._kw = None  # (index, searcher) when current, False when not, None before the first look
@@ -185,8 +188,35 @@ class TantivyStore(FaissStore):
         ids = searcher.fast_field_values("id", [address for _, address in hits])
         return {int(i): float(score) for (score, _), i in zip(hits, ids)}
 
+    def current(self) -> KeywordIndex:
+        return self if self.keyword else self.fts5
+
+    def searchable(self, query: str) -> bool:
+        return bool(keyword_text(strip_cjk(query)) or cjk_query(query))
+
+    def search(self, query: str, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
+        """Top-k {chunk_id: BM25}, filtered before the cut; CJK bigrams from SQLite, summed."""
+        words = keyword_text(strip_cjk(query))
+        found = self.keyword_search(words, k, flt) if words else {}
+        cjk = cjk_query(query)
+        if cjk:  # the sum of both scores, as FTS5 gives it
+            where, params = (flt or ChunkFilter()).sql()
+            for i, s in self.store.keyword_search("", k, where, params, cjk_query=cjk):
+                found[i] = found.get(i, 0.0) + s
+        return found
+
+    def scores(self, query: str, ids: list[int]) -> dict[int, float]:
+        words = keyword_text(strip_cjk(query))
+        found = self.keyword_scores(words, ids) if words else {}
+        cjk = cjk_query(query)
+        if cjk:
+            for i, s in self.store.keyword_scores("", ids, cjk_query=cjk).items():
+                found[i] = found.get(i, 0.0) + s
+        return found
+
     def keyword_search(self, text: str, k: int, flt: ChunkFilter | None = None) -> dict[int, float]:
-        """Top-k {chunk_id: BM25}, filtered before the cut (from FTS5 while tantivy is not current or fails)."""
+        """Top-k {chunk_id: BM25} for analysed words, filtered before the cut (from FTS5 while tantivy is not
+        current or fails)."""
         if self.keyword:
             try:
                 return self._keyword_search(text, k, flt)
@@ -194,7 +224,7 @@ class TantivyStore(FaissStore):
                 if not _damage(exc):
                     raise
                 self._damaged(f"{type(exc).__name__}: {exc}")
-        return dict(self.store.keyword_search(fts_query(text), k, *(flt or ChunkFilter()).sql()))
+        return self.fts5.search(text, k, flt)
 
     def _keyword_search(self, text: str, k: int, flt: ChunkFilter | None) -> dict[int, float]:
         index = self._kw[0]
@@ -215,7 +245,7 @@ class TantivyStore(FaissStore):
                 if not _damage(exc):
                     raise
                 self._damaged(f"{type(exc).__name__}: {exc}")
-        return self.store.keyword_scores(fts_query(text), ids)
+        return self.fts5.scores(text, ids)
 
     def _keyword_scores(self, text: str, ids: list[int]) -> dict[int, float]:
         index = self._kw[0]
@@ -226,18 +256,12 @@ class TantivyStore(FaissStore):
 
     def close(self) -> None:
         self._kw = None
-        super().close()
 
     # -- writing ------------------------------------------------------------------------------------------
-    def sync(self, store, manifest, progress=None) -> None:
-        """Bring tantivy in step with SQLite (the change log, or a full build), then the FAISS file; the log is
-        cleared only after both hold it."""
+    def sync(self, store, manifest) -> None:
+        """Bring tantivy in step with SQLite (the change log, or a full build), before the vector index clears
+        the log."""
         self.manifest = manifest
-        self._sync_keywords(store, manifest)
-        super().sync(store, manifest, progress)
-        self._kw = None  # the next search opens what was just committed
-
-    def _sync_keywords(self, store, manifest) -> None:
         state = manifest.ann.get("keyword") or {}
         in_step = (state.get("schema") == SCHEMA and state.get("generation") is not None
                    and state.get("generation") == manifest.ann.get("generation"))
@@ -295,19 +319,17 @@ class TantivyStore(FaissStore):
         for cid, title, heading, text in rows:
             writer.add_document(tantivy.Document(id=cid, body="\n".join(weighted_fields(title, heading, text))))
 
-    def _record(self, manifest, store, index) -> None:
-        super()._record(manifest, store, index)
+    def record(self, manifest) -> None:
         if self._kw_state is not None:
             manifest.ann["keyword"] = {"engine": "tantivy", **self._kw_state}
             integrity.record(self.index_dir, manifest.files, self.keyword_files(), prefix=KEYWORD_DIR + "/")
+        self._kw = None  # the next search opens what was just committed
 
     # -- checking -----------------------------------------------------------------------------------------
     def verify(self) -> list[str]:
-        """The FAISS file's problems, then tantivy's: files of another digest, an index that does not open, does
-        not hold what SQLite does, or fails a search."""
-        problems = super().verify()
-        if any("older than the database" in p for p in problems):
-            return problems  # an interrupted run: both are caught up together
+        """tantivy's problems: files of another digest, an index that does not open, does not hold what SQLite
+        does, or fails a search."""
+        problems: list[str] = []
         recorded = integrity.under(self.manifest.files, KEYWORD_DIR + "/")
         damaged = integrity.verify(self.index_dir, self.manifest.files, recorded)
         if damaged:
@@ -327,11 +349,10 @@ class TantivyStore(FaissStore):
         return problems
 
     def repair(self) -> None:
-        """Rebuild both from SQLite: tantivy from the chunk texts, FAISS from the stored vectors."""
+        """Discard the tantivy index: the store's sync rebuilds it from the chunk texts."""
         self._kw = None
         shutil.rmtree(self.keyword_path, ignore_errors=True)
         self.manifest.ann.pop("keyword", None)
-        super().repair()
 
 
 def _damage(exc: BaseException) -> bool:

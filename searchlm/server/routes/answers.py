@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from searchlm.errors import InputError
 from searchlm.limits import MAX_ANSWER_TOKENS, MAX_QUERY_CHARS
-from searchlm.search import MODES
+from searchlm.search.searcher import MODES
 from searchlm.server.engines import Engines
 from searchlm.server.routes import ERRORS, engines
 from searchlm.server.stream import ask_events

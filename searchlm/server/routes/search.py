@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from searchlm import SearchOptions
 from searchlm.errors import InputError
 from searchlm.limits import MAX_QUERY_CHARS, SQLITE_MAX_ID
-from searchlm.search import DEFAULT_DENSE_WEIGHT, MAX_K, MODES
+from searchlm.search.searcher import DEFAULT_DENSE_WEIGHT, MAX_K, MODES
 from searchlm.server.engines import Engines
 from searchlm.server.routes import ERRORS, engines
 
@@ -65,7 +65,7 @@ async def search(
     if paths == "relative" and data["index"]:  # nothing of the server's disk
         data["index"].update(home=None, folder=None)
     if snippets:
-        from searchlm.snippets import snippet_spans
+        from searchlm.search.snippets import snippet_spans
 
         for out, hit in zip(data["hits"], result.hits):
             out["snippet"] = [[piece, match] for piece, match in snippet_spans(hit.text, result.searched)]

@@ -69,7 +69,7 @@ def known_homes(current: Path | None = None) -> list[Path]:
 
 def all_indexes(current: Path | None = None) -> list[tuple[Path, object]]:
     """(home, Manifest) of every index in the known homes."""
-    from searchlm.manifest import list_indexes
+    from searchlm.indexing.manifest import list_indexes
 
     return [(home, m) for home in known_homes(current) for m in list_indexes(home)]
 

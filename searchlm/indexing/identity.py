@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from searchlm.manifest import DB_FILE, MANIFEST
+from searchlm.indexing.manifest import DB_FILE, MANIFEST
 
 CHECK_INTERVAL = 1.0  # seconds between two looks at an index's manifest
 

@@ -90,9 +90,9 @@ def _split_glob(value: str) -> tuple[str, str]:
 
 def build_filters(path: str | None, exclude: tuple[str, ...], types: tuple[str, ...], since: str | None,
                   root: str, doc_kinds: tuple[str, ...] = (), exclude_doc_kinds: tuple[str, ...] = ()) -> list[Filter]:
-    """The filters of a search; `doc_kinds` keeps only documents of those kinds (`searchlm.doc_kinds`),
+    """The filters of a search; `doc_kinds` keeps only documents of those kinds (`searchlm.indexing.doc_kinds`),
     `exclude_doc_kinds` leaves those kinds out."""
-    from searchlm.doc_kinds import parse_kinds
+    from searchlm.indexing.doc_kinds import parse_kinds
 
     out: list[Filter] = []
     if path:

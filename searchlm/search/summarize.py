@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from searchlm.answer import MAX_K, AnswerPart
+from searchlm.search.answer import MAX_K, AnswerPart
 from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator
 from searchlm.errors import InputError
 from searchlm.generate.citations import CheckedStream, cited_numbers, trace
@@ -40,7 +40,7 @@ from searchlm.records import Citation, Hit, cited_json
 
 if TYPE_CHECKING:
     from searchlm.generate.base import Generator
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
 # Prompt tokens per piece, at most. The 135M default model writes a coherent summary of ~700 tokens; given the
 # top 5 results of a query at once (~1,400 tokens) it fell into repeating itself. More pieces cost more passes.
@@ -107,7 +107,7 @@ def summarize(
     """Summarize the indexed document at `path` (as given on the command line: relative to the current folder,
     absolute, or relative to the indexed folder), or the top `options.k` results for `query`. `on_token`
     streams the final summary; `on_progress(done, total)` reports the pieces of a long document."""
-    from searchlm.search import SearchOptions
+    from searchlm.search.searcher import SearchOptions
 
     options = options or SummaryOptions()
     if (path is None) == (query is None):

@@ -6,14 +6,14 @@ import shutil
 from dataclasses import asdict
 
 from searchlm.errors import IndexNotFoundError
-from searchlm.lock import write_lock
-from searchlm.manifest import DB_FILE, MANIFEST, Manifest
+from searchlm.indexing.lock import write_lock
+from searchlm.indexing.manifest import DB_FILE, MANIFEST, Manifest
 from searchlm.settings import Settings
-from searchlm.store import Store
+from searchlm.indexing.database import Store
 
 
 def _located(settings: Settings) -> Settings:
-    from searchlm.homes import describe_indexes, locate
+    from searchlm.indexing.homes import describe_indexes, locate
 
     found = locate(settings.name, settings.home)
     if found is None:

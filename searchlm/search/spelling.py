@@ -1,7 +1,7 @@
 """Typo tolerance: a query word the index has never seen is corrected against the index's own vocabulary.
 
-Everything comes from SQLite's FTS5: whether a word occurs (a MATCH on the index), the vocabulary with document
-counts (an `fts5vocab` table over the index), and the stems (a temporary FTS5 table with the index's own porter
+Everything comes from SQLite's keyword tables: whether a word occurs (a MATCH on the index), the vocabulary with
+document counts (a vocabulary table over the index), and the stems (a temporary keyword table with the index's own porter
 tokenizer stems the query words exactly as the index stemmed its text). rapidfuzz finds the vocabulary stems
 within a small Damerau-Levenshtein distance (a swap of two letters is one edit) of the misspelled word's stem; the
 most frequent of the nearest wins, and is shown as a word of the indexed text, not as a stem. A word that occurs
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from searchlm.text import STOPWORDS
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_TOKENIZE = "porter unicode61 remove_diacritics 2"  # the index's own (store.py)
+_TOKENIZE = "porter unicode61 remove_diacritics 2"  # the index's own (indexing/database.py)
 MIN_LENGTH = 4
 
 
@@ -33,7 +33,7 @@ class Correction:
 @dataclass
 class Lexicon:
     """What `correct_query` reads from one index at one generation and may keep between queries (a server):
-    which words occur, and the vocabulary with document counts (a scan of the whole FTS5 vocabulary)."""
+    which words occur, and the vocabulary with document counts (a scan of the whole vocabulary)."""
 
     occurs: dict[str, bool] = field(default_factory=dict)
     terms: list[str] | None = None

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING
 from searchlm.errors import InputError
 from searchlm.generate.registry import DEFAULT_GENERATOR, get_generator, is_loaded
 from searchlm.generate.citations import CheckedStream, cited_numbers
-from searchlm import questions
+from searchlm.search import questions
 from searchlm.text import CITATION, LIST_MARK, content_words, is_code, paragraphs, sentences, stem, word_set
 from searchlm.records import Citation, Hit, cited_json
 
 if TYPE_CHECKING:
     from searchlm.generate.base import Generator
-    from searchlm.search import Searcher
+    from searchlm.search.searcher import Searcher
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def ask(
     `on_load` is called with the generator's name when its model must be loaded; the load then starts at once
     in a background thread, beside retrieval, instead of after it. `heartbeat` is called for every piece the
     model writes, shown or not: an exception it raises stops the generation (a server whose client has gone)."""
-    from searchlm.search import SearchOptions
+    from searchlm.search.searcher import SearchOptions
 
     options = options or AskOptions()
     options.validate()

@@ -21,7 +21,7 @@ from searchlm.errors import InputError, SearchlmError
 from searchlm.extract import kind_of
 from searchlm.records import IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
-from searchlm.walk import IGNORE_FILES, file_identity
+from searchlm.indexing.walk import IGNORE_FILES, file_identity
 
 RETRY_SECONDS = 10.0
 DEBOUNCE_MS = 1000  # the longest a burst of changes is collected before it is indexed
@@ -43,7 +43,7 @@ def watch_folder(
 
     `on_report` gets the report of every batch that changed something; `on_error` every error a batch raised
     (the watch goes on); `on_message` lines worth showing (a model loading, the folder gone or back)."""
-    from searchlm.indexer import index_folder
+    from searchlm.indexing.indexer import index_folder
 
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -52,7 +52,7 @@ def watch_folder(
     stop = stop or threading.Event()
     say = on_message or (lambda text: None)
     embedder = _KeptEmbedder(settings, say)
-    from searchlm.homes import locate
+    from searchlm.indexing.homes import locate
 
     # The home index_folder writes to (found from anywhere, as it finds it), not only the one named here.
     home = _OwnFiles(root, locate(settings.name, settings.home) or settings.home)
@@ -173,7 +173,7 @@ class _KeptEmbedder:
     def _get(self):
         if self._loaded is None:
             from searchlm.embed import load_embedder
-            from searchlm.manifest import Manifest
+            from searchlm.indexing.manifest import Manifest
 
             try:
                 model = Manifest.load(self.settings.index_dir).encoder_source(self.settings.index_dir)

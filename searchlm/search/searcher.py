@@ -1,10 +1,9 @@
 """Hybrid retrieval over one index: BM25 and dense candidates from the index's stores, fused; optional rerank.
 
-BM25 comes from SQLite FTS5, or from Milvus when the index keeps its vectors there (`stores/`); dense candidates
-from the vector store (FAISS or Milvus). Either way every candidate then gets both scores exactly and the lists
-are fused the same way, and the fused score of a changelog, migration note or API stub is lowered by its kind's
+BM25 candidates come from the store's keyword index and dense candidates from its vector index (`stores/`, whatever
+their backends). Every candidate then gets both scores exactly and the lists are fused the same way, and the fused score of a changelog, migration note or API stub is lowered by its kind's
 prior (`doc_kinds.PRIOR`) so a guide of equal relevance ranks first. The query path imports no torch: queries are encoded by the index's ONNX export
-(`embed.onnx`). A `Searcher` holds the loaded store, encoder and vector store, so a server keeps them warm; the
+(`embed.onnx`). A `Searcher` holds the loaded database, encoder and store, so a server keeps them warm; the
 searchers of a server's pool share one `SearchResources`. A search returns a `SearchResult` (records.py), and
 `SearchOptions.from_params` is how every surface turns its parameters into options.
 """
@@ -21,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from searchlm.cjk import strip_cjk
 from searchlm.closing import Closing
-from searchlm.doc_kinds import PRIOR, parse_kinds, split_kinds
+from searchlm.indexing.doc_kinds import PRIOR, parse_kinds, split_kinds
 from searchlm.errors import (
     IndexMismatchError,
     IndexNotFoundError,
@@ -31,12 +29,11 @@ from searchlm.errors import (
     SearchlmError,
 )
 from searchlm.extract import SUPPORTED, file_kind
-from searchlm.fusion import fuse_minmax, fuse_rrf
-from searchlm.manifest import DB_FILE, ENCODER_DIR, FAISS_FILE, Manifest, list_indexes  # noqa: F401 (re-exported)
-from searchlm.query import cjk_query, fts_query, keyword_text
+from searchlm.search.fusion import fuse_minmax, fuse_rrf
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest, list_indexes  # noqa: F401 (re-exported)
 from searchlm.records import Hit, IndexRef, SearchResult
 from searchlm.settings import Settings
-from searchlm.store import Store
+from searchlm.indexing.database import Store
 from searchlm.stores.base import ChunkFilter
 
 log = logging.getLogger(__name__)
@@ -200,15 +197,15 @@ def _param_value(name: str, target: str, value: Any) -> Any:
 
 @dataclass
 class SearchResources:
-    """The loaded parts that searchers of one index can share: the ONNX query encoder, the vector store, the
+    """The loaded parts that searchers of one index can share: the ONNX query encoder, the store, the
     rerankers and the spelling corrections (each thread-safe, or guarded here). A `Searcher` makes its own; a
     server hands one to each searcher of its pool (`Searcher(settings, resources=...)`), so each has its own
     SQLite connection and all use one copy of each model. `warm`: tuned for many queries (a server)."""
 
     warm: bool = False
     encoder: Any = None
-    vectors: Any = None  # the vector store, and the index generation it was opened at
-    vectors_generation: Any = None
+    indexes: Any = None  # the store's vector and keyword indexes, and the index generation they were opened at
+    indexes_generation: Any = None
     rerankers: dict = field(default_factory=dict)
     corrections: dict = field(default_factory=dict)  # (query, generation) -> spelling.Correction
     lexicon: list = field(default_factory=lambda: [None, None])  # [store generation, spelling.Lexicon]
@@ -216,20 +213,20 @@ class SearchResources:
     load_lock: Any = field(default_factory=threading.RLock)  # one thread loads a model while the others wait
 
     def close(self) -> None:
-        if self.vectors is not None:
-            self.vectors.close()
-            self.vectors = None
+        if self.indexes is not None:
+            self.indexes.close()
+            self.indexes = None
 
 
 class Searcher(Closing):
-    """Search one index. Heavy parts (encoder, FAISS) load on first use and stay loaded until `close()` (or the
+    """Search one index. Heavy parts (encoder, vector index) load on first use and stay loaded until `close()` (or the
     end of a `with` block). `RemoteSearcher` (searchlm.client) has the same `search` for a `searchlm serve`."""
 
     def __init__(self, settings: Settings, resources: SearchResources | None = None):
-        from searchlm.homes import describe_indexes, locate
+        from searchlm.indexing.homes import describe_indexes, locate
 
         found = locate(settings.name, settings.home)
-        # No index folder here, and a Milvus server named: a search replica, reading the index from the server
+        # No index folder here, and a store server named: a search replica, reading the index from the server
         self.replica = found is None and "://" in (settings.store or "")
         if found is None and not self.replica:
             have = describe_indexes(settings.home)
@@ -243,7 +240,7 @@ class Searcher(Closing):
         self.settings = settings
         self.index_dir = settings.index_dir
         if self.replica:
-            from searchlm.stores.milvus import open_replica
+            from searchlm.stores.replica import open_replica
 
             self.manifest, self.store = open_replica(settings.name, settings.store)
         else:
@@ -304,32 +301,42 @@ class Searcher(Closing):
 
     @property
     def vectors(self):
-        """The vector store (FAISS or Milvus), reopened when the index changed since it was opened; a FAISS
-        file that lags SQLite (an interrupted or running `index`) is brought up to date in memory."""
+        """The store's vector index (`stores.base.VectorIndex`)."""
+        return self.indexes.vectors
+
+    @property
+    def keywords(self):
+        """The store's keyword index (`stores.base.KeywordIndex`)."""
+        return self.indexes.keywords
+
+    @property
+    def indexes(self):
+        """The store's vector and keyword indexes, reopened when the index changed since they were opened; a
+        vector file that lags SQLite (an interrupted or running `index`) is brought up to date in memory."""
         generation = self.store.generation
         shared = self.resources
-        found = shared.vectors
-        if found is not None and shared.vectors_generation == generation:
+        found = shared.indexes
+        if found is not None and shared.indexes_generation == generation:
             return found
         with shared.load_lock:
-            if shared.vectors is not None and shared.vectors_generation == generation:
-                return shared.vectors  # another searcher of the index opened it meanwhile
-            if shared.vectors is not None:  # the index changed since we loaded it: its manifest may be newer too
+            if shared.indexes is not None and shared.indexes_generation == generation:
+                return shared.indexes  # another searcher of the index opened them meanwhile
+            if shared.indexes is not None:  # the index changed since we loaded it: its manifest may be newer too
                 try:
                     self.manifest = Manifest.load(self.index_dir)
                 except SearchlmError:  # mid-write by another process: the one we have still describes the index
                     pass
-                shared.vectors.close()
-                shared.vectors = None
-            shared.vectors = self._open_vectors()
-            shared.vectors_generation = generation
-            return shared.vectors
+                shared.indexes.close()
+                shared.indexes = None
+            shared.indexes = self._open_indexes()
+            shared.indexes_generation = generation
+            return shared.indexes
 
-    def _open_vectors(self):
-        """The index's vector store; when it cannot be opened or a file of it is not the one recorded, one line
-        says so and the vectors stored in SQLite are searched instead (keywords then come from SQLite FTS5)."""
+    def _open_indexes(self):
+        """The index's store; when it cannot be opened or a file of it is not the one recorded, one line says so
+        and SQLite's own copies are searched instead (its stored vectors, exactly, and its keyword index)."""
         from searchlm.stores.base import open_store
-        from searchlm.stores.faiss import sqlite_vectors
+        from searchlm.stores.fallback import sqlite_store
 
         from searchlm.errors import IndexDamagedError
 
@@ -352,10 +359,10 @@ class Searcher(Closing):
         name = self.settings.name
         log.warning("index '%s': %s; searching the copy in SQLite (run `searchlm check --name %s --repair`)",
                     name, " ".join(why.split())[:200], name)
-        return sqlite_vectors(self.index_dir, self.manifest, self.store)
+        return sqlite_store(self.index_dir, self.manifest, self.store)
 
     def warm(self) -> None:
-        """Load encoder and FAISS now (a server calls this at start-up), tuned for many queries."""
+        """Load the encoder and the vector index now (a server calls this at start-up), tuned for many queries."""
         shared = self.resources
         if not shared.warm:
             with shared.load_lock:
@@ -446,30 +453,23 @@ class Searcher(Closing):
 
     def _search(self, query: str, options: SearchOptions, vector: np.ndarray | None = None) -> list[Hit]:
         flt = self._filter(options)
-        where, params = flt.sql()
         depth = max(options.depth, options.k, options.rerank_depth if options.rerank else 0)
         if options.group_by_document:
             depth = max(depth, options.k * 5)
 
         keyword: dict[int, float] = {}
         dense: dict[int, float] = {}
-        in_store = self.vectors.keyword  # BM25 inside the vector store (Milvus, tantivy) rather than SQLite FTS5
-        sqlite_cjk = not in_store or self.vectors.cjk_in_sqlite
-        fts = keyword_text(strip_cjk(query) if sqlite_cjk else query) if in_store else fts_query(query)
-        cjk = cjk_query(query) if sqlite_cjk else ""  # CJK bigrams live in SQLite's second FTS5 table
-        if options.mode in ("hybrid", "keyword") and (fts or cjk):
-            if in_store:
-                found = self.vectors.keyword_search(fts, depth, flt) if fts else {}
-                if cjk:  # the sum of both scores, as SQLite's keyword_search gives it
-                    for i, s in self.store.keyword_search("", depth, where, params, cjk_query=cjk):
-                        found[i] = found.get(i, 0.0) + s
-            else:
-                found = dict(self.store.keyword_search(fts, depth, where, params, cjk_query=cjk))
+        # The engine that answers now scores both the keyword list and the dense-only candidates, even if
+        # another thread finds a better one meanwhile.
+        keywords = self.keywords.current()
+        searchable = keywords.searchable(query)
+        if options.mode in ("hybrid", "keyword") and searchable:
+            found = keywords.search(query, depth, flt)
             keyword = {i: s for i, s in found.items() if math.isfinite(s)}  # a damaged page must not rank first
         if options.mode in ("hybrid", "dense"):
             q, dense = self._dense(query, depth, flt, vector, hybrid=options.mode == "hybrid")
             if options.mode == "hybrid":
-                self._complete(fts, q, keyword, dense, cjk, in_store)
+                self._complete(query if searchable else "", q, keyword, dense, keywords)
 
         weight = options.dense_weight
         if weight is None:  # the weight tuned with an adapted encoder, else the default
@@ -508,9 +508,9 @@ class Searcher(Closing):
 
     def correct(self, query: str):
         """The `spelling.Correction` `search` applies to `query` (None when every word is in the index)."""
-        from searchlm.spelling import Lexicon, correct_query
+        from searchlm.search.spelling import Lexicon, correct_query
 
-        if self.replica:  # the vocabulary is in the index folder's FTS5 tables
+        if self.replica:  # the vocabulary is in the index folder's database
             return None
         generation = self.store.generation
         key = (query.strip(), generation)
@@ -553,8 +553,7 @@ class Searcher(Closing):
         return q, {i: s for i, s in vectors.search(q, depth, flt).items() if math.isfinite(s)}
 
     def _complete(
-        self, fts: str, q: np.ndarray | None, keyword: dict[int, float], dense: dict[int, float], cjk: str = "",
-        in_store: bool = False,
+        self, query: str, q: np.ndarray | None, keyword: dict[int, float], dense: dict[int, float], keywords,
     ) -> None:
         """Give every candidate both scores, exactly: BM25 of the dense-only candidates (0 when they share no
         term with the query) and the cosine of the keyword-only ones. Fusion then compares like with like instead
@@ -562,14 +561,8 @@ class Searcher(Closing):
         candidate depth (SciFact train: 0.7375 -> 0.7416 nDCG@10 at depth 500; depth 100 now loses nothing).
         Filters hold: both lists were filtered before."""
         only_dense = [i for i in dense if i not in keyword]
-        if only_dense and (fts or cjk):
-            if in_store:  # the engine that scored the keyword list, even if another thread found tantivy since
-                found = self.vectors.keyword_scores(fts, only_dense) if fts else {}
-                if cjk:
-                    for i, s in self.store.keyword_scores("", only_dense, cjk_query=cjk).items():
-                        found[i] = found.get(i, 0.0) + s
-            else:
-                found = self.store.keyword_scores(fts, only_dense, cjk_query=cjk)
+        if only_dense and query:  # a query with words the keyword index searches
+            found = keywords.scores(query, only_dense)
             found = {i: s for i, s in found.items() if math.isfinite(s)}  # a damaged page scores as unmatched
             keyword.update({i: found.get(i, 0.0) for i in only_dense})
         only_keyword = [i for i in keyword if i not in dense]
@@ -598,7 +591,7 @@ class Searcher(Closing):
 
     def document(self, doc_id: int, chunk_id: int | None = None):
         """One stored document (`DocumentView`: its text rebuilt from its passages), passage `chunk_id` marked."""
-        from searchlm.documents import document_view
+        from searchlm.search.documents import document_view
 
         return document_view(self, doc_id, chunk_id)
 
@@ -614,8 +607,8 @@ class Searcher(Closing):
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _filter(self, options: SearchOptions) -> ChunkFilter:
-        """The filters as each store applies them: paths as users type them (`searchlm.filters`), kinds, a date."""
-        from searchlm.filters import build_filters, since_ns
+        """The filters as each store applies them: paths as users type them (`searchlm.search.filters`), kinds, a date."""
+        from searchlm.search.filters import build_filters, since_ns
 
         paths = build_filters(options.path, options.exclude, (), None, self.manifest.root,
                               options.doc_kinds, options.exclude_doc_kinds)
@@ -625,7 +618,7 @@ class Searcher(Closing):
     def _why_empty(self, searched: str, options: SearchOptions) -> str:
         """Why a filtered search of `searched` (the query as searched) found nothing: each filter and how many
         of the unfiltered hits it removed; "" without filters."""
-        from searchlm.filters import build_filters, why_empty
+        from searchlm.search.filters import build_filters, why_empty
 
         filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root,
                                 options.doc_kinds, options.exclude_doc_kinds)

@@ -28,7 +28,7 @@ The rules, checked in this order on the path (relative to the indexed folder), t
 4. **guide**: everything else (tutorials, how-tos, FAQs, prose reference, code).
 
 The kind is computed from what SQLite stores (path, title, chunks), so a fresh index, a re-index and the migration
-of an old index all give the same answer (`searchlm.store` calls `detect` for each document it writes, and for every
+of an old index all give the same answer (`searchlm.indexing.database` calls `detect` for each document it writes, and for every
 stored document when an index from before kinds, or from older rules, is opened for writing).
 """
 
@@ -85,7 +85,7 @@ _SIGNATURE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*|[A-Za-z_][\w.]*\(.*\)(
 
 def detect(path: str, title: str, chunks: Iterable[tuple[str, str]]) -> str:
     """The kind of a document from its stored path, its title and its chunks as (heading path, text) pairs (the
-    heading path joined with " > ", the text's paragraphs with blank lines, as `searchlm.chunking` stores them)."""
+    heading path joined with " > ", the text's paragraphs with blank lines, as `searchlm.indexing.chunking` stores them)."""
     parts = [p for p in path.replace("\\", "/").split("/") if p]
     name = parts[-1] if parts else ""
     stem = name.split(".", 1)[0] if not name.startswith(".") else name

@@ -1,10 +1,12 @@
-"""All SQL of searchlm: the SQLite store of documents, chunks, their vectors and the FTS5 keyword index.
+"""The SQL of an index's SQLite database: documents, chunks, their vectors and its own keyword tables (the
+default keyword index's, kept by triggers in every index). (search/spelling.py reads the keyword tables' vocabulary.)
 
-SQLite is the source of truth; the vector store (a FAISS file, or a Milvus collection) is derived from the
+SQLite is the source of truth; the store (`stores/`: a vector index and a keyword index) is derived from the
 `vector` column and can be rebuilt at any time. Chunk ids (`INTEGER PRIMARY KEY AUTOINCREMENT`, never reused) are
 the vector ids. Every write bumps `meta.generation`. Triggers log each chunk added, removed or re-described
-(its document renamed or touched) in `vector_log`, which a vector store applies and then clears: an update costs
-time in proportion to the change, and a log that is not empty means the store may lag (see `stores/`).
+(its document renamed or touched) in `vector_log`, which the store applies (to its vector and keyword index) and
+then clears: an update costs time in proportion to the change, and a log that is not empty means the store may lag
+(see `stores/`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from searchlm.doc_kinds import GUIDE
-from searchlm.doc_kinds import RULES_VERSION as DOC_KIND_RULES
-from searchlm.doc_kinds import detect as detect_doc_kind
+from searchlm.indexing.db_errors import damaged_db, translate
+from searchlm.indexing.doc_kinds import GUIDE
+from searchlm.indexing.doc_kinds import RULES_VERSION as DOC_KIND_RULES
+from searchlm.indexing.doc_kinds import detect as detect_doc_kind
 from searchlm.records import Chunk, Passage
 
 if TYPE_CHECKING:  # numpy is imported where vectors are handled: `searchlm indexes` needs none of it
@@ -64,7 +67,7 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
         );
         """
     )
-    # sqlite-utils writes the external-content FTS5 table and the triggers that keep it in step with chunks.
+    # sqlite-utils writes the external-content keyword table and the triggers that keep it in step with chunks.
     _db(conn)["chunks"].enable_fts(
         ["title", "heading", "text"], fts_version="FTS5", create_triggers=True,
         tokenize="porter unicode61 remove_diacritics 2",
@@ -102,7 +105,7 @@ def _add_cjk_rows(conn: sqlite3.Connection, rows: Iterable[tuple[int, str, str, 
 
 def _m003_vector_log(conn: sqlite3.Connection) -> None:
     """Changes the vector store has not applied yet (op 1: add or refresh the chunk, 0: remove it), and the HNSW
-    ids that are removed from SQLite but still in the FAISS graph (tombstones, filtered out at search time)."""
+    ids that are removed from SQLite but still in an HNSW graph (tombstones, filtered out at search time)."""
     conn.executescript(
         """
         CREATE TABLE vector_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL, op INTEGER NOT NULL);
@@ -118,7 +121,7 @@ def _m003_vector_log(conn: sqlite3.Connection) -> None:
 
 
 def _m004_doc_kind(conn: sqlite3.Connection) -> None:
-    """Each document's kind (guide, changelog, migration, api: `searchlm.doc_kinds`). `put_document` computes it for
+    """Each document's kind (guide, changelog, migration, api: `searchlm.indexing.doc_kinds`). `put_document` computes it for
     each document it writes; for the documents already stored, `Store._migrate` computes it from what they store,
     as it does again whenever `doc_kinds.RULES_VERSION` changes. Not in the vector log's trigger: no vector store
     keeps it (a kind filter is resolved to documents in SQLite)."""
@@ -138,31 +141,6 @@ def _detect_kind(conn: sqlite3.Connection, doc_id: int, path: str, title: str) -
 
 MIGRATIONS = [_m001_initial, _m002_cjk, _m003_vector_log, _m004_doc_kind]
 assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def damaged_db(path: Path, why: str):
-    """The one message for an index database that cannot be read: what, where (by index name), the fix."""
-    from searchlm.errors import IndexDamagedError
-
-    name = path.parent.name
-    return IndexDamagedError(
-        f"index '{name}': {path.name} is damaged ({why}); run `searchlm check --name {name} --repair`"
-    )
-
-
-def translate(exc: sqlite3.Error, path: Path):
-    """A library error for an sqlite3 error: disk full, damage, or (locked and the like) the error itself."""
-    from searchlm.diskspace import disk_full
-    from searchlm.errors import IndexBusyError
-
-    text = str(exc)
-    if "disk is full" in text:
-        return disk_full(path)
-    if "locked" in text:
-        return IndexBusyError(f"index '{path.parent.name}' is locked by another process ({text}); try again")
-    if isinstance(exc, sqlite3.OperationalError):
-        return exc
-    return damaged_db(path, text)
 
 
 @dataclass
@@ -383,7 +361,7 @@ class Store:
         return found
 
     def iter_vectors(self, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All (ids, vectors) in id order, in batches, for (re)building the FAISS index."""
+        """All (ids, vectors) in id order, in batches, for (re)building a vector index."""
         import numpy as np
 
         last = -1
@@ -485,7 +463,7 @@ class Store:
             if not match or not wanted:
                 continue
             # One pass over the matches, as `keyword_search` makes anyway to sort them: `rowid IN (...)` next to
-            # MATCH makes FTS5 re-run the query per rowid (~15x slower for 500 ids).
+            # MATCH makes SQLite re-run the query per rowid (~15x slower for 500 ids).
             try:
                 rows = self.conn.execute(  # streamed, not fetched: common words match much of a big index
                     f"SELECT rowid, -bm25({table}, {self._BM25}) FROM {table} WHERE {table} MATCH ?", [match]
@@ -566,8 +544,7 @@ class Store:
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def chunk_texts(self, ids: Iterable[int] | None = None) -> Iterator[tuple[int, str, str, str]]:
-        """(id, title, heading, text) of the given chunks, or of every chunk, for a keyword index kept beside SQLite
-        (tantivy)."""
+        """(id, title, heading, text) of the given chunks, or of every chunk, for a keyword index kept beside SQLite."""
         if ids is None:
             yield from self.conn.execute("SELECT id, title, heading, text FROM chunks")
             return
@@ -580,7 +557,7 @@ class Store:
 
     def chunk_records(self, ids: Iterable[int]) -> list[tuple]:
         """(id, doc_id, path, kind, mtime_ns, title, heading, text, vector blob, start_line, end_line, page,
-        doc_kind, hash) of chunks, for a store that keeps them beside the vectors (Milvus)."""
+        doc_kind, hash) of chunks, for a store that keeps them beside the vectors."""
         ids = [int(i) for i in ids]
         out: list[tuple] = []
         for i in range(0, len(ids), 500):

@@ -6,11 +6,11 @@ what survives.
     index.db        opens, `PRAGMA integrity_check` is ok
                     -> the readable documents and chunks are copied into a fresh database; the damaged file is
                        kept beside it (index.db.damaged-TIME); lost documents are re-read by the next `index`
-    FTS5            the keyword index agrees with the chunks -> rebuilt from the chunks
-    vector store    whatever the backend (FAISS, faiss+tantivy, Milvus): its `verify()` against SQLite, i.e. the
-                    digests the manifest recorded for its files (`integrity.py`), counts, ids, finite unit vectors
-                    -> its `repair()`: rebuilt from SQLite (FAISS from the stored vectors, tantivy from the chunk
-                       texts, the Milvus collection from both); one that cannot even be opened is set aside first
+    keywords        SQLite's own keyword tables agree with the chunks -> rebuilt from the chunks
+    store           its vector index and keyword index, whatever their backends (`stores/`): each one's `verify()`
+                    against SQLite, i.e. the digests the manifest recorded for its files (`integrity.py`), counts,
+                    ids, finite unit vectors -> `repair()`: rebuilt from SQLite (vectors from the stored vectors,
+                    keywords from the chunk texts); a store that cannot even be opened is set aside first
     encoder/        the ONNX query encoder's files are there, parse, and match their recorded digests
                     -> a private copy of the model's export is put back (exported again if the cache is damaged)
 
@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchlm import integrity
+from searchlm.indexing import integrity
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, SearchlmError
 from searchlm.diskspace import disk_errors
-from searchlm.lock import write_lock
-from searchlm.manifest import DB_FILE, ENCODER_DIR, MANIFEST, Manifest
+from searchlm.indexing.lock import write_lock
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, MANIFEST, Manifest
 from searchlm.embed.cache import encoder_problem
 from searchlm.settings import Settings
 
@@ -45,7 +45,7 @@ class Problem:
     fix: str = ""  # what the user can do when --repair could not
 
     def __post_init__(self):
-        self.message = " ".join(self.message.split())  # one line, whatever SQLite or FAISS said
+        self.message = " ".join(self.message.split())  # one line, whatever SQLite or a store library said
 
     def to_json(self) -> dict:
         return {"part": self.part, "message": self.message, "repaired": self.repaired, "fix": self.fix}
@@ -131,13 +131,13 @@ def _check_manifest(index_dir, name, report, repair, store) -> Manifest | None:
 
 
 def _check_database(index_dir, name, report, repair):
-    from searchlm.store import Store
+    from searchlm.indexing.database import Store
 
     path = index_dir / DB_FILE
     problem = None
     store = None
     try:
-        store = Store(path, existing=True)  # read-write: FTS5's integrity-check is an INSERT (that writes nothing)
+        store = Store(path, existing=True)  # read-write: the keyword table's integrity-check is an INSERT (that writes nothing)
         rows = store.conn.execute("PRAGMA integrity_check(20)").fetchall()
         if [r[0] for r in rows] != ["ok"]:
             problem = Problem("database", f"{DB_FILE} is damaged ({'; '.join(r[0] for r in rows[:2])[:160]})")
@@ -171,7 +171,7 @@ def _salvage(path: Path) -> tuple[int, int]:
     past it are read by their ids), and a damaged index b-tree is never used (rows are read by rowid)."""
     import numpy as np
 
-    from searchlm.store import Store, _add_cjk_rows
+    from searchlm.indexing.database import Store, _add_cjk_rows
 
     tmp = path.with_name(f".{path.name}.repair")
     for suffix in ("", "-wal", "-shm"):
@@ -299,7 +299,7 @@ def _check_fts(store, report, repair) -> None:
 
 
 def _note_tuning(manifest, report) -> None:
-    """An HNSW index's efSearch and the recall@10 measured for it (see `stores.faiss.tune_ef_search`)."""
+    """An HNSW index's efSearch and the recall@10 measured for it (see the store's `tune_ef_search`)."""
     ann = manifest.ann
     if ann.get("type") != "hnsw":
         return
@@ -313,23 +313,23 @@ def _note_tuning(manifest, report) -> None:
 
 
 def _check_store(store, manifest, index_dir, report, repair) -> None:
-    """The index's vector store, whatever its backend: `verify()` against SQLite, and `repair()` from it. A store
-    that cannot even be opened is set aside (`discard`) and filled again from SQLite."""
+    """The index's store (vector and keyword index), whatever its backends: `verify()` against SQLite, and
+    `repair()` from it. A store that cannot even be opened is set aside (`discard`) and filled again from SQLite."""
     from searchlm.stores.base import discard_store, open_store
 
     try:
         vectors = open_store(index_dir, manifest, store)
     except Exception as exc:  # noqa: BLE001 - a damaged store may fail in its own library, in any way
-        vectors, found = None, [f"the vector store cannot be opened ({_first_line(exc)})"]
+        vectors, found = None, [("vectors", f"the vector store cannot be opened ({_first_line(exc)})")]
     else:
         try:
-            found = vectors.verify()
+            found = vectors.problems()
         except Exception as exc:  # noqa: BLE001
-            found = [f"the vector store cannot be read ({_first_line(exc)})"]
+            found = [("vectors", f"the vector store cannot be read ({_first_line(exc)})")]
     try:
         if not found:
             return
-        problems = [Problem("keywords" if "tantivy" in why else "vectors", why) for why in found]
+        problems = [Problem(part, why) for part, why in found]
         report.problems.extend(problems)
         if not repair:
             for problem in problems:

@@ -9,11 +9,11 @@ from pathlib import Path
 from searchlm import __version__
 from searchlm.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError, SearchlmError
 from searchlm.fileio import write_json_atomic
-from searchlm.store import SCHEMA_VERSION
+from searchlm.indexing.database import SCHEMA_VERSION
+from searchlm.stores import DEFAULT_STORE
 
 MANIFEST = "manifest.json"
 DB_FILE = "index.db"
-FAISS_FILE = "vectors.faiss"
 ENCODER_DIR = "encoder"
 
 
@@ -30,9 +30,9 @@ class Manifest:
     precision: str = ""
     documents: int = 0
     chunks: int = 0
-    store: dict = field(default_factory=lambda: {"backend": "faiss"})  # the vector store, see stores/base.py
-    ann: dict = field(default_factory=dict)  # the store's state, e.g. FAISS {"type": "flat"|"hnsw", "generation", "count"}
-    # Derived files (FAISS, tantivy segments, encoder) -> {size, mtime_ns, digest}: see integrity.py
+    store: dict = field(default_factory=lambda: {"backend": DEFAULT_STORE})  # the store, see stores/base.py
+    ann: dict = field(default_factory=dict)  # the store's state, e.g. {"type": "flat"|"hnsw", "generation", "count"}
+    # Derived files (the store's files, the encoder's) -> {size, mtime_ns, digest}: see integrity.py
     files: dict = field(default_factory=dict)
     readers: dict = field(default_factory=dict)  # kind -> reader version the documents were extracted with (1 if absent)
     updated_at: float = 0.0

@@ -1,4 +1,5 @@
-"""User text to a safe FTS5 query: words only, each quoted, OR-ed; operators and punctuation never reach FTS5."""
+"""User text to a safe query for SQLite's keyword tables: words only, each quoted, OR-ed; operators and punctuation
+never reach SQLite's MATCH."""
 
 from __future__ import annotations
 
@@ -17,5 +18,5 @@ def cjk_query(text: str) -> str:
 
 
 def keyword_text(text: str) -> str:
-    """The words `fts_query` searches for, space-separated, for an engine that runs its own analyzer (Milvus)."""
+    """The words `fts_query` searches for, space-separated, for an engine that runs its own analyzer."""
     return " ".join(query_terms(text))

@@ -1,4 +1,4 @@
-"""`index_folder`: walk a folder, extract, chunk, embed what is new, and keep SQLite + FAISS + manifest in step.
+"""`index_folder`: walk a folder, extract, chunk, embed what is new, and keep SQLite, the store and the manifest in step.
 
 Incremental by design: a file whose size and mtime are unchanged is not read; a changed file is re-chunked but
 only chunks with a new content hash are embedded (vectors are reused by hash, also across files, so a moved
@@ -29,21 +29,21 @@ from pathlib import Path
 
 import numpy as np
 
-from searchlm.chunking import ChunkerSettings, TokenCounter, chunk_document
+from searchlm.indexing.chunking import ChunkerSettings, TokenCounter, chunk_document
 from searchlm.errors import (
     ExtractionError, IndexMismatchError, IndexNotFoundError, InputError, ModelError, NothingToIndexError,
     SearchlmError,
 )
 from searchlm.extract import READER_VERSIONS, SUPPORTED, extract, kind_of, read_regular, wall_clock_exceeded
 from searchlm.extract.markdown import MYST_REFERENCE
-from searchlm.lock import write_lock
+from searchlm.indexing.lock import write_lock
 from searchlm.diskspace import disk_errors
-from searchlm.manifest import DB_FILE, ENCODER_DIR, Manifest
+from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
-from searchlm.store import Store
-from searchlm.stores.base import StoreSpec, VectorStore, open_store, parse_store
-from searchlm.walk import FoundFile, walk
+from searchlm.indexing.database import Store
+from searchlm.stores.base import ComposedStore, StoreSpec, open_store, parse_store, store_notices
+from searchlm.indexing.walk import FoundFile, walk
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def index_folder(
     if not root.is_dir():
         raise InputError(f"path '{root}' is a file, not a folder (pass the folder that contains it)")
     root = root.resolve()
-    from searchlm.homes import locate, remember_home
+    from searchlm.indexing.homes import locate, remember_home
 
     settings = settings.with_(home=locate(settings.name, settings.home) or settings.home)  # found from anywhere
     index_dir = settings.index_dir
@@ -557,7 +557,7 @@ class _IndexRun:
         tuned = dict(manifest.ann)
         if self.settings.recall is not None:  # kept in the manifest: later runs tune to it too
             manifest.ann["recall_target"] = self.settings.recall
-        # The store repairs what it holds (a damaged or missing FAISS file is rebuilt from SQLite's vectors).
+        # The store repairs what it holds (a damaged or missing vector file is rebuilt from SQLite's vectors).
         sync_vectors(self.store, manifest, self.index_dir, self.progress).close()
         self.report.notices.extend(store_notices(manifest, tuned, chunks))
         manifest.documents, manifest.chunks = docs, chunks
@@ -623,9 +623,9 @@ class _Feed:
             self._cond.notify_all()
 
 
-def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Progress | None = None) -> VectorStore:
-    """Apply SQLite's pending chunk changes to the index's vector store (no re-encoding; a full build when the
-    store is new or cannot be updated) and record it in the manifest (not saved here)."""
+def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Progress | None = None) -> ComposedStore:
+    """Apply SQLite's pending chunk changes to the index's store, vectors and keywords (no re-encoding; a full
+    build when the store is new or cannot be updated) and record it in the manifest (not saved here)."""
     vectors = open_store(index_dir, manifest, store)
     try:
         vectors.sync(store, manifest, progress)
@@ -635,37 +635,10 @@ def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Pr
     return vectors
 
 
-# Past this many chunks, hybrid search on the default store spends most of its time in SQLite FTS5, which scores
-# every matching chunk (no top-k pruning): its keyword side costs ~120 ms a query at 50k chunks and grows
-# linearly (hybrid p50 487 ms at 200k against 110 ms with faiss+tantivy; benchmarks/RESULTS.md, issues #12, #23).
-TANTIVY_ADVICE_CHUNKS = 50_000
-
-
-def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
-    """One line each: a new efSearch measurement; a default store past TANTIVY_ADVICE_CHUNKS."""
-    from searchlm.stores.base import DEFAULT_STORE, StoreSpec
-
-    notices = []
-    ann = manifest.ann
-    measured = ("ef_search", "recall", "recall_target", "tuned_count")
-    if "ef_search" in ann and any(ann.get(key) != before.get(key) for key in measured):
-        met = "" if ann["recall"] >= ann["recall_target"] else " (below the target even at the largest efSearch)"
-        notices.append(f"HNSW efSearch {ann['ef_search']}: recall@10 {ann['recall']:.3f} against exact search on "
-                       f"{ann['tuned_queries']} probe queries made from the index's vectors, target {ann['recall_target']}{met}.")
-    if StoreSpec.from_json(manifest.store).backend == DEFAULT_STORE and chunks >= TANTIVY_ADVICE_CHUNKS:
-        notices.append(f"{chunks:,} chunks: keyword search in SQLite FTS5 slows hybrid search at this size; "
-                       f"`searchlm index {manifest.root} --name {manifest.name} --store faiss+tantivy` moves the "
-                       "index to tantivy without re-encoding (pip install 'searchlm[tantivy]').")
-    return notices
-
-
-def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path):
-    """Rebuild the FAISS file from SQLite (no re-encoding) and record it in the manifest (not saved here)."""
-    from searchlm.manifest import FAISS_FILE
-
-    (index_dir / FAISS_FILE).unlink(missing_ok=True)  # derived data: SQLite holds every vector
-    vectors = sync_vectors(store, manifest, index_dir)
-    return vectors.index
+def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path) -> None:
+    """Rebuild the store's vectors from SQLite (no re-encoding) and record them in the manifest (not saved here)."""
+    with open_store(index_dir, manifest, store) as stored:
+        stored.rebuild_vectors()
 
 
 def _even_calls(texts: list[str], batch_size: int) -> list[list[str]]:

@@ -2,11 +2,11 @@
 
 `manifest.files` maps a file's path in the index folder to its size, modification time and digest:
 
-    vectors.faiss                 FAISS (stores/faiss.py)
-    keywords.tantivy/*            tantivy's segment files (stores/tantivy.py)
+    the store's files             each vector or keyword index's own (stores/: a vector file, segment files)
     encoder/*                     the ONNX query encoder (embed/cache.py)
 
-(A Milvus collection is not a file of ours: its row count and a digest of its chunk ids go in `manifest.ann`.)
+(A collection on a store server is not a file of ours: its row count and a digest of its chunk ids go in
+`manifest.ann`.)
 
 Opening an index compares sizes and modification times only (a `stat` per file: nothing read); a file whose
 time changed but not its size is hashed before it is called damaged (a copy that kept the bytes but not the
@@ -34,7 +34,7 @@ def file_digest(path: Path) -> str:
 
 
 def ids_digest(ids) -> str:
-    """A digest of a set of chunk ids (order does not matter): what a Milvus collection holds against SQLite."""
+    """A digest of a set of chunk ids (order does not matter): what a store's collection holds against SQLite."""
     import numpy as np
 
     data = np.sort(np.asarray(ids, dtype=np.int64)).astype("<i8").tobytes()

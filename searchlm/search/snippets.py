@@ -14,7 +14,7 @@ MAX_WORD_CHARS = 80
 
 def _matches(word: str, terms: list[str]) -> bool:
     w = word.lower()
-    # Prefix match in both directions approximates FTS5's porter stemming ("attention" ~ "attend").
+    # Prefix match in both directions approximates the keyword index's porter stemming ("attention" ~ "attend").
     return any(w.startswith(t[:5]) if len(t) >= 5 else w == t for t in terms)
 
 
