@@ -23,8 +23,9 @@ STOPWORDS = frozenset(
     hers herself him himself his how i if in into is it its itself just me more most my myself no nor not of off on
     once only or other our ours ourselves out over own same she should so some such than that the their theirs them
     themselves then there these they this those through to too under until up very was we were what when where which
-    while who whom why will with would you your yours yourself yourselves""".split()
-)
+    while who whom why will with would you your yours yourself yourselves
+    don doesn didn isn aren wasn weren hasn haven hadn won wouldn shouldn couldn mustn t s d ll m re ve""".split()
+)  # the last line: what is left of "doesn't", "it's", "you'll" once split at the apostrophe
 # Words a question or an answer uses without saying what it is about ("what is the name of the kind of ...").
 # Left out, with the stopwords, when answers and summaries are checked against passages; keyword search keeps them.
 GENERIC_WORDS = frozenset(
@@ -35,10 +36,16 @@ GENERIC_WORDS = frozenset(
 
 @functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """A light suffix strip, so "points" matches "point" and "trained" "train" (the keyword index does its own Porter).
+    """A light suffix strip, so "points" matches "point", "values" "value", "classes" "class" and "trained" "train"
+    (the keyword index does its own Porter). A plural loses "es" only after a hiss ("matches", "boxes"): stripping "es" from
+    every word made "values" "valu" and "files" "fil", which matched neither "value" nor "file".
     Cached: every hit of every search stems its passage's words."""
     for suffix in ("ing", "ed", "es", "s", "ly"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            if suffix == "es" and not word[:-2].endswith(("ss", "sh", "ch", "x", "z")):
+                continue  # "values": the plain "s" below
+            if suffix == "s" and word.endswith("ss"):
+                return word  # "class", "process"
             return word[: -len(suffix)]
     return word
 

@@ -418,7 +418,18 @@ def test_question_shapes():
     ("Does Flask support async views?", "Flask supports async views since version 2.0.", "yes"),
     ("Can I use SQLAlchemy with Flask?", "Flask does not require a database, but you can use SQLAlchemy with it.",
      "yes"),
-    ("Doesn't the cluster need heat?", "The cluster does not need heat from outside.", "yes"),
+    # Asked in the negative, answered as English answers it ("No, it doesn't").
+    ("Doesn't the cluster need heat?", "The cluster does not need heat from outside.", "no"),
+    ("Doesn't the cluster need heat?", "The cluster needs heat from its bees.", "yes"),
+    # A negation the question makes itself, said back, is no "no"; one deeper in the question does not turn it.
+    ("Can a clove hitch shake loose when it is not under load?", "It can shake loose when not under load.", "yes"),
+    ("Can I write my own parameter type for values click doesn't know about?",
+     "You can write your own parameter type by subclassing ParamType.", "yes"),
+    ("Do I have to call colorama.init() myself?", "On Windows, Click uses colorama without calling colorama.init().",
+     "no"),
+    ("Should I mark my arguments with required=True?", "You can make an argument required with required=True. It is "
+     "not recommended since tools should degrade gently.",
+     "no"),
     ("Is aspirin effective after surgery?", "Whether aspirin is effective after surgery remains unclear.", "maybe"),
     ("Do bees hibernate in winter?", "Sourdough starters double in a warm kitchen.", None),  # not about it
 ])

@@ -61,12 +61,13 @@ SENTENCE_WEIGHT = 0.7
 EVIDENCE_THRESHOLD = 0.51
 EVIDENCE_HITS = 3
 MAX_EVIDENCE_SENTENCES = 48
-# The quote fallback takes the neighbouring sentence too when it ranks within this of the best. On 400 xquad
-# questions (seed 7; not the benchmark's sample) the best sentence alone held the gold answer 78.5 % of the time,
-# with its neighbour within 0.1 83.0 % (16 % of the quotes two sentences; median 27 -> 29 words). Weighing the
-# question's terms by IDF, a penalty for sentences that add no word to the question, or a bonus for numbers in
-# answers to how-many/when questions each moved it by less than 0.5 %.
-SPAN_MARGIN = 0.1
+# A quote is a window: the sentence and the one after it in its passage, ranked as one text (embedded whole, with
+# the share of the question's words it holds). Documentation states a problem, then its answer ("If another
+# program is already using port 5000, you'll see an OSError … Either identify and stop the other program, or use
+# flask run --port 5001"), so the best-matching sentence alone often stops short of it. On the Flask and Click QA
+# sets (benchmarks/manual_qa_bench.py) the gold fact was in the best sentence for 20/61 and 31/89 questions, in
+# the best two-sentence window for 28/61 and 51/89 (32 words against 17); three-sentence windows added little more
+# (33/61, 56/89) for 47 words. Before windows, a neighbour joined the best sentence when it ranked within 0.1.
 
 # The context is the best-ranked sentences up to FOCUS_TOKENS (0: whole passages, up to PASSAGE_TOKENS_CAP).
 # xquad, 150 questions: 48 tokens gave the same contains-gold as 96 (63 %) with higher token F1 (0.16 vs 0.13).
@@ -437,24 +438,17 @@ class Sentence:
     text: str
     score: float
     about: str = ""  # what an "It …" sentence is about: its section's heading (and the page title)
+    window: str = ""  # the sentence and the one after it in its passage ("" when prose does not go on)
+    window_score: float = 0.0  # the window's rank, scored as one text (the sentence's own score without one)
 
 
 def quote(ranked: list[Sentence], hits: list[Hit] | None = None, kind: str = "what") -> tuple[str, int]:
-    """(the span to quote, its passage number): the best-ranked sentence, and beside it the sentence next to it
-    in its passage when the two rank within SPAN_MARGIN (the ranking cannot tell which of them answers), and what
-    `continuation` finds after it in `hits`' passage."""
-    best = ranked[0]
-    span = [best]
-    for other in ranked[1:]:
-        if best.score - other.score > SPAN_MARGIN:
-            break
-        if other.n == best.n and abs(other.position - best.position) == 1:
-            span.append(other)
-            break
-    span.sort(key=lambda s: s.position)
-    text = " ".join(s.text for s in span)
+    """(the span to quote, its passage number): the best-ranked window (a sentence and the next, see Sentence.window;
+    a sentence that prose does not follow stands alone), and what `continuation` finds after it in `hits`' passage."""
+    best = max(ranked, key=lambda s: s.window_score)
+    text, last = (best.window, best.position + 1) if best.window else (best.text, best.position)
     if hits is not None:
-        more = continuation(hits[best.n - 1].text, span[-1].position, kind, text)
+        more = continuation(hits[best.n - 1].text, last, kind, text)
         if more:
             text = f"{text} {more}"
     return text, best.n
@@ -512,33 +506,42 @@ def weigh_evidence(searcher: "Searcher", question: str, hits: list[Hit]) -> tupl
     if not top:
         return 0.0, []
     wanted = content_words(question)
-    units: list[tuple[int, int, str]] = []
+    units: list[tuple[int, int, str, str]] = []  # (passage number, position, sentence, it and the next sentence)
     coverage = 0.0
     for n, hit in enumerate(top, start=1):
         if wanted:
             have = word_set(f"{hit.title} {hit.heading} {hit.text}")
             coverage = max(coverage, _share(wanted, have))
-        units.extend((n, i, s) for i, (kind, s) in enumerate(passage_units(hit.text))
-                     if kind == "sentence" and len(s.split()) >= 3)
-    units = units[:MAX_EVIDENCE_SENTENCES] or [(n, 0, h.text) for n, h in enumerate(top, start=1)]
+        parts = passage_units(hit.text)
+        for i, (kind, s) in enumerate(parts):
+            if kind == "sentence" and len(s.split()) >= 3:
+                after = parts[i + 1] if i + 1 < len(parts) else None
+                units.append((n, i, s, f"{s} {after[1]}" if after is not None and after[0] == "sentence" else ""))
+    units = units[:MAX_EVIDENCE_SENTENCES] or [(n, 0, h.text, "") for n, h in enumerate(top, start=1)]
     encoder = searcher.encoder
     q = encoder.embed_query(question)
-    sims = [float(x) for x in encoder.embed([text for _, _, text in units]) @ q]
+    windows = [w for *_, w in units if w]
+    vectors = encoder.embed([text for _, _, text, _ in units] + windows) @ q
+    sims = [float(x) for x in vectors[:len(units)]]
+    window_sims = iter(float(x) for x in vectors[len(units):])
     evidence = SENTENCE_WEIGHT * max(sims) + (1 - SENTENCE_WEIGHT) * coverage
     ranked = []
-    for (n, i, text), sim in zip(units, sims):
-        have = word_set(text)
+    for (n, i, text, window), sim in zip(units, sims):
         about = ""
         if ANAPHOR.match(LIST_MARK.sub("", text)):  # "It supports Windows directly." under the heading "Waitress"
             about = f"{top[n - 1].title or ''} {(top[n - 1].heading or '').rsplit('>', 1)[-1]}".strip()
-            have |= word_set(about)
-        share = _share(wanted, have)
-        score = SENTENCE_WEIGHT * sim + (1 - SENTENCE_WEIGHT) * share
-        if text.rstrip().endswith((":", "?")):
-            score -= LEAD_IN_PENALTY
-        ranked.append(Sentence(n, i, text, score, about))
+        score = _sentence_score(sim, text, wanted, about)
+        window_score = _sentence_score(next(window_sims), window, wanted, about) if window else score
+        ranked.append(Sentence(n, i, text, score, about, window, window_score))
     ranked.sort(key=lambda s: -s.score)
     return evidence, ranked
+
+
+def _sentence_score(sim: float, text: str, wanted: list[str], about: str = "") -> float:
+    """A sentence's (or window's) rank: its cosine to the question mixed with the share of the question's content
+    words it holds (with `about`, what an "It …" sentence speaks of), less LEAD_IN_PENALTY for a lead-in."""
+    score = SENTENCE_WEIGHT * sim + (1 - SENTENCE_WEIGHT) * _share(wanted, word_set(f"{text} {about}"))
+    return score - LEAD_IN_PENALTY if text.rstrip().endswith((":", "?")) else score
 
 
 # -- composed answers -------------------------------------------------------------------------------------
@@ -565,7 +568,7 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
     if not ranked:
         return None
     if kind == "yesno":
-        sentence, word = deciding(question, ranked)
+        sentence, word = deciding(question, ranked, hits)
         if word:
             shown.verdict(word)
         shown.add(quoted(_continued(sentence, hits, kind), sentence.n), [sentence.n], "quoted")
@@ -622,10 +625,13 @@ def quoted(text: str, n: int) -> str:
     return f'"{_COMMENT_MARK.sub("", LIST_MARK.sub("", text))}" [{n}]'
 
 
-def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | None]:
+def deciding(question: str, ranked: list[Sentence], hits: list[Hit] | None = None) -> tuple[Sentence, str | None]:
     """The sentence that decides a yes/no question and its verdict. Of the sentences within DECIDING_MARGIN of
     the best, ranked again with the share of the question's content words each holds (the deciding sentence
-    names what is asked) and conclusions ("These results suggest …") first, the first that states a verdict."""
+    names what is asked) and conclusions ("These results suggest …") first, the first that states a verdict. With
+    `hits`, advice against in the sentence's `continuation` makes a "yes" a "no" ("It is possible to make an
+    argument required … It is not recommended since …"); a negation there does not ("… will be closed when the
+    CLI exits. These were previously not called on exit.")."""
     wanted = content_words(question)
 
     def key(s: Sentence) -> tuple:
@@ -635,6 +641,8 @@ def deciding(question: str, ranked: list[Sentence]) -> tuple[Sentence, str | Non
     close = sorted((s for s in ranked if ranked[0].score - s.score <= DECIDING_MARGIN), key=key)
     for sentence in close:
         word = questions.verdict(question, sentence.text, sentence.about)
+        if word == "yes" and hits is not None and questions.advised_against(question, _continued(sentence, hits, "yesno")):
+            word = "no"
         if word:
             return sentence, word
     return ranked[0], None

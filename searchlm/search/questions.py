@@ -101,7 +101,7 @@ def sides(question: str) -> tuple[str, str] | None:
 # -- yes/no -------------------------------------------------------------------------------------------------
 _NEGATION = re.compile(
     r"\b(?:not|no|never|none|neither|nor|cannot|can't|won't|isn't|aren't|wasn't|weren't|doesn't|don't|didn't|"
-    r"hasn't|haven't|shouldn't|mustn't|couldn't|wouldn't|unable|impossible|unsupported|nothing|nobody|"
+    r"hasn't|haven't|shouldn't|mustn't|couldn't|wouldn't|unable|impossible|unsupported|nothing|nobody|without|"
     r"fails?\s+to|lacks?)\b|n't\b",
     re.IGNORECASE,
 )
@@ -112,8 +112,20 @@ _OPEN = re.compile(
     r"conflicting|mixed\s+results|further\s+(?:studies|research)\s+(?:is|are)\s+needed)\b",
     re.IGNORECASE,
 )
-NEGATION_SCOPE = 4  # words after a negation that it covers: "will not slip or tighten under load" negates slipping
+# A question that asks for advice or a need ("Should I …?", "Do I have to …?") is answered "no" by a sentence that
+# advises against it, whatever it names: "It is not recommended since …", "this is strongly discouraged".
+_ADVICE = re.compile(r"^(?:should|must|do\s+(?:i|you|we)\s+(?:have|need)\s+to|is\s+it\s+(?:necessary|required|"
+                     r"recommended|a\s+good\s+idea))\b", re.IGNORECASE)
+_ADVISED_AGAINST = re.compile(
+    r"\b(?:not\s+(?:recommended|advised|advisable|necessary|needed|required)|discouraged|(?:should|must)\s*n[o']t|"
+    r"no\s+need|avoid)\b",
+    re.IGNORECASE,
+)
+_CLAUSE = re.compile(r"[,;:()]|\s(?:but|yet|although|though|whereas|while|so)\s", re.IGNORECASE)
+NEGATION_SCOPE = 4  # words after a negation, within its clause, that it covers: "will not slip or tighten under
+# load" negates slipping, not the load (counting content words instead reached "load" and lost two dev verdicts)
 MIN_OVERLAP = 0.4  # share of the question's content words the deciding sentence must hold
+MAIN_CLAUSE_WORDS = 4  # a negation among a question's first words ("Doesn't …", "Is it not …") only asks
 
 
 def verdict(question: str, sentence: str, about: str = "") -> str | None:
@@ -121,11 +133,14 @@ def verdict(question: str, sentence: str, about: str = "") -> str | None:
     sentence holds under MIN_OVERLAP of the question's content words (it does not address the question).
 
     The sentence says "no" when it negates something the question asks about: a negation ("not", "never",
-    "cannot", …) with one of the question's content words within NEGATION_SCOPE words after it ("are not tea",
-    "did not count as a record"). A negation of something else ("will not slip …, yet can be untied easily",
-    asked whether it can be untied) leaves it a "yes". A question asked in the negative ("Doesn't …?") turns it
-    round. `about` names what the sentence speaks of when it does not say it ("It supports Windows directly."
-    under the heading "Waitress"): its words count toward the overlap."""
+    "cannot", "without", …) with one of the question's content words among the NEGATION_SCOPE words after it in
+    its clause ("are not tea", "did not count as a record"). A negation of something else ("will not slip …,
+    yet can be untied easily", asked whether it can be untied) leaves it a "yes", and so does a negation of what
+    the question itself negates ("Can a clove hitch shake loose when it is not under load?" answered by "… when
+    not under load"). A question asked in the negative is answered as English answers it: "Doesn't the cluster
+    need heat?" gets "no" from "The cluster does not need heat", like "Does the cluster need heat?". A question asking for advice
+    ("Should I …?") is answered "no" by advice against. `about` names what the sentence speaks of when it does
+    not say it ("It supports Windows directly." under the heading "Waitress"): its words count toward the overlap."""
     wanted = content_words(_YESNO.sub("", question, count=1))
     if not wanted:
         return None
@@ -134,32 +149,36 @@ def verdict(question: str, sentence: str, about: str = "") -> str | None:
         return None
     if _OPEN.search(sentence):
         return "maybe"
-    asked_negative = _negations(question) % 2 == 1
-    said_negative = _negated(sentence, set(wanted)) % 2 == 1
-    return "no" if asked_negative != said_negative else "yes"
+    tokens = re.findall(r"[\w']+", question)
+    deeper = " ".join(tokens[MAIN_CLAUSE_WORDS:])  # "Doesn't it need heat?" is answered as "Does it need heat?"
+    mirrored = set().union(*_covered(deeper, set(wanted)))  # what the question negates itself
+    said_negative = len(_covered(sentence, set(wanted) - mirrored)) % 2 == 1
+    return "no" if said_negative or advised_against(question, sentence) else "yes"
 
 
-def _negated(sentence: str, wanted: set[str]) -> int:
-    """How many of the sentence's negations cover one of `wanted` (stemmed content words)."""
-    text = re.sub(r"\bnot\s+only\b", " ", sentence, flags=re.IGNORECASE)
-    tokens = re.findall(r"[\w']+", text)
-    count = 0
-    for i, token in enumerate(tokens):
-        if _NEGATION.fullmatch(token) or token.lower().endswith("n't"):
-            scope = word_set(" ".join(tokens[i + 1:i + 1 + NEGATION_SCOPE]))
-            count += bool(scope & wanted)
-    return count
+def advised_against(question: str, text: str) -> bool:
+    """Whether `text` advises against what a question asking for advice ("Should I …?", "Do I have to …?") asks."""
+    return bool(_ADVICE.match(question.strip()) and _ADVISED_AGAINST.search(text))
+
+
+def _covered(text: str, wanted: set[str]) -> list[set[str]]:
+    """For each negation in `text` that covers one of `wanted` (stemmed content words), the words it covers: those
+    among the NEGATION_SCOPE words after it, within its clause."""
+    text = re.sub(r"\bnot\s+only\b", " ", text, flags=re.IGNORECASE)
+    found: list[set[str]] = []
+    for clause in _CLAUSE.split(text):
+        tokens = re.findall(r"[\w']+", clause)
+        for i, token in enumerate(tokens):
+            if _NEGATION.fullmatch(token) or token.lower().endswith("n't"):
+                hit = word_set(" ".join(tokens[i + 1:i + 1 + NEGATION_SCOPE])) & wanted
+                if hit:
+                    found.append(hit)
+    return found
 
 
 def negation(word: str) -> bool:
     """Whether one word negates ("not", "never", "can't", "without")."""
     return bool(_NEGATION.fullmatch(word.strip()))
-
-
-def _negations(text: str) -> int:
-    # "not only" and "no longer needed"-style idioms: "not only" adds, it does not negate.
-    text = re.sub(r"\bnot\s+only\b", " ", text, flags=re.IGNORECASE)
-    return len(_NEGATION.findall(text))
 
 
 CONCLUSION = re.compile(
