@@ -454,8 +454,9 @@ def _fit(text: str) -> str:
 
 
 def _connect(uri: str, lite: bool):
-    # gRPC's C core logs a Lite server's shutdown ("Got goaway") to stderr at its info level when asked to.
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from searchlm.stores.milvus_grpc import quiet_grpc
+
+    quiet_grpc()  # before pymilvus imports grpc
     try:
         from pymilvus import MilvusClient
     except ImportError:
