@@ -267,6 +267,63 @@ def test_milvus_killed_before_its_collection_exists_searches_and_repairs(small, 
     assert right_hits(settings) == len(QUERIES)
 
 
+class Killed(BaseException):
+    """A kill -9 at that point: nothing after it runs."""
+
+
+@pytest.mark.slow
+def test_a_milvus_lite_run_killed_before_its_sync_still_finds_what_the_database_holds(tmp_path, embedder, caplog,
+                                                                                       monkeypatch):
+    """Kill -9 runs on Milvus Lite: a run killed between its SQLite commit and the collection's sync left the
+    collection holding the replaced chunk ids; every search then found nothing (hybrid, keyword and dense) until
+    the next run, while `check` said only "older than the database (an interrupted run)"."""
+    from searchlm.indexer import index_folder
+    from searchlm.stores.milvus import MilvusStore
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in SMALL.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    settings = Settings(home=tmp_path / "home", name="t", store="milvus")
+    index_folder(corpus, settings, embedder=embedder)
+    for name, text in SMALL.items():  # every chunk replaced by one with a new id
+        (corpus / name).write_text(text + "\nRevised once.\n", encoding="utf-8")
+
+    def killed(self, *args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MilvusStore, "sync", killed)
+        with pytest.raises(Killed):
+            index_folder(corpus, settings, embedder=embedder)
+    with caplog.at_level("WARNING"):
+        assert right_hits(settings) == len(QUERIES)
+        with Searcher(settings) as searcher:
+            assert searcher.search("waggle dance hive", k=1, mode="keyword")[0].path.endswith("bees.md")
+    assert "older than the database" in caplog.text
+    assert [p.message for p in check_index(settings).problems] == [
+        "the Milvus collection is older than the database (an interrupted run)"]
+    index_folder(corpus, settings, embedder=embedder)  # the next run catches the collection up
+    assert check_index(settings).ok and right_hits(settings) == len(QUERIES)
+
+
+@pytest.mark.slow
+def test_a_closed_milvus_lite_searcher_lets_other_processes_open_the_index(small, tmp_path):
+    """Milvus Lite serves a folder from one in-process server holding a flock on it until the process exits: a
+    long-lived process that had searched and closed the index kept every other process (the next `index` run) out,
+    with "cannot be opened ... run check --repair"."""
+    import fcntl
+
+    settings = linked_copy(small("milvus"), tmp_path / "home")
+    with Searcher(settings) as searcher:
+        assert searcher.search("waggle dance hive", k=1)[0].path.endswith("bees.md")
+        assert type(searcher.vectors).__name__ == "MilvusStore"  # Lite itself answered, not the SQLite copy
+    with open(settings.index_dir / "milvus.db" / "LOCK", "a") as lock:  # another process's view of the folder
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while Lite still holds it
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert right_hits(settings) == len(QUERIES)  # and this process opens it again
+
+
 def test_disk_full_in_a_faiss_write_is_one_line(tmp_path):
     """FAISS reports a full disk as a RuntimeError (a traceback on the first run and in `check --repair`)."""
     import faiss
