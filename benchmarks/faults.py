@@ -55,6 +55,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_corpus"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
 CLI = [sys.executable, "-m", "searchlm"]
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import DAMAGES, damage_file, planted, planted_queries, write_planted  # noqa: E402  (shared with the tests)
 
 
 def load() -> str:
@@ -66,17 +68,8 @@ def cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
 
 
 # -- kills --------------------------------------------------------------------------------------------------
-def planted(i: int) -> str:
-    return f"zqx{i:04d}plant"
-
-
 def write_doc(corpus: Path, i: int, variant: int = 0) -> None:
-    body = " ".join(random.Random(i * 7 + variant).choice(WORDS) for _ in range(400))
-    (corpus / "gen" / f"doc{i:03d}.md").write_text(f"# Document {i}\n\n{planted(i)} {body} v{variant}\n", encoding="utf-8")
-
-
-WORDS = ("river stone garden market window ladder engine harbor violin pepper orbit canvas lantern meadow "
-         "compass thunder velvet quartz falcon ember glacier saffron timber voyage").split()
+    write_planted(corpus / "gen", i, variant)
 
 
 def check_usable(home: Path, name: str) -> str | None:
@@ -157,7 +150,6 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
 def leftovers(pgid: int, wait: float = 5.0) -> list[str]:
     """Processes of a killed run's own session still alive `wait` s after it died (the extraction worker, its
     resource tracker, a Milvus Lite server: each should die with its parent); killed here once counted."""
-    sys.path.insert(0, str(REPO / "tests"))
     from helpers import group_members  # the same count as kill_orphans.py and tests/test_kill.py
 
     deadline = time.monotonic() + wait
@@ -294,7 +286,6 @@ def fuzz_case(rng: random.Random, real: dict[str, bytes], n: int) -> tuple[str, 
 
 
 def run_fuzz(workdir: Path, count: int, with_good: bool = True) -> dict:
-    sys.path.insert(0, str(REPO / "tests"))
     from helpers import docx_bomb  # the same bomb as the unit test
 
     rng = random.Random(5)
@@ -460,25 +451,7 @@ def _first_line(proc) -> str:
 
 
 # -- store damage (issue #22) ---------------------------------------------------------------------------------
-DAMAGES = ("truncate", "zero", "garble", "delete")
 STORES = ("faiss", "faiss+tantivy", "milvus")
-
-
-def damage_file(path: Path, how: str, rng: random.Random) -> None:
-    size = path.stat().st_size
-    if how == "delete":
-        path.unlink()
-    elif how == "truncate":
-        with open(path, "r+b") as f:
-            f.truncate(size // 2)
-    elif how == "zero":
-        with open(path, "r+b") as f:
-            f.write(b"\0" * size)
-    else:  # garble-middle: 1/8 of the file (at least 16 bytes, at most 16 KB) of random bytes in its middle
-        n = max(16, min(16384, size // 8))
-        with open(path, "r+b") as f:
-            f.seek(max(0, size // 2 - n // 2))
-            f.write(rng.randbytes(min(n, size)))
 
 
 def index_files(index_dir: Path) -> list[str]:
@@ -526,7 +499,7 @@ def run_store_damage(workdir: Path, stores=STORES, docs: int = 30, limit: int | 
     (corpus / "gen").mkdir(parents=True)
     for i in range(docs):
         write_doc(corpus, i)
-    queries = [(planted(i), f"doc{i:03d}.md") for i in range(10)]
+    queries = planted_queries(10)
     rng = random.Random(22)
     table, cases = {}, []
     for backend in stores:
