@@ -301,6 +301,27 @@ def test_a_closed_milvus_lite_searcher_lets_other_processes_open_the_index(small
     assert right_hits(settings) == len(QUERIES)  # and this process opens it again
 
 
+@pytest.mark.slow
+def test_a_milvus_lite_folder_open_in_another_process_is_in_use_not_damaged(small, tmp_path, caplog):
+    """A `serve` holding a Lite index open: `index` and `search` said "cannot be opened ... run check --repair",
+    and `check --repair` set the folder that process was serving aside."""
+    import fcntl
+
+    from searchlm.errors import IndexBusyError
+
+    settings = linked_copy(small("milvus"), tmp_path / "home")
+    with open(settings.index_dir / "milvus.db" / "LOCK", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what Lite holds while it serves the folder (another open file here)
+        with caplog.at_level("WARNING"):
+            assert right_hits(settings) == len(QUERIES)  # answered from the copy in SQLite
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "open in another process" in warnings[0] and "--repair" not in warnings[0]
+        with pytest.raises(IndexBusyError, match="open in another process"):
+            check_index(settings, repair=True)
+        assert [p.name for p in settings.index_dir.iterdir() if p.name.startswith("milvus.db")] == ["milvus.db"]
+    assert check_index(settings).ok and right_hits(settings) == len(QUERIES)
+
+
 def test_disk_full_in_a_faiss_write_is_one_line(tmp_path):
     """FAISS reports a full disk as a RuntimeError (a traceback on the first run and in `check --repair`)."""
     import faiss

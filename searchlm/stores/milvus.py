@@ -516,12 +516,37 @@ def _connect(uri: str, lite: bool):
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         if lite and Path(uri).exists():  # our own file that Milvus Lite cannot open: damaged derived data
-            from searchlm.errors import IndexDamagedError
+            from searchlm.errors import IndexBusyError, IndexDamagedError
 
             name = Path(uri).parent.name
+            if _held_elsewhere(Path(uri)):  # not damage: a repair would set a folder in use aside
+                raise IndexBusyError(f"index '{name}': its Milvus Lite data at {uri} is open in another process "
+                                     "(a `serve`, `mcp` or `watch` of this index); stop it and run this again") from None
             raise IndexDamagedError(f"index '{name}': the Milvus Lite data at {uri} cannot be opened ({reason}); "
                                     f"run `searchlm check --name {name} --repair`") from None
         raise _unreachable(uri, reason) from None
+
+
+def _held_elsewhere(folder: Path) -> bool:
+    """Whether another process has the Milvus Lite folder open: Lite holds a flock on its LOCK file while it
+    serves the folder, and opens nothing else (it answers "Open local milvus failed", as for damage)."""
+    import fcntl
+
+    try:
+        fd = os.open(folder / "LOCK", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _unreachable(uri: str, reason: str) -> StoreError:
