@@ -164,7 +164,9 @@ def leftovers(pgid: int, wait: float = 5.0) -> list[str]:
     return names
 
 
-def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = True, store: str = "faiss") -> dict:
+def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = True, store: str = "faiss",
+              budget: float | None = None) -> dict:
+    """`budget`: seconds after which no new kill starts (the last one gets its uninterrupted re-run)."""
     tag = "" if store == "faiss" else "-" + store.replace("+", "-")
     corpus = workdir / f"kill-corpus{tag}"
     home = workdir / f"kill-home{tag}"
@@ -191,8 +193,9 @@ def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = Tru
     assert cli("index", corpus, "--home", home, "--name", "k", *on, "-q", timeout=3600).returncode == 0
     update_run = time.perf_counter() - t0
     print(f"  first run {full_run:.0f} s, update of 12 files {update_run:.0f} s", flush=True)
-    unusable, lost, orphaned, rounds, killed_mid = [], [], [], 0, 0
+    unusable, lost, orphaned, rounds, killed_mid, done = [], [], [], 0, 0, 0
     for n in range(1, kills + 1):
+        last = n == kills or (budget is not None and time.perf_counter() - started > budget)
         for i in rng.sample(range(docs), min(12, docs)):  # work for the next run: changed files, each keeps its token
             write_doc(corpus, i, variant=n)
         fresh = n % 7 == 0
@@ -214,23 +217,30 @@ def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = Tru
         why = check_usable(home, "k")
         if why:
             unusable.append((n, why))
-        if n % 10 == 0 or n == kills:
+        rerun_note = ""
+        if n % 10 == 0 or last:
             rerun = cli("index", corpus, "--home", home, "--name", "k", *on, "--json", timeout=3600)
             rounds += 1
             if rerun.returncode != 0:
                 lost.append((n, rerun.stderr.strip()[-300:]))
-                continue
-            problems = full_invariants(home, "k", corpus, docs)
-            if problems:  # with the files the re-run skipped, and why
-                lost.append((n, problems[:5], json.loads(rerun.stdout).get("skipped", [])[:10]))
+                rerun_note = f"; re-run failed: {rerun.stderr.strip()[-200:]}"
+            else:
+                problems = full_invariants(home, "k", corpus, docs)
+                if problems:  # with the files the re-run skipped, and why
+                    lost.append((n, problems[:5], json.loads(rerun.stdout).get("skipped", [])[:10]))
+                rerun_note = f"; re-run: {'; '.join(problems[:3]) if problems else 'complete'}"
         print(f"  kill {n}/{kills} ({'mid-run' if mid else 'after the run ended'}{', fresh index' if fresh else ''}): "
-              f"{'ok' if not why else why}{f'; {len(left)} processes left: {left}' if left else ''}", flush=True)
-    result = {"store": store, "kills": kills, "killed_while_running": killed_mid, "unusable_after_kill": unusable,
+              f"{'ok' if not why else why}{f'; {len(left)} processes left: {left}' if left else ''}{rerun_note}",
+              flush=True)
+        done = n
+        if last:
+            break
+    result = {"store": store, "kills": done, "killed_while_running": killed_mid, "unusable_after_kill": unusable,
               "orphans_after_kill": orphaned,
               "reruns_checked": rounds, "reruns_with_lost_or_broken": lost, "full_run_seconds": round(full_run, 1),
               "update_run_seconds": round(update_run, 1),
               "seconds": round(time.perf_counter() - started), "load": load()}
-    print(f"kills ({store}): {kills} kill -9 ({killed_mid} mid-run), {len(unusable)} unusable indexes, "
+    print(f"kills ({store}): {done} kill -9{' (the time budget ended the run)' if done < kills else ''} ({killed_mid} mid-run), {len(unusable)} unusable indexes, "
           f"{len(orphaned)} with processes left behind, {rounds} re-runs, {len(lost)} with lost files or broken "
           f"invariants; {result['seconds']} s; {load()}")
     return result
@@ -818,6 +828,8 @@ def main() -> None:
     ap.add_argument("--fuzz-no-good", action="store_true", help="Skip fuzz's run over the good files alone.")
     ap.add_argument("--kill-docs", type=int, default=60, help="Generated documents in the kill corpus.")
     ap.add_argument("--kill-no-sample", action="store_true", help="Leave sample_corpus's PDF, DOCX and HTML files out of the kill corpus.")
+    ap.add_argument("--kill-budget", type=float, default=None,
+                    help="kills: seconds after which no new kill starts (the last gets its re-run).")
     ap.add_argument("--store", default="faiss", choices=STORES,
                     help="kills: the index's store (milvus: a Milvus Lite file in the index folder).")
     ap.add_argument("--stores", default=",".join(STORES), help="store-damage: the backends, comma-separated.")
@@ -826,7 +838,8 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {}
-    steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample, args.store), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz, not args.fuzz_no_good),
+    steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample, args.store,
+                                       args.kill_budget), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz, not args.fuzz_no_good),
              "damage": lambda: run_damage(args.workdir),
              "store-damage": lambda: run_store_damage(args.workdir, args.stores.split(","), limit=args.limit_files),
              "diskfull": lambda: run_diskfull(args.workdir),

@@ -266,10 +266,11 @@ class MilvusStore(VectorStore):
     def verify(self) -> list[str]:
         """The collection holds exactly SQLite's chunk ids (count and digest), and a search answers."""
         ann, store = self.manifest.ann, self.store
+        if ann.get("backend") != "milvus":  # as FAISS says of a file a first run did not write yet
+            return ["the Milvus collection is older than the database (an interrupted run): not written yet"]
         if not self.client.has_collection(self.collection):
             return [f"the Milvus collection '{self.collection}' is missing"]
-        if ann.get("backend") != "milvus" or ann.get("generation") != store.generation \
-                or store.has_pending_vector_changes():
+        if ann.get("generation") != store.generation or store.has_pending_vector_changes():
             return ["the Milvus collection is older than the database (an interrupted run)"]
         if self.lite:
             damaged = integrity.verify(self.index_dir, self.manifest.files,
