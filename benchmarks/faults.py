@@ -1,15 +1,16 @@
 """Fault-injection suite (issue #11): the heavy runs behind the "Reliability" table of RESULTS.md.
 
     python benchmarks/faults.py [all|kills|fuzz|damage|diskfull|http] [--workdir /tmp/searchlm-faults]
-                                [--kills 50] [--fuzz 1000] [--concurrency 20,200] [--rounds 3]
+                                [--kills 50] [--store faiss|faiss+tantivy|milvus] [--fuzz 1000] [--concurrency 20,200] [--rounds 3]
 
-kills     N random `kill -9` of `searchlm index` (a real subprocess) while the corpus changes between runs (60
+kills     N random `kill -9` of `searchlm index --store S` (a real subprocess, in its own session) while the corpus changes between runs (60
           generated Markdown files, 12 rewritten per round, plus sample_corpus's PDF/DOCX/HTML files; every 7th
           round starts a fresh index); each kill lands at a random moment of that round's expected run; after
           each kill the index must still open, pass `check` (a FAISS file older than the database is allowed:
           searches rebuild it from SQLite) and answer a search; every 10 kills and at the end an uninterrupted
-          re-run must leave documents = files, SQLite chunks = FAISS vectors, `check` clean and every planted
-          token at rank 1.
+          re-run must leave documents = files, SQLite chunks = the store's vectors, `check` clean and every
+          planted token at rank 1. Processes of the killed run's session alive 5 s later are counted (and
+          killed). `--store faiss|faiss+tantivy|milvus` (Milvus Lite).
 fuzz      a generated corpus of malformed files across every supported type (random bytes, truncated and
           bit-flipped real files, UTF-16/32 with broken tails, NULs, control characters, deep HTML, PDF with
           broken xref/streams, DOCX zip bombs and broken zips, undecodable names, FIFOs, symlinks to /dev/zero,
@@ -54,6 +55,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_corpus"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
 CLI = [sys.executable, "-m", "searchlm"]
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import DAMAGES, damage_file, planted, planted_queries, write_planted  # noqa: E402  (shared with the tests)
 
 
 def load() -> str:
@@ -65,21 +68,13 @@ def cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
 
 
 # -- kills --------------------------------------------------------------------------------------------------
-def planted(i: int) -> str:
-    return f"zqx{i:04d}plant"
-
-
 def write_doc(corpus: Path, i: int, variant: int = 0) -> None:
-    body = " ".join(random.Random(i * 7 + variant).choice(WORDS) for _ in range(400))
-    (corpus / "gen" / f"doc{i:03d}.md").write_text(f"# Document {i}\n\n{planted(i)} {body} v{variant}\n", encoding="utf-8")
-
-
-WORDS = ("river stone garden market window ladder engine harbor violin pepper orbit canvas lantern meadow "
-         "compass thunder velvet quartz falcon ember glacier saffron timber voyage").split()
+    write_planted(corpus / "gen", i, variant)
 
 
 def check_usable(home: Path, name: str) -> str | None:
-    """None when the index opens, checks clean (stale FAISS allowed) and answers a search; else why not."""
+    """None when the index opens, checks clean (a store older than the database allowed: an interrupted run) and
+    finds the words every document holds, hybrid and keyword; else why not."""
     from searchlm.indexing.check import check_index
     from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
@@ -89,22 +84,41 @@ def check_usable(home: Path, name: str) -> str | None:
         return None  # killed before the first manifest: nothing to use yet, and nothing claimed
     try:
         report = check_index(settings)
-        bad = [p for p in report.problems if not (p.part == "vectors" and "older than" in p.message)]
+        bad = [p for p in report.problems if not (p.part in ("vectors", "keywords") and "older than" in p.message)]
         if bad:
             return "; ".join(p.message for p in bad)
-        searcher = Searcher(settings)
-        searcher.search("river garden", k=3)
-        searcher.close()
+        held = _generated_docs(settings.index_dir)
+        with Searcher(settings) as searcher:
+            searcher.search("river garden", k=3)
+            if held:  # a document SQLite holds is found by its token: first by keyword, and by a hybrid search
+                i = held[len(held) // 2]
+                for mode in ("keyword", "hybrid"):
+                    hits = searcher.search(planted(i), k=3, mode=mode)
+                    if not any(h.path.endswith(f"doc{i:03d}.md") for h in hits[: 1 if mode == "keyword" else 3]):
+                        return f"{mode} search for {planted(i)} misses doc{i:03d}.md, which the database holds"
     except Exception as exc:  # noqa: BLE001 - a benchmark reports whatever breaks
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
+def _generated_docs(index_dir: Path) -> list[int]:
+    """The numbers of the generated documents the database holds with their chunks."""
+    conn = sqlite3.connect(f"file:{index_dir / 'index.db'}?mode=ro", uri=True)
+    try:
+        paths = [r[0] for r in conn.execute(
+            "SELECT path FROM documents WHERE id IN (SELECT doc_id FROM chunks) ORDER BY path")]
+    finally:
+        conn.close()
+    return [int(Path(p).stem[3:]) for p in paths if Path(p).parent.name == "gen"]
+
+
 def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]:
     from searchlm.indexing.check import check_index
+    from searchlm.indexing.manifest import Manifest
     from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
-    from searchlm.stores.faiss import FaissIndex
+    from searchlm.indexing.database import Store
+    from searchlm.stores.base import open_store
 
     problems = []
     settings = Settings(home=home, name=name)
@@ -112,12 +126,16 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     conn = sqlite3.connect(settings.index_dir / "index.db")
     n_docs, n_chunks = conn.execute("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone()
     conn.close()
-    ann = json.loads((settings.index_dir / "manifest.json").read_text())["ann"]
-    faiss_count = len(FaissIndex.load(settings.index_dir / "vectors.faiss", ann.get("type", "flat"), use_gpu=False))
+    store = Store(settings.index_dir / "index.db", readonly=True, existing=True)
+    try:
+        with open_store(settings.index_dir, Manifest.load(settings.index_dir), store) as vectors:
+            held = len(vectors)  # whatever the backend: FAISS vectors, or the Milvus collection's rows
+    finally:
+        store.close()
     if n_docs != files:
         problems.append(f"documents {n_docs} != files {files}")
-    if n_chunks != faiss_count:
-        problems.append(f"chunks {n_chunks} != FAISS vectors {faiss_count}")
+    if n_chunks != held:
+        problems.append(f"chunks {n_chunks} != vectors in the store {held}")
     if not check_index(settings).ok:
         problems.append("check not clean")
     searcher = Searcher(settings)
@@ -129,9 +147,30 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     return problems
 
 
-def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = True) -> dict:
-    corpus = workdir / "kill-corpus"
-    home = workdir / "kill-home"
+def leftovers(pgid: int, wait: float = 5.0) -> list[str]:
+    """Processes of a killed run's own session still alive `wait` s after it died (the extraction worker, its
+    resource tracker, a Milvus Lite server: each should die with its parent); killed here once counted."""
+    from helpers import group_members  # the same count as kill_orphans.py and tests/test_kill.py
+
+    deadline = time.monotonic() + wait
+    while (left := group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    names = []
+    for pid in left:
+        with contextlib.suppress(OSError):
+            names.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120])
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return names
+
+
+def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = True, store: str = "faiss",
+              budget: float | None = None) -> dict:
+    """`budget`: seconds after which no new kill starts (the last one gets its uninterrupted re-run)."""
+    tag = "" if store == "faiss" else "-" + store.replace("+", "-")
+    corpus = workdir / f"kill-corpus{tag}"
+    home = workdir / f"kill-home{tag}"
+    on = ("--store", store)  # on every run: the same store again moves nothing
     shutil.rmtree(corpus, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
     corpus.mkdir(parents=True)
@@ -145,51 +184,65 @@ def run_kills(workdir: Path, kills: int, docs: int = 60, with_sample: bool = Tru
     rng = random.Random(11)
     started = time.perf_counter()
     t0 = time.perf_counter()
-    first = cli("index", corpus, "--home", home, "--name", "k", "-q", timeout=3600)
+    first = cli("index", corpus, "--home", home, "--name", "k", *on, "-q", timeout=3600)
     full_run = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr
     for i in rng.sample(range(docs), min(12, docs)):  # how long an update of 12 changed files takes, uninterrupted
         write_doc(corpus, i, variant=-1)
     t0 = time.perf_counter()
-    assert cli("index", corpus, "--home", home, "--name", "k", "-q", timeout=3600).returncode == 0
+    assert cli("index", corpus, "--home", home, "--name", "k", *on, "-q", timeout=3600).returncode == 0
     update_run = time.perf_counter() - t0
     print(f"  first run {full_run:.0f} s, update of 12 files {update_run:.0f} s", flush=True)
-    unusable, lost, rounds, killed_mid = [], [], 0, 0
+    unusable, lost, orphaned, rounds, killed_mid, done = [], [], [], 0, 0, 0
     for n in range(1, kills + 1):
+        last = n == kills or (budget is not None and time.perf_counter() - started > budget)
         for i in rng.sample(range(docs), min(12, docs)):  # work for the next run: changed files, each keeps its token
             write_doc(corpus, i, variant=n)
         fresh = n % 7 == 0
         if fresh:  # and a first run into a fresh index now and then
             shutil.rmtree(home / "k", ignore_errors=True)
-        proc = subprocess.Popen([*CLI, "index", str(corpus), "--home", str(home), "--name", "k", "-q"],
-                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([*CLI, "index", str(corpus), "--home", str(home), "--name", "k", *on, "-q"],
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # its own group: what outlives it is counted below
         # Anywhere in the run that this round starts: start-up, reading, embedding, the final write (a kill that
         # lands after the run ended is counted apart).
         time.sleep(rng.uniform(0.2, (full_run if fresh else update_run) * 1.1))
         mid = proc.poll() is None
         killed_mid += mid
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)  # the index process alone, as a crash or the OOM killer would
         proc.wait()
+        left = leftovers(proc.pid)
+        if left:
+            orphaned.append((n, left))
         why = check_usable(home, "k")
         if why:
             unusable.append((n, why))
-        if n % 10 == 0 or n == kills:
-            rerun = cli("index", corpus, "--home", home, "--name", "k", "--json", timeout=3600)
+        rerun_note = ""
+        if n % 10 == 0 or last:
+            rerun = cli("index", corpus, "--home", home, "--name", "k", *on, "--json", timeout=3600)
             rounds += 1
             if rerun.returncode != 0:
                 lost.append((n, rerun.stderr.strip()[-300:]))
-                continue
-            problems = full_invariants(home, "k", corpus, docs)
-            if problems:  # with the files the re-run skipped, and why
-                lost.append((n, problems[:5], json.loads(rerun.stdout).get("skipped", [])[:10]))
+                rerun_note = f"; re-run failed: {rerun.stderr.strip()[-200:]}"
+            else:
+                problems = full_invariants(home, "k", corpus, docs)
+                if problems:  # with the files the re-run skipped, and why
+                    lost.append((n, problems[:5], json.loads(rerun.stdout).get("skipped", [])[:10]))
+                rerun_note = f"; re-run: {'; '.join(problems[:3]) if problems else 'complete'}"
         print(f"  kill {n}/{kills} ({'mid-run' if mid else 'after the run ended'}{', fresh index' if fresh else ''}): "
-              f"{'ok' if not why else why}", flush=True)
-    result = {"kills": kills, "killed_while_running": killed_mid, "unusable_after_kill": unusable,
+              f"{'ok' if not why else why}{f'; {len(left)} processes left: {left}' if left else ''}{rerun_note}",
+              flush=True)
+        done = n
+        if last:
+            break
+    result = {"store": store, "kills": done, "killed_while_running": killed_mid, "unusable_after_kill": unusable,
+              "orphans_after_kill": orphaned,
               "reruns_checked": rounds, "reruns_with_lost_or_broken": lost, "full_run_seconds": round(full_run, 1),
               "update_run_seconds": round(update_run, 1),
               "seconds": round(time.perf_counter() - started), "load": load()}
-    print(f"kills: {kills} kill -9 ({killed_mid} mid-run), {len(unusable)} unusable indexes, {rounds} re-runs, "
-          f"{len(lost)} with lost files or broken invariants; {result['seconds']} s; {load()}")
+    print(f"kills ({store}): {done} kill -9{' (the time budget ended the run)' if done < kills else ''} ({killed_mid} mid-run), {len(unusable)} unusable indexes, "
+          f"{len(orphaned)} with processes left behind, {rounds} re-runs, {len(lost)} with lost files or broken "
+          f"invariants; {result['seconds']} s; {load()}")
     return result
 
 
@@ -243,7 +296,6 @@ def fuzz_case(rng: random.Random, real: dict[str, bytes], n: int) -> tuple[str, 
 
 
 def run_fuzz(workdir: Path, count: int, with_good: bool = True) -> dict:
-    sys.path.insert(0, str(REPO / "tests"))
     from helpers import docx_bomb  # the same bomb as the unit test
 
     rng = random.Random(5)
@@ -409,25 +461,7 @@ def _first_line(proc) -> str:
 
 
 # -- store damage (issue #22) ---------------------------------------------------------------------------------
-DAMAGES = ("truncate", "zero", "garble", "delete")
 STORES = ("faiss", "faiss+tantivy", "milvus")
-
-
-def damage_file(path: Path, how: str, rng: random.Random) -> None:
-    size = path.stat().st_size
-    if how == "delete":
-        path.unlink()
-    elif how == "truncate":
-        with open(path, "r+b") as f:
-            f.truncate(size // 2)
-    elif how == "zero":
-        with open(path, "r+b") as f:
-            f.write(b"\0" * size)
-    else:  # garble-middle: 1/8 of the file (at least 16 bytes, at most 16 KB) of random bytes in its middle
-        n = max(16, min(16384, size // 8))
-        with open(path, "r+b") as f:
-            f.seek(max(0, size // 2 - n // 2))
-            f.write(rng.randbytes(min(n, size)))
 
 
 def index_files(index_dir: Path) -> list[str]:
@@ -475,7 +509,7 @@ def run_store_damage(workdir: Path, stores=STORES, docs: int = 30, limit: int | 
     (corpus / "gen").mkdir(parents=True)
     for i in range(docs):
         write_doc(corpus, i)
-    queries = [(planted(i), f"doc{i:03d}.md") for i in range(10)]
+    queries = planted_queries(10)
     rng = random.Random(22)
     table, cases = {}, []
     for backend in stores:
@@ -794,13 +828,18 @@ def main() -> None:
     ap.add_argument("--fuzz-no-good", action="store_true", help="Skip fuzz's run over the good files alone.")
     ap.add_argument("--kill-docs", type=int, default=60, help="Generated documents in the kill corpus.")
     ap.add_argument("--kill-no-sample", action="store_true", help="Leave sample_corpus's PDF, DOCX and HTML files out of the kill corpus.")
+    ap.add_argument("--kill-budget", type=float, default=None,
+                    help="kills: seconds after which no new kill starts (the last gets its re-run).")
+    ap.add_argument("--store", default="faiss", choices=STORES,
+                    help="kills: the index's store (milvus: a Milvus Lite file in the index folder).")
     ap.add_argument("--stores", default=",".join(STORES), help="store-damage: the backends, comma-separated.")
     ap.add_argument("--limit-files", type=int, default=None, help="store-damage: only the first N files of each.")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {}
-    steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz, not args.fuzz_no_good),
+    steps = {"kills": lambda: run_kills(args.workdir, args.kills, args.kill_docs, not args.kill_no_sample, args.store,
+                                       args.kill_budget), "fuzz": lambda: run_fuzz(args.workdir, args.fuzz, not args.fuzz_no_good),
              "damage": lambda: run_damage(args.workdir),
              "store-damage": lambda: run_store_damage(args.workdir, args.stores.split(","), limit=args.limit_files),
              "diskfull": lambda: run_diskfull(args.workdir),

@@ -1,6 +1,7 @@
 """What several test modules share: a tiny random GPT-2 (the real one cannot be downloaded here), a generator
 whose output is scripted, a plugin registered for a block, a hit maker, a tiny BEIR dataset and the questions of
-sample_corpus/QUERIES.md. Fixtures live in conftest.py."""
+sample_corpus/QUERIES.md, the planted documents and file damage of the integrity tests and benchmarks/faults.py.
+Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 
 import io
 import json
+import random
 import zipfile
 import re
 from pathlib import Path
@@ -235,3 +237,50 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+# -- planted documents and damaged files (tests/test_integrity.py, benchmarks/faults.py) -------------------------
+PLANT_WORDS = ("river stone garden market window ladder engine harbor violin pepper orbit canvas lantern meadow "
+               "compass thunder velvet quartz falcon ember glacier saffron timber voyage").split()
+DAMAGES = ("truncate", "zero", "garble", "delete")
+
+
+def planted(i: int) -> str:
+    """A token that only document `i` holds: its keyword search has one right top hit."""
+    return f"zqx{i:04d}plant"
+
+
+def write_planted(folder: Path, i: int, variant: int = 0, words: int = 400) -> Path:
+    """folder/doc{i:03d}.md: a title, `planted(i)` and `words` filler words drawn for (i, variant); another
+    variant is another text (a changed file to re-index) with the same planted token."""
+    rng = random.Random(i * 1000 + variant)
+    body = " ".join(rng.choice(PLANT_WORDS) for _ in range(words))
+    path = folder / f"doc{i:03d}.md"
+    path.write_text(f"# Document {i}\n\n{planted(i)} {body} v{variant}\n", encoding="utf-8")
+    return path
+
+
+def planted_queries(n: int) -> list[tuple[str, str]]:
+    """(query, the file name of its right top hit) for the first `n` planted documents."""
+    return [(planted(i), f"doc{i:03d}.md") for i in range(n)]
+
+
+def damage_file(path: Path, how: str, rng: random.Random | None = None) -> None:
+    """One of DAMAGES: delete, truncate to half, zero every byte, or garble the middle (1/8 of the file, at least
+    16 bytes, at most 16 KB, of random bytes; same size and no new name)."""
+    size = path.stat().st_size
+    if how == "delete":
+        path.unlink()
+    elif how == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(size // 2)
+    elif how == "zero":
+        with open(path, "r+b") as f:
+            f.write(b"\0" * size)
+    elif how == "garble":
+        n = min(max(16, min(16384, size // 8)), size)
+        with open(path, "r+b") as f:
+            f.seek(max(0, size // 2 - n // 2))
+            f.write((rng or random.Random(0)).randbytes(n))
+    else:
+        raise ValueError(f"unknown damage {how!r} (one of {', '.join(DAMAGES)})")

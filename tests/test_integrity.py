@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from searchlm.indexing.check import check_index
 from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
+from helpers import DAMAGES, damage_file, planted, write_planted
 
 
 def copy_index(settings: Settings, home) -> Settings:
@@ -37,28 +39,16 @@ def garble(path, offset: int, size: int, seed: int = 0) -> None:
         f.write(np.random.default_rng(seed).bytes(size))
 
 
-WORDS = ("river stone garden market window ladder engine harbor violin pepper orbit canvas lantern meadow "
-         "compass thunder velvet quartz falcon ember glacier saffron timber voyage").split()
-
-
-def planted(i: int) -> str:
-    return f"zqx{i:03d}plant"
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, embedder):
     """A 60-document FAISS index (three pages of documents in SQLite), built once: tests damage copies of it."""
-    import random
-
     from searchlm.indexing.indexer import index_folder
 
     root = tmp_path_factory.mktemp("integrity")
     corpus = root / "corpus"
     corpus.mkdir()
     for i in range(60):
-        rng = random.Random(i)
-        body = " ".join(rng.choice(WORDS) for _ in range(60))
-        (corpus / f"doc{i:02d}.md").write_text(f"# Document {i}\n\n{planted(i)} {body}\n", encoding="utf-8")
+        write_planted(corpus, i, words=60)
     settings = Settings(home=root / "home", name="t")
     index_folder(corpus, settings, embedder=embedder)
     return settings, corpus
@@ -96,7 +86,7 @@ def test_a_lightly_garbled_database_keeps_every_document_it_can_read(built, tmp_
     assert check_index(settings).ok
     with Searcher(settings) as searcher:  # what was kept is searchable, keyword and dense
         kept = sorted(after)[0]
-        i = int(kept[3:5])
+        i = int(Path(kept).stem[3:])
         assert searcher.search(planted(i), k=1, mode="keyword")[0].path.endswith(kept)
 
 
@@ -155,19 +145,6 @@ def main_file(settings: Settings, backend: str) -> str:
     return max(mine, key=lambda k: files[k]["size"])
 
 
-def damage(path, how: str) -> None:
-    size = path.stat().st_size
-    if how == "delete":
-        path.unlink()
-    elif how == "truncate":
-        with open(path, "r+b") as f:
-            f.truncate(size // 2)
-    elif how == "zero":
-        path.write_bytes(b"\0" * size)
-    else:
-        garble(path, size // 2 - min(4096, size // 4), min(8192, size // 2))
-
-
 def right_hits(settings: Settings) -> int:
     with Searcher(settings) as searcher:
         return sum(searcher.search(q, k=1)[0].path.endswith(want) for q, want in QUERIES)
@@ -186,12 +163,12 @@ def test_the_manifest_records_a_digest_of_every_derived_file(small):
             assert entry["size"] == path.stat().st_size and entry["digest"] == file_digest(path), rel
 
 
-@pytest.mark.parametrize("how", ["truncate", "zero", "garble", "delete"])
+@pytest.mark.parametrize("how", DAMAGES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_damage_to_a_store_file_is_one_line_searched_around_then_repaired(small, tmp_path, caplog, backend, how):
     settings = linked_copy(small(backend), tmp_path / "home")
     rel = main_file(settings, backend)
-    damage(settings.index_dir / rel, how)
+    damage_file(settings.index_dir / rel, how)
     with caplog.at_level("WARNING"):
         right = right_hits(settings)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -262,9 +239,91 @@ def test_milvus_killed_before_its_collection_exists_searches_and_repairs(small, 
     with caplog.at_level("WARNING"):
         assert right_hits(settings) == len(QUERIES)
     assert "Milvus collection" in caplog.records[0].getMessage()
+    # What `check` says of a fresh FAISS index killed before its first save: an interrupted run, not damage (the
+    # 50 kill -9 runs on Lite counted "the Milvus collection 'searchlm_k' is missing" as an unusable index).
+    assert [p.message for p in check_index(settings).problems] == [
+        "the Milvus collection is older than the database (an interrupted run): not written yet"]
     report = check_index(settings, repair=True)
     assert report.ok and report.problems and check_index(settings).ok
     assert right_hits(settings) == len(QUERIES)
+
+
+class Killed(BaseException):
+    """A kill -9 at that point: nothing after it runs."""
+
+
+@pytest.mark.slow
+def test_a_milvus_lite_run_killed_before_its_sync_still_finds_what_the_database_holds(tmp_path, embedder, caplog,
+                                                                                       monkeypatch):
+    """Kill -9 runs on Milvus Lite: a run killed between its SQLite commit and the collection's sync left the
+    collection holding the replaced chunk ids; every search then found nothing (hybrid, keyword and dense) until
+    the next run, while `check` said only "older than the database (an interrupted run)"."""
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.stores.milvus import MilvusStore
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in SMALL.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    settings = Settings(home=tmp_path / "home", name="t", store="milvus")
+    index_folder(corpus, settings, embedder=embedder)
+    for name, text in SMALL.items():  # every chunk replaced by one with a new id
+        (corpus / name).write_text(text + "\nRevised once.\n", encoding="utf-8")
+
+    def killed(self, *args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MilvusStore, "sync", killed)
+        with pytest.raises(Killed):
+            index_folder(corpus, settings, embedder=embedder)
+    with caplog.at_level("WARNING"):
+        assert right_hits(settings) == len(QUERIES)
+        with Searcher(settings) as searcher:
+            assert searcher.search("waggle dance hive", k=1, mode="keyword")[0].path.endswith("bees.md")
+    assert "older than the database" in caplog.text
+    assert [p.message for p in check_index(settings).problems] == [
+        "the Milvus collection is older than the database (an interrupted run)"]
+    index_folder(corpus, settings, embedder=embedder)  # the next run catches the collection up
+    assert check_index(settings).ok and right_hits(settings) == len(QUERIES)
+
+
+@pytest.mark.slow
+def test_a_closed_milvus_lite_searcher_lets_other_processes_open_the_index(small, tmp_path):
+    """Milvus Lite serves a folder from one in-process server holding a flock on it until the process exits: a
+    long-lived process that had searched and closed the index kept every other process (the next `index` run) out,
+    with "cannot be opened ... run check --repair"."""
+    import fcntl
+
+    settings = linked_copy(small("milvus"), tmp_path / "home")
+    with Searcher(settings) as searcher:
+        assert searcher.search("waggle dance hive", k=1)[0].path.endswith("bees.md")
+        assert type(searcher.vectors).__name__ == "MilvusStore"  # Lite itself answered, not the SQLite copy
+    with open(settings.index_dir / "milvus.db" / "LOCK", "a") as lock:  # another process's view of the folder
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while Lite still holds it
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert right_hits(settings) == len(QUERIES)  # and this process opens it again
+
+
+@pytest.mark.slow
+def test_a_milvus_lite_folder_open_in_another_process_is_in_use_not_damaged(small, tmp_path, caplog):
+    """A `serve` holding a Lite index open: `index` and `search` said "cannot be opened ... run check --repair",
+    and `check --repair` set the folder that process was serving aside."""
+    import fcntl
+
+    from searchlm.errors import IndexBusyError
+
+    settings = linked_copy(small("milvus"), tmp_path / "home")
+    with open(settings.index_dir / "milvus.db" / "LOCK", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what Lite holds while it serves the folder (another open file here)
+        with caplog.at_level("WARNING"):
+            assert right_hits(settings) == len(QUERIES)  # answered from the copy in SQLite
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "open in another process" in warnings[0] and "--repair" not in warnings[0]
+        with pytest.raises(IndexBusyError, match="open in another process"):
+            check_index(settings, repair=True)
+        assert [p.name for p in settings.index_dir.iterdir() if p.name.startswith("milvus.db")] == ["milvus.db"]
+    assert check_index(settings).ok and right_hits(settings) == len(QUERIES)
 
 
 def test_disk_full_in_a_faiss_write_is_one_line(tmp_path):

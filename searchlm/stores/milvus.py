@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -74,6 +75,8 @@ class MilvusStore(VectorIndex):
         """pymilvus's `MilvusClient`, connected on first use: a search on a server does without it (`reader`)."""
         if self._client is None:
             self._client = _connect(self.uri, self.lite)
+            if self.lite:
+                _lite_opened(self.uri, +1)
         return self._client
 
     @property
@@ -249,21 +252,25 @@ class MilvusStore(VectorIndex):
         ann = self.manifest.ann
         if not self.lite:
             return None
+        if ann.get("backend") != "milvus":
+            return "the Milvus collection is not written yet (an interrupted first run)"
+        if ann.get("generation") != self.store.generation or self.store.has_pending_vector_changes():
+            # A run killed between its SQLite commit and the collection's sync: the collection's chunk ids are
+            # the replaced ones, so every hit would be dropped and searches found nothing until the next run.
+            return "the Milvus collection is older than the database (an interrupted run)"
         if not self.client.has_collection(self.collection):
-            return f"the Milvus collection '{self.collection}' is missing" + (
-                "" if ann.get("backend") == "milvus" else " (not written yet: an interrupted first run)")
-        if self.lite and ann.get("generation") == self.store.generation:
-            return integrity.quick_problem(self.index_dir, self.manifest.files,
-                                           integrity.under(self.manifest.files, self.spec.uri + "/"))
-        return None
+            return f"the Milvus collection '{self.collection}' is missing"
+        return integrity.quick_problem(self.index_dir, self.manifest.files,
+                                       integrity.under(self.manifest.files, self.spec.uri + "/"))
 
     def verify(self) -> list[str]:
         """The collection holds exactly SQLite's chunk ids (count and digest), and a search answers."""
         ann, store = self.manifest.ann, self.store
+        if ann.get("backend") != "milvus":  # as FAISS says of a file a first run did not write yet
+            return ["the Milvus collection is older than the database (an interrupted run): not written yet"]
         if not self.client.has_collection(self.collection):
             return [f"the Milvus collection '{self.collection}' is missing"]
-        if ann.get("backend") != "milvus" or ann.get("generation") != store.generation \
-                or store.has_pending_vector_changes():
+        if ann.get("generation") != store.generation or store.has_pending_vector_changes():
             return ["the Milvus collection is older than the database (an interrupted run)"]
         if self.lite:
             damaged = integrity.verify(self.index_dir, self.manifest.files,
@@ -414,6 +421,33 @@ class MilvusStore(VectorIndex):
                     part.close()
                 except Exception:
                     pass
+        if self.lite and self._client is not None:
+            _lite_opened(self.uri, -1)
+        self._client = None
+        self._reader = None if self.lite else ...
+
+
+_lite_clients: dict[str, int] = {}  # a Milvus Lite folder -> this process's open stores on it
+_lite_guard = threading.Lock()
+
+
+def _lite_opened(uri: str, change: int) -> None:
+    """Count this process's stores open on a Milvus Lite folder, and stop Lite's in-process server for it when the
+    last one closes. Lite serves each folder from one server per process, started by the first client and kept
+    (with its flock on the folder) until the process exits, whatever the clients do: a closed `Searcher` in a
+    long-lived process kept every other process (the next `index` run) out of the index."""
+    with _lite_guard:
+        left = _lite_clients.get(uri, 0) + change
+        _lite_clients[uri] = max(left, 0)
+        if left > 0:
+            return
+        del _lite_clients[uri]
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(uri)
+    except Exception:  # noqa: BLE001 - another milvus-lite: its server then lives until the process exits
+        pass
 
 
 def _first_line(exc: BaseException) -> str:
@@ -454,8 +488,9 @@ def _fit(text: str) -> str:
 
 
 def _connect(uri: str, lite: bool):
-    # gRPC's C core logs a Lite server's shutdown ("Got goaway") to stderr at its info level when asked to.
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from searchlm.stores.milvus_grpc import quiet_grpc
+
+    quiet_grpc()  # before pymilvus imports grpc
     try:
         from pymilvus import MilvusClient
     except ImportError:
@@ -466,6 +501,9 @@ def _connect(uri: str, lite: bool):
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # errors reach the user once, as a StoreError
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # damage too: once, as searchlm's own line
     if lite:
+        # Lite's server runs in this process, and grpc's server logs every call it does not implement with a
+        # traceback (pymilvus asks it for AllocTimestamp): the client gets that error, once, as a StoreError.
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         try:
             import milvus_lite  # noqa: F401
         except ImportError:
@@ -479,12 +517,37 @@ def _connect(uri: str, lite: bool):
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         if lite and Path(uri).exists():  # our own file that Milvus Lite cannot open: damaged derived data
-            from searchlm.errors import IndexDamagedError
+            from searchlm.errors import IndexBusyError, IndexDamagedError
 
             name = Path(uri).parent.name
+            if _held_elsewhere(Path(uri)):  # not damage: a repair would set a folder in use aside
+                raise IndexBusyError(f"index '{name}': its Milvus Lite data at {uri} is open in another process "
+                                     "(a `serve`, `mcp` or `watch` of this index); stop it and run this again") from None
             raise IndexDamagedError(f"index '{name}': the Milvus Lite data at {uri} cannot be opened ({reason}); "
                                     f"run `searchlm check --name {name} --repair`") from None
         raise _unreachable(uri, reason) from None
+
+
+def _held_elsewhere(folder: Path) -> bool:
+    """Whether another process has the Milvus Lite folder open: Lite holds a flock on its LOCK file while it
+    serves the folder, and opens nothing else (it answers "Open local milvus failed", as for damage)."""
+    import fcntl
+
+    try:
+        fd = os.open(folder / "LOCK", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _unreachable(uri: str, reason: str) -> StoreError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import re
 import sys
 import types
@@ -35,6 +36,14 @@ class Unexpected(Exception):
 
 class Unreachable(Exception):
     """The server does not answer."""
+
+
+def quiet_grpc() -> None:
+    """Keep gRPC's C core from writing its own log lines to stderr, where a command's first output must be
+    searchlm's one line: a Milvus Lite server that sends GOAWAY ("ENHANCE_YOUR_CALM ... too_many_pings") gets an
+    ERROR-level line, so "ERROR" is not enough. The core reads GRPC_VERBOSITY once, when grpc is first imported;
+    call this before every import of grpc or pymilvus. A value the user set is kept (e.g. DEBUG to see them)."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
 def plain_address(uri: str) -> str | None:
@@ -61,6 +70,7 @@ class Reader:
     """Read-only calls to the Milvus server at `address` ('host:port')."""
 
     def __init__(self, address: str, timeout: float):
+        quiet_grpc()
         import grpc
 
         self._grpc = grpc
