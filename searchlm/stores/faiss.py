@@ -351,7 +351,7 @@ class FaissStore(VectorIndex):
 
     def __init__(self, index_dir: Path, manifest, store, spec=None, warm: bool = False, in_memory: bool = False):
         self.path = index_dir / FAISS_FILE
-        self.in_memory = in_memory  # built from SQLite, never read or written (see sqlite_vectors)
+        self.in_memory = in_memory  # built from SQLite, never read or written (see stores.fallback.sqlite_store)
         self.manifest = manifest
         self.store = store
         self.warm = warm
