@@ -343,7 +343,7 @@ class Searcher(Closing):
         fix = f"run `searchlm check --name {self.settings.name} --repair`"
         try:
             vectors = open_store(self.index_dir, self.manifest, self.store, warm=self.resources.warm)
-        except IndexBusyError as exc:  # a Milvus Lite folder another process serves: nothing to repair
+        except IndexBusyError as exc:  # a store folder another process has open: nothing to repair
             why, fix = str(exc).split("; ")[0], str(exc).split("; ")[-1]
         except IndexDamagedError as exc:
             why = str(exc).split("; run ")[0]
