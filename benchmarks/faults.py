@@ -117,7 +117,7 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     from searchlm.indexing.manifest import Manifest
     from searchlm.search.searcher import Searcher
     from searchlm.settings import Settings
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
     from searchlm.stores.base import open_store
 
     problems = []
@@ -126,7 +126,7 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     conn = sqlite3.connect(settings.index_dir / "index.db")
     n_docs, n_chunks = conn.execute("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone()
     conn.close()
-    store = Store(settings.index_dir / "index.db", readonly=True, existing=True)
+    store = Database(settings.index_dir / "index.db", readonly=True, existing=True)
     try:
         with open_store(settings.index_dir, Manifest.load(settings.index_dir), store) as vectors:
             held = len(vectors)  # whatever the backend: FAISS vectors, or the Milvus collection's rows

@@ -212,13 +212,13 @@ class Synthetic:
 
 
 def build_base(sources: list[Path], out: Path, target: int) -> None:
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
     rows, vecs = load_sources(sources)
     synth = Synthetic(vecs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    store = Store(out)  # the schema, migrations and triggers of a real index
+    store = Database(out)  # the schema, migrations and triggers of a real index
     rng = np.random.default_rng(SEED)
     n = len(rows)
     conn = store.conn
@@ -319,9 +319,9 @@ def build_tantivy(args, index_dir: Path) -> dict:
 def timed_build(args, index_dir: Path, manifest, backend: str, seed: int) -> dict:
     """Build the store from SQLite (timed), then the 1 % update (timed); peak RSS of the process."""
     from searchlm.indexing.indexer import sync_vectors
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
-    store = Store(index_dir / "index.db")
+    store = Database(index_dir / "index.db")
     out: dict = {"backend": backend}
     t0 = time.perf_counter()
     sync_vectors(store, manifest, index_dir).close()

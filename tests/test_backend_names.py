@@ -22,8 +22,6 @@ ALLOWED = {
     ("indexing/database.py", "CREATE VIRTUAL TABLE chunks_cjk USING fts5("): "SQL, as above",
     ("search/spelling.py", "USING fts5vocab("): "SQL: the keyword tables' vocabulary",
     ("search/spelling.py", "USING fts5(w, tokenize="): "SQL: stems as the keyword tables stem",
-    ("adapt/stage.py", "from searchlm.stores.faiss import FAISS_FILE"): "adapt re-encodes default-store indexes only",
-    ("adapt/stage.py", "FAISS_FILE, ENCODER_DIR,"): "its copy of the index leaves the vector file out",
 }
 
 

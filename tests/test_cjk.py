@@ -73,7 +73,7 @@ def test_cjk_questions_are_in_queries_md():
 
 def test_an_index_from_before_cjk_migrates_and_finds_cjk(make_index):
     from searchlm.search.searcher import Searcher
-    from searchlm.indexing.database import SCHEMA_VERSION, Store
+    from searchlm.indexing.database import SCHEMA_VERSION, Database
 
     settings, _, _ = make_index({"notes/panda.md": "# 熊猫\n\n大熊猫每天吃很多竹子。\n", "notes/bees.md": "# Bees\n\nBees keep warm.\n"})
     db = settings.index_dir / "index.db"
@@ -85,7 +85,7 @@ def test_an_index_from_before_cjk_migrates_and_finds_cjk(make_index):
     )
     conn.commit()
     conn.close()
-    store = Store(db)
+    store = Database(db)
     assert store.schema_version == SCHEMA_VERSION == 4
     assert store.conn.execute("SELECT count(*) FROM chunks_cjk").fetchone()[0] == 1  # only the chunk with CJK
     store.close()
@@ -96,13 +96,13 @@ def test_an_index_from_before_cjk_migrates_and_finds_cjk(make_index):
 
 def test_reindexing_and_deleting_keep_the_cjk_table_in_step(make_index, embedder):
     from searchlm.indexing.indexer import index_folder
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
     settings, _, corpus = make_index({"a.md": "# 甲\n\n熊猫吃竹子。\n", "b.md": "# 乙\n\n김치를 담근다.\n"})
     (corpus / "a.md").write_text("# 甲\n\n蜜蜂过冬。\n", encoding="utf-8")
     (corpus / "b.md").unlink()
     index_folder(corpus, settings, embedder=embedder)
-    store = Store(settings.index_dir / "index.db")
+    store = Database(settings.index_dir / "index.db")
     rows = store.conn.execute("SELECT text FROM chunks_cjk").fetchall()
     assert rows == [("蜜蜂 蜂过 过冬 冬",)]
     orphans = store.conn.execute("SELECT count(*) FROM chunks_cjk WHERE rowid NOT IN (SELECT id FROM chunks)").fetchone()

@@ -219,7 +219,7 @@ def test_kind_follows_reindex_and_a_move(make_index, embedder):
 
 
 def test_an_index_from_before_kinds_migrates_and_keeps_working(make_index):
-    from searchlm.indexing.database import SCHEMA_VERSION, Store
+    from searchlm.indexing.database import SCHEMA_VERSION, Database
 
     settings, _, _ = make_index({"guide.md": f"# Connection pooling\n\n{POOL}\n", "NEWS.md": FILES["CHANGES.md"]})
     db = settings.index_dir / "index.db"
@@ -228,7 +228,7 @@ def test_an_index_from_before_kinds_migrates_and_keeps_working(make_index):
                        "WHERE key = 'schema_version'; DELETE FROM meta WHERE key = 'doc_kind_rules';")
     conn.commit()
     conn.close()
-    readonly = Store(db, readonly=True)  # a read-only view of the old file reads every document as a guide
+    readonly = Database(db, readonly=True)  # a read-only view of the old file reads every document as a guide
     assert {p.doc_kind for p in readonly.chunks_of_document(1)} == {"guide"}
     assert readonly.doc_kinds_of_chunks([1, 2, 3]) == {}
     readonly.close()
@@ -240,7 +240,7 @@ def test_an_index_from_before_kinds_migrates_and_keeps_working(make_index):
 
 
 def test_kinds_are_decided_again_when_the_rules_change(make_index):
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
     settings, _, _ = make_index({"guide.md": f"# Connection pooling\n\n{POOL}\n"})
     db = settings.index_dir / "index.db"
@@ -248,7 +248,7 @@ def test_kinds_are_decided_again_when_the_rules_change(make_index):
     conn.executescript("UPDATE documents SET doc_kind = 'api'; UPDATE meta SET value = '0' WHERE key = 'doc_kind_rules';")
     conn.commit()
     conn.close()
-    Store(db).close()
+    Database(db).close()
     assert _stored_kinds(settings) == {"guide.md": "guide"}
 
 

@@ -153,7 +153,7 @@ class Extras:
 
     @hookimpl
     def register_stores(self, register):
-        register("faiss", "no_such_module:Store")  # taken by the built-in: ignored
+        register("faiss", "no_such_module:Database")  # taken by the built-in: ignored
 
     @hookimpl
     def register_generators(self, register):

@@ -14,7 +14,7 @@ from searchlm.search.filters import Filter
 from searchlm.indexing.indexer import index_folder
 from searchlm.indexing.manifest import DB_FILE, Manifest
 from searchlm.settings import Settings
-from searchlm.indexing.database import Store
+from searchlm.indexing.database import Database
 from searchlm.stores.base import ChunkFilter, ComposedStore, KeywordIndex, VectorIndex, open_store, parse_store
 from conftest import write_files
 
@@ -57,7 +57,7 @@ def indexes(tmp_path_factory, embedder):
 
 def opened(settings: Settings):
     """(the index's SQLite store, its manifest, its composed store)."""
-    store = Store(settings.index_dir / DB_FILE)
+    store = Database(settings.index_dir / DB_FILE)
     manifest = Manifest.load(settings.index_dir)
     return store, manifest, open_store(settings.index_dir, manifest, store)
 
@@ -66,7 +66,7 @@ def path_filter(prefix: str) -> ChunkFilter:
     return ChunkFilter(paths=(Filter(f"--path {prefix}*", "d.path LIKE ?", [f"{prefix}%"]),))
 
 
-def paths_of(store: Store, ids) -> set[str]:
+def paths_of(store: Database, ids) -> set[str]:
     return {p.path for p in store.chunks_by_id(list(ids)).values()}
 
 

@@ -17,7 +17,7 @@ from searchlm.indexing.indexer import index_folder
 from searchlm.indexing.manifest import DB_FILE, Manifest
 from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
-from searchlm.indexing.database import Store
+from searchlm.indexing.database import Database
 from conftest import write_files
 
 BACKENDS = ["faiss", "faiss+tantivy", "milvus"]
@@ -32,7 +32,7 @@ DOCS = {
 
 
 def stored_vectors(settings) -> dict[int, np.ndarray]:
-    store = Store(settings.index_dir / DB_FILE)
+    store = Database(settings.index_dir / DB_FILE)
     try:
         return {int(i): v for ids, vecs in store.iter_vectors() for i, v in zip(ids, vecs)}
     finally:
@@ -40,7 +40,7 @@ def stored_vectors(settings) -> dict[int, np.ndarray]:
 
 
 def pending(settings) -> bool:
-    store = Store(settings.index_dir / DB_FILE)
+    store = Database(settings.index_dir / DB_FILE)
     try:
         return store.has_pending_vector_changes()
     finally:
@@ -270,7 +270,7 @@ def test_a_searcher_that_found_tantivy_behind_uses_it_once_the_run_has_caught_up
 
     monkeypatch.setattr(tantivy_store, "RECHECK_S", 0.0)
     settings, _, corpus = build("faiss+tantivy", name="behind")
-    store = Store(settings.index_dir / DB_FILE)
+    store = Database(settings.index_dir / DB_FILE)
     try:  # as a run does between committing a window and syncing the stores
         with store.conn:
             store.conn.execute("INSERT INTO vector_log(chunk_id, op) SELECT id, 1 FROM chunks LIMIT 1")
@@ -314,7 +314,7 @@ def test_faiss_update_is_incremental_and_the_file_never_silently_lags(build, emb
         index_folder(corpus, settings, embedder=embedder)
         assert builds == []
         # A kill between SQLite's commit and the FAISS write: SQLite changed, the file did not.
-        store = Store(settings.index_dir / DB_FILE)
+        store = Database(settings.index_dir / DB_FILE)
         try:
             store.delete_documents(["notes/bees.md"])
         finally:

@@ -138,7 +138,7 @@ def test_type_chosen_by_size_and_recorded_in_manifest(make_index, monkeypatch):
     from searchlm.indexing.indexer import rebuild_vectors
     from searchlm.indexing.manifest import DB_FILE, Manifest
     from searchlm.search.searcher import Searcher
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
     assert choose_type(vectors.HNSW_THRESHOLD - 1) == "flat" and choose_type(vectors.HNSW_THRESHOLD) == "hnsw"
     files = {f"note{i}.md": f"# Note {i}\n\nThe number {i} is written here, with some words about topic {i % 3}.\n"
@@ -149,7 +149,7 @@ def test_type_chosen_by_size_and_recorded_in_manifest(make_index, monkeypatch):
 
     # Past the threshold the rebuild switches to HNSW, says so in the manifest, and searches still work.
     monkeypatch.setattr(vectors, "HNSW_THRESHOLD", 5)
-    store = Store(settings.index_dir / DB_FILE)
+    store = Database(settings.index_dir / DB_FILE)
     try:
         rebuild_vectors(store, manifest, settings.index_dir)
         manifest.save(settings.index_dir)

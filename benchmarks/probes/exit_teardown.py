@@ -20,8 +20,8 @@ elif what == "tantivy":
     import tantivy
     i = tantivy.Index.open(sys.argv[2] + "/keywords.tantivy"); s = i.searcher()
 elif what == "sqlite":
-    from searchlm.indexing.database import Store
-    st = Store(Path(sys.argv[2]) / "index.db", existing=True); st.generation
+    from searchlm.indexing.database import Database
+    st = Database(Path(sys.argv[2]) / "index.db", existing=True); st.generation
 elif what == "numpy":
     import numpy
 t = time.perf_counter()

@@ -121,9 +121,9 @@ class _Adaptation:
         """The saved progress of an adaptation of this very index state, else a fresh one (old work removed)."""
         import json
 
-        from searchlm.indexing.database import Store
+        from searchlm.indexing.database import Database
 
-        store = Store(self.index_dir / DB_FILE, existing=True)
+        store = Database(self.index_dir / DB_FILE, existing=True)
         try:
             generation = store.generation
         finally:
@@ -154,11 +154,11 @@ class _Adaptation:
     # -- adapt ---------------------------------------------------------------------------------------------
     def run(self) -> AdaptReport:
         from searchlm.adapt import stage
-        from searchlm.indexing.database import Store
+        from searchlm.indexing.database import Database
 
         state = self._state("adapt")
         report = AdaptReport(self.settings.name, seconds=self.times)
-        store = Store(self.index_dir / DB_FILE, existing=True)
+        store = Database(self.index_dir / DB_FILE, existing=True)
         try:
             outline = store.chunk_outline()
         finally:
@@ -216,7 +216,7 @@ class _Adaptation:
         candidate = stage.candidate_dir(self.index_dir)
         if "encode_started" not in state:
             t = time.monotonic()
-            store = Store(self.index_dir / DB_FILE, existing=True)
+            store = Database(self.index_dir / DB_FILE, existing=True)
             try:
                 stage.make_candidate(self.index_dir, store, MODEL_DIR)
             finally:
@@ -398,9 +398,9 @@ class _Adaptation:
         manifest = Manifest.load(candidate)
         manifest.adapted["dense_weight"] = weight
         manifest.adapted["gate"] = report.gate
-        from searchlm.indexing.database import Store
+        from searchlm.indexing.database import Database
 
-        store = Store(candidate / DB_FILE, existing=True)
+        store = Database(candidate / DB_FILE, existing=True)
         try:
             manifest.save(candidate, store)
         finally:
@@ -423,7 +423,7 @@ class _Adaptation:
     def undo(self) -> AdaptReport:
         from searchlm.adapt import stage
         from searchlm.indexing.check import restore_encoder
-        from searchlm.indexing.database import Store
+        from searchlm.indexing.database import Database
 
         report = AdaptReport(self.settings.name, seconds=self.times)
         if not self.manifest.adapted:
@@ -435,7 +435,7 @@ class _Adaptation:
         candidate = stage.candidate_dir(self.index_dir)
         t = time.monotonic()
         if "encode_started" not in state:
-            store = Store(self.index_dir / DB_FILE, existing=True)
+            store = Database(self.index_dir / DB_FILE, existing=True)
             try:
                 stage.make_candidate(self.index_dir, store, MODEL_DIR)
             finally:

@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest
-from searchlm.stores.faiss import FAISS_FILE
+from searchlm.stores.base import vector_files
 
 ENCODED_KEY = "adapt_encoded_upto"  # meta key in the candidate's database: last chunk id re-encoded
 BATCH = 64  # chunks re-encoded per committed transaction
-_LEAVE_OUT = {DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", FAISS_FILE, ENCODER_DIR,
-              ".lock", ".writer"}
+_LEAVE_OUT = {DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", ENCODER_DIR, ".lock", ".writer"}
 
 
 def work_dir(index_dir: Path) -> Path:
@@ -47,17 +46,18 @@ def make_candidate(index_dir: Path, store, model_dir_name: str | None) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    leave_out = _LEAVE_OUT | vector_files(Manifest.load(index_dir))  # re-encoding rebuilds them
     for entry in index_dir.iterdir():
-        if entry.name in _LEAVE_OUT or entry.name == model_dir_name or entry.name.startswith(".adapt"):
+        if entry.name in leave_out or entry.name == model_dir_name or entry.name.startswith(".adapt"):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, tmp / entry.name, copy_function=_link_or_copy, symlinks=True)
         else:
             _link_or_copy(entry, tmp / entry.name)
     store.backup_to(tmp / DB_FILE)
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
-    copy = Store(tmp / DB_FILE, existing=True)
+    copy = Database(tmp / DB_FILE, existing=True)
     try:
         copy.set_meta(ENCODED_KEY, "-1")  # the live index may be an adapted one, with its own re-encoding's mark
     finally:
@@ -76,10 +76,10 @@ def _link_or_copy(src, dst) -> None:
 def reencode(candidate: Path, embedder, progress=None, deadline: float | None = None) -> bool:
     """Encode every chunk of the candidate with `embedder`, after those already done (resumable); True when all
     are done, False when `deadline` (a `time.monotonic()` value) came first."""
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
     progress = progress or (lambda phase, done, total: None)
-    store = Store(candidate / DB_FILE, existing=True)
+    store = Database(candidate / DB_FILE, existing=True)
     try:
         upto = int(store.get_meta(ENCODED_KEY) or -1)
         rows = store.chunk_outline()
@@ -113,9 +113,9 @@ def finish_candidate(candidate: Path, manifest: Manifest, progress=None) -> None
     import uuid
 
     from searchlm.indexing.indexer import rebuild_vectors
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
-    store = Store(candidate / DB_FILE, existing=True)
+    store = Database(candidate / DB_FILE, existing=True)
     try:
         store.set_meta("generation", str(store.generation + 1))  # other vectors: readers reload theirs
         # Another index now lives under this name: a server holding the old one open reopens it (identity.py).

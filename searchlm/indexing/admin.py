@@ -9,7 +9,7 @@ from searchlm.errors import IndexNotFoundError
 from searchlm.indexing.lock import write_lock
 from searchlm.indexing.manifest import DB_FILE, MANIFEST, Manifest
 from searchlm.settings import Settings
-from searchlm.indexing.database import Store
+from searchlm.indexing.database import Database
 
 
 def _located(settings: Settings) -> Settings:
@@ -28,7 +28,7 @@ def _located(settings: Settings) -> Settings:
 def index_status(settings: Settings) -> dict:
     settings = _located(settings)
     manifest = Manifest.load(settings.index_dir)
-    store = Store(settings.index_dir / DB_FILE, readonly=True, existing=True)
+    store = Database(settings.index_dir / DB_FILE, readonly=True, existing=True)
     try:
         docs, chunks = store.counts()
         generation = store.generation

@@ -131,13 +131,13 @@ def _check_manifest(index_dir, name, report, repair, store) -> Manifest | None:
 
 
 def _check_database(index_dir, name, report, repair):
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
     path = index_dir / DB_FILE
     problem = None
     store = None
     try:
-        store = Store(path, existing=True)  # read-write: the keyword table's integrity-check is an INSERT (that writes nothing)
+        store = Database(path, existing=True)  # read-write: the keyword table's integrity-check is an INSERT (that writes nothing)
         rows = store.conn.execute("PRAGMA integrity_check(20)").fetchall()
         if [r[0] for r in rows] != ["ok"]:
             problem = Problem("database", f"{DB_FILE} is damaged ({'; '.join(r[0] for r in rows[:2])[:160]})")
@@ -160,7 +160,7 @@ def _check_database(index_dir, name, report, repair):
         f"{DB_FILE}: {kept} documents kept, {lost} dropped as damaged (the damaged file is kept as "
         f"{DB_FILE}.damaged-*); run `searchlm index DIR --name {name}` to read the rest of the folder again"
     )
-    return Store(path, existing=True)
+    return Database(path, existing=True)
 
 
 def _salvage(path: Path) -> tuple[int, int]:
@@ -171,12 +171,12 @@ def _salvage(path: Path) -> tuple[int, int]:
     past it are read by their ids), and a damaged index b-tree is never used (rows are read by rowid)."""
     import numpy as np
 
-    from searchlm.indexing.database import Store, _add_cjk_rows
+    from searchlm.indexing.database import Database, _add_cjk_rows
 
     tmp = path.with_name(f".{path.name}.repair")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-    fresh = Store(tmp)
+    fresh = Database(tmp)
     kept = lost = 0
     try:
         old = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

@@ -122,7 +122,7 @@ def _m003_vector_log(conn: sqlite3.Connection) -> None:
 
 def _m004_doc_kind(conn: sqlite3.Connection) -> None:
     """Each document's kind (guide, changelog, migration, api: `searchlm.indexing.doc_kinds`). `put_document` computes it for
-    each document it writes; for the documents already stored, `Store._migrate` computes it from what they store,
+    each document it writes; for the documents already stored, `Database._migrate` computes it from what they store,
     as it does again whenever `doc_kinds.RULES_VERSION` changes. Not in the vector log's trigger: no vector store
     keeps it (a kind filter is resolved to documents in SQLite)."""
     conn.execute(f"ALTER TABLE documents ADD COLUMN doc_kind TEXT NOT NULL DEFAULT '{GUIDE}'")
@@ -165,7 +165,7 @@ def _passage(row) -> Passage:
     return Passage(**dict(zip(_PASSAGE_FIELDS, row)))
 
 
-class Store:
+class Database:
     """One index's SQLite file. Opening applies pending migrations."""
 
     def __init__(self, path: Path, readonly: bool = False, existing: bool = False):

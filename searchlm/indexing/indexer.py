@@ -41,7 +41,7 @@ from searchlm.diskspace import disk_errors
 from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest
 from searchlm.records import Chunk, IndexReport
 from searchlm.settings import DEFAULT_MODEL, Settings
-from searchlm.indexing.database import Store
+from searchlm.indexing.database import Database
 from searchlm.stores.base import ComposedStore, StoreSpec, open_store, parse_store, store_notices
 from searchlm.indexing.walk import FoundFile, walk
 
@@ -117,7 +117,7 @@ def index_folder(
         files = walk(root, follow_symlinks=follow_symlinks, skipped=report.skipped, exclude=(settings.home,))
         progress("scan", len(files), len(files))
         report.files_seen = len(files) + len(report.skipped)
-        store = Store(index_dir / DB_FILE, existing=manifest is not None)
+        store = Database(index_dir / DB_FILE, existing=manifest is not None)
         try:
             stored = store.documents()
             if not files and not stored:
@@ -144,7 +144,7 @@ def index_folder(
     return report
 
 
-def _documents(store: Store) -> int:
+def _documents(store: Database) -> int:
     try:
         return store.counts()[0]
     except sqlite3.Error:  # a store that cannot be read is not known to be empty: keep it
@@ -623,7 +623,7 @@ class _Feed:
             self._cond.notify_all()
 
 
-def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Progress | None = None) -> ComposedStore:
+def sync_vectors(store: Database, manifest: Manifest, index_dir: Path, progress: Progress | None = None) -> ComposedStore:
     """Apply SQLite's pending chunk changes to the index's store, vectors and keywords (no re-encoding; a full
     build when the store is new or cannot be updated) and record it in the manifest (not saved here)."""
     vectors = open_store(index_dir, manifest, store)
@@ -635,7 +635,7 @@ def sync_vectors(store: Store, manifest: Manifest, index_dir: Path, progress: Pr
     return vectors
 
 
-def rebuild_vectors(store: Store, manifest: Manifest, index_dir: Path) -> None:
+def rebuild_vectors(store: Database, manifest: Manifest, index_dir: Path) -> None:
     """Rebuild the store's vectors from SQLite (no re-encoding) and record them in the manifest (not saved here)."""
     with open_store(index_dir, manifest, store) as stored:
         stored.rebuild_vectors()

@@ -33,7 +33,7 @@ from searchlm.search.fusion import fuse_minmax, fuse_rrf
 from searchlm.indexing.manifest import DB_FILE, ENCODER_DIR, Manifest, list_indexes  # noqa: F401 (re-exported)
 from searchlm.records import Hit, IndexRef, SearchResult
 from searchlm.settings import Settings
-from searchlm.indexing.database import Store
+from searchlm.indexing.database import Database
 from searchlm.stores.base import ChunkFilter
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ class Searcher(Closing):
                 f"`searchlm index {self.manifest.root} --name {settings.name} --model {settings.model}`",
             )
         if not self.replica:
-            self.store = Store(self.index_dir / DB_FILE, existing=True)
+            self.store = Database(self.index_dir / DB_FILE, existing=True)
         # Given: shared with other searchers of the index, which close them (a server's pool); else our own.
         self._owns_resources = resources is None
         self.resources = resources if resources is not None else SearchResources()

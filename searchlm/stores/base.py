@@ -18,7 +18,7 @@ parsed once into a `StoreSpec` (which vector index, which keyword index) that `o
 registered by name through searchlm/plugins.py (`register_stores`, `register_keyword_indexes`), the built-ins too;
 a vector index names the keyword index it comes with when the store name does not (`VectorIndex.keywords`).
 
-SQLite stays the source of truth: every chunk change is logged there (`Store.pending_vector_changes`), and
+SQLite stays the source of truth: every chunk change is logged there (`Database.pending_vector_changes`), and
 `sync` applies the log to both sides, then clears it. Applying a change twice is harmless (adds skip ids already
 present, removals of absent ids do nothing), so a run killed between writing a backend and clearing the log is
 repaired by the next `sync`, and a searcher that finds the log not empty applies it in memory.
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from searchlm.indexing.manifest import Manifest
-    from searchlm.indexing.database import Store
+    from searchlm.indexing.database import Database
 
 from searchlm.stores import DEFAULT_STORE  # noqa: F401 (re-exported)
 
@@ -116,7 +116,7 @@ class StoreSpec:
     def describe(self) -> str:
         return f"{self.backend} ({self.uri})" if self.uri else self.backend
 
-    def open(self, index_dir: Path, manifest: Manifest, store: Store, *, warm: bool = False) -> ComposedStore:
+    def open(self, index_dir: Path, manifest: Manifest, store: Database, *, warm: bool = False) -> ComposedStore:
         """Build the vector index and the keyword index this spec names, composed."""
         from searchlm.plugins import keyword_indexes
 
@@ -144,8 +144,9 @@ class VectorIndex:
 
     name = "base"
     keywords = "fts5"  # the keyword index this one comes with when the store's name does not say
+    files: tuple[str, ...] = ()  # what it writes in the index folder from the stored vectors (re-encoding remakes it)
 
-    def sync(self, store: Store, manifest: Manifest, progress=None) -> None:
+    def sync(self, store: Database, manifest: Manifest, progress=None) -> None:
         """Apply SQLite's pending chunk changes (or build from scratch), persist, clear the log; record it in
         `manifest.ann`."""
         raise NotImplementedError
@@ -214,7 +215,7 @@ class KeywordIndex:
         a stand-in while it cannot (a tantivy index behind SQLite answers from FTS5)."""
         return self
 
-    def sync(self, store: Store, manifest: Manifest) -> None:
+    def sync(self, store: Database, manifest: Manifest) -> None:
         """Apply SQLite's pending chunk changes, before the vector index clears the log."""
 
     def record(self, manifest: Manifest) -> None:
@@ -237,7 +238,7 @@ class ComposedStore:
     def __init__(self, vectors: VectorIndex, keywords: KeywordIndex):
         self.vectors, self.keywords = vectors, keywords
 
-    def sync(self, store: Store, manifest: Manifest, progress=None) -> None:
+    def sync(self, store: Database, manifest: Manifest, progress=None) -> None:
         """Both sides in step with SQLite; the log is cleared (by the vector index) only after both hold it."""
         self.keywords.sync(store, manifest)
         self.vectors.sync(store, manifest, progress)
@@ -306,6 +307,12 @@ def parse_store(value: str | None, index_name: str) -> StoreSpec:
 TANTIVY_ADVICE_CHUNKS = 50_000
 
 
+def vector_files(manifest: Manifest) -> set[str]:
+    """The names of the files an index's vector index writes in its folder from the stored vectors: what a copy to
+    be re-encoded leaves out (`searchlm adapt`)."""
+    return set(StoreSpec.from_json(manifest.store).vector_class(manifest.name).files)
+
+
 def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
     """One line each: a new efSearch measurement; a default store past TANTIVY_ADVICE_CHUNKS."""
     notices = []
@@ -334,6 +341,6 @@ def discard_store(index_dir: Path, manifest: Manifest) -> str | None:
     return spec.vector_class(manifest.name).discard(index_dir, manifest, spec)
 
 
-def open_store(index_dir: Path, manifest: Manifest, store: Store, *, warm: bool = False) -> ComposedStore:
+def open_store(index_dir: Path, manifest: Manifest, store: Database, *, warm: bool = False) -> ComposedStore:
     """The manifest's store for this index (its vector and keyword indexes), ready to search or sync."""
     return StoreSpec.from_json(manifest.store).open(index_dir, manifest, store, warm=warm)

@@ -82,7 +82,7 @@ class FaissIndex:
 
     @classmethod
     def build(cls, dimension: int, batches, count: int, kind: str | None = None) -> FaissIndex:
-        """Build from (ids, vectors) batches, e.g. `Store.iter_vectors()`."""
+        """Build from (ids, vectors) batches, e.g. `Database.iter_vectors()`."""
         index = cls.empty(dimension, kind or choose_type(count))
         for ids, vectors in batches:
             index.add(ids, vectors)
@@ -348,6 +348,7 @@ class FaissStore(VectorIndex):
     """One index's FAISS file, kept in step with SQLite's change log."""
 
     name = "faiss"
+    files = (FAISS_FILE,)
 
     def __init__(self, index_dir: Path, manifest, store, spec=None, warm: bool = False, in_memory: bool = False):
         self.path = index_dir / FAISS_FILE

@@ -561,7 +561,7 @@ def _unreachable(uri: str, reason: str) -> StoreError:
 class MilvusRecords:
     """What a search reads of an index's SQLite file, read from its Milvus collection instead: the passages of
     chunks by id, their vectors and document kinds. A `Searcher` on a machine without the index folder uses it in
-    place of `Store`, and serves document views and `ask` too; `conn` is None (spelling corrections and path or
+    place of `Database`, and serves document views and `ask` too; `conn` is None (spelling corrections and path or
     kind filters need the folder's SQLite file)."""
 
     conn = None
