@@ -128,8 +128,8 @@ def full_invariants(home: Path, name: str, corpus: Path, docs: int) -> list[str]
     conn.close()
     store = Database(settings.index_dir / "index.db", readonly=True, existing=True)
     try:
-        with open_store(settings.index_dir, Manifest.load(settings.index_dir), store) as vectors:
-            held = len(vectors)  # whatever the backend: FAISS vectors, or the Milvus collection's rows
+        with open_store(settings.index_dir, Manifest.load(settings.index_dir), store) as stored:
+            held = len(stored.vectors)  # whatever the backend: FAISS vectors, or the Milvus collection's rows
     finally:
         store.close()
     if n_docs != files:
