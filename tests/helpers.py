@@ -284,3 +284,13 @@ def damage_file(path: Path, how: str, rng: random.Random | None = None) -> None:
             f.write((rng or random.Random(0)).randbytes(n))
     else:
         raise ValueError(f"unknown damage {how!r} (one of {', '.join(DAMAGES)})")
+
+
+# Five short documents in three folders: what the store tests index on every backend (test_stores, test_store_seams).
+STORE_DOCS = {
+    "notes/bees.md": "# Bees\n\nHoney bees perform a waggle dance to tell the hive where flowers are.\n",
+    "notes/bread.txt": "Sourdough bread\n\nA sourdough starter is flour and water colonised by wild yeast.\n",
+    "ml/attention.md": "# Attention\n\nSelf-attention lets every token weigh every other token in the sequence.\n",
+    "ml/trees.md": "# Decision trees\n\nA decision tree splits the data on one feature at a time, greedily.\n",
+    "misc/knots.md": "# Knots\n\nA bowline makes a fixed loop at the end of a line that does not slip.\n",
+}

@@ -17,14 +17,8 @@ from searchlm.settings import Settings
 from searchlm.indexing.database import Database
 from searchlm.stores.base import ChunkFilter, ComposedStore, KeywordIndex, VectorIndex, open_store, parse_store
 from conftest import write_files
+from helpers import STORE_DOCS as DOCS
 
-DOCS = {
-    "notes/bees.md": "# Bees\n\nHoney bees perform a waggle dance to tell the hive where flowers are.\n",
-    "notes/bread.txt": "Sourdough bread\n\nA sourdough starter is flour and water colonised by wild yeast.\n",
-    "ml/attention.md": "# Attention\n\nSelf-attention lets every token weigh every other token in the sequence.\n",
-    "ml/trees.md": "# Decision trees\n\nA decision tree splits the data on one feature at a time, greedily.\n",
-    "misc/knots.md": "# Knots\n\nA bowline makes a fixed loop at the end of a line that does not slip.\n",
-}
 
 # A vector index -> the store that holds it (and, for HNSW, the size past which FAISS builds one).
 VECTOR_INDEXES = {"faiss-flat": ("faiss", None), "faiss-hnsw": ("faiss", 1), "milvus": ("milvus", None)}

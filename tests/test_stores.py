@@ -19,16 +19,10 @@ from searchlm.search.searcher import Searcher
 from searchlm.settings import Settings
 from searchlm.indexing.database import Database
 from conftest import write_files
+from helpers import STORE_DOCS as DOCS
 
 BACKENDS = ["faiss", "faiss+tantivy", "milvus"]
 
-DOCS = {
-    "notes/bees.md": "# Bees\n\nHoney bees perform a waggle dance to tell the hive where flowers are.\n",
-    "notes/bread.txt": "Sourdough bread\n\nA sourdough starter is flour and water colonised by wild yeast.\n",
-    "ml/attention.md": "# Attention\n\nSelf-attention lets every token weigh every other token in the sequence.\n",
-    "ml/trees.md": "# Decision trees\n\nA decision tree splits the data on one feature at a time, greedily.\n",
-    "misc/knots.md": "# Knots\n\nA bowline makes a fixed loop at the end of a line that does not slip.\n",
-}
 
 
 def stored_vectors(settings) -> dict[int, np.ndarray]:
