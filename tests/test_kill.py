@@ -127,3 +127,32 @@ def test_sigterm_during_index_ends_like_ctrl_c(tmp_path):
     finally:
         for pid in group_members(proc.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_first_run_killed_while_creating_its_tables_does_not_block_the_next(tmp_path, embedder):
+    """SQLite's executescript commits each statement: a first run killed inside the schema left tables without
+    `schema_version`, and every later run failed with "table documents already exists" (50 kill -9 runs found
+    it). The schema is now built whole in a file beside the database and renamed into place; a file left half
+    made by an older version (tables, no version, no documents) is replaced the same way."""
+    from searchlm.indexing.database import Database
+    from searchlm.indexing.indexer import index_folder
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "bees.md").write_text("# Bees\n\nHoney bees keep the winter cluster warm by shivering.\n")
+    settings = Settings(home=tmp_path / "home", name="half")
+    settings.index_dir.mkdir(parents=True)
+    conn = sqlite3.connect(settings.index_dir / "index.db")  # what the kill left: two tables, no version
+    conn.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); CREATE TABLE documents (id INTEGER);")
+    conn.close()
+    (settings.index_dir / "index.db.new").write_bytes(b"half a file")  # a creation killed in the new code's step
+
+    report = index_folder(corpus, settings, embedder=embedder)
+    assert report.chunks_total >= 1
+    assert [h.path for h in Searcher(settings).search("winter cluster").hits][:1] == ["bees.md"]
+    assert not (settings.index_dir / "index.db.new").exists()
+    db = Database(settings.index_dir / "index.db", readonly=True, existing=True)
+    try:
+        assert db.schema_version >= 1 and count_documents(settings.index_dir / "index.db") == 1
+    finally:
+        db.close()

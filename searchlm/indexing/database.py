@@ -11,6 +11,7 @@ then clears: an update costs time in proportion to the change, and a log that is
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -165,15 +166,49 @@ def _passage(row) -> Passage:
     return Passage(**dict(zip(_PASSAGE_FIELDS, row)))
 
 
-class Database:
-    """One index's SQLite file. Opening applies pending migrations."""
+def _create_whole(path: Path) -> None:
+    """Make `path` a database with the whole schema, in one step, unless it is one already: the schema is built in
+    a file beside it that is renamed into place. A first run killed while creating tables (executescript commits
+    each statement) used to leave tables without `schema_version`, and every later run then failed with "table
+    documents already exists". Such a file, whose tables hold no document, is replaced the same way."""
+    if path.is_file() and path.stat().st_size > 0:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            versioned = "meta" in tables and conn.execute(
+                "SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is not None
+            unfinished = not versioned and (
+                "documents" not in tables or conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 0)
+        except sqlite3.DatabaseError:
+            return  # not ours to judge here: opening it says what is wrong
+        finally:
+            conn.close()
+        if not unfinished:
+            return
+    new = path.with_name(path.name + ".new")
+    for leftover in (new, new.with_name(new.name + "-wal"), new.with_name(new.name + "-shm")):
+        leftover.unlink(missing_ok=True)  # a creation killed before: it never held a document
+    fresh = Database(new, existing=False, _whole=True)
+    try:
+        fresh.conn.execute("PRAGMA journal_mode=DELETE")  # no -wal file to carry over: one file to rename
+    finally:
+        fresh.close()
+    for stale in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)  # an unfinished file's journal must not be read into the new one
+    os.replace(new, path)
 
-    def __init__(self, path: Path, readonly: bool = False, existing: bool = False):
+
+class Database:
+    """One index's SQLite file. Opening applies pending migrations (a new file gets its whole schema at once)."""
+
+    def __init__(self, path: Path, readonly: bool = False, existing: bool = False, _whole: bool = False):
         """`existing`: the file must already hold a searchlm store (a reader's view); a missing, empty or foreign
         file is an IndexDamagedError instead of a fresh empty index that answers "No results"."""
         self.path = path
         if existing and (not path.is_file() or path.stat().st_size == 0):
             raise damaged_db(path, "missing or empty")
+        if not readonly and not existing and not _whole:
+            _create_whole(path)
         try:
             if readonly:
                 self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
