@@ -125,7 +125,7 @@ _CLAUSE = re.compile(r"[,;:()]|\s(?:but|yet|although|though|whereas|while|so)\s"
 NEGATION_SCOPE = 4  # words after a negation, within its clause, that it covers: "will not slip or tighten under
 # load" negates slipping, not the load (counting content words instead reached "load" and lost two dev verdicts)
 MIN_OVERLAP = 0.4  # share of the question's content words the deciding sentence must hold
-MAIN_CLAUSE_WORDS = 4  # a negation among a question's first words ("Doesn't …", "Is it not …") only asks
+MAIN_CLAUSE_WORDS = 4  # a negation among a question's first words ("Doesn't …", "Is it not …") only frames it
 
 
 def verdict(question: str, sentence: str, about: str = "") -> str | None:
@@ -138,9 +138,10 @@ def verdict(question: str, sentence: str, about: str = "") -> str | None:
     yet can be untied easily", asked whether it can be untied) leaves it a "yes", and so does a negation of what
     the question itself negates ("Can a clove hitch shake loose when it is not under load?" answered by "… when
     not under load"). A question asked in the negative is answered as English answers it: "Doesn't the cluster
-    need heat?" gets "no" from "The cluster does not need heat", like "Does the cluster need heat?". A question asking for advice
-    ("Should I …?") is answered "no" by advice against. `about` names what the sentence speaks of when it does
-    not say it ("It supports Windows directly." under the heading "Waitress"): its words count toward the overlap."""
+    need heat?" gets "no" from "The cluster does not need heat", like "Does the cluster need heat?". A question
+    asking for advice ("Should I …?") is answered "no" by advice against. `about` names what the sentence speaks
+    of when it does not say it ("It supports Windows directly." under the heading "Waitress"): its words count
+    toward the overlap."""
     wanted = content_words(_YESNO.sub("", question, count=1))
     if not wanted:
         return None
@@ -149,8 +150,10 @@ def verdict(question: str, sentence: str, about: str = "") -> str | None:
         return None
     if _OPEN.search(sentence):
         return "maybe"
-    tokens = re.findall(r"[\w']+", question)
-    deeper = " ".join(tokens[MAIN_CLAUSE_WORDS:])  # "Doesn't it need heat?" is answered as "Does it need heat?"
+    # The question after its first words, punctuation kept for the clauses: "Doesn't it need heat?" is answered
+    # as "Does it need heat?".
+    words = list(re.finditer(r"[\w']+", question))
+    deeper = question[words[MAIN_CLAUSE_WORDS].start():] if len(words) > MAIN_CLAUSE_WORDS else ""
     mirrored = set().union(*_covered(deeper, set(wanted)))  # what the question negates itself
     said_negative = len(_covered(sentence, set(wanted) - mirrored)) % 2 == 1
     return "no" if said_negative or advised_against(question, sentence) else "yes"
