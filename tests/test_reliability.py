@@ -3,6 +3,7 @@ escapes the indexed folder or the index home, damage is named in one line and re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -470,16 +471,24 @@ def test_each_index_has_a_private_encoder_copy_and_damage_stays_in_it(tmp_path, 
 
 
 # -- disk full ----------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
+@contextlib.contextmanager
+def small_disk(mount: Path, size: str):
+    """A tmpfs of `size` mounted at `mount` for the block (skips the test where mounting needs root)."""
     import subprocess
 
-    mount = tmp_path / "small"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
                                            capture_output=True).returncode != 0:
         pytest.skip("mounting a small tmpfs needs root")
     try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily: a closed-late connection must not keep it
+
+
+@pytest.mark.slow
+def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
+    with small_disk(tmp_path / "small", "1m") as mount:
         corpus = write_files(tmp_path / "c", GOOD)
         settings = Settings(home=mount, name="full")
         index_folder(corpus, settings, embedder=embedder)  # small: fits (the encoder is linked from the cache)
@@ -491,22 +500,13 @@ def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
             index_folder(corpus, settings, embedder=embedder)
         assert "\n" not in str(caught.value) and "free" in str(caught.value)
         assert Searcher(settings).search("waggle dance", k=1)[0].path.endswith("bees.md")
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily: a closed-late connection must not keep it
 
 
 @pytest.mark.slow
 def test_check_repair_and_a_first_run_on_a_full_disk_are_one_line(tmp_path, embedder, monkeypatch):
     """`check --repair` rebuilding FAISS, and a first run copying its encoder, on a full disk: a FAISS
     RuntimeError or OSError traceback before."""
-    import subprocess
-
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
+    with small_disk(tmp_path / "small", "2m") as mount:
         corpus = write_files(tmp_path / "c", GOOD)
         settings = Settings(home=mount, name="full")
         index_folder(corpus, settings, embedder=embedder)  # fits: the encoder is a link to the cache's folder
@@ -530,8 +530,6 @@ def test_check_repair_and_a_first_run_on_a_full_disk_are_one_line(tmp_path, embe
         monkeypatch.setenv("SEARCHLM_SHARED_ENCODER", "1")
         assert check_index(settings, repair=True).ok
         assert Searcher(settings).search("waggle dance", k=1)[0].path.endswith("bees.md")
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 # -- the server: cross-site requests, token, queue, paths ----------------------------------------------------
