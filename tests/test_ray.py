@@ -111,21 +111,32 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _stop_cluster(marker: str) -> None:
+def _stop_cluster(marker: str, temp_dir: str) -> None:
     """Stop the processes of this cluster only, by pid: those whose environment holds `marker` (every process
-    `ray start` starts inherits it; some rename themselves, e.g. ray::DashboardAgent). `ray stop` would stop
-    every Ray process of the user on the machine."""
+    `ray start` starts inherits it) or that hold a file open under the cluster's `temp_dir` (its logs and
+    sockets). Some agents rename themselves (ray::DashboardAgent, ray::RuntimeEnvAgent), which overwrites the
+    environment /proc shows, so the marker alone left two of them running after the tests. `ray stop` would
+    stop every Ray process of the user on the machine."""
     import os
     import signal
     import time
     from pathlib import Path
 
+    def holds_file_under(proc: Path) -> bool:
+        for fd in (proc / "fd").iterdir():
+            try:
+                if os.readlink(fd).startswith(temp_dir):
+                    return True
+            except OSError:
+                continue
+        return False
+
     def ours() -> list[int]:
         pids = []
         for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
+            if proc.name.isdigit() and int(proc.name) != os.getpid():
                 try:
-                    if marker.encode() in (proc / "environ").read_bytes() and int(proc.name) != os.getpid():
+                    if marker.encode() in (proc / "environ").read_bytes() or holds_file_under(proc):
                         pids.append(int(proc.name))
                 except OSError:
                     continue
@@ -174,7 +185,7 @@ def ray_head(tmp_path_factory):
             env=cluster_env, check=True, capture_output=True, timeout=120)
         yield f"127.0.0.1:{gcs}", env
     finally:
-        _stop_cluster(marker)
+        _stop_cluster(marker, temp_dir)
         import shutil
 
         shutil.rmtree(temp_dir, ignore_errors=True)
