@@ -427,15 +427,18 @@ def search_line(ann: dict) -> str | None:
         return "exact search (flat index)"
     if "ef_search" not in ann:
         return "HNSW efSearch not measured yet (the next `searchlm index` run measures it)"
+    def shown(value, spec: str) -> str:  # a hand-edited manifest's odd value is shown as it is, never raised on
+        return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
     recall, target, ef = ann.get("recall", 0.0), ann.get("recall_target", RECALL_TARGET), ann["ef_search"]
-    probes = f"{ann.get('tuned_queries')} probe queries made from {ann.get('tuned_count', 0):,} vectors"
+    probes = f"{ann.get('tuned_queries')} probe queries made from {shown(ann.get('tuned_count', 0), ',')} vectors"
     if ann.get("mode") != "exact":
-        return f"HNSW efSearch {ef}: recall@10 {recall:.3f} against exact search on {probes} (target {target})"
-    if recall < target:
-        why = f"HNSW reached recall@10 {recall:.3f} at efSearch {ef} < target {target}"
+        return f"HNSW efSearch {ef}: recall@10 {shown(recall, '.3f')} against exact search on {probes} (target {target})"
+    reached = f"HNSW reached recall@10 {shown(recall, '.3f')} at efSearch {ef}"
+    if all(isinstance(v, (int, float)) for v in (recall, target)) and recall >= target:  # slower than a scan
+        why = f"{reached} but took {ann.get('hnsw_ms')} ms a query, an exact scan {ann.get('exact_ms')} ms"
     else:
-        why = (f"HNSW reached recall@10 {recall:.3f} at efSearch {ef} but took {ann.get('hnsw_ms')} ms a query, "
-               f"an exact scan {ann.get('exact_ms')} ms")
+        why = f"{reached} < target {target}"
     return f"exact search ({why}, on {probes})"
 
 
