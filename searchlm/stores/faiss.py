@@ -1,7 +1,8 @@
 """The FAISS backend of the vector-store seam: one FAISS file, derived from the vectors stored in SQLite.
 
 Type by size: exact `IndexFlatIP` below `HNSW_THRESHOLD` vectors, HNSW above it, its efSearch measured on the
-index's own vectors to reach a recall@10 target against exact search (`tune_ef_search`); both wrapped in `IndexIDMap` so FAISS ids are chunk ids, and the type is recorded in the
+index's own vectors to reach a recall@10 target against exact search (`tune_ef_search`; where no efSearch reaches
+it, or only one slower than a scan, the HNSW file's stored vectors are searched exactly instead); both wrapped in `IndexIDMap` so FAISS ids are chunk ids, and the type is recorded in the
 manifest. (Files written before used `IndexIDMap2`, which also keeps a reverse hash map of the ids; nothing here
 looks a vector up by id, and building that map cost every cold search at 1M chunks ~0.1 s and 50 MB. Both load.) The vectors of both types are memory-mapped on load (no copy: a cold search touches only the pages it reads). When
 faiss reports a GPU, unfiltered searches of a flat index run on a GPU copy; filtered ones (an `IDSelector`, which
