@@ -316,6 +316,107 @@ def test_hnsw_efsearch_is_measured_recorded_shown_and_retuned_for_a_new_target(m
     assert checked.exit_code == 0 and f"HNSW efSearch {ann['ef_search']}: recall@10" in checked.output
 
 
+def test_hnsw_that_reaches_no_target_searches_exactly_with_tombstones_and_filters():
+    """When no efSearch step reaches the target, the tuner says "exact" with the recall HNSW reached and the step
+    tried, and searches then return exactly the exact top k over the HNSW file's own vectors: removed ids
+    (tombstones) skipped, a filter (allowed ids) applied before the cut."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(4000, 64)).astype(np.float32)  # no structure: efSearch 16 misses neighbours
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = rng.normal(size=(40, 64)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    ids = np.arange(4000, dtype=np.int64) * 3 + 5
+    index = FaissIndex.build(64, [(ids, x)], len(ids), "hnsw")
+    dead = ids[::7]
+    tuned = vectors.tune_ef_search(index, 0.99, tombstones=dead, steps=(16,))
+    assert tuned["mode"] == "exact" and tuned["ef_search"] == 16 and tuned["recall"] < 0.99 and index.exact
+    assert "hnsw_ms" not in tuned  # costs are compared from COST_CHECK_MIN vectors only
+    alive = ~np.isin(ids, dead)
+    _, found = index.search(q, 10, excluded_ids=dead)
+    assert np.array_equal(found, exact_top(x[alive], ids[alive], q, 10))
+    allowed = ids[(ids % 2 == 0)]
+    keep = np.isin(ids, allowed)
+    _, found = index.search(q, 10, allowed_ids=allowed)
+    assert np.array_equal(found, exact_top(x[keep], ids[keep], q, 10))
+    _, found = index.search(q, 3, allowed_ids=allowed[:2])  # fewer allowed than k: the rest is -1
+    assert set(found[:, :2].ravel()) <= set(allowed[:2]) and (found[:, 2] == -1).all()
+    index.exact = False  # the graph at efSearch 16 is what it replaced: it misses some of them
+    _, graph = index.search(q, 10, excluded_ids=dead)
+    assert not np.array_equal(graph, exact_top(x[alive], ids[alive], q, 10))
+    reached = vectors.tune_ef_search(index, 0.5, tombstones=dead)
+    assert reached["mode"] == "hnsw" and not index.exact
+
+
+def test_search_lines_say_how_vectors_are_searched_and_why():
+    line = vectors.search_line
+    hnsw = {"type": "hnsw", "ef_search": 768, "recall": 0.955, "recall_target": 0.95, "tuned_count": 200_000,
+            "tuned_queries": 200, "mode": "hnsw"}
+    assert line(hnsw) == ("HNSW efSearch 768: recall@10 0.955 against exact search on 200 probe queries made from "
+                          "200,000 vectors (target 0.95)")
+    short = hnsw | {"ef_search": 4096, "recall": 0.858, "mode": "exact", "hnsw_ms": 33.7, "exact_ms": 59.5}
+    assert line(short).startswith("exact search (HNSW reached recall@10 0.858 at efSearch 4096 < target 0.95")
+    slow = hnsw | {"ef_search": 4096, "recall": 0.96, "mode": "exact", "hnsw_ms": 61.0, "exact_ms": 59.5}
+    assert line(slow).startswith("exact search (HNSW reached recall@10 0.960 at efSearch 4096 but took 61.0 ms a "
+                                 "query, an exact scan 59.5 ms")
+    assert line({"type": "flat", "count": 3}) == "exact search (flat index)"
+    assert line({"type": "hnsw"}).startswith("HNSW efSearch not measured yet")
+    assert line({"backend": "milvus", "type": "hnsw"}) is None
+
+
+def test_an_index_whose_target_no_efsearch_reaches_searches_exactly_and_says_so(make_index, embedder, monkeypatch):
+    """Through `index`: an unreachable target (above any recall) records "mode": "exact" in the manifest; `index`,
+    `status` and `check` say so in one line; searches skip a removed document and rank as exact search does."""
+    from typer.testing import CliRunner
+
+    from searchlm.cli import app
+    from searchlm.indexing.database import Database
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.indexing.manifest import DB_FILE, Manifest
+    from searchlm.search.searcher import Searcher
+
+    monkeypatch.setattr(vectors, "HNSW_THRESHOLD", 5)
+    monkeypatch.setattr(vectors, "RECALL_TARGET", 1.01)  # a tiny graph reaches 1.0: only above it is out of reach
+    files = {f"note{i}.md": f"# Note {i}\n\nThe number {i} is written here, with words about topic {i % 3}.\n"
+             for i in range(30)}
+    settings, report, corpus = make_index(files)
+    ann = Manifest.load(settings.index_dir).ann
+    assert ann["type"] == "hnsw" and ann["mode"] == "exact" and ann["ef_search"] == vectors.EF_STEPS[-1]
+    said = f"exact search (HNSW reached recall@10 {ann['recall']:.3f} at efSearch {vectors.EF_STEPS[-1]} < target 1.01"
+    assert any(n.startswith(said) for n in report.notices)
+    (corpus / "note7.md").unlink()
+    index_folder(corpus, settings, embedder=embedder)
+    ann = Manifest.load(settings.index_dir).ann
+    assert ann["mode"] == "exact" and ann["tombstones"] == 1
+    store = Database(settings.index_dir / DB_FILE, readonly=True)
+    try:
+        stored = stored_vectors_of(store)
+    finally:
+        store.close()
+    query = "The number 7 is written here"
+    with Searcher(settings) as searcher:
+        index = searcher.vectors.index
+        assert index.kind == "hnsw" and index.exact and len(index) == len(stored) + 1  # the removed one in the graph
+        qv = np.asarray(searcher.encoder.embed_query(query), dtype=np.float32)
+        ids = np.fromiter(stored, dtype=np.int64)
+        exact = np.vstack([stored[i] for i in ids]) @ qv
+        got = searcher.vectors.search(qv, 10)  # the removed chunk would be first: its text is the query's
+        assert set(got) <= set(ids.tolist()) and len(got) == 10
+        assert np.allclose(list(got.values()), np.sort(exact)[::-1][:10], atol=1e-5)
+        assert got == {int(i): pytest.approx(float(exact[ids == i][0]), abs=1e-5) for i in got}
+        hits = searcher.search(query, mode="dense", k=29)
+        assert len(hits) == 29 and not any(h.path.endswith("note7.md") for h in hits)
+    runner = CliRunner()
+    where = ["--name", settings.name, "--home", str(settings.home)]
+    shown = runner.invoke(app, ["status", *where])
+    assert shown.exit_code == 0 and any(l.startswith("vectors") and said in l for l in shown.output.splitlines())
+    checked = runner.invoke(app, ["check", *where])
+    assert checked.exit_code == 0 and said in checked.output
+
+
+def stored_vectors_of(store) -> dict[int, np.ndarray]:
+    return {int(i): v for ids, vs in store.iter_vectors() for i, v in zip(ids, vs)}
+
+
 def test_recall_target_from_the_environment_and_a_bad_one_refused(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 

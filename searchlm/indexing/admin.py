@@ -44,6 +44,11 @@ def index_status(settings: Settings) -> dict:
         encoder=_encoder_line(manifest),
         size_mb=round(sum(f.stat().st_size for f in settings.index_dir.rglob("*") if f.is_file()) / 2**20, 1),
     )
+    from searchlm.stores.faiss import search_line
+
+    searching = search_line(manifest.ann)
+    if searching:  # how vector searches run, in words (the `ann` entry holds the measurement)
+        info["vectors"] = searching
     return info
 
 

@@ -299,17 +299,12 @@ def _check_fts(store, report, repair) -> None:
 
 
 def _note_tuning(manifest, report) -> None:
-    """An HNSW index's efSearch and the recall@10 measured for it (see the store's `tune_ef_search`)."""
-    ann = manifest.ann
-    if ann.get("type") != "hnsw":
-        return
-    if "ef_search" not in ann:
-        report.notes.append("HNSW efSearch not measured yet (the next `searchlm index` run measures it)")
-        return
-    below = " - below it" if ann.get("recall", 0) < ann.get("recall_target", 0) else ""
-    report.notes.append(f"HNSW efSearch {ann['ef_search']}: recall@10 {ann.get('recall')} against exact search on "
-                        f"{ann.get('tuned_queries')} probe queries made from {ann.get('tuned_count')} vectors (target "
-                        f"{ann.get('recall_target')}{below})")
+    """How an HNSW index searches: its efSearch and the recall@10 measured for it, or exact search and why (see
+    the store's `tune_ef_search`)."""
+    from searchlm.stores.faiss import search_line
+
+    if manifest.ann.get("type") == "hnsw":
+        report.notes.append(search_line(manifest.ann))
 
 
 def _check_store(store, manifest, index_dir, report, repair) -> None:

@@ -317,11 +317,11 @@ def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
     """One line each: a new efSearch measurement; a default store past TANTIVY_ADVICE_CHUNKS."""
     notices = []
     ann = manifest.ann
-    measured = ("ef_search", "recall", "recall_target", "tuned_count")
+    measured = ("ef_search", "recall", "recall_target", "tuned_count", "mode")
     if "ef_search" in ann and any(ann.get(key) != before.get(key) for key in measured):
-        met = "" if ann["recall"] >= ann["recall_target"] else " (below the target even at the largest efSearch)"
-        notices.append(f"HNSW efSearch {ann['ef_search']}: recall@10 {ann['recall']:.3f} against exact search on "
-                       f"{ann['tuned_queries']} probe queries made from the index's vectors, target {ann['recall_target']}{met}.")
+        from searchlm.stores.faiss import search_line
+
+        notices.append(f"{search_line(ann)}.")
     if StoreSpec.from_json(manifest.store).backend == DEFAULT_STORE and chunks >= TANTIVY_ADVICE_CHUNKS:
         notices.append(f"{chunks:,} chunks: keyword search in SQLite FTS5 slows hybrid search at this size; "
                        f"`searchlm index {manifest.root} --name {manifest.name} --store faiss+tantivy` moves the "

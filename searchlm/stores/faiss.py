@@ -1,7 +1,8 @@
 """The FAISS backend of the vector-store seam: one FAISS file, derived from the vectors stored in SQLite.
 
 Type by size: exact `IndexFlatIP` below `HNSW_THRESHOLD` vectors, HNSW above it, its efSearch measured on the
-index's own vectors to reach a recall@10 target against exact search (`tune_ef_search`); both wrapped in `IndexIDMap` so FAISS ids are chunk ids, and the type is recorded in the
+index's own vectors to reach a recall@10 target against exact search (`tune_ef_search`; where no efSearch reaches
+it, or only one slower than a scan, the HNSW file's stored vectors are searched exactly instead); both wrapped in `IndexIDMap` so FAISS ids are chunk ids, and the type is recorded in the
 manifest. (Files written before used `IndexIDMap2`, which also keeps a reverse hash map of the ids; nothing here
 looks a vector up by id, and building that map cost every cold search at 1M chunks ~0.1 s and 50 MB. Both load.) The vectors of both types are memory-mapped on load (no copy: a cold search touches only the pages it reads). When
 faiss reports a GPU, unfiltered searches of a flat index run on a GPU copy; filtered ones (an `IDSelector`, which
@@ -44,7 +45,15 @@ TUNE_QUERIES = 200
 # reached 0.749: on clustered data such as MiniLM's it is easy. The first is easy on unstructured vectors.
 PROBE_MIX = 2
 QUERY_COSINE = 0.4
-TUNING_KEYS = ("ef_search", "recall", "recall_target", "tuned_count", "tuned_queries")
+# When no step reaches the target, or the step that does costs a query more than an exact scan of the same vectors
+# (measured on COST_QUERIES of the tuning queries, one at a time, one thread, as searches run), the index searches
+# exactly over the HNSW file's own stored vectors ("mode": "exact"): always right, and no slower. (A synthetic
+# 200k Cranfield+CISI set reached 0.858 at efSearch 4096 and searched there, wrongly, until this.) Costs are
+# compared from COST_CHECK_MIN live vectors: below it a scan costs well under a millisecond, and HNSW files that
+# small are only built on purpose (tests, benchmarks; `choose_type` builds flat below HNSW_THRESHOLD).
+COST_QUERIES = 20
+COST_CHECK_MIN = 20_000
+TUNING_KEYS = ("ef_search", "recall", "recall_target", "tuned_count", "tuned_queries", "mode", "hnsw_ms", "exact_ms")
 RETUNE_GROWTH = 1.2
 TOMBSTONE_SHARE = 0.1  # an HNSW file holding more removed vectors than this share is rebuilt from SQLite
 
@@ -66,7 +75,9 @@ class FaissIndex:
         self._mapped = False  # loaded with IO_FLAG_MMAP_IFC: read-only until _own() copies it
         self.threads: int | None = None  # OpenMP threads for a search; None: faiss's default
         self.ef = EF_UNTUNED  # HNSW efSearch: what `tune_ef_search` measured, recorded in the manifest
-        self.tuning: dict = {}  # that measurement (ef_search, recall, recall_target, tuned_count, tuned_queries)
+        self.exact = False  # HNSW that reached no recall target cheaper than a scan: search its stored vectors
+        self.tuning: dict = {}  # that measurement (TUNING_KEYS)
+        self._id_array: np.ndarray | None = None  # ids() by position, for exact searches of an HNSW file
 
     @classmethod
     def empty(cls, dimension: int, kind: str = "flat") -> FaissIndex:
@@ -95,6 +106,7 @@ class FaissIndex:
         self._own()
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
         self._gpu = None
+        self._id_array = None
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids (flat only; HNSW cannot delete, so callers rebuild it from SQLite)."""
@@ -123,19 +135,16 @@ class FaissIndex:
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None,
                excluded_ids: np.ndarray | None = None):
         """Top-k (scores, ids) per query; `allowed_ids` restricts the search before the cut (filters);
-        `excluded_ids` are skipped (HNSW tombstones; ignored when `allowed_ids` is given, which never holds them)."""
+        `excluded_ids` are skipped (HNSW tombstones; ignored when `allowed_ids` is given, which never holds them).
+        An HNSW index tuned to `exact` searches its stored vectors exactly instead of its graph."""
         import faiss
 
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(k, len(self)))
+        if self.exact and self.kind == "hnsw":
+            return self._search_exact(queries, k, allowed_ids, excluded_ids)
         params = None
-        selector = None
-        if allowed_ids is not None:
-            selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
-        elif excluded_ids is not None and len(excluded_ids):
-            inner = faiss.IDSelectorBatch(np.asarray(excluded_ids, dtype=np.int64))
-            selector = faiss.IDSelectorNot(inner)
-            selector._inner = inner  # the SWIG wrapper does not keep it alive
+        selector = _selector(allowed_ids, excluded_ids)
         if selector is not None:
             if self.kind == "hnsw":
                 params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef, k))
@@ -145,12 +154,40 @@ class FaissIndex:
             return self._gpu.search(queries, k)
         elif self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef, k))
+        return self._threaded(self.index.search, queries, k, params)
+
+    def _search_exact(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None,
+                      excluded_ids: np.ndarray | None):
+        """Exact top-k over an HNSW file's flat storage (its vectors by position; no copy, memory-mapped when
+        loaded so), the filter and tombstones turned from ids into positions, the positions back into ids."""
+        import faiss
+
+        ids = self._positions_ids()
+        if allowed_ids is not None:
+            allowed_ids = np.flatnonzero(np.isin(ids, np.asarray(allowed_ids, dtype=np.int64)))
+            excluded_ids = None
+        elif excluded_ids is not None and len(excluded_ids):
+            excluded_ids = np.flatnonzero(np.isin(ids, np.asarray(excluded_ids, dtype=np.int64)))
+        selector = _selector(allowed_ids, excluded_ids)
+        params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        scores, positions = self._threaded(_storage(self).search, queries, k, params)
+        return scores, np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
+
+    def _positions_ids(self) -> np.ndarray:
+        if self._id_array is None:
+            self._id_array = self.ids()
+        return self._id_array
+
+    def _threaded(self, search, queries: np.ndarray, k: int, params):
+        """`search` under this index's OpenMP thread cap (see `load`), the cap undone after."""
+        import faiss
+
         if not self.threads:
-            return self.index.search(queries, k, params=params)
+            return search(queries, k, params=params)
         before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(self.threads)
         try:
-            return self.index.search(queries, k, params=params)
+            return search(queries, k, params=params)
         finally:
             faiss.omp_set_num_threads(before)
 
@@ -208,11 +245,32 @@ class FaissIndex:
         return True
 
 
+def _selector(allowed: np.ndarray | None, excluded: np.ndarray | None):
+    """A FAISS IDSelector keeping only `allowed`, or all but `excluded`; None for neither."""
+    import faiss
+
+    if allowed is not None:
+        return faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+    if excluded is not None and len(excluded):
+        inner = faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64))
+        selector = faiss.IDSelectorNot(inner)
+        selector._inner = inner  # the SWIG wrapper does not keep it alive
+        return selector
+    return None
+
+
+def _storage(index: FaissIndex):
+    """An HNSW file's flat storage (an IndexFlatIP of its vectors by position)."""
+    import faiss
+
+    return faiss.downcast_index(faiss.downcast_index(index.index.index).storage)
+
+
 def _stored_vectors(index: FaissIndex) -> np.ndarray:
     """An HNSW file's vectors, by position, without a copy (its flat storage; memory-mapped when loaded so)."""
     import faiss
 
-    storage = faiss.downcast_index(faiss.downcast_index(index.index.index).storage)
+    storage = _storage(index)
     return faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
 
 
@@ -278,7 +336,7 @@ def moved_queries(vectors: np.ndarray, own: np.ndarray, rng, cosine: float | Non
 
 def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones: np.ndarray | None = None,
                    queries: np.ndarray | None = None, sample: int = TUNE_QUERIES, k: int = 10,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, steps: tuple[int, ...] | None = None) -> dict:
     """The smallest efSearch of EF_STEPS whose recall@k against exact search reaches `target`, measured on this
     index's own data: `sample` probe queries made from its live vectors, half of them midpoints between chunks
     (`probe_queries`) and half stored vectors moved off the data (`moved_queries`, their own entry left out of
@@ -287,17 +345,22 @@ def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones:
     the two halves' recalls); when no step reaches the target, the largest step and the recall it reached (the
     manifest and `check` show it).
 
+    "mode" is "exact" (and the index searches its stored vectors exactly) when no step reaches the target, or
+    when the one that does costs a query at least as much as an exact scan ("hnsw_ms" and "exact_ms", measured
+    from COST_CHECK_MIN live vectors); else "hnsw".
+
     Exact search reads every vector once (200 queries over 1M: ~2 s of BLAS); HNSW searches cost ~1-40 ms each
     per step, so tuning costs seconds to a minute at 1M, against minutes to build the graph."""
     tombstones = np.zeros(0, dtype=np.int64) if tombstones is None else np.asarray(tombstones, dtype=np.int64)
+    steps = steps or EF_STEPS
     vectors = _stored_vectors(index)
     ids = index.ids()
     dead = np.flatnonzero(np.isin(ids, tombstones)) if len(tombstones) else np.zeros(0, dtype=np.int64)
     live = len(ids) - len(dead)
     if live < 2:  # nothing to miss
-        index.ef = EF_STEPS[0]
+        index.ef, index.exact = steps[0], False
         index.tuning = {"ef_search": index.ef, "recall": 1.0, "recall_target": target, "tuned_count": live,
-                        "tuned_queries": 0}
+                        "tuned_queries": 0, "mode": "hnsw"}
         return index.tuning
     k = min(k, live - 1)
     if queries is None:
@@ -312,23 +375,72 @@ def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones:
         q = np.ascontiguousarray(q, dtype=np.float32)
         exact_s, exact_p = _exact_top(vectors, q, k, dead, own)
         measured.append((q, own, ids[exact_p], exact_s[:, -1] - 1e-5))
-    before, threads = index.ef, index.threads
-    index.threads = None  # all cores: tuning runs once, in the indexing process
-    result = {"ef_search": EF_STEPS[-1], "recall": 0.0}
+    before, threads, exact = index.ef, index.threads, index.exact
+    index.threads, index.exact = None, False  # all cores: tuning runs once, in the indexing process
+    result = {"ef_search": steps[-1], "recall": 0.0}
     try:
-        for ef in EF_STEPS:
+        for ef in steps:
             index.ef = ef
             recall = min(_recall(index, q, own, ids, exact_ids, kth, k, tombstones)
                          for q, own, exact_ids, kth in measured)
             result = {"ef_search": ef, "recall": round(recall, 4)}
             if recall >= target:
                 break
+        index.ef = result["ef_search"]
+        if live >= COST_CHECK_MIN:
+            result |= _costs(index, np.vstack([q[:COST_QUERIES // len(measured) + 1] for q, *_ in measured]),
+                             tombstones)
     finally:
-        index.ef, index.threads = before, threads
-    index.ef = result["ef_search"]
+        index.ef, index.threads, index.exact = before, threads, exact
+    reached = result["recall"] >= target
+    cheaper = result.get("hnsw_ms", 0) < result.get("exact_ms", np.inf)
+    result["mode"] = "hnsw" if reached and cheaper else "exact"
+    index.ef, index.exact = result["ef_search"], result["mode"] == "exact"
     index.tuning = result | {"recall_target": target, "tuned_count": live,
                              "tuned_queries": sum(len(q) for q, *_ in measured)}
     return index.tuning
+
+
+def _costs(index: FaissIndex, queries: np.ndarray, tombstones: np.ndarray) -> dict:
+    """Median ms a query of `index` at its efSearch and of an exact scan of its stored vectors: one query at a
+    time on one thread, as searches run, the two interleaved query by query so that load hits both alike."""
+    import time
+
+    times: dict[bool, list[float]] = {False: [], True: []}
+    index.threads = 1
+    for q in queries:
+        for exact in (False, True):
+            index.exact = exact
+            t0 = time.perf_counter()
+            index.search(q[None, :], 10, excluded_ids=tombstones)
+            times[exact].append(time.perf_counter() - t0)
+    return {"hnsw_ms": round(1000 * float(np.median(times[False])), 2),
+            "exact_ms": round(1000 * float(np.median(times[True])), 2)}
+
+
+def search_line(ann: dict) -> str | None:
+    """How a FAISS index searches, in one line for `status`, `check` and `index`: exact (flat), HNSW at its
+    measured efSearch, or exact over an HNSW file's vectors and why (see `tune_ef_search`); None for another
+    backend's manifest."""
+    if ann.get("backend", "faiss") != "faiss" or "type" not in ann:
+        return None
+    if ann["type"] != "hnsw":
+        return "exact search (flat index)"
+    if "ef_search" not in ann:
+        return "HNSW efSearch not measured yet (the next `searchlm index` run measures it)"
+    def shown(value, spec: str) -> str:  # a hand-edited manifest's odd value is shown as it is, never raised on
+        return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+    recall, target, ef = ann.get("recall", 0.0), ann.get("recall_target", RECALL_TARGET), ann["ef_search"]
+    probes = f"{ann.get('tuned_queries')} probe queries made from {shown(ann.get('tuned_count', 0), ',')} vectors"
+    if ann.get("mode") != "exact":
+        return f"HNSW efSearch {ef}: recall@10 {shown(recall, '.3f')} against exact search on {probes} (target {target})"
+    reached = f"HNSW reached recall@10 {shown(recall, '.3f')} at efSearch {ef}"
+    if all(isinstance(v, (int, float)) for v in (recall, target)) and recall >= target:  # slower than a scan
+        why = f"{reached} but took {ann.get('hnsw_ms')} ms a query, an exact scan {ann.get('exact_ms')} ms"
+    else:
+        why = f"{reached} < target {target}"
+    return f"exact search ({why}, on {probes})"
 
 
 def _recall(index: FaissIndex, queries: np.ndarray, own: np.ndarray | None, ids: np.ndarray,
@@ -402,6 +514,7 @@ class FaissStore(VectorIndex):
         if isinstance(ann.get("ef_search"), int) and ann["ef_search"] > 0:
             index.ef = ann["ef_search"]
             index.tuning = {key: ann[key] for key in TUNING_KEYS if key in ann}
+            index.exact = ann.get("mode") == "exact"
         return index
 
     def _current(self) -> bool:
@@ -516,7 +629,7 @@ class FaissStore(VectorIndex):
         live = len(index) - len(self._tombstones)
         done = index.tuning
         if (done.get("recall_target") == target and done.get("tuned_count", 0) * RETUNE_GROWTH > live
-                and done.get("tuned_count", 0) <= live * RETUNE_GROWTH):
+                and done.get("tuned_count", 0) <= live * RETUNE_GROWTH and "mode" in done):  # else from before modes
             return False
         tune_ef_search(index, target, self._tombstones)
         index.threads = 1  # as a loaded one (see _read)
