@@ -44,9 +44,13 @@ def index_status(settings: Settings) -> dict:
         encoder=_encoder_line(manifest),
         size_mb=round(sum(f.stat().st_size for f in settings.index_dir.rglob("*") if f.is_file()) / 2**20, 1),
     )
-    from searchlm.stores.faiss import search_line
+    from searchlm.errors import InputError
+    from searchlm.stores.base import StoreSpec
 
-    searching = search_line(manifest.ann)
+    try:
+        searching = StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(manifest.ann)
+    except InputError:  # a plugin's backend that is not installed: status still says the rest
+        searching = None
     if searching:  # how vector searches run, in words (the `ann` entry holds the measurement)
         info["vectors"] = searching
     return info

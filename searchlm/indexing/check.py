@@ -301,10 +301,10 @@ def _check_fts(store, report, repair) -> None:
 def _note_tuning(manifest, report) -> None:
     """How an HNSW index searches: its efSearch and the recall@10 measured for it, or exact search and why (see
     the store's `tune_ef_search`)."""
-    from searchlm.stores.faiss import search_line
+    from searchlm.stores.base import StoreSpec
 
     if manifest.ann.get("type") == "hnsw":
-        report.notes.append(search_line(manifest.ann))
+        report.notes.append(StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(manifest.ann))
 
 
 def _check_store(store, manifest, index_dir, report, repair) -> None:

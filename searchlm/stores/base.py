@@ -178,6 +178,12 @@ class VectorIndex:
         caller saves)."""
         raise NotImplementedError
 
+    @classmethod
+    def search_line(cls, ann: dict) -> str | None:
+        """How this backend searches an index, in one line for `status`, `check` and `index`, read from what
+        `sync` recorded in `manifest.ann`; None when there is nothing to say."""
+        return None
+
     def warm_up(self) -> None:
         """Load what the first search would (a server calls this at start-up)."""
 
@@ -319,9 +325,9 @@ def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
     ann = manifest.ann
     measured = ("ef_search", "recall", "recall_target", "tuned_count", "mode")
     if "ef_search" in ann and any(ann.get(key) != before.get(key) for key in measured):
-        from searchlm.stores.faiss import search_line
-
-        notices.append(f"{search_line(ann)}.")
+        line = StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(ann)
+        if line:
+            notices.append(f"{line}.")
     if StoreSpec.from_json(manifest.store).backend == DEFAULT_STORE and chunks >= TANTIVY_ADVICE_CHUNKS:
         notices.append(f"{chunks:,} chunks: keyword search in SQLite FTS5 slows hybrid search at this size; "
                        f"`searchlm index {manifest.root} --name {manifest.name} --store faiss+tantivy` moves the "

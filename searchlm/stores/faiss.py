@@ -462,6 +462,10 @@ class FaissStore(VectorIndex):
     name = "faiss"
     files = (FAISS_FILE,)
 
+    @classmethod
+    def search_line(cls, ann: dict) -> str | None:
+        return search_line(ann)
+
     def __init__(self, index_dir: Path, manifest, store, spec=None, warm: bool = False, in_memory: bool = False):
         self.path = index_dir / FAISS_FILE
         self.in_memory = in_memory  # built from SQLite, never read or written (see stores.fallback.sqlite_store)
