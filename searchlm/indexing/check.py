@@ -304,7 +304,9 @@ def _note_tuning(manifest, report) -> None:
     from searchlm.stores.base import StoreSpec
 
     if manifest.ann.get("type") == "hnsw":
-        report.notes.append(StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(manifest.ann))
+        line = StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(manifest.ann)
+        if line:  # a backend with nothing to say adds no note
+            report.notes.append(line)
 
 
 def _check_store(store, manifest, index_dir, report, repair) -> None:
