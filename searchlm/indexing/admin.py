@@ -45,10 +45,10 @@ def index_status(settings: Settings) -> dict:
         size_mb=round(sum(f.stat().st_size for f in settings.index_dir.rglob("*") if f.is_file()) / 2**20, 1),
     )
     from searchlm.errors import InputError
-    from searchlm.stores.base import StoreSpec
+    from searchlm.stores.base import vector_search_line
 
     try:
-        searching = StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(manifest.ann)
+        searching = vector_search_line(manifest)
     except InputError:  # a plugin's backend that is not installed: status still says the rest
         searching = None
     if searching:  # how vector searches run, in words (the `ann` entry holds the measurement)

@@ -301,10 +301,10 @@ def _check_fts(store, report, repair) -> None:
 def _note_tuning(manifest, report) -> None:
     """How an HNSW index searches: its efSearch and the recall@10 measured for it, or exact search and why (see
     the store's `tune_ef_search`)."""
-    from searchlm.stores.base import StoreSpec
+    from searchlm.stores.base import vector_search_line
 
     if manifest.ann.get("type") == "hnsw":
-        line = StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(manifest.ann)
+        line = vector_search_line(manifest)
         if line:  # a backend with nothing to say adds no note
             report.notes.append(line)
 

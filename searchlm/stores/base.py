@@ -319,13 +319,19 @@ def vector_files(manifest: Manifest) -> set[str]:
     return set(StoreSpec.from_json(manifest.store).vector_class(manifest.name).files)
 
 
+def vector_search_line(manifest: Manifest) -> str | None:
+    """How the index's vector backend searches it, in one line (its `VectorIndex.search_line` of the manifest's
+    `ann`), for `index`, `status` and `check`. An unknown backend raises InputError, as `vector_class` does."""
+    return StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(manifest.ann)
+
+
 def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
     """One line each: a new efSearch measurement; a default store past TANTIVY_ADVICE_CHUNKS."""
     notices = []
     ann = manifest.ann
     measured = ("ef_search", "recall", "recall_target", "tuned_count", "mode")
     if "ef_search" in ann and any(ann.get(key) != before.get(key) for key in measured):
-        line = StoreSpec.from_json(manifest.store).vector_class(manifest.name).search_line(ann)
+        line = vector_search_line(manifest)
         if line:
             notices.append(f"{line}.")
     if StoreSpec.from_json(manifest.store).backend == DEFAULT_STORE and chunks >= TANTIVY_ADVICE_CHUNKS:
