@@ -501,6 +501,19 @@ def test_a_second_sentence_is_quoted_only_when_it_ranks_as_well_and_adds_somethi
     assert runner_up([best, far], best.text) is None  # too far below the best to quote as well
 
 
+def test_a_code_block_with_blank_lines_inside_is_quoted_whole():
+    from searchlm.search.answer import code_around
+
+    # A Markdown fence holding imports, a blank line and a function comes out of extraction as three code
+    # paragraphs: the how-to quotes all of it, as the page has it, not only the imports.
+    code = ("from fastapi.responses import StreamingResponse\n\napp = FastAPI()\n\n\n"
+            "@app.get(\"/image\")\ndef stream_image():\n    yield from read_image()")
+    text = f"Old example:\n\nx = 1\n\nTo stream bytes, use yield to return the data.\n\n{code}\n\nPrefer this."
+    after, before = code_around(text, 2)  # units: the lead-in, x = 1, the instruction, then the fence's three
+    assert after == code and before == "x = 1"
+    assert code_around(text, 6) == (None, code)  # from "Prefer this.", the whole block is the one before
+
+
 def test_a_how_to_whose_instruction_ends_its_chunk_takes_the_code_from_the_next(make_index):
     filler = " ".join(f"Sourdough note {i}: a starter likes a warm kitchen, rye flour and patience." for i in range(8))
     code = ("starter = weigh(jar)\nflour = water = starter\njar.add(flour, water)\njar.stir(times=20)\n"

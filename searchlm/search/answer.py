@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -587,11 +588,11 @@ def compose(kind: str, question: str, hits: list[Hit], ranked: list[Sentence], s
         source = n
         if code is None and following is not None:
             after = following(hits[n - 1])
-            opening = paragraphs(after.text)[:1] if after is not None else []
-            if opening and is_code(opening[0]):
+            opening = list(itertools.takewhile(is_code, paragraphs(after.text))) if after is not None else []
+            if opening:
                 hits.append(after)
                 shown.passages.append(after.text)
-                code, source = _cut_code(opening[0]), len(hits)
+                code, source = _cut_code(_span(after.text, opening[0], opening[-1])), len(hits)
         code = code or before
         if code:
             shown.add(f"```\n{code}\n```", [source], "code")
@@ -679,11 +680,34 @@ def figure(question: str, hits: list[Hit], ranked: list[Sentence]) -> tuple[Sent
 
 def code_around(text: str, position: int) -> tuple[str | None, str | None]:
     """(the first code block after the passage's sentence at `position`, the last one before it), verbatim and cut
-    at MAX_CODE_LINES: an instruction introduces its code, so the one after goes with it first."""
-    codes = [(i, block) for i, (kind, block) in enumerate(passage_units(text)) if kind == "code"]
-    after = next((_cut_code(block) for i, block in codes if i > position), None)
-    before = next((_cut_code(block) for i, block in reversed(codes) if i < position), None)
-    return after, before
+    at MAX_CODE_LINES: an instruction introduces its code, so the one after goes with it first. Code paragraphs
+    with no prose between them are one block (a Markdown fence or a literal block with blank lines inside)."""
+    units = passage_units(text)
+    kinds, blocks = [kind for kind, _ in units], [block for _, block in units]
+    after = next((i for i in range(position + 1, len(kinds)) if kinds[i] == "code"), None)
+    before = next((i for i in range(position - 1, -1, -1) if kinds[i] == "code"), None)
+    if before is not None:
+        while before > 0 and kinds[before - 1] == "code":
+            before -= 1
+    return _code_run(text, blocks, kinds, after), _code_run(text, blocks, kinds, before)
+
+
+def _code_run(text: str, blocks: list[str], kinds: list[str], start: int | None) -> str | None:
+    """The code units from `start` up to the next prose, as `text` has them (blank lines kept), cut at
+    MAX_CODE_LINES (None for None)."""
+    if start is None:
+        return None
+    end = start
+    while end + 1 < len(kinds) and kinds[end + 1] == "code":
+        end += 1
+    return _cut_code(_span(text, blocks[start], blocks[end]))
+
+
+def _span(text: str, first: str, last: str) -> str:
+    """`text` from where `first` begins to where `last` (found after it) ends."""
+    begin = text.find(first)
+    finish = text.find(last, begin + len(first)) if first != last else begin
+    return text[begin:finish + len(last)] if begin >= 0 and finish >= 0 else first
 
 
 def _cut_code(block: str) -> str:
