@@ -82,10 +82,10 @@ def test_index_update_search_check_and_server_loss_through_the_cli(milvus_server
     assert top_paths(back)[0].endswith("bees.md")
 
 
-# Short queries beside QUERIES.md's questions, so that 20 need no spelling correction (a replica has no FTS5
-# vocabulary to correct with; see `Searcher.correct`).
-MORE_QUERIES = ["spring tides moon", "sourdough starter", "rank fusion", "LRU cache eviction", "self-attention heads",
-                "cheese rind", "inverted index postings", "stemming", "sentence embeddings", "lighthouse keeper"]
+# Short queries beside QUERIES.md's questions, three of them misspelt: a replica corrects them as the indexing
+# machine does, from a copy of the texts it reads from the server (`MilvusRecords.keyword_copy`).
+MORE_QUERIES = ["spring tides moon", "sourdouh startr", "rank fusion", "LRU cache evicton", "self-attention heads",
+                "cheese rind", "inverted indx postings", "stemming", "sentence embeddings", "lighthouse keeper"]
 
 
 def serve_replica(uri: str, port: int, root: Path, fresh_cache: bool = True) -> subprocess.Popen:
@@ -119,9 +119,10 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
     settings = Settings(home=tmp_path / "indexer", name="team", store=milvus_server.uri)
     index_folder(SAMPLE_CORPUS, settings, embedder=embedder)
     with Searcher(settings) as local:
-        queries = [q for q in [q for q, _ in sample_queries()] + MORE_QUERIES if local.correct(q) is None][:20]
-        assert len(queries) == 20
+        queries = ([q for q, _ in sample_queries()] + MORE_QUERIES)[-20:]
+        assert len(queries) == 20 and sum(local.correct(q) is not None for q in queries) >= 3
         expected = {q: [h.to_json() for h in local.search(q)] for q in queries}
+        corrected = {q: local.search(q).corrected for q in queries}
         top = expected[queries[0]][0]
         view = document_view(local, top["doc_id"], top["chunk_id"]).to_json()
     assert all(expected.values())
@@ -147,7 +148,7 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
             for q in queries:
                 got = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": q}, timeout=60)
                 assert got.status_code == 200, got.text
-                assert got.json()["hits"] == expected[q], q
+                assert got.json()["hits"] == expected[q] and got.json()["corrected"] == corrected[q], q
             shown = httpx.get(f"http://127.0.0.1:{port}/api/documents/{top['doc_id']}",
                               params={"chunk": top["chunk_id"]}, timeout=60)
             assert shown.status_code == 200 and shown.json() == view  # a document opens there too
@@ -189,3 +190,29 @@ def test_a_search_on_a_server_asks_grpc_directly_and_finds_what_milvusclient_fin
             got = [h.to_json() for h in fast.search(query, **options)]
             assert got and got == [h.to_json() for h in usual.search(query, **options)], query
         assert fast.vectors.reader is not None and fast.vectors._client is None  # never needed pymilvus
+
+
+def test_a_replica_corrects_from_the_current_texts_not_from_those_it_first_read(milvus_server, embedder, tmp_path,
+                                                                               monkeypatch):
+    # A word the index does not hold yet is "corrected" to its nearest indexed word; once the indexing machine adds
+    # a document that holds it, a replica that is already running must search it as typed (a stale copy of the
+    # texts would keep steering it to the old word and miss the new document).
+    from searchlm.indexing.indexer import index_folder
+    from searchlm.search.searcher import Searcher
+    from searchlm.settings import Settings
+    from searchlm.stores import milvus
+
+    monkeypatch.setattr(milvus, "KEYWORD_COPY_CHECK_S", 0.0)  # ask the server at every search, not every 2 s
+    folder = tmp_path / "docs"
+    write_files(folder, {"garden.md": "# Garden\n\nTomatoes ripen on the vine in late summer sun.\n"})
+    settings = Settings(home=tmp_path / "indexer", name="fresh", store=milvus_server.uri)
+    index_folder(folder, settings, embedder=embedder)
+    (tmp_path / "replica").mkdir()
+    with Searcher(Settings(home=tmp_path / "replica", name="fresh", store=milvus_server.uri)) as replica:
+        assert replica.replica
+        assert replica.search("potatoes harvest").corrected == "tomatoes harvest"
+        write_files(folder, {"cellar.md": "# Cellar\n\nPotatoes keep for months in a cool, dark cellar.\n"})
+        index_folder(folder, settings, embedder=embedder)
+        result = replica.search("potatoes harvest")
+        assert result.corrected is None and result.hits[0].path == "cellar.md"
+    assert list((tmp_path / "replica").iterdir()) == []  # and no index folder was made

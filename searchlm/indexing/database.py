@@ -68,11 +68,28 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
         );
         """
     )
+    _keyword_table(conn)
+
+
+def _keyword_table(conn: sqlite3.Connection) -> None:
     # sqlite-utils writes the external-content keyword table and the triggers that keep it in step with chunks.
     _db(conn)["chunks"].enable_fts(
         ["title", "heading", "text"], fts_version="FTS5", create_triggers=True,
         tokenize="porter unicode61 remove_diacritics 2",
     )
+
+
+def keyword_copy(rows: Iterable[tuple[int, str, str, str]]) -> sqlite3.Connection:
+    """An in-memory database of `rows` (chunk id, title, heading, text) with the index's own keyword table, built
+    the same way: what spelling corrections read (`search/spelling.py`), for a search replica whose chunks are on
+    a store server and which has no index file. One thread at a time may use it (the caller holds a lock)."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    conn.execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY, title TEXT NOT NULL, heading TEXT NOT NULL, "
+                 "text TEXT NOT NULL)")
+    _keyword_table(conn)
+    with conn:
+        conn.executemany("INSERT INTO chunks (id, title, heading, text) VALUES (?, ?, ?, ?)", rows)
+    return conn
 
 
 def _db(conn: sqlite3.Connection):

@@ -515,18 +515,19 @@ class Searcher(Closing):
         """The `spelling.Correction` `search` applies to `query` (None when every word is in the index)."""
         from searchlm.search.spelling import Lexicon, correct_query
 
-        if self.replica:  # the vocabulary is in the index folder's database
-            return None
-        generation = self.store.generation
-        key = (query.strip(), generation)
         shared = self.resources
         with shared.spelling_lock:
+            # A replica has no index file: it corrects from a copy of the texts on the store server, kept current.
+            conn, generation = self.store.keyword_copy() if self.replica else (self.store.conn, self.store.generation)
+            if conn is None:
+                return None
+            key = (query.strip(), generation)
             if key not in shared.corrections:
                 if len(shared.corrections) > 256:
                     shared.corrections.clear()
                 if shared.lexicon[0] != generation:  # what it read of an older index no longer holds
                     shared.lexicon[:] = [generation, Lexicon()]
-                shared.corrections[key] = correct_query(self.store.conn, query.strip(), shared.lexicon[1])
+                shared.corrections[key] = correct_query(conn, query.strip(), shared.lexicon[1])
             return shared.corrections[key]
 
     def _encoder_usable(self, hybrid: bool = True) -> bool:

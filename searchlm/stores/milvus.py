@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -48,6 +49,8 @@ DISPLAY_FIELDS = ["id", "doc_id", "path", "kind", "doc_kind", "title", "heading"
                   "page", "hash"]
 CONNECT_TIMEOUT = 5.0
 TOPK_MAX = 16384  # Milvus's largest search limit
+KEYWORD_COPY_MAX = 200_000  # a search replica copies at most this many chunks' texts for spelling corrections
+KEYWORD_COPY_CHECK_S = 2.0  # and asks the server this often whether the index has changed since
 
 
 class MilvusStore(VectorIndex):
@@ -561,8 +564,8 @@ def _unreachable(uri: str, reason: str) -> StoreError:
 class MilvusRecords:
     """What a search reads of an index's SQLite file, read from its Milvus collection instead: the passages of
     chunks by id, their vectors and document kinds. A `Searcher` on a machine without the index folder uses it in
-    place of `Database`, and serves document views and `ask` too; `conn` is None (spelling corrections and path or
-    kind filters need the folder's SQLite file)."""
+    place of `Database`, and serves document views and `ask` too; `conn` is None (path or kind filters need the
+    folder's SQLite file), and spelling corrections read a `keyword_copy` of the texts."""
 
     conn = None
 
@@ -570,6 +573,7 @@ class MilvusRecords:
         self.client = client
         self.collection = collection
         self.generation = generation  # of the manifest it was opened with: the collection itself is always current
+        self._keyword_copy, self._copy_generation, self._copy_checked = None, 0, 0.0  # see keyword_copy
 
     def _rows(self, ids, fields: list[str]) -> list[dict]:
         ids = sorted({int(i) for i in ids})
@@ -611,6 +615,46 @@ class MilvusRecords:
     def vectors_by_id(self, ids) -> dict[int, np.ndarray]:
         return {int(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in self._rows(ids, ["id", "vector"])}
 
+    def keyword_copy(self) -> tuple[sqlite3.Connection | None, int]:
+        """(the chunks' texts in an in-memory SQLite keyword table (`database.keyword_copy`), the index generation
+        it holds), for spelling corrections. Read from the collection at the first call, and again when the
+        indexing machine has written a new generation (asked at most every KEYWORD_COPY_CHECK_S seconds); None
+        past KEYWORD_COPY_MAX chunks (the copy would hold every text in memory: such a replica searches what was
+        typed)."""
+        now = time.monotonic()
+        if self._keyword_copy is None or now - self._copy_checked >= KEYWORD_COPY_CHECK_S:
+            self._copy_checked = now
+            try:
+                generation = self._served_generation()
+                if self._keyword_copy is None or generation != self._copy_generation:
+                    copy = self._copy_texts()
+                    if self._keyword_copy:
+                        self._keyword_copy.close()
+                    self._keyword_copy, self._copy_generation = copy, generation
+            except Exception:  # the server is away: the search itself says so; this one goes uncorrected
+                return None, -1
+        return self._keyword_copy or None, self._copy_generation
+
+    def _served_generation(self) -> int:
+        props = self.client.describe_collection(self.collection).get("properties", {}) or {}
+        return int(json.loads(props.get(MANIFEST_PROPERTY, "{}")).get("ann", {}).get("generation", 0))
+
+    def _copy_texts(self):
+        from searchlm.indexing.database import keyword_copy
+
+        count = self.client.query(self.collection, output_fields=["count(*)"])[0]["count(*)"]
+        if count > KEYWORD_COPY_MAX:
+            return False
+        batches = self.client.query_iterator(self.collection, batch_size=BATCH,
+                                             output_fields=["id", "title", "heading", "body"])
+        rows = []
+        try:
+            while batch := batches.next():
+                rows.extend((int(r["id"]), r["title"], r["heading"], r["body"]) for r in batch)
+        finally:
+            batches.close()
+        return keyword_copy(rows)
+
     def cached_scores(self, model: str, query: str, chunk_hashes: list[str]) -> dict[str, float]:
         return {}  # a replica keeps no reranker score cache
 
@@ -618,6 +662,8 @@ class MilvusRecords:
         pass
 
     def close(self) -> None:
+        if self._keyword_copy:
+            self._keyword_copy.close()
         try:
             self.client.close()
         except Exception:
