@@ -83,7 +83,7 @@ def test_index_update_search_check_and_server_loss_through_the_cli(milvus_server
 
 
 # Short queries beside QUERIES.md's questions, three of them misspelt: a replica corrects them as the indexing
-# machine does, from a copy of the texts it reads from the server (`MilvusRecords.keyword_copy`).
+# machine does, from a copy of the texts it reads from the server (`MilvusRecords.search_copy`).
 MORE_QUERIES = ["spring tides moon", "sourdouh startr", "rank fusion", "LRU cache evicton", "self-attention heads",
                 "cheese rind", "inverted indx postings", "stemming", "sentence embeddings", "lighthouse keeper"]
 
@@ -192,17 +192,18 @@ def test_a_search_on_a_server_asks_grpc_directly_and_finds_what_milvusclient_fin
         assert fast.vectors.reader is not None and fast.vectors._client is None  # never needed pymilvus
 
 
-def test_a_replica_corrects_from_the_current_texts_not_from_those_it_first_read(milvus_server, embedder, tmp_path,
-                                                                               monkeypatch):
+def test_a_replica_corrects_and_filters_from_the_current_index_not_from_what_it_first_read(
+        milvus_server, embedder, tmp_path, monkeypatch):
     # A word the index does not hold yet is "corrected" to its nearest indexed word; once the indexing machine adds
     # a document that holds it, a replica that is already running must search it as typed (a stale copy of the
-    # texts would keep steering it to the old word and miss the new document).
+    # texts would keep steering it to the old word and miss the new document). Path filters, which read the
+    # documents' paths, see the new document too and give the indexing machine's hits.
     from searchlm.indexing.indexer import index_folder
-    from searchlm.search.searcher import Searcher
+    from searchlm.search.searcher import SearchOptions, Searcher
     from searchlm.settings import Settings
     from searchlm.stores import milvus
 
-    monkeypatch.setattr(milvus, "KEYWORD_COPY_CHECK_S", 0.0)  # ask the server at every search, not every 2 s
+    monkeypatch.setattr(milvus, "COPY_CHECK_S", 0.0)  # ask the server at every search, not every 2 s
     folder = tmp_path / "docs"
     write_files(folder, {"garden.md": "# Garden\n\nTomatoes ripen on the vine in late summer sun.\n"})
     settings = Settings(home=tmp_path / "indexer", name="fresh", store=milvus_server.uri)
@@ -215,4 +216,12 @@ def test_a_replica_corrects_from_the_current_texts_not_from_those_it_first_read(
         index_folder(folder, settings, embedder=embedder)
         result = replica.search("potatoes harvest")
         assert result.corrected is None and result.hits[0].path == "cellar.md"
+        with Searcher(settings) as local:
+            for options in (SearchOptions(path="cellar.md"), SearchOptions(exclude=("cellar.md",)),
+                            SearchOptions(path="nothing/")):
+                here, there = local.search("potatoes", options), replica.search("potatoes", options)
+                assert [h.to_json() for h in there.hits] == [h.to_json() for h in here.hits], options
+                assert there.filtered == here.filtered, options
+        assert [h.path for h in replica.search("potatoes", SearchOptions(exclude=("cellar.md",))).hits] == ["garden.md"]
+        assert "matches no indexed document" in replica.search("potatoes", SearchOptions(path="nothing/")).filtered
     assert list((tmp_path / "replica").iterdir()) == []  # and no index folder was made

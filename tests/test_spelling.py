@@ -63,11 +63,11 @@ def test_a_typo_is_corrected_and_said(searcher, sample_index):
 def test_a_copy_of_the_texts_corrects_as_the_index_does(searcher):
     # What a search replica corrects with (it has no index file): the chunks' texts in memory, under the index's
     # own keyword table. Every typo gets the same correction as from the index file, and known words none.
-    from searchlm.indexing.database import keyword_copy
+    from searchlm.indexing.database import search_copy
     from searchlm.search.spelling import correct_query
 
     rows = searcher.store.conn.execute("SELECT id, title, heading, text FROM chunks").fetchall()
-    copy = keyword_copy(rows)
+    copy = search_copy(rows, [])
     try:
         for typo, right, _ in TYPOS:
             assert correct_query(copy, typo) == correct_query(searcher.store.conn, typo) is not None, typo

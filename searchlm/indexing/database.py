@@ -79,16 +79,24 @@ def _keyword_table(conn: sqlite3.Connection) -> None:
     )
 
 
-def keyword_copy(rows: Iterable[tuple[int, str, str, str]]) -> sqlite3.Connection:
-    """An in-memory database of `rows` (chunk id, title, heading, text) with the index's own keyword table, built
-    the same way: what spelling corrections read (`search/spelling.py`), for a search replica whose chunks are on
-    a store server and which has no index file. One thread at a time may use it (the caller holds a lock)."""
+def search_copy(chunks: Iterable[tuple[int, str, str, str]],
+                documents: Iterable[tuple[int, str, str, str, int]]) -> sqlite3.Connection:
+    """An in-memory database of `chunks` (id, title, heading, text) under the index's own keyword table, built the
+    same way, and of `documents` (id, path, kind, doc_kind, mtime_ns): what spelling corrections
+    (`search/spelling.py`) and path and kind filters (`search/filters.py`) read, for a search replica whose index
+    is on a store server and which has no index file. One thread at a time may use it (the caller holds a lock)."""
     conn = sqlite3.connect(":memory:", check_same_thread=False)
-    conn.execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY, title TEXT NOT NULL, heading TEXT NOT NULL, "
-                 "text TEXT NOT NULL)")
+    conn.executescript(
+        """
+        CREATE TABLE documents (id INTEGER PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL,
+                                doc_kind TEXT NOT NULL, mtime_ns INTEGER NOT NULL);
+        CREATE TABLE chunks (id INTEGER PRIMARY KEY, title TEXT NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL);
+        """
+    )
     _keyword_table(conn)
     with conn:
-        conn.executemany("INSERT INTO chunks (id, title, heading, text) VALUES (?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO documents (id, path, kind, doc_kind, mtime_ns) VALUES (?, ?, ?, ?, ?)", documents)
+        conn.executemany("INSERT INTO chunks (id, title, heading, text) VALUES (?, ?, ?, ?)", chunks)
     return conn
 
 

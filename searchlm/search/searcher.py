@@ -518,7 +518,7 @@ class Searcher(Closing):
         shared = self.resources
         with shared.spelling_lock:
             # A replica has no index file: it corrects from a copy of the texts on the store server, kept current.
-            conn, generation = self.store.keyword_copy() if self.replica else (self.store.conn, self.store.generation)
+            conn, generation = self.store.search_copy() if self.replica else (self.store.conn, self.store.generation)
             if conn is None:
                 return None
             key = (query.strip(), generation)
@@ -628,7 +628,7 @@ class Searcher(Closing):
 
         filters = build_filters(options.path, options.exclude, options.types, options.since, self.manifest.root,
                                 options.doc_kinds, options.exclude_doc_kinds)
-        if not filters or self.replica:
+        if not filters:
             return ""
         plain = replace(options, path=None, exclude=(), types=(), since=None, doc_kinds=(), exclude_doc_kinds=(),
                         rerank=None, explain=False)

@@ -49,8 +49,8 @@ DISPLAY_FIELDS = ["id", "doc_id", "path", "kind", "doc_kind", "title", "heading"
                   "page", "hash"]
 CONNECT_TIMEOUT = 5.0
 TOPK_MAX = 16384  # Milvus's largest search limit
-KEYWORD_COPY_MAX = 200_000  # a search replica copies at most this many chunks' texts for spelling corrections
-KEYWORD_COPY_CHECK_S = 2.0  # and asks the server this often whether the index has changed since
+COPY_MAX = 200_000  # a search replica copies at most this many chunks' texts (for spelling corrections, filters)
+COPY_CHECK_S = 2.0  # and asks the server this often whether the index has changed since
 
 
 class MilvusStore(VectorIndex):
@@ -404,8 +404,8 @@ class MilvusStore(VectorIndex):
         if flt.paths:  # paths as users type them, document kinds: SQLite picks the documents
             if getattr(self.store, "conn", None) is None:
                 raise InputError(f"--path, --exclude and --kind filters need the index folder of "
-                                 f"'{self.manifest.name}' on this machine (search without them here, or on the "
-                                 "machine that indexed it)")
+                                 f"'{self.manifest.name}' on this machine, or one of at most {COPY_MAX:,} chunks "
+                                 "(search without them here, or on the machine that indexed it)")
             where, params = flt.path_sql()
             docs = [int(r[0]) for r in self.store.conn.execute(f"SELECT id FROM documents d WHERE {where}", params)]
             if not docs:
@@ -564,16 +564,14 @@ def _unreachable(uri: str, reason: str) -> StoreError:
 class MilvusRecords:
     """What a search reads of an index's SQLite file, read from its Milvus collection instead: the passages of
     chunks by id, their vectors and document kinds. A `Searcher` on a machine without the index folder uses it in
-    place of `Database`, and serves document views and `ask` too; `conn` is None (path or kind filters need the
-    folder's SQLite file), and spelling corrections read a `keyword_copy` of the texts."""
-
-    conn = None
+    place of `Database`, and serves document views and `ask` too; spelling corrections and path or kind filters
+    read a `search_copy` of its texts, paths and kinds."""
 
     def __init__(self, client, collection: str, generation: int = 0):
         self.client = client
         self.collection = collection
         self.generation = generation  # of the manifest it was opened with: the collection itself is always current
-        self._keyword_copy, self._copy_generation, self._copy_checked = None, 0, 0.0  # see keyword_copy
+        self._copy, self._copy_generation, self._copy_checked = None, 0, 0.0  # see search_copy
 
     def _rows(self, ids, fields: list[str]) -> list[dict]:
         ids = sorted({int(i) for i in ids})
@@ -615,45 +613,54 @@ class MilvusRecords:
     def vectors_by_id(self, ids) -> dict[int, np.ndarray]:
         return {int(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in self._rows(ids, ["id", "vector"])}
 
-    def keyword_copy(self) -> tuple[sqlite3.Connection | None, int]:
-        """(the chunks' texts in an in-memory SQLite keyword table (`database.keyword_copy`), the index generation
-        it holds), for spelling corrections. Read from the collection at the first call, and again when the
-        indexing machine has written a new generation (asked at most every KEYWORD_COPY_CHECK_S seconds); None
-        past KEYWORD_COPY_MAX chunks (the copy would hold every text in memory: such a replica searches what was
-        typed)."""
+    @property
+    def conn(self) -> sqlite3.Connection | None:
+        """What filters read of the index's SQLite file: its `search_copy`."""
+        return self.search_copy()[0]
+
+    def search_copy(self) -> tuple[sqlite3.Connection | None, int]:
+        """(the chunks' texts and the documents' paths and kinds in an in-memory SQLite database
+        (`database.search_copy`), the index generation it holds), for spelling corrections and path or kind
+        filters. Read from the collection at the first call, and again when the indexing machine has written a
+        new generation (asked at most every COPY_CHECK_S seconds); None past COPY_MAX chunks (the copy would hold
+        every text in memory: such a replica searches what was typed, without those filters)."""
         now = time.monotonic()
-        if self._keyword_copy is None or now - self._copy_checked >= KEYWORD_COPY_CHECK_S:
+        if self._copy is None or now - self._copy_checked >= COPY_CHECK_S:
             self._copy_checked = now
             try:
                 generation = self._served_generation()
-                if self._keyword_copy is None or generation != self._copy_generation:
-                    copy = self._copy_texts()
-                    if self._keyword_copy:
-                        self._keyword_copy.close()
-                    self._keyword_copy, self._copy_generation = copy, generation
-            except Exception:  # the server is away: the search itself says so; this one goes uncorrected
+                if self._copy is None or generation != self._copy_generation:
+                    copy = self._read_copy()
+                    if self._copy:
+                        self._copy.close()
+                    self._copy, self._copy_generation = copy, generation
+            except Exception:  # the server is away: the search itself says so
                 return None, -1
-        return self._keyword_copy or None, self._copy_generation
+        return self._copy or None, self._copy_generation
 
     def _served_generation(self) -> int:
         props = self.client.describe_collection(self.collection).get("properties", {}) or {}
         return int(json.loads(props.get(MANIFEST_PROPERTY, "{}")).get("ann", {}).get("generation", 0))
 
-    def _copy_texts(self):
-        from searchlm.indexing.database import keyword_copy
+    def _read_copy(self):
+        from searchlm.indexing.database import search_copy
 
         count = self.client.query(self.collection, output_fields=["count(*)"])[0]["count(*)"]
-        if count > KEYWORD_COPY_MAX:
+        if count > COPY_MAX:
             return False
-        batches = self.client.query_iterator(self.collection, batch_size=BATCH,
-                                             output_fields=["id", "title", "heading", "body"])
-        rows = []
+        batches = self.client.query_iterator(
+            self.collection, batch_size=BATCH,
+            output_fields=["id", "title", "heading", "body", "doc_id", "path", "kind", "doc_kind", "mtime_ns"])
+        chunks, documents = [], {}
         try:
             while batch := batches.next():
-                rows.extend((int(r["id"]), r["title"], r["heading"], r["body"]) for r in batch)
+                for r in batch:
+                    chunks.append((int(r["id"]), r["title"], r["heading"], r["body"]))
+                    documents[int(r["doc_id"])] = (int(r["doc_id"]), r["path"], r["kind"], r["doc_kind"],
+                                                   int(r["mtime_ns"]))
         finally:
             batches.close()
-        return keyword_copy(rows)
+        return search_copy(chunks, documents.values())
 
     def cached_scores(self, model: str, query: str, chunk_hashes: list[str]) -> dict[str, float]:
         return {}  # a replica keeps no reranker score cache
@@ -662,8 +669,8 @@ class MilvusRecords:
         pass
 
     def close(self) -> None:
-        if self._keyword_copy:
-            self._keyword_copy.close()
+        if self._copy:
+            self._copy.close()
         try:
             self.client.close()
         except Exception:
