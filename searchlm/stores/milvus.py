@@ -572,6 +572,7 @@ class MilvusRecords:
         self.collection = collection
         self.generation = generation  # of the manifest it was opened with: the collection itself is always current
         self._copy, self._copy_generation, self._copy_checked = None, 0, 0.0  # see search_copy
+        self._copy_lock = threading.Lock()
 
     def _rows(self, ids, fields: list[str]) -> list[dict]:
         ids = sorted({int(i) for i in ids})
@@ -624,19 +625,17 @@ class MilvusRecords:
         filters. Read from the collection at the first call, and again when the indexing machine has written a
         new generation (asked at most every COPY_CHECK_S seconds); None past COPY_MAX chunks (the copy would hold
         every text in memory: such a replica searches what was typed, without those filters)."""
-        now = time.monotonic()
-        if self._copy is None or now - self._copy_checked >= COPY_CHECK_S:
-            self._copy_checked = now
-            try:
-                generation = self._served_generation()
-                if self._copy is None or generation != self._copy_generation:
-                    copy = self._read_copy()
-                    if self._copy:
-                        self._copy.close()
-                    self._copy, self._copy_generation = copy, generation
-            except Exception:  # the server is away: the search itself says so
-                return None, -1
-        return self._copy or None, self._copy_generation
+        with self._copy_lock:  # searches in other threads may ask at once; an old copy closes when none holds it
+            now = time.monotonic()
+            if self._copy is None or now - self._copy_checked >= COPY_CHECK_S:
+                self._copy_checked = now
+                try:
+                    generation = self._served_generation()
+                    if self._copy is None or generation != self._copy_generation:
+                        self._copy, self._copy_generation = self._read_copy(), generation
+                except Exception:  # the server is away: the search itself says so
+                    return None, -1
+            return self._copy or None, self._copy_generation
 
     def _served_generation(self) -> int:
         props = self.client.describe_collection(self.collection).get("properties", {}) or {}
