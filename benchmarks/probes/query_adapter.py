@@ -6,6 +6,8 @@ documents' titles as pseudo-queries (InfoNCE against every chunk, held to the id
 held out: the held-out title MRR is what a label-free gate would see).
 
     python benchmarks/probes/query_adapter.py DATASET HOME     # DATASET: cisi, cranfield, scifact
+    python benchmarks/probes/query_adapter.py DATASET HOME --prf   # instead: pseudo-relevance feedback (Rocchio),
+                                                                   # the query moved toward its own top-k chunks
 """
 import sqlite3, json, numpy as np, sys, math, torch
 from pathlib import Path
@@ -40,6 +42,13 @@ def ndcg(Q):
 qids = [q for q in qrels if q in queries]
 Qr = np.asarray(enc.embed_queries([queries[q] for q in qids]) if hasattr(enc, "embed_queries") else np.stack([enc.embed_query(queries[q]) for q in qids]), dtype=np.float32)
 print("dense base", round(ndcg(Qr), 4), flush=True)
+if "--prf" in sys.argv:
+    for k in (3, 5):
+        for beta in (0.3, 0.6, 1.0):
+            top = np.argsort(-(Qr @ V.T), axis=1)[:, :k]
+            Qp = Qr + beta * V[top].mean(1); Qp /= np.linalg.norm(Qp, axis=1, keepdims=True)
+            print(f"rocchio k={k} beta={beta}", round(ndcg(Qp), 4), flush=True)
+    sys.exit()
 mu = V.mean(0); Qc = Qr - mu; Qc /= np.linalg.norm(Qc, axis=1, keepdims=True)
 Vc = V - mu; Vc /= np.linalg.norm(Vc, axis=1, keepdims=True)
 V0 = V; V = Vc; print("both centered", round(ndcg(Qc), 4)); V = V0
