@@ -216,6 +216,7 @@ def test_a_replica_corrects_and_filters_from_the_current_index_not_from_what_it_
         index_folder(folder, settings, embedder=embedder)
         result = replica.search("potatoes harvest")
         assert result.corrected is None and result.hits[0].path == "cellar.md"
+        assert result.answered_by.home == milvus_server.uri  # where it was read from, not an empty local home
         with Searcher(settings) as local:
             for options in (SearchOptions(path="cellar.md"), SearchOptions(exclude=("cellar.md",)),
                             SearchOptions(path="nothing/")):

@@ -267,8 +267,10 @@ class Searcher(Closing):
 
     @property
     def answered_by(self) -> IndexRef:
-        """This index: its name, home and indexed folder (a result says which index answered)."""
-        return IndexRef(self.settings.name, str(self.settings.home.resolve()), self.manifest.root)
+        """This index: its name, home (a replica's: the store server it reads the index from) and indexed folder
+        (a result says which index answered)."""
+        home = self.settings.store if self.replica else str(self.settings.home.resolve())
+        return IndexRef(self.settings.name, home, self.manifest.root)
 
     # -- loading ------------------------------------------------------------------------------------------
     @property
