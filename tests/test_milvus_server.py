@@ -88,7 +88,7 @@ MORE_QUERIES = ["spring tides moon", "sourdough starter", "rank fusion", "LRU ca
                 "cheese rind", "inverted index postings", "stemming", "sentence embeddings", "lighthouse keeper"]
 
 
-def serve_replica(uri: str, port: int, root: Path, fresh_cache: bool = True) -> subprocess.Popen:
+def serve_replica(uri: str, name: str, port: int, root: Path, fresh_cache: bool = True) -> subprocess.Popen:
     """The `search` service of deploy/compose.yaml (its command line and environment: token, allowed host names),
     on this server and port, with an empty index home and data folder of its own: a machine that shares nothing
     with the indexing one but the Milvus server. With `fresh_cache` its model cache is empty too (it exports the
@@ -96,7 +96,7 @@ def serve_replica(uri: str, port: int, root: Path, fresh_cache: bool = True) -> 
     fresh replica is enough to show the export, and two at once would double its cost)."""
     from deploy_files import USER_ENV, compose
 
-    service = compose({**USER_ENV, "SEARCHLM_NAME": "team"})["services"]["search"]
+    service = compose({**USER_ENV, "SEARCHLM_NAME": name})["services"]["search"]
     argv = list(service["command"])
     for flag, value in (("--store", uri), ("--port", str(port)), ("--host", "127.0.0.1")):  # not a container's
         argv[argv.index(flag) + 1] = value                                                   # every address
@@ -122,7 +122,23 @@ def stop(proc: subprocess.Popen) -> None:
         proc.stdout.close()
 
 
-def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(milvus_server, embedder, tmp_path):
+def copy_index(source: Path, target: Path) -> None:
+    """A copy of an index folder: its files copied, its encoder export (174 MB, only ever read) hard-linked."""
+    import shutil
+
+    def copy(src: str, dst: str) -> None:
+        if "encoder" in Path(src).relative_to(source).parts:
+            try:
+                return os.link(src, dst)
+            except OSError:
+                pass
+        shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=copy)
+
+
+def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(milvus_server, sample_index, embedder,
+                                                                               tmp_path):
     """Two `serve` replicas as deploy/compose.yaml runs them, sharing nothing but the Milvus server, give the
     indexing machine's hits; then behind deploy/Caddyfile (when caddy is installed) the same hits come through the
     proxy under the team's host name, and keep coming when one replica is gone."""
@@ -139,8 +155,12 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
 
     from conftest import SAMPLE_CORPUS
 
-    settings = Settings(home=tmp_path / "indexer", name="team", store=milvus_server.uri)
-    index_folder(SAMPLE_CORPUS, settings, embedder=embedder)
+    # The indexing machine: the session's sample index moved onto the server as `index --store URI` moves one,
+    # without re-encoding (a new collection is filled from SQLite as a fresh index's is, `MilvusStore.sync`).
+    settings = Settings(home=tmp_path / "indexer", name=sample_index.name, store=milvus_server.uri)
+    copy_index(sample_index.index_dir, settings.index_dir)
+    moved = index_folder(SAMPLE_CORPUS, settings, embedder=embedder)
+    assert moved.chunks_embedded == 0 and not (moved.added or moved.updated or moved.removed)
     with Searcher(settings) as local:
         queries = [q for q in [q for q, _ in sample_queries()] + MORE_QUERIES if local.correct(q) is None][:20]
         assert len(queries) == 20
@@ -153,7 +173,7 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
     ports = [free_port(), free_port()]
     # Both reuse this machine's model cache: exporting the encoder on a bare machine costs a minute or more of CPU
     # here, and what is tested is that no index folder is needed (tests/test_cold_start.py covers the export).
-    replicas = [serve_replica(milvus_server.uri, port, tmp_path / f"replica{n}", fresh_cache=False)
+    replicas = [serve_replica(milvus_server.uri, settings.name, port, tmp_path / f"replica{n}", fresh_cache=False)
                 for n, port in enumerate(ports)]
     proxy = None
     try:
