@@ -478,3 +478,13 @@ def test_server_and_ask_work_on_a_milvus_index(build, tmp_path):
         assert answer.passages and answer.passages[0].path.endswith("notes/bees.md") and answer.evidence is not None
     finally:
         searcher.close()
+
+
+def test_a_stopped_milvus_server_is_named_unreachable_at_once_not_after_the_connect_timeout():
+    # Nothing listens on the port: the reader says so from the refused connection, where gRPC alone would wait
+    # out the whole timeout and then report "no answer in 60 s" (a stopped server took 5.7 s to be named).
+    from helpers import free_port
+    from searchlm.stores.milvus_grpc import Reader, Unreachable
+
+    with pytest.raises(Unreachable, match="(?i)refused"):
+        Reader(f"127.0.0.1:{free_port()}", timeout=60)

@@ -454,7 +454,8 @@ def _lite_opened(uri: str, change: int) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """What went wrong, in one line: pymilvus's own message without its exception's repr around it."""
+    text = " ".join(str(getattr(exc, "message", None) or exc).split())
     return text[:160] if text else type(exc).__name__
 
 
@@ -518,7 +519,7 @@ def _connect(uri: str, lite: bool):
         # keepalive pings from a long idle connection) failed the next client with "Fail connecting to server".
         return MilvusClient(uri=uri, timeout=CONNECT_TIMEOUT, **({} if lite else {"dedicated": True}))
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = _first_line(exc)
         if lite and Path(uri).exists():  # our own file that Milvus Lite cannot open: damaged derived data
             from searchlm.errors import IndexBusyError, IndexDamagedError
 
