@@ -1,4 +1,4 @@
-"""Embedding with Ray Data on a real local Ray instance (2 CPUs): the vectors and the index match the local path."""
+"""Embedding on a real local Ray instance (2 CPUs): the vectors and the index match the local path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SAMPLE_CORPUS
 
-pytest.importorskip("ray.data", reason="needs the [ray] extra")
+pytest.importorskip("ray", reason="needs the [ray] extra")
 pytestmark = pytest.mark.slow
 
 FILES = ["misc/beekeeping.rst", "misc/coral-reefs.md", "misc/plate-tectonics.txt", "misc/chess-openings.md",

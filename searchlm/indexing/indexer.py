@@ -326,13 +326,13 @@ class _IndexRun:
 
     @property
     def window_size(self) -> int:
-        """Chunks per window: EMBED_BATCH, or more for an embedder whose every call has a fixed start-up cost."""
+        """Chunks per window: EMBED_BATCH, or more for an embedder that spreads each call over many workers."""
         return max(EMBED_BATCH, getattr(self._embedder_class(), "window", 0) or 0)
 
     @property
     def min_window(self) -> int:
         """Chunks worth embedding without waiting for more: one encoder batch, or a whole window for an embedder
-        whose every call has a start-up cost (Ray starts its actors per call)."""
+        that spreads each call over many workers (Ray: a window gives every actor batches to run)."""
         return self.window_size if getattr(self._embedder_class(), "window", 0) else MIN_WINDOW
 
     def _embedder_class(self):
@@ -527,7 +527,7 @@ class _IndexRun:
         self.progress("bytes", self._bytes_done, self._bytes_total)
         if missing:  # the total grew
             self.progress("embed", report.chunks_embedded, self._to_embed)
-        if getattr(self._embedder_class(), "window", 0):  # a start-up cost per call (Ray): the window at once
+        if getattr(self._embedder_class(), "window", 0):  # many workers per call (Ray): the window at once
             calls = [missing] if missing else []
         else:  # progress after every two encoder batches
             calls = _even_calls(missing, getattr(self.embedder, "batch_size", 32) if missing else 32)
