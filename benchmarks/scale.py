@@ -15,8 +15,8 @@
    added) incrementally from SQLite's change log (update time). Step `query`, holding the timing lock, at
    normal priority, per backend in its own process (so its peak RSS is its own): SciFact test queries through
    a warm `Searcher` (p50/p95 of hybrid and dense, k=10), keeping each query's dense top 10.
-3. Recall@10 of each backend's dense top 10 against FAISS flat's (exact inner product over the same, updated
-   chunks); disk size of the SQLite file and of the store; cold `searchlm search` processes on the FAISS indexes
+3. Recall@10 of each backend's dense top 10 against an exact inner-product search over its own, updated chunks
+   (the HNSW rows also record the tuner's choice, `ann`, and how long tuning took); disk size of the SQLite file and of the store; cold `searchlm search` processes on the FAISS indexes
    (median wall time and peak RSS, from GNU time).
 
 Prints one table (markdown) and the load average with every timing: timings on a shared CPU vary.
