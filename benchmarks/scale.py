@@ -15,8 +15,8 @@
    added) incrementally from SQLite's change log (update time). Step `query`, holding the timing lock, at
    normal priority, per backend in its own process (so its peak RSS is its own): SciFact test queries through
    a warm `Searcher` (p50/p95 of hybrid and dense, k=10), keeping each query's dense top 10.
-3. Recall@10 of each backend's dense top 10 against FAISS flat's (exact inner product over the same, updated
-   chunks); disk size of the SQLite file and of the store; cold `searchlm search` processes on the FAISS indexes
+3. Recall@10 of each backend's dense top 10 against an exact inner-product search over its own, updated chunks
+   (the HNSW rows also record the tuner's choice, `ann`, and how long tuning took); disk size of the SQLite file and of the store; cold `searchlm search` processes on the FAISS indexes
    (median wall time and peak RSS, from GNU time).
 
 Prints one table (markdown) and the load average with every timing: timings on a shared CPU vary.
@@ -92,7 +92,7 @@ def main() -> None:
                 results[backend] = json.loads(built.read_text()) | out
         exact = results.get("flat", {}).get("top10")
         for backend, r in results.items():
-            own = r.get("exact_top10")  # tantivy's folder had its own update: its own exact search
+            own = r.get("exact_top10")  # each non-flat folder against an exact search over its own chunks
             r["recall"] = recall(r["top10"], own or exact) if (own or exact) else None
         for backend in ("flat", "hnsw", "tantivy"):
             if backend in results and args.cold_runs:
@@ -140,7 +140,7 @@ def sub(args, step: str, backend: str | None, nice: bool) -> dict | None:
         print(out.stdout.strip(), flush=True)
         return {}
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"[{backend}] {step}: {json.dumps({k: v for k, v in result.items() if k != 'top10'})}", flush=True)
+    print(f"[{backend}] {step}: {json.dumps({k: v for k, v in result.items() if k not in ('top10', 'exact_top10')})}", flush=True)
     return result
 
 
@@ -320,13 +320,25 @@ def timed_build(args, index_dir: Path, manifest, backend: str, seed: int) -> dic
     """Build the store from SQLite (timed), then the 1 % update (timed); peak RSS of the process."""
     from searchlm.indexing.indexer import sync_vectors
     from searchlm.indexing.database import Database
+    from searchlm.stores import faiss as faiss_store
 
     store = Database(index_dir / "index.db")
     out: dict = {"backend": backend}
+    tune, tunes = faiss_store.tune_ef_search, []
+
+    def timed_tune(*a, **kw):  # the HNSW build's efSearch measurement, timed apart from the graph build
+        t = time.perf_counter()
+        result = tune(*a, **kw)
+        tunes.append({"tune_s": round(time.perf_counter() - t, 1), "load": loadavg()} | result)
+        return result
+
+    faiss_store.tune_ef_search = timed_tune
     t0 = time.perf_counter()
     sync_vectors(store, manifest, index_dir).close()
     out["build_s"] = round(time.perf_counter() - t0, 1)
     out["build_load"] = loadavg()
+    out["ann"] = manifest.ann  # what the build chose: type, efSearch or exact mode, the probes' recall, costs
+    out["tunes"] = tunes  # each measurement during build and update (an update retunes past RETUNE_GROWTH)
     manifest.save(index_dir)
     update(args, store, manifest, index_dir, out, seed)
     store.close()
@@ -392,7 +404,9 @@ def query_backend(args, base: Path, backend: str) -> dict:
                 hybrid_top.append([h.chunk_id for h in hits])
     if backend == "tantivy":
         out.update(against_fts5(searcher, queries, hybrid_top))
+    if backend != "flat":  # recall against its own exact search: flat need not be built (its chunks differ anyway)
         out["exact_top10"] = exact_top10(searcher, queries)
+    out["ann_used"] = searcher.manifest.ann  # the tuned choice the queries ran with
     searcher.close()
     for mode, ts in times.items():
         ts.sort()
@@ -416,15 +430,15 @@ def against_fts5(searcher, queries: list[str], hybrid_top: list[list[int]]) -> d
     from searchlm.stores import tantivy as tantivy_store
 
     tantivy_store.RECHECK_S = float("inf")  # no looking again during this comparison
-    searcher.vectors._kw = False  # what `keyword` caches when tantivy is not current
-    assert not searcher.vectors.keyword
+    searcher.keywords._kw = False  # what `keyword` caches when tantivy is not current
+    assert not searcher.keywords.keyword
     times, shared = [], []
     for q, mine in zip(queries, hybrid_top):
         t0 = time.perf_counter()
         hits = searcher.search(q, k=10)
         times.append(time.perf_counter() - t0)
         shared.append(len({h.chunk_id for h in hits} & set(mine)) / max(1, len(mine)))
-    searcher.vectors._kw = None
+    searcher.keywords._kw = None
     return {"fts5_hybrid_p50_ms": round(1000 * statistics.median(times), 1),
             "hybrid_top10_shared_with_fts5": round(float(np.mean(shared)), 4)}
 
@@ -458,6 +472,13 @@ def table(results: dict, chunks: int) -> None:
         print(f"| {b} | {r['build_s']} | {r['update_s']} ({r['update_chunks']}) | {r['hybrid_p50_ms']} / "
               f"{r['hybrid_p95_ms']} | {r['dense_p50_ms']} / {r['dense_p95_ms']} | {r['recall']} | {r['peak_rss_mb']} | "
               f"{r['sqlite_mb']} | {r['store_mb']} | {cold} |")
+    for b, r in results.items():
+        ann = r.get("ann_used") or {}
+        if ann.get("type") == "hnsw":
+            tuned = "; ".join(f"{t['tune_s']} s at load {t['load']}" for t in r.get("tunes", []))
+            print(f"\n{b}: searched in {ann.get('mode')} mode; tuner: efSearch {ann.get('ef_search')}, probe recall@10 "
+                  f"{ann.get('recall')} (target {ann.get('recall_target', 0.95)}), HNSW {ann.get('hnsw_ms')} ms against "
+                  f"an exact scan {ann.get('exact_ms')} ms a query; tuning took {tuned or 'place in the folder it was copied from'}")
     for b, r in results.items():
         if "fts5_hybrid_p50_ms" in r:
             print(f"\n{b}: tantivy index {r['keyword_mb']} MB; the same searcher with FTS5 as its keyword side: hybrid "

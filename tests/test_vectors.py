@@ -334,6 +334,12 @@ def test_hnsw_that_reaches_no_target_searches_exactly_with_tombstones_and_filter
     alive = ~np.isin(ids, dead)
     _, found = index.search(q, 10, excluded_ids=dead)
     assert np.array_equal(found, exact_top(x[alive], ids[alive], q, 10))
+    more = np.union1d(dead, ids[1::5])  # new tombstones come as a new array: their positions are found again
+    later = ~np.isin(ids, more)
+    _, found = index.search(q, 10, excluded_ids=more)
+    assert np.array_equal(found, exact_top(x[later], ids[later], q, 10))
+    _, found = index.search(q, 10, excluded_ids=dead)
+    assert np.array_equal(found, exact_top(x[alive], ids[alive], q, 10))
     allowed = ids[(ids % 2 == 0)]
     keep = np.isin(ids, allowed)
     _, found = index.search(q, 10, allowed_ids=allowed)

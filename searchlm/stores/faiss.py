@@ -78,6 +78,7 @@ class FaissIndex:
         self.exact = False  # HNSW that reached no recall target cheaper than a scan: search its stored vectors
         self.tuning: dict = {}  # that measurement (TUNING_KEYS)
         self._id_array: np.ndarray | None = None  # ids() by position, for exact searches of an HNSW file
+        self._dead: tuple | None = None  # (the tombstone array last searched with, its positions), see _dead_positions
 
     @classmethod
     def empty(cls, dimension: int, kind: str = "flat") -> FaissIndex:
@@ -107,6 +108,7 @@ class FaissIndex:
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
         self._gpu = None
         self._id_array = None
+        self._dead = None
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids (flat only; HNSW cannot delete, so callers rebuild it from SQLite)."""
@@ -167,11 +169,20 @@ class FaissIndex:
             allowed_ids = np.flatnonzero(np.isin(ids, np.asarray(allowed_ids, dtype=np.int64)))
             excluded_ids = None
         elif excluded_ids is not None and len(excluded_ids):
-            excluded_ids = np.flatnonzero(np.isin(ids, np.asarray(excluded_ids, dtype=np.int64)))
+            excluded_ids = self._dead_positions(excluded_ids)
         selector = _selector(allowed_ids, excluded_ids)
         params = faiss.SearchParameters(sel=selector) if selector is not None else None
         scores, positions = self._threaded(_storage(self).search, queries, k, params)
         return scores, np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
+
+    def _dead_positions(self, excluded_ids: np.ndarray) -> np.ndarray:
+        """The positions of the tombstones `excluded_ids`, kept while the same array comes back (`FaissStore`
+        passes one array per state of its tombstones, replaced, never edited, when they change): finding them among
+        1M ids costs ~14 ms, a tenth of the exact scan it would be added to on every query."""
+        if self._dead is None or self._dead[0] is not excluded_ids:
+            positions = np.flatnonzero(np.isin(self._positions_ids(), np.asarray(excluded_ids, dtype=np.int64)))
+            self._dead = (excluded_ids, positions)
+        return self._dead[1]
 
     def _positions_ids(self) -> np.ndarray:
         if self._id_array is None:
