@@ -450,6 +450,9 @@ def status(name: Optional[str] = NameOpt, home: Optional[Path] = HomeOpt, as_jso
             from datetime import datetime
 
             value = datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds")
+        elif key == "files" and isinstance(value, dict):  # digests are for `check`; --json has them
+            value = (f"{len(value)} derived files with recorded digests (`searchlm check` verifies them)" if value
+                     else "no digests recorded")
         elif isinstance(value, dict):  # chunker and ann settings: "type=flat, count=324", not a Python repr
             value = ", ".join(f"{k}={v}" for k, v in sorted(value.items(), key=lambda kv: kv[0] != "type"))
         typer.echo(f"{key:<16} {safe_text(value)}")

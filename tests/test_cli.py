@@ -121,6 +121,9 @@ def test_indexes_status_drop(make_index):
     assert info["documents"] == 2 and info["vectors_current"] is True and info["ann"]["type"] == "flat"
     readable = run("status", "--name", "t", "--home", home).output
     assert re.search(r"updated_at\s+20\d\d-\d\d-\d\d \d\d:\d\d:\d\d", readable)  # a date, not epoch seconds
+    files = len(info["files"])
+    assert files >= 2 and re.search(rf"files\s+{files} derived files with recorded digests", readable)
+    assert "digest':" not in readable and "blake2b:" not in readable  # no Python repr of the digests
     result = run("drop", "t", "--home", home, "--yes")
     assert result.exit_code == 0 and not settings.index_dir.exists()
     assert corpus.exists() and (corpus / "a.md").exists()  # documents untouched
