@@ -74,6 +74,18 @@ def test_index_with_ray_matches_the_local_path(local_ray, embedder, tmp_path):
     assert np.allclose(ray_embedder.embed(texts), embedder.embed(texts), atol=1e-3)
     assert ray_embedder.embed([]).shape[0] == 0
 
+    # The actors outlive a call (the model loads once per run); one that is lost fails that call, and the next
+    # call starts a fresh pool instead of failing on the dead actor for the rest of the run.
+    key, pool = ray_embedder._pool()
+    assert ray_embedder._pool()[1] is pool
+    actor = pool.pop_idle()
+    local_ray.kill(actor)
+    pool.push(actor)
+    with pytest.raises(Exception):
+        ray_embedder.embed(texts)
+    assert np.allclose(ray_embedder.embed(texts[:8]), embedder.embed(texts[:8]), atol=1e-3)
+    assert ray_embedder._pool()[1] is not pool
+
 
 def test_ray_address_is_given_after_the_flag_and_an_unreachable_one_fails_in_seconds(tmp_path):
     """`--ray ADDRESS` before or after the folder; nothing answering there is a one-line error in seconds

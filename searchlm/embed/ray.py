@@ -135,7 +135,7 @@ class _Encoder:
         return self.embedder.embed(texts)
 
 
-_POOLS: dict[tuple, object] = {}  # (Ray job, model, device, actors) -> ActorPool, for as long as that connection lives
+_POOLS: dict[tuple, tuple] = {}  # (Ray job, model, device, actors) -> (ActorPool, its actors), per connection
 
 
 class RayEmbedder(Embedder):
@@ -192,14 +192,32 @@ class RayEmbedder(Embedder):
         key = (ray.get_runtime_context().get_job_id(), self.model_id, self.device, self.actors)
         if key not in _POOLS:
             encoder = ray.remote(num_cpus=0 if self.num_gpus else 1, num_gpus=self.num_gpus)(_Encoder)
-            _POOLS[key] = ActorPool([encoder.remote(self.model_id, self.device) for _ in range(self.actors)])
-        return _POOLS[key]
+            actors = [encoder.remote(self.model_id, self.device) for _ in range(self.actors)]
+            _POOLS[key] = (ActorPool(actors), actors)
+        return key, _POOLS[key][0]
+
+    @staticmethod
+    def _drop(key) -> None:
+        """Forget a pool and stop its actors: the ones still alive hold CPUs or GPUs a fresh pool needs."""
+        import ray
+
+        _, actors = _POOLS.pop(key, (None, []))
+        for actor in actors:
+            try:
+                ray.kill(actor)
+            except Exception:
+                pass
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
         batches = [[str(t) for t in texts[i:i + self.batch_size]] for i in range(0, len(texts), self.batch_size)]
-        vectors = list(self._pool().map(lambda actor, batch: actor.embed.remote(batch), batches))  # in order
+        key, pool = self._pool()
+        try:
+            vectors = list(pool.map(lambda actor, batch: actor.embed.remote(batch), batches))  # in order
+        except BaseException:  # a lost actor, or a map cut short: the next call starts a fresh pool
+            self._drop(key)
+            raise
         out = np.vstack(vectors).astype(np.float32, copy=False)
         self._dimension = out.shape[1]
         return out
