@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -85,6 +86,11 @@ def test_index_with_ray_matches_the_local_path(local_ray, embedder, tmp_path):
         ray_embedder.embed(texts)
     assert np.allclose(ray_embedder.embed(texts[:8]), embedder.embed(texts[:8]), atol=1e-3)
     assert ray_embedder._pool()[1] is not pool
+    ray_embedder.close()  # its actors stop and give back both CPUs (the index run above closed its own)
+    deadline = time.monotonic() + 60  # Ray frees a killed actor's resources a moment later: no event to wait on
+    while local_ray.available_resources().get("CPU", 0) < 2:
+        assert time.monotonic() < deadline, local_ray.available_resources()
+        time.sleep(0.2)
 
 
 def test_ray_address_is_given_after_the_flag_and_an_unreachable_one_fails_in_seconds(tmp_path):

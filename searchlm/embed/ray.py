@@ -140,7 +140,8 @@ _POOLS: dict[tuple, tuple] = {}  # (Ray job, model, device, actors) -> (ActorPoo
 
 class RayEmbedder(Embedder):
     """`embed(texts)` splits the texts into batches and runs them on a pool of actors that keep their model loaded
-    between calls. The indexer hands it `window` chunks at a time, so that every actor has batches to run."""
+    between calls, until `close()`. The indexer hands it `window` chunks at a time, so that every actor has
+    batches to run."""
 
     window = 2048
 
@@ -195,6 +196,14 @@ class RayEmbedder(Embedder):
             actors = [encoder.remote(self.model_id, self.device) for _ in range(self.actors)]
             _POOLS[key] = (ActorPool(actors), actors)
         return key, _POOLS[key][0]
+
+    def close(self) -> None:
+        """Stop this connection's actors for this model and device (the indexer calls it when a run that loaded
+        this embedder ends; they would otherwise hold their CPUs or GPUs until Ray shuts down)."""
+        import ray
+
+        if ray.is_initialized():
+            self._drop((ray.get_runtime_context().get_job_id(), self.model_id, self.device, self.actors))
 
     @staticmethod
     def _drop(key) -> None:

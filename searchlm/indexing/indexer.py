@@ -118,6 +118,7 @@ def index_folder(
         progress("scan", len(files), len(files))
         report.files_seen = len(files) + len(report.skipped)
         store = Database(index_dir / DB_FILE, existing=manifest is not None)
+        state = None
         try:
             stored = store.documents()
             if not files and not stored:
@@ -139,6 +140,8 @@ def index_folder(
             raise
         finally:
             store.close()
+            if state is not None and embedder is None:  # one this run loaded: Ray's actors give their CPUs back
+                getattr(state._embedder, "close", lambda: None)()
     remember_home(settings.home)
     report.seconds = time.perf_counter() - started
     return report
