@@ -190,7 +190,7 @@ class RayEmbedder(Embedder):
         import ray
         from ray.util import ActorPool
 
-        key = (ray.get_runtime_context().get_job_id(), self.model_id, self.device, self.actors)
+        key = self._key()
         if key not in _POOLS:
             encoder = ray.remote(num_cpus=0 if self.num_gpus else 1, num_gpus=self.num_gpus)(_Encoder)
             actors = [encoder.remote(self.model_id, self.device) for _ in range(self.actors)]
@@ -203,7 +203,13 @@ class RayEmbedder(Embedder):
         import ray
 
         if ray.is_initialized():
-            self._drop((ray.get_runtime_context().get_job_id(), self.model_id, self.device, self.actors))
+            self._drop(self._key())
+
+    def _key(self) -> tuple:
+        """This embedder's entry in _POOLS: the Ray connection (its job), the model, the device, the pool size."""
+        import ray
+
+        return ray.get_runtime_context().get_job_id(), self.model_id, self.device, self.actors
 
     @staticmethod
     def _drop(key) -> None:

@@ -136,17 +136,18 @@ def why_empty(store, filters: list[Filter], doc_ids: list[int]) -> str:
         return ""
     parts = []
     unique = list(dict.fromkeys(doc_ids))
+    conn = store.conn  # once: a search replica's is a copy it may first ask the server about
     for f in filters:
         marks = ",".join("?" * len(unique))
-        kept = {r[0] for r in store.conn.execute(
+        kept = {r[0] for r in conn.execute(
             f"SELECT d.id FROM documents d WHERE d.id IN ({marks}) AND {f.sql}", [*unique, *f.params])} if unique else set()
         removed = sum(1 for d in doc_ids if d not in kept)
-        matching = store.conn.execute(f"SELECT count(*) FROM documents d WHERE {f.sql}", f.params).fetchone()[0]
+        matching = conn.execute(f"SELECT count(*) FROM documents d WHERE {f.sql}", f.params).fetchone()[0]
         what = f"removed {removed} of {len(doc_ids)} hits" if removed < len(doc_ids) else f"removed all {len(doc_ids)} hits"
         if matching == 0:
             what += " (it matches no indexed document"
             if f.label.startswith("--path"):
-                sample = store.conn.execute("SELECT path FROM documents ORDER BY id LIMIT 1").fetchone()
+                sample = conn.execute("SELECT path FROM documents ORDER BY id LIMIT 1").fetchone()
                 what += f"; stored paths look like '{sample[0]}'" if sample else ""
             what += ")"
         parts.append(f"{f.label} {what}")

@@ -365,8 +365,8 @@ def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones:
     tombstones = np.zeros(0, dtype=np.int64) if tombstones is None else np.asarray(tombstones, dtype=np.int64)
     steps = steps or EF_STEPS
     vectors = _stored_vectors(index)
-    ids = index.ids()
-    dead = np.flatnonzero(np.isin(ids, tombstones)) if len(tombstones) else np.zeros(0, dtype=np.int64)
+    ids = index._positions_ids()
+    dead = index._dead_positions(tombstones) if len(tombstones) else np.zeros(0, dtype=np.int64)
     live = len(ids) - len(dead)
     if live < 2:  # nothing to miss
         index.ef, index.exact = steps[0], False

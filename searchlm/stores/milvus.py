@@ -402,12 +402,13 @@ class MilvusStore(VectorIndex):
             return ""
         parts = []
         if flt.paths:  # paths as users type them, document kinds: SQLite picks the documents
-            if getattr(self.store, "conn", None) is None:
+            conn = getattr(self.store, "conn", None)  # a replica's copy: read once, it may ask the server
+            if conn is None:
                 raise InputError(f"--path, --exclude and --kind filters need the index folder of "
                                  f"'{self.manifest.name}' on this machine, or one of at most {COPY_MAX:,} chunks "
                                  "(search without them here, or on the machine that indexed it)")
             where, params = flt.path_sql()
-            docs = [int(r[0]) for r in self.store.conn.execute(f"SELECT id FROM documents d WHERE {where}", params)]
+            docs = [int(r[0]) for r in conn.execute(f"SELECT id FROM documents d WHERE {where}", params)]
             if not docs:
                 return None
             parts.append(f"doc_id in {docs}")
