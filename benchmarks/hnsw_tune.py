@@ -1,6 +1,7 @@
 """Self-tuned HNSW efSearch (issue #23) on synthetic sets made as `benchmarks/scale.py` makes them, and on real
-vectors: recall@10 against exact search of held-out real queries at the efSearch `tune_ef_search` chooses (on the
-index's own vectors, `probe_queries`: never the reported queries), against the fixed efSearch used before
+vectors: recall@10 against exact search of held-out real queries as searches are served after `tune_ef_search`
+(on queries written from the chunks' text, as `index` tunes, `text_probes`; or `--probes vectors`: never the
+reported queries), against the fixed efSearch used before
 (256 below 500k vectors), and the warm dense query latency at both and of an exact scan (interleaved, one thread,
 p50). Where the tuner chose exact search ("mode": "exact": no step reached the target, or the one that did cost
 more than a scan), the reported recall is 1.0 and the tuned latency the scan's; the HNSW recall at the step
@@ -77,6 +78,16 @@ def recall(index, queries: np.ndarray, exact_ids: np.ndarray, kth: np.ndarray, e
     return float(np.mean(hits) / 10)
 
 
+def text_tuning_queries(texts: list[str], encoder, count: int = 200, seed: int = 0) -> np.ndarray:
+    """The tuning queries `FaissStore` makes (`text_probes`): windows of `count` random chunk texts (of a synthetic
+    set, whose copies carry their real chunk's text: the real texts, drawn uniformly)."""
+    from searchlm.stores.faiss import text_probes
+
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(texts), size=min(count, len(texts)), replace=False)
+    return text_probes([texts[i] for i in picked], encoder, rng)
+
+
 def latency_p50(index, queries: np.ndarray, efs: list, rounds: int = 3) -> dict:
     """Warm single-query latency (ms, p50) per efSearch ("exact": an exact scan of the HNSW file's vectors, as
     an index tuned to "mode": "exact" searches), interleaved query by query."""
@@ -105,7 +116,9 @@ def main() -> None:
     ap.add_argument("--per-dataset", type=int, default=100)
     ap.add_argument("--chunks", type=int, default=200_000)
     ap.add_argument("--targets", default="0.95,0.99")
-    ap.add_argument("--mixes", default="", help="also tune with probe queries mixing these many vectors (PROBE_MIX)")
+    ap.add_argument("--probes", choices=("text", "vectors"), default="text",
+                    help="tuning queries: written from the chunks' text (as `index` tunes) or made from vectors")
+    ap.add_argument("--mixes", default="", help="with --probes vectors, also mixing these many vectors (PROBE_MIX)")
     ap.add_argument("--index-file", type=Path, help="the HNSW file: read if it exists, else built and written")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -116,7 +129,7 @@ def main() -> None:
     from searchlm.stores import faiss as faiss_store
     from searchlm.stores.faiss import EF_STEPS, FaissIndex, tune_ef_search
 
-    _, real = load_sources(args.source)
+    rows, real = load_sources(args.source)
     x = synthetic(real, args.chunks) if args.chunks else real
     del real
     ids = np.arange(1, len(x) + 1, dtype=np.int64)
@@ -144,18 +157,26 @@ def main() -> None:
                     for ef in EF_STEPS if ef <= 4096} for spec, q in sets.items()}
     print(json.dumps({"set": args.name, "heldout_sweep": sweep, "load": loadavg()}), flush=True)
     results = {"set": args.name, "vectors": len(ids), "build_s": built, "sweep": sweep, "rows": []}
-    mixes = [faiss_store.PROBE_MIX] + [int(m) for m in args.mixes.split(",") if m]
+    probes = text_tuning_queries([r[2] for r in rows], encoder)
+    mixes = ["text"] if args.probes == "text" else [faiss_store.PROBE_MIX] + [int(m) for m in args.mixes.split(",") if m]
     for mix in mixes:
-        faiss_store.PROBE_MIX = mix
+        if mix != "text":
+            faiss_store.PROBE_MIX = mix
         for target in (float(t) for t in args.targets.split(",")):
             t0 = time.perf_counter()
-            tuned = tune_ef_search(index, target)
+            tuned = (tune_ef_search(index, target, queries=probes, probes="text") if mix == "text"
+                     else tune_ef_search(index, target))
             tune_s = time.perf_counter() - t0
             ef, exact = tuned["ef_search"], tuned.get("mode") == "exact"
             row = {"set": args.name, "probe_mix": mix, "target": target, "tuned": tuned, "tune_s": round(tune_s, 1),
                    "mode": tuned.get("mode", "hnsw"),
-                   # what searches get: exact search when the tuner chose it, else HNSW at the chosen efSearch
-                   "heldout_recall": {spec: 1.0 if exact else sweep[spec].get(ef) for spec in sets},
+                   # what searches get, measured as served: exact search when the tuner chose it, else HNSW at the
+                   # chosen efSearch with queries below its exact_below searched exactly
+                   "heldout_recall": {spec: round(recall(index, q, exact[spec][1], exact[spec][0][:, 9], ef), 4)
+                                      for spec, q in sets.items()},
+                   # the share of them farther from the data than exact_below (exact top-1 below it)
+                   "heldout_far_share": {spec: round(float(np.mean(exact[spec][0][:, 0] < tuned["exact_below"])), 3)
+                                         for spec in sets} if not exact else None,
                    "heldout_recall_hnsw_at_ef": {spec: sweep[spec].get(ef) for spec in sets}, "load": loadavg()}
             if mix == mixes[0]:
                 lat = latency_p50(index, next(iter(sets.values()))[:50], sorted({OLD_EF, ef}) + ["exact"])

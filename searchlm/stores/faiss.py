@@ -31,7 +31,9 @@ FAISS_FILE = "vectors.faiss"
 
 HNSW_THRESHOLD = 100_000
 HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_CONSTRUCTION = 200  # hnswlib's default. FAISS's 40-80 left graphs with regions no search reaches: on a
+# synthetic 1M set real queries stopped at recall@10 0.95 (SciFact) / 0.92 (Cranfield+CISI) at any efSearch; 200
+# gives 0.978 / 0.965 at 3072 for about twice the graph's build time (benchmarks/RESULTS.md, #23).
 # efSearch is not set by size: it is measured (`tune_ef_search`) when an HNSW file is built or has grown by
 # RETUNE_GROWTH since, as the smallest of EF_STEPS whose recall@10 against exact search reaches the index's
 # target, and recorded in the manifest. (A fixed 256 gave 0.998 on one synthetic 200k set and 0.447 on another.)
@@ -39,12 +41,23 @@ RECALL_TARGET = 0.95
 EF_STEPS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 EF_UNTUNED = 1024  # an HNSW file from before tuning, until the next `index` run measures it
 TUNE_QUERIES = 200
-# Tuning queries, two kinds, each of which must reach the target (see tune_ef_search): midpoints of PROBE_MIX
-# random live vectors, and live vectors moved off the data by isotropic noise to cosine QUERY_COSINE. The second
-# alone (the first tuner) chose efSearch 768 on a synthetic 200k Cranfield+CISI set, where SciFact queries
-# reached 0.749: on clustered data such as MiniLM's it is easy. The first is easy on unstructured vectors.
+# Tuning queries are written from the index's own text where its folder holds the query encoder (`text_probes`:
+# a window of PROBE_WORDS words of a random chunk, encoded as a query is): real queries are short texts about what
+# the index holds. Vectors alone (no encoder) give two kinds, each of which must reach the target: midpoints of
+# PROBE_MIX random live vectors, and live vectors moved off the data by isotropic noise to cosine QUERY_COSINE;
+# on large dense sets they are far harsher than real queries (synthetic 1M: 0.83 at efSearch 4096 where real
+# queries got 0.95-0.98), so HNSW was refused where it served real queries well.
+PROBE_WORDS = (6, 16)
 PROBE_MIX = 2
 QUERY_COSINE = 0.4
+# A step reaches the target when the lower end of a one-sided 95 % confidence interval of its recall over the
+# tuning queries does (mean - CONFIDENCE_Z * standard error): 200 queries measure recall to about +-0.01.
+CONFIDENCE_Z = 1.645
+# A query whose best graph hit scores below the EXACT_BELOW_QUANTILE of the tuning queries' top-1 cosines lies
+# farther from the data than nearly all of them, where a graph is least reliable (queries about something the
+# index barely holds: recall@10 0.56-0.61 at the efSearch that serves its own queries at 0.97), and is searched
+# exactly; on its own topics that is one query in ~50-100.
+EXACT_BELOW_QUANTILE = 0.05
 # When no step reaches the target, or the step that does costs a query more than an exact scan of the same vectors
 # (measured on COST_QUERIES of the tuning queries, one at a time, one thread, as searches run), the index searches
 # exactly over the HNSW file's own stored vectors ("mode": "exact"): always right, and no slower. (A synthetic
@@ -53,7 +66,8 @@ QUERY_COSINE = 0.4
 # small are only built on purpose (tests, benchmarks; `choose_type` builds flat below HNSW_THRESHOLD).
 COST_QUERIES = 20
 COST_CHECK_MIN = 20_000
-TUNING_KEYS = ("ef_search", "recall", "recall_target", "tuned_count", "tuned_queries", "mode", "hnsw_ms", "exact_ms")
+TUNING_KEYS = ("ef_search", "recall", "recall_target", "tuned_count", "tuned_queries", "probes", "exact_below", "mode",
+               "hnsw_ms", "exact_ms")
 RETUNE_GROWTH = 1.2
 TOMBSTONE_SHARE = 0.1  # an HNSW file holding more removed vectors than this share is rebuilt from SQLite
 
@@ -76,6 +90,7 @@ class FaissIndex:
         self.threads: int | None = None  # OpenMP threads for a search; None: faiss's default
         self.ef = EF_UNTUNED  # HNSW efSearch: what `tune_ef_search` measured, recorded in the manifest
         self.exact = False  # HNSW that reached no recall target cheaper than a scan: search its stored vectors
+        self.exact_below: float | None = None  # a graph search whose best hit scores below this is redone exactly
         self.tuning: dict = {}  # that measurement (TUNING_KEYS)
         self._id_array: np.ndarray | None = None  # ids() by position, for exact searches of an HNSW file
         self._dead: tuple | None = None  # (the tombstone array last searched with, its positions), see _dead_positions
@@ -138,7 +153,9 @@ class FaissIndex:
                excluded_ids: np.ndarray | None = None):
         """Top-k (scores, ids) per query; `allowed_ids` restricts the search before the cut (filters);
         `excluded_ids` are skipped (HNSW tombstones; ignored when `allowed_ids` is given, which never holds them).
-        An HNSW index tuned to `exact` searches its stored vectors exactly instead of its graph."""
+        An HNSW index tuned to `exact` searches its stored vectors exactly instead of its graph, and a query whose
+        best graph hit scores below `exact_below` (far from all the data, see EXACT_BELOW_QUANTILE) is searched
+        exactly too."""
         import faiss
 
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
@@ -156,7 +173,12 @@ class FaissIndex:
             return self._gpu.search(queries, k)
         elif self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef, k))
-        return self._threaded(self.index.search, queries, k, params)
+        scores, ids = self._threaded(self.index.search, queries, k, params)
+        if self.kind == "hnsw" and self.exact_below is not None:
+            far = np.flatnonzero(scores[:, 0] < self.exact_below)  # also a search that found nothing (-inf)
+            if len(far):
+                scores[far], ids[far] = self._search_exact(queries[far], k, allowed_ids, excluded_ids)
+        return scores, ids
 
     def _search_exact(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None,
                       excluded_ids: np.ndarray | None):
@@ -345,16 +367,55 @@ def moved_queries(vectors: np.ndarray, own: np.ndarray, rng, cosine: float | Non
     return queries / np.linalg.norm(queries, axis=1, keepdims=True)
 
 
+def text_probes(texts: list[str], embedder, rng) -> np.ndarray:
+    """Tuning queries written from an index's own chunk `texts`: from each, a window of PROBE_WORDS consecutive
+    words at a random place, encoded as a query is (`embedder.embed`).
+
+    Real queries are short texts about what the index holds, and so are these: on synthetic 200k sets their
+    recall@10 per efSearch runs within ~0.02 of the datasets' own queries' (benchmarks/probes/hnsw_text_probes.py),
+    where the vector-made probes (`probe_queries`, `moved_queries`) asked 4-16 times the efSearch real queries
+    needed. Their top-1 cosine (median ~0.55) is lower than real queries' (~0.67): they also stand for vaguer
+    questions."""
+    lo, hi = PROBE_WORDS
+    windows = []
+    for text in texts:
+        words = text.split()
+        n = int(rng.integers(lo, hi + 1))
+        start = int(rng.integers(0, max(1, len(words) - n + 1)))
+        windows.append(" ".join(words[start:start + n]))
+    return np.asarray(embedder.embed(windows), dtype=np.float32)
+
+
+def chunk_text_probes(conn, live_ids: np.ndarray, embedder, count: int = TUNE_QUERIES,
+                      seed: int = 0) -> np.ndarray | None:
+    """`text_probes` from the texts of `count` random chunks of `live_ids` in the index database `conn`; None
+    when too few of them have words (fewer than half, or than 2)."""
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(live_ids, size=min(count, len(live_ids)), replace=False)
+    texts = []
+    for lo in range(0, len(picked), 500):
+        part = [int(i) for i in picked[lo:lo + 500]]
+        marks = ",".join("?" * len(part))
+        texts += [t for (t,) in conn.execute(f"SELECT text FROM chunks WHERE id IN ({marks}) ORDER BY id", part)
+                  if t and t.split()]
+    if len(texts) < max(2, len(picked) // 2):
+        return None
+    return text_probes(texts, embedder, rng)
+
+
 def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones: np.ndarray | None = None,
                    queries: np.ndarray | None = None, sample: int = TUNE_QUERIES, k: int = 10,
-                   seed: int = 0, steps: tuple[int, ...] | None = None) -> dict:
-    """The smallest efSearch of EF_STEPS whose recall@k against exact search reaches `target`, measured on this
-    index's own data: `sample` probe queries made from its live vectors, half of them midpoints between chunks
-    (`probe_queries`) and half stored vectors moved off the data (`moved_queries`, their own entry left out of
-    both result lists), each half reaching the target; or on the given `queries`. A hit counts when it is in the
-    exact top k or scores as high as its k-th (ties). Sets `index.ef` and returns the measurement (the lower of
-    the two halves' recalls); when no step reaches the target, the largest step and the recall it reached (the
-    manifest and `check` show it).
+                   seed: int = 0, steps: tuple[int, ...] | None = None, probes: str | None = None) -> dict:
+    """The smallest efSearch of EF_STEPS whose recall@k against exact search reaches `target` (the lower end of
+    its 95 % confidence interval does, see CONFIDENCE_Z), measured on the given `queries` (`FaissStore` passes
+    `text_probes`; `probes` names them for the manifest) or, without them, on `sample` probe queries made from
+    the index's live vectors: half midpoints between chunks (`probe_queries`), half stored vectors moved off the
+    data (`moved_queries`, their own entry left out of both result lists), each half reaching the target. A hit
+    counts when it is in the exact top k or scores as high as its k-th (ties). Recall is measured as searches are
+    served: a query whose best graph hit scores below the EXACT_BELOW_QUANTILE of the tuning queries' exact top-1
+    cosines ("exact_below") is searched exactly. Sets `index.ef` and `index.exact_below` and returns the
+    measurement (the lowest kind's recall); when no step reaches the target, the largest step and the recall it
+    reached (the manifest and `check` show it).
 
     "mode" is "exact" (and the index searches its stored vectors exactly) when no step reaches the target, or
     when the one that does costs a query at least as much as an exact scan ("hnsw_ms" and "exact_ms", measured
@@ -369,7 +430,7 @@ def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones:
     dead = index._dead_positions(tombstones) if len(tombstones) else np.zeros(0, dtype=np.int64)
     live = len(ids) - len(dead)
     if live < 2:  # nothing to miss
-        index.ef, index.exact = steps[0], False
+        index.ef, index.exact, index.exact_below = steps[0], False, None
         index.tuning = {"ef_search": index.ef, "recall": 1.0, "recall_target": target, "tuned_count": live,
                         "tuned_queries": 0, "mode": "hnsw"}
         return index.tuning
@@ -379,36 +440,44 @@ def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones:
         alive = np.setdiff1d(np.arange(len(ids)), dead) if len(dead) else np.arange(len(ids))
         own = np.sort(rng.choice(alive, size=min(sample - sample // 2, len(alive)), replace=False))
         kinds = [(probe_queries(vectors, alive, sample // 2, rng), None), (moved_queries(vectors, own, rng), own)]
+        probes = "vectors"
     else:
         kinds = [(np.asarray(queries, dtype=np.float32), None)]
     measured = []
     for q, own in kinds:
         q = np.ascontiguousarray(q, dtype=np.float32)
         exact_s, exact_p = _exact_top(vectors, q, k, dead, own)
-        measured.append((q, own, ids[exact_p], exact_s[:, -1] - 1e-5))
-    before, threads, exact = index.ef, index.threads, index.exact
-    index.threads, index.exact = None, False  # all cores: tuning runs once, in the indexing process
+        measured.append((q, own, ids[exact_p], exact_s[:, -1] - 1e-5, exact_s[:, 0]))
+    exact_below = round(float(np.quantile(np.concatenate([m[4] for m in measured]), EXACT_BELOW_QUANTILE)), 4)
+    before = index.ef, index.threads, index.exact, index.exact_below
+    index.threads, index.exact, index.exact_below = None, False, exact_below  # all cores: tuning runs once
     result = {"ef_search": steps[-1], "recall": 0.0}
     try:
         for ef in steps:
             index.ef = ef
-            recall = min(_recall(index, q, own, ids, exact_ids, kth, k, tombstones)
-                         for q, own, exact_ids, kth in measured)
+            per_kind = [_recall(index, q, own, ids, exact_ids, kth, k, tombstones)
+                        for q, own, exact_ids, kth, _ in measured]
+            recall = min(float(hits.mean()) for hits in per_kind)
+            low = min(float(hits.mean() - CONFIDENCE_Z * hits.std(ddof=1) / np.sqrt(len(hits))) if len(hits) > 1
+                      else float(hits.mean()) for hits in per_kind)
             result = {"ef_search": ef, "recall": round(recall, 4)}
-            if recall >= target:
+            if low >= target:
                 break
+        reached = low >= target
         index.ef = result["ef_search"]
         if live >= COST_CHECK_MIN:
             result |= _costs(index, np.vstack([q[:COST_QUERIES // len(measured) + 1] for q, *_ in measured]),
                              tombstones)
     finally:
-        index.ef, index.threads, index.exact = before, threads, exact
-    reached = result["recall"] >= target
+        index.ef, index.threads, index.exact, index.exact_below = before
     cheaper = result.get("hnsw_ms", 0) < result.get("exact_ms", np.inf)
     result["mode"] = "hnsw" if reached and cheaper else "exact"
     index.ef, index.exact = result["ef_search"], result["mode"] == "exact"
-    index.tuning = result | {"recall_target": target, "tuned_count": live,
+    index.exact_below = exact_below if result["mode"] == "hnsw" else None
+    index.tuning = result | {"recall_target": target, "tuned_count": live, "probes": probes or "given",
                              "tuned_queries": sum(len(q) for q, *_ in measured)}
+    if result["mode"] == "hnsw":
+        index.tuning["exact_below"] = exact_below
     return index.tuning
 
 
@@ -443,9 +512,13 @@ def search_line(ann: dict) -> str | None:
         return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
     recall, target, ef = ann.get("recall", 0.0), ann.get("recall_target", RECALL_TARGET), ann["ef_search"]
-    probes = f"{ann.get('tuned_queries')} probe queries made from {shown(ann.get('tuned_count', 0), ',')} vectors"
+    made = "written from the text of" if ann.get("probes") == "text" else "made from"
+    probes = f"{ann.get('tuned_queries')} probe queries {made} {shown(ann.get('tuned_count', 0), ',')} chunks"
     if ann.get("mode") != "exact":
-        return f"HNSW efSearch {ef}: recall@10 {shown(recall, '.3f')} against exact search on {probes} (target {target})"
+        far = ann.get("exact_below")
+        far = f"; queries scoring below {shown(far, '.2f')} with every chunk searched exactly" if far is not None else ""
+        return (f"HNSW efSearch {ef}: recall@10 {shown(recall, '.3f')} against exact search on {probes} "
+                f"(target {target}{far})")
     reached = f"HNSW reached recall@10 {shown(recall, '.3f')} at efSearch {ef}"
     if all(isinstance(v, (int, float)) for v in (recall, target)) and recall >= target:  # slower than a scan
         why = f"{reached} but took {ann.get('hnsw_ms')} ms a query, an exact scan {ann.get('exact_ms')} ms"
@@ -455,16 +528,16 @@ def search_line(ann: dict) -> str | None:
 
 
 def _recall(index: FaissIndex, queries: np.ndarray, own: np.ndarray | None, ids: np.ndarray,
-            exact_ids: np.ndarray, kth: np.ndarray, k: int, tombstones: np.ndarray) -> float:
-    """recall@k of `index` at its current efSearch: a hit is in the exact top k or scores as high as its k-th;
-    a query's own stored vector (`own`) is left out of its results."""
+            exact_ids: np.ndarray, kth: np.ndarray, k: int, tombstones: np.ndarray) -> np.ndarray:
+    """recall@k of each query on `index` as it searches now: a hit is in the exact top k or scores as high as its
+    k-th; a query's own stored vector (`own`) is left out of its results."""
     scores, found = index.search(queries, k + (own is not None), excluded_ids=tombstones)
-    hits = 0
+    hits = np.zeros(len(queries))
     for i in range(len(queries)):
         keep = found[i] != (ids[own[i]] if own is not None else -2)
         got, got_s = found[i][keep][:k], scores[i][keep][:k]
-        hits += int(np.sum(np.isin(got, exact_ids[i]) | (got_s >= kth[i]) & (got >= 0)))
-    return hits / (k * len(queries))
+        hits[i] = np.sum(np.isin(got, exact_ids[i]) | (got_s >= kth[i]) & (got >= 0))
+    return hits / k
 
 
 class FaissStore(VectorIndex):
@@ -530,6 +603,7 @@ class FaissStore(VectorIndex):
             index.ef = ann["ef_search"]
             index.tuning = {key: ann[key] for key in TUNING_KEYS if key in ann}
             index.exact = ann.get("mode") == "exact"
+            index.exact_below = ann.get("exact_below") if isinstance(ann.get("exact_below"), float) else None
         return index
 
     def _current(self) -> bool:
@@ -636,19 +710,35 @@ class FaissStore(VectorIndex):
                 and index.index.d == self.manifest.dimension)  # a file of another model's vectors is not ours
 
     def _tune(self, index: FaissIndex, manifest) -> bool:
-        """Measure efSearch (`tune_ef_search`) for an HNSW index never measured, measured for another target, or
-        grown by RETUNE_GROWTH since. Returns whether it measured."""
+        """Measure efSearch (`tune_ef_search`) for an HNSW index never measured, measured for another target or
+        by an older tuner, or grown by RETUNE_GROWTH since; on queries written from its own text where the index
+        folder holds its query encoder (`_text_probes`). Returns whether it measured."""
         if index.kind != "hnsw":
             return False
         target = float(manifest.ann.get("recall_target") or RECALL_TARGET)
         live = len(index) - len(self._tombstones)
         done = index.tuning
         if (done.get("recall_target") == target and done.get("tuned_count", 0) * RETUNE_GROWTH > live
-                and done.get("tuned_count", 0) <= live * RETUNE_GROWTH and "mode" in done):  # else from before modes
+                and done.get("tuned_count", 0) <= live * RETUNE_GROWTH and "probes" in done):  # else an older tuner's
             return False
-        tune_ef_search(index, target, self._tombstones)
+        queries = self._text_probes(index)
+        tune_ef_search(index, target, self._tombstones, queries=queries, probes="text" if queries is not None else None)
         index.threads = 1  # as a loaded one (see _read)
         return True
+
+    def _text_probes(self, index: FaissIndex) -> np.ndarray | None:
+        """`chunk_text_probes` of this index's live chunks, encoded by its folder's own query encoder; None when
+        the folder has none (an in-memory store)."""
+        from searchlm.embed.cache import encoder_problem
+        from searchlm.indexing.manifest import ENCODER_DIR
+
+        folder = self.path.parent
+        if self.in_memory or encoder_problem(folder, recorded=self.manifest.files) is not None:
+            return None
+        from searchlm.embed.onnx import OnnxEmbedder
+
+        live = np.setdiff1d(index._positions_ids(), self._tombstones)
+        return chunk_text_probes(self.store.conn, live, OnnxEmbedder(folder / ENCODER_DIR))
 
     # -- checking -----------------------------------------------------------------------------------------
     def verify(self) -> list[str]:
