@@ -78,7 +78,7 @@ def recall(index, queries: np.ndarray, exact_ids: np.ndarray, kth: np.ndarray, e
     return float(np.mean(hits) / 10)
 
 
-def text_tuning_queries(texts: list[str], encoder, count: int = 200, seed: int = 0) -> np.ndarray:
+def text_tuning_queries(texts: list[str], encoder, count: int = 400, seed: int = 0) -> np.ndarray:
     """The tuning queries `FaissStore` makes (`text_probes`): windows of `count` random chunk texts (of a synthetic
     set, whose copies carry their real chunk's text: the real texts, drawn uniformly)."""
     from searchlm.stores.faiss import text_probes
