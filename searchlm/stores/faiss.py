@@ -73,8 +73,8 @@ EXACT_BELOW_QUANTILE = 0.05
 # small are only built on purpose (tests, benchmarks; `choose_type` builds flat below HNSW_THRESHOLD).
 COST_QUERIES = 20
 COST_CHECK_MIN = 20_000
-TUNING_KEYS = ("ef_search", "recall", "recall_far", "recall_target", "tuned_count", "tuned_queries", "probes", "exact_below", "mode",
-               "hnsw_ms", "exact_ms")
+TUNING_KEYS = ("ef_search", "recall", "recall_far", "recall_target", "tuned_count", "tuned_queries", "probes",
+               "exact_below", "mode", "hnsw_ms", "exact_ms")
 RETUNE_GROWTH = 1.2
 TOMBSTONE_SHARE = 0.1  # an HNSW file holding more removed vectors than this share is rebuilt from SQLite
 
@@ -97,7 +97,7 @@ class FaissIndex:
         self.threads: int | None = None  # OpenMP threads for a search; None: faiss's default
         self.ef = EF_UNTUNED  # HNSW efSearch: what `tune_ef_search` measured, recorded in the manifest
         self.exact = False  # HNSW that reached no recall target cheaper than a scan: search its stored vectors
-        self.exact_below: float | None = None  # a graph search whose FAR_RANK-th hit scores below this is redone exactly
+        self.exact_below: float | None = None  # a graph search whose FAR_RANK-th hit scores below it: redone exactly
         self.tuning: dict = {}  # that measurement (TUNING_KEYS)
         self._id_array: np.ndarray | None = None  # ids() by position, for exact searches of an HNSW file
         self._dead: tuple | None = None  # (the tombstone array last searched with, its positions), see _dead_positions
@@ -542,7 +542,8 @@ def search_line(ann: dict) -> str | None:
         far = ann.get("exact_below")
         far = (f"; queries whose 10th hit scores below {shown(far, '.2f')} searched exactly" if far is not None
                else "")
-        farthest = f" ({shown(ann['recall_far'], '.3f')} on the quarter farthest from the data)" if "recall_far" in ann else ""
+        farthest = (f" ({shown(ann['recall_far'], '.3f')} on the quarter farthest from the data)"
+                    if "recall_far" in ann else "")
         return (f"HNSW efSearch {ef}: recall@10 {shown(recall, '.3f')}{farthest} against exact search on {probes} "
                 f"(target {target}{far})")
     reached = f"HNSW reached recall@10 {shown(recall, '.3f')} at efSearch {ef}"
@@ -745,10 +746,12 @@ class FaissStore(VectorIndex):
         live = len(index) - len(self._tombstones)
         done = index.tuning
         if (done.get("recall_target") == target and done.get("tuned_count", 0) * RETUNE_GROWTH > live
-                and done.get("tuned_count", 0) <= live * RETUNE_GROWTH and "recall_far" in done):  # else an older tuner's
+                and done.get("tuned_count", 0) <= live * RETUNE_GROWTH
+                and "recall_far" in done):  # else measured by an older tuner
             return False
         queries = self._text_probes(index)
-        tune_ef_search(index, target, self._tombstones, queries=queries, probes="text" if queries is not None else None)
+        tune_ef_search(index, target, self._tombstones, queries=queries,
+                       probes="text" if queries is not None else None)
         index.threads = 1  # as a loaded one (see _read)
         return True
 
