@@ -340,16 +340,22 @@ def test_hnsw_efsearch_is_measured_recorded_shown_and_retuned_for_a_new_target(m
     assert checked.exit_code == 0 and f"HNSW efSearch {ann['ef_search']}: recall@10" in checked.output
 
 
-def test_a_query_far_from_the_data_is_searched_exactly_with_tombstones_and_filters():
-    """A graph search whose 10th hit scores below `exact_below` is redone exactly, with the same tombstones or
-    filter; queries above it keep the graph's answer."""
-    rng = np.random.default_rng(12)
-    x = rng.normal(size=(4000, 64)).astype(np.float32)  # no structure: efSearch 16 misses neighbours
+def unstructured_hnsw(seed: int):
+    """4,000 unit vectors with no structure (efSearch 16 misses neighbours), 40 queries, ids not positions, and
+    their HNSW."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4000, 64)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     q = rng.normal(size=(40, 64)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     ids = np.arange(4000, dtype=np.int64) * 3 + 5
-    index = FaissIndex.build(64, [(ids, x)], len(ids), "hnsw")
+    return x, q, ids, FaissIndex.build(64, [(ids, x)], len(ids), "hnsw")
+
+
+def test_a_query_far_from_the_data_is_searched_exactly_with_tombstones_and_filters():
+    """A graph search whose 10th hit scores below `exact_below` is redone exactly, with the same tombstones or
+    filter; queries above it keep the graph's answer."""
+    x, q, ids, index = unstructured_hnsw(12)
     index.ef = 16
     dead, alive = ids[::7], np.ones(len(ids), dtype=bool)
     alive[::7] = False
@@ -391,13 +397,7 @@ def test_hnsw_that_reaches_no_target_searches_exactly_with_tombstones_and_filter
     """When no efSearch step reaches the target, the tuner says "exact" with the recall HNSW reached and the step
     tried, and searches then return exactly the exact top k over the HNSW file's own vectors: removed ids
     (tombstones) skipped, a filter (allowed ids) applied before the cut."""
-    rng = np.random.default_rng(11)
-    x = rng.normal(size=(4000, 64)).astype(np.float32)  # no structure: efSearch 16 misses neighbours
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q = rng.normal(size=(40, 64)).astype(np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    ids = np.arange(4000, dtype=np.int64) * 3 + 5
-    index = FaissIndex.build(64, [(ids, x)], len(ids), "hnsw")
+    x, q, ids, index = unstructured_hnsw(11)
     dead = ids[::7]
     tuned = vectors.tune_ef_search(index, 0.99, tombstones=dead, steps=(16,))
     assert tuned["mode"] == "exact" and tuned["ef_search"] == 16 and tuned["recall"] < 0.99 and index.exact
