@@ -439,6 +439,11 @@ def test_search_lines_say_how_vectors_are_searched_and_why():
     slow = hnsw | {"ef_search": 4096, "recall": 0.96, "mode": "exact", "hnsw_ms": 61.0, "exact_ms": 59.5}
     assert line(slow).startswith("exact search (HNSW reached recall@10 0.960 at efSearch 4096 but took 61.0 ms a "
                                  "query, an exact scan 59.5 ms")
+    unsure = hnsw | {"ef_search": 4096, "recall": 0.9745, "recall_far": 0.9625, "mode": "exact", "hnsw_ms": 11.8,
+                     "exact_ms": 60.4, "probes": "text"}  # cheaper, the mean above target, its bound not
+    assert line(unsure) == ("exact search (HNSW reached recall@10 0.975 (0.963 on the quarter farthest from the data) "
+                            "at efSearch 4096: not surely >= target 0.95 (95 % confidence), on 200 probe queries "
+                            "written from the text of 200,000 chunks)")
     assert line({"type": "flat", "count": 3}) == "exact search (flat index)"
     assert line({"type": "hnsw"}).startswith("HNSW efSearch not measured yet")
     assert line({"backend": "milvus", "type": "hnsw"}) is None
@@ -462,7 +467,8 @@ def test_an_index_whose_target_no_efsearch_reaches_searches_exactly_and_says_so(
     settings, report, corpus = make_index(files)
     ann = Manifest.load(settings.index_dir).ann
     assert ann["type"] == "hnsw" and ann["mode"] == "exact" and ann["ef_search"] == vectors.EF_STEPS[-1]
-    said = f"exact search (HNSW reached recall@10 {ann['recall']:.3f} at efSearch {vectors.EF_STEPS[-1]} < target 1.01"
+    said = (f"exact search (HNSW reached recall@10 {ann['recall']:.3f} ({ann['recall_far']:.3f} on the quarter farthest"
+            f" from the data) at efSearch {vectors.EF_STEPS[-1]} < target 1.01")
     assert any(n.startswith(said) for n in report.notices)
     (corpus / "note7.md").unlink()
     index_folder(corpus, settings, embedder=embedder)
