@@ -331,6 +331,13 @@ def test_hnsw_efsearch_is_measured_recorded_shown_and_retuned_for_a_new_target(m
     assert ann["recall_target"] == 0.99 and ann["recall"] >= 0.99 and any("target 0.99" in n for n in again.notices)
     third = index_folder(corpus, settings, embedder=embedder)  # the target is kept; nothing to measure
     assert Manifest.load(settings.index_dir).ann["recall_target"] == 0.99 and not third.notices
+    # Tuned on vector-made probes (its encoder was missing then, e.g. `check --repair` restores it after the
+    # store): the next run, the encoder back, measures again on text.
+    manifest = Manifest.load(settings.index_dir)
+    manifest.ann["probes"] = "vectors"
+    manifest.save(settings.index_dir)
+    fourth = index_folder(corpus, settings, embedder=embedder)
+    assert Manifest.load(settings.index_dir).ann["probes"] == "text" and fourth.notices
 
     runner = CliRunner()
     where = ["--name", settings.name, "--home", str(settings.home)]
@@ -367,6 +374,8 @@ def test_a_query_far_from_the_data_is_searched_exactly_with_tombstones_and_filte
     far = graph_s[:, 9] < index.exact_below
     _, found = index.search(q, 10, excluded_ids=dead)
     assert np.array_equal(found[far], want[far]) and np.array_equal(found[~far], graph[~far])
+    _, top3 = index.search(q, 3, excluded_ids=dead)  # fewer than 10 asked: still decided by the 10th graph hit
+    assert np.array_equal(top3[far], want[far, :3]) and np.array_equal(top3[~far], graph[~far, :3])
     allowed = ids[ids % 2 == 0]
     keep = np.isin(ids, allowed)
     index.exact_below = 2.0  # above any cosine: every query exact
@@ -436,11 +445,16 @@ def test_search_lines_say_how_vectors_are_searched_and_why():
                           "queries whose 10th hit scores below 0.38 searched exactly)")
     short = hnsw | {"ef_search": 4096, "recall": 0.858, "mode": "exact", "hnsw_ms": 33.7, "exact_ms": 59.5}
     assert line(short).startswith("exact search (HNSW reached recall@10 0.858 at efSearch 4096 < target 0.95")
-    slow = hnsw | {"ef_search": 4096, "recall": 0.96, "mode": "exact", "hnsw_ms": 61.0, "exact_ms": 59.5}
+    slow = hnsw | {"ef_search": 4096, "recall": 0.96, "mode": "exact", "hnsw_ms": 61.0, "exact_ms": 59.5,
+                   "reached": True}
     assert line(slow).startswith("exact search (HNSW reached recall@10 0.960 at efSearch 4096 but took 61.0 ms a "
                                  "query, an exact scan 59.5 ms")
     unsure = hnsw | {"ef_search": 4096, "recall": 0.9745, "recall_far": 0.9625, "mode": "exact", "hnsw_ms": 11.8,
-                     "exact_ms": 60.4, "probes": "text"}  # cheaper, the mean above target, its bound not
+                     "exact_ms": 60.4, "probes": "text", "reached": False}  # the mean above target, its bound not
+    both = unsure | {"hnsw_ms": 70.0, "reached": False}  # slower too, but the tuner's bounds fell short
+    assert ": not surely >= target 0.95" in line(both) and "but took" not in line(both)
+    small = hnsw | {"recall": 0.97, "mode": "exact"}  # no costs (under 20,000 vectors): the mean is above target
+    assert ": not surely >= target 0.95" in line(small) and "< target" not in line(small)
     assert line(unsure) == ("exact search (HNSW reached recall@10 0.975 (0.963 on the quarter farthest from the data) "
                             "at efSearch 4096: not surely >= target 0.95 (95 % confidence), on 200 probe queries "
                             "written from the text of 200,000 chunks)")

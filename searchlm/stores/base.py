@@ -329,7 +329,7 @@ def store_notices(manifest: Manifest, before: dict, chunks: int) -> list[str]:
     """One line each: a new efSearch measurement; a default store past TANTIVY_ADVICE_CHUNKS."""
     notices = []
     ann = manifest.ann
-    measured = ("ef_search", "recall", "recall_target", "tuned_count", "mode")
+    measured = ("ef_search", "recall", "recall_far", "recall_target", "tuned_count", "probes", "mode")
     if "ef_search" in ann and any(ann.get(key) != before.get(key) for key in measured):
         line = vector_search_line(manifest)
         if line:

@@ -73,8 +73,8 @@ EXACT_BELOW_QUANTILE = 0.05
 # small are only built on purpose (tests, benchmarks; `choose_type` builds flat below HNSW_THRESHOLD).
 COST_QUERIES = 20
 COST_CHECK_MIN = 20_000
-TUNING_KEYS = ("ef_search", "recall", "recall_far", "recall_target", "tuned_count", "tuned_queries", "probes",
-               "exact_below", "mode", "hnsw_ms", "exact_ms")
+TUNING_KEYS = ("ef_search", "recall", "recall_far", "reached", "recall_target", "tuned_count", "tuned_queries",
+               "probes", "exact_below", "mode", "hnsw_ms", "exact_ms")
 RETUNE_GROWTH = 1.2
 TOMBSTONE_SHARE = 0.1  # an HNSW file holding more removed vectors than this share is rebuilt from SQLite
 
@@ -161,14 +161,16 @@ class FaissIndex:
         """Top-k (scores, ids) per query; `allowed_ids` restricts the search before the cut (filters);
         `excluded_ids` are skipped (HNSW tombstones; ignored when `allowed_ids` is given, which never holds them).
         An HNSW index tuned to `exact` searches its stored vectors exactly instead of its graph, and a query whose
-        best graph hit scores below `exact_below` (far from all the data, see EXACT_BELOW_QUANTILE) is searched
-        exactly too."""
+        FAR_RANK-th graph hit scores below `exact_below` (a sparse neighbourhood, see FAR_RANK; also a filter that
+        leaves the graph too few near hits) is searched exactly too."""
         import faiss
 
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(k, len(self)))
         if self.exact and self.kind == "hnsw":
             return self._search_exact(queries, k, allowed_ids, excluded_ids)
+        floor = self.exact_below if self.kind == "hnsw" else None
+        wanted, k = k, k if floor is None else max(k, min(FAR_RANK, len(self)))  # the FAR_RANK-th hit decides
         params = None
         selector = _selector(allowed_ids, excluded_ids)
         if selector is not None:
@@ -181,11 +183,11 @@ class FaissIndex:
         elif self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef, k))
         scores, ids = self._threaded(self.index.search, queries, k, params)
-        if self.kind == "hnsw" and self.exact_below is not None:
-            far = np.flatnonzero(scores[:, min(k, FAR_RANK) - 1] < self.exact_below)  # also none found (-inf)
+        if floor is not None:
+            far = np.flatnonzero(scores[:, min(k, FAR_RANK) - 1] < floor)  # also none found (-inf)
             if len(far):
                 scores[far], ids[far] = self._search_exact(queries[far], k, allowed_ids, excluded_ids)
-        return scores, ids
+        return scores[:, :wanted], ids[:, :wanted]
 
     def _search_exact(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None,
                       excluded_ids: np.ndarray | None):
@@ -439,8 +441,8 @@ def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones:
     live = len(ids) - len(dead)
     if live < 2:  # nothing to miss
         index.ef, index.exact, index.exact_below = steps[0], False, None
-        index.tuning = {"ef_search": index.ef, "recall": 1.0, "recall_far": 1.0, "recall_target": target,
-                        "tuned_count": live, "tuned_queries": 0, "mode": "hnsw"}
+        index.tuning = {"ef_search": index.ef, "recall": 1.0, "recall_far": 1.0, "reached": True,
+                        "recall_target": target, "tuned_count": live, "tuned_queries": 0, "mode": "hnsw"}
         return index.tuning
     k = min(k, live - 1)
     if queries is None:
@@ -480,6 +482,7 @@ def tune_ef_search(index: FaissIndex, target: float = RECALL_TARGET, tombstones:
         index.ef, index.threads, index.exact, index.exact_below = before
     cheaper = result.get("hnsw_ms", 0) < result.get("exact_ms", np.inf)
     result["mode"] = "hnsw" if reached and cheaper else "exact"
+    result["reached"] = bool(reached)
     index.ef, index.exact = result["ef_search"], result["mode"] == "exact"
     index.exact_below = exact_below if result["mode"] == "hnsw" else None
     index.tuning = result | {"recall_target": target, "tuned_count": live, "probes": probes or "given",
@@ -547,11 +550,14 @@ def search_line(ann: dict) -> str | None:
         return (f"HNSW efSearch {ef}: recall@10 {shown(recall, '.3f')}{farthest} against exact search on {probes} "
                 f"(target {target}{far})")
     reached = f"HNSW reached recall@10 {shown(recall, '.3f')}{farthest} at efSearch {ef}"
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                  for v in (recall, target, ann.get("hnsw_ms"), ann.get("exact_ms")))
-    if numbers and recall >= target and ann["hnsw_ms"] >= ann["exact_ms"]:  # reached, but slower than a scan
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    mean_reached = number(recall) and number(target) and recall >= target
+    # "reached": the tuner's own verdict (95 % bounds, farthest quarter); older manifests lack it: the mean decides
+    if ann.get("reached", mean_reached) is True and number(ann.get("hnsw_ms")) and number(ann.get("exact_ms")):
         why = f"{reached} but took {ann['hnsw_ms']} ms a query, an exact scan {ann['exact_ms']} ms"
-    elif numbers and recall >= target:  # the mean reached it; its 95 % bound, or the farthest quarter's, did not
+    elif mean_reached:  # the mean reached it; its 95 % bound, or the farthest quarter's, did not
         why = f"{reached}: not surely >= target {target} (95 % confidence)"
     else:
         why = f"{reached} < target {target}"
@@ -742,8 +748,9 @@ class FaissStore(VectorIndex):
 
     def _tune(self, index: FaissIndex, manifest) -> bool:
         """Measure efSearch (`tune_ef_search`) for an HNSW index never measured, measured for another target or
-        by an older tuner, or grown by RETUNE_GROWTH since; on queries written from its own text where the index
-        folder holds its query encoder (`_text_probes`). Returns whether it measured."""
+        by an older tuner, grown by RETUNE_GROWTH since, or measured on vector-made probes while its folder now
+        holds its query encoder; on queries written from its own text where it does (`_text_probes`). Returns
+        whether it measured."""
         if index.kind != "hnsw":
             return False
         target = float(manifest.ann.get("recall_target") or RECALL_TARGET)
@@ -751,7 +758,8 @@ class FaissStore(VectorIndex):
         done = index.tuning
         if (done.get("recall_target") == target and done.get("tuned_count", 0) * RETUNE_GROWTH > live
                 and done.get("tuned_count", 0) <= live * RETUNE_GROWTH
-                and "recall_far" in done):  # else measured by an older tuner
+                and "recall_far" in done  # else measured by an older tuner
+                and (done.get("probes") == "text" or self._encoder() is None)):
             return False
         queries = self._text_probes(index)
         tune_ef_search(index, target, self._tombstones, queries=queries,
@@ -759,9 +767,9 @@ class FaissStore(VectorIndex):
         index.threads = 1  # as a loaded one (see _read)
         return True
 
-    def _text_probes(self, index: FaissIndex) -> np.ndarray | None:
-        """`chunk_text_probes` of this index's live chunks, encoded by its folder's own query encoder; None when
-        the folder has none (an in-memory store)."""
+    def _encoder(self):
+        """The index folder's own query encoder, loaded, or None: an in-memory store, an encoder missing or
+        damaged (`check --repair` puts it back), or one that does not load or gives vectors of another size."""
         from searchlm.embed.cache import encoder_problem
         from searchlm.indexing.manifest import ENCODER_DIR
 
@@ -770,8 +778,23 @@ class FaissStore(VectorIndex):
             return None
         from searchlm.embed.onnx import OnnxEmbedder
 
+        try:
+            encoder = OnnxEmbedder(folder / ENCODER_DIR)
+            if encoder.embed(["a probe"]).shape[-1] != self.manifest.dimension:
+                return None
+        except Exception as exc:  # tuning falls back to vector-made probes; searches report the encoder itself
+            log.warning("tuning HNSW without text probes: the query encoder did not load (%s)", exc)
+            return None
+        return encoder
+
+    def _text_probes(self, index: FaissIndex) -> np.ndarray | None:
+        """`chunk_text_probes` of this index's live chunks, encoded by its folder's own query encoder; None when
+        it has none that loads (`_encoder`)."""
+        encoder = self._encoder()
+        if encoder is None:
+            return None
         live = np.setdiff1d(index._positions_ids(), self._tombstones)
-        return chunk_text_probes(self.store.conn, live, OnnxEmbedder(folder / ENCODER_DIR))
+        return chunk_text_probes(self.store.conn, live, encoder)
 
     # -- checking -----------------------------------------------------------------------------------------
     def verify(self) -> list[str]:
