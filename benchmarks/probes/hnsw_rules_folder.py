@@ -32,7 +32,9 @@ texts = {"manual_qa": query_sets(100)["manual_qa"]}
 sets = {n: np.asarray(encoder.embed(texts[n] if n in texts else dataset_queries(n.split("+"), 100)), np.float32)
         for n in names}
 live = np.setdiff1d(ids, tomb)
-sets["text"] = F.chunk_text_probes(db, live, encoder, count=400, seed=1)
+from searchlm.indexing.database import Database  # noqa: E402
+
+sets["text"] = F.chunk_text_probes(Database(folder / "index.db", readonly=True), live, encoder, count=400, seed=1)
 vectors = F._stored_vectors(index)
 exact = {n: F._exact_top(vectors, q, 10, dead) for n, q in sets.items()}
 floor = float(np.quantile(exact["text"][0][:, -1], F.EXACT_BELOW_QUANTILE))

@@ -395,18 +395,13 @@ def text_probes(texts: list[str], embedder, rng) -> np.ndarray:
     return np.asarray(embedder.embed(windows), dtype=np.float32)
 
 
-def chunk_text_probes(conn, live_ids: np.ndarray, embedder, count: int = TUNE_QUERIES,
+def chunk_text_probes(store, live_ids: np.ndarray, embedder, count: int = TUNE_QUERIES,
                       seed: int = 0) -> np.ndarray | None:
-    """`text_probes` from the texts of `count` random chunks of `live_ids` in the index database `conn`; None
-    when too few of them have words (fewer than half, or than 2)."""
+    """`text_probes` from the texts of `count` random chunks of `live_ids` in the index database `store` (a
+    `Database`); None when too few of them have words (fewer than half, or than 2)."""
     rng = np.random.default_rng(seed)
     picked = rng.choice(live_ids, size=min(count, len(live_ids)), replace=False)
-    texts = []
-    for lo in range(0, len(picked), 500):
-        part = [int(i) for i in picked[lo:lo + 500]]
-        marks = ",".join("?" * len(part))
-        texts += [t for (t,) in conn.execute(f"SELECT text FROM chunks WHERE id IN ({marks}) ORDER BY id", part)
-                  if t and t.split()]
+    texts = [text for _, _, _, text in sorted(store.chunk_texts(picked)) if text and text.split()]
     if len(texts) < max(2, len(picked) // 2):
         return None
     return text_probes(texts, embedder, rng)
@@ -535,8 +530,11 @@ def search_line(ann: dict) -> str | None:
         return "exact search (flat index)"
     if "ef_search" not in ann:
         return "HNSW efSearch not measured yet (the next `searchlm index` run measures it)"
-    def shown(value, spec: str) -> str:  # a hand-edited manifest's odd value is shown as it is, never raised on
-        return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    def number(value) -> bool:  # a hand-edited manifest's odd value is shown as it is, never raised on
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def shown(value, spec: str) -> str:
+        return format(value, spec) if number(value) else str(value)
 
     recall, target, ef = ann.get("recall", 0.0), ann.get("recall_target", RECALL_TARGET), ann["ef_search"]
     made = "written from the text of" if ann.get("probes") == "text" else "made from"
@@ -550,9 +548,6 @@ def search_line(ann: dict) -> str | None:
         return (f"HNSW efSearch {ef}: recall@10 {shown(recall, '.3f')}{farthest} against exact search on {probes} "
                 f"(target {target}{far})")
     reached = f"HNSW reached recall@10 {shown(recall, '.3f')}{farthest} at efSearch {ef}"
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
     mean_reached = number(recall) and number(target) and recall >= target
     # "reached": the tuner's own verdict (95 % bounds, farthest quarter); older manifests lack it: the mean decides
     if ann.get("reached", mean_reached) is True and number(ann.get("hnsw_ms")) and number(ann.get("exact_ms")):
@@ -749,19 +744,24 @@ class FaissStore(VectorIndex):
     def _tune(self, index: FaissIndex, manifest) -> bool:
         """Measure efSearch (`tune_ef_search`) for an HNSW index never measured, measured for another target or
         by an older tuner, grown by RETUNE_GROWTH since, or measured on vector-made probes while its folder now
-        holds its query encoder; on queries written from its own text where it does (`_text_probes`). Returns
-        whether it measured."""
+        holds its query encoder; on queries written from its own text (`chunk_text_probes`) where it does.
+        Returns whether it measured."""
         if index.kind != "hnsw":
             return False
         target = float(manifest.ann.get("recall_target") or RECALL_TARGET)
         live = len(index) - len(self._tombstones)
         done = index.tuning
-        if (done.get("recall_target") == target and done.get("tuned_count", 0) * RETUNE_GROWTH > live
-                and done.get("tuned_count", 0) <= live * RETUNE_GROWTH
-                and "recall_far" in done  # else measured by an older tuner
-                and (done.get("probes") == "text" or self._encoder() is None)):
+        current = (done.get("recall_target") == target and done.get("tuned_count", 0) * RETUNE_GROWTH > live
+                   and done.get("tuned_count", 0) <= live * RETUNE_GROWTH
+                   and "recall_far" in done)  # else measured by an older tuner
+        if current and done.get("probes") == "text":
             return False
-        queries = self._text_probes(index)
+        encoder = self._encoder()  # loaded once: it decides below and writes the probes
+        if current and encoder is None:  # measured on vector-made probes, and still none to write text ones
+            return False
+        queries = None
+        if encoder is not None:
+            queries = chunk_text_probes(self.store, np.setdiff1d(index._positions_ids(), self._tombstones), encoder)
         tune_ef_search(index, target, self._tombstones, queries=queries,
                        probes="text" if queries is not None else None)
         index.threads = 1  # as a loaded one (see _read)
@@ -786,15 +786,6 @@ class FaissStore(VectorIndex):
             log.warning("tuning HNSW without text probes: the query encoder did not load (%s)", exc)
             return None
         return encoder
-
-    def _text_probes(self, index: FaissIndex) -> np.ndarray | None:
-        """`chunk_text_probes` of this index's live chunks, encoded by its folder's own query encoder; None when
-        it has none that loads (`_encoder`)."""
-        encoder = self._encoder()
-        if encoder is None:
-            return None
-        live = np.setdiff1d(index._positions_ids(), self._tombstones)
-        return chunk_text_probes(self.store.conn, live, encoder)
 
     # -- checking -----------------------------------------------------------------------------------------
     def verify(self) -> list[str]:
